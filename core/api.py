@@ -1,0 +1,81 @@
+"""The Python face of lync2fa: load an inventory, plan, run, read the results.
+
+    from lync2fa import api
+
+    inventory = api.load_inventory("lab/hosts.yml")
+    plan = api.plan(inventory, only=["ca"])          # tasks or tiers; None = everything
+    report = api.run(plan, check_mode=True)          # a dry run: nothing changes
+    for result in report.changed:
+        print(result.host, result.task, result.diff)
+    report = api.run(plan)                           # apply
+    assert report.ok
+
+Everything the CLI does goes through these functions, and the Ansible action plugins call
+``run_step`` for one task on one host.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .connection import ConnectionSettings
+from .findings import Finding, gate
+from .inventory import Inventory
+from .journal import Journal
+from .plan import Plan, build_plan, params_for
+from .plan import Step as Step  # re-exported
+from .plugin_manager import collect_tasks, default_plugin_manager
+from .results import Result
+from .runner import Runner, RunReport
+
+DEFAULT_STATE_DIR = Path(".lync2fa")
+
+
+def load_inventory(*sources: str | Path, vault_password_file: str | Path | None = None) -> Inventory:
+    return Inventory(list(sources), vault_password_file=vault_password_file)
+
+
+def tasks(pm=None) -> dict:
+    """Every task the installed plugins contribute, by name."""
+    return collect_tasks(pm or default_plugin_manager())
+
+
+def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | None = None,
+         allow_insecure: set[str] | frozenset = frozenset(), pm=None) -> Plan:
+    """Build and validate a plan; raises PlanError / InsecurePlanError (usage errors)."""
+    pm = pm or default_plugin_manager()
+    built = build_plan(inventory, collect_tasks(pm), only=only, limit=limit)
+    findings: list[Finding] = [f for batch in pm.hook.lync2fa_validate_plan(plan=built) for f in batch or ()]
+    built.findings = gate(findings, set(allow_insecure))
+    built.warnings.extend(str(f) for f in built.findings)
+    return built
+
+
+def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
+        forks: int = 16, command: str | None = None, inventory_name: str = "", pm=None) -> RunReport:
+    """Run a plan; every result is journaled under ``state_dir``."""
+    pm = pm or default_plugin_manager()
+    journal = Journal(Path(state_dir))
+    try:
+        runner = Runner(pm.hook, journal=journal, forks=forks)
+        return runner.run(plan, check_mode, command or ("plan" if check_mode else "apply"), inventory_name)
+    finally:
+        journal.close()
+
+
+def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
+             check_mode: bool = False, allow_insecure: set[str] | frozenset = frozenset(),
+             state_dir: str | Path = DEFAULT_STATE_DIR, pm=None) -> Result:
+    """Run one task on one host (what an Ansible action plugin does), with explicit params."""
+    pm = pm or default_plugin_manager()
+    task = collect_tasks(pm)[task_name]
+    host = inventory.host(host_name)
+    step = Step(task, host, params_for(task, host, overrides), ConnectionSettings.from_host(host))
+    single = Plan(tasks=[task], steps=[step])
+    findings = [f for batch in pm.hook.lync2fa_validate_plan(plan=single) for f in batch or ()]
+    single.findings = gate(findings, set(allow_insecure))
+    single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
+    report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1,
+                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm)
+    result = report.results[0]
+    result.warnings = list(single.warnings) + list(result.warnings)
+    return result

@@ -1,0 +1,247 @@
+"""The ``lync2fa`` command line. Exit codes: 0 success, 1 a task failed, 2 usage/config error."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from . import api
+from .connection import ConnectionConfigError
+from .findings import InsecurePlanError
+from .inventory import InventoryError
+from .lab import control
+from .plan import PlanError
+from .plugin_manager import default_plugin_manager, describe_plugins
+from .progress import ProgressDisplay
+from .reports import to_json, write_all
+from .results import format_diff
+from .runner import RunReport
+from .task import ParameterError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+USAGE_ERRORS = (InventoryError, PlanError, InsecurePlanError, ParameterError, ConnectionConfigError,
+                control.LabError)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lync2fa", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def run_options(p):
+        p.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
+        p.add_argument("--vault-password-file", help="file holding the ansible-vault password")
+        p.add_argument("--tasks", type=_csv, help="only these tasks or tiers, comma-separated (e.g. ca,adfs)")
+        p.add_argument("--limit", type=_csv, help="only these hosts, comma-separated")
+        p.add_argument("--allow-insecure", action="append", default=[], metavar="RULE",
+                       help="accept a refused insecure setting (e.g. SHA1, ESC8); reported as a warning")
+        p.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR), help="journal directory")
+        p.add_argument("--forks", type=int, default=16, help="hosts worked on at once")
+        p.add_argument("--report-dir", help="also write JSON, JUnit XML and SARIF reports here")
+        p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
+    run_options(sub.add_parser("apply", help="make the changes"))
+
+    lab = sub.add_parser("lab", help="the simulated estate").add_subparsers(dest="lab_command", required=True)
+    up = lab.add_parser("up", help="start the lab in the background (creating it on first use)")
+    up.add_argument("--dir", required=True)
+    up.add_argument("--clients", type=int, default=2)
+    up.add_argument("--https", action="store_true", help="HTTPS endpoints with a generated certificate")
+    up.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm")
+    down = lab.add_parser("down", help="stop the lab (its state is kept)")
+    down.add_argument("--dir", required=True)
+    fault = lab.add_parser("fault", help="inject faults: HOST (or *) NAME=VALUE ...")
+    fault.add_argument("--dir", required=True)
+    fault.add_argument("host", nargs="?")
+    fault.add_argument("settings", nargs="*", help="e.g. latency_s=0.5 fail_tasks=ca.authority ca_offline=true")
+    fault.add_argument("--clear", action="store_true")
+
+    plugins = sub.add_parser("plugins", help="list plugins and their tasks")
+    plugins.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="a lab in a temporary directory, the rollout applied, the lab stopped")
+    demo.add_argument("--clients", type=int, default=3)
+    demo.add_argument("--dir", help="keep the lab and reports in this directory")
+
+    journal = sub.add_parser("journal", help="show the audit journal")
+    journal.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR))
+    journal.add_argument("--run", type=int, help="results of one run")
+    return parser
+
+
+def print_report(report: RunReport, console: Console) -> None:
+    verb = "would change" if report.check_mode else "changed"
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+    for r in report.results:
+        if r.failed:
+            console.print(f"[red]FAILED[/]  {r.task} on {r.host}: {r.msg}", highlight=False)
+        elif r.skipped:
+            console.print(f"[yellow]skipped[/] {r.task} on {r.host}: {r.msg}", highlight=False)
+        elif r.changed:
+            console.print(f"[cyan]{verb}[/] {r.task} on {r.host}", highlight=False)
+            for line in format_diff(r.diff):
+                console.print(f"    {line}", highlight=False, markup=False)
+        for w in r.warnings:
+            console.print(f"    [yellow]warning:[/] {w}", highlight=False)
+    c = report.counts()
+    console.print(f"{'plan' if report.check_mode else 'apply'}: {c['ok']} ok, {c['changed']} {verb}, "
+                  f"{c['failed']} failed, {c['skipped']} skipped (run {report.run_id})", highlight=False)
+
+
+def cmd_run(args, check_mode: bool, out: Console) -> int:
+    inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
+    pm = default_plugin_manager()
+    plan = api.plan(inventory, only=args.tasks, limit=set(args.limit) if args.limit else None,
+                    allow_insecure=set(args.allow_insecure), pm=pm)
+    display = None
+    if not args.json and sys.stderr.isatty():
+        display = ProgressDisplay(len(plan.steps))
+        pm.register(display)
+    try:
+        if display:
+            with display:
+                report = _run(args, plan, check_mode, pm)
+        else:
+            report = _run(args, plan, check_mode, pm)
+    finally:
+        if display:
+            pm.unregister(display)
+    if args.report_dir:
+        write_all(report, Path(args.report_dir))
+    if args.json:
+        print(to_json(report))
+    else:
+        print_report(report, out)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _run(args, plan, check_mode, pm) -> RunReport:
+    return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
+                   inventory_name=",".join(args.inventory))
+
+
+def cmd_lab(args, out: Console) -> int:
+    directory = Path(args.dir)
+    if args.lab_command == "up":
+        inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport)
+        out.print(f"lab running; inventory: {inventory}", highlight=False)
+    elif args.lab_command == "down":
+        was = control.down(directory)
+        out.print("lab stopped (state kept)" if was else "lab was not running", highlight=False)
+    elif args.lab_command == "fault":
+        from .lab.faults import FaultBook
+        store = control.open_store(directory)
+        try:
+            book = FaultBook(store)
+            if args.clear:
+                book.clear(args.host)
+            elif args.host:
+                book.set(args.host, **dict(_fault_value(s) for s in args.settings))
+            print(json.dumps(book.as_dict(), indent=2, sort_keys=True))
+        finally:
+            store.close()
+    return EXIT_OK
+
+
+def _fault_value(setting: str) -> tuple[str, object]:
+    if "=" not in setting:
+        raise UsageError(f"fault setting {setting!r} is not NAME=VALUE")
+    name, raw = setting.split("=", 1)
+    if name == "fail_tasks":
+        return name, _csv(raw)
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def cmd_plugins(args, out: Console) -> int:
+    rows = describe_plugins(default_plugin_manager())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        out.print(f"{row['name']}  ({row['distribution']})", highlight=False)
+        for task in row["tasks"]:
+            out.print(f"    {task}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_demo(args, out: Console) -> int:
+    if args.dir:
+        return _demo(Path(args.dir), args.clients, out)
+    with tempfile.TemporaryDirectory(prefix="lync2fa-demo-") as tmp:
+        return _demo(Path(tmp), args.clients, out)
+
+
+def _demo(base: Path, clients: int, out: Console) -> int:
+    lab_dir, state_dir, report_dir = base / "lab", base / "state", base / "reports"
+    out.print(f"Starting the lab ({clients} clients) in {lab_dir} ...", highlight=False)
+    inventory_path = control.up(lab_dir, clients=clients)
+    try:
+        inventory = api.load_inventory(inventory_path)
+        plan = api.plan(inventory)
+        out.print(f"Plan: {len(plan.steps)} steps over {len(plan.tasks)} tasks.", highlight=False)
+        report = api.run(plan, state_dir=state_dir, command="demo", inventory_name=str(inventory_path))
+        print_report(report, out)
+        paths = write_all(report, report_dir)
+        again = api.run(api.plan(inventory), state_dir=state_dir, command="demo (re-run)")
+        out.print(f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
+                  f"{'yes' if not again.changed and again.ok else 'NO'}).", highlight=False)
+        out.print(f"Reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
+        out.print(f"Journal: {state_dir / 'journal.sqlite'}", highlight=False)
+        return EXIT_OK if report.ok and again.ok and not again.changed else EXIT_FAILED
+    finally:
+        control.down(lab_dir)
+        out.print("Lab stopped.", highlight=False)
+
+
+def cmd_journal(args, out: Console) -> int:
+    from .journal import Journal
+    journal = Journal(Path(args.state_dir))
+    try:
+        rows = journal.results(args.run) if args.run else journal.runs()
+    finally:
+        journal.close()
+    print(json.dumps(rows, indent=2, default=str))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if args.command in ("plan", "apply"):
+            return cmd_run(args, args.command == "plan", out)
+        if args.command == "lab":
+            return cmd_lab(args, out)
+        if args.command == "plugins":
+            return cmd_plugins(args, out)
+        if args.command == "demo":
+            return cmd_demo(args, out)
+        if args.command == "journal":
+            return cmd_journal(args, out)
+    except (UsageError, ValueError, *USAGE_ERRORS) as exc:
+        err.print(f"lync2fa: error: {exc}", markup=False)
+        return EXIT_USAGE
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

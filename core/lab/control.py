@@ -1,0 +1,142 @@
+"""``lync2fa lab up/down``: create or restart the simulated estate in the background."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..plugin_manager import default_plugin_manager
+from . import tls
+from .directory import seed_directory
+from .estate import HOSTS_YML, LAB_JSON, Estate, default_estate, write_inventory
+from .serve import READY, STORE
+from .state import EstateStore
+
+PID = "lab.pid"
+LOG = "lab.log"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(directory: Path) -> int | None:
+    try:
+        pid = int((directory / PID).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def create(directory: Path, clients: int = 2, https: bool = False, transport: str = "ntlm") -> Estate:
+    """Lay out a new estate and seed its state (AD, then each plugin's objects)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    estate = default_estate(clients=clients, https=https)
+    if https:
+        tls.generate(directory)
+    estate.save(directory)
+    store = EstateStore(directory / STORE)
+    try:
+        with store.transaction():
+            seed_directory(store, estate)
+            default_plugin_manager().hook.lync2fa_lab_seed(store=store, estate=estate)
+    finally:
+        store.close()
+    write_inventory(estate, directory, transport)
+    return estate
+
+
+def up(directory: Path, clients: int = 2, https: bool = False, transport: str = "ntlm",
+       timeout_s: float = 60.0) -> Path:
+    """Start the lab (creating it on first use); returns the inventory once every endpoint answers."""
+    directory = directory.resolve()
+    if running_pid(directory):
+        return directory / HOSTS_YML
+    if not (directory / LAB_JSON).exists():
+        create(directory, clients, https, transport)
+    (directory / READY).unlink(missing_ok=True)
+    with open(directory / LOG, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lync2fa.lab.serve", str(directory)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    (directory / PID).write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout_s
+    while not (directory / READY).exists():
+        if proc.poll() is not None:
+            raise LabError(f"the lab did not start (exit code {proc.returncode}):\n{_tail(directory / LOG)}")
+        if time.monotonic() > deadline:
+            down(directory)
+            raise LabError(f"the lab did not start within {timeout_s:.0f} s:\n{_tail(directory / LOG)}")
+        time.sleep(0.05)
+    _wait_for_endpoints(Estate.load(directory), deadline)
+    return directory / HOSTS_YML
+
+
+def _wait_for_endpoints(estate: Estate, deadline: float) -> None:
+    pending = {h.name: h.port for h in estate.hosts}
+    while pending:
+        for name, port in list(pending.items()):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    del pending[name]
+            except OSError:
+                pass
+        if pending and time.monotonic() > deadline:
+            raise LabError(f"endpoints not answering: {', '.join(sorted(pending))}")
+        if pending:
+            time.sleep(0.05)
+
+
+def down(directory: Path, timeout_s: float = 15.0) -> bool:
+    """Stop the lab; its state stays in the directory. Returns whether it was running."""
+    directory = directory.resolve()
+    pid = running_pid(directory)
+    if pid is None:
+        (directory / PID).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    _reap(pid)
+    (directory / PID).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def open_store(directory: Path) -> EstateStore:
+    """The estate's state, for inspection and fault injection (works while the lab runs)."""
+    path = directory / STORE
+    if not path.exists():
+        raise LabError(f"no lab in {directory}")
+    return EstateStore(path)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

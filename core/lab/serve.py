@@ -1,0 +1,50 @@
+"""The lab's server process: ``python -m lync2fa.lab.serve DIR`` (started by ``lab up``)."""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ..plugin_manager import collect_twins, default_plugin_manager
+from . import tls
+from .dispatch import Dispatcher
+from .estate import Estate, write_inventory
+from .faults import FaultBook
+from .state import EstateStore
+from .wsman import WSManServer
+
+STORE = "estate.sqlite"
+READY = "ready"
+
+
+def serve(directory: Path) -> None:
+    estate = Estate.load(directory)
+    store = EstateStore(directory / STORE)
+    faults = FaultBook(store)
+    dispatcher = Dispatcher(store, estate, collect_twins(default_plugin_manager()), faults)
+    server = WSManServer(
+        {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,
+        tls=tls.server_context(directory) if estate.https else None,
+        faults=lambda host: faults.get(host).transport(),
+    )
+    ports = server.start()
+    if any(h.port != ports[h.name] for h in estate.hosts):
+        for h in estate.hosts:
+            h.port = ports[h.name]
+        estate.save(directory)
+        write_inventory(estate, directory)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    (directory / READY).write_text("ready\n")
+    try:
+        stop.wait()
+    finally:
+        (directory / READY).unlink(missing_ok=True)
+        server.stop()
+        store.close()
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

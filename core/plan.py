@@ -1,0 +1,95 @@
+"""Planning: which task runs on which host with which (validated) parameters, in what order."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+
+from .connection import ConnectionConfigError, ConnectionSettings
+from .findings import Finding
+from .inventory import HostContext, Inventory
+from .task import ParameterError, Task
+
+
+class PlanError(ValueError):
+    """The plan cannot be built (a usage/config error: exit code 2)."""
+
+
+@dataclass
+class Step:
+    task: Task
+    host: HostContext
+    params: dict
+    connection: ConnectionSettings
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.task.name, self.host.name)
+
+
+@dataclass
+class Plan:
+    tasks: list[Task]                  # in dependency order
+    steps: list[Step]
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def steps_for(self, task_name: str) -> list[Step]:
+        return [s for s in self.steps if s.task.name == task_name]
+
+    def secrets(self) -> set[str]:
+        """Every secret value in the plan (passwords, secret params), for redaction."""
+        values = {s.connection.password for s in self.steps}
+        for s in self.steps:
+            values.update(str(s.params[name]) for name in s.task.secret_params if s.params.get(name))
+        return {v for v in values if v}
+
+
+def order_tasks(tasks: dict[str, Task]) -> list[Task]:
+    graph = {name: {d for d in t.after if d in tasks} for name, t in tasks.items()}
+    try:
+        return [tasks[n] for n in TopologicalSorter(graph).static_order()]
+    except CycleError as exc:
+        raise PlanError(f"task dependencies form a cycle: {exc.args[1]}") from None
+
+
+def select_tasks(tasks: dict[str, Task], only: list[str] | None) -> dict[str, Task]:
+    """``only`` names tasks or whole tiers (``ca`` = every ``ca.*`` task)."""
+    if not only:
+        return dict(tasks)
+    unknown = [o for o in only if o not in tasks and not any(t.tier == o for t in tasks.values())]
+    if unknown:
+        raise PlanError(f"unknown task or tier: {', '.join(unknown)}")
+    return {n: t for n, t in tasks.items() if n in only or t.tier in only}
+
+
+def params_for(task: Task, host: HostContext, overrides: dict | None = None) -> dict:
+    """Inventory vars ``<tier>_<param>``, else the task's host-derived default, else its default."""
+    values = {}
+    for p in task.params:
+        var = task.var_prefix + p.name
+        if overrides and p.name in overrides:
+            values[p.name] = overrides[p.name]
+        elif host.has_var(var):
+            values[p.name] = host.var(var)
+        elif p.name in task.derived:
+            values[p.name] = task.derived[p.name](host)
+    return task.validate(values)
+
+
+def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | None = None,
+               limit: set[str] | None = None) -> Plan:
+    chosen = select_tasks(tasks, only)
+    ordered = order_tasks(chosen)
+    steps, errors, warnings = [], [], []
+    for task in ordered:
+        for host in inventory.hosts_in(task.group, limit):
+            try:
+                settings = ConnectionSettings.from_host(host)
+                steps.append(Step(task, host, params_for(task, host), settings))
+                warnings.extend(w for w in settings.warnings if w not in warnings)
+            except (ParameterError, ConnectionConfigError) as exc:
+                errors.append(f"{host.name}: {exc}")
+    if errors:
+        raise PlanError("invalid inventory or parameters:\n  " + "\n  ".join(errors))
+    return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps,
+                warnings=warnings)

@@ -1,0 +1,133 @@
+"""The runner: task x host steps in dependency order, hosts concurrently (bounded).
+
+A step runs only when what it depends on succeeded: on the same host when both tasks target
+the same group (so one broken client does not stop the others), everywhere otherwise (no
+templates on a CA that failed to install).
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .journal import Journal
+from .plan import Plan, Step
+from .results import Redactor, Result
+from .script import ScriptContractError, parse_result, render
+from .transport import ConnectionPool, TransportError
+
+
+@dataclass
+class RunReport:
+    results: list[Result]
+    check_mode: bool
+    run_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.failed]
+
+    @property
+    def changed(self) -> list[Result]:
+        return [r for r in self.results if r.changed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+        for r in self.results:
+            counts[r.status] += 1
+        return counts
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "check_mode": self.check_mode, "counts": self.counts(),
+                "warnings": self.warnings, "findings": self.findings,
+                "results": [r.as_dict() for r in self.results]}
+
+
+class Runner:
+    def __init__(self, hooks, journal: Journal | None = None, forks: int = 16,
+                 pool: ConnectionPool | None = None):
+        self.hooks = hooks
+        self.journal = journal
+        self.forks = max(1, forks)
+        self.pool = pool or ConnectionPool()
+
+    def run(self, plan: Plan, check_mode: bool, command: str = "apply", inventory: str = "") -> RunReport:
+        redact = Redactor(plan.secrets())
+        run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
+        results: dict[tuple[str, str], Result] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
+                for task in plan.tasks:
+                    steps = plan.steps_for(task.name)
+                    runnable = []
+                    for step in steps:
+                        blocker = self._blocker(step, plan, results)
+                        if blocker:
+                            results[step.key] = self._finish(step, run_id, redact, Result(
+                                step.host.name, task.name, skipped=True,
+                                msg=f"skipped: {blocker} did not succeed"))
+                        else:
+                            runnable.append(step)
+                    for step, result in zip(runnable, workers.map(
+                            lambda s: self._run_step(s, check_mode, run_id, redact), runnable)):
+                        results[step.key] = result
+        finally:
+            self.pool.close()
+        ordered = [results[s.key] for s in plan.steps if s.key in results]
+        report = RunReport(ordered, check_mode, run_id, warnings=list(plan.warnings),
+                           findings=[f.as_dict() for f in plan.findings])
+        if self.journal and run_id is not None:
+            self.journal.finish_run(run_id, "ok" if report.ok else "failed")
+        return report
+
+    @staticmethod
+    def _blocker(step: Step, plan: Plan, results: dict) -> str | None:
+        for dep_name in step.task.after:
+            dep_steps = plan.steps_for(dep_name)
+            if not dep_steps:
+                continue
+            same_group = dep_steps[0].task.group == step.task.group
+            relevant = [d for d in dep_steps if not same_group or d.host.name == step.host.name]
+            for dep in relevant:
+                r = results.get(dep.key)
+                if r is None or r.failed or r.skipped:
+                    return f"{dep_name} on {dep.host.name}"
+        return None
+
+    def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor) -> Result:
+        self.hooks.lync2fa_task_start(step=step)
+        started = time.monotonic()
+        result = Result(step.host.name, step.task.name)
+        try:
+            script = render(step.task.template, step.task.name, step.params, check_mode)
+            output = self.pool.get(step.connection).run_script(script)
+            try:
+                parsed = parse_result(output.stdout)
+            except ScriptContractError as exc:
+                detail = output.stderr.strip() or str(exc)
+                result.failed, result.msg = True, f"script failed (exit code {output.exit_code}): {detail}"
+            else:
+                result.changed, result.failed, result.msg = parsed.changed, parsed.failed, parsed.msg
+                result.before, result.after, result.warnings = parsed.before, parsed.after, parsed.warnings
+                if output.exit_code != 0 and not parsed.failed:
+                    result.failed = True
+                    result.msg = parsed.msg or f"script exited with code {output.exit_code}"
+        except TransportError as exc:
+            result.failed, result.msg = True, str(exc)
+        except Exception as exc:  # a bug must fail the step, not the whole run
+            result.failed, result.msg = True, f"internal error: {type(exc).__name__}: {exc}"
+        result.duration = round(time.monotonic() - started, 4)
+        return self._finish(step, run_id, redact, result)
+
+    def _finish(self, step: Step, run_id, redact: Redactor, result: Result) -> Result:
+        result = redact.result(result)
+        if self.journal and run_id is not None:
+            self.journal.record(run_id, result)
+        self.hooks.lync2fa_task_finish(step=step, result=result)
+        return result

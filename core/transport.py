@@ -1,0 +1,173 @@
+"""WinRM transport: pywinrm, one shell per host reused across that host's tasks.
+
+Scripts are not passed on the command line (WinRS limits a command line to 8191
+characters and a resource script is larger): like Ansible's pipelining, a tiny bootstrap is
+started with ``-EncodedCommand`` and the script itself arrives on stdin.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+import winrm
+from winrm.exceptions import (InvalidCredentialsError, WinRMError, WinRMOperationTimeoutError,
+                              WinRMTransportError, WSManFaultError)
+
+from .connection import ConnectionSettings
+
+BOOTSTRAP = "\n".join([
+    "$ErrorActionPreference = 'Stop'",
+    "$lync2faScript = $input | Out-String",
+    "& ([ScriptBlock]::Create($lync2faScript))",
+])
+POWERSHELL_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
+                   base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")]
+STDIN_CHUNK = 100_000
+UTF8_CODEPAGE = 65001
+
+
+class TransportError(Exception):
+    """A host could not run a script: names the host, the operation and the cause."""
+
+    def __init__(self, host: str, operation: str, cause: str, transient: bool = False):
+        self.host, self.operation, self.cause, self.transient = host, operation, cause, transient
+        super().__init__(f"{host}: {operation} failed: {cause}")
+
+
+@dataclass(frozen=True)
+class ScriptOutput:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+class WinRMConnection:
+    """One host's WinRM shell, opened on first use and reused until ``close``."""
+
+    def __init__(self, settings: ConnectionSettings, retries: int = 2, backoff_s: float = 0.2):
+        self.settings = settings
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._protocol: winrm.Protocol | None = None
+        self._shell_id: str | None = None
+        self._lock = threading.Lock()
+        self.round_trips = 0
+
+    # -- public -----------------------------------------------------------------------
+    def run_script(self, script: str) -> ScriptOutput:
+        """Run a PowerShell script; retries transient transport errors with backoff.
+
+        Retrying is safe because resource scripts are idempotent by contract.
+        """
+        with self._lock:
+            attempt = 0
+            while True:
+                try:
+                    return self._run_once(script)
+                except TransportError as err:
+                    self._reset()
+                    if not err.transient or attempt >= self.retries:
+                        raise
+                    time.sleep(self.backoff_s * (2 ** attempt))
+                    attempt += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._protocol and self._shell_id:
+                try:
+                    self._protocol.close_shell(self._shell_id)
+                except (WinRMError, requests.RequestException):
+                    pass
+            self._reset()
+
+    # -- internals --------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._protocol, self._shell_id = None, None
+
+    def _shell(self) -> tuple[winrm.Protocol, str]:
+        if self._shell_id is None:
+            s = self.settings
+            self._protocol = winrm.Protocol(
+                endpoint=s.endpoint, transport=s.transport, username=s.user, password=s.password,
+                server_cert_validation=s.cert_validation,
+                ca_trust_path=s.ca_trust_path or "legacy_requests",
+                message_encryption=s.message_encryption,
+                operation_timeout_sec=s.operation_timeout, read_timeout_sec=s.read_timeout,
+            )
+            self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
+        return self._protocol, self._shell_id
+
+    def _run_once(self, script: str) -> ScriptOutput:
+        protocol, shell_id = self._shell()
+        command_id = self._call("start command", protocol.run_command, shell_id, "PowerShell",
+                                POWERSHELL_ARGS, console_mode_stdin=False)
+        data = script.encode("utf-8")
+        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)] or [b""]
+        for index, chunk in enumerate(chunks):
+            self._call("send script", protocol.send_command_input, shell_id, command_id, chunk,
+                       end=index == len(chunks) - 1)
+        stdout, stderr, code = self._call("receive output", protocol.get_command_output,
+                                          shell_id, command_id)
+        self._call("end command", protocol.cleanup_command, shell_id, command_id)
+        return ScriptOutput(stdout.decode("utf-8", "replace"),
+                            _clean_clixml(stderr).decode("utf-8", "replace"), code)
+
+    def _call(self, operation: str, func, *args, **kwargs):
+        self.round_trips += 1
+        try:
+            return func(*args, **kwargs)
+        except InvalidCredentialsError:
+            raise TransportError(self.settings.host, operation,
+                                 f"authentication refused for user {self.settings.user!r} "
+                                 f"({self.settings.transport}); check ansible_user/ansible_password") from None
+        except WinRMOperationTimeoutError as exc:
+            raise TransportError(self.settings.host, operation, f"WinRM operation timed out: {exc}",
+                                 transient=True) from None
+        except WSManFaultError as exc:
+            raise TransportError(self.settings.host, operation,
+                                 f"WinRM fault {exc.wsman_fault_code}: {exc.reason}") from None
+        except WinRMTransportError as exc:
+            raise TransportError(self.settings.host, operation, f"HTTP {exc.code} from {self.settings.endpoint}",
+                                 transient=exc.code >= 500) from None
+        except requests.exceptions.SSLError as exc:
+            raise TransportError(self.settings.host, operation,
+                                 f"TLS verification failed for {self.settings.endpoint}: {_first_line(exc)}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransportError(self.settings.host, operation,
+                                 f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
+                                 transient=True) from None
+        except WinRMError as exc:
+            raise TransportError(self.settings.host, operation, str(exc)) from None
+
+
+def _clean_clixml(stderr: bytes) -> bytes:
+    """PowerShell writes errors as CLIXML; pywinrm's Session knows how to read it."""
+    return winrm.Session.__new__(winrm.Session)._clean_error_msg(stderr)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class ConnectionPool:
+    """Per-run connections, one per host, closed together at the end."""
+
+    def __init__(self, factory=WinRMConnection):
+        self._factory = factory
+        self._connections: dict[str, WinRMConnection] = {}
+        self._lock = threading.Lock()
+
+    def get(self, settings: ConnectionSettings) -> WinRMConnection:
+        with self._lock:
+            if settings.host not in self._connections:
+                self._connections[settings.host] = self._factory(settings)
+            return self._connections[settings.host]
+
+    def close(self) -> None:
+        for conn in list(self._connections.values()):
+            conn.close()
+        self._connections.clear()
