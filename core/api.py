@@ -40,10 +40,14 @@ def tasks(pm=None) -> dict:
 
 
 def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | None = None,
-         allow_insecure: set[str] | frozenset = frozenset(), pm=None) -> Plan:
-    """Build and validate a plan; raises PlanError / InsecurePlanError (usage errors)."""
+         allow_insecure: set[str] | frozenset = frozenset(), kind: str = "apply", pm=None) -> Plan:
+    """Build and validate a plan; raises PlanError / InsecurePlanError (usage errors).
+
+    ``kind`` selects the rollout ("apply"), the read-only checks ("verify") or the undo
+    tasks ("rollback").
+    """
     pm = pm or default_plugin_manager()
-    built = build_plan(inventory, collect_tasks(pm), only=only, limit=limit)
+    built = build_plan(inventory, collect_tasks(pm), only=only, limit=limit, kind=kind)
     findings: list[Finding] = [f for batch in pm.hook.lync2fa_validate_plan(plan=built) for f in batch or ()]
     built.findings = gate(findings, set(allow_insecure))
     built.warnings.extend(str(f) for f in built.findings)

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
     run_options(sub.add_parser("apply", help="make the changes"))
+    run_options(sub.add_parser("verify", help="read-only checks that the rollout is in place"))
+    rollback = sub.add_parser("rollback", help="remove what lync2fa created, restore backed-up files")
+    run_options(rollback)
+    rollback.add_argument("--tier", type=_csv, required=True, help="tier(s) to roll back, e.g. lync")
+    rollback.add_argument("--check", action="store_true", help="show what would be removed, change nothing")
 
     lab = sub.add_parser("lab", help="the simulated estate").add_subparsers(dest="lab_command", required=True)
     up = lab.add_parser("up", help="start the lab in the background (creating it on first use)")
@@ -97,15 +102,18 @@ def print_report(report: RunReport, console: Console) -> None:
         for w in r.warnings:
             console.print(f"    [yellow]warning:[/] {w}", highlight=False)
     c = report.counts()
-    console.print(f"{'plan' if report.check_mode else 'apply'}: {c['ok']} ok, {c['changed']} {verb}, "
+    console.print(f"{report.command}: {c['ok']} ok, {c['changed']} {verb}, "
                   f"{c['failed']} failed, {c['skipped']} skipped (run {report.run_id})", highlight=False)
 
 
-def cmd_run(args, check_mode: bool, out: Console) -> int:
+def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
     pm = default_plugin_manager()
-    plan = api.plan(inventory, only=args.tasks, limit=set(args.limit) if args.limit else None,
-                    allow_insecure=set(args.allow_insecure), pm=pm)
+    only = args.tasks
+    if kind == "rollback":
+        only = (args.tasks or []) + args.tier
+    plan = api.plan(inventory, only=only, limit=set(args.limit) if args.limit else None,
+                    allow_insecure=set(args.allow_insecure), kind=kind, pm=pm)
     display = None
     if not args.json and sys.stderr.isatty():
         display = ProgressDisplay(len(plan.steps))
@@ -113,9 +121,9 @@ def cmd_run(args, check_mode: bool, out: Console) -> int:
     try:
         if display:
             with display:
-                report = _run(args, plan, check_mode, pm)
+                report = _run(args, plan, check_mode, pm, kind)
         else:
-            report = _run(args, plan, check_mode, pm)
+            report = _run(args, plan, check_mode, pm, kind)
     finally:
         if display:
             pm.unregister(display)
@@ -128,9 +136,10 @@ def cmd_run(args, check_mode: bool, out: Console) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _run(args, plan, check_mode, pm) -> RunReport:
+def _run(args, plan, check_mode, pm, kind) -> RunReport:
+    command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
     return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
-                   inventory_name=",".join(args.inventory))
+                   command=command, inventory_name=",".join(args.inventory))
 
 
 def cmd_lab(args, out: Console) -> int:
@@ -223,11 +232,15 @@ def cmd_journal(args, out: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         if args.command in ("plan", "apply"):
             return cmd_run(args, args.command == "plan", out)
+        if args.command == "verify":
+            return cmd_run(args, False, out, kind="verify")
+        if args.command == "rollback":
+            return cmd_run(args, args.check, out, kind="rollback")
         if args.command == "lab":
             return cmd_lab(args, out)
         if args.command == "plugins":

@@ -52,13 +52,14 @@ def order_tasks(tasks: dict[str, Task]) -> list[Task]:
         raise PlanError(f"task dependencies form a cycle: {exc.args[1]}") from None
 
 
-def select_tasks(tasks: dict[str, Task], only: list[str] | None) -> dict[str, Task]:
-    """``only`` names tasks or whole tiers (``ca`` = every ``ca.*`` task)."""
+def select_tasks(tasks: dict[str, Task], only: list[str] | None, kind: str = "apply") -> dict[str, Task]:
+    """Tasks of one kind; ``only`` names tasks or whole tiers (``ca`` = every ``ca.*`` task)."""
+    tasks = {n: t for n, t in tasks.items() if t.kind == kind}
     if not only:
-        return dict(tasks)
+        return tasks
     unknown = [o for o in only if o not in tasks and not any(t.tier == o for t in tasks.values())]
     if unknown:
-        raise PlanError(f"unknown task or tier: {', '.join(unknown)}")
+        raise PlanError(f"unknown {kind} task or tier: {', '.join(unknown)}")
     return {n: t for n, t in tasks.items() if n in only or t.tier in only}
 
 
@@ -77,8 +78,8 @@ def params_for(task: Task, host: HostContext, overrides: dict | None = None) -> 
 
 
 def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | None = None,
-               limit: set[str] | None = None) -> Plan:
-    chosen = select_tasks(tasks, only)
+               limit: set[str] | None = None, kind: str = "apply") -> Plan:
+    chosen = select_tasks(tasks, only, kind)
     ordered = order_tasks(chosen)
     steps, errors, warnings = [], [], []
     for task in ordered:

@@ -22,6 +22,7 @@ class RunReport:
     results: list[Result]
     check_mode: bool
     run_id: int | None = None
+    command: str = "apply"
     warnings: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
 
@@ -44,7 +45,8 @@ class RunReport:
         return counts
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "check_mode": self.check_mode, "counts": self.counts(),
+        return {"run_id": self.run_id, "command": self.command, "check_mode": self.check_mode,
+                "counts": self.counts(),
                 "warnings": self.warnings, "findings": self.findings,
                 "results": [r.as_dict() for r in self.results]}
 
@@ -80,7 +82,7 @@ class Runner:
         finally:
             self.pool.close()
         ordered = [results[s.key] for s in plan.steps if s.key in results]
-        report = RunReport(ordered, check_mode, run_id, warnings=list(plan.warnings),
+        report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                            findings=[f.as_dict() for f in plan.findings])
         if self.journal and run_id is not None:
             self.journal.finish_run(run_id, "ok" if report.ok else "failed")

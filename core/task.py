@@ -59,6 +59,9 @@ class Task:
     description: str = ""
     derived: dict[str, Derived] = field(default_factory=dict)  # defaults computed per host
     checks: tuple[Checker, ...] = ()
+    # "apply" tasks make the rollout; "verify" tasks only read (lync2fa verify);
+    # "rollback" tasks undo what lync2fa created (lync2fa rollback --tier T).
+    kind: str = "apply"
 
     @property
     def tier(self) -> str:

@@ -79,6 +79,8 @@ def authority(ctx: TwinContext, p: dict) -> dict:
         return outcome(before, before, warnings=ctx.warnings)
     if ctx.check_mode:
         return outcome(before, desired)
+    if desired["hash_algorithm"] == "sha1":
+        raise TwinFailure("The lab's OpenSSL refuses sha1 signatures; a sha1 CA cannot be simulated.")
     cert_pem, key_pem = make_ca_certificate(p["common_name"], p["key_length"], desired["hash_algorithm"],
                                             p["validity_years"])
     ctx.store.put("ca", ctx.host.name, {**desired, "crypto_provider": p["crypto_provider"],
@@ -122,7 +124,11 @@ def templates_published(ctx: TwinContext, p: dict) -> dict:
 def template_permissions(ctx: TwinContext, p: dict) -> dict:
     template = ctx.store.get("template", p["template"])
     if template is None:
-        raise TwinFailure(f"Certificate template {p['template']} does not exist in Active Directory.")
+        if not ctx.check_mode:
+            raise TwinFailure(f"Certificate template {p['template']} does not exist in Active Directory.")
+        ctx.warn(f"Template {p['template']} is not in Active Directory yet (check mode): assuming the "
+                 "Enterprise CA installation creates it.")
+        template = {"acl": []}
     if not principal_exists(ctx.store, p["principal"]):
         raise TwinFailure(f"Some or all identity references could not be translated: {p['principal']}")
     name = short_name(p["principal"])
@@ -138,4 +144,4 @@ def template_permissions(ctx: TwinContext, p: dict) -> dict:
         others = [a for a in template["acl"] if a["principal"] != name]
         template["acl"] = others + [{"principal": name, "rights": sorted(wanted)}]
         ctx.store.put("template", p["template"], template)
-    return outcome(before, after)
+    return outcome(before, after, warnings=ctx.warnings)

@@ -1,0 +1,773 @@
+"""A WS-Management / WinRS server that simulates a whole Windows estate from one process.
+
+Every simulated host is one TCP endpoint on 127.0.0.1 that speaks enough WS-Management for
+unmodified pywinrm, pypsrp (``WinRS``/``Process``) and ansible-core's ``winrm`` connection:
+Create, Command, Send, Receive, Signal and Delete on the ``windows/shell/cmd`` resource.
+Commands are not run; they are handed to an :data:`Executor` callback that returns the output.
+
+Design
+------
+* **One accept loop for all endpoints.** All listening sockets are registered with one
+  ``selectors`` selector served by a single thread, so 2,000+ idle endpoints cost file
+  descriptors, not threads. Each accepted connection gets its own handler thread that runs a
+  ``BaseHTTPRequestHandler`` (HTTP/1.1 keep-alive). One handler instance per TCP connection is
+  exactly what NTLM needs: it authenticates the connection, not single requests.
+* **Auth.** Basic (checked on every request) and NTLM via pyspnego's pure-Python acceptor.
+  pyspnego looks credentials up in the file named by the process-global ``NTLM_USER_FILE``
+  env var, so the variable is set, under a process-wide lock, right before every acceptor
+  step; several servers with different credentials can then live in one process.
+* **NTLM message encryption** (MS-WSMV 2.2.9.1.1, ``multipart/encrypted``) is unwrapped per
+  request and responses are wrapped whenever the request was; plain SOAP after an NTLM
+  handshake (``message_encryption='never'``) works as well.
+* **HTTPS.** When an ``ssl.SSLContext`` is given, accepted sockets are wrapped (and the TLS
+  handshake done) in the handler thread. pywinrm/pypsrp send NTLM channel bindings (CBT) over
+  HTTPS; pyspnego's acceptor only checks bindings when it is given some, and it is not, so CBT
+  is accepted but not verified (like ``CbtHardeningLevel=None`` on Windows).
+* **Commands** run at the first Receive, once, with all stdin that arrived by then. All output
+  comes back in one ``ReceiveResponse`` with ``CommandState/Done``. stderr is rendered as
+  PowerShell CLIXML, and both streams are encoded with the shell's ``WINRS_CODEPAGE``.
+* **Faults** (:class:`Faults`) are looked up on every request, so tests can flip them live.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import collections
+import hmac
+import http.server
+import logging
+import os
+import re
+import resource
+import selectors
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from xml.sax.saxutils import escape
+
+import spnego
+
+__all__ = ["CommandOutcome", "Executor", "Faults", "WSManServer"]
+
+log = logging.getLogger(__name__)
+
+# Namespaces (prefixes as Windows uses them in responses).
+NS_S = "http://www.w3.org/2003/05/soap-envelope"
+NS_A = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+NS_X = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
+NS_W = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+NS_P = "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
+NS_RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+NS_F = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
+ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+CMD_URI = NS_RSP + "/cmd"
+FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
+DONE = NS_RSP + "/CommandState/Done"
+
+ACTIONS = {
+    NS_X + "/Create": "Create",
+    NS_RSP + "/Command": "Command",
+    NS_RSP + "/Send": "Send",
+    NS_RSP + "/Receive": "Receive",
+    NS_RSP + "/Signal": "Signal",
+    NS_X + "/Delete": "Delete",
+}
+
+CODE_OPERATION_TIMEOUT = 2150858793
+CODE_SHELL_NOT_FOUND = 2150858843
+
+SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+ENC_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+ENC_BOUNDARY = b"--Encrypted Boundary"
+ENC_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENC_PROTOCOL}";boundary="Encrypted Boundary"'
+OCTET_STREAM = b"\tContent-Type: application/octet-stream\r\n"
+
+# NTLM_USER_FILE is process-global; hold this lock while an acceptor may read it.
+_NTLM_ENV_LOCK = threading.Lock()
+
+
+@dataclass
+class Faults:
+    """Faults injected into one host; read on every request."""
+
+    latency_s: float = 0.0  # sleep before answering each request
+    drop: bool = False  # close the TCP connection without any response
+    http_status: int | None = None  # answer every request with this HTTP status, empty body
+    receive_timeouts: int = 0  # per command: OperationTimeout faults before the real output
+    reject_auth: bool = False  # always 401, as if credentials were wrong
+
+
+@dataclass
+class CommandOutcome:
+    stdout: str
+    stderr: str = ""  # plain text; rendered as CLIXML when non-empty, as PowerShell does
+    exit_code: int = 0
+
+
+Executor = Callable[[str, str, list[str], bytes], CommandOutcome]
+"""``executor(host, command, arguments, stdin) -> CommandOutcome``; called from handler threads."""
+
+
+@dataclass
+class _Command:
+    id: str
+    command: str
+    arguments: list[str]
+    console_mode_stdin: bool
+    stdin: bytearray = field(default_factory=bytearray)
+    stdin_ended: bool = False
+    timeouts_sent: int = 0
+    output: tuple[bytes, bytes, int] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Shell:
+    id: str
+    host: str
+    codepage: int
+    owner: str
+    commands: dict[str, _Command] = field(default_factory=dict)
+
+
+class _WSManFault(Exception):
+    """A SOAP fault to send back (HTTP 500)."""
+
+    def __init__(self, value: str, subcode: str, reason: str, wsman_code: int | None = None):
+        super().__init__(reason)
+        self.value, self.subcode, self.reason, self.wsman_code = value, subcode, reason, wsman_code
+
+
+@dataclass
+class _Endpoint:
+    host: str
+    port: int
+    wsman: WSManServer
+    sock: socket.socket
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def split_command_line(text: str) -> list[str]:
+    """Split a Windows command line on whitespace, keeping double-quoted runs together.
+
+    WinRS joins Command and Arguments into one command line, so pywinrm's single space-joined
+    ``Arguments`` element and pypsrp's one-element-per-argument end up as the same list.
+    (Backslash escapes of CommandLineToArgvW are not modelled.)
+    """
+    return [tok.replace('"', "") for tok in re.findall(r'(?:[^\s"]|"[^"]*"?)+', text)]
+
+
+def _codec(codepage: int) -> str:
+    if codepage == 65001:
+        return "utf-8"
+    try:
+        return codecs.lookup(f"cp{codepage}").name
+    except LookupError:
+        return "utf-8"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
+def render_clixml(text: str) -> str:
+    """Render plain stderr text the way PowerShell serialises an error stream (CLIXML)."""
+    parts = []
+    for line in text.splitlines():
+        body = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", escape(line))
+        parts.append(f'<S S="Error">{body}_x000D__x000A_</S>')
+    return (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        + "".join(parts)
+        + "</Objs>"
+    )
+
+
+def _envelope(action: str, relates_to: str, body: str) -> bytes:
+    return (
+        f'<s:Envelope xml:lang="en-US" xmlns:s="{NS_S}" xmlns:a="{NS_A}" xmlns:x="{NS_X}" '
+        f'xmlns:w="{NS_W}" xmlns:rsp="{NS_RSP}" xmlns:p="{NS_P}">'
+        f"<s:Header><a:Action>{escape(action)}</a:Action>"
+        f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
+        f"<a:To>{ANONYMOUS}</a:To><a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>"
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode("utf-8")
+
+
+def _fault_body(fault: _WSManFault, machine: str) -> str:
+    detail = ""
+    if fault.wsman_code is not None:
+        detail = (
+            f'<s:Detail><f:WSManFault xmlns:f="{NS_F}" Code="{fault.wsman_code}" Machine="{escape(machine)}">'
+            f"<f:Message>{escape(fault.reason)}</f:Message></f:WSManFault></s:Detail>"
+        )
+    return (
+        f"<s:Fault><s:Code><s:Value>{fault.value}</s:Value><s:Subcode><s:Value>{fault.subcode}</s:Value>"
+        f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}</s:Text></s:Reason>'
+        f"{detail}</s:Fault>"
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --------------------------------------------------------------------------- server
+
+
+class WSManServer:
+    """Serve one WinRM endpoint per simulated host, all from one accept loop."""
+
+    BIND_ADDRESS = "127.0.0.1"
+
+    def __init__(
+        self,
+        endpoints: dict[str, int],
+        executor: Executor,
+        credentials: dict[str, str],
+        state_dir: Path,
+        tls: ssl.SSLContext | None = None,
+        faults: Callable[[str], Faults] = lambda host: Faults(),
+    ):
+        for user, password in credentials.items():
+            if any(c in s for s in (user, password) for c in ":\r\n"):
+                raise ValueError(f"credential for {user!r}: ':' and line breaks cannot go into NTLM_USER_FILE")
+        self._endpoint_ports = dict(endpoints)
+        self._executor = executor
+        self._credentials = dict(credentials)
+        self._state_dir = Path(state_dir)
+        self._tls = tls
+        self._faults = faults
+        self._user_file = self._state_dir / "ntlm_users"
+        self._lock = threading.Lock()
+        self._shells: dict[str, _Shell] = {}
+        self._ops: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
+        self._requests = 0
+        self._encrypted = 0
+        self._accepted = 0
+        self._endpoints: list[_Endpoint] = []
+        self._connections: set[socket.socket] = set()
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> dict[str, int]:
+        """Bind all endpoints, start the accept loop and return host -> bound port."""
+        if self._thread is not None:
+            raise RuntimeError("WSManServer already started")
+        _raise_nofile_limit()
+        self._write_user_file()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        try:
+            for host, port in self._endpoint_ports.items():
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((self.BIND_ADDRESS, port))
+                    sock.listen(socket.SOMAXCONN)
+                    sock.setblocking(False)
+                except OSError:
+                    sock.close()
+                    raise
+                ep = _Endpoint(host, sock.getsockname()[1], self, sock)
+                self._endpoints.append(ep)
+                self._selector.register(sock, selectors.EVENT_READ, ep)
+        except BaseException:
+            self._close_listeners()
+            raise
+        self._thread = threading.Thread(target=self._accept_loop, name="wsman-accept", daemon=True)
+        self._thread.start()
+        log.info("WSMan server listening on %d endpoints", len(self._endpoints))
+        return self.ports
+
+    def stop(self) -> None:
+        """Stop accepting, close listening sockets and open connections. Idempotent."""
+        if self._thread is None or self._stopping.is_set():
+            return
+        self._stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._thread.join(timeout=5)
+        self._close_listeners()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> WSManServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {ep.host: ep.port for ep in self._endpoints}
+
+    @property
+    def requests_served(self) -> int:
+        """HTTP requests received so far (including 401 challenges and injected faults)."""
+        return self._requests
+
+    @property
+    def encrypted_requests(self) -> int:
+        """Requests that arrived NTLM-sealed (multipart/encrypted)."""
+        return self._encrypted
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted on all endpoints."""
+        return self._accepted
+
+    def operations(self, host: str) -> list[str]:
+        """The last WinRS operations seen for ``host`` (e.g. ``['Create', 'Command', ...]``)."""
+        with self._lock:
+            return list(self._ops.get(host, ()))
+
+    def _close_listeners(self) -> None:
+        for ep in self._endpoints:
+            if self._selector is not None:
+                try:
+                    self._selector.unregister(ep.sock)
+                except (KeyError, ValueError):
+                    pass
+            ep.sock.close()
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        if self._selector is not None:
+            self._selector.close()
+
+    def _write_user_file(self) -> None:
+        """Write Heimdal-style ``DOMAIN:USER:PASSWORD`` lines for pyspnego's NTLM acceptor.
+
+        ``DOM\\user`` also gets a domain-less line, so NTLM (like Basic) accepts the bare name.
+        """
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for name, password in self._credentials.items():
+            domain, _, user = name.rpartition("\\")
+            lines.append(f"{domain}:{user}:{password}\n")
+            if domain:
+                lines.append(f":{user}:{password}\n")
+        fd = os.open(self._user_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.writelines(lines)
+
+    # ----------------------------------------------------------------- accept loop
+
+    def _accept_loop(self) -> None:
+        assert self._selector is not None
+        while not self._stopping.is_set():
+            try:
+                events = self._selector.select()
+            except OSError:
+                break
+            for key, _ in events:
+                ep = key.data
+                if ep is None:  # wake-up from stop()
+                    continue
+                self._accept_all(ep)
+
+    def _accept_all(self, ep: _Endpoint) -> None:
+        while True:
+            try:
+                conn, addr = ep.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                log.warning("accept failed on %s:%d: %s", ep.host, ep.port, exc)
+                time.sleep(0.05)
+                return
+            conn.setblocking(True)
+            self._accepted += 1  # only the accept thread writes this
+            threading.Thread(
+                target=self._serve_connection, args=(conn, addr, ep), name=f"wsman-{ep.host}", daemon=True
+            ).start()
+
+    def _serve_connection(self, conn: socket.socket, addr: tuple, ep: _Endpoint) -> None:
+        with self._lock:
+            self._connections.add(conn)
+        try:
+            if self._tls is not None:
+                conn.settimeout(10)
+                raw = conn
+                conn = self._tls.wrap_socket(raw, server_side=True)  # handshake happens here
+                with self._lock:
+                    self._connections.discard(raw)
+                    self._connections.add(conn)
+            _Handler(conn, addr, ep)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection to %s from %s ended: %s", ep.host, addr, exc)
+        except Exception:
+            log.exception("handler for %s crashed", ep.host)
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    # ----------------------------------------------------------------- auth
+
+    def _check_basic(self, token: str) -> str | None:
+        """Return the credential name for a valid Basic token, else None."""
+        try:
+            user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        user_l = user.lower()
+        for name, expected in self._credentials.items():
+            if user_l in (name.lower(), name.rpartition("\\")[2].lower()):
+                if hmac.compare_digest(password.encode(), expected.encode()):
+                    return name
+        return None
+
+    def _ntlm_step(self, ctx: spnego.ContextProxy | None, token: bytes) -> tuple[spnego.ContextProxy, bytes | None]:
+        """Create (for a NEGOTIATE message) or advance an NTLM acceptor context."""
+        with _NTLM_ENV_LOCK:
+            os.environ["NTLM_USER_FILE"] = str(self._user_file)
+            if ctx is None or token[8:9] == b"\x01":
+                ctx = spnego.server(protocol="ntlm")
+            return ctx, ctx.step(token)
+
+    # ----------------------------------------------------------------- WinRS
+
+    def _dispatch(self, host: str, port: int, owner: str, payload: bytes) -> tuple[int, bytes]:
+        """Handle one SOAP request; return (HTTP status, response envelope)."""
+        try:
+            root = ET.fromstring(payload)
+        except ET.ParseError:
+            fault = _WSManFault("s:Sender", "w:SchemaValidationError", "The SOAP XML in the message is invalid.")
+            return 500, _envelope(FAULT_ACTION, "", _fault_body(fault, host))
+        header = root.find(f"{{{NS_S}}}Header")
+        header = header if header is not None else ET.Element("h")
+        body = root.find(f"{{{NS_S}}}Body")
+        body = body if body is not None else ET.Element("b")
+        action = (header.findtext(f"{{{NS_A}}}Action") or "").strip()
+        message_id = (header.findtext(f"{{{NS_A}}}MessageID") or "").strip()
+        op = ACTIONS.get(action)
+        with self._lock:
+            self._ops[host].append(op or action)
+        try:
+            resource_uri = (header.findtext(f"{{{NS_W}}}ResourceURI") or "").strip()
+            if op is None or resource_uri != CMD_URI:
+                raise _WSManFault(
+                    "s:Sender", "a:ActionNotSupported", f"Action {action!r} on {resource_uri!r} is not supported."
+                )
+            options = {o.get("Name"): (o.text or "").strip() for o in header.iter(f"{{{NS_W}}}Option")}
+            if op == "Create":
+                result = self._create(host, port, owner, options, body)
+            else:
+                shell = self._find_shell(host, header)
+                result = getattr(self, f"_{op.lower()}")(shell, options, body)
+        except _WSManFault as fault:
+            return 500, _envelope(FAULT_ACTION, message_id, _fault_body(fault, host))
+        return 200, _envelope(action + "Response", message_id, result)
+
+    def _find_shell(self, host: str, header: ET.Element) -> _Shell:
+        shell_id = ""
+        for sel in header.iter(f"{{{NS_W}}}Selector"):
+            if sel.get("Name") == "ShellId":
+                shell_id = (sel.text or "").strip()
+        with self._lock:
+            shell = self._shells.get(shell_id.upper())
+        if shell is None or shell.host != host:
+            raise _WSManFault(
+                "s:Sender",
+                "w:InvalidSelectors",
+                f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was "
+                "not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no "
+                "longer exists on the server. Provide the correct ShellId or create a new shell and retry the "
+                "operation.",
+                CODE_SHELL_NOT_FOUND,
+            )
+        return shell
+
+    @staticmethod
+    def _find_command(shell: _Shell, command_id: str | None) -> _Command:
+        cmd = shell.commands.get((command_id or "").upper())
+        if cmd is None:
+            raise _WSManFault(
+                "s:Sender", "w:InvalidParameter", f"The command {command_id} was not found in shell {shell.id}."
+            )
+        return cmd
+
+    def _create(self, host: str, port: int, owner: str, options: dict, body: ET.Element) -> str:
+        req = body.find(f"{{{NS_RSP}}}Shell")
+        req = req if req is not None else ET.Element("s")
+        try:
+            codepage = int(options.get("WINRS_CODEPAGE") or 437)
+        except ValueError:
+            codepage = 437
+        shell = _Shell((req.get("ShellId") or str(uuid.uuid4())).upper(), host, codepage, owner)
+        with self._lock:
+            self._shells[shell.id] = shell
+        inputs = req.findtext(f"{{{NS_RSP}}}InputStreams") or "stdin"
+        outputs = req.findtext(f"{{{NS_RSP}}}OutputStreams") or "stdout stderr"
+        scheme = "https" if self._tls is not None else "http"
+        return (
+            f"<x:ResourceCreated><a:Address>{scheme}://{self.BIND_ADDRESS}:{port}/wsman</a:Address>"
+            f"<a:ReferenceParameters><w:ResourceURI>{CMD_URI}</w:ResourceURI><w:SelectorSet>"
+            f'<w:Selector Name="ShellId">{shell.id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
+            f"</x:ResourceCreated>"
+            f'<rsp:Shell xmlns:rsp="{NS_RSP}"><rsp:ShellId>{shell.id}</rsp:ShellId>'
+            f"<rsp:ResourceUri>{CMD_URI}</rsp:ResourceUri><rsp:Owner>{escape(owner)}</rsp:Owner>"
+            f"<rsp:ClientIP>{self.BIND_ADDRESS}</rsp:ClientIP><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
+            f"<rsp:InputStreams>{escape(inputs)}</rsp:InputStreams>"
+            f"<rsp:OutputStreams>{escape(outputs)}</rsp:OutputStreams>"
+            f"<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>"
+            f"</rsp:Shell>"
+        )
+
+    def _command(self, shell: _Shell, options: dict, body: ET.Element) -> str:
+        line = body.find(f"{{{NS_RSP}}}CommandLine")
+        if line is None:
+            raise _WSManFault("s:Sender", "w:InvalidParameter", "The Command request has no CommandLine.")
+        args = " ".join((a.text or "") for a in line.findall(f"{{{NS_RSP}}}Arguments"))
+        cmd = _Command(
+            id=(line.get("CommandId") or str(uuid.uuid4())).upper(),
+            command=(line.findtext(f"{{{NS_RSP}}}Command") or "").strip(),
+            arguments=split_command_line(args),
+            console_mode_stdin=options.get("WINRS_CONSOLEMODE_STDIN", "TRUE").upper() != "FALSE",
+        )
+        with self._lock:
+            shell.commands[cmd.id] = cmd
+        return f"<rsp:CommandResponse><rsp:CommandId>{cmd.id}</rsp:CommandId></rsp:CommandResponse>"
+
+    def _send(self, shell: _Shell, options: dict, body: ET.Element) -> str:
+        for stream in body.iter(f"{{{NS_RSP}}}Stream"):
+            if stream.get("Name", "stdin") != "stdin":
+                continue
+            cmd = self._find_command(shell, stream.get("CommandId"))
+            with cmd.lock:
+                if cmd.stdin_ended or cmd.output is not None:
+                    raise _WSManFault("s:Sender", "w:InvalidParameter", "The stdin stream is already closed.")
+                cmd.stdin += base64.b64decode(stream.text or "")
+                cmd.stdin_ended = stream.get("End", "false").lower() == "true"
+        return "<rsp:SendResponse/>"
+
+    def _receive(self, shell: _Shell, options: dict, body: ET.Element) -> str:
+        desired = body.find(f"{{{NS_RSP}}}Receive/{{{NS_RSP}}}DesiredStream")
+        cmd = self._find_command(shell, desired.get("CommandId") if desired is not None else None)
+        with cmd.lock:
+            if cmd.timeouts_sent < self._faults(shell.host).receive_timeouts:
+                cmd.timeouts_sent += 1
+                raise _WSManFault(
+                    "s:Receiver",
+                    "w:TimedOut",
+                    "The WS-Management service cannot complete the operation within the time specified in "
+                    "OperationTimeout.",
+                    CODE_OPERATION_TIMEOUT,
+                )
+            first = cmd.output is None
+            if first:
+                cmd.output = self._execute(shell, cmd)
+        stdout, stderr, rc = cmd.output if first else (b"", b"", cmd.output[2])
+        cid = cmd.id
+        streams = "".join(
+            f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
+            for name, data in (("stdout", stdout), ("stderr", stderr))
+            if data
+        )
+        return (
+            f"<rsp:ReceiveResponse>{streams}"
+            f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
+            f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
+            f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
+            f"</rsp:CommandState></rsp:ReceiveResponse>"
+        )
+
+    def _execute(self, shell: _Shell, cmd: _Command) -> tuple[bytes, bytes, int]:
+        """Run the executor once; its exceptions become exit code 1 with the text on stderr."""
+        try:
+            outcome = self._executor(shell.host, cmd.command, list(cmd.arguments), bytes(cmd.stdin))
+            stdout, stderr, rc = outcome.stdout, outcome.stderr, int(outcome.exit_code)
+        except Exception as exc:
+            log.warning("executor failed on %s: %s: %s", shell.host, type(exc).__name__, exc)
+            stdout, stderr, rc = "", f"{type(exc).__name__}: {exc}", 1
+        if stderr and not stderr.startswith("#< CLIXML"):
+            stderr = render_clixml(stderr)
+        enc = _codec(shell.codepage)
+        return stdout.encode(enc, errors="replace"), stderr.encode(enc, errors="replace"), rc
+
+    def _signal(self, shell: _Shell, options: dict, body: ET.Element) -> str:
+        sig = body.find(f"{{{NS_RSP}}}Signal")
+        if sig is not None:
+            with self._lock:
+                shell.commands.pop((sig.get("CommandId") or "").upper(), None)
+        return "<rsp:SignalResponse/>"
+
+    def _delete(self, shell: _Shell, options: dict, body: ET.Element) -> str:
+        with self._lock:
+            self._shells.pop(shell.id, None)
+        return ""
+
+
+def _raise_nofile_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise RLIMIT_NOFILE from %d to %d: %s", soft, hard, exc)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """One instance per TCP connection; carries that connection's NTLM context."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 300  # idle keep-alive connections are closed after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: _Endpoint  # type: ignore[assignment]
+
+    def setup(self) -> None:
+        super().setup()
+        self.ntlm: spnego.ContextProxy | None = None
+        self.user = ""
+
+    def version_string(self) -> str:
+        return "Microsoft-HTTPAPI/2.0"
+
+    def log_message(self, format: str, *args: object) -> None:
+        # The request line and status only; never headers (Authorization) or bodies.
+        log.debug("%s %s", self.server.host, format % args)
+
+    def do_POST(self) -> None:
+        ep = self.server
+        wsman = ep.wsman
+        with wsman._lock:
+            wsman._requests += 1
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        faults = wsman._faults(ep.host)
+        if faults.latency_s > 0:
+            time.sleep(faults.latency_s)
+        if faults.drop:
+            self.close_connection = True
+            return
+        if faults.http_status is not None:
+            self._reply(faults.http_status)
+            return
+        if faults.reject_auth:
+            self._unauthorized()
+            return
+        if not self._authenticate():
+            return
+
+        encrypted = self.headers.get("Content-Type", "").startswith("multipart/encrypted")
+        if encrypted:
+            try:
+                body = self._unwrap(body)
+            except Exception as exc:  # bad framing or signature
+                log.info("could not decrypt a request for %s: %s", ep.host, exc)
+                self._reply(400)
+                return
+            with wsman._lock:
+                wsman._encrypted += 1
+        if not body.strip():  # e.g. the blank POST that sets up message encryption
+            self._reply(200)
+            return
+        status, payload = wsman._dispatch(ep.host, ep.port, self.user, body)
+        if encrypted:
+            self._reply(status, self._wrap(payload), ENC_CONTENT_TYPE)
+        else:
+            self._reply(status, payload, SOAP_CONTENT_TYPE)
+
+    def _reply(self, status: int, body: bytes = b"", content_type: str | None = None, headers=()) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _unauthorized(self) -> None:
+        self._reply(401, headers=[("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')])
+
+    def _authenticate(self) -> bool:
+        """Check the request's credentials; on False a 401 has already been sent."""
+        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            user = self.server.wsman._check_basic(token.strip())
+            if user is not None:
+                self.user = user
+                return True
+        elif scheme in ("negotiate", "ntlm"):
+            try:
+                raw = base64.b64decode(token.strip())
+                self.ntlm, out = self.server.wsman._ntlm_step(self.ntlm, raw)
+            except Exception as exc:  # wrong password, unknown user, malformed token
+                log.info("NTLM authentication to %s failed: %s", self.server.host, type(exc).__name__)
+                self.ntlm = None
+            else:
+                if self.ntlm.complete:
+                    self.user = self.ntlm.client_principal or ""
+                    return True
+                label = "NTLM" if scheme == "ntlm" else "Negotiate"
+                self._reply(401, headers=[("WWW-Authenticate", f"{label} {_b64(out or b'')}")])
+                return False
+        elif not scheme and self.ntlm is not None and self.ntlm.complete:
+            return True  # NTLM authenticated this connection earlier
+        self._unauthorized()
+        return False
+
+    def _unwrap(self, body: bytes) -> bytes:
+        """Decrypt an MS-WSMV ``multipart/encrypted`` body (one or more NTLM-sealed parts).
+
+        Parts are cut by the declared plaintext Length (RC4 keeps sizes), not by searching for
+        the boundary, which could in theory occur inside ciphertext.
+        """
+        if self.ntlm is None or not self.ntlm.complete:
+            raise ValueError("no NTLM context on this connection")
+        plain, pos = [], 0
+        while (i := body.find(b"Length=", pos)) >= 0:
+            j = body.index(b"\r\n", i)
+            length = int(body[i + 7 : j])
+            k = body.index(OCTET_STREAM, j) + len(OCTET_STREAM)
+            (sig_len,) = struct.unpack_from("<I", body, k)
+            start = k + 4
+            end = start + sig_len + length
+            plain.append(self.ntlm.unwrap(body[start:end]).data)
+            pos = end
+        if not plain:
+            raise ValueError("no encrypted part found")
+        return b"".join(plain)
+
+    def _wrap(self, payload: bytes) -> bytes:
+        sealed = self.ntlm.wrap(payload, encrypt=True).data  # 16-byte signature + RC4-sealed data
+        return (
+            ENC_BOUNDARY + b"\r\n\tContent-Type: " + ENC_PROTOCOL.encode() + b"\r\n"
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % len(payload)
+            + ENC_BOUNDARY + b"\r\n" + OCTET_STREAM + struct.pack("<I", 16) + sealed + ENC_BOUNDARY + b"--\r\n"
+        )

@@ -1,0 +1,1 @@
+"""adfs tier (being built)."""

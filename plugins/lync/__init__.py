@@ -1,0 +1,1 @@
+"""lync tier (being built)."""

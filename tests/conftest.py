@@ -1,0 +1,122 @@
+"""Shared fixtures: real labs (``lync2fa lab up`` in a temporary directory) and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lync2fa import api, cli
+from lync2fa.lab import control
+from lync2fa.lab.faults import FaultBook
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
+              "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_proxies():
+    """A CI proxy must never intercept 127.0.0.1."""
+    saved = {k: os.environ.pop(k) for k in PROXY_VARS if k in os.environ}
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    yield
+    os.environ.update(saved)
+
+
+@dataclass
+class Lab:
+    dir: Path
+    inventory: Path
+    state_dir: Path
+
+    def up(self) -> None:
+        control.up(self.dir)
+
+    def down(self) -> None:
+        control.down(self.dir)
+
+    def snapshot(self, exclude_kinds=("lab_fault",)) -> dict:
+        store = control.open_store(self.dir)
+        try:
+            return store.snapshot(exclude_kinds)
+        finally:
+            store.close()
+
+    def get(self, kind: str, key: str):
+        store = control.open_store(self.dir)
+        try:
+            return store.get(kind, key)
+        finally:
+            store.close()
+
+    def put(self, kind: str, key: str, data) -> None:
+        """Change the estate behind lync2fa's back (drift)."""
+        store = control.open_store(self.dir)
+        try:
+            with store.transaction():
+                store.put(kind, key, data)
+        finally:
+            store.close()
+
+    def fault(self, host: str, **values) -> None:
+        store = control.open_store(self.dir)
+        try:
+            FaultBook(store).set(host, **values)
+        finally:
+            store.close()
+
+    def clear_faults(self) -> None:
+        store = control.open_store(self.dir)
+        try:
+            FaultBook(store).clear()
+        finally:
+            store.close()
+
+    def load_inventory(self):
+        return api.load_inventory(self.inventory)
+
+
+@pytest.fixture
+def make_lab(tmp_path_factory):
+    """Start a fresh lab: ``make_lab(clients=2, https=False, transport="ntlm")``."""
+    labs: list[Lab] = []
+
+    def factory(clients: int = 2, https: bool = False, transport: str = "ntlm") -> Lab:
+        base = tmp_path_factory.mktemp("lab")
+        inventory = control.up(base / "lab", clients=clients, https=https, transport=transport)
+        lab = Lab(base / "lab", inventory, base / "state")
+        labs.append(lab)
+        return lab
+
+    yield factory
+    for lab in labs:
+        control.down(lab.dir)
+
+
+@pytest.fixture
+def lab(make_lab) -> Lab:
+    """A fresh lab with two clients, NTLM with message encryption over http."""
+    return make_lab()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``lync2fa ARGS`` in-process; returns exit code, stdout and stderr."""
+    def runner(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+    return runner
