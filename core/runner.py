@@ -120,6 +120,8 @@ class Runner:
                 if output.exit_code != 0 and not parsed.failed:
                     result.failed = True
                     result.msg = parsed.msg or f"script exited with code {output.exit_code}"
+                if step.task.interpret and not result.failed:
+                    step.task.interpret(result, step.params)
         except TransportError as exc:
             result.failed, result.msg = True, str(exc)
         except Exception as exc:  # a bug must fail the step, not the whole run

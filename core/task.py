@@ -62,6 +62,10 @@ class Task:
     # "apply" tasks make the rollout; "verify" tasks only read (lync2fa verify);
     # "rollback" tasks undo what lync2fa created (lync2fa rollback --tier T).
     kind: str = "apply"
+    # Optional controller-side reading of a script's result, before it is reported and
+    # journaled: ``interpret(result, params)`` may add warnings or mark the result failed
+    # (e.g. the ESC rules evaluated on the templates a CA returned).
+    interpret: Callable[["Result", dict], None] | None = None  # noqa: F821
 
     @property
     def tier(self) -> str:

@@ -23,6 +23,19 @@ class TwinContext:
     def warn(self, text: str) -> None:
         self.warnings.append(text)
 
+    # The twin of the scripts' HKLM:\SOFTWARE\lync2fa\Created markers (rollback removes
+    # only what lync2fa created).
+    def mark_created(self, resource_id: str) -> None:
+        if not self.check_mode:
+            self.store.put("created_marker", f"{self.host.name}/{resource_id}", {"host": self.host.name})
+
+    def was_created(self, resource_id: str) -> bool:
+        return self.store.get("created_marker", f"{self.host.name}/{resource_id}") is not None
+
+    def unmark_created(self, resource_id: str) -> None:
+        if not self.check_mode:
+            self.store.delete("created_marker", f"{self.host.name}/{resource_id}")
+
 
 Twin = Callable[[TwinContext, dict], dict]
 
