@@ -53,7 +53,10 @@ class HostContext:
     def var(self, name: str, default: Any = None) -> Any:
         if name not in self._vars:
             return default
-        return plain(self._templar.template(self._vars[name]))
+        try:
+            return plain(self._templar.template(self._vars[name]))
+        except Exception as exc:  # undecryptable vault data, broken templates ...
+            raise InventoryError(f"{self.name}: cannot read variable {name}: {_first_line(exc)}") from None
 
     def has_var(self, name: str) -> bool:
         return name in self._vars
@@ -105,6 +108,11 @@ class Inventory:
 
     def all_hosts(self) -> list[str]:
         return [h.name for h in self.manager.get_hosts()]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _add_vault_secret(loader: DataLoader, password_file: Path) -> None:

@@ -6,7 +6,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding
-from .inventory import HostContext, Inventory
+from .inventory import HostContext, Inventory, InventoryError
 from .task import ParameterError, Task
 
 
@@ -88,7 +88,7 @@ def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | N
                 settings = ConnectionSettings.from_host(host)
                 steps.append(Step(task, host, params_for(task, host), settings))
                 warnings.extend(w for w in settings.warnings if w not in warnings)
-            except (ParameterError, ConnectionConfigError) as exc:
+            except (ParameterError, ConnectionConfigError, InventoryError) as exc:
                 errors.append(f"{host.name}: {exc}")
     if errors:
         raise PlanError("invalid inventory or parameters:\n  " + "\n  ".join(errors))

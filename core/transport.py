@@ -69,8 +69,11 @@ class WinRMConnection:
                     return self._run_once(script)
                 except TransportError as err:
                     self._reset()
-                    if not err.transient or attempt >= self.retries:
+                    if not err.transient:
                         raise
+                    if attempt >= self.retries:
+                        raise TransportError(err.host, err.operation,
+                                             f"{err.cause} (after {attempt + 1} attempts)") from None
                     time.sleep(self.backoff_s * (2 ** attempt))
                     attempt += 1
 
