@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="a lab in a temporary directory, the rollout applied, the lab stopped")
     demo.add_argument("--clients", type=int, default=3)
-    demo.add_argument("--dir", help="keep the lab and reports in this directory")
+    demo.add_argument("--dir", help="keep the lab in this directory (default: a temporary one)")
+    demo.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR), help="journal and reports")
 
     journal = sub.add_parser("journal", help="show the audit journal")
     journal.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR))
@@ -190,14 +191,24 @@ def cmd_plugins(args, out: Console) -> int:
 
 
 def cmd_demo(args, out: Console) -> int:
+    """The lab lives in a temporary directory (or --dir); reports and journal are kept."""
+    state_dir = Path(args.state_dir)
     if args.dir:
-        return _demo(Path(args.dir), args.clients, out)
+        return _demo(Path(args.dir) / "lab", state_dir, args.clients, out)
     with tempfile.TemporaryDirectory(prefix="lync2fa-demo-") as tmp:
-        return _demo(Path(tmp), args.clients, out)
+        return _demo(Path(tmp) / "lab", state_dir, args.clients, out)
 
 
-def _demo(base: Path, clients: int, out: Console) -> int:
-    lab_dir, state_dir, report_dir = base / "lab", base / "state", base / "reports"
+def _summary(report: RunReport) -> list[str]:
+    by_task: dict[str, list[str]] = {}
+    for r in report.changed:
+        by_task.setdefault(r.task, []).append(r.host)
+    return [f"  {task}: {len(hosts)} host(s) ({', '.join(hosts[:5])}{', ...' if len(hosts) > 5 else ''})"
+            for task, hosts in by_task.items()]
+
+
+def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
+    report_dir = state_dir / "demo-reports"
     out.print(f"Starting the lab ({clients} clients) in {lab_dir} ...", highlight=False)
     inventory_path = control.up(lab_dir, clients=clients)
     try:
@@ -206,6 +217,9 @@ def _demo(base: Path, clients: int, out: Console) -> int:
         out.print(f"Plan: {len(plan.steps)} steps over {len(plan.tasks)} tasks.", highlight=False)
         report = api.run(plan, state_dir=state_dir, command="demo", inventory_name=str(inventory_path))
         print_report(report, out)
+        out.print("What changed, by task:", highlight=False)
+        for line in _summary(report):
+            out.print(line, highlight=False)
         paths = write_all(report, report_dir)
         again = api.run(api.plan(inventory), state_dir=state_dir, command="demo (re-run)")
         out.print(f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
