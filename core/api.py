@@ -55,13 +55,16 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
 
 
 def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
-        forks: int = 16, command: str | None = None, inventory_name: str = "", pm=None) -> RunReport:
-    """Run a plan; every result is journaled under ``state_dir``."""
+        forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
+        pm=None) -> RunReport:
+    """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
+    that succeeded in the last unfinished run of the same command."""
     pm = pm or default_plugin_manager()
     journal = Journal(Path(state_dir))
     try:
         runner = Runner(pm.hook, journal=journal, forks=forks)
-        return runner.run(plan, check_mode, command or ("plan" if check_mode else "apply"), inventory_name)
+        return runner.run(plan, check_mode, command or ("plan" if check_mode else "apply"), inventory_name,
+                          resume=resume)
     finally:
         journal.close()
 

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--forks", type=int, default=16, help="hosts worked on at once")
         p.add_argument("--report-dir", help="also write JSON, JUnit XML and SARIF reports here")
         p.add_argument("--json", action="store_true", help="print the results as JSON")
+        p.add_argument("--resume", action="store_true",
+                       help="skip steps that succeeded in the last interrupted or failed run of this command")
 
     run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
     run_options(sub.add_parser("apply", help="make the changes"))
@@ -140,7 +142,7 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
 def _run(args, plan, check_mode, pm, kind) -> RunReport:
     command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
     return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
-                   command=command, inventory_name=",".join(args.inventory))
+                   command=command, inventory_name=",".join(args.inventory), resume=args.resume)
 
 
 def cmd_lab(args, out: Console) -> int:

@@ -70,13 +70,17 @@ class Journal:
             return self._query("SELECT * FROM results ORDER BY rowid")
         return self._query("SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))
 
-    def last_success(self, task: str, host: str, since_run: int) -> bool:
-        """Whether (task, host) succeeded in a non-check run at or after ``since_run`` (resume)."""
-        row = self._db.execute(
-            "SELECT 1 FROM results r JOIN runs u ON u.id = r.run_id WHERE r.task = ? AND r.host = ? "
-            "AND r.run_id >= ? AND u.check_mode = 0 AND r.status IN ('ok', 'changed') LIMIT 1",
-            (task, host, since_run)).fetchone()
-        return row is not None
+    def unfinished_run(self, command: str) -> int | None:
+        """The latest run of ``command`` if it did not end well (interrupted or failed)."""
+        row = self._db.execute("SELECT id, status FROM runs WHERE command = ? AND check_mode = 0 "
+                               "ORDER BY id DESC LIMIT 1", (command,)).fetchone()
+        return row[0] if row and row[1] != "ok" else None
+
+    def succeeded_steps(self, run_id: int) -> set[tuple[str, str]]:
+        """(task, host) pairs that succeeded in a run (what ``--resume`` skips)."""
+        rows = self._db.execute("SELECT task, host FROM results WHERE run_id = ? AND status IN ('ok', 'changed')",
+                                (run_id,)).fetchall()
+        return {(t, h) for t, h in rows}
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._lock:

@@ -59,10 +59,18 @@ class Runner:
         self.forks = max(1, forks)
         self.pool = pool or ConnectionPool()
 
-    def run(self, plan: Plan, check_mode: bool, command: str = "apply", inventory: str = "") -> RunReport:
+    def run(self, plan: Plan, check_mode: bool, command: str = "apply", inventory: str = "",
+            resume: bool = False) -> RunReport:
+        """Run the plan. With ``resume``, steps that succeeded in the last unfinished run of the
+        same command are not run again (they are reported ok)."""
         redact = Redactor(plan.secrets())
+        done: set[tuple[str, str]] = set()
+        resumed_from = self.journal.unfinished_run(command) if (resume and self.journal) else None
+        if resumed_from is not None:
+            done = self.journal.succeeded_steps(resumed_from)
         run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
         results: dict[tuple[str, str], Result] = {}
+        status = "interrupted"
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
                 for task in plan.tasks:
@@ -70,7 +78,10 @@ class Runner:
                     runnable = []
                     for step in steps:
                         blocker = self._blocker(step, plan, results)
-                        if blocker:
+                        if step.key in done:
+                            results[step.key] = self._finish(step, run_id, redact, Result(
+                                step.host.name, task.name, msg=f"done in run {resumed_from} (resumed)"))
+                        elif blocker:
                             results[step.key] = self._finish(step, run_id, redact, Result(
                                 step.host.name, task.name, skipped=True,
                                 msg=f"skipped: {blocker} did not succeed"))
@@ -79,14 +90,15 @@ class Runner:
                     for step, result in zip(runnable, workers.map(
                             lambda s: self._run_step(s, check_mode, run_id, redact), runnable)):
                         results[step.key] = result
+            ordered = [results[s.key] for s in plan.steps if s.key in results]
+            report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
+                               findings=[f.as_dict() for f in plan.findings])
+            status = "ok" if report.ok else "failed"
+            return report
         finally:
             self.pool.close()
-        ordered = [results[s.key] for s in plan.steps if s.key in results]
-        report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
-                           findings=[f.as_dict() for f in plan.findings])
-        if self.journal and run_id is not None:
-            self.journal.finish_run(run_id, "ok" if report.ok else "failed")
-        return report
+            if self.journal and run_id is not None:
+                self.journal.finish_run(run_id, status)
 
     @staticmethod
     def _blocker(step: Step, plan: Plan, results: dict) -> str | None:

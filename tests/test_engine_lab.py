@@ -116,3 +116,20 @@ def test_hooks_observe_every_step_and_the_journal_audits_runs(lab):
         assert json.loads(rows[0]["diff"])[0]["path"] == "ca_type"
     finally:
         journal.close()
+
+
+def test_resume_skips_what_the_failed_run_already_did(lab, run_cli):
+    lab.fault("ca01", fail_tasks=["ca.template_permissions"])
+    first = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir, "--json")
+    assert first.code == 1
+    lab.clear_faults()
+    resumed = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir,
+                      "--resume", "--json").json()
+    by_task = {r["task"]: r for r in resumed["results"]}
+    assert by_task["ca.authority"]["msg"] == f"done in run {first.json()['run_id']} (resumed)"
+    assert by_task["ca.template_permissions"]["changed"] is True
+    assert resumed["counts"] == {"ok": 3, "changed": 1, "failed": 0, "skipped": 0}
+    # The last run ended well: nothing to resume from now, every step runs (and changes nothing).
+    again = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir,
+                    "--resume", "--json").json()
+    assert all("resumed" not in r["msg"] for r in again["results"]) and again["counts"]["changed"] == 0
