@@ -51,6 +51,25 @@ class RunReport:
                 "results": [r.as_dict() for r in self.results]}
 
 
+def phases(plan: Plan) -> list[list]:
+    """Split the ordered tasks into phases separated only by cross-group dependencies.
+
+    A task goes in the phase after its latest cross-group prerequisite, and in the same phase as
+    a same-group one. Inside a phase every host runs its own steps one after the other (one
+    shell, a pipeline per host) while hosts run concurrently; a barrier separates phases.
+    """
+    phase_of: dict[str, int] = {}
+    group_of = {t.name: t.group for t in plan.tasks}
+    for task in plan.tasks:
+        phase_of[task.name] = max(
+            [phase_of[d] + (0 if group_of[d] == task.group else 1) for d in task.after if d in phase_of],
+            default=0)
+    out: list[list] = [[] for _ in range(max(phase_of.values(), default=-1) + 1)]
+    for task in plan.tasks:
+        out[phase_of[task.name]].append(task)
+    return out
+
+
 class Runner:
     def __init__(self, hooks, journal: Journal | None = None, forks: int = 16,
                  pool: ConnectionPool | None = None):
@@ -71,25 +90,34 @@ class Runner:
         run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
         results: dict[tuple[str, str], Result] = {}
         status = "interrupted"
+        stages = phases(plan)
+        last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
+
+        def run_host(steps: list[Step]) -> None:
+            for step in steps:
+                blocker = self._blocker(step, plan, results)
+                if step.key in done:
+                    result = self._finish(step, run_id, redact, Result(
+                        step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
+                elif blocker:
+                    result = self._finish(step, run_id, redact, Result(
+                        step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
+                else:
+                    result = self._run_step(step, check_mode, run_id, redact)
+                results[step.key] = result
+
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
-                for task in plan.tasks:
-                    steps = plan.steps_for(task.name)
-                    runnable = []
-                    for step in steps:
-                        blocker = self._blocker(step, plan, results)
-                        if step.key in done:
-                            results[step.key] = self._finish(step, run_id, redact, Result(
-                                step.host.name, task.name, msg=f"done in run {resumed_from} (resumed)"))
-                        elif blocker:
-                            results[step.key] = self._finish(step, run_id, redact, Result(
-                                step.host.name, task.name, skipped=True,
-                                msg=f"skipped: {blocker} did not succeed"))
-                        else:
-                            runnable.append(step)
-                    for step, result in zip(runnable, workers.map(
-                            lambda s: self._run_step(s, check_mode, run_id, redact), runnable)):
-                        results[step.key] = result
+                for index, tasks in enumerate(stages):
+                    by_host: dict[str, list[Step]] = {}
+                    for task in tasks:
+                        for step in plan.steps_for(task.name):
+                            by_host.setdefault(step.host.name, []).append(step)
+                    for _ in workers.map(run_host, by_host.values()):
+                        pass
+                    for host, last in last_stage.items():
+                        if last == index:
+                            self.pool.close_host(host)
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                                findings=[f.as_dict() for f in plan.findings])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -26,7 +27,9 @@ class ScriptContractError(ValueError):
     """A script's output does not follow the contract."""
 
 
+@lru_cache(maxsize=None)
 def _environment(template_dir: Path) -> jinja2.Environment:
+    """One environment per template folder, so each template compiles once per process."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(template_dir), str(CORE_SCRIPTS)]),
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,

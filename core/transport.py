@@ -170,7 +170,13 @@ class ConnectionPool:
                 self._connections[settings.host] = self._factory(settings)
             return self._connections[settings.host]
 
-    def close(self) -> None:
-        for conn in list(self._connections.values()):
+    def close_host(self, host: str) -> None:
+        """Close one host's shell once it has nothing more to run."""
+        with self._lock:
+            conn = self._connections.pop(host, None)
+        if conn:
             conn.close()
-        self._connections.clear()
+
+    def close(self) -> None:
+        for host in list(self._connections):
+            self.close_host(host)

@@ -1,0 +1,104 @@
+"""Runner semantics with a fake transport: phases, per-host vs global dependencies, shells."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from lync2fa.plan import Plan, Step
+from lync2fa.runner import Runner, phases
+from lync2fa.script import read_input
+from lync2fa.task import Task
+from lync2fa.transport import ScriptOutput
+
+TEMPLATE = Path(__file__).parent / "example_plugin" / "lync2fa_example" / "audit_filter.ps1.j2"
+
+
+def task(name, group, after=()):
+    return Task(name=name, group=group, template=TEMPLATE, after=after)
+
+
+class FakeConnection:
+    def __init__(self, pool, host):
+        self.pool, self.host = pool, host
+
+    def run_script(self, script):
+        task_name, _ = read_input(script)
+        self.pool.ran.append((task_name, self.host))
+        failed = (task_name, self.host) in self.pool.failing
+        body = {"changed": not failed, "failed": failed, "msg": "boom" if failed else "", "before": {},
+                "after": {"x": 1}, "warnings": []}
+        return ScriptOutput(json.dumps(body), "", 1 if failed else 0)
+
+
+class FakePool:
+    def __init__(self, failing=()):
+        self.failing, self.ran, self.closed, self.open = set(failing), [], [], {}
+
+    def get(self, settings):
+        return self.open.setdefault(settings.host, FakeConnection(self, settings.host))
+
+    def close_host(self, host):
+        if self.open.pop(host, None):
+            self.closed.append((host, len(self.ran)))
+
+    def close(self):
+        for host in list(self.open):
+            self.close_host(host)
+
+
+class Hooks:
+    def lync2fa_task_start(self, step):
+        pass
+
+    def lync2fa_task_finish(self, step, result):
+        pass
+
+
+def make_plan(tasks, hosts_by_group):
+    steps = []
+    for t in tasks:
+        for h in hosts_by_group[t.group]:
+            host = SimpleNamespace(name=h)
+            steps.append(Step(t, host, {"audit_filter": 1}, SimpleNamespace(host=h, password="pw")))
+    return Plan(tasks=list(tasks), steps=steps)
+
+
+CA = task("ca.a", "ca")
+CA2 = task("ca.b", "ca", after=("ca.a",))
+VSC = task("client.vsc", "clients")
+ENROLL = task("client.enroll", "clients", after=("client.vsc", "ca.b"))
+GROUPS = {"ca": ["ca01"], "clients": ["cl1", "cl2", "cl3"]}
+
+
+def test_phases_split_only_on_cross_group_dependencies():
+    plan = make_plan([CA, CA2, VSC, ENROLL], GROUPS)
+    assert [[t.name for t in p] for p in phases(plan)] == [["ca.a", "ca.b", "client.vsc"], ["client.enroll"]]
+
+
+def test_same_group_dependency_is_per_host_and_cross_group_is_global():
+    pool = FakePool(failing={("client.vsc", "cl2")})
+    report = Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), False)
+    status = {(r.task, r.host): r.status for r in report.results}
+    assert status[("client.enroll", "cl1")] == "changed"
+    assert status[("client.enroll", "cl2")] == "skipped"   # its own card failed
+    assert status[("client.enroll", "cl3")] == "changed"   # another client's failure does not block it
+    pool = FakePool(failing={("ca.b", "ca01")})
+    report = Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), False)
+    assert {r.host: r.status for r in report.results if r.task == "client.enroll"} == {
+        "cl1": "skipped", "cl2": "skipped", "cl3": "skipped"}   # no enrollment without the CA
+
+
+def test_each_host_runs_its_steps_in_order_and_closes_its_shell_after_its_last_phase():
+    pool = FakePool()
+    plan = make_plan([CA, CA2, VSC, ENROLL], GROUPS)
+    report = Runner(Hooks(), pool=pool, forks=4).run(plan, False)
+    assert report.ok and len(report.results) == 8
+    ca_steps = [t for t, h in pool.ran if h == "ca01"]
+    assert ca_steps == ["ca.a", "ca.b"]
+    for client in GROUPS["clients"]:
+        assert [t for t, h in pool.ran if h == client] == ["client.vsc", "client.enroll"]
+    closed = dict(pool.closed)
+    assert closed["ca01"] == 5       # closed at the end of phase 0, before enrollment started
+    assert all(closed[c] == 8 for c in GROUPS["clients"])
+    assert [r.task for r in report.results] == [s.task.name for s in plan.steps]
