@@ -27,6 +27,7 @@ POWERSHELL_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass"
                    base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")]
 STDIN_CHUNK = 100_000
 UTF8_CODEPAGE = 65001
+SHELL_NOT_FOUND = "2150858843"
 
 
 class TransportError(Exception):
@@ -130,8 +131,9 @@ class WinRMConnection:
             raise TransportError(self.settings.host, operation, f"WinRM operation timed out: {exc}",
                                  transient=True) from None
         except WSManFaultError as exc:
-            raise TransportError(self.settings.host, operation,
-                                 f"WinRM fault {exc.wsman_fault_code}: {exc.reason}") from None
+            # The shell is gone (WinRM restarted, idle timeout): a new shell fixes it.
+            raise TransportError(self.settings.host, operation, f"WinRM fault {exc.wsman_fault_code}: {exc.reason}",
+                                 transient=str(exc.wsman_fault_code) == SHELL_NOT_FOUND) from None
         except WinRMTransportError as exc:
             raise TransportError(self.settings.host, operation, f"HTTP {exc.code} from {self.settings.endpoint}",
                                  transient=exc.code >= 500) from None
