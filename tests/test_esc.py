@@ -1,0 +1,127 @@
+"""The ESC rules (plugins/templates/esc.py): each rule with a vulnerable and a safe variant."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from lync2fa.lab.directory import ADMIN_PRINCIPALS as LAB_ADMINS
+from lync2fa.plugins.ca.builtin_templates import EKU, builtin_templates
+from lync2fa.plugins.templates import TASKS, esc, model
+
+SMARTCARD = next(t for t in TASKS if t.name == "templates.smartcard")
+CRA = EKU["certificate_request_agent"]
+
+
+def default_profile(**overrides) -> dict:
+    """The template the default profile proposes (duplicate of the built-in Smartcard Logon)."""
+    params = SMARTCARD.validate(overrides)
+    return model.desired_record(params, builtin_templates()["SmartcardLogon"])
+
+
+def rules(template: dict) -> set[str]:
+    return {f.rule for f in esc.evaluate(template)}
+
+
+def changed(template: dict, **values) -> dict:
+    out = copy.deepcopy(template)
+    out.update(values)
+    return out
+
+
+def with_acl(template: dict, *entries) -> dict:
+    return changed(template, acl=template["acl"] + [{"principal": p, "rights": r} for p, r in entries])
+
+
+def admins_only(template: dict) -> dict:
+    return changed(template, acl=[a for a in template["acl"] if esc.is_admin(a["principal"])
+                                  or "Enroll" not in a["rights"]])
+
+
+BASE = default_profile()
+WEB = builtin_templates()["WebServer"]
+
+# rule -> (vulnerable variant, safe variant that differs in the one setting that matters)
+CASES = {
+    "ESC1": (changed(BASE, enrollee_supplies_subject=True),
+             changed(BASE, enrollee_supplies_subject=True, manager_approval=True)),
+    "ESC1-no-approval-but-admins-only": (changed(BASE, enrollee_supplies_subject=True),
+                                         admins_only(changed(BASE, enrollee_supplies_subject=True))),
+    "ESC2": (changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]]),
+             changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]],
+                     authorized_signatures=1)),
+    "ESC2-no-eku": (changed(BASE, ekus=[], application_policies=[]), BASE),
+    "ESC3": (with_acl(builtin_templates()["EnrollmentAgent"], ("Domain Users", ["Read", "Enroll"])),
+             builtin_templates()["EnrollmentAgent"]),
+    "ESC3-agent-cosigned": (changed(BASE, authorized_signatures=1, ra_application_policies=[CRA]),
+                            changed(BASE, authorized_signatures=1, ra_application_policies=[CRA],
+                                    manager_approval=True)),
+    "ESC4": (with_acl(BASE, ("Domain Users", ["Read", "Write"])), with_acl(BASE, ("Domain Users", ["Read"]))),
+    "ESC4-owner": (changed(BASE, owner="CORP\\helpdesk"), changed(BASE, owner="CORP\\Enterprise Admins")),
+    "ESC4-writedacl": (with_acl(BASE, ("Authenticated Users", ["WriteDacl"])), BASE),
+    "ESC9": (changed(BASE, no_security_extension=True),
+             changed(BASE, no_security_extension=True, ekus=[EKU["secure_email"]],
+                     application_policies=[EKU["secure_email"]])),
+    "ESC13": (changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": "Tier0"}]),
+              changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": None}])),
+    "ESC15": (with_acl(WEB, ("Domain Users", ["Enroll"])),
+              changed(with_acl(WEB, ("Domain Users", ["Enroll"])), schema_version=2)),
+    "ESC17": (with_acl(WEB, ("Domain Users", ["Enroll"])),
+              changed(with_acl(WEB, ("Domain Users", ["Enroll"])), manager_approval=True)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rule_flags_vulnerable_and_passes_safe_variant(case):
+    rule = case.split("-")[0]
+    vulnerable, safe = CASES[case]
+    assert rule in rules(vulnerable)
+    assert rule not in rules(safe)
+
+
+def test_default_profile_and_lab_builtins_pass():
+    assert esc.evaluate(BASE) == []
+    # WebServer (enrollee supplies subject, schema v1) and Enrollment Agent are admins-only;
+    # User is enrollable by Domain Users but builds its subject from AD.
+    for name, template in builtin_templates().items():
+        assert esc.evaluate(template) == [], name
+
+
+def test_findings_name_rule_setting_and_fix():
+    esc1 = esc.evaluate(CASES["ESC1"][0], host="ca01", task="templates.smartcard")
+    assert [f.rule for f in esc1] == ["ESC1"]
+    f = esc1[0]
+    assert f.severity == "error" and f.host == "ca01" and f.task == "templates.smartcard"
+    assert "Lync 2FA Users" in f.message and "ENROLLEE_SUPPLIES_SUBJECT" in f.message
+    assert "templates_enrollee_supplies_subject" in f.message
+    assert "templates_enrollee_supplies_subject: false" in f.fix
+    esc4 = esc.evaluate(CASES["ESC4"][0])[0]
+    assert "Domain Users (Write)" in esc4.message and "Domain Admins" in esc4.fix
+
+
+def test_every_rule_is_exercised():
+    assert {c.split("-")[0] for c in CASES} == set(esc.RULES)
+
+
+def test_admin_set_agrees_with_the_lab_directory():
+    assert esc.ADMIN_PRINCIPALS == LAB_ADMINS
+    assert esc.is_admin("CORP\\Domain Admins") and not esc.is_admin("CORP\\Domain Users")
+
+
+def test_full_control_means_enroll_and_write():
+    found = rules(with_acl(changed(BASE, enrollee_supplies_subject=True), ("Helpdesk", ["FullControl"])))
+    assert {"ESC1", "ESC4"} <= found
+
+
+def test_acl_as_mapping_or_list_judges_the_same():
+    vulnerable = CASES["ESC1"][0]
+    as_view = model.view(vulnerable, vulnerable["name"], True)
+    assert isinstance(as_view["acl"], dict)
+    assert rules(as_view) == rules(vulnerable) == {"ESC1"}
+
+
+def test_application_policies_count_like_ekus():
+    # A v2+ template whose application policy alone carries client authentication.
+    template = changed(BASE, ekus=[EKU["secure_email"]], application_policies=[EKU["client_auth"]],
+                       enrollee_supplies_subject=True)
+    assert "ESC1" in rules(template)
