@@ -1,0 +1,61 @@
+"""`lync2fa rollback --tier lync,adfs` returns the lab estate to its state before apply."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from test_adfs_lab import run
+
+# IIS resets are events, not configuration: apply and rollback each reset IIS once.
+UNRELATED = ("lab_fault", "iis_reset")
+
+
+def test_apply_then_rollback_restores_the_estate_exactly(lab, run_cli):
+    original = lab.snapshot(UNRELATED)
+    assert run(run_cli, "apply", lab, tasks="adfs,lync").code == 0
+    applied = lab.snapshot(UNRELATED)
+    assert applied != original
+    assert {k.split("/", 1)[0] for k in applied["created_marker"]} == {"adfs01", "pool01", "dir01"}
+
+    checked = run(run_cli, "rollback", lab, "--check", "--json", tasks="lync,adfs")
+    assert checked.code == 0
+    assert {(r["task"], r["host"]) for r in checked.json()["results"] if r["changed"]} == {
+        ("lync.rollback", "pool01"), ("lync.rollback", "dir01"), ("adfs.rollback", "adfs01")}
+    assert lab.snapshot(UNRELATED) == applied, "rollback --check changes nothing"
+
+    rolled = run(run_cli, "rollback", lab, "--json", tasks="lync,adfs")
+    assert rolled.code == 0
+    report = rolled.json()
+    assert [r["task"] for r in report["results"]] == ["lync.rollback", "lync.rollback", "adfs.rollback"]
+    assert report["findings"] == []
+    assert lab.snapshot(UNRELATED) == original
+    assert lab.get("iis_reset", "adfs01") == {"count": 2}
+
+    # The journal records what rollback did, per host.
+    db = sqlite3.connect(lab.state_dir / "journal.sqlite")
+    rows = db.execute("SELECT r.task, r.host, r.status, r.diff FROM results r JOIN runs u ON u.id = r.run_id "
+                      "WHERE u.command = 'rollback' AND u.check_mode = 0").fetchall()
+    assert {(task, host, status) for task, host, status, _ in rows} == {
+        ("lync.rollback", "pool01", "changed"), ("lync.rollback", "dir01", "changed"),
+        ("adfs.rollback", "adfs01", "changed")}
+    adfs_diff = {d["path"]: d for task, _, _, diff in rows if task == "adfs.rollback" for d in json.loads(diff)}
+    assert adfs_diff["trusts.pool01-PassiveAuth.present"] == {
+        "path": "trusts.pool01-PassiveAuth.present", "before": True, "after": False}
+
+    again = run(run_cli, "rollback", lab, "--json", tasks="lync,adfs")
+    assert again.json()["counts"] == {"ok": 3, "changed": 0, "failed": 0, "skipped": 0}
+
+
+def test_tiers_roll_back_separately_and_reapply_cleanly(lab, run_cli):
+    original = lab.snapshot(UNRELATED)
+    assert run(run_cli, "apply", lab, tasks="adfs,lync").code == 0
+    applied = lab.snapshot(UNRELATED)
+    assert run(run_cli, "rollback", lab, tasks="lync").code == 0
+    partial = lab.snapshot(UNRELATED)
+    assert partial["adfs_trust"] == applied["adfs_trust"], "--tier lync leaves AD FS alone"
+    assert not any(k.startswith("CsWebServiceConfiguration/service:") for k in partial["cs_config"])
+    assert run(run_cli, "rollback", lab, tasks="adfs").code == 0
+    assert lab.snapshot(UNRELATED) == original
+    # Nothing is left behind that would confuse a second rollout.
+    assert run(run_cli, "apply", lab, tasks="adfs,lync").code == 0
+    assert lab.snapshot(UNRELATED) == applied
