@@ -75,13 +75,17 @@ def default_estate(clients: int = 2, https: bool = False) -> Estate:
 
     hosts = [
         LabHost("ca01", ["ca"], fq("ca01"), vars={"ca_common_name": "Lync2FA Lab Root CA"}),
-        LabHost("adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts")}),
+        LabHost("adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts"), "adfs_version": "2.0"}),
         LabHost("pool01", ["lync_pools"], fq("pool01")),
         LabHost("dir01", ["lync_pools"], fq("dir01"), vars={"lync2fa_lync_role": "director"}),
         LabHost("edge01", ["lync_edge"], fq("edge01")),
     ]
     width = max(4, len(str(clients)))
-    hosts += [LabHost(f"cl{i:0{width}d}", ["clients"], fq(f"cl{i:0{width}d}")) for i in range(1, clients + 1)]
+    # Each client: its Lync-enabled user (the lab AD has user01..user04) and its own random card PIN.
+    hosts += [LabHost(f"cl{i:0{width}d}", ["clients"], fq(f"cl{i:0{width}d}"),
+                      vars={"client_user": f"user{(i - 1) % 4 + 1:02d}",
+                            "client_pin": "".join(secrets.choice("0123456789") for _ in range(8))})
+              for i in range(1, clients + 1)]
     return Estate(domain=domain, netbios="CORP", admin_user="lync2fa-admin",
                   password=secrets.token_urlsafe(18), hosts=hosts, https=https)
 
