@@ -1,1 +1,237 @@
-"""client tier (being built)."""
+"""Client tier: the Windows PCs of the Lync-enabled users (reference/lync-2fa.md sections 4, 5,
+9, 10): a TPM virtual smart card with a PIN that is not the documented default, the Lync client
+policy values, the user's smart-card certificate on the card, their verification and rollback.
+
+How each step runs on real Windows, and what cannot be done without the user, is in README.md.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lync2fa.findings import Finding
+from lync2fa.hookspecs import hookimpl
+from lync2fa.task import Param, Task
+
+from ..ca import SAFE_NAME
+from . import client_state, twin
+from .client_state import DEFAULT_PIN
+
+SCRIPTS = Path(__file__).parent / "scripts"
+SMART_CARD_CSP = "Microsoft Base Smart Card Crypto Provider"
+SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
+OFFICE_VERSION = re.compile(r"^1[4-9]\.0$")
+PRINTABLE = re.compile(r"^[\x20-\x7e]{8,127}$")
+
+
+def _ca_config(host):
+    """'<CA host FQDN>\\<CA common name>' of the first host in group ca."""
+    cas = host.inventory.hosts_in("ca")
+    if not cas or not cas[0].has_var("ca_common_name"):
+        return None
+    return f"{cas[0].fqdn}\\{cas[0].var('ca_common_name')}"
+
+
+CARD_NAME = Param("card_name", default="Lync2FA", description="Name of the TPM virtual smart card (tpmvscmgr /name)")
+PIN = Param("pin", secret=True, description="Card PIN, 8-127 printable ASCII characters, from a vault-encrypted "
+            "client_pin. Unset means the documented default 12345678, which is refused (DEFAULT_PIN)")
+USER = Param("user", required=True, description="The Lync-enabled user whose card and certificate these are, "
+             "e.g. CORP\\user01")
+TEMPLATE = Param("template", default="TPMVirtualSmartCardLogon",
+                 description="Certificate template (common name) the smart-card certificate is enrolled from")
+CA_CONFIG = Param("ca_config", description="CA configuration string '<CA host FQDN>\\<CA common name>'; "
+                  "default: the first host of group ca and its ca_common_name")
+OFFICE_VERSIONS = Param("office_versions", "list", elements="str", default=["15.0"],
+                        description="Office versions whose Lync policy key is set: 15.0 (Lync 2013), "
+                                    "16.0 (Skype for Business 2016 and later)")
+RENEW_DAYS = Param("renew_days", "int", default=42,
+                   description="Re-enroll when the certificate expires within this many days")
+TIMEOUT = Param("task_timeout_s", "int", default=300,
+                description="How long a card operation may run in its scheduled task (SYSTEM or the user's session)")
+
+
+def _secrets(p: dict) -> list[str]:
+    return [f"{name} must be 8 to 127 printable ASCII characters (the virtual smart card's PIN policy)"
+            for name in ("pin", "puk") if p.get(name) and not PRINTABLE.match(str(p[name]))]
+
+
+def _names(p: dict) -> list[str]:
+    problems = []
+    if "card_name" in p and not SAFE_NAME.match(p["card_name"]):
+        problems.append(f"card_name {p['card_name']!r} is not a valid card name")
+    if "template" in p and not SAFE_NAME.match(p["template"]):
+        problems.append(f"template {p['template']!r} is not a valid certificate template name")
+    return problems
+
+
+def _ca(p: dict) -> list[str]:
+    host, _, name = (p.get("ca_config") or "").partition("\\")
+    if not re.match(r"^[A-Za-z0-9.-]+$", host) or not SAFE_NAME.match(name):
+        return ["ca_config must be '<CA host FQDN>\\<CA common name>' (no host in group ca with ca_common_name "
+                "to derive it from)"]
+    return []
+
+
+def _versions(p: dict) -> list[str]:
+    return [f"office_versions entry {v!r} is not an Office version such as 15.0 or 16.0"
+            for v in p.get("office_versions") or [] if not OFFICE_VERSION.match(v)]
+
+
+def _numbers(p: dict) -> list[str]:
+    problems = []
+    if p.get("renew_days", 0) < 0:
+        problems.append("renew_days cannot be negative")
+    if not 30 <= p.get("task_timeout_s", 300) <= 3600:
+        problems.append("task_timeout_s must be between 30 and 3600 seconds")
+    return problems
+
+
+def _sip_user(p: dict) -> list[str]:
+    if p["clear_sip_profiles"] and not p.get("user"):
+        return ["clear_sip_profiles needs client_user (whose SIP profile folders are deleted)"]
+    return []
+
+
+def verify_facts(result, params) -> None:
+    """Judge what client.verify read (reference section 12: TPM, VSC exists, Cert on card,
+    Client registry); fail naming every item that is not in place."""
+    f = result.after
+    problems = []
+    tpm = f.get("tpm") or {}
+    problem = client_state.tpm_problem({"present": tpm.get("present"), "enabled": tpm.get("enabled"),
+                                        "spec_version": tpm.get("spec_version") or "0"})
+    if problem:
+        problems.append("TPM: " + problem)
+    card = f.get("card") or {}
+    if not card.get("present"):
+        problems.append(f"virtual smart card {params['card_name']!r} not found under Smart card readers")
+    cert = f.get("certificate") or {}
+    what = f"{params['template']} certificate of {params['user']}"
+    if cert.get("status") in (None, "missing"):
+        problems.append(f"no {what} on the card")
+    else:
+        if cert["status"] == "expired":
+            problems.append(f"the {what} expired on {cert['not_after']}")
+        elif cert["status"] == "renewal_due":
+            result.warnings.append(f"the {what} expires on {cert['not_after']}: run client.enrollment to renew it")
+        if not cert.get("on_card"):
+            problems.append(f"the key of the {what} is not on a smart card")
+        if not cert.get("chains_to_ca"):
+            problems.append(f"the {what} does not chain to the CA {params['ca_config']}")
+        if not cert.get("smart_card_logon"):
+            problems.append(f"the {what} lacks the Smart Card Logon EKU")
+    for version, values in sorted((f.get("lync") or {}).items()):
+        for name, value in sorted(values.items()):
+            if value != 0:
+                problems.append(f"HKLM\\Software\\Policies\\Microsoft\\Office\\{version}\\Lync {name} is "
+                                f"{'not set' if value is None else value}, expected 0")
+    if problems:
+        result.failed = True
+        result.msg = "client not ready for two-factor sign-in: " + "; ".join(problems)
+
+
+TASKS = [
+    Task(
+        name="client.virtual_smartcard", group="clients", template=SCRIPTS / "virtual_smartcard.ps1.j2",
+        description="Check the TPM (present, enabled, spec 1.2+) and create the TPM virtual smart card with the "
+                    "user's PIN and a random admin key",
+        params=(
+            CARD_NAME, PIN,
+            Param("puk", secret=True, description="Optional PIN unlock key (8-127 characters) from vault; unset: "
+                  "the card has no PUK (a forgotten PIN means a new card)"),
+            Param("admin_key", default="random", choices=("random", "default"),
+                  description="tpmvscmgr /adminkey: random (nobody knows it) or the documented default (refused, "
+                              "DEFAULT_ADMIN_KEY)"),
+            TIMEOUT,
+        ),
+        checks=(_secrets, _names, _numbers),
+    ),
+    Task(
+        name="client.lync_settings", group="clients", template=SCRIPTS / "lync_settings.ps1.j2",
+        description="DisableNTCredentials=0 and SavePassword=0 in the Lync policy key; optionally delete the "
+                    "user's cached SIP profile folders",
+        params=(
+            OFFICE_VERSIONS,
+            Param("clear_sip_profiles", "bool", default=False,
+                  description="Delete %localappdata%\\Microsoft\\Office\\<version>\\Lync\\sip_* of client_user"),
+            Param("user", description="The Lync-enabled user (only needed for clear_sip_profiles)"),
+        ),
+        checks=(_versions, _sip_user),
+    ),
+    Task(
+        name="client.enrollment", group="clients", template=SCRIPTS / "enrollment.ps1.j2",
+        after=("client.virtual_smartcard", "ca.templates_published", "ca.template_permissions",
+               "templates.smartcard"),
+        derived={"ca_config": _ca_config},
+        description="Enroll the user's smart-card certificate onto the virtual smart card, in the user's session",
+        params=(
+            USER, TEMPLATE, CA_CONFIG, CARD_NAME, PIN, RENEW_DAYS, TIMEOUT,
+            Param("provider", default=SMART_CARD_CSP, choices=(SMART_CARD_CSP, SMART_CARD_KSP),
+                  description="Provider that creates the key on the card (the template may require one)"),
+        ),
+        checks=(_secrets, _names, _ca, _numbers),
+    ),
+    Task(
+        name="client.verify", group="clients", template=SCRIPTS / "verify.ps1.j2", kind="verify",
+        derived={"ca_config": _ca_config},
+        description="TPM ready, card present, a valid smart-card logon certificate from the CA on it, "
+                    "DisableNTCredentials=0 and SavePassword=0",
+        params=(USER, TEMPLATE, CA_CONFIG, CARD_NAME, OFFICE_VERSIONS, RENEW_DAYS),
+        checks=(_names, _ca, _versions, _numbers),
+        interpret=verify_facts,
+    ),
+    Task(
+        name="client.rollback", group="clients", template=SCRIPTS / "rollback.ps1.j2", kind="rollback",
+        description="Remove the certificates and virtual smart cards lync2fa created and restore the Lync "
+                    "policy values it changed",
+    ),
+]
+
+
+@hookimpl
+def lync2fa_tasks():
+    return TASKS
+
+
+@hookimpl
+def lync2fa_validate_plan(plan):
+    findings, flagged, hosts_by_pin = [], set(), {}
+    for task_name in ("client.virtual_smartcard", "client.enrollment"):
+        for step in plan.steps_for(task_name):
+            p, where = step.params, {"host": step.host.name, "task": step.task.name}
+            if step.host.name not in flagged and p.get("pin") in (None, "", DEFAULT_PIN):
+                flagged.add(step.host.name)
+                findings.append(Finding(
+                    "DEFAULT_PIN", "client_pin is unset or 12345678, the default PIN printed in Microsoft's "
+                    "documentation: the card would be protected by a PIN everyone knows",
+                    "set client_pin (8+ characters, per user) from ansible-vault", **where))
+    for step in plan.steps_for("client.virtual_smartcard"):
+        p, where = step.params, {"host": step.host.name, "task": step.task.name}
+        if p.get("puk") == DEFAULT_PIN:
+            findings.append(Finding("DEFAULT_PUK", "client_puk is 12345678, tpmvscmgr's documented default PUK",
+                                    "set another client_puk from vault, or none (no PUK)", **where))
+        if p["admin_key"] == "default":
+            findings.append(Finding(
+                "DEFAULT_ADMIN_KEY", "client_admin_key is default: the card's admin key would be the published "
+                "010203040506070801020304050607080102030405060708, so anyone can reset the PIN",
+                "keep client_admin_key: random", **where))
+        if p.get("pin"):
+            hosts_by_pin.setdefault(p["pin"], []).append(step.host.name)
+    shared = sorted(h for hosts in hosts_by_pin.values() if len(hosts) > 1 for h in hosts)
+    if shared:
+        findings.append(Finding(
+            "SHARED_PIN", f"{len(shared)} clients ({', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''}) "
+            "get the same card PIN", "give each client its own client_pin (host_vars, vault-encrypted)",
+            severity="warning"))
+    return findings
+
+
+@hookimpl
+def lync2fa_lab_twins():
+    return {"client.virtual_smartcard": twin.virtual_smartcard, "client.lync_settings": twin.lync_settings,
+            "client.enrollment": twin.enrollment, "client.verify": twin.verify, "client.rollback": twin.rollback}
+
+
+@hookimpl
+def lync2fa_lab_seed(store, estate):
+    client_state.seed(store, estate)
