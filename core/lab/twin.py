@@ -36,6 +36,21 @@ class TwinContext:
         if not self.check_mode:
             self.store.delete("created_marker", f"{self.host.name}/{resource_id}")
 
+    # The twin of Set-Lync2faRecord / Get-Lync2faRecordIds: a created-marker that also holds
+    # what rollback needs ({"created": bool, "previous": ...}). The first record wins, so a
+    # later apply never overwrites the original values.
+    def record(self, resource_id: str, created: bool, previous=None) -> None:
+        if self.check_mode or self.was_created(resource_id):
+            return
+        self.store.put("created_marker", f"{self.host.name}/{resource_id}",
+                       {"host": self.host.name, "created": created, "previous": previous})
+
+    def records(self, prefix: str) -> dict[str, dict]:
+        """This host's records whose id starts with ``prefix``, by id (in id order)."""
+        start = f"{self.host.name}/{prefix}"
+        return {key[len(self.host.name) + 1:]: {"created": True, "previous": None, **data}
+                for key, data in self.store.items("created_marker").items() if key.startswith(start)}
+
 
 Twin = Callable[[TwinContext, dict], dict]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from lync2fa.lab.twin import TwinContext, TwinFailure, outcome
 
 from .claims import AUTHORIZATION_RULES, TRANSFORM_RULES, pool_metadata_url, same_rules, trust_name
-from .records import record, records
 
 WEB_CONFIG = "C:\\inetpub\\adfs\\ls\\web.config"
 BACKUP_SUFFIX = ".lync2fa-backup"
@@ -132,13 +131,13 @@ def relying_party(ctx: TwinContext, p: dict) -> dict:
             continue
         target = wanted["name"]
         if current["present"]:
-            record(ctx, TRUST_PREFIX + target, created=False, previous=current)
+            ctx.record(TRUST_PREFIX + target, created=False, previous=current)
         else:
             _read_metadata(ctx, url)
             key = f"{ctx.host.name}/{target}"
             trust = {"Name": target, "MetadataUrl": url, "IssuanceAuthorizationRules": None,
                      "IssuanceTransformRules": None, "TokenLifetime": 0, "Enabled": True}
-            record(ctx, TRUST_PREFIX + target, created=True)
+            ctx.record(TRUST_PREFIX + target, created=True)
         trust.update(MetadataUrl=url, IssuanceAuthorizationRules=AUTHORIZATION_RULES,
                      IssuanceTransformRules=TRANSFORM_RULES)
         if p["token_lifetime"] > 0:
@@ -155,7 +154,7 @@ def token_replay(ctx: TwinContext, p: dict) -> dict:
     after = current
     if p["prevent_token_replays"] and not current["PreventTokenReplays"]:
         after = {"PreventTokenReplays": True}
-        record(ctx, REPLAY_RECORD, created=False, previous=current)
+        ctx.record(REPLAY_RECORD, created=False, previous=current)
         server["properties"]["PreventTokenReplays"] = True
         ctx.store.put("adfs_server", ctx.host.name, server)
     return outcome(current, after, warnings=ctx.warnings)
@@ -198,7 +197,7 @@ def client_auth(ctx: TwinContext, p: dict) -> dict:
         if p["extranet"]:
             wanted["primary_extranet"] = _certificate_first(current["primary_extranet"], CERTIFICATE)
         if current != wanted:
-            record(ctx, POLICY_RECORD, created=False, previous={"primary_intranet": current["primary_intranet"],
+            ctx.record(POLICY_RECORD, created=False, previous={"primary_intranet": current["primary_intranet"],
                                                                  "primary_extranet": current["primary_extranet"]})
             _set_policy(ctx, wanted["primary_intranet"], wanted["primary_extranet"])
         return outcome(current, wanted, warnings=ctx.warnings)
@@ -222,7 +221,7 @@ def client_auth(ctx: TwinContext, p: dict) -> dict:
 
 # -- rollback -----------------------------------------------------------------------------
 def _rollback_trusts(ctx: TwinContext, before: dict, after: dict) -> list[str]:
-    found = records(ctx, TRUST_PREFIX)
+    found = ctx.records(TRUST_PREFIX)
     if found:
         before["trusts"], after["trusts"] = {}, {}
     for rid, data in found.items():
@@ -254,7 +253,7 @@ def _rollback_trusts(ctx: TwinContext, before: dict, after: dict) -> list[str]:
 
 
 def _rollback_token_replay(ctx: TwinContext, server: dict, before: dict, after: dict) -> list[str]:
-    data = records(ctx, REPLAY_RECORD).get(REPLAY_RECORD)
+    data = ctx.records(REPLAY_RECORD).get(REPLAY_RECORD)
     if data is None:
         return []
     before["token_replay"] = {"PreventTokenReplays": server["properties"]["PreventTokenReplays"]}
@@ -265,7 +264,7 @@ def _rollback_token_replay(ctx: TwinContext, server: dict, before: dict, after: 
 
 
 def _rollback_sign_in(ctx: TwinContext, version: str, path: str, before: dict, after: dict) -> list[str]:
-    data = records(ctx, POLICY_RECORD).get(POLICY_RECORD)
+    data = ctx.records(POLICY_RECORD).get(POLICY_RECORD)
     handled = []
     if data is not None and version == "3.0+":
         before["sign_in"] = _policy_view(ctx, version)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from lync2fa.lab.twin import TwinContext, TwinFailure, outcome
 
-from ..adfs.records import record, records
 from .scopes import is_service_scope, tag_policy
 
 WEB = "CsWebServiceConfiguration"
@@ -148,9 +147,9 @@ def _ensure(ctx: TwinContext, noun: str, identity: str, wanted_settings: dict) -
         return before, wanted
     if own is None:
         own = {"Identity": identity, **DEFAULTS[noun]}
-        record(ctx, f"lync/{noun}/{identity}", created=True)
+        ctx.record(f"lync/{noun}/{identity}", created=True)
     else:
-        record(ctx, f"lync/{noun}/{identity}", created=False, previous=before)
+        ctx.record(f"lync/{noun}/{identity}", created=False, previous=before)
     own.update(wanted_settings)
     ctx.store.put("cs_config", _key(noun, identity), own)
     return before, _view(noun, own)
@@ -213,14 +212,14 @@ def ucs_rollback(ctx: TwinContext, p: dict) -> dict:
         return outcome(before, wanted, warnings=ctx.warnings)
     if users and not before["policy"]["exists"]:
         ctx.store.put("cs_config", _key(POLICY, identity), {"Identity": identity, "UcsAllowed": False})
-        record(ctx, f"lync/{POLICY}/{identity}", created=True)
+        ctx.record(f"lync/{POLICY}/{identity}", created=True)
     elif users and before["policy"]["UcsAllowed"]:
-        record(ctx, f"lync/{POLICY}/{identity}", created=False, previous=before["policy"])
+        ctx.record(f"lync/{POLICY}/{identity}", created=False, previous=before["policy"])
         ctx.store.put("cs_config", _key(POLICY, identity), {**_get(ctx, POLICY, identity), "UcsAllowed": False})
     for user in users:
         if before["users"][user["SipAddress"]] == name:
             continue
-        record(ctx, f"lync/ucs-user/{user['SipAddress']}", created=False,
+        ctx.record(f"lync/ucs-user/{user['SipAddress']}", created=False,
                previous={"UserServicesPolicy": before["users"][user["SipAddress"]]})
         user.update(ContactsInUcs=False, UserServicesPolicy=name)   # Invoke-CsUcsRollback + Grant-
         ctx.store.put("cs_user", user["SipAddress"].lower(), user)
@@ -289,7 +288,7 @@ def rollback(ctx: TwinContext, p: dict) -> dict:
     before, after = {}, {}
     for kind, restore in RESTORE:
         prefix = f"lync/{kind}/"
-        for rid, data in records(ctx, prefix).items():
+        for rid, data in ctx.records(prefix).items():
             before[rid[5:]], after[rid[5:]] = restore(ctx, rid[len(prefix):], data)
             ctx.unmark_created(rid)
     return outcome(before, after, warnings=ctx.warnings)
