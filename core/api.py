@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .connection import ConnectionSettings
+from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding, gate
-from .inventory import Inventory
+from .inventory import Inventory, InventoryError
 from .journal import Journal
-from .plan import Plan, build_plan, params_for
+from .plan import Plan, build_plan, order_tasks, params_for
 from .plan import Step as Step  # re-exported
 from .plugin_manager import collect_tasks, default_plugin_manager
 from .results import Result
 from .runner import Runner, RunReport
+from .task import ParameterError
 
 DEFAULT_STATE_DIR = Path(".lync2fa")
 
@@ -72,13 +73,21 @@ def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_ST
 def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
              check_mode: bool = False, allow_insecure: set[str] | frozenset = frozenset(),
              state_dir: str | Path = DEFAULT_STATE_DIR, pm=None) -> Result:
-    """Run one task on one host (what an Ansible action plugin does), with explicit params."""
+    """Run one task on one host (what an Ansible action plugin does), with explicit params.
+
+    ``inventory`` is an :class:`Inventory` or anything with its ``host(name)`` and
+    ``hosts_in(group)`` (the Ansible face passes the play's view of its inventory). The
+    security gate judges the step among every step of its kind, as ``plan`` would, and
+    applies the findings about this step (and those about no step in particular).
+    """
     pm = pm or default_plugin_manager()
-    task = collect_tasks(pm)[task_name]
+    tasks = collect_tasks(pm)
+    task = tasks[task_name]
     host = inventory.host(host_name)
     step = Step(task, host, params_for(task, host, overrides), ConnectionSettings.from_host(host))
     single = Plan(tasks=[task], steps=[step])
-    findings = [f for batch in pm.hook.lync2fa_validate_plan(plan=single) for f in batch or ()]
+    findings = [f for batch in pm.hook.lync2fa_validate_plan(plan=_gate_context(inventory, tasks, step))
+                for f in batch or () if f.task in ("", task_name) and f.host in ("", host_name)]
     single.findings = gate(findings, set(allow_insecure))
     single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
     report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1,
@@ -86,3 +95,22 @@ def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: di
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)
     return result
+
+
+def _gate_context(inventory: Inventory, tasks: dict, step: Step) -> Plan:
+    """Every step of ``step``'s kind that the inventory defines, with ``step`` itself in its place
+    (a gate may look at other steps, e.g. the permissions granted on a template)."""
+    ordered = order_tasks({n: t for n, t in tasks.items() if t.kind == step.task.kind})
+    steps = []
+    for task in ordered:
+        for host in inventory.hosts_in(task.group):
+            if (task.name, host.name) == step.key:
+                steps.append(step)
+                continue
+            try:
+                steps.append(Step(task, host, params_for(task, host), ConnectionSettings.from_host(host)))
+            except (ParameterError, ConnectionConfigError, InventoryError):
+                continue  # that step fails with its own error when it runs
+    if not any(s is step for s in steps):
+        steps.append(step)
+    return Plan(tasks=ordered, steps=steps)

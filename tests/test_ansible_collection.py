@@ -1,0 +1,367 @@
+"""The Ansible face, statically: generated modules/roles/playbooks match the engine's tasks, the
+documented options are the tasks' argument specs, the play's view of a host is the CLI's, the
+collection builds, ansible-doc/ansible-lint/--syntax-check accept it, and the example inventory
+(vault-encrypted secrets) plans without touching a network."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import sys
+import tarfile
+import tomllib
+
+import pytest
+import yaml
+from ansible.template import Templar
+from ansible.vars.hostvars import HostVars
+
+from ansible_support import PLAYBOOKS, ROOT, run
+from lync2fa import api
+from lync2fa.ansible_bridge import COLLECTION, ENGINE_OPTIONS, PlayInventory, builtin_tasks, module_name
+from lync2fa.connection import ConnectionSettings
+from lync2fa.lab import control
+from lync2fa.plan import params_for
+
+TASKS = builtin_tasks()
+EXAMPLE = ROOT / "inventories" / "example"
+EXAMPLE_VAULT_PASS = EXAMPLE / ".vault-pass-example"
+TIER_ROLES = {"ca": "ca", "templates": "cert_templates", "adfs": "adfs", "lync": "lync_server",
+              "client": "client_enrollment"}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("gen_modules", ROOT / "tools" / "gen_modules.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def module_doc(task_name: str, block: str = "DOCUMENTATION") -> dict:
+    """A module's documentation block, read from the file as ansible-doc reads it (not imported)."""
+    tree = ast.parse((ROOT / "plugins" / "modules" / f"{module_name(task_name)}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == block:
+            return yaml.safe_load(node.value.value)
+    raise AssertionError(f"{block} missing in the module of {task_name}")
+
+
+def load_yaml(path):
+    return yaml.safe_load(path.read_text())
+
+
+def role_calls(role: str, entry: str = "main") -> list[tuple[str, dict, dict]]:
+    """(engine task, module options, the Ansible task) for every module call of a role's task file."""
+    calls = []
+    for item in load_yaml(ROOT / "roles" / role / "tasks" / f"{entry}.yml") or []:
+        fqcn = next(k for k in item if k.startswith(COLLECTION + "."))
+        task = next(t for t in TASKS.values() if module_name(t.name) == fqcn.rsplit(".", 1)[1])
+        calls.append((task.name, item[fqcn], item))
+    return calls
+
+
+# -- generated files ------------------------------------------------------------------------
+
+def test_generated_files_are_what_the_registry_produces():
+    gen = _generator()
+    files = gen.render_all(TASKS)
+    differing = sorted(rel for rel, text in files.items()
+                       if not (ROOT / rel).exists() or (ROOT / rel).read_text() != text)
+    assert differing == [], f"run `.venv/bin/python tools/gen_modules.py`: {differing}"
+    assert gen.stale_files(ROOT, files) == []
+
+
+def test_every_engine_task_has_a_module_and_an_action_plugin():
+    modules = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")}
+    actions = {p.stem for p in (ROOT / "plugins" / "action").glob("*.py")}
+    expected = {module_name(n) for n in TASKS}
+    assert len(TASKS) >= 4 and modules == expected and actions == expected
+    for name in TASKS:
+        text = (ROOT / "plugins" / "action" / f"{module_name(name)}.py").read_text()
+        assert f'TASK = "{name}"' in text and "(EngineAction)" in text
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_module_options_are_the_task_argument_spec(name):
+    """The two faces cannot drift: the documented options are the engine's parameter schema."""
+    task = TASKS[name]
+    options = module_doc(name)["options"]
+    assert set(options) == {p.name for p in task.params} | set(ENGINE_OPTIONS)
+    documented = {}
+    for pname in task.argument_spec():
+        doc = options[pname]
+        spec = {"type": doc["type"], "required": doc.get("required", False)}
+        for key in ("default", "choices", "elements"):
+            if key in doc:
+                spec[key] = doc[key]
+        if doc.get("no_log"):
+            spec["no_log"] = True
+        documented[pname] = spec
+    assert documented == task.argument_spec()
+    for p in task.params:
+        assert bool(options[p.name].get("no_log")) == p.secret
+    for opt, spec in ENGINE_OPTIONS.items():
+        assert options[opt]["type"] == spec["type"] and options[opt].get("default") == spec.get("default")
+    assert module_doc(name)["module"] == module_name(name)
+
+
+def test_ansible_doc_shows_every_module(tmp_path):
+    names = [f"{COLLECTION}.{module_name(n)}" for n in sorted(TASKS)]
+    result = run("ansible-doc", "--json", "-t", "module", *names, workdir=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    docs = json.loads(result.stdout)
+    assert sorted(docs) == sorted(names)
+    for name in TASKS:
+        doc = docs[f"{COLLECTION}.{module_name(name)}"]
+        assert set(doc["doc"]["options"]) == {p.name for p in TASKS[name].params} | set(ENGINE_OPTIONS)
+        assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
+        assert doc["doc"]["attributes"]["diff_mode"]["support"] == "full"
+        assert {"before", "after", "changes", "engine_task"} <= set(doc["return"])
+        assert f"{COLLECTION}.{module_name(name)}:" in doc["examples"]
+
+
+def test_generator_covers_a_new_tier_without_changes():
+    """A tier that appears later (here a made-up one) gets modules, a role and plays by itself;
+    a derived value and a variable whose tasks disagree on its default get no role default."""
+    from lync2fa.task import Param, Task
+    gen = _generator()
+    extra = {
+        "hardening.audit": Task(name="hardening.audit", group="ca", template=ROOT / "x.ps1.j2",
+                                after=("ca.authority",), description="set the CA audit filter",
+                                params=(Param("level", "int", default=127), Param("target", required=True),
+                                        Param("key", secret=True)),
+                                derived={"target": lambda host: host.fqdn}),
+        "hardening.check": Task(name="hardening.check", group="ca", template=ROOT / "x.ps1.j2", kind="verify",
+                                params=(Param("level", "int", default=255),)),
+        "hardening.undo": Task(name="hardening.undo", group="ca", template=ROOT / "x.ps1.j2", kind="rollback"),
+    }
+    files = gen.render_all({**TASKS, **extra})
+    for name in extra:
+        assert f"plugins/modules/hardening_{name.split('.')[1]}.py" in files
+    role = yaml.safe_load(files["roles/hardening/tasks/main.yml"])
+    (call,) = role
+    options = call["lync2fa.twofactor.hardening_audit"]
+    assert options["target"] == "{{ hardening_target | default(omit) }}"      # derived per host
+    assert options["level"] == "{{ hardening_level | default(omit) }}"        # 127 here, 255 in the check
+    assert options["key"] == "{{ hardening_key | default(omit) }}"
+    assert yaml.safe_load(files["roles/hardening/defaults/main.yml"]) == {}
+    specs = yaml.safe_load(files["roles/hardening/meta/argument_specs.yml"])["argument_specs"]
+    assert specs["main"]["options"]["hardening_key"]["no_log"] is True and "rollback" in specs
+    doc = yaml.safe_load(files["plugins/modules/hardening_audit.py"].split('DOCUMENTATION = r"""')[1].split('"""')[0])
+    assert doc["options"]["key"]["no_log"] is True and doc["options"]["target"]["required"] is True
+    deploy = yaml.safe_load(files["playbooks/deploy_2fa.yml"])
+    assert deploy[-1]["roles"] == [{"role": "lync2fa.twofactor.hardening"}]  # after the built-in tiers
+    assert "lync2fa.twofactor.hardening_check" in files["roles/verify/tasks/main.yml"]
+    rollback = yaml.safe_load(files["playbooks/rollback_2fa.yml"])
+    assert rollback[1]["tasks"][0]["ansible.builtin.include_role"]["name"] == "lync2fa.twofactor.hardening"
+    backwards = Task(name="ca.needs_hardening", group="ca", template=ROOT / "x.ps1.j2", after=("hardening.audit",))
+    with pytest.raises(SystemExit, match="cannot honour"):
+        gen.render_all({**TASKS, **extra, backwards.name: backwards})
+
+
+# -- roles and playbooks --------------------------------------------------------------------
+
+def _tier_tasks(tier: str, kind: str) -> set[str]:
+    return {n for n, t in TASKS.items() if t.tier == tier and t.kind == kind}
+
+
+def _assert_dependency_order(names: list[str]) -> None:
+    for i, name in enumerate(names):
+        later = names[i + 1:]
+        assert not set(TASKS[name].after) & set(later), f"{name} is called before what it runs after"
+
+
+@pytest.mark.parametrize("tier", sorted({t.tier for t in TASKS.values()}))
+def test_tier_role_calls_its_tasks_with_cli_variable_names_and_task_defaults(tier):
+    role = TIER_ROLES.get(tier, tier)
+    defaults = load_yaml(ROOT / "roles" / role / "defaults" / "main.yml") or {}
+    entries = [("main", "apply")] + ([("rollback", "rollback")] if _tier_tasks(tier, "rollback") else [])
+    for entry, kind in entries:
+        calls = role_calls(role, entry)
+        assert {c[0] for c in calls} == _tier_tasks(tier, kind)
+        _assert_dependency_order([c[0] for c in calls])
+        for name, options, item in calls:
+            _assert_call(TASKS[name], options, item, defaults)
+
+
+def test_verify_role_runs_every_verify_task():
+    calls = role_calls("verify")
+    assert {c[0] for c in calls} == {n for n, t in TASKS.items() if t.kind == "verify"}
+    _assert_dependency_order([c[0] for c in calls])
+    defaults = load_yaml(ROOT / "roles" / "verify" / "defaults" / "main.yml") or {}
+    for name, options, item in calls:
+        _assert_call(TASKS[name], options, item, defaults)
+
+
+def _readers(var: str):
+    return [(t, p) for t in TASKS.values() for p in t.params if t.var_prefix + p.name == var]
+
+
+def _assert_call(task, options, item, defaults):
+    """Each option is the CLI's inventory variable; a role default is the task default, and a
+    value the engine derives per host (or one variable with different defaults) is left unset."""
+    assert item["when"] == f"'{task.group}' in group_names"
+    assert set(options) == {p.name for p in task.params} | {"allow_insecure", "state_dir"}
+    for p in task.params:
+        var = task.var_prefix + p.name
+        readers = _readers(var)
+        if options[p.name] == "{{ " + var + " }}":
+            assert var in defaults and defaults[var] == p.default, var
+            assert not any(q.name in t.derived for t, q in readers), f"{var} is derived: no role default"
+        else:
+            assert options[p.name] == "{{ " + var + " | default(omit) }}", options[p.name]
+            assert var not in defaults
+            assert (p.default is None or any(q.name in t.derived for t, q in readers)
+                    or len({repr(q.argument_spec()) for _, q in readers}) > 1), f"{var} could have a default"
+
+
+@pytest.mark.parametrize("role", sorted({TIER_ROLES.get(t.tier, t.tier) for t in TASKS.values()} | {"verify"}))
+def test_role_argument_specs_document_every_variable_with_its_default(role):
+    specs = load_yaml(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]
+    defaults = load_yaml(ROOT / "roles" / role / "defaults" / "main.yml") or {}
+    for entry, spec in specs.items():
+        used = {o[len("{{ "):].split()[0] for _, options, _ in role_calls(role, entry)
+                for o in options.values() if isinstance(o, str)}
+        assert used <= set(spec["options"]), used - set(spec["options"])
+        for var, option in spec["options"].items():
+            assert option.get("default") == defaults.get(var), var
+            assert option["description"]
+    readme = (ROOT / "roles" / role / "README.md").read_text()
+    assert all(f"`{var}`" in readme for var in specs["main"]["options"])
+
+
+def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
+    deploy = load_yaml(PLAYBOOKS / "deploy_2fa.yml")
+    roles = [play["roles"][0]["role"].rsplit(".", 1)[1] for play in deploy]
+    tiers = [next(t for t, r in TIER_ROLES.items() if r == role) for role in roles]
+    assert set(tiers) == {t.tier for t in TASKS.values() if t.kind == "apply"}
+    position = {tier: i for i, tier in enumerate(tiers)}
+    for task in TASKS.values():
+        if task.kind == "apply":
+            assert all(position[TASKS[d].tier] <= position[task.tier] for d in task.after if d in TASKS), task.name
+    for play, tier in zip(deploy, tiers):
+        groups = {t.group for t in TASKS.values() if t.tier == tier and t.kind == "apply"}
+        assert set(play["hosts"].split(":")) == groups
+    verify = load_yaml(PLAYBOOKS / "verify_2fa.yml")
+    assert set(verify[0]["hosts"].split(":")) == {t.group for t in TASKS.values() if t.kind == "verify"}
+    rollback = load_yaml(PLAYBOOKS / "rollback_2fa.yml")
+    rolled = [p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1] for p in rollback[1:]]
+    assert rolled == [r for r in reversed(roles) if r in rolled]  # reverse rollout order
+    for play in deploy + verify + rollback:
+        assert play["gather_facts"] is False
+
+
+# -- collection metadata and build ----------------------------------------------------------
+
+def test_collection_metadata_is_consistent():
+    galaxy = load_yaml(ROOT / "galaxy.yml")
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert (galaxy["namespace"], galaxy["name"], galaxy["version"]) == ("lync2fa", "twofactor", version)
+    assert (ROOT / galaxy["readme"]).is_file()
+    assert load_yaml(ROOT / "meta" / "runtime.yml")["requires_ansible"] == ">=2.19.0,<2.20.0"
+    ee_meta = load_yaml(ROOT / "meta" / "execution-environment.yml")
+    requirements = (ROOT / ee_meta["dependencies"]["python"]).read_text().split()
+    assert f"lync2fa=={version}" in requirements and any(r.startswith("pywinrm") for r in requirements)
+    ee = load_yaml(ROOT / "execution-environment.yml")
+    assert ee["version"] == 3
+    assert ee["dependencies"]["ansible_core"]["package_pip"] == "ansible-core>=2.19,<2.20"
+    assert any(c["name"].endswith(f"lync2fa-twofactor-{version}.tar.gz")
+               for c in ee["dependencies"]["galaxy"]["collections"])
+
+
+def test_collection_builds_small_with_modules_roles_and_engine_source(tmp_path):
+    result = run("ansible-galaxy", "collection", "build", ROOT, "--output-path", tmp_path / "dist",
+                 workdir=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (artifact,) = (tmp_path / "dist").glob("lync2fa-twofactor-*.tar.gz")
+    assert artifact.stat().st_size < 2_000_000
+    with tarfile.open(artifact) as tar:
+        names = set(tar.getnames())
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+    assert manifest["collection_info"]["namespace"] == "lync2fa"
+    for name in TASKS:
+        assert {f"plugins/modules/{module_name(name)}.py", f"plugins/action/{module_name(name)}.py"} <= names
+    assert {"meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
+            "playbooks/deploy_2fa.yml", "roles/ca/tasks/main.yml", "roles/verify/meta/argument_specs.yml",
+            "inventories/example/group_vars/all/vault.yml", "pyproject.toml", "core/ansible_bridge.py"} <= names
+    assert not any(n.split("/")[0] in {".venv", "tests", ".git", ".lync2fa", "dist", ".pytest_cache"}
+                   or ".egg-info" in n or "__pycache__" in n for n in names)
+
+
+# -- the play's view of the inventory is the CLI's ------------------------------------------
+
+def _play_views(inventory):
+    """What EngineAction builds from Ansible's task vars, for every host of an inventory."""
+    HostVars(inventory=inventory.manager, variable_manager=inventory.variables, loader=inventory.loader)
+    for name in inventory.all_hosts():
+        task_vars = inventory.variables.get_vars(host=inventory.manager.get_host(name), include_hostvars=True)
+        yield name, PlayInventory(task_vars, name, Templar(loader=inventory.loader, variables=task_vars).template)
+
+
+def _lab_inventory(tmp_path):
+    control.create(tmp_path / "lab", clients=2)  # the layout and hosts.yml only; nothing is served
+    return api.load_inventory(tmp_path / "lab" / "hosts.yml")
+
+
+@pytest.mark.parametrize("which", ["lab", "example"])
+def test_play_view_derives_the_same_parameters_and_connection_as_the_cli(which, tmp_path):
+    inventory = (_lab_inventory(tmp_path) if which == "lab"
+                 else api.load_inventory(EXAMPLE, vault_password_file=EXAMPLE_VAULT_PASS))
+    compared = 0
+    for name, play in _play_views(inventory):
+        cli_host, play_host = inventory.host(name), play.host(name)
+        assert (play_host.fqdn, play_host.groups) == (cli_host.fqdn, cli_host.groups)
+        assert ConnectionSettings.from_host(play_host) == ConnectionSettings.from_host(cli_host)
+        for task in TASKS.values():
+            if task.group in cli_host.groups:
+                assert params_for(task, play_host) == params_for(task, cli_host), (task.name, name)
+                compared += 1
+    derived = [t for t in TASKS.values() if t.derived]
+    assert compared >= len(TASKS) and derived, "derived defaults must be exercised"
+
+
+# -- the example inventory ------------------------------------------------------------------
+
+def test_example_inventory_plans_every_kind_with_its_vault_and_no_network(monkeypatch):
+    from lync2fa import transport
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("planning must not connect")
+    monkeypatch.setattr(transport.ConnectionPool, "get", no_network)
+    vault_file = EXAMPLE / "group_vars" / "all" / "vault.yml"
+    assert vault_file.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    inventory = api.load_inventory(EXAMPLE, vault_password_file=EXAMPLE_VAULT_PASS)
+    plans = {kind: api.plan(inventory, kind=kind) for kind in ("apply", "verify", "rollback")}
+    apply = plans["apply"]
+    assert {s.task.name for s in apply.steps} == {n for n, t in TASKS.items() if t.kind == "apply"}
+    groups = {t.group for t in TASKS.values() if t.kind == "apply"}
+    assert {s.host.name for s in apply.steps} == {h.name for g in groups for h in inventory.hosts_in(g)}
+    assert all(plans[k].steps for k in plans)
+    secrets = apply.secrets()
+    assert "Ex4mple-WinRM-Pa55word!" in secrets
+    assert ConnectionSettings.from_host(inventory.host("edgepool01")).password == "Ex4mple-Edge-Pa55word!"
+    assert "Ex4mple-WinRM-Pa55word!" not in vault_file.read_text()
+    pins = {s.host.name: s.params.get("pin") for s in apply.steps if "pin" in s.task.argument_spec()}
+    if pins:
+        assert len(set(pins.values())) == len(pins) and all(pins.values())
+    readme = (EXAMPLE / "README.md").read_text()
+    assert EXAMPLE_VAULT_PASS.read_text().strip() in readme and "example only" in readme.lower()
+
+
+# -- ansible-lint and syntax ----------------------------------------------------------------
+
+def test_playbooks_pass_syntax_check(tmp_path):
+    playbooks = sorted(PLAYBOOKS.glob("*.yml"))
+    assert [p.name for p in playbooks] == ["deploy_2fa.yml", "rollback_2fa.yml", "verify_2fa.yml"]
+    result = run("ansible-playbook", "--syntax-check", "-i", EXAMPLE / "hosts.yml", *playbooks,
+                 workdir=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_roles_playbooks_and_metadata_pass_ansible_lint_production(tmp_path):
+    result = run("ansible-lint", "--offline", "--nocolor", "--profile", "production", "roles", "playbooks",
+                 "galaxy.yml", "meta", "execution-environment.yml", "changelogs",
+                 workdir=tmp_path, cwd=ROOT, timeout=240)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
