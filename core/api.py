@@ -15,6 +15,7 @@ Everything the CLI does goes through these functions, and the Ansible action plu
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .connection import ConnectionConfigError, ConnectionSettings
@@ -28,7 +29,8 @@ from .results import Result
 from .runner import Runner, RunReport
 from .task import ParameterError
 
-DEFAULT_STATE_DIR = Path(".lync2fa")
+# The journal's directory, shared by both faces: $LYNC2FA_STATE_DIR, else .lync2fa here.
+DEFAULT_STATE_DIR = Path(os.environ.get("LYNC2FA_STATE_DIR") or ".lync2fa")
 
 
 def load_inventory(*sources: str | Path, vault_password_file: str | Path | None = None) -> Inventory:
