@@ -4,6 +4,7 @@ Enterprise CA builds it from the template and the user's AD object."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -11,6 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ..ca.builtin_templates import EKU
+
+
+@lru_cache(maxsize=8)
+def _ca_key(key_pem: str):
+    """The CA's private key, parsed once per lab process: loading a 4096-bit RSA key checks its
+    primes and costs a third of a second, which would dominate every enrollment."""
+    return serialization.load_pem_private_key(key_pem.encode(), password=None)
 
 UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")          # szOID_NT_PRINCIPAL_NAME
 SID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.311.25.2")      # szOID_NTDS_CA_SECURITY_EXT
@@ -77,7 +85,7 @@ def issue(ca: dict, template: dict, csr: x509.CertificateSigningRequest, sam: st
     template, the SID security extension unless the template turns it off (ESC9)."""
     if not csr.is_signature_valid:
         raise ValueError("the request is not signed by the key it carries")
-    ca_key = serialization.load_pem_private_key(ca["key_pem"].encode(), password=None)
+    ca_key = _ca_key(ca["key_pem"])
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     ekus = [x509.ObjectIdentifier(EKU.get(e, e)) for e in template.get("ekus", [])]
