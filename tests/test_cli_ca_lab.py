@@ -163,3 +163,19 @@ def test_sha1_is_refused_unless_allowed(lab, run_cli, tmp_path):
 def _journal_statuses(lab) -> set[tuple[str, str]]:
     db = sqlite3.connect(lab.state_dir / "journal.sqlite")
     return set(db.execute("SELECT task, status FROM results").fetchall())
+
+
+def test_lab_fault_and_journal_commands(lab, run_cli):
+    set_fault = run_cli("lab", "fault", "--dir", lab.dir, "ca01", "fail_tasks=ca.authority", "latency_s=0.01")
+    assert set_fault.code == 0
+    assert set_fault.json()["ca01"]["fail_tasks"] == ["ca.authority"]
+    assert run_cli(*apply_args(lab)).code == 1
+    assert run_cli("lab", "fault", "--dir", lab.dir, "ca01", "no_such_fault=1").code == 2
+    cleared = run_cli("lab", "fault", "--dir", lab.dir, "--clear")
+    assert cleared.code == 0 and cleared.json() == {}
+    assert run_cli(*apply_args(lab)).code == 0
+    runs = run_cli("journal", "--state-dir", lab.state_dir).json()
+    assert [r["status"] for r in runs] == ["failed", "ok"]
+    rows = run_cli("journal", "--state-dir", lab.state_dir, "--run", runs[1]["id"]).json()
+    assert {r["task"] for r in rows if r["status"] == "changed"} == {
+        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
