@@ -44,12 +44,37 @@ class Plan:
         return {v for v in values if v}
 
 
+def _topological(graph: dict[str, set[str]]) -> list[str]:
+    """Dependencies first; among the ready ones, the order in which ``graph`` lists them."""
+    rank = {name: i for i, name in enumerate(graph)}
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()
+    ordered: list[str] = []
+    while sorter.is_active():
+        for name in sorted(sorter.get_ready(), key=rank.__getitem__):
+            ordered.append(name)
+            sorter.done(name)
+    return ordered
+
+
 def order_tasks(tasks: dict[str, Task]) -> list[Task]:
+    """Tasks in rollout order: dependencies first, and a tier's tasks together (tiers in their
+    dependency order) unless tiers depend on each other both ways."""
     graph = {name: {d for d in t.after if d in tasks} for name, t in tasks.items()}
     try:
-        return [tasks[n] for n in TopologicalSorter(graph).static_order()]
+        plain = _topological(graph)
     except CycleError as exc:
         raise PlanError(f"task dependencies form a cycle: {exc.args[1]}") from None
+    tiers: dict[str, set[str]] = {}
+    for name in plain:
+        tiers.setdefault(tasks[name].tier, set()).update(
+            tasks[d].tier for d in graph[name] if tasks[d].tier != tasks[name].tier)
+    try:
+        tier_rank = {tier: i for i, tier in enumerate(_topological(tiers))}
+    except CycleError:
+        return [tasks[n] for n in plain]
+    position = {name: i for i, name in enumerate(plain)}
+    return [tasks[n] for n in sorted(plain, key=lambda n: (tier_rank[tasks[n].tier], position[n]))]
 
 
 def select_tasks(tasks: dict[str, Task], only: list[str] | None, kind: str = "apply") -> dict[str, Task]:

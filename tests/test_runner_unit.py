@@ -102,3 +102,17 @@ def test_each_host_runs_its_steps_in_order_and_closes_its_shell_after_its_last_p
     assert closed["ca01"] == 5       # closed at the end of phase 0, before enrollment started
     assert all(closed[c] == 8 for c in GROUPS["clients"])
     assert [r.task for r in report.results] == [s.task.name for s in plan.steps]
+
+
+def test_tasks_run_in_rollout_order_with_each_tier_together():
+    from lync2fa.plan import order_tasks
+    tasks = {t.name: t for t in [
+        task("client.vsc", "clients"), task("adfs.trust", "adfs"), task("ca.a", "ca"),
+        task("client.enroll", "clients", after=("client.vsc", "ca.b", "adfs.trust")),
+        task("ca.b", "ca", after=("ca.a",)), task("adfs.auth", "adfs", after=("ca.a",))]}
+    assert [t.name for t in order_tasks(tasks)] == [
+        "ca.a", "ca.b", "adfs.trust", "adfs.auth", "client.vsc", "client.enroll"]
+    # Tiers that depend on each other both ways fall back to plain dependency order.
+    tasks["ca.c"] = task("ca.c", "ca", after=("adfs.auth",))
+    names = [t.name for t in order_tasks(tasks)]
+    assert names.index("adfs.auth") < names.index("ca.c") and names.index("ca.a") < names.index("adfs.auth")
