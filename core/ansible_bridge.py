@@ -38,6 +38,10 @@ ENGINE_OPTIONS = {
                        "description": "Accept these refused insecure settings by rule name (e.g. C(SHA1), "
                                       "C(ESC8)), as C(lync2fa --allow-insecure RULE) does; each is then "
                                       "reported as a warning."},
+    "verify": {"type": "bool", "default": False,
+               "description": "Change nothing and fail when the task would change something (the rollout is "
+                              "not in place), as C(lync2fa verify) does; the C(verify) role runs every task "
+                              "this way."},
     "state_dir": {"type": "path",
                   "description": "Directory of lync2fa's audit journal on the controller. Default: "
                                  f"the C({STATE_DIR_ENV}) environment variable, else C(.lync2fa) in the "
@@ -162,12 +166,14 @@ class EngineAction(ActionBase):
         if not isinstance(allow, list):
             allow = [a.strip() for a in str(allow).split(",") if a.strip()]
         state_dir = args.pop("state_dir", None) or os.environ.get(STATE_DIR_ENV) or api.DEFAULT_STATE_DIR
+        verify = bool(args.pop("verify", False))
         host = str(task_vars.get("inventory_hostname", self._play_context.remote_addr))
         inventory = PlayInventory(task_vars, host, self._templar.template, self._connection_fallback())
         check_mode = bool(self._task.check_mode)
         try:
-            outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode,
-                                   allow_insecure={str(a) for a in allow}, state_dir=Path(state_dir).expanduser())
+            outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
+                                   allow_insecure={str(a) for a in allow}, state_dir=Path(state_dir).expanduser(),
+                                   verify=verify)
         except USAGE_ERRORS as exc:
             msg = str(exc)
             if isinstance(exc, InsecurePlanError):

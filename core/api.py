@@ -42,12 +42,17 @@ def tasks(pm=None) -> dict:
     return collect_tasks(pm or default_plugin_manager())
 
 
+VERIFY_KINDS = ("apply", "verify")
+
+
 def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | None = None,
-         allow_insecure: set[str] | frozenset = frozenset(), kind: str = "apply", pm=None) -> Plan:
+         allow_insecure: set[str] | frozenset = frozenset(), kind: str | tuple[str, ...] = "apply",
+         pm=None) -> Plan:
     """Build and validate a plan; raises PlanError / InsecurePlanError (usage errors).
 
-    ``kind`` selects the rollout ("apply"), the read-only checks ("verify") or the undo
-    tasks ("rollback").
+    ``kind`` selects the rollout ("apply"), the undo tasks ("rollback"), or the checks:
+    ``VERIFY_KINDS`` (the apply tasks, run with ``run(..., verify=True)``, plus the read-only
+    "verify" tasks).
     """
     pm = pm or default_plugin_manager()
     built = build_plan(inventory, collect_tasks(pm), only=only, limit=limit, kind=kind)
@@ -59,22 +64,23 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
 
 def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
         forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
-        pm=None) -> RunReport:
+        verify: bool = False, pm=None) -> RunReport:
     """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
-    that succeeded in the last unfinished run of the same command."""
+    that succeeded in the last unfinished run of the same command. ``verify`` changes nothing
+    and fails every apply step that would change something (the rollout is not in place)."""
     pm = pm or default_plugin_manager()
     journal = Journal(Path(state_dir))
     try:
         runner = Runner(pm.hook, journal=journal, forks=forks)
-        return runner.run(plan, check_mode, command or ("plan" if check_mode else "apply"), inventory_name,
-                          resume=resume)
+        default = "verify" if verify else ("plan" if check_mode else "apply")
+        return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
     finally:
         journal.close()
 
 
 def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
              check_mode: bool = False, allow_insecure: set[str] | frozenset = frozenset(),
-             state_dir: str | Path = DEFAULT_STATE_DIR, pm=None) -> Result:
+             state_dir: str | Path = DEFAULT_STATE_DIR, verify: bool = False, pm=None) -> Result:
     """Run one task on one host (what an Ansible action plugin does), with explicit params.
 
     ``inventory`` is an :class:`Inventory` or anything with its ``host(name)`` and
@@ -92,7 +98,7 @@ def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: di
                 for f in batch or () if f.task in ("", task_name) and f.host in ("", host_name)]
     single.findings = gate(findings, set(allow_insecure))
     single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
-    report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1,
+    report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1, verify=verify,
                  command=f"ansible:{task_name}", inventory_name=host_name, pm=pm)
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
     run_options(sub.add_parser("apply", help="make the changes"))
-    run_options(sub.add_parser("verify", help="read-only checks that the rollout is in place"))
+    run_options(sub.add_parser("verify", help="read-only: every apply task in check mode must find nothing to "
+                                               "change, and every verify task must pass"))
     rollback = sub.add_parser("rollback", help="remove what lync2fa created, restore backed-up files")
     run_options(rollback)
     rollback.add_argument("--tier", type=_csv, required=True, help="tier(s) to roll back, e.g. lync")
@@ -96,6 +97,8 @@ def print_report(report: RunReport, console: Console) -> None:
     for r in report.results:
         if r.failed:
             console.print(f"[red]FAILED[/]  {r.task} on {r.host}: {r.msg}", highlight=False)
+            for line in format_diff(r.diff) if report.command == "verify" else ():
+                console.print(f"    {line}", highlight=False, markup=False)
         elif r.skipped:
             console.print(f"[yellow]skipped[/] {r.task} on {r.host}: {r.msg}", highlight=False)
         elif r.changed:
@@ -105,8 +108,9 @@ def print_report(report: RunReport, console: Console) -> None:
         for w in r.warnings:
             console.print(f"    [yellow]warning:[/] {w}", highlight=False)
     c = report.counts()
-    console.print(f"{report.command}: {c['ok']} ok, {c['changed']} {verb}, "
-                  f"{c['failed']} failed, {c['skipped']} skipped (run {report.run_id})", highlight=False)
+    changed = "" if report.command == "verify" else f"{c['changed']} {verb}, "
+    console.print(f"{report.command}: {c['ok']} ok, {changed}{c['failed']} failed, {c['skipped']} skipped "
+                  f"(run {report.run_id})", highlight=False)
 
 
 def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
@@ -116,7 +120,8 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     if kind == "rollback":
         only = (args.tasks or []) + args.tier
     plan = api.plan(inventory, only=only, limit=set(args.limit) if args.limit else None,
-                    allow_insecure=set(args.allow_insecure), kind=kind, pm=pm)
+                    allow_insecure=set(args.allow_insecure),
+                    kind=api.VERIFY_KINDS if kind == "verify" else kind, pm=pm)
     display = None
     if not args.json and sys.stderr.isatty():
         display = ProgressDisplay(len(plan.steps))
@@ -142,7 +147,8 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
 def _run(args, plan, check_mode, pm, kind) -> RunReport:
     command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
     return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
-                   command=command, inventory_name=",".join(args.inventory), resume=args.resume)
+                   command=command, inventory_name=",".join(args.inventory), resume=args.resume,
+                   verify=kind == "verify")
 
 
 def cmd_lab(args, out: Console) -> int:

@@ -77,9 +77,11 @@ def order_tasks(tasks: dict[str, Task]) -> list[Task]:
     return [tasks[n] for n in sorted(plain, key=lambda n: (tier_rank[tasks[n].tier], position[n]))]
 
 
-def select_tasks(tasks: dict[str, Task], only: list[str] | None, kind: str = "apply") -> dict[str, Task]:
-    """Tasks of one kind; ``only`` names tasks or whole tiers (``ca`` = every ``ca.*`` task)."""
-    tasks = {n: t for n, t in tasks.items() if t.kind == kind}
+def select_tasks(tasks: dict[str, Task], only: list[str] | None,
+                 kind: str | tuple[str, ...] = "apply") -> dict[str, Task]:
+    """Tasks of one kind (or several); ``only`` names tasks or whole tiers (``ca`` = every ``ca.*``)."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    tasks = {n: t for n, t in tasks.items() if t.kind in kinds}
     if not only:
         return tasks
     unknown = [o for o in only if o not in tasks and not any(t.tier == o for t in tasks.values())]
@@ -103,7 +105,7 @@ def params_for(task: Task, host: HostContext, overrides: dict | None = None) -> 
 
 
 def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | None = None,
-               limit: set[str] | None = None, kind: str = "apply") -> Plan:
+               limit: set[str] | None = None, kind: str | tuple[str, ...] = "apply") -> Plan:
     chosen = select_tasks(tasks, only, kind)
     ordered = order_tasks(chosen)
     steps, errors, warnings = [], [], []

@@ -79,9 +79,12 @@ class Runner:
         self.pool = pool or ConnectionPool()
 
     def run(self, plan: Plan, check_mode: bool, command: str = "apply", inventory: str = "",
-            resume: bool = False) -> RunReport:
+            resume: bool = False, verify: bool = False) -> RunReport:
         """Run the plan. With ``resume``, steps that succeeded in the last unfinished run of the
-        same command are not run again (they are reported ok)."""
+        same command are not run again (they are reported ok). With ``verify`` (implies check
+        mode), an apply task that would change something fails as "not in place", and every
+        check runs whatever failed before it: nothing is changed, so nothing is blocked."""
+        check_mode = check_mode or verify
         redact = Redactor(plan.secrets())
         done: set[tuple[str, str]] = set()
         resumed_from = self.journal.unfinished_run(command) if (resume and self.journal) else None
@@ -95,7 +98,7 @@ class Runner:
 
         def run_host(steps: list[Step]) -> None:
             for step in steps:
-                blocker = self._blocker(step, plan, results)
+                blocker = None if verify else self._blocker(step, plan, results)
                 if step.key in done:
                     result = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
@@ -103,7 +106,7 @@ class Runner:
                     result = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
                 else:
-                    result = self._run_step(step, check_mode, run_id, redact)
+                    result = self._run_step(step, check_mode, run_id, redact, verify)
                 results[step.key] = result
 
         try:
@@ -142,7 +145,7 @@ class Runner:
                     return f"{dep_name} on {dep.host.name}"
         return None
 
-    def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor) -> Result:
+    def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor, verify: bool = False) -> Result:
         self.hooks.lync2fa_task_start(step=step)
         started = time.monotonic()
         result = Result(step.host.name, step.task.name)
@@ -162,6 +165,9 @@ class Runner:
                     result.msg = parsed.msg or f"script exited with code {output.exit_code}"
                 if step.task.interpret and not result.failed:
                     step.task.interpret(result, step.params)
+                if verify and step.task.kind == "apply" and result.changed and not result.failed:
+                    result.failed, result.changed = True, False
+                    result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
         except TransportError as exc:
             result.failed, result.msg = True, str(exc)
         except Exception as exc:  # a bug must fail the step, not the whole run

@@ -185,12 +185,14 @@ def test_tier_role_calls_its_tasks_with_cli_variable_names_and_task_defaults(tie
             _assert_call(TASKS[name], options, item, defaults)
 
 
-def test_verify_role_runs_every_verify_task():
+def test_verify_role_runs_what_lync2fa_verify_runs():
+    """Every verify task, and every apply task with verify: true (check mode, fails on drift)."""
     calls = role_calls("verify")
-    assert {c[0] for c in calls} == {n for n, t in TASKS.items() if t.kind == "verify"}
+    assert {c[0] for c in calls} == {n for n, t in TASKS.items() if t.kind in ("apply", "verify")}
     _assert_dependency_order([c[0] for c in calls])
     defaults = load_yaml(ROOT / "roles" / "verify" / "defaults" / "main.yml") or {}
     for name, options, item in calls:
+        assert options.pop("verify", False) is (TASKS[name].kind == "apply"), name
         _assert_call(TASKS[name], options, item, defaults)
 
 
@@ -244,7 +246,7 @@ def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
         groups = {t.group for t in TASKS.values() if t.tier == tier and t.kind == "apply"}
         assert set(play["hosts"].split(":")) == groups
     verify = load_yaml(PLAYBOOKS / "verify_2fa.yml")
-    assert set(verify[0]["hosts"].split(":")) == {t.group for t in TASKS.values() if t.kind == "verify"}
+    assert set(verify[0]["hosts"].split(":")) == {t.group for t in TASKS.values() if t.kind in ("apply", "verify")}
     rollback = load_yaml(PLAYBOOKS / "rollback_2fa.yml")
     rolled = [p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1] for p in rollback[1:]]
     assert rolled == [r for r in reversed(roles) if r in rolled]  # reverse rollout order

@@ -78,11 +78,29 @@ def test_check_diff_then_deploy_is_idempotent_verifies_and_rolls_back(make_lab, 
     assert set(counters) == {host for _, host in all_steps(lab)}
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
 
-    # verify_2fa.yml passes, and runs every verify task on its hosts.
+    # verify_2fa.yml passes, and runs what lync2fa verify runs: every apply and verify task.
     verified = playbook(lab, tmp_path, "verify_2fa.yml")
     assert verified.returncode == 0, verified.stdout[-3000:]
-    assert {(r["engine_task"], h) for s, h, r in engine_results(verified.stdout)} == all_steps(lab, "verify")
+    assert {(r["engine_task"], h) for s, h, r in engine_results(verified.stdout)} == all_steps(lab, api.VERIFY_KINDS)
     assert all(c["failed"] == 0 and c["changed"] == 0 for c in recap(verified.stdout).values())
+
+    # Drift behind lync2fa's back: both faces' verify fail on exactly that setting, change nothing.
+    key = "CsWebServiceConfiguration/service:webserver:pool01.corp.lync2fa.test"
+    web = lab.get("cs_config", key)
+    web["UsePinAuth"] = True
+    lab.put("cs_config", key, web)
+    drifted = lab.snapshot()
+    cli_verify = run_cli("verify", "-i", lab.inventory, "--state-dir", tmp_path / "cli-state", "--json")
+    assert cli_verify.code == 1
+    failed = [(r["task"], r["host"], r["msg"]) for r in cli_verify.json()["results"] if r["failed"]]
+    assert failed == [("lync.web_service", "pool01", "not in place: UsePinAuth")]
+    ansible_verify = playbook(lab, tmp_path, "verify_2fa.yml")
+    assert ansible_verify.returncode != 0
+    assert [(r["engine_task"], h, r["msg"]) for s, h, r in engine_results(ansible_verify.stdout)
+            if s == "fatal"] == failed
+    assert lab.snapshot() == drifted, "verify must not change the estate"
+    repaired = playbook(lab, tmp_path, "deploy_2fa.yml")
+    assert repaired.returncode == 0 and changed_steps(repaired.stdout) == {("lync.web_service", "pool01")}
 
     # Rollback needs its tiers named (as --tier), then removes what the CLI would remove.
     unnamed = playbook(lab, tmp_path, "rollback_2fa.yml")

@@ -31,6 +31,8 @@ from pathlib import Path
 import yaml
 
 from lync2fa.ansible_bridge import COLLECTION, ENGINE_OPTIONS, builtin_tasks, module_name
+from lync2fa.api import VERIFY_KINDS
+from lync2fa.plan import order_tasks
 from lync2fa.task import Param, Task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -419,11 +421,13 @@ COMMON_ROLE_VARS = {
 }
 
 
-def task_entry(task: Task, role_vars: dict[str, RoleVar]) -> dict:
+def task_entry(task: Task, role_vars: dict[str, RoleVar], verify: bool = False) -> dict:
     args = {}
     for p in task.params:
         var = role_vars[var_name(task, p)]
         args[p.name] = "{{ " + var.name + (" }}" if var.has_default else " | default(omit) }}")
+    if verify and task.kind == "apply":
+        args["verify"] = True   # check mode; fails when the task would change something
     args["allow_insecure"] = "{{ lync2fa_allow_insecure | default([]) }}"
     args["state_dir"] = "{{ lync2fa_state_dir | default(omit) }}"
     return {"name": f"{_short(task.description or task.name)} ({task.name})",
@@ -456,7 +460,7 @@ def render_role(role: str, apply: list[Task], rollback: list[Task], role_vars: d
     base = f"roles/{role}"
     files = {}
     groups = groups_of(apply + rollback)
-    files[f"{base}/tasks/main.yml"] = yaml_file([task_entry(t, role_vars) for t in apply])
+    files[f"{base}/tasks/main.yml"] = yaml_file([task_entry(t, role_vars, verify=role == "verify") for t in apply])
     if rollback:
         files[f"{base}/tasks/rollback.yml"] = yaml_file(
             [task_entry(t, role_vars) for t in rollback],
@@ -493,8 +497,8 @@ def role_readme(role: str, apply: list[Task], rollback: list[Task], groups: list
     fq = f"{COLLECTION}.{role}"
     out = [f"# {fq}", "", f"<!-- {MARKER} -->", "", ROLE_TITLES.get(role, role) + ".", ""]
     if role == "verify":
-        out += ["Runs every read-only verify task of the engine (what `lync2fa verify` runs); a task fails "
-                "when the rollout is not in place. Nothing is changed.", ""]
+        out += ["What `lync2fa verify` runs: every apply task with `verify: true` (check mode; it fails when "
+                "it would change something) and every read-only verify task. Nothing is changed.", ""]
     else:
         out += [f"Runs the `{apply[0].tier if apply else role}` tier of lync2fa: the same tasks, parameters "
                 "and results as `lync2fa apply --tasks " + (apply[0].tier if apply else role) + "`.", ""]
@@ -548,7 +552,7 @@ def play_for(role: str, groups: list[str]) -> dict:
 def render_playbooks(tasks: dict[str, Task], tiers: list[str]) -> dict:
     deploy = [play_for(role_of(t), groups_of(of_kind(tasks, "apply", t)))
               for t in tiers if of_kind(tasks, "apply", t)]
-    verify = [play_for("verify", groups_of(of_kind(tasks, "verify")))]
+    verify = [play_for("verify", groups_of(verify_tasks(tasks)))]
     rollback_tiers = [t for t in reversed(tiers) if of_kind(tasks, "rollback", t)]
     rollback = [{
         "name": "Check which tiers to roll back",
@@ -591,6 +595,11 @@ TIERS_EXPR = ("{{ [lync2fa_rollback_tiers | default([])] | flatten | join(',') |
               "| map('trim') | select | list }}")
 
 
+def verify_tasks(tasks: dict[str, Task]) -> list[Task]:
+    """What ``lync2fa verify`` runs: every apply task (with verify: true) and every verify task."""
+    return order_tasks({n: t for n, t in tasks.items() if t.kind in VERIFY_KINDS})
+
+
 # -- everything ---------------------------------------------------------------------------
 
 def render_all(tasks: dict[str, Task] | None = None) -> dict[str, str]:
@@ -606,7 +615,7 @@ def render_all(tasks: dict[str, Task] | None = None) -> dict[str, str]:
         apply, rollback = of_kind(tasks, "apply", tier), of_kind(tasks, "rollback", tier)
         if apply or rollback:
             files.update(render_role(role_of(tier), apply, rollback, role_vars))
-    files.update(render_role("verify", of_kind(tasks, "verify"), [], role_vars))
+    files.update(render_role("verify", verify_tasks(tasks), [], role_vars))
     files.update(render_playbooks(tasks, tiers))
     files[".ansible-lint-ignore"] = render_lint_ignore(files)
     return files

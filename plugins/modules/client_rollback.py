@@ -21,6 +21,12 @@ options:
     type: list
     elements: str
     default: []
+  verify:
+    description:
+      - Change nothing and fail when the task would change something (the rollout is not in place), as C(lync2fa verify) does;
+        the C(verify) role runs every task this way.
+    type: bool
+    default: false
   state_dir:
     description:
       - "Directory of lync2fa's audit journal on the controller. Default: the C(LYNC2FA_STATE_DIR) environment variable, else\
