@@ -121,14 +121,20 @@ def templates_published(ctx: TwinContext, p: dict) -> dict:
     return outcome({"published": published}, {"published": after}, warnings=ctx.warnings)
 
 
-def template_permissions(ctx: TwinContext, p: dict) -> dict:
-    template = ctx.store.get("template", p["template"])
+def template_in_ad(ctx: TwinContext, name: str) -> dict | None:
+    """A certificate template from AD; in check mode a missing one is assumed to come with the
+    Enterprise CA's installation (None, with a warning), otherwise it is an error."""
+    template = ctx.store.get("template", name)
     if template is None:
         if not ctx.check_mode:
-            raise TwinFailure(f"Certificate template {p['template']} does not exist in Active Directory.")
-        ctx.warn(f"Template {p['template']} is not in Active Directory yet (check mode): assuming the "
+            raise TwinFailure(f"Certificate template {name} does not exist in Active Directory.")
+        ctx.warn(f"Template {name} is not in Active Directory yet (check mode): assuming the "
                  "Enterprise CA installation creates it.")
-        template = {"acl": []}
+    return template
+
+
+def template_permissions(ctx: TwinContext, p: dict) -> dict:
+    template = template_in_ad(ctx, p["template"]) or {"acl": []}
     if not principal_exists(ctx.store, p["principal"]):
         raise TwinFailure(f"Some or all identity references could not be translated: {p['principal']}")
     name = short_name(p["principal"])

@@ -12,7 +12,7 @@ import secrets
 from lync2fa.lab.directory import principal_exists
 from lync2fa.lab.twin import TwinContext, TwinFailure, outcome
 
-from ..ca.twin import require_ca
+from ..ca.twin import require_ca, template_in_ad
 from . import model
 
 SMARTCARD_USER = "SmartcardUser"
@@ -66,12 +66,7 @@ def smartcard(ctx: TwinContext, p: dict) -> dict:
     before = model.view(existing, p["name"], _published(ca, p["name"]))
     base = existing
     if existing is None:
-        base = ctx.store.get("template", p["source_template"])
-        if base is None:
-            if not ctx.check_mode:
-                raise TwinFailure(f"The source template {p['source_template']} was not found in Active Directory.")
-            ctx.warn(f"Template {p['source_template']} is not in Active Directory yet (check mode): assuming the "
-                     "Enterprise CA installation creates it.")
+        base = template_in_ad(ctx, p["source_template"])
     desired = model.desired_record(p, base, _links(ctx, p), existing=existing is not None)
     if existing is None:
         desired.update({"oid": _new_template_oid(ctx, p["display_name"]), "created_by": "lync2fa",
@@ -94,12 +89,7 @@ def _check_principals(ctx: TwinContext, p: dict) -> None:
 
 def _smartcard_user(ctx: TwinContext, ca: dict | None) -> dict:
     """The docs' plain path: the CA tier issues Smartcard User; nothing to write here."""
-    record = ctx.store.get("template", SMARTCARD_USER)
-    if record is None and ctx.check_mode:
-        ctx.warn(f"Template {SMARTCARD_USER} is not in Active Directory yet (check mode): assuming the Enterprise "
-                 "CA installation creates it.")
-    elif record is None:
-        raise TwinFailure(f"Certificate template {SMARTCARD_USER} does not exist in Active Directory.")
+    record = template_in_ad(ctx, SMARTCARD_USER)
     state = model.view(record, SMARTCARD_USER, _published(ca, SMARTCARD_USER))
     return outcome(state, state, warnings=ctx.warnings)
 
