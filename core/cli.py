@@ -232,9 +232,12 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
         again = api.run(api.plan(inventory), state_dir=state_dir, command="demo (re-run)")
         out.print(f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
                   f"{'yes' if not again.changed and again.ok else 'NO'}).", highlight=False)
+        proof = api.run(api.plan(inventory, kind=api.VERIFY_KINDS), state_dir=state_dir, verify=True)
+        out.print(f"Verify: {len(proof.results) - len(proof.failed)} of {len(proof.results)} checks pass.",
+                  highlight=False)
         out.print(f"Reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
         out.print(f"Journal: {state_dir / 'journal.sqlite'}", highlight=False)
-        return EXIT_OK if report.ok and again.ok and not again.changed else EXIT_FAILED
+        return EXIT_OK if report.ok and again.ok and not again.changed and proof.ok else EXIT_FAILED
     finally:
         control.down(lab_dir)
         out.print("Lab stopped.", highlight=False)
