@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import api
 from .connection import ConnectionConfigError
@@ -91,22 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_report(report: RunReport, console: Console) -> None:
+    """Human output; everything a script or host said is escaped (never read as markup)."""
     verb = "would change" if report.check_mode else "changed"
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(str(warning))}", highlight=False)
     for r in report.results:
+        what = escape(f"{r.task} on {r.host}")
         if r.failed:
-            console.print(f"[red]FAILED[/]  {r.task} on {r.host}: {r.msg}", highlight=False)
+            console.print(f"[red]FAILED[/]  {what}: {escape(r.msg)}", highlight=False)
             for line in format_diff(r.diff) if report.command == "verify" else ():
                 console.print(f"    {line}", highlight=False, markup=False)
         elif r.skipped:
-            console.print(f"[yellow]skipped[/] {r.task} on {r.host}: {r.msg}", highlight=False)
+            console.print(f"[yellow]skipped[/] {what}: {escape(r.msg)}", highlight=False)
         elif r.changed:
-            console.print(f"[cyan]{verb}[/] {r.task} on {r.host}", highlight=False)
+            console.print(f"[cyan]{verb}[/] {what}", highlight=False)
             for line in format_diff(r.diff):
                 console.print(f"    {line}", highlight=False, markup=False)
         for w in r.warnings:
-            console.print(f"    [yellow]warning:[/] {w}", highlight=False)
+            console.print(f"    [yellow]warning:[/] {escape(str(w))}", highlight=False)
     c = report.counts()
     changed = "" if report.command == "verify" else f"{c['changed']} {verb}, "
     console.print(f"{report.command}: {c['ok']} ok, {changed}{c['failed']} failed, {c['skipped']} skipped "

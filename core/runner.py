@@ -6,6 +6,8 @@ templates on a CA that failed to install).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from .journal import Journal
 from .plan import Plan, Step
 from .results import Redactor, Result
-from .script import ScriptContractError, parse_result, render
+from .script import ScriptContractError, parse_result, render, split_secrets
 from .transport import ConnectionPool, TransportError
 
 
@@ -86,8 +88,8 @@ class Runner:
         check runs whatever failed before it: nothing is changed, so nothing is blocked."""
         check_mode = check_mode or verify
         redact = Redactor(plan.secrets())
-        done: set[tuple[str, str]] = set()
-        resumed_from = self.journal.unfinished_run(command) if (resume and self.journal) else None
+        done: dict[tuple[str, str], str] = {}
+        resumed_from = self.journal.unfinished_run(command, inventory) if (resume and self.journal) else None
         if resumed_from is not None:
             done = self.journal.succeeded_steps(resumed_from)
         run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
@@ -99,7 +101,7 @@ class Runner:
         def run_host(steps: list[Step]) -> None:
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results)
-                if step.key in done:
+                if done.get(step.key) == fingerprint(step):
                     result = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
                 elif blocker:
@@ -146,12 +148,13 @@ class Runner:
         return None
 
     def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor, verify: bool = False) -> Result:
-        self.hooks.lync2fa_task_start(step=step)
         started = time.monotonic()
         result = Result(step.host.name, step.task.name)
+        self._observe("lync2fa_task_start", result, step=step)
         try:
-            script = render(step.task.template, step.task.name, step.params, check_mode)
-            output = self.pool.get(step.connection).run_script(script)
+            public, secrets = split_secrets(step.params, step.task.secret_params)
+            script = render(step.task.template, step.task.name, public, check_mode)
+            output = self.pool.get(step.connection).run_script(script, secrets)
             try:
                 parsed = parse_result(output.stdout)
             except ScriptContractError as exc:
@@ -159,7 +162,8 @@ class Runner:
                 result.failed, result.msg = True, f"script failed (exit code {output.exit_code}): {detail}"
             else:
                 result.changed, result.failed, result.msg = parsed.changed, parsed.failed, parsed.msg
-                result.before, result.after, result.warnings = parsed.before, parsed.after, parsed.warnings
+                result.before, result.after = parsed.before, parsed.after
+                result.warnings += parsed.warnings
                 if output.exit_code != 0 and not parsed.failed:
                     result.failed = True
                     result.msg = parsed.msg or f"script exited with code {output.exit_code}"
@@ -177,7 +181,23 @@ class Runner:
 
     def _finish(self, step: Step, run_id, redact: Redactor, result: Result) -> Result:
         result = redact.result(result)
+        self._observe("lync2fa_task_finish", result, step=step, result=result)
         if self.journal and run_id is not None:
-            self.journal.record(run_id, result)
-        self.hooks.lync2fa_task_finish(step=step, result=result)
+            self.journal.record(run_id, result, fingerprint(step))
         return result
+
+    def _observe(self, hook: str, warn_into: Result, **kwargs) -> None:
+        """Call an observer hook; a broken observer is a warning, never a lost run."""
+        try:
+            getattr(self.hooks, hook)(**kwargs)
+        except Exception as exc:  # third-party code
+            warn_into.warnings.append(f"observer hook {hook} failed: {type(exc).__name__}: {exc}")
+
+
+def fingerprint(step: Step) -> str:
+    """What a step was asked to do: task, host, endpoint and parameters (a secret counts by
+    name only). ``--resume`` skips a step only if its fingerprint is the same as before."""
+    params = {k: ("<secret>" if k in step.task.secret_params else v) for k, v in step.params.items()}
+    doc = {"task": step.task.name, "host": step.host.name, "params": params,
+           "endpoint": getattr(step.connection, "endpoint", "")}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

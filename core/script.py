@@ -45,6 +45,13 @@ def input_document(params: dict, check_mode: bool) -> str:
     return text
 
 
+def split_secrets(params: dict, secret_names: frozenset[str] | set[str]) -> tuple[dict, dict]:
+    """(params with every secret set to null, the secrets): secrets travel outside the script."""
+    public = {k: (None if k in secret_names else v) for k, v in params.items()}
+    secrets = {k: v for k, v in params.items() if k in secret_names and v is not None}
+    return public, secrets
+
+
 def render(template: Path, task_name: str, params: dict, check_mode: bool) -> str:
     env = _environment(template.parent)
     script = env.get_template(template.name).render(

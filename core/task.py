@@ -85,6 +85,10 @@ class Task:
 
     def validate(self, values: dict) -> dict:
         """Validate and coerce with Ansible's validator, then run the task's own checks."""
+        # A secret is never coerced (a list would become its repr) and never echoed.
+        wrong = [n for n in sorted(self.secret_params) if values.get(n) is not None and not isinstance(values[n], str)]
+        if wrong:
+            raise ParameterError(f"{self.name}: {', '.join(wrong)} must be a string (value not shown)")
         result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
         if result.error_messages:
             raise ParameterError(f"{self.name}: " + "; ".join(result.error_messages))

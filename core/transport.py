@@ -7,6 +7,7 @@ started with ``-EncodedCommand`` and the script itself arrives on stdin.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -18,10 +19,19 @@ from winrm.exceptions import (InvalidCredentialsError, WinRMError, WinRMOperatio
 
 from .connection import ConnectionSettings
 
+# The bootstrap reads stdin: the script, then (after Ansible's separator) the secrets as JSON.
+# Secrets are thus never part of a script block's text, which Windows may log (event 4104:
+# PowerShell logs "suspicious" script blocks, e.g. with Add-Type or P/Invoke, even unasked).
+SECRETS_SEPARATOR = "\n\0\0\0\0\n"
 BOOTSTRAP = "\n".join([
     "$ErrorActionPreference = 'Stop'",
-    "$lync2faScript = $input | Out-String",
-    "& ([ScriptBlock]::Create($lync2faScript))",
+    "$lync2faStdin = $input | Out-String",
+    "$lync2faParts = $lync2faStdin.Split([string[]]@(\"`0`0`0`0\"), 2, [StringSplitOptions]::None)",
+    "$Lync2faSecretInput = $null",
+    "if ($lync2faParts.Count -gt 1) {",
+    "    $Lync2faSecretInput = $lync2faParts[1]",
+    "}",
+    "& ([ScriptBlock]::Create($lync2faParts[0]))",
 ])
 POWERSHELL_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
                    base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")]
@@ -31,10 +41,16 @@ SHELL_NOT_FOUND = "2150858843"
 
 
 class TransportError(Exception):
-    """A host could not run a script: names the host, the operation and the cause."""
+    """A host could not run a script: names the host, the operation and the cause.
 
-    def __init__(self, host: str, operation: str, cause: str, transient: bool = False):
-        self.host, self.operation, self.cause, self.transient = host, operation, cause, transient
+    ``transient``: worth retrying; ``may_have_run``: the script may have started, so it is not
+    re-sent (the next plan shows what it did); ``reachable``: the host answered.
+    """
+
+    def __init__(self, host: str, operation: str, cause: str, transient: bool = False,
+                 may_have_run: bool = False, reachable: bool = True):
+        self.host, self.operation, self.cause = host, operation, cause
+        self.transient, self.may_have_run, self.reachable = transient, may_have_run, reachable
         super().__init__(f"{host}: {operation} failed: {cause}")
 
 
@@ -58,18 +74,22 @@ class WinRMConnection:
         self.round_trips = 0
 
     # -- public -----------------------------------------------------------------------
-    def run_script(self, script: str) -> ScriptOutput:
-        """Run a PowerShell script; retries transient transport errors with backoff.
+    def run_script(self, script: str, secrets: dict | None = None) -> ScriptOutput:
+        """Run a PowerShell script, with ``secrets`` (JSON) after it on stdin.
 
-        Retrying is safe because resource scripts are idempotent by contract.
+        Transient transport errors are retried with backoff, but only while the script cannot
+        have started: a script is never sent twice.
         """
         with self._lock:
             attempt = 0
             while True:
                 try:
-                    return self._run_once(script)
+                    return self._run_once(script, secrets)
                 except TransportError as err:
-                    self._reset()
+                    self._reset(close=err.reachable)
+                    if err.may_have_run:
+                        raise TransportError(err.host, err.operation, f"{err.cause}; the script may have run "
+                                             "(the next plan shows the state)") from None
                     if not err.transient:
                         raise
                     if attempt >= self.retries:
@@ -80,15 +100,17 @@ class WinRMConnection:
 
     def close(self) -> None:
         with self._lock:
-            if self._protocol and self._shell_id:
-                try:
-                    self._protocol.close_shell(self._shell_id)
-                except (WinRMError, requests.RequestException):
-                    pass
-            self._reset()
+            self._reset(close=True)
 
     # -- internals --------------------------------------------------------------------
-    def _reset(self) -> None:
+    def _reset(self, close: bool) -> None:
+        """Forget the shell; ``close`` first asks the host to delete it (best effort), so that
+        abandoned shells do not count against the host's MaxShellsPerUser."""
+        if close and self._protocol and self._shell_id:
+            try:
+                self._protocol.close_shell(self._shell_id)
+            except (WinRMError, requests.RequestException):
+                pass
         self._protocol, self._shell_id = None, None
 
     def _shell(self) -> tuple[winrm.Protocol, str]:
@@ -104,23 +126,36 @@ class WinRMConnection:
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
         return self._protocol, self._shell_id
 
-    def _run_once(self, script: str) -> ScriptOutput:
+    def _run_once(self, script: str, secrets: dict | None) -> ScriptOutput:
         protocol, shell_id = self._shell()
         command_id = self._call("start command", protocol.run_command, shell_id, "PowerShell",
                                 POWERSHELL_ARGS, console_mode_stdin=False)
-        data = script.encode("utf-8")
-        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)] or [b""]
+        data = (script + SECRETS_SEPARATOR + (json.dumps(secrets) if secrets else "")).encode("utf-8")
+        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)]
         for index, chunk in enumerate(chunks):
-            self._call("send script", protocol.send_command_input, shell_id, command_id, chunk,
-                       end=index == len(chunks) - 1)
-        stdout, stderr, code = self._call("receive output", protocol.get_command_output,
-                                          shell_id, command_id)
-        self._call("end command", protocol.cleanup_command, shell_id, command_id)
+            last = index == len(chunks) - 1
+            # The bootstrap waits for the end of stdin: until the last chunk, nothing has run.
+            self._call("send script", protocol.send_command_input, shell_id, command_id, chunk, end=last,
+                       may_have_run=last)
+        stdout, stderr, code = self._call("receive output", protocol.get_command_output, shell_id, command_id,
+                                          may_have_run=True)
+        try:
+            self._call("end command", protocol.cleanup_command, shell_id, command_id)
+        except TransportError:
+            self._reset(close=True)   # the output is in hand; a new shell next time
         return ScriptOutput(stdout.decode("utf-8", "replace"),
                             _clean_clixml(stderr).decode("utf-8", "replace"), code)
 
-    def _call(self, operation: str, func, *args, **kwargs):
+    def _call(self, operation: str, func, *args, may_have_run: bool = False, **kwargs):
         self.round_trips += 1
+        try:
+            return self._translate(operation, func, *args, **kwargs)
+        except TransportError as err:
+            err.may_have_run = may_have_run
+            raise
+
+    def _translate(self, operation: str, func, *args, **kwargs):
+        """pywinrm's and requests' exceptions as TransportError (host, operation, cause)."""
         try:
             return func(*args, **kwargs)
         except InvalidCredentialsError:
@@ -143,7 +178,7 @@ class WinRMConnection:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransportError(self.settings.host, operation,
                                  f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
-                                 transient=True) from None
+                                 transient=True, reachable=False) from None
         except WinRMError as exc:
             raise TransportError(self.settings.host, operation, str(exc)) from None
 

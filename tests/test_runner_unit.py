@@ -22,9 +22,10 @@ class FakeConnection:
     def __init__(self, pool, host):
         self.pool, self.host = pool, host
 
-    def run_script(self, script):
+    def run_script(self, script, secrets=None):
         task_name, _ = read_input(script)
         self.pool.ran.append((task_name, self.host))
+        self.pool.scripts.append((script, secrets))
         failed = (task_name, self.host) in self.pool.failing
         body = {"changed": not failed, "failed": failed, "msg": "boom" if failed else "", "before": {},
                 "after": {"x": 1}, "warnings": []}
@@ -33,7 +34,7 @@ class FakeConnection:
 
 class FakePool:
     def __init__(self, failing=()):
-        self.failing, self.ran, self.closed, self.open = set(failing), [], [], {}
+        self.failing, self.ran, self.closed, self.open, self.scripts = set(failing), [], [], {}, []
 
     def get(self, settings):
         return self.open.setdefault(settings.host, FakeConnection(self, settings.host))
@@ -116,3 +117,78 @@ def test_tasks_run_in_rollout_order_with_each_tier_together():
     tasks["ca.c"] = task("ca.c", "ca", after=("adfs.auth",))
     names = [t.name for t in order_tasks(tasks)]
     assert names.index("adfs.auth") < names.index("ca.c") and names.index("ca.a") < names.index("adfs.auth")
+
+
+def test_secret_parameters_are_sent_apart_from_the_script():
+    from lync2fa.task import Param
+    secret_task = Task(name="client.card", group="clients", template=TEMPLATE,
+                       params=(Param("audit_filter", "int", default=1), Param("pin", secret=True)))
+    plan = make_plan([secret_task], {"clients": ["cl1"]})
+    plan.steps[0].params["pin"] = "58203917"
+    pool = FakePool()
+    Runner(Hooks(), pool=pool).run(plan, False)
+    script, secrets = pool.scripts[0]
+    assert "58203917" not in script and secrets == {"pin": "58203917"}
+    assert read_input(script)[1]["params"] == {"audit_filter": 1, "pin": None}
+
+
+def test_resume_skips_only_identical_steps_of_the_same_inventory(tmp_path):
+    from lync2fa.journal import Journal
+    journal = Journal(tmp_path)
+    plan = make_plan([CA, CA2], {"ca": ["ca01"]})
+    failed = Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(
+        plan, False, inventory="prod.yml")
+    assert not failed.ok
+
+    other_inventory = FakePool()
+    Runner(Hooks(), journal=journal, pool=other_inventory).run(
+        make_plan([CA, CA2], {"ca": ["ca01"]}), False, inventory="lab.yml", resume=True)
+    assert [t for t, _ in other_inventory.ran] == ["ca.a", "ca.b"]   # nothing to resume from there
+
+    changed_params = make_plan([CA, CA2], {"ca": ["ca01"]})
+    changed_params.steps[0].params["audit_filter"] = 2
+    failed = Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(
+        plan, False, inventory="prod.yml")
+    pool = FakePool()
+    resumed = Runner(Hooks(), journal=journal, pool=pool).run(changed_params, False, inventory="prod.yml",
+                                                               resume=True)
+    assert [t for t, _ in pool.ran] == ["ca.a", "ca.b"]   # ca.a's parameters changed: run again
+
+    Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(plan, False, inventory="prod.yml")
+    pool = FakePool()
+    resumed = Runner(Hooks(), journal=journal, pool=pool).run(plan, False, inventory="prod.yml", resume=True)
+    assert [t for t, _ in pool.ran] == ["ca.b"]
+    assert resumed.results[0].msg.endswith("(resumed)") and resumed.ok
+    journal.close()
+
+
+def test_a_broken_observer_is_a_warning_not_a_lost_run():
+    class Broken(Hooks):
+        def lync2fa_task_start(self, step):
+            raise RuntimeError("observer bug")
+
+    report = Runner(Broken(), pool=FakePool()).run(make_plan([CA, CA2], {"ca": ["ca01"]}), False)
+    assert report.ok and len(report.results) == 2
+    assert report.results[0].warnings == ["observer hook lync2fa_task_start failed: RuntimeError: observer bug"]
+
+
+def test_secret_parameters_must_be_strings_and_are_not_echoed():
+    import pytest
+    from lync2fa.task import Param, ParameterError
+    secret_task = Task(name="client.card", group="clients", template=TEMPLATE, params=(Param("pin", secret=True),))
+    with pytest.raises(ParameterError) as err:
+        secret_task.validate({"pin": ["Secr3tPIN!"]})
+    assert "must be a string" in str(err.value) and "Secr3tPIN" not in str(err.value)
+    assert secret_task.validate({"pin": "Secr3tPIN!"}) == {"pin": "Secr3tPIN!"}
+
+
+def test_markup_in_a_host_message_is_printed_verbatim():
+    import io
+    from rich.console import Console
+    from lync2fa.cli import print_report
+    from lync2fa.results import Result
+    from lync2fa.runner import RunReport
+    console = Console(file=io.StringIO(), width=200)
+    report = RunReport([Result("ca01", "ca.a", failed=True, msg="path [/] not found [bold]x[/bold]")], False)
+    print_report(report, console)
+    assert "path [/] not found [bold]x[/bold]" in console.file.getvalue()

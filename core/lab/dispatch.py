@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from ..script import ScriptContractError, read_input
-from ..transport import BOOTSTRAP
+from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
@@ -33,10 +33,10 @@ class Dispatcher:
         lowered = [w.lower() for w in words]
         if "-encodedcommand" in lowered:
             encoded = words[lowered.index("-encodedcommand") + 1]
-            script = base64.b64decode(encoded).decode("utf-16-le")
-            if script.strip() == BOOTSTRAP.strip():
-                script = stdin.decode("utf-8-sig")
-            return self.run_script(host, script)
+            script, secrets = base64.b64decode(encoded).decode("utf-16-le"), ""
+            if script.strip() == BOOTSTRAP.strip():   # as the bootstrap does: script, then secrets
+                script, _, secrets = stdin.decode("utf-8-sig").partition(SECRETS_SEPARATOR)
+            return self.run_script(host, script, secrets)
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
             return CommandOutcome(self.estate.host(host).name.upper() + "\r\n")
@@ -44,9 +44,11 @@ class Dispatcher:
             return CommandOutcome(self.estate.account.lower() + "\r\n")
         return CommandOutcome("", f"'{command}' is not recognized in the lync2fa lab.", 1)
 
-    def run_script(self, host_name: str, script: str) -> CommandOutcome:
+    def run_script(self, host_name: str, script: str, secrets: str = "") -> CommandOutcome:
         try:
             task, document = read_input(script)
+            if secrets.strip():   # as the base frame does: secrets merged into the parameters
+                document["params"].update(json.loads(secrets))
         except (ScriptContractError, ValueError):
             return CommandOutcome("", "The lync2fa lab runs lync2fa resource scripts only.", 1)
         twin = self.twins.get(task)
