@@ -7,7 +7,7 @@ import yaml
 
 from lync2fa.lab import control
 from lync2fa.plugins.adfs import claims
-from lync2fa.plugins.adfs.twin import WEB_CONFIG, file_key, seed_adfs
+from lync2fa.plugins.adfs.twin import FARM_WIDE_WARNING, WEB_CONFIG, file_key, seed_adfs
 
 POOL_URL = "https://pool01.corp.lync2fa.test/passiveauth/federationmetadata/2007-06/federationmetadata.xml"
 DEFAULT_ORDER = ["Integrated", "Forms", "TlsClient", "Basic"]
@@ -117,33 +117,77 @@ def test_unreachable_pool_metadata_fails_and_lync_is_not_cut_off(lab, run_cli):
     assert "adfs_trust" not in lab.snapshot()
 
 
-def test_adfs3_global_authentication_policy(lab, run_cli):
+def seed_adfs3(lab) -> None:
     store = control.open_store(lab.dir)
     try:
         with store.transaction():
             seed_adfs(store, "adfs01", "3.0", "sts.corp.lync2fa.test")
     finally:
         store.close()
+
+
+def test_adfs3_certificate_is_the_only_primary_provider(lab, run_cli):
+    """On 3.0+ the enabled primary providers are alternatives: Windows or forms sign-in left beside
+    the certificate would let a Lync sign-in complete without the card."""
+    seed_adfs3(lab)
     untouched = lab.snapshot()
     intranet_only = inventory_with(lab, {"adfs01": {"adfs_extranet": False, "adfs_prevent_token_replays": False}})
     planned = run(run_cli, "plan", lab, "--json", inventory=intranet_only)
     report = planned.json()
     assert [f["rule"] for f in report["findings"]] == ["TOKEN_REPLAY"]
-    assert changed(report)["adfs.client_auth", "adfs01"]["diff"] == [{
-        "path": "primary_intranet", "before": ["WindowsAuthentication"],
-        "after": ["CertificateAuthentication", "WindowsAuthentication"]}]
+    plan_step = changed(report)["adfs.client_auth", "adfs01"]
+    assert plan_step["diff"] == [{"path": "primary_intranet", "before": ["WindowsAuthentication"],
+                                  "after": ["CertificateAuthentication"]}]
+    assert plan_step["warnings"] == [FARM_WIDE_WARNING]
     assert ("adfs.token_replay", "adfs01") not in changed(report), "false leaves replay detection alone"
+    assert lab.snapshot() == untouched, "plan must not change the estate"
 
     applied = run(run_cli, "apply", lab, "--json")
     assert applied.code == 0
     sign_in = changed(applied.json())["adfs.client_auth", "adfs01"]
-    assert sign_in["after"] == {"adfs_version": "3.0+",
-                                "primary_intranet": ["CertificateAuthentication", "WindowsAuthentication"],
-                                "primary_extranet": ["CertificateAuthentication", "FormsAuthentication"]}
-    extranet = lab.get("adfs_auth_policy", "adfs01")["PrimaryExtranetAuthenticationProvider"]
-    assert extranet == ["CertificateAuthentication", "FormsAuthentication"]
+    assert sign_in["before"] == {"adfs_version": "3.0+", "primary_intranet": ["WindowsAuthentication"],
+                                 "primary_extranet": ["FormsAuthentication"]}
+    assert sign_in["after"] == {"adfs_version": "3.0+", "primary_intranet": ["CertificateAuthentication"],
+                                "primary_extranet": ["CertificateAuthentication"]}
+    assert sign_in["warnings"] == [FARM_WIDE_WARNING]
+    assert lab.get("adfs_auth_policy", "adfs01") == {"PrimaryIntranetAuthenticationProvider": ["CertificateAuthentication"],
+                                                     "PrimaryExtranetAuthenticationProvider": ["CertificateAuthentication"]}
     assert lab.get("adfs_file", SIGN_IN) is None and iis_resets(lab) == 0
-    assert run(run_cli, "apply", lab, "--json").json()["counts"]["changed"] == 0
+    again = run(run_cli, "apply", lab, "--json").json()
+    assert again["counts"]["changed"] == 0
+    assert all(r["warnings"] == [] for r in again["results"]), "no warning when nothing changes"
+    assert run_cli("verify", "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", "adfs").code == 0
 
-    assert run(run_cli, "rollback", lab).code == 0
+    # Drift: someone enables Windows authentication again beside the certificate. Verify flags it,
+    # apply removes it, and the record keeps the lists from before lync2fa.
+    policy = lab.get("adfs_auth_policy", "adfs01")
+    policy["PrimaryIntranetAuthenticationProvider"] = ["CertificateAuthentication", "WindowsAuthentication"]
+    lab.put("adfs_auth_policy", "adfs01", policy)
+    drifted = run_cli("verify", "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", "adfs.client_auth")
+    assert drifted.code == 1
+    assert "primary_intranet" in drifted.out
+    assert run(run_cli, "apply", lab, tasks="adfs.client_auth").code == 0
+    assert lab.get("adfs_auth_policy", "adfs01")["PrimaryIntranetAuthenticationProvider"] == ["CertificateAuthentication"]
+
+    rolled = run(run_cli, "rollback", lab, "--json")
+    assert rolled.code == 0
+    restored = {(r["task"], r["host"]): r for r in rolled.json()["results"]}["adfs.rollback", "adfs01"]
+    assert restored["after"]["sign_in"] == {"adfs_version": "3.0+", "primary_intranet": ["WindowsAuthentication"],
+                                            "primary_extranet": ["FormsAuthentication"]}
     assert lab.snapshot() == untouched
+
+
+def test_adfs3_intranet_only_leaves_the_extranet_list(lab, run_cli):
+    seed_adfs3(lab)
+    policy = {"PrimaryIntranetAuthenticationProvider": ["WindowsAuthentication", "certificateauthentication"],
+              "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication", "CertificateAuthentication"]}
+    lab.put("adfs_auth_policy", "adfs01", policy)
+    intranet_only = inventory_with(lab, {"adfs01": {"adfs_extranet": False}})
+    applied = run(run_cli, "apply", lab, "--json", inventory=intranet_only, tasks="adfs.client_auth")
+    assert applied.code == 0
+    # The certificate provider already listed keeps its spelling; the extranet list is not touched.
+    assert lab.get("adfs_auth_policy", "adfs01") == {
+        "PrimaryIntranetAuthenticationProvider": ["certificateauthentication"],
+        "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication", "CertificateAuthentication"]}
+    assert run(run_cli, "rollback", lab, inventory=intranet_only).code == 0
+    assert lab.get("adfs_auth_policy", "adfs01") == policy

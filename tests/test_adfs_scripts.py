@@ -7,6 +7,7 @@ import pytest
 
 from lync2fa import api
 from lync2fa.plugins.adfs import claims
+from lync2fa.plugins.adfs.twin import FARM_WIDE_WARNING
 from lync2fa.script import render
 
 TASKS = api.tasks()
@@ -78,6 +79,24 @@ def test_adfs3_uses_the_global_authentication_policy():
                       "-PrimaryExtranetAuthenticationProvider")
     assert "$CertificateProvider = 'CertificateAuthentication'" in text
     assert "Get-Command -Name 'Get-AdfsGlobalAuthenticationPolicy'" in text
+
+
+def test_adfs3_certificate_is_the_only_primary_provider():
+    """3.0+ treats the primary providers as alternatives: the wanted lists hold the certificate only,
+    never the current lists with the certificate put first (that is for the 2.x web.config)."""
+    text = script("adfs.client_auth")
+    adfs3 = text[text.index("if ($version -eq '3.0+')"):text.index("$path = [string]$P.web_config")]
+    assert adfs3.count("Get-CertificateOnly -Names $current.primary_intranet -Certificate $CertificateProvider") == 1
+    assert adfs3.count("Get-CertificateOnly -Names $current.primary_extranet -Certificate $CertificateProvider") == 1
+    assert "Get-CertificateFirst" not in adfs3
+    only = text[text.index("function Get-CertificateOnly"):text.index("function Get-CertificateFirst")]
+    assert "return @($match[0])" in only and "return @($Certificate)" in only and "-ne $Certificate" not in only
+    # The 2.x path keeps the reference's order change (TlsClient first, the rest kept).
+    assert "Get-CertificateFirst -Names $names -Certificate 'TlsClient'" in text
+    # The farm-wide consequence is warned about, with the twin's words.
+    assert f"$FarmWideWarning = '{FARM_WIDE_WARNING}'" in text
+    changed_at = adfs3.index("$Result.changed = $true")
+    assert adfs3.index("Add-Lync2faWarning -Text $FarmWideWarning") > changed_at
 
 
 def test_rollback_removes_trusts_and_restores_files():

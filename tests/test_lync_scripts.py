@@ -124,3 +124,21 @@ def test_script_and_twin_share_the_scope_rules():
         assert not scopes.is_service_scope(bad, "WebServer"), bad
     assert scopes.tag_policy("NoUcs") == "Tag:NoUcs" == scopes.tag_policy("tag:NoUcs")
     assert [scopes.tag_policy(n) for n in ("Global", "site:Redmond", "Service:Registrar:x", "")] == [None] * 4
+
+
+CREATES = re.compile(r"^\s*(New-Cs\w+|Add-ADFSRelyingPartyTrust)\b(?!.*-InMemory)")
+
+
+@pytest.mark.parametrize("name,expected", [("lync.web_service", 1), ("lync.registrar_proxy", 1),
+                                           ("lync.edge_proxy", 1), ("lync.ucs_rollback", 1),
+                                           ("adfs.relying_party", 1)])
+def test_created_record_is_written_before_the_object_is_created(name, expected):
+    """If a step after New-*/Add-* fails, the record of the created object must already exist, so
+    that rollback removes it and the next apply does not take it for one that was there before."""
+    task = TASKS[name]
+    values = {**SAMPLE, "pools": ["lyncpool01.contoso.com"], "token_lifetime": 0}
+    lines = render(task.template, name, {p.name: values[p.name] for p in task.params}, False).splitlines()
+    creations = [i for i, line in enumerate(lines) if CREATES.match(line)]
+    assert len(creations) == expected, [lines[i] for i in creations]
+    for i in creations:
+        assert "Set-Lync2faRecord -Id" in lines[i - 1] and "-Created $true" in lines[i - 1], lines[i - 1:i + 1]

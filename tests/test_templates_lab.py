@@ -265,3 +265,34 @@ def test_ca_offline_fails_without_writing(lab, run_cli):
     result = run_cli("apply", *run(lab, "--tasks", "templates"))
     assert result.code == 1 and "RPC server is unavailable" in result.out
     assert lab.get("template", TEMPLATE) is None
+
+
+def test_half_made_template_is_rolled_back_and_its_oid_reused(lab, run_cli):
+    """What a script that failed after registering the OID (or after the template) leaves: a
+    marker written before the first commit. Rollback removes whatever of it exists; a marker
+    whose objects do not exist is no error; a retry reuses the recorded OID."""
+    assert run_cli("apply", *run(lab, "--tasks", "ca")).code == 0
+    oid = "1.3.6.1.4.1.311.21.8.1.2.3.4.5.6.12345678.87654321"
+    lab.put("created_marker", f"ca01/template/{TEMPLATE}", {"host": "ca01", "created": True, "previous": {"oid": oid}})
+    lab.put("pki_oid", oid, {"display_name": "TPM Virtual Smart Card Logon", "type": "template", "linked_group": None})
+    lab.put("created_marker", "ca01/template/NeverMade", {"host": "ca01", "created": True, "previous": {"oid": "1.2.3"}})
+    oids_before = set(lab.snapshot().get("pki_oid", {}))
+
+    retried = run_cli("apply", *run(lab, "--tasks", "templates.smartcard"))
+    assert retried.code == 0, retried.out + retried.err
+    assert lab.get("template", TEMPLATE)["oid"] == oid, "the recorded OID is reused"
+    assert set(lab.snapshot().get("pki_oid", {})) == oids_before, "no second OID object"
+
+    rolled = run_cli("rollback", *run(lab, "--tier", "templates", "--json"))
+    assert rolled.code == 0, rolled.out + rolled.err
+    result = next(r for r in rolled.json()["results"] if r["task"] == "templates.rollback")
+    assert result["before"]["templates"]["NeverMade"] == {"exists": False, "published": False}
+    assert lab.get("template", TEMPLATE) is None and lab.get("pki_oid", oid) is None
+    assert not any(k.startswith("ca01/template/") for k in lab.snapshot().get("created_marker", {}))
+
+    # Only the OID object was committed before the failure: rollback still removes it.
+    lab.put("created_marker", f"ca01/template/{TEMPLATE}", {"host": "ca01", "created": True, "previous": {"oid": oid}})
+    lab.put("pki_oid", oid, {"display_name": "TPM Virtual Smart Card Logon", "type": "template", "linked_group": None})
+    assert run_cli("rollback", *run(lab, "--tier", "templates")).code == 0
+    assert lab.get("pki_oid", oid) is None
+    assert set(lab.snapshot().get("pki_oid", {})) == oids_before - {oid}

@@ -59,7 +59,7 @@ def test_smartcard_script_duplicates_registers_and_publishes():
         "'pKIExpirationPeriod'", "'pKIOverlapPeriod'", "'msPKI-Template-Schema-Version'",
         "'msPKI-Template-Minor-Revision'", "AccountDomainAdminsSid", "SetOwner(",
         "Add-CATemplate -Name $name -Force", "Remove-CATemplate -Name $name -Force",
-        "Set-Lync2faCreated -Id ('template/' + $name)", "$EnrollRight", "$AutoenrollRight",
+        "-RecordId ('template/' + $name)", "$EnrollRight", "$AutoenrollRight",
     ]:
         assert needle in text, needle
     # Periods are negative FILETIME intervals (100 ns ticks), 8 bytes.
@@ -68,7 +68,7 @@ def test_smartcard_script_duplicates_registers_and_publishes():
     writes = body(text)
     guarded = writes[writes.index("if (-not $CheckMode) {"):]
     for call in ("New-TemplateFromSource -Source", "Set-TemplateAttributes -Entry", "Set-TemplateGrants -Entry",
-                 "Add-CATemplate", "Set-Lync2faCreated"):
+                 "Add-CATemplate"):
         assert call in guarded and call not in writes[:writes.index("if (-not $CheckMode) {")], call
 
 
@@ -77,6 +77,33 @@ def test_rollback_script_touches_only_created_templates():
     assert "StartsWith('template/')" in text and "Remove-Lync2faCreated -Id $id" in text
     assert "Remove-CATemplate -Name $name -Force" in text and "$entry.DeleteTree()" in text
     assert "Find-OidEntry -Oid $oid" in text
+
+
+def test_created_marker_is_written_before_anything_is_committed():
+    """A failure after the OID or template object is committed must leave a marker behind, so
+    that rollback removes them and the next apply does not adopt them as pre-existing."""
+    text = script("templates.smartcard")
+    create = text[text.index("function New-TemplateFromSource"):text.index("function Test-Differs")]
+    marker = create.index("Set-Lync2faRecord -Id $RecordId -Created $true -Previous ([ordered]@{ oid = $oid })")
+    assert marker < create.index("New-TemplateOid -Oid $oid") < create.index(".CommitChanges()")
+    assert create.index("Get-TemplateOid -RecordId $RecordId") < marker, "the OID is chosen first, then recorded"
+    # New-TemplateOid commits the OID object: it runs only from New-TemplateFromSource, after the record.
+    assert text.count("New-TemplateOid -Oid") == 1
+    oid_commit = text[text.index("function New-TemplateOid"):text.index("function New-TemplateFromSource")]
+    assert ".CommitChanges()" in oid_commit and "Find-OidEntry -Oid $Oid" in oid_commit
+    # A retry reuses the OID an earlier attempt recorded rather than registering a second one.
+    reuse = text[text.index("function Get-TemplateOid"):text.index("function New-TemplateOid")]
+    assert reuse.index("return [string]$record.previous.oid") < reuse.index("Get-Random")
+    assert "Set-Lync2faCreated" not in body(text)
+
+
+def test_rollback_script_tolerates_a_marker_without_objects():
+    text = script("templates.rollback")
+    loop = text[text.index("foreach ($id in $ids)"):]
+    assert "if ($null -ne $entry) {" in loop, "a template that was never made is not an error"
+    assert "$oids += [string]$record.previous.oid" in loop, "the recorded OID is removed even without its template"
+    removal = loop[loop.index("foreach ($oid in"):]
+    assert removal.index("if ($null -ne $oidEntry) {") < removal.index("$oidEntry.DeleteTree()")
 
 
 def test_audit_script_only_reads():

@@ -67,11 +67,12 @@ TASKS = [
         name="adfs.client_auth", group="adfs", template=SCRIPTS / "client_auth.ps1.j2",
         after=("ca.authority",),
         description="Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or "
-                    "certificate authentication first in the 3.0+ global authentication policy",
+                    "certificate authentication as the only primary provider of the 3.0+ global "
+                    "authentication policy (farm-wide)",
         params=(
             WEB_CONFIG,
             Param("extranet", "bool", default=True,
-                  description="AD FS 3.0+: also put certificate authentication first for the extranet"),
+                  description="AD FS 3.0+: certificate authentication as the only extranet primary provider too"),
         ),
         checks=(_check_web_config,),
     ),

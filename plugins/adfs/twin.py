@@ -22,6 +22,9 @@ POLICY_DEFAULT = {"PrimaryIntranetAuthenticationProvider": ["WindowsAuthenticati
 CERTIFICATE = "CertificateAuthentication"
 TRUST_PREFIX = "adfs/trust/"
 POLICY_RECORD = "adfs/global-authentication-policy"
+FARM_WIDE_WARNING = ("The AD FS global authentication policy applies to the whole farm: with CertificateAuthentication "
+                     "as the only primary provider, every relying party of this farm (not only Lync) now requires a "
+                     "client certificate (smart card) at sign-in.")
 REPLAY_RECORD = "adfs/token-replay"
 
 
@@ -133,11 +136,11 @@ def relying_party(ctx: TwinContext, p: dict) -> dict:
         if current["present"]:
             ctx.record(TRUST_PREFIX + target, created=False, previous=current)
         else:
+            ctx.record(TRUST_PREFIX + target, created=True)      # recorded before it is created
             _read_metadata(ctx, url)
             key = f"{ctx.host.name}/{target}"
             trust = {"Name": target, "MetadataUrl": url, "IssuanceAuthorizationRules": None,
                      "IssuanceTransformRules": None, "TokenLifetime": 0, "Enabled": True}
-            ctx.record(TRUST_PREFIX + target, created=True)
         trust.update(MetadataUrl=url, IssuanceAuthorizationRules=AUTHORIZATION_RULES,
                      IssuanceTransformRules=TRANSFORM_RULES)
         if p["token_lifetime"] > 0:
@@ -164,6 +167,12 @@ def token_replay(ctx: TwinContext, p: dict) -> dict:
 def _certificate_first(names: list[str], certificate: str) -> list[str]:
     match = [n for n in names if _ci(n, certificate)]
     return [match[0] if match else certificate] + [n for n in names if not _ci(n, certificate)]
+
+
+def _certificate_only(names: list[str], certificate: str) -> list[str]:
+    """AD FS 3.0+ treats the primary providers as alternatives: the certificate must be the only one."""
+    match = [n for n in names if _ci(n, certificate)]
+    return [match[0] if match else certificate]
 
 
 def _policy_view(ctx: TwinContext, version: str) -> dict:
@@ -193,10 +202,11 @@ def client_auth(ctx: TwinContext, p: dict) -> dict:
     version = shell_version(_server(ctx)["version"])
     if version == "3.0+":
         current = _policy_view(ctx, version)
-        wanted = {**current, "primary_intranet": _certificate_first(current["primary_intranet"], CERTIFICATE)}
+        wanted = {**current, "primary_intranet": _certificate_only(current["primary_intranet"], CERTIFICATE)}
         if p["extranet"]:
-            wanted["primary_extranet"] = _certificate_first(current["primary_extranet"], CERTIFICATE)
+            wanted["primary_extranet"] = _certificate_only(current["primary_extranet"], CERTIFICATE)
         if current != wanted:
+            ctx.warn(FARM_WIDE_WARNING)
             ctx.record(POLICY_RECORD, created=False, previous={"primary_intranet": current["primary_intranet"],
                                                                  "primary_extranet": current["primary_extranet"]})
             _set_policy(ctx, wanted["primary_intranet"], wanted["primary_extranet"])

@@ -211,8 +211,8 @@ def ucs_rollback(ctx: TwinContext, p: dict) -> dict:
     if before == wanted or ctx.check_mode:
         return outcome(before, wanted, warnings=ctx.warnings)
     if users and not before["policy"]["exists"]:
+        ctx.record(f"lync/{POLICY}/{identity}", created=True)      # recorded before it is created
         ctx.store.put("cs_config", _key(POLICY, identity), {"Identity": identity, "UcsAllowed": False})
-        ctx.record(f"lync/{POLICY}/{identity}", created=True)
     elif users and before["policy"]["UcsAllowed"]:
         ctx.record(f"lync/{POLICY}/{identity}", created=False, previous=before["policy"])
         ctx.store.put("cs_config", _key(POLICY, identity), {**_get(ctx, POLICY, identity), "UcsAllowed": False})

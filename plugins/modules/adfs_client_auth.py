@@ -6,10 +6,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: adfs_client_auth
 short_description: 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication
-  first in the 3.0+ global authentication policy'
+  as the only primary provider of the 3.0+ global authentication policy (farm-wide)'
 description:
-  - 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication first in the
-    3.0+ global authentication policy.'
+  - 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication as the only
+    primary provider of the 3.0+ global authentication policy (farm-wide).'
   - "Runs the lync2fa engine task C(adfs.client_auth) on the controller against the play's host: the action plugin reaches\
     \ the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for\
     \ this module."
@@ -25,7 +25,7 @@ options:
     default: C:\inetpub\adfs\ls\web.config
   extranet:
     description:
-      - 'AD FS 3.0+: also put certificate authentication first for the extranet.'
+      - 'AD FS 3.0+: certificate authentication as the only extranet primary provider too.'
       - 'When left out: the host variable C(adfs_extranet), else the default (the same resolution as the lync2fa command line).'
     type: bool
     default: true
@@ -77,11 +77,12 @@ author:
 """
 
 EXAMPLES = r"""
-- name: "Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication first in\
-    \ the 3.0+ global authentication policy (every option from the host's adfs_* variables or defaults)"
+- name: "Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication as the\
+    \ only primary provider of the 3.0+ global authentication policy (farm-wide) (every option from the host's adfs_* variables\
+    \ or defaults)"
   lync2fa.twofactor.adfs_client_auth: {}
-- name: 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication first in
-    the 3.0+ global authentication policy, every option explicit'
+- name: 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication as the
+    only primary provider of the 3.0+ global authentication policy (farm-wide), every option explicit'
   lync2fa.twofactor.adfs_client_auth:
     web_config: C:\inetpub\adfs\ls\web.config
     extranet: true

@@ -37,12 +37,24 @@ def _forest_oid(ctx: TwinContext) -> str:
     return "1.3.6.1.4.1.311.21.8." + ".".join(str(int.from_bytes(digest[i:i + 3], "big")) for i in range(0, 18, 3))
 
 
-def _new_template_oid(ctx: TwinContext, display_name: str) -> str:
+def _template_oid(ctx: TwinContext, record_id: str) -> str:
+    """The OID an earlier, failed attempt recorded, or a fresh unused one (Get-TemplateOid)."""
+    recorded = (ctx.records(record_id).get(record_id) or {}).get("previous") or {}
+    if recorded.get("oid"):
+        return recorded["oid"]
     while True:
         oid = f"{_forest_oid(ctx)}.{secrets.randbelow(90000000) + 10000000}.{secrets.randbelow(90000000) + 10000000}"
         if ctx.store.get("pki_oid", oid) is None:
-            ctx.store.put("pki_oid", oid, {"display_name": display_name, "type": "template", "linked_group": None})
             return oid
+
+
+def _new_template(ctx: TwinContext, record_id: str, display_name: str) -> str:
+    """The OID of a new template, recorded before anything is created (New-TemplateFromSource)."""
+    oid = _template_oid(ctx, record_id)
+    ctx.record(record_id, created=True, previous={"oid": oid})
+    if ctx.store.get("pki_oid", oid) is None:
+        ctx.store.put("pki_oid", oid, {"display_name": display_name, "type": "template", "linked_group": None})
+    return oid
 
 
 def _links(ctx: TwinContext, p: dict) -> dict:
@@ -69,9 +81,8 @@ def smartcard(ctx: TwinContext, p: dict) -> dict:
         base = template_in_ad(ctx, p["source_template"])
     desired = model.desired_record(p, base, _links(ctx, p), existing=existing is not None)
     if existing is None:
-        desired.update({"oid": _new_template_oid(ctx, p["display_name"]), "created_by": "lync2fa",
-                        "source_template": p["source_template"]})
-        ctx.mark_created(CREATED_PREFIX + p["name"])
+        desired.update({"oid": _new_template(ctx, CREATED_PREFIX + p["name"], p["display_name"]),
+                        "created_by": "lync2fa", "source_template": p["source_template"]})
     if desired != existing:
         ctx.store.put("template", p["name"], desired)
     _set_published(ctx, ca, p["name"], p["publish"])
@@ -105,17 +116,17 @@ def audit(ctx: TwinContext, p: dict) -> dict:
 
 def rollback(ctx: TwinContext, p: dict) -> dict:
     ca = ctx.store.get("ca", ctx.host.name)
-    prefix = f"{ctx.host.name}/{CREATED_PREFIX}"
-    names = sorted(key[len(prefix):] for key in ctx.store.items("created_marker") if key.startswith(prefix))
     before, after = {}, {}
-    for name in names:
+    for rid, data in ctx.records(CREATED_PREFIX).items():
+        name = rid[len(CREATED_PREFIX):]
         record = ctx.store.get("template", name)
         before[name] = {"exists": record is not None, "published": _published(ca, name)}
         after[name] = {"exists": False, "published": False}
         _set_published(ctx, ca, name, False)
+        oids = {(data.get("previous") or {}).get("oid"), (record or {}).get("oid")}
         if record is not None:
-            if record.get("oid"):
-                ctx.store.delete("pki_oid", record["oid"])
             ctx.store.delete("template", name)
-        ctx.unmark_created(CREATED_PREFIX + name)
+        for oid in oids - {None, ""}:
+            ctx.store.delete("pki_oid", oid)    # a missing one is no error, as in the script
+        ctx.unmark_created(rid)
     return outcome({"templates": before}, {"templates": after}, warnings=ctx.warnings)
