@@ -88,7 +88,8 @@ class Task:
         # A secret is never coerced (a list would become its repr) and never echoed.
         wrong = [n for n in sorted(self.secret_params) if values.get(n) is not None and not isinstance(values[n], str)]
         if wrong:
-            raise ParameterError(f"{self.name}: {', '.join(wrong)} must be a string (value not shown)")
+            raise ParameterError(f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
+                                 "in YAML: an unquoted number is read as a number (01234567 even as octal)")
         result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
         if result.error_messages:
             raise ParameterError(f"{self.name}: " + "; ".join(result.error_messages))

@@ -28,6 +28,7 @@ WRONG_PIN = ("The card cannot be accessed because the wrong PIN was presented. 0
              "SCARD_W_WRONG_CHV); client_pin does not match the PIN set on the card.")
 CA_UNREACHABLE = ("CCertRequest::Submit: The RPC server is unavailable. 0x800706ba "
                   "(WIN32: 1722 RPC_S_SERVER_UNAVAILABLE)")
+CA_CERT_UNREACHABLE = CA_UNREACHABLE.replace("::Submit:", "::GetCACertificate:")
 UNSUPPORTED_TEMPLATE = ("The requested certificate template is not supported by this CA. 0x80094800 "
                         "(-2146875392 CERTSRV_E_UNSUPPORTED_CERT_TYPE)")
 TEMPLATE_DENIED = ("Denied by Policy Module 0x80094012, The permissions on the certificate template do not allow "
@@ -246,6 +247,8 @@ def enrollment(ctx: TwinContext, p: dict) -> dict:
 
 # -- client.verify -----------------------------------------------------------------------------
 def _chains_to(cert: x509.Certificate, ca: dict | None) -> bool:
+    """The script's test: the issuer in the built chain is the CA's own certificate (read from
+    the CA), i.e. that certificate's key signed this one - a CA of the same name does not do."""
     if ca is None:
         return False
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
@@ -275,6 +278,7 @@ def _certificate_facts(ctx: TwinContext, p: dict, sid: str) -> dict:
         ca = _find_ca(ctx, p["ca_config"])[1]
     except TwinFailure:
         ca = None
+        ctx.warn(f"Cannot read the CA certificate from {p['ca_config']}: {CA_CERT_UNREACHABLE}")
     return {**facts, "on_card": "Smart Card" in entry["provider"], "chains_to_ca": _chains_to(cert, ca),
             "smart_card_logon": EKU["smart_card_logon"] in ekus}
 
