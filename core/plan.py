@@ -34,7 +34,13 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
     def steps_for(self, task_name: str) -> list[Step]:
-        return [s for s in self.steps if s.task.name == task_name]
+        """A task's steps (indexed on first use: the runner asks for every step's dependencies)."""
+        if getattr(self, "_index_size", None) != len(self.steps):
+            index: dict[str, list[Step]] = {}
+            for s in self.steps:
+                index.setdefault(s.task.name, []).append(s)
+            self._index, self._index_size = index, len(self.steps)
+        return list(self._index.get(task_name, ()))
 
     def secrets(self) -> set[str]:
         """Every secret value in the plan (passwords, secret params), for redaction."""

@@ -101,7 +101,7 @@ class Runner:
         def run_host(steps: list[Step]) -> None:
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results)
-                if done.get(step.key) == fingerprint(step):
+                if done and done.get(step.key) == fingerprint(step):
                     result = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
                 elif blocker:
