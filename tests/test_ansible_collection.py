@@ -10,6 +10,7 @@ import json
 import sys
 import tarfile
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,13 +39,22 @@ def _generator():
     return module
 
 
-def module_doc(task_name: str, block: str = "DOCUMENTATION") -> dict:
-    """A module's documentation block, read from the file as ansible-doc reads it (not imported)."""
-    tree = ast.parse((ROOT / "plugins" / "modules" / f"{module_name(task_name)}.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == block:
+def _doc_block(path: Path, block: str) -> dict:
+    """A documentation block, read from the file as ansible-doc reads it (not imported)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == block:
             return yaml.safe_load(node.value.value)
-    raise AssertionError(f"{block} missing in the module of {task_name}")
+    raise AssertionError(f"{block} missing in {path}")
+
+
+def module_doc(task_name: str, block: str = "DOCUMENTATION") -> dict:
+    """A module's documentation block, with the collection's engine fragment merged in when the
+    module extends it (as ansible-doc merges it)."""
+    doc = _doc_block(ROOT / "plugins" / "modules" / f"{module_name(task_name)}.py", block)
+    if block == "DOCUMENTATION" and f"{COLLECTION}.engine" in doc.get("extends_documentation_fragment", []):
+        fragment = _doc_block(ROOT / "plugins" / "doc_fragments" / "engine.py", "DOCUMENTATION")
+        doc["options"] = {**doc["options"], **fragment["options"]}
+    return doc
 
 
 def load_yaml(path):

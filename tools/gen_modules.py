@@ -287,15 +287,28 @@ def module_documentation(task: Task) -> dict:
         description.append("Read-only: fails when the rollout is not in place; never changes anything.")
     elif task.kind == "rollback":
         description.append("Removes only what lync2fa created (its created-markers on the host).")
-    options = {p.name: option_doc(task, p) for p in task.params}
-    options.update(engine_option_docs())
     doc = {
         "module": module_name(task.name),
         "short_description": _sentence(task.description or task.name).rstrip("."),
         "description": description,
-        "options": options,
+        "options": {p.name: option_doc(task, p) for p in task.params},
         "extends_documentation_fragment": ["ansible.builtin.action_common_attributes",
-                                           "ansible.builtin.action_common_attributes.flow"],
+                                           "ansible.builtin.action_common_attributes.flow", ENGINE_FRAGMENT],
+        "seealso": [{"module": f"{COLLECTION}.{module_name(d)}"} for d in task.after],
+        "author": [AUTHOR],
+    }
+    if not doc["seealso"]:
+        del doc["seealso"]
+    return doc
+
+
+# What every module shares (the engine's own options, attributes, notes) is one doc fragment.
+ENGINE_FRAGMENT = f"{COLLECTION}.engine"
+
+
+def engine_fragment() -> dict:
+    return {
+        "options": engine_option_docs(),
         "attributes": {
             "action": {"support": "full"},
             "async": {"support": "none"},
@@ -313,12 +326,22 @@ def module_documentation(task: Task) -> dict:
         ],
         "requirements": ["the lync2fa Python package (the version this collection was built from) on "
                          "the controller"],
-        "seealso": [{"module": f"{COLLECTION}.{module_name(d)}"} for d in task.after],
-        "author": [AUTHOR],
     }
-    if not doc["seealso"]:
-        del doc["seealso"]
-    return doc
+
+
+def render_engine_fragment() -> str:
+    return "\n".join([
+        f"# {MARKER}",
+        "# Documentation every lync2fa.twofactor module shares (extends_documentation_fragment).",
+        "from __future__ import annotations",
+        "",
+        "",
+        "class ModuleDocFragment:",
+        '    DOCUMENTATION = r"""',
+        to_yaml(engine_fragment()).rstrip("\n"),
+        '"""',
+        "",
+    ])
 
 
 def example_value(task: Task, p: Param):
@@ -608,6 +631,7 @@ def render_all(tasks: dict[str, Task] | None = None) -> dict[str, str]:
     tiers = tiers_in_order(tasks)
     role_vars = analyse_vars(tasks)
     files: dict[str, str] = {}
+    files["plugins/doc_fragments/engine.py"] = render_engine_fragment()
     for task in tasks.values():
         files[f"plugins/modules/{module_name(task.name)}.py"] = render_module(task)
         files[f"plugins/action/{module_name(task.name)}.py"] = render_action(task)

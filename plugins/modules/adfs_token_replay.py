@@ -20,47 +20,10 @@ options:
         command line).'
     type: bool
     default: true
-  allow_insecure:
-    description:
-      - Accept these refused insecure settings by rule name (e.g. C(SHA1), C(ESC8)), as C(lync2fa --allow-insecure RULE) does;
-        each is then reported as a warning.
-    type: list
-    elements: str
-    default: []
-  verify:
-    description:
-      - Change nothing and fail when the task would change something (the rollout is not in place), as C(lync2fa verify) does;
-        the C(verify) role runs every task this way.
-    type: bool
-    default: false
-  state_dir:
-    description:
-      - "Directory of lync2fa's audit journal on the controller. Default: the C(LYNC2FA_STATE_DIR) environment variable, else\
-        \ C(.lync2fa) in the current directory (the same default as the C(lync2fa) command line)."
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
-attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: windows
-notes:
-  - "Use C(gather_facts: false): the hosts are Windows hosts reached by the engine, not by Ansible's setup module."
-  - Parameters are validated by the engine with the same code as C(lync2fa apply); security findings refuse the task unless
-    their rule is listed in I(allow_insecure).
-  - "Every run is recorded in lync2fa's audit journal under I(state_dir); secrets never are."
-requirements:
-  - the lync2fa Python package (the version this collection was built from) on the controller
+  - lync2fa.twofactor.engine
 author:
   - lync2fa developers
 """
