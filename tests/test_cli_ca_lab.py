@@ -179,3 +179,23 @@ def test_lab_fault_and_journal_commands(lab, run_cli):
     rows = run_cli("journal", "--state-dir", lab.state_dir, "--run", runs[1]["id"]).json()
     assert {r["task"] for r in rows if r["status"] == "changed"} == {
         "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
+
+
+def test_restart_moves_an_endpoint_whose_port_was_taken_and_rewrites_the_inventory(lab, run_cli):
+    import socket
+
+    import yaml
+    assert run_cli(*apply_args(lab)).code == 0
+    old_port = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"]
+    lab.down()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", old_port))
+    squatter.listen()
+    try:
+        lab.up()
+        new_port = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"]
+        assert new_port != old_port
+        again = run_cli(*apply_args(lab, "--json"))
+        assert again.code == 0 and again.json()["counts"]["changed"] == 0   # same estate, new port
+    finally:
+        squatter.close()

@@ -27,6 +27,7 @@ def serve(directory: Path) -> None:
         {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,
         tls=tls.server_context(directory) if estate.https else None,
         faults=lambda host: faults.get(host).transport(),
+        rebind_busy_ports=True,   # a saved port taken while the lab was down: rewrite hosts.yml
     )
     ports = server.start()
     if any(h.port != ports[h.name] for h in estate.hosts):

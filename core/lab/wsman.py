@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import errno
 import collections
 import hmac
 import http.server
@@ -237,7 +238,11 @@ class WSManServer:
         state_dir: Path,
         tls: ssl.SSLContext | None = None,
         faults: Callable[[str], Faults] = lambda host: Faults(),
+        rebind_busy_ports: bool = False,
     ):
+        """``rebind_busy_ports``: an endpoint whose port is taken gets a free one instead of
+        failing the start (``start`` returns the ports actually bound)."""
+        self._rebind_busy_ports = rebind_busy_ports
         for user, password in credentials.items():
             if any(c in s for s in (user, password) for c in ":\r\n"):
                 raise ValueError(f"credential for {user!r}: ':' and line breaks cannot go into NTLM_USER_FILE")
@@ -279,7 +284,13 @@ class WSManServer:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    sock.bind((self.BIND_ADDRESS, port))
+                    try:
+                        sock.bind((self.BIND_ADDRESS, port))
+                    except OSError as exc:
+                        if not (self._rebind_busy_ports and port and exc.errno == errno.EADDRINUSE):
+                            raise
+                        log.warning("port %d of %s is taken; using a free one", port, host)
+                        sock.bind((self.BIND_ADDRESS, 0))
                     sock.listen(socket.SOMAXCONN)
                     sock.setblocking(False)
                 except OSError:
