@@ -1,12 +1,28 @@
-"""How to reach a host: Ansible's connection variables, with secure defaults."""
+"""How to reach a host: Ansible's connection variables, with secure defaults.
+
+Every value is parsed as Ansible parses it (booleans with Ansible's ``boolean``, the scheme
+case-insensitively) and checked before any connection is made. Whether the credentials or the
+payload would cross the network in clear is decided from the URL actually used (and the proxy
+that URL would go through), never from ``ansible_host`` alone.
+"""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from ansible.module_utils.parsing.convert_bool import boolean
+from requests.utils import get_environ_proxies, select_proxy
 
 from .inventory import HostContext
 
 TRANSPORTS = ("ntlm", "basic", "plaintext", "kerberos", "credssp", "ssl", "certificate")
+# Transports that send the password itself (HTTP Basic): in clear over http.
+CLEAR_PASSWORD_TRANSPORTS = ("basic", "plaintext", "ssl")
+SCHEMES = ("http", "https")
+MESSAGE_ENCRYPTION = ("auto", "always", "never")
+CERT_VALIDATION = ("validate", "ignore")   # what pywinrm (and so Ansible) accepts
+ALLOW_INSECURE_VAR = "lync2fa_allow_insecure_transport"
 
 
 class ConnectionConfigError(ValueError):
@@ -32,43 +48,147 @@ class ConnectionSettings:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.scheme}://{self.address}:{self.port}{self.path}"
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.scheme}://{address}:{self.port}{self.path}"
 
     @classmethod
     def from_host(cls, host: HostContext) -> "ConnectionSettings":
         """Read Ansible's winrm connection vars, with Ansible's defaults where it has them."""
-        address = host.var("ansible_host", host.name)
-        port = int(host.var("ansible_port", 5986))
+        address = _address(host)
+        port = _int(host, "ansible_port", 5986, 1, 65535)
         # Ansible: scheme is https unless the port is 5985.
-        scheme = host.var("ansible_winrm_scheme", "http" if port == 5985 else "https")
-        transport = str(host.var("ansible_winrm_transport", "ntlm")).split(",")[0].strip()
-        if transport not in TRANSPORTS:
-            raise ConnectionConfigError(f"{host.name}: unknown ansible_winrm_transport {transport!r}")
+        scheme = _choice(host, "ansible_winrm_scheme", "http" if port == 5985 else "https", SCHEMES)
+        transport = _transport(host)
         user = host.var("ansible_user") or host.var("ansible_winrm_user")
         password = host.var("ansible_password") or host.var("ansible_winrm_password") or ""
         if not user:
             raise ConnectionConfigError(f"{host.name}: ansible_user is not set")
-        validation = host.var("ansible_winrm_server_cert_validation", "validate")
-        warnings = []
-        if scheme == "https" and validation == "ignore":
-            warnings.append(f"{host.name}: TLS certificate validation is off "
-                            "(ansible_winrm_server_cert_validation=ignore)")
-        if scheme == "http" and transport in ("basic", "plaintext") and not _is_loopback(address):
-            if not host.var("lync2fa_allow_insecure_transport", False):
-                raise ConnectionConfigError(
-                    f"{host.name}: Basic authentication over plain http sends the password in clear "
-                    "text; use ntlm (encrypted) or https, or set lync2fa_allow_insecure_transport: true")
-            warnings.append(f"{host.name}: Basic authentication over plain http (allowed explicitly)")
-        return cls(
+        validation = _choice(host, "ansible_winrm_server_cert_validation", "validate", CERT_VALIDATION)
+        encryption = _choice(host, "ansible_winrm_message_encryption", "auto", MESSAGE_ENCRYPTION)
+        path = _path(host)
+        operation_timeout = _int(host, "ansible_winrm_operation_timeout_sec", 20, 1, 3600)
+        read_timeout = _int(host, "ansible_winrm_read_timeout_sec", 30, 2, 7200)
+        if read_timeout <= operation_timeout:
+            raise ConnectionConfigError(
+                f"{host.name}: ansible_winrm_read_timeout_sec ({read_timeout}) must be greater than "
+                f"ansible_winrm_operation_timeout_sec ({operation_timeout})")
+        settings = cls(
             host=host.name, address=address, port=port, scheme=scheme, transport=transport,
             user=user, password=password, cert_validation=validation,
             ca_trust_path=host.var("ansible_winrm_ca_trust_path"),
-            message_encryption=host.var("ansible_winrm_message_encryption", "auto"),
-            operation_timeout=int(host.var("ansible_winrm_operation_timeout_sec", 20)),
-            read_timeout=int(host.var("ansible_winrm_read_timeout_sec", 30)),
-            path=host.var("ansible_winrm_path", "/wsman"),
-            warnings=tuple(warnings),
+            message_encryption=encryption, operation_timeout=operation_timeout, read_timeout=read_timeout,
+            path=path,
         )
+        return _judge(host, settings)
+
+
+def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
+    """Refuse (or, when allowed for this host, warn about) what would cross the network in clear."""
+    endpoint = urlsplit(s.endpoint)
+    if (endpoint.hostname or "").lower() != s.address.lower().strip("[]") or endpoint.port != s.port:
+        raise ConnectionConfigError(f"{host.name}: ansible_host {s.address!r} is not a host name or IP address")
+    warnings = []
+    if s.scheme == "https" and s.cert_validation == "ignore":
+        warnings.append(f"{host.name}: TLS certificate validation is off "
+                        "(ansible_winrm_server_cert_validation=ignore)")
+    local = _stays_on_this_machine(s.endpoint)
+    insecure = []
+    if s.scheme == "http" and s.transport in CLEAR_PASSWORD_TRANSPORTS and not local:
+        insecure.append(("Basic authentication over plain http sends the password in clear text",
+                         "use ntlm (encrypted) or https"))
+    if s.scheme == "http" and s.message_encryption == "never" and not local \
+            and s.transport not in CLEAR_PASSWORD_TRANSPORTS:
+        insecure.append(("ansible_winrm_message_encryption: never over plain http sends every script and its "
+                         "secrets (PINs, PUKs, passwords) in clear text",
+                         "remove ansible_winrm_message_encryption (auto encrypts over http) or use https"))
+    if insecure:
+        allowed = _bool(host, ALLOW_INSECURE_VAR, False)
+        for why, fix in insecure:
+            if not allowed:
+                raise ConnectionConfigError(f"{host.name}: {why} to {s.endpoint}; {fix}, "
+                                            f"or set {ALLOW_INSECURE_VAR}: true for this host")
+            warnings.append(f"{host.name}: {why} ({ALLOW_INSECURE_VAR}: true)")
+    return replace(s, warnings=tuple(warnings))
+
+
+def _stays_on_this_machine(url: str) -> bool:
+    """The URL's host is loopback and no proxy from the environment would carry the request."""
+    hostname = (urlsplit(url).hostname or "").lower()
+    if not _is_loopback(hostname):
+        return False
+    try:
+        return not select_proxy(url, get_environ_proxies(url))
+    except Exception:  # an unparsable proxy setting: assume the worst
+        return False
+
+
+def _address(host: HostContext) -> str:
+    address = host.var("ansible_host", host.name)
+    if not isinstance(address, str) or not address.strip():
+        raise ConnectionConfigError(f"{host.name}: ansible_host must be a host name or IP address")
+    address = address.strip()
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    bad = set(address) & set("/@?#\\ \t\r\n%")
+    if bad or any(ord(c) < 0x20 for c in address):
+        raise ConnectionConfigError(f"{host.name}: ansible_host {_short(address)} is not a host name or IP address")
+    return address
+
+
+def _path(host: HostContext) -> str:
+    path = host.var("ansible_winrm_path", "/wsman")
+    if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//") or "@" in path
+            or "://" in path or "\\" in path or any(c in path for c in "?# ") or any(ord(c) < 0x20 for c in path)):
+        raise ConnectionConfigError(f"{host.name}: ansible_winrm_path {_short(path)} is not a URL path "
+                                    "(it must start with '/', e.g. /wsman, without '@', '://', '?' or '#')")
+    return path
+
+
+def _transport(host: HostContext) -> str:
+    raw = host.var("ansible_winrm_transport", "ntlm")
+    first = raw[0] if isinstance(raw, list) and raw else str(raw).split(",")[0]
+    transport = str(first).strip().lower()
+    if transport not in TRANSPORTS:
+        raise ConnectionConfigError(f"{host.name}: unknown ansible_winrm_transport {_short(first)} "
+                                    f"(one of {', '.join(TRANSPORTS)})")
+    return transport
+
+
+def _choice(host: HostContext, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = host.var(name, default)
+    value = str(raw).strip().lower() if isinstance(raw, str) else None
+    if value not in allowed:
+        raise ConnectionConfigError(f"{host.name}: {name} must be one of {', '.join(allowed)}, "
+                                    f"not {_short(raw)}")
+    return value
+
+
+def _int(host: HostContext, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = host.var(name, default)
+    try:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ConnectionConfigError(f"{host.name}: {name} must be an integer from {minimum} to {maximum}, "
+                                    f"not {_short(raw)}") from None
+    if not minimum <= value <= maximum:
+        raise ConnectionConfigError(f"{host.name}: {name} must be from {minimum} to {maximum}, not {value}")
+    return value
+
+
+def _bool(host: HostContext, name: str, default: bool) -> bool:
+    raw = host.var(name, default)
+    try:
+        return boolean(raw, strict=True)
+    except TypeError:
+        raise ConnectionConfigError(f"{host.name}: {name} must be a boolean (true/false, yes/no), "
+                                    f"not {_short(raw)}") from None
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _is_loopback(address: str) -> bool:
