@@ -29,6 +29,8 @@ class Param:
     elements: str | None = None
     secret: bool = False
     description: str = ""
+    minimum: int | None = None     # bounds of an int parameter (or of each element of a list of int)
+    maximum: int | None = None
 
     def argument_spec(self) -> dict:
         spec: dict[str, Any] = {"type": self.type, "required": self.required}
@@ -90,11 +92,62 @@ class Task:
         if wrong:
             raise ParameterError(f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
                                  "in YAML: an unquoted number is read as a number (01234567 even as octal)")
-        result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
-        if result.error_messages:
-            raise ParameterError(f"{self.name}: " + "; ".join(result.error_messages))
-        params = result.validated_parameters
-        problems = [msg for check in self.checks for msg in check(params)]
+        problems = self._line_breaks(values)
         if problems:
             raise ParameterError(f"{self.name}: " + "; ".join(problems))
+        result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
+        if result.error_messages:
+            raise ParameterError(f"{self.name}: " + "; ".join(clip(m) for m in result.error_messages))
+        params = result.validated_parameters
+        problems = self._out_of_bounds(params) or [msg for check in self.checks for msg in check(params)]
+        if problems:
+            raise ParameterError(f"{self.name}: " + "; ".join(clip(m) for m in problems))
         return params
+
+    def _line_breaks(self, values: dict) -> list[str]:
+        """No parameter is multi-line: a line break in one is refused, never stripped (a PIN
+        "12345678\\n" is not the PIN 12345678, and a name with a newline would be a new object)."""
+        problems = []
+        for p in self.params:
+            value = values.get(p.name)
+            texts = value if isinstance(value, list) else [value]
+            broken = [t for t in texts if isinstance(t, str) and ("\n" in t or "\r" in t)]
+            if not broken:
+                continue
+            trailing = all(not set("\r\n") & set(t.rstrip("\r\n")) for t in broken)
+            where = "a trailing newline" if trailing else "a line break"
+            if p.secret:
+                problems.append(f"{self.var_prefix}{p.name} has {where} (value not shown): refused, not stripped; "
+                                f"`echo VALUE | ansible-vault encrypt_string` adds one, use `echo -n VALUE` or "
+                                f"`printf %s VALUE` instead")
+            else:
+                problems.append(f"{self.var_prefix}{p.name} {clip(repr(value))} has {where}: refused, not "
+                                "stripped; remove it from the inventory value")
+        return problems
+
+    def _out_of_bounds(self, params: dict) -> list[str]:
+        problems = []
+        for p in self.params:
+            if p.minimum is None and p.maximum is None:
+                continue
+            value = params.get(p.name)
+            numbers = value if isinstance(value, list) else [value]
+            bad = [v for v in numbers if isinstance(v, int) and not (
+                (p.minimum is None or v >= p.minimum) and (p.maximum is None or v <= p.maximum))]
+            if bad:
+                problems.append(f"variable {self.var_prefix}{p.name} must be {bounds_text(p)}, "
+                                f"not {clip(repr(bad[0]))}")
+        return problems
+
+
+def bounds_text(p: Param) -> str:
+    if p.minimum is not None and p.maximum is not None:
+        return f"from {p.minimum} to {p.maximum}"
+    return f"at least {p.minimum}" if p.minimum is not None else f"at most {p.maximum}"
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """A message or value as shown to the operator: at most ``limit`` characters (a 100 KB value
+    pasted into an inventory is not echoed back whole)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters in all)"

@@ -5,8 +5,6 @@ never resolves) and every refusal is proven before a connection is made.
 """
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import yaml
 
@@ -120,3 +118,64 @@ def test_cert_validation_ignore_is_accepted_with_a_warning(tmp_path):
 def test_a_port_that_is_not_a_port_names_host_and_variable(tmp_path, port):
     with pytest.raises(ConnectionConfigError, match=f"{REMOTE}: ansible_port must be"):
         _settings(tmp_path, ansible_port=port)
+
+
+# -- 4. line breaks: refused, never stripped, never echoed when secret ----------------------------
+
+
+def test_a_pin_with_a_trailing_newline_is_refused_without_echoing_it():
+    task = api.tasks()["client.virtual_smartcard"]
+    with pytest.raises(Exception) as err:
+        task.validate({"pin": "87654321\n"})
+    message = str(err.value)
+    assert "client_pin has a trailing newline" in message and "echo -n" in message and "printf" in message
+    assert "87654321" not in message
+    task.validate({"pin": "87654321"})
+
+
+@pytest.mark.parametrize("task,values,name", [
+    ("templates.smartcard", {"name": "SmartcardUser2\n"}, "templates_name"),
+    ("client.virtual_smartcard", {"pin": "87654321", "card_name": "Lync2FA\n"}, "client_card_name"),
+    ("ca.template_permissions", {"template": "SmartcardUser\n"}, "ca_template"),
+    ("ca.authority", {"common_name": "Contoso\nRoot"}, "ca_common_name"),
+    ("client.lync_settings", {"office_versions": ["16.0\n"]}, "client_office_versions"),
+])
+def test_names_with_a_line_break_are_refused_and_the_message_says_so(task, values, name):
+    with pytest.raises(Exception, match=f"{name} .* has a (trailing newline|line break): refused, not stripped"):
+        api.tasks()[task].validate(values)
+
+
+def test_validation_patterns_are_full_matches():
+    from lync2fa.plugins.adfs.claims import FQDN
+    from lync2fa.plugins.ca import SAFE_NAME
+    from lync2fa.plugins.client import OFFICE_VERSION, PRINTABLE
+    from lync2fa.plugins.templates.model import OID
+    for pattern, good in [(SAFE_NAME, "SmartcardUser"), (OID, "1.3.6.1.4.1.311.20.2.2"), (FQDN, "pool.corp.invalid"),
+                          (OFFICE_VERSION, "16.0"), (PRINTABLE, "87654321")]:
+        assert pattern.fullmatch(good) and not pattern.fullmatch(good + "\n"), pattern.pattern
+        assert not pattern.fullmatch(good + "\nx")
+
+
+# -- 8. bounds on every number ---------------------------------------------------------------------
+def test_every_int_parameter_has_bounds():
+    unbounded = [f"{t.name}:{p.name}" for t in api.tasks().values() for p in t.params
+                 if p.type == "int" and not p.choices and (p.minimum is None or p.maximum is None)]
+    assert not unbounded
+
+
+@pytest.mark.parametrize("value", [-5, 0, 51, 100000])
+def test_out_of_range_values_name_host_variable_and_range(tmp_path, value):
+    inventory = _inventory(tmp_path, {"ca_common_name": "Contoso Root CA", "ca_validity_years": value})
+    with pytest.raises(Exception) as err:
+        api.plan(inventory, only=["ca.authority"])
+    assert REMOTE in str(err.value) and "ca_validity_years must be from 1 to 50" in str(err.value)
+
+
+# -- 10. long values are not echoed back whole -----------------------------------------------------
+def test_a_huge_value_is_truncated_in_errors(tmp_path):
+    huge = "A" * 100_000
+    for values in ({"common_name": huge}, {"common_name": "Contoso", "hash_algorithm": huge},
+                   {"common_name": "Contoso", "validity_years": huge}):
+        with pytest.raises(Exception) as err:
+            api.tasks()["ca.authority"].validate(values)
+        assert len(str(err.value)) < 2000 and "characters in all" in str(err.value)

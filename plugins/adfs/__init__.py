@@ -23,13 +23,11 @@ def _pools(host) -> list[str]:
 
 
 def _check_pools(p: dict) -> list[str]:
-    problems = [f"pool {pool!r} is not a fully qualified DNS name" for pool in p["pools"] if not FQDN.match(pool)]
+    problems = [f"pool {pool!r} is not a fully qualified DNS name" for pool in p["pools"] if not FQDN.fullmatch(pool)]
     names = [trust_name(pool).lower() for pool in p["pools"]]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         problems.append(f"pools whose first DNS label is the same would share the trust name(s) {', '.join(clashes)}")
-    if p["token_lifetime"] < 0:
-        problems.append("token_lifetime must be 0 (leave as is) or a number of minutes")
     return problems
 
 
@@ -49,7 +47,7 @@ TASKS = [
         params=(
             Param("pools", "list", elements="str", required=True,
                   description="Pool and Director web services FQDNs (default: every host in lync_pools)"),
-            Param("token_lifetime", "int", default=0,
+            Param("token_lifetime", "int", default=0, minimum=0, maximum=10080,
                   description="Token lifetime in minutes, e.g. 240 to cover long meetings; 0 leaves it as is"),
         ),
         derived={"pools": _pools},

@@ -15,7 +15,7 @@ AUTHORIZATION_RULES = ('@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "' +
 TRANSFORM_RULES = ('@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "' + PRIMARYSID_CLAIM
                    + '"]=> issue(claim = c);')
 TRUST_SUFFIX = "-PassiveAuth"
-FQDN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))+$")
+FQDN = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))+")  # fullmatch
 
 
 def trust_name(pool_fqdn: str) -> str:

@@ -12,7 +12,7 @@ from lync2fa.task import Param, Task
 from . import twin
 
 SCRIPTS = Path(__file__).parent / "scripts"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # use fullmatch
 BROAD_PRINCIPALS = {"domain users", "authenticated users", "everyone", "domain computers"}
 
 
@@ -22,11 +22,12 @@ def _key_length(p: dict) -> list[str]:
 
 def _template_names(p: dict) -> list[str]:
     names = p.get("templates") or [p.get("template")]
-    return [f"template name {n!r} is not a valid certificate template name" for n in names if not SAFE_NAME.match(n)]
+    return [f"template name {n!r} is not a valid certificate template name"
+            for n in names if not SAFE_NAME.fullmatch(n)]
 
 
 def _ca_name(p: dict) -> list[str]:
-    return [] if SAFE_NAME.match(p["common_name"]) else [f"common_name {p['common_name']!r} is not a valid CA name"]
+    return [] if SAFE_NAME.fullmatch(p["common_name"]) else [f"common_name {p['common_name']!r} is not a valid CA name"]
 
 
 TASKS = [
@@ -38,7 +39,8 @@ TASKS = [
             Param("key_length", "int", default=4096, choices=(2048, 3072, 4096), description="RSA key length"),
             Param("hash_algorithm", default="sha256", choices=("sha256", "sha384", "sha512", "sha1"),
                   description="CA signing hash; sha1 is refused unless allowed explicitly"),
-            Param("validity_years", "int", default=10, description="CA certificate validity in years"),
+            Param("validity_years", "int", default=10, minimum=1, maximum=50,
+                  description="CA certificate validity in years"),
             Param("crypto_provider", default="RSA#Microsoft Software Key Storage Provider",
                   description="Key storage provider for the CA key"),
         ),

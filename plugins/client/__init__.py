@@ -20,8 +20,8 @@ from .client_state import DEFAULT_PIN
 SCRIPTS = Path(__file__).parent / "scripts"
 SMART_CARD_CSP = "Microsoft Base Smart Card Crypto Provider"
 SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
-OFFICE_VERSION = re.compile(r"^1[4-9]\.0$")
-PRINTABLE = re.compile(r"^[\x20-\x7e]{8,127}$")
+OFFICE_VERSION = re.compile(r"1[4-9]\.0")  # use fullmatch
+PRINTABLE = re.compile(r"[\x20-\x7e]{8,127}")  # use fullmatch
 
 
 def _ca_config(host):
@@ -44,29 +44,29 @@ CA_CONFIG = Param("ca_config", description="CA configuration string '<CA host FQ
 OFFICE_VERSIONS = Param("office_versions", "list", elements="str", default=["15.0"],
                         description="Office versions whose Lync policy key is set: 15.0 (Lync 2013), "
                                     "16.0 (Skype for Business 2016 and later)")
-RENEW_DAYS = Param("renew_days", "int", default=42,
+RENEW_DAYS = Param("renew_days", "int", default=42, minimum=0, maximum=3650,
                    description="Re-enroll when the certificate expires within this many days")
-TIMEOUT = Param("task_timeout_s", "int", default=300,
+TIMEOUT = Param("task_timeout_s", "int", default=300, minimum=30, maximum=3600,
                 description="How long a card operation may run in its scheduled task (SYSTEM or the user's session)")
 
 
 def _secrets(p: dict) -> list[str]:
     return [f"{name} must be 8 to 127 printable ASCII characters (the virtual smart card's PIN policy)"
-            for name in ("pin", "puk") if p.get(name) and not PRINTABLE.match(str(p[name]))]
+            for name in ("pin", "puk") if p.get(name) and not PRINTABLE.fullmatch(str(p[name]))]
 
 
 def _names(p: dict) -> list[str]:
     problems = []
-    if "card_name" in p and not SAFE_NAME.match(p["card_name"]):
+    if "card_name" in p and not SAFE_NAME.fullmatch(p["card_name"]):
         problems.append(f"card_name {p['card_name']!r} is not a valid card name")
-    if "template" in p and not SAFE_NAME.match(p["template"]):
+    if "template" in p and not SAFE_NAME.fullmatch(p["template"]):
         problems.append(f"template {p['template']!r} is not a valid certificate template name")
     return problems
 
 
 def _ca(p: dict) -> list[str]:
     host, _, name = (p.get("ca_config") or "").partition("\\")
-    if not re.match(r"^[A-Za-z0-9.-]+$", host) or not SAFE_NAME.match(name):
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", host) or not SAFE_NAME.fullmatch(name):
         return ["ca_config must be '<CA host FQDN>\\<CA common name>' (no host in group ca with ca_common_name "
                 "to derive it from)"]
     return []
@@ -74,16 +74,7 @@ def _ca(p: dict) -> list[str]:
 
 def _versions(p: dict) -> list[str]:
     return [f"office_versions entry {v!r} is not an Office version such as 15.0 or 16.0"
-            for v in p.get("office_versions") or [] if not OFFICE_VERSION.match(v)]
-
-
-def _numbers(p: dict) -> list[str]:
-    problems = []
-    if p.get("renew_days", 0) < 0:
-        problems.append("renew_days cannot be negative")
-    if not 30 <= p.get("task_timeout_s", 300) <= 3600:
-        problems.append("task_timeout_s must be between 30 and 3600 seconds")
-    return problems
+            for v in p.get("office_versions") or [] if not OFFICE_VERSION.fullmatch(v)]
 
 
 def _sip_user(p: dict) -> list[str]:
@@ -144,7 +135,7 @@ TASKS = [
                               "DEFAULT_ADMIN_KEY)"),
             TIMEOUT,
         ),
-        checks=(_secrets, _names, _numbers),
+        checks=(_secrets, _names),
     ),
     Task(
         name="client.lync_settings", group="clients", template=SCRIPTS / "lync_settings.ps1.j2",
@@ -169,7 +160,7 @@ TASKS = [
             Param("provider", default=SMART_CARD_CSP, choices=(SMART_CARD_CSP, SMART_CARD_KSP),
                   description="Provider that creates the key on the card (the template may require one)"),
         ),
-        checks=(_secrets, _names, _ca, _numbers),
+        checks=(_secrets, _names, _ca),
     ),
     Task(
         name="client.verify", group="clients", template=SCRIPTS / "verify.ps1.j2", kind="verify",
@@ -177,7 +168,7 @@ TASKS = [
         description="TPM ready, card present, a valid smart-card logon certificate from the CA on it, "
                     "DisableNTCredentials=0 and SavePassword=0",
         params=(USER, TEMPLATE, CA_CONFIG, CARD_NAME, OFFICE_VERSIONS, RENEW_DAYS),
-        checks=(_names, _ca, _versions, _numbers),
+        checks=(_names, _ca, _versions),
         interpret=verify_facts,
     ),
     Task(

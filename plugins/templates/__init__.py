@@ -31,7 +31,7 @@ BUILTIN_NAMES = {n.lower() for n in [*builtin_templates(), "Administrator", "CA"
 
 def _names(p: dict) -> list[str]:
     problems = [f"{key} {p[key]!r} is not a valid certificate template name"
-                for key in ("name", "source_template") if not SAFE_NAME.match(p[key])]
+                for key in ("name", "source_template") if not SAFE_NAME.fullmatch(p[key])]
     if p["name"].lower() == p["source_template"].lower():
         problems.append("name must differ from source_template (the template is a duplicate)")
     elif p["name"].lower() in BUILTIN_NAMES:
@@ -44,13 +44,13 @@ def _names(p: dict) -> list[str]:
 def _oids(p: dict) -> list[str]:
     return [f"{key} entry {value!r} is neither an EKU name ({', '.join(EKU)}) nor a dotted OID"
             for key in ("ekus", "ra_application_policies") for value in p[key]
-            if value not in EKU and not model.OID.match(value)]
+            if value not in EKU and not model.OID.fullmatch(value)]
 
 
 def _issuance_policies(p: dict) -> list[str]:
     problems = []
     for entry in p["issuance_policies"]:
-        if set(entry) - {"oid", "linked_group"} or not model.OID.match(str(entry.get("oid", ""))):
+        if set(entry) - {"oid", "linked_group"} or not model.OID.fullmatch(str(entry.get("oid", ""))):
             problems.append(f"issuance_policies entry {entry!r} must be {{oid: <dotted OID>, linked_group: <group>}}")
     return problems
 
@@ -67,14 +67,10 @@ def _extra_acl(p: dict) -> list[str]:
 
 
 def _numbers(p: dict) -> list[str]:
-    problems = []
-    if p["min_key_size"] < 2048:
-        problems.append(f"min_key_size {p['min_key_size']} is below 2048 bits")
-    if p["validity_days"] < 1 or not 0 <= p["renewal_days"] < p["validity_days"]:
-        problems.append("validity_days must be at least 1 and renewal_days between 0 and validity_days")
-    if p["authorized_signatures"] < 0:
-        problems.append("authorized_signatures cannot be negative")
-    return problems
+    """The bounds of each number are on its Param; here only how they relate."""
+    if p["renewal_days"] >= p["validity_days"]:
+        return [f"renewal_days ({p['renewal_days']}) must be less than validity_days ({p['validity_days']})"]
+    return []
 
 
 def _accepted(p: dict) -> list[str]:
@@ -117,7 +113,8 @@ TASKS = [
             Param("schema_version", "int", default=2, choices=(1, 2),
                   description="msPKI-Template-Schema-Version: 2 (Windows Server 2003 compatibility, the one for "
                               "CSPs such as the smart card provider); 1 is legacy and ESC15-prone"),
-            Param("min_key_size", "int", default=2048, description="msPKI-Minimal-Key-Size in bits"),
+            Param("min_key_size", "int", default=2048, minimum=2048, maximum=16384,
+                  description="msPKI-Minimal-Key-Size in bits"),
             Param("providers", "list", elements="str", default=["Microsoft Base Smart Card Crypto Provider"],
                   description="pKIDefaultCSPs: the only providers requests may use, in order"),
             Param("exportable_key", "bool", default=False, description="Allow the private key to be exported"),
@@ -130,15 +127,15 @@ TASKS = [
             Param("prompt_user", "bool", default=True, description="Prompt the user during enrollment (PIN)"),
             Param("no_security_extension", "bool", default=False,
                   description="Leave out the SID security extension (ESC9)"),
-            Param("authorized_signatures", "int", default=0,
+            Param("authorized_signatures", "int", default=0, minimum=0, maximum=10,
                   description="msPKI-RA-Signature: enrollment agent signatures a request needs"),
             Param("ra_application_policies", "list", elements="str", default=[],
                   description="Application policies the agent's certificate must carry"),
             Param("issuance_policies", "list", elements="dict", default=[],
                   description="Issuance policies [{oid, linked_group}]; linked_group declares an "
                               "msDS-OIDToGroupLink (ESC13); lync2fa does not create links"),
-            Param("validity_days", "int", default=365, description="Validity period in days"),
-            Param("renewal_days", "int", default=42, description="Renewal period in days"),
+            Param("validity_days", "int", default=365, minimum=1, maximum=3650, description="Validity period in days"),
+            Param("renewal_days", "int", default=42, minimum=0, maximum=3650, description="Renewal period in days"),
             Param("enroll_principal", default="Lync 2FA Users", description="Group granted Read and Enroll"),
             Param("autoenroll", "bool", default=False, description="Also grant Autoenroll"),
             Param("extra_acl", "list", elements="dict", default=[],

@@ -13,7 +13,7 @@ import re
 from ..ca.builtin_templates import EKU
 from .esc import short_name
 
-OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")  # use fullmatch
 DEFAULT_OWNER = "Domain Admins"
 VIEW_KEYS = ("display_name", "schema_version", "ekus", "application_policies", "min_key_size", "providers",
              "exportable_key", "subject_from_ad", "upn_in_san", "enrollee_supplies_subject", "manager_approval",
