@@ -20,6 +20,7 @@ class Result:
     after: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     duration: float = 0.0
+    operations: list = field(default_factory=list)   # what was (or would be) applied, for -v and reports
 
     @property
     def status(self) -> str:
@@ -95,4 +96,5 @@ class Redactor:
 
     def result(self, result: Result) -> Result:
         return Result(**{**asdict(result), "msg": self.text(result.msg), "before": self(result.before),
-                         "after": self(result.after), "warnings": self(result.warnings)})
+                         "after": self(result.after), "warnings": self(result.warnings),
+                         "operations": self(result.operations)})

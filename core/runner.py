@@ -12,6 +12,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import execute
+from .hostops import describe
+from .hostscript import HostScriptError
 from .journal import Journal
 from .plan import Plan, Step
 from .results import Redactor, Result
@@ -153,31 +156,53 @@ class Runner:
         self._observe("lync2fa_task_start", result, step=step)
         try:
             public, secrets = split_secrets(step.params, step.task.secret_params)
-            script = render(step.task.template, step.task.name, public, check_mode)
-            output = self.pool.get(step.connection).run_script(script, secrets)
-            try:
-                parsed = parse_result(output.stdout)
-            except ScriptContractError as exc:
-                detail = output.stderr.strip() or str(exc)
-                result.failed, result.msg = True, f"script failed (exit code {output.exit_code}): {detail}"
+            connection = self.pool.get(step.connection)
+            if step.task.decide is not None:
+                self._decide_and_apply(step, connection, check_mode, secrets, result)
             else:
-                result.changed, result.failed, result.msg = parsed.changed, parsed.failed, parsed.msg
-                result.before, result.after = parsed.before, parsed.after
-                result.warnings += parsed.warnings
-                if output.exit_code != 0 and not parsed.failed:
-                    result.failed = True
-                    result.msg = parsed.msg or f"script exited with code {output.exit_code}"
-                if step.task.interpret and not result.failed:
-                    step.task.interpret(result, step.params)
-                if verify and step.task.kind == "apply" and result.changed and not result.failed:
-                    result.failed, result.changed = True, False
-                    result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
+                self._run_legacy_script(step, connection, public, secrets, check_mode, result)
+            if step.task.interpret and not result.failed:
+                step.task.interpret(result, step.params)
+            if verify and step.task.kind == "apply" and result.changed and not result.failed:
+                result.failed, result.changed = True, False
+                result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
         except TransportError as exc:
+            result.failed, result.msg = True, str(exc)
+        except HostScriptError as exc:
             result.failed, result.msg = True, str(exc)
         except Exception as exc:  # a bug must fail the step, not the whole run
             result.failed, result.msg = True, f"internal error: {type(exc).__name__}: {exc}"
         result.duration = round(time.monotonic() - started, 4)
         return self._finish(step, run_id, redact, result)
+
+    @staticmethod
+    def _decide_and_apply(step: Step, connection, check_mode: bool, secrets: dict, result: Result) -> None:
+        outcome = execute.run(step, connection, check_mode, secrets)
+        decision = outcome.decision
+        result.before, result.after = decision.before, decision.after
+        result.warnings += decision.warnings
+        result.operations = [{"operation": describe(op), **({"result": done} if done else {})}
+                             for op, done in zip(decision.operations,
+                                                 outcome.applied + [None] * len(decision.operations))]
+        result.changed, result.failed, result.msg = outcome.changed, outcome.failed, outcome.msg
+
+    @staticmethod
+    def _run_legacy_script(step: Step, connection, public: dict, secrets: dict, check_mode: bool,
+                           result: Result) -> None:
+        script = render(step.task.template, step.task.name, public, check_mode)
+        output = connection.run_script(script, secrets)
+        try:
+            parsed = parse_result(output.stdout)
+        except ScriptContractError as exc:
+            detail = output.stderr.strip() or str(exc)
+            result.failed, result.msg = True, f"script failed (exit code {output.exit_code}): {detail}"
+            return
+        result.changed, result.failed, result.msg = parsed.changed, parsed.failed, parsed.msg
+        result.before, result.after = parsed.before, parsed.after
+        result.warnings += parsed.warnings
+        if output.exit_code != 0 and not parsed.failed:
+            result.failed = True
+            result.msg = parsed.msg or f"script exited with code {output.exit_code}"
 
     def _finish(self, step: Step, run_id, redact: Redactor, result: Result) -> Result:
         result = redact.result(result)

@@ -2,7 +2,8 @@
 
 A task declares the inventory group it targets, the tasks it runs after, its parameter
 schema (written as Ansible argument-spec entries, so the CLI and the Ansible module validate
-with the very same code), and its PowerShell resource script (a Jinja2 template).
+with the very same code), the facts it reads on a host and the pure Python decision that turns
+parameters + facts into operations (``lync2fa.decision``), and what it reaches beyond its host.
 """
 from __future__ import annotations
 
@@ -51,11 +52,17 @@ Derived = Callable[["HostContext"], Any]  # noqa: F821 (defined in lync2fa.inven
 Checker = Callable[[dict], list]
 
 
+# Beyond its host, a task may reach: Active Directory, the Lync Central Management Store, a
+# remote CA. Over a session without network credentials (NTLM, Kerberos without delegation:
+# the double hop) Windows refuses those, so the planner refuses such steps first.
+REACHES = ("ad", "cms", "ca")
+
+
 @dataclass(frozen=True)
 class Task:
     name: str                      # "<tier>.<what>", e.g. "ca.authority"
     group: str                     # inventory group it targets
-    template: Path                 # PowerShell resource script, *.ps1.j2
+    template: Path | None = None   # legacy PowerShell resource script (*.ps1.j2), being retired
     params: tuple[Param, ...] = ()
     after: tuple[str, ...] = ()    # tasks that must have succeeded first
     description: str = ""
@@ -68,6 +75,18 @@ class Task:
     # journaled: ``interpret(result, params)`` may add warnings or mark the result failed
     # (e.g. the ESC rules evaluated on the templates a CA returned).
     interpret: Callable[["Result", dict], None] | None = None  # noqa: F821
+    # params -> {fact name: query} (lync2fa.hostops *_fact); read on the host in one script.
+    facts: Callable[[dict], dict] | None = None
+    # Context -> Decision | More: pure Python, the only place a setting is decided.
+    decide: Callable[..., Any] | None = None
+    reaches: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if (self.decide is None) == (self.template is None):
+            raise TypeError(f"task {self.name}: give either decide (and facts) or a legacy template")
+        unknown = [r for r in self.reaches if r not in REACHES]
+        if unknown:
+            raise TypeError(f"task {self.name}: unknown reaches {unknown}; known: {REACHES}")
 
     @property
     def tier(self) -> str:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import traceback
 from dataclasses import dataclass, field
 
+from .. import hostscript
 from ..script import ScriptContractError, read_input
 from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
+from . import windows
 from .twin import TwinContext, TwinFailure, failure
 from .wsman import CommandOutcome
 
@@ -27,8 +30,12 @@ class Dispatcher:
     twins: dict
     faults: FaultBook
     log: list = field(default_factory=list)   # (host, task, check_mode) per script, for tests
+    # Per host, every operation the lab executed, in order (tests compare it with the plan's).
+    operations: dict = field(default_factory=dict)
+    _host_locks: dict = field(default_factory=dict, repr=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def __call__(self, host: str, command: str, arguments: list[str], stdin: bytes) -> CommandOutcome:
+    def __call__(self, host: str, command: str, arguments: list[str], stdin: bytes, logon=None) -> CommandOutcome:
         words = [command, *arguments]
         lowered = [w.lower() for w in words]
         if "-encodedcommand" in lowered:
@@ -36,6 +43,8 @@ class Dispatcher:
             script, secrets = base64.b64decode(encoded).decode("utf-16-le"), ""
             if script.strip() == BOOTSTRAP.strip():   # as the bootstrap does: script, then secrets
                 script, _, secrets = stdin.decode("utf-8-sig").partition(SECRETS_SEPARATOR)
+            if script.startswith(hostscript.MARKER):
+                return self.run_host_script(host, script, secrets, logon)
             return self.run_script(host, script, secrets)
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
@@ -43,6 +52,33 @@ class Dispatcher:
         if text in ("whoami", "whoami.exe"):
             return CommandOutcome(self.estate.account.lower() + "\r\n")
         return CommandOutcome("", f"'{command}' is not recognized in the lync2fa lab.", 1)
+
+    def run_host_script(self, host_name: str, script: str, secrets: str = "", logon=None) -> CommandOutcome:
+        """A lync2fa host script: the primitive library and one request, run on the Windows model."""
+        machine = windows.Machine(self.store, self.estate, self.estate.host(host_name),
+                                  delegated=True if logon is None else bool(logon.delegated))
+        version = machine.props.get("powershell_version", "5.1")
+        if int(version.split(".")[0]) < 3:
+            # Windows PowerShell 2.0 has no ConvertFrom-Json: the frame dies on its first line.
+            return CommandOutcome("", str(windows.errors.not_recognized("ConvertFrom-Json")) + "\r\n", 1)
+        try:
+            request = hostscript.parse_script(script)
+            secret_values = json.loads(secrets) if secrets.strip() else {}
+        except (hostscript.HostScriptError, ValueError) as exc:
+            return CommandOutcome("", f"lync2fa lab: {exc}", 1)
+        injected = self.faults.get(host_name)
+        self.log.append((host_name, request.get("kind"), None))
+        if request.get("kind") == "apply" and injected.fail_tasks:
+            return CommandOutcome("", "injected failure (lab fault)", 1)
+        with self.host_lock(host_name):
+            response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
+        self.operations.setdefault(host_name, []).extend(executed)
+        return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
+
+    def host_lock(self, host_name: str):
+        """Scripts on one host run one at a time here; hosts run concurrently (issue 12 item 17)."""
+        with self._locks_guard:
+            return self._host_locks.setdefault(host_name, threading.Lock())
 
     def run_script(self, host_name: str, script: str, secrets: str = "") -> CommandOutcome:
         try:

@@ -73,6 +73,13 @@ class EstateStore:
             rows = self._db.execute("SELECT key, data FROM objects WHERE kind = ? ORDER BY key", (kind,)).fetchall()
         return {k: json.loads(d) for k, d in rows}
 
+    def items_prefix(self, kind: str, prefix: str) -> dict[str, Any]:
+        """The objects of a kind whose key starts with ``prefix`` (an index range scan)."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, data FROM objects WHERE kind = ? AND key >= ? AND key < ? "
+                                    "ORDER BY key", (kind, prefix, prefix + "\U0010ffff")).fetchall()
+        return {k: json.loads(d) for k, d in rows}
+
     def snapshot(self, exclude_kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
         """The whole estate (for comparing states in tests and rollback checks)."""
         with self._lock:

@@ -1,0 +1,15 @@
+"""The lab's model of Windows: what the primitive library does on a real host, simulated.
+
+``run(machine, request, secrets)`` answers a host script's request (``lync2fa.hostscript``).
+Simulated cmdlets, native programs and named primitives register themselves from the modules
+imported below, one per Windows component; they model Windows once for every tier.
+"""
+from __future__ import annotations
+
+from . import errors, primitives
+from .machine import HOST_PROPS, Machine
+
+# Each module registers what it simulates (import for the side effect).
+from . import core_cmdlets  # noqa: F401,E402
+
+__all__ = ["HOST_PROPS", "Machine", "errors", "primitives"]

@@ -1,0 +1,130 @@
+"""One simulated Windows host as the primitives see it: registry, AD (through the network),
+cmdlets bound by the documented signatures, native programs, and the host's properties.
+
+A simulated cmdlet is a Python function registered with ``@simulates("Verb-Noun")``; it gets the
+``Machine`` and the parameters *after* the catalog bound them (canonical names, converted
+types), exactly what the real cmdlet would see, and returns the objects it writes (dicts).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ...catalog import Catalog, CmdletError
+from ..estate import Estate, LabHost
+from ..state import EstateStore
+from .directory import Directory
+from .errors import WindowsError, double_hop, not_recognized
+from .registry import Registry
+
+SIMULATED: dict[str, Callable[..., Any]] = {}     # canonical cmdlet name -> implementation
+NATIVE: dict[str, Callable[..., tuple[int, str]]] = {}
+NAMED_FACTS: dict[str, Callable[..., Any]] = {}
+NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
+HOST_PROPS = "host_props"
+# Modules every Windows PowerShell 5.1 has (the catalog's module of core cmdlets).
+CORE_MODULES = ("Microsoft.PowerShell.Core", "Microsoft.PowerShell.Management", "Microsoft.PowerShell.Utility",
+                "Microsoft.PowerShell.Security", "CimCmdlets", "PKI", "ScheduledTasks")
+
+
+def simulates(cmdlet: str) -> Callable:
+    def register(func):
+        SIMULATED[cmdlet.lower()] = func
+        return func
+    return register
+
+
+def native(program: str) -> Callable:
+    def register(func):
+        NATIVE[program.lower()] = func
+        return func
+    return register
+
+
+def named_fact(name: str) -> Callable:
+    def register(func):
+        NAMED_FACTS[name] = func
+        return func
+    return register
+
+
+def named_operation(name: str) -> Callable:
+    def register(func):
+        NAMED_OPERATIONS[name] = func
+        return func
+    return register
+
+
+@dataclass
+class Machine:
+    store: EstateStore
+    estate: Estate
+    host: LabHost
+    delegated: bool = True          # the session has network credentials (CredSSP, delegated Kerberos)
+    imported: set = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.store, self.host.name)
+
+    @property
+    def directory(self) -> Directory:
+        return Directory(self.store, self.estate.domain)
+
+    @property
+    def props(self) -> dict:
+        """The host's Windows properties: powershell_version, execution_policy, modules, tpm, ..."""
+        return self.store.get(HOST_PROPS, self.host.name) or {}
+
+    def set_props(self, **changes: Any) -> None:
+        self.store.put(HOST_PROPS, self.host.name, {**self.props, **changes})
+
+    def require_network(self, what: str) -> None:
+        """Leaving the host needs network credentials: the double hop (issue 7)."""
+        if not self.delegated:
+            raise double_hop(what)
+
+    # -- commands ---------------------------------------------------------------------
+    def import_module(self, module: str | None) -> None:
+        if not module or module in self.imported:
+            return
+        if module not in CORE_MODULES and module not in self.props.get("modules", ()):
+            raise WindowsError(f"The specified module '{module}' was not loaded because no valid module file "
+                               "was found in any module directory.", "ResourceUnavailable",
+                               "Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand")
+        self.imported.add(module)
+
+    def invoke(self, cmdlet: str, params: dict) -> list[dict]:
+        catalog = Catalog.load()
+        if not catalog.has(cmdlet):
+            raise not_recognized(cmdlet)
+        module = catalog.module(cmdlet)
+        if module not in CORE_MODULES and module not in self.props.get("modules", ()):
+            raise not_recognized(cmdlet)      # the module is not on this host: the name is unknown
+        try:
+            bound = catalog.bind(cmdlet, params)
+        except CmdletError as exc:
+            raise WindowsError(exc.message, getattr(exc, "category", "InvalidArgument"),
+                               getattr(exc, "fq_error_id", "")) from None
+        implementation = SIMULATED.get(catalog.canonical(cmdlet).lower())
+        if implementation is None:
+            raise WindowsError(f"lab: {catalog.canonical(cmdlet)} is documented but not simulated by the lab")
+        output = implementation(self, bound)
+        if output is None:
+            return []
+        return list(output) if isinstance(output, list) else [output]
+
+    def run_native(self, program: str, args: list[str]) -> tuple[int, str]:
+        catalog = Catalog.load()
+        try:
+            catalog.bind_native(program, args)
+        except CmdletError as exc:
+            return 1, exc.message
+        implementation = NATIVE.get(program.lower())
+        if implementation is None:
+            raise not_recognized(program)
+        return implementation(self, list(args))

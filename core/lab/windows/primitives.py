@@ -1,0 +1,213 @@
+"""The lab's implementation of the primitive library (core/ps): the same fact kinds and
+operations, over the simulated host. Keep it in step with core/ps/*.ps1."""
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+from .directory import account_of, translate
+from .errors import WindowsError
+from .machine import NAMED_FACTS, NAMED_OPERATIONS, Machine
+
+
+def resolve_secrets(value: Any, secrets: dict) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secret"}:
+            if value["secret"] not in secrets:
+                raise WindowsError(f"lync2fa: the secret {value['secret']} was not provided")
+            return secrets[value["secret"]]
+        return {k: resolve_secrets(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(v, secrets) for v in value]
+    return value
+
+
+# -- facts --------------------------------------------------------------------------------
+def read_fact(machine: Machine, query: dict) -> Any:
+    kind = query["kind"]
+    if kind == "cmdlet":
+        machine.import_module(query.get("module"))
+        rows = []
+        for obj in machine.invoke(query["cmdlet"], query.get("params") or {}):
+            lowered = {k.lower(): k for k in obj}
+            row = {}
+            for prop in query.get("select") or []:
+                if prop.lower() not in lowered:
+                    # Set-StrictMode -Version 2.0: reading a missing property throws.
+                    raise WindowsError(f"The property '{prop}' cannot be found on this object. Verify that the "
+                                       "property exists.", "NotSpecified", "PropertyNotFoundStrict")
+                row[prop] = copy.deepcopy(obj[lowered[prop.lower()]])
+            rows.append(row)
+        return rows
+    if kind == "registry":
+        key = machine.registry.read(query["path"])
+        if key is None:
+            return {"exists": False, "values": {}, "subkeys": []}
+        names = query.get("names")
+        values = {n: e["value"] for n, e in key["values"].items()
+                  if names is None or n.lower() in {x.lower() for x in names}}
+        return {"exists": True, "values": values, "subkeys": machine.registry.subkeys(query["path"])}
+    if kind == "ad_object":
+        machine.require_network("LDAP")
+        obj = machine.directory.get(query["dn"])
+        if obj is None:
+            return {"exists": False, "attributes": {}}
+        return _entry(machine, obj, query)
+    if kind == "ad_search":
+        machine.require_network("LDAP")
+        base = machine.directory.resolve(query["base"])
+        found = []
+        for obj in machine.directory.children(base):
+            if query.get("scope") == "onelevel" and obj["dn"].split(",", 1)[1].lower() != base.lower():
+                continue
+            if _ldap_match(obj, query["filter"]):
+                found.append(_entry(machine, obj, query))
+        return found
+    if kind == "file":
+        entry = machine.store.get("file", f"{machine.name}|{query['path'].lower()}")
+        return {"exists": False} if entry is None else {"exists": True, **entry}
+    if kind == "host":
+        props = machine.props
+        return {"powershell_version": props.get("powershell_version", "5.1.17763.1"),
+                "execution_policy": props.get("execution_policy", "RemoteSigned"),
+                "computer_name": machine.name.upper(), "part_of_domain": True, "domain": machine.estate.domain,
+                "user": machine.estate.account}
+    if kind == "named":
+        if query["name"] not in NAMED_FACTS:
+            raise WindowsError(f"lync2fa: unknown named fact {query['name']}")
+        return NAMED_FACTS[query["name"]](machine, **(query.get("args") or {}))
+    raise WindowsError(f"lync2fa: unknown fact kind {kind}")
+
+
+def _entry(machine: Machine, obj: dict, query: dict) -> dict:
+    out = {"exists": True, "dn": obj["dn"],
+           "attributes": machine.directory.attributes(obj, query.get("attributes") or [])}
+    if query.get("acl"):
+        aces = [{**ace, "account": ace.get("account") or account_of(machine.store, ace["sid"])}
+                for ace in obj.get("acl", {}).get("aces", [])]
+        out["acl"] = {"owner": obj.get("acl", {}).get("owner"), "aces": aces}
+    return out
+
+
+def _ldap_match(obj: dict, ldap_filter: str) -> bool:
+    """Equality filters joined by & (what lync2fa's queries use): (&(a=v)(b=v)) or (a=v); * matches any."""
+    text = ldap_filter.strip()
+    if text.startswith("(&"):
+        text = text[2:-1]
+    terms = [t for t in text.replace(")(", ")\n(").splitlines() if t.strip()]
+    lowered = {k.lower(): v for k, v in obj["attributes"].items()}
+    lowered.setdefault("objectclass", [obj["class"]])
+    for term in terms:
+        name, _, value = term.strip("()").partition("=")
+        values = [str(v).lower() for v in lowered.get(name.lower(), [])]
+        if value == "*":
+            if not values:
+                return False
+        elif value.lower() not in values:
+            return False
+    return True
+
+
+# -- operations ---------------------------------------------------------------------------
+def _attribute_values(typed: dict) -> list | None:
+    value, kind = typed["value"], typed["type"]
+    if value is None:
+        return None
+    if kind == "int":
+        return [int(value)]
+    if kind == "strings":
+        return [str(v) for v in value]
+    if kind == "bytes":
+        base64.b64decode(value, validate=True)
+        return [value]
+    return [str(value)]
+
+
+def apply_operation(machine: Machine, operation: dict) -> Any:
+    kind = operation["op"]
+    if kind == "cmdlet":
+        machine.import_module(operation.get("module"))
+        return {"objects": len(machine.invoke(operation["cmdlet"], operation.get("params") or {}))}
+    if kind == "registry_set":
+        value = operation["value"]
+        if operation["type"] in ("DWord", "QWord"):
+            value = int(value)
+        elif operation["type"] == "MultiString":
+            value = [str(v) for v in (value if isinstance(value, list) else [value])]
+        machine.registry.set(operation["path"], operation["name"], value, operation["type"])
+        return None
+    if kind == "registry_remove":
+        if operation.get("name") is None:
+            machine.registry.remove_key(operation["path"])
+        else:
+            machine.registry.remove_value(operation["path"], operation["name"])
+        return None
+    if kind in ("ad_create", "ad_set", "ad_delete", "ace_add", "ace_remove"):
+        machine.require_network("LDAP")
+        directory = machine.directory
+        if kind == "ad_create":
+            attributes = {n: _attribute_values(t) for n, t in operation["attributes"].items()}
+            obj = directory.create(operation["parent"], operation["cn"], operation["class"],
+                                   {n: v for n, v in attributes.items() if v is not None})
+            return {"dn": obj["dn"]}
+        if kind == "ad_set":
+            directory.set_attributes(operation["dn"], {n: _attribute_values(t) for n, t in operation["attributes"].items()})
+            return None
+        if kind == "ad_delete":
+            directory.delete(operation["dn"])
+            return None
+        obj = directory.get(operation["dn"])
+        if obj is None:
+            if kind == "ace_remove":
+                return None
+            from .directory import no_such_object
+            raise no_such_object(directory.resolve(operation["dn"]))
+        sid, account = translate(machine.store, operation["principal"])
+        ace = {"sid": sid, "account": account, "rights": int(operation["rights"]),
+               "object_type": operation.get("object_type") or "00000000-0000-0000-0000-000000000000",
+               "allow": bool(operation.get("allow", True)), "inherited": False}
+        aces = obj.setdefault("acl", {"owner": "CORP\\Domain Admins", "aces": []})["aces"]
+        same = [a for a in aces if (a["sid"], a["rights"], a["object_type"], a["allow"]) ==
+                (ace["sid"], ace["rights"], ace["object_type"], ace["allow"])]
+        if kind == "ace_add" and not same:
+            aces.append(ace)
+        if kind == "ace_remove":
+            obj["acl"]["aces"] = [a for a in aces if a not in same]
+        directory.put(obj)
+        return None
+    if kind == "native":
+        code, output = machine.run_native(operation["program"], operation["args"])
+        if code not in (operation.get("ok_codes") or [0]):
+            raise WindowsError(f"{operation['program']} exited with code {code}: {output.strip()}")
+        return {"exit_code": code, "output": output.strip()}
+    if kind == "named":
+        if operation["name"] not in NAMED_OPERATIONS:
+            raise WindowsError(f"lync2fa: unknown named operation {operation['name']}")
+        return NAMED_OPERATIONS[operation["name"]](machine, **(operation.get("args") or {}))
+    raise WindowsError(f"lync2fa: unknown operation {kind}")
+
+
+def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> tuple[dict, list[dict]]:
+    """(response, executed operations): facts are read in a transaction that is rolled back;
+    each operation commits on its own, and the first failure stops the rest, as on Windows."""
+    if request.get("kind") == "facts":
+        facts = {}
+        with transaction(commit=False):
+            for name, query in (request.get("facts") or {}).items():
+                try:
+                    facts[name] = {"ok": True, "value": read_fact(machine, query)}
+                except WindowsError as exc:
+                    facts[name] = {"ok": False, "error": exc.as_error()}
+        return {"lync2fa": 1, "facts": facts}, []
+    done, executed = [], []
+    for operation in request.get("operations") or []:
+        executed.append(operation)
+        try:
+            with transaction(commit=True):
+                output = apply_operation(machine, resolve_secrets(operation, secrets))
+            done.append({"ok": True, "output": output})
+        except WindowsError as exc:
+            done.append({"ok": False, "error": exc.as_error()})
+            break
+    return {"lync2fa": 1, "operations": done}, executed

@@ -1,0 +1,158 @@
+<#
+.SYNOPSIS
+    The frame of every lync2fa host script: read the request, run it, print one JSON line.
+
+.DESCRIPTION
+    lync2fa sends this library followed by one request: either facts to read or operations to
+    apply. Python decided everything; this code only reads and applies. The request is data (a
+    single-quoted here-string of JSON); secrets arrive separately on stdin and are referenced by
+    name ({"secret": "pin"}). Nothing here uses $script: or $global: variables: the bootstrap runs
+    this text through [ScriptBlock]::Create, whose script scope is the session's global scope
+    (issue 7, defect 1), so state is passed explicitly.
+#>
+
+function ConvertTo-Lync2faPlain {
+    <#
+    .SYNOPSIS
+        A PowerShell value as plain JSON-able data (hashtables, arrays, strings, numbers, booleans).
+    #>
+    param($Value, [int]$Depth = 0)
+    if ($null -eq $Value) { return $null }
+    if ($Depth -gt 6) { return [string]$Value }
+    if ($Value -is [string] -or $Value -is [bool] -or $Value -is [int] -or $Value -is [long] -or $Value -is [double] -or $Value -is [decimal] -or $Value -is [uint32] -or $Value -is [int16] -or $Value -is [byte]) {
+        return $Value
+    }
+    if ($Value -is [enum] -or $Value -is [guid] -or $Value -is [uri] -or $Value -is [version]) {
+        return [string]$Value
+    }
+    if ($Value -is [datetime]) { return $Value.ToUniversalTime().ToString('o') }
+    if ($Value -is [timespan]) { return $Value.TotalSeconds }
+    if ($Value -is [byte[]]) { return [Convert]::ToBase64String($Value) }
+    if ($Value -is [System.Security.Principal.SecurityIdentifier]) { return $Value.Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $out = @{}
+        foreach ($key in $Value.Keys) { $out[[string]$key] = ConvertTo-Lync2faPlain -Value $Value[$key] -Depth ($Depth + 1) }
+        return $out
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $items = New-Object -TypeName System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$items.Add((ConvertTo-Lync2faPlain -Value $item -Depth ($Depth + 1))) }
+        return ,$items.ToArray()
+    }
+    $out = @{}
+    foreach ($property in $Value.PSObject.Properties) {
+        $out[$property.Name] = ConvertTo-Lync2faPlain -Value $property.Value -Depth ($Depth + 1)
+    }
+    return $out
+}
+
+function ConvertTo-Lync2faHashtable {
+    <#
+    .SYNOPSIS
+        A PSCustomObject from ConvertFrom-Json as a hashtable (Windows PowerShell 5.1 has no -AsHashtable).
+    #>
+    param($Value)
+    if ($null -eq $Value) { return $null }
+    if ($Value -is [System.Management.Automation.PSCustomObject]) {
+        $out = @{}
+        foreach ($property in $Value.PSObject.Properties) { $out[$property.Name] = ConvertTo-Lync2faHashtable -Value $property.Value }
+        return $out
+    }
+    if ($Value -is [array]) {
+        $items = New-Object -TypeName System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$items.Add((ConvertTo-Lync2faHashtable -Value $item)) }
+        return ,$items.ToArray()
+    }
+    return $Value
+}
+
+function Resolve-Lync2faValue {
+    <#
+    .SYNOPSIS
+        Replace {"secret": "name"} placeholders with the secret given on stdin; other values unchanged.
+    #>
+    param($Value, [hashtable]$Secrets)
+    if ($Value -is [hashtable]) {
+        if ($Value.Count -eq 1 -and $Value.ContainsKey('secret')) {
+            $name = [string]$Value['secret']
+            if (-not $Secrets.ContainsKey($name)) { throw ('lync2fa: the secret ' + $name + ' was not provided') }
+            return $Secrets[$name]
+        }
+        $out = @{}
+        foreach ($key in $Value.Keys) { $out[$key] = Resolve-Lync2faValue -Value $Value[$key] -Secrets $Secrets }
+        return $out
+    }
+    if ($Value -is [array]) {
+        $items = New-Object -TypeName System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$items.Add((Resolve-Lync2faValue -Value $item -Secrets $Secrets)) }
+        return ,$items.ToArray()
+    }
+    return $Value
+}
+
+function Get-Lync2faError {
+    <#
+    .SYNOPSIS
+        An error record as data; COM errors are unwrapped (they arrive inside MethodInvocationException).
+    #>
+    param($ErrorRecord)
+    $base = $ErrorRecord.Exception.GetBaseException()
+    return @{
+        message  = [string]$base.Message
+        hresult  = [int]$base.HResult
+        category = [string]$ErrorRecord.CategoryInfo.Category
+        error_id = [string]$ErrorRecord.FullyQualifiedErrorId
+    }
+}
+
+function Import-Lync2faModule {
+    <#
+    .SYNOPSIS
+        Import a module once per PowerShell process (a Lync/SfB module import takes seconds).
+    #>
+    param([string]$Name, [hashtable]$Imported)
+    if ([string]::IsNullOrEmpty($Name) -or $Imported.ContainsKey($Name)) { return }
+    Import-Module -Name $Name -ErrorAction Stop
+    $Imported[$Name] = $true
+}
+
+function Invoke-Lync2faRequest {
+    <#
+    .SYNOPSIS
+        Run one request: read its facts or apply its operations, in order, and return the response.
+    .PARAMETER Request
+        The request as a hashtable: kind = 'facts' (facts: name -> query) or 'apply' (operations: list).
+    .PARAMETER Secrets
+        Secret values by name (from stdin, never from the script text).
+    #>
+    param([hashtable]$Request, [hashtable]$Secrets)
+    $imported = @{}
+    if ($Request['kind'] -eq 'facts') {
+        $facts = @{}
+        foreach ($name in $Request['facts'].Keys) {
+            $query = $Request['facts'][$name]
+            try {
+                Import-Lync2faModule -Name ([string]$query['module']) -Imported $imported
+                $facts[$name] = @{ ok = $true; value = (Read-Lync2faFact -Query $query) }
+            }
+            catch {
+                $facts[$name] = @{ ok = $false; error = (Get-Lync2faError -ErrorRecord $_) }
+            }
+        }
+        return @{ lync2fa = 1; facts = $facts }
+    }
+    $done = New-Object -TypeName System.Collections.ArrayList
+    foreach ($operation in $Request['operations']) {
+        try {
+            Import-Lync2faModule -Name ([string]$operation['module']) -Imported $imported
+            $resolved = Resolve-Lync2faValue -Value $operation -Secrets $Secrets
+            $output = Invoke-Lync2faOperation -Operation $resolved
+            [void]$done.Add(@{ ok = $true; output = (ConvertTo-Lync2faPlain -Value $output) })
+        }
+        catch {
+            [void]$done.Add(@{ ok = $false; error = (Get-Lync2faError -ErrorRecord $_) })
+            break
+        }
+    }
+    return @{ lync2fa = 1; operations = $done.ToArray() }
+}

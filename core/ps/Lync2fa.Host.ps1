@@ -1,0 +1,49 @@
+<#
+.SYNOPSIS
+    Host facts (PowerShell version, execution policy, domain) and file facts; native programs.
+#>
+
+function Read-Lync2faHostFact {
+    <#
+    .SYNOPSIS
+        What preflight needs to know about the host itself.
+    #>
+    $system = Get-CimInstance -ClassName Win32_ComputerSystem
+    return @{
+        powershell_version = [string]$PSVersionTable.PSVersion
+        execution_policy   = [string](Get-ExecutionPolicy)
+        computer_name      = [string]$env:COMPUTERNAME
+        part_of_domain     = [bool]$system.PartOfDomain
+        domain             = [string]$system.Domain
+        user               = [string][System.Security.Principal.WindowsIdentity]::GetCurrent().Name
+    }
+}
+
+function Read-Lync2faFileFact {
+    <#
+    .SYNOPSIS
+        Whether a file exists, its size and SHA-256.
+    #>
+    param([hashtable]$Query)
+    $path = [string]$Query['path']
+    if (-not (Test-Path -LiteralPath $path -PathType Leaf)) { return @{ exists = $false } }
+    $hash = Get-FileHash -LiteralPath $path -Algorithm SHA256
+    return @{ exists = $true; sha256 = $hash.Hash.ToLowerInvariant(); size = (Get-Item -LiteralPath $path).Length }
+}
+
+function Invoke-Lync2faNative {
+    <#
+    .SYNOPSIS
+        Run a native program with its arguments; an exit code outside ok_codes is an error.
+    #>
+    param([hashtable]$Operation)
+    $arguments = [string[]]@($Operation['args'])
+    $output = & ([string]$Operation['program']) @arguments 2>&1 | Out-String
+    $code = $LASTEXITCODE
+    $ok = @(0)
+    if ($null -ne $Operation['ok_codes']) { $ok = @($Operation['ok_codes']) }
+    if ($ok -notcontains $code) {
+        throw ([string]$Operation['program'] + ' exited with code ' + $code + ': ' + $output.Trim())
+    }
+    return @{ exit_code = $code; output = $output.Trim() }
+}
