@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..plugin_manager import default_plugin_manager
 from . import tls
+from . import windows
 from .directory import seed_directory
 from .estate import HOSTS_YML, LAB_JSON, Estate, default_estate, write_inventory
 from .serve import READY, STORE
@@ -54,6 +55,7 @@ def create(directory: Path, clients: int = 2, https: bool = False, transport: st
     try:
         with store.transaction():
             seed_directory(store, estate)
+            windows.seed(store, estate)
             default_plugin_manager().hook.lync2fa_lab_seed(store=store, estate=estate)
     finally:
         store.close()

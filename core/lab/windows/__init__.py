@@ -11,5 +11,6 @@ from .machine import HOST_PROPS, Machine
 
 # Each module registers what it simulates (import for the side effect).
 from . import core_cmdlets  # noqa: F401,E402
+from .hosts import seed  # noqa: E402
 
-__all__ = ["HOST_PROPS", "Machine", "errors", "primitives"]
+__all__ = ["HOST_PROPS", "Machine", "errors", "primitives", "seed"]

@@ -1,0 +1,36 @@
+"""A new lab host's Windows: its PowerShell, execution policy, installed modules and the
+components' initial state, by role. Components register seeders with ``@seeds``; tests change
+a host's properties (``Machine.set_props``) to model a host set up wrongly."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..estate import Estate
+from ..state import EstateStore
+from .machine import HOST_PROPS
+
+SEEDERS: list[Callable[[EstateStore, Estate], None]] = []
+
+# Modules present on a host by inventory group (what installing the role puts there; ADCS
+# modules come with the feature, which ca.authority installs: see the ADCS component).
+MODULES_BY_GROUP = {
+    "ca": ["ServerManager"],
+    "adfs": ["ServerManager", "ADFS"],
+    "lync_pools": ["ServerManager", "SkypeForBusiness", "WebAdministration"],
+    "lync_edge": ["ServerManager", "SkypeForBusiness"],
+    "clients": ["TrustedPlatformModule"],
+}
+DEFAULT_PROPS = {"powershell_version": "5.1.17763.1", "execution_policy": "RemoteSigned"}
+
+
+def seeds(func: Callable[[EstateStore, Estate], None]) -> Callable[[EstateStore, Estate], None]:
+    SEEDERS.append(func)
+    return func
+
+
+def seed(store: EstateStore, estate: Estate) -> None:
+    for host in estate.hosts:
+        modules = sorted({m for g in host.groups for m in MODULES_BY_GROUP.get(g, [])})
+        store.put(HOST_PROPS, host.name, {**DEFAULT_PROPS, "modules": modules, "groups": list(host.groups)})
+    for seeder in SEEDERS:
+        seeder(store, estate)
