@@ -23,6 +23,9 @@ SCHEMES = ("http", "https")
 MESSAGE_ENCRYPTION = ("auto", "always", "never")
 CERT_VALIDATION = ("validate", "ignore")   # what pywinrm (and so Ansible) accepts
 ALLOW_INSECURE_VAR = "lync2fa_allow_insecure_transport"
+# Whether a logon over each transport holds network credentials (kerberos: with delegation only).
+DELEGATES = {"credssp": True, "kerberos": False, "ntlm": False, "basic": False, "plaintext": False,
+             "ssl": False, "certificate": False}
 
 
 class ConnectionConfigError(ValueError):
@@ -45,6 +48,19 @@ class ConnectionSettings:
     read_timeout: int = 30
     path: str = "/wsman"
     warnings: tuple[str, ...] = ()
+    # Delegation (the double hop): Ansible's ansible_winrm_kerberos_delegation and friends.
+    kerberos_delegation: bool = False
+    kerberos_hostname_override: str | None = None
+    credssp_disable_tlsv1_2: bool = False
+
+    @property
+    def delegates(self) -> bool:
+        """Whether the remote session gets network credentials (can reach AD, a CMS, a remote CA).
+
+        CredSSP sends the password to the host; Kerberos forwards a TGT when delegation is on. NTLM,
+        Basic and certificate logons, and Kerberos without delegation, have none (the double hop).
+        """
+        return DELEGATES.get(self.transport, False) or (self.transport == "kerberos" and self.kerberos_delegation)
 
     @property
     def endpoint(self) -> str:
@@ -78,6 +94,9 @@ class ConnectionSettings:
             ca_trust_path=host.var("ansible_winrm_ca_trust_path"),
             message_encryption=encryption, operation_timeout=operation_timeout, read_timeout=read_timeout,
             path=path,
+            kerberos_delegation=_bool(host, "ansible_winrm_kerberos_delegation", False),
+            kerberos_hostname_override=host.var("ansible_winrm_kerberos_hostname_override") or None,
+            credssp_disable_tlsv1_2=_bool(host, "ansible_winrm_credssp_disable_tlsv1_2", False),
         )
         return _judge(host, settings)
 

@@ -40,6 +40,34 @@ UTF8_CODEPAGE = 65001
 SHELL_NOT_FOUND = "2150858843"
 
 
+# The client library a transport needs comes with an extra of lync2fa (pywinrm's extras).
+EXTRAS = {"credssp": "credssp", "kerberos": "kerberos"}
+try:   # CredSSP refusals come from requests-credssp's auth handler, not as HTTP 401 to pywinrm
+    from requests_credssp.exceptions import AuthenticationException, NTStatusException
+    CREDSSP_AUTH_ERRORS: tuple[type[Exception], ...] = (AuthenticationException, NTStatusException)
+except ImportError:  # pragma: no cover - the credssp extra is not installed
+    CREDSSP_AUTH_ERRORS = ()
+
+
+def protocol_kwargs(s: ConnectionSettings) -> dict:
+    """The arguments of ``winrm.Protocol`` for a host, as Ansible's winrm connection passes them."""
+    kwargs = dict(
+        endpoint=s.endpoint, transport=s.transport, username=s.user, password=s.password,
+        server_cert_validation=s.cert_validation,
+        ca_trust_path=s.ca_trust_path or "legacy_requests",
+        message_encryption=s.message_encryption,
+        operation_timeout_sec=s.operation_timeout, read_timeout_sec=s.read_timeout,
+    )
+    if s.transport == "kerberos":
+        # pywinrm's Kerberos uses the caller's ticket cache (kinit); delegation forwards the TGT.
+        kwargs["kerberos_delegation"] = s.kerberos_delegation
+        if s.kerberos_hostname_override:
+            kwargs["kerberos_hostname_override"] = s.kerberos_hostname_override
+    elif s.transport == "credssp":
+        kwargs["credssp_disable_tlsv1_2"] = s.credssp_disable_tlsv1_2
+    return kwargs
+
+
 class TransportError(Exception):
     """A host could not run a script: names the host, the operation and the cause.
 
@@ -115,14 +143,7 @@ class WinRMConnection:
 
     def _shell(self) -> tuple[winrm.Protocol, str]:
         if self._shell_id is None:
-            s = self.settings
-            self._protocol = winrm.Protocol(
-                endpoint=s.endpoint, transport=s.transport, username=s.user, password=s.password,
-                server_cert_validation=s.cert_validation,
-                ca_trust_path=s.ca_trust_path or "legacy_requests",
-                message_encryption=s.message_encryption,
-                operation_timeout_sec=s.operation_timeout, read_timeout_sec=s.read_timeout,
-            )
+            self._protocol = winrm.Protocol(**protocol_kwargs(self.settings))
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
         return self._protocol, self._shell_id
 
@@ -158,7 +179,7 @@ class WinRMConnection:
         """pywinrm's and requests' exceptions as TransportError (host, operation, cause)."""
         try:
             return func(*args, **kwargs)
-        except InvalidCredentialsError:
+        except (InvalidCredentialsError, *CREDSSP_AUTH_ERRORS):
             raise TransportError(self.settings.host, operation,
                                  f"authentication refused for user {self.settings.user!r} "
                                  f"({self.settings.transport}); check ansible_user/ansible_password") from None
@@ -180,7 +201,10 @@ class WinRMConnection:
                                  f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
                                  transient=True, reachable=False) from None
         except WinRMError as exc:
-            raise TransportError(self.settings.host, operation, str(exc)) from None
+            cause = str(exc)
+            if "not installed" in cause and self.settings.transport in EXTRAS:
+                cause += f" (install it with: pip install 'lync2fa[{EXTRAS[self.settings.transport]}]')"
+            raise TransportError(self.settings.host, operation, cause) from None
 
 
 def _clean_clixml(stderr: bytes) -> bytes:

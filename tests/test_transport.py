@@ -17,7 +17,7 @@ USER, PASSWORD = "LAB\\admin", "S3cret-for-tests"
 def endpoint(tmp_path):
     received = []
 
-    def executor(host, command, arguments, stdin):
+    def executor(host, command, arguments, stdin, logon=None):
         script, _, secrets = stdin.decode("utf-8").partition(SECRETS_SEPARATOR)
         received.append((command, arguments, script, secrets))
         if "THROW" in script:

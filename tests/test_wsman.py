@@ -41,10 +41,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, list[str], bytes]] = []
+        self.logons: list = []   # (host, LogonInfo) per command: the shell's logon
         self.lock = threading.Lock()
 
-    def __call__(self, host: str, command: str, arguments: list[str], stdin: bytes) -> CommandOutcome:
+    def __call__(self, host: str, command: str, arguments: list[str], stdin: bytes, logon=None) -> CommandOutcome:
         with self.lock:
+            self.logons.append((host, logon))
             self.calls.append((host, command, arguments, stdin))
         tokens = split_command_line(command) + arguments
         lowered = [t.lower() for t in tokens]

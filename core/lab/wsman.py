@@ -12,18 +12,28 @@ Design
   descriptors, not threads. Each accepted connection gets its own handler thread that runs a
   ``BaseHTTPRequestHandler`` (HTTP/1.1 keep-alive). One handler instance per TCP connection is
   exactly what NTLM needs: it authenticates the connection, not single requests.
-* **Auth.** Basic (checked on every request) and NTLM via pyspnego's pure-Python acceptor.
-  pyspnego looks credentials up in the file named by the process-global ``NTLM_USER_FILE``
+* **Auth.** Basic (checked on every request), NTLM via pyspnego's pure-Python acceptor, and
+  CredSSP (as with ``Enable-WSManCredSSP -Role Server``) via pyspnego's CredSSP acceptor: a TLS
+  handshake inside ``Authorization: CredSSP`` headers (TLS 1.2 at most, with the service's own
+  self-signed RSA certificate, see :func:`lync2fa.lab.tls.credssp_certificate`), SPNEGO/NTLM
+  inside it, then the client's TSCredentials, which must be the account's own password.
+  pyspnego looks NTLM credentials up in the file named by the process-global ``NTLM_USER_FILE``
   env var, so the variable is set, under a process-wide lock, right before every acceptor
   step; several servers with different credentials can then live in one process.
-* **NTLM message encryption** (MS-WSMV 2.2.9.1.1, ``multipart/encrypted``) is unwrapped per
-  request and responses are wrapped whenever the request was; plain SOAP after an NTLM
+* **Logons** (:class:`lync2fa.lab.logon.LogonInfo`): every shell records how its session
+  authenticated and whether it holds network credentials (CredSSP: yes; NTLM, Basic: no) and
+  the executor gets it with every command, so the lab can fail what leaves the host as Windows
+  does (the double hop). :meth:`WSManServer.request_log` keeps how each request authenticated.
+* **Message encryption** (MS-WSMV 2.2.9.1, ``multipart/encrypted``): NTLM-sealed (SPNEGO) and
+  CredSSP (TLS records, ``multipart/x-multi-encrypted`` in 16 KiB chunks beyond 16 KiB) requests
+  are unwrapped, and responses are wrapped whenever the request was; plain SOAP after an NTLM
   handshake (``message_encryption='never'``) works as well.
 * **HTTPS.** When an ``ssl.SSLContext`` is given, accepted sockets are wrapped (and the TLS
   handshake done) in the handler thread. pywinrm/pypsrp send NTLM channel bindings (CBT) over
   HTTPS; pyspnego's acceptor only checks bindings when it is given some, and it is not, so CBT
   is accepted but not verified (like ``CbtHardeningLevel=None`` on Windows).
-* **Commands** run at the first Receive, once, with all stdin that arrived by then. All output
+* **Commands** run at the first Receive, once, with all stdin that arrived by then, as
+  ``executor(host, command, arguments, stdin, logon=shell_logon)``. All output
   comes back in one ``ReceiveResponse`` with ``CommandState/Done``. stderr is rendered as
   PowerShell CLIXML, and both streams are encoded with the shell's ``WINRS_CODEPAGE``.
 * **Faults** (:class:`Faults`) are looked up on every request, so tests can flip them live.
@@ -55,8 +65,12 @@ from typing import Callable
 from xml.sax.saxutils import escape
 
 import spnego
+from spnego.tls import CredSSPTLSContext, default_tls_context
 
-__all__ = ["CommandOutcome", "Executor", "Faults", "WSManServer"]
+from . import tls as lab_tls
+from .logon import LogonInfo
+
+__all__ = ["CommandOutcome", "Executor", "Faults", "LogonInfo", "WSManServer"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +101,14 @@ CODE_SHELL_NOT_FOUND = 2150858843
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 ENC_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+CREDSSP_PROTOCOL = "application/HTTP-CredSSP-session-encrypted"
 ENC_BOUNDARY = b"--Encrypted Boundary"
 ENC_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENC_PROTOCOL}";boundary="Encrypted Boundary"'
+ENCRYPTED_TYPES = ("multipart/encrypted", "multipart/x-multi-encrypted")
 OCTET_STREAM = b"\tContent-Type: application/octet-stream\r\n"
+CREDSSP_CHUNK = 16384  # a TLS record's plaintext at most: bigger CredSSP messages go in several parts
+# The message protocol each connection-authenticating scheme encrypts with.
+SEAL_PROTOCOL = {"ntlm": ENC_PROTOCOL, "credssp": CREDSSP_PROTOCOL}
 
 # NTLM_USER_FILE is process-global; hold this lock while an acceptor may read it.
 _NTLM_ENV_LOCK = threading.Lock()
@@ -113,8 +132,10 @@ class CommandOutcome:
     exit_code: int = 0
 
 
-Executor = Callable[[str, str, list[str], bytes], CommandOutcome]
-"""``executor(host, command, arguments, stdin) -> CommandOutcome``; called from handler threads."""
+Executor = Callable[..., CommandOutcome]
+"""``executor(host, command, arguments, stdin, logon=LogonInfo) -> CommandOutcome``; called from
+handler threads. ``logon`` is the shell's: how its session authenticated and whether it holds
+network credentials (``logon.delegated``)."""
 
 
 @dataclass
@@ -136,6 +157,7 @@ class _Shell:
     host: str
     codepage: int
     owner: str
+    logon: LogonInfo | None = None
     commands: dict[str, _Command] = field(default_factory=dict)
 
 
@@ -239,9 +261,11 @@ class WSManServer:
         tls: ssl.SSLContext | None = None,
         faults: Callable[[str], Faults] = lambda host: Faults(),
         rebind_busy_ports: bool = False,
+        credssp: bool = True,
     ):
         """``rebind_busy_ports``: an endpoint whose port is taken gets a free one instead of
-        failing the start (``start`` returns the ports actually bound)."""
+        failing the start (``start`` returns the ports actually bound). ``credssp``: the service
+        accepts CredSSP (``Enable-WSManCredSSP -Role Server``), as lync2fa's rollout needs."""
         self._rebind_busy_ports = rebind_busy_ports
         for user, password in credentials.items():
             if any(c in s for s in (user, password) for c in ":\r\n"):
@@ -256,6 +280,10 @@ class WSManServer:
         self._lock = threading.Lock()
         self._shells: dict[str, _Shell] = {}
         self._ops: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
+        self._request_log: dict[str, collections.deque[dict]] = collections.defaultdict(
+            lambda: collections.deque(maxlen=500))
+        self._credssp = credssp
+        self._credssp_tls: CredSSPTLSContext | None = None
         self._requests = 0
         self._encrypted = 0
         self._accepted = 0
@@ -351,6 +379,15 @@ class WSManServer:
     def connections_accepted(self) -> int:
         """TCP connections accepted on all endpoints."""
         return self._accepted
+
+    def request_log(self, host: str) -> list[dict]:
+        """How the last HTTP requests to ``host`` authenticated, oldest first: for each,
+        ``status`` (HTTP), ``scheme`` (the Authorization header's scheme, None when the connection
+        was authenticated earlier), ``auth``/``user``/``delegated`` (the logon the request ran
+        under, None until authenticated) and ``encryption`` (the message protocol, e.g.
+        ``application/HTTP-CredSSP-session-encrypted``, or None for plain SOAP)."""
+        with self._lock:
+            return list(self._request_log.get(host, ()))
 
     def operations(self, host: str) -> list[str]:
         """The last WinRS operations seen for ``host`` (e.g. ``['Create', 'Command', ...]``)."""
@@ -451,12 +488,56 @@ class WSManServer:
             user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        user_l = user.lower()
-        for name, expected in self._credentials.items():
-            if user_l in (name.lower(), name.rpartition("\\")[2].lower()):
-                if hmac.compare_digest(password.encode(), expected.encode()):
-                    return name
+        domain, _, name = user.rpartition("\\")
+        return self._check_password(domain, name, password)
+
+    def _check_password(self, domain: str, user: str, password: str) -> str | None:
+        """The credential name for ``DOMAIN\\user`` (or a bare ``user``) with this password, else None."""
+        account = self._account(domain, user)
+        if account is not None and hmac.compare_digest(password.encode(), self._credentials[account].encode()):
+            return account
         return None
+
+    def _account(self, domain: str, user: str) -> str | None:
+        """The credential name for ``DOMAIN\\user`` or a bare ``user`` (case-insensitive), else None."""
+        for name in self._credentials:
+            known_domain, _, known_user = name.rpartition("\\")
+            if user.lower() == known_user.lower() and domain.lower() in ("", known_domain.lower()):
+                return name
+        return None
+
+    def _principal_account(self, principal: str) -> str:
+        """The credential name an acceptor's ``client_principal`` (``DOMAIN\\user``) stands for."""
+        domain, _, user = (principal or "").rpartition("\\")
+        return self._account(domain, user) or principal or ""
+
+    def _credssp_context(self) -> CredSSPTLSContext:
+        """The acceptor's TLS context (TLS 1.2 at most, as SChannel's CredSSP), made on first use."""
+        with self._lock:
+            if self._credssp_tls is None:
+                pem, public_key = lab_tls.credssp_certificate(self._state_dir)
+                ctx = default_tls_context(usage="accept")
+                ctx.context.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.context.load_cert_chain(pem)
+                ctx.public_key = public_key
+                self._credssp_tls = ctx
+            return self._credssp_tls
+
+    def _credssp_step(self, ctx: spnego.ContextProxy | None, token: bytes) -> tuple[spnego.ContextProxy, bytes | None]:
+        """Create (for a TLS ClientHello) or advance a CredSSP acceptor context.
+
+        The inner authentication is SPNEGO with pyspnego's own Negotiate provider (NTLM, against
+        ``NTLM_USER_FILE``), whatever GSSAPI libraries are installed: the lab has no KDC.
+        """
+        hello = token[:1] == b"\x16" and token[5:6] == b"\x01"
+        tls_context = self._credssp_context() if ctx is None or hello else None
+        with _NTLM_ENV_LOCK:
+            os.environ["NTLM_USER_FILE"] = str(self._user_file)
+            if tls_context is not None:
+                inner = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.use_negotiate)
+                ctx = spnego.server(protocol="credssp", credssp_tls_context=tls_context,
+                                    credssp_negotiate_context=inner)
+            return ctx, ctx.step(token)
 
     def _ntlm_step(self, ctx: spnego.ContextProxy | None, token: bytes) -> tuple[spnego.ContextProxy, bytes | None]:
         """Create (for a NEGOTIATE message) or advance an NTLM acceptor context."""
@@ -468,7 +549,7 @@ class WSManServer:
 
     # ----------------------------------------------------------------- WinRS
 
-    def _dispatch(self, host: str, port: int, owner: str, payload: bytes) -> tuple[int, bytes]:
+    def _dispatch(self, host: str, port: int, logon: LogonInfo, payload: bytes) -> tuple[int, bytes]:
         """Handle one SOAP request; return (HTTP status, response envelope)."""
         try:
             root = ET.fromstring(payload)
@@ -492,7 +573,7 @@ class WSManServer:
                 )
             options = {o.get("Name"): (o.text or "").strip() for o in header.iter(f"{{{NS_W}}}Option")}
             if op == "Create":
-                result = self._create(host, port, owner, options, body)
+                result = self._create(host, port, logon, options, body)
             else:
                 shell = self._find_shell(host, header)
                 result = getattr(self, f"_{op.lower()}")(shell, options, body)
@@ -528,14 +609,15 @@ class WSManServer:
             )
         return cmd
 
-    def _create(self, host: str, port: int, owner: str, options: dict, body: ET.Element) -> str:
+    def _create(self, host: str, port: int, logon: LogonInfo, options: dict, body: ET.Element) -> str:
         req = body.find(f"{{{NS_RSP}}}Shell")
         req = req if req is not None else ET.Element("s")
         try:
             codepage = int(options.get("WINRS_CODEPAGE") or 437)
         except ValueError:
             codepage = 437
-        shell = _Shell((req.get("ShellId") or str(uuid.uuid4())).upper(), host, codepage, owner)
+        owner = logon.user
+        shell = _Shell((req.get("ShellId") or str(uuid.uuid4())).upper(), host, codepage, owner, logon)
         with self._lock:
             self._shells[shell.id] = shell
         inputs = req.findtext(f"{{{NS_RSP}}}InputStreams") or "stdin"
@@ -616,7 +698,8 @@ class WSManServer:
     def _execute(self, shell: _Shell, cmd: _Command) -> tuple[bytes, bytes, int]:
         """Run the executor once; its exceptions become exit code 1 with the text on stderr."""
         try:
-            outcome = self._executor(shell.host, cmd.command, list(cmd.arguments), bytes(cmd.stdin))
+            outcome = self._executor(shell.host, cmd.command, list(cmd.arguments), bytes(cmd.stdin),
+                                     logon=shell.logon)
             stdout, stderr, rc = outcome.stdout, outcome.stderr, int(outcome.exit_code)
         except Exception as exc:
             log.warning("executor failed on %s: %s: %s", shell.host, type(exc).__name__, exc)
@@ -652,7 +735,11 @@ def _raise_nofile_limit() -> None:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """One instance per TCP connection; carries that connection's NTLM context."""
+    """One instance per TCP connection; carries that connection's NTLM or CredSSP context.
+
+    NTLM and CredSSP authenticate the connection: later requests on it carry no Authorization
+    header and run under the logon made by the handshake. Basic is checked on every request.
+    """
 
     protocol_version = "HTTP/1.1"
     timeout = 300  # idle keep-alive connections are closed after this many seconds
@@ -661,8 +748,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.ntlm: spnego.ContextProxy | None = None
-        self.user = ""
+        self.ctx: spnego.ContextProxy | None = None  # the connection's NTLM or CredSSP acceptor
+        self.ctx_kind = ""  # "ntlm" | "credssp"
+        self.conn_logon: LogonInfo | None = None  # the connection's logon once NTLM/CredSSP completed
+        self.logon: LogonInfo | None = None  # the current request's logon
+        self._scheme: str | None = None  # the current request's Authorization scheme
+        self._encryption: str | None = None  # the current request's message protocol
+
+    @property
+    def user(self) -> str:
+        return self.logon.user if self.logon else ""
 
     def version_string(self) -> str:
         return "Microsoft-HTTPAPI/2.0"
@@ -676,6 +771,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wsman = ep.wsman
         with wsman._lock:
             wsman._requests += 1
+        self.logon, self._encryption = None, None
+        self._scheme = self.headers.get("Authorization", "").strip().partition(" ")[0].lower() or None
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         faults = wsman._faults(ep.host)
         if faults.latency_s > 0:
@@ -692,11 +789,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._authenticate():
             return
 
-        encrypted = self.headers.get("Content-Type", "").startswith("multipart/encrypted")
+        content_type = self.headers.get("Content-Type", "")
+        encrypted = content_type.lower().startswith(ENCRYPTED_TYPES)
         if encrypted:
+            protocol = SEAL_PROTOCOL.get(self.ctx_kind) if self.logon is self.conn_logon else None
+            self._encryption = protocol
             try:
+                if protocol is None or f'protocol="{protocol}"'.lower() not in content_type.lower():
+                    raise ValueError(f"{content_type!r} does not match the connection's {self.ctx_kind or 'auth'}")
                 body = self._unwrap(body)
-            except Exception as exc:  # bad framing or signature
+            except Exception as exc:  # bad framing or signature, or the wrong protocol
                 log.info("could not decrypt a request for %s: %s", ep.host, exc)
                 self._reply(400)
                 return
@@ -705,13 +807,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body.strip():  # e.g. the blank POST that sets up message encryption
             self._reply(200)
             return
-        status, payload = wsman._dispatch(ep.host, ep.port, self.user, body)
+        status, payload = wsman._dispatch(ep.host, ep.port, self.logon, body)
         if encrypted:
-            self._reply(status, self._wrap(payload), ENC_CONTENT_TYPE)
+            sealed, sealed_type = self._wrap(payload)
+            self._reply(status, sealed, sealed_type)
         else:
             self._reply(status, payload, SOAP_CONTENT_TYPE)
 
     def _reply(self, status: int, body: bytes = b"", content_type: str | None = None, headers=()) -> None:
+        wsman = self.server.wsman
+        logon = self.logon
+        with wsman._lock:
+            wsman._request_log[self.server.host].append({
+                "status": status, "scheme": self._scheme, "encryption": self._encryption,
+                "auth": logon.auth if logon else None, "user": logon.user if logon else None,
+                "delegated": logon.delegated if logon else None,
+            })
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -722,63 +833,149 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
-    def _unauthorized(self) -> None:
-        self._reply(401, headers=[("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')])
+    def _unauthorized(self, headers=()) -> None:
+        offered = [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')]
+        if self.server.wsman._credssp:
+            offered.append(("WWW-Authenticate", "CredSSP"))
+        self._reply(401, headers=list(headers) or offered)
+
+    def _forget(self) -> None:
+        self.ctx, self.ctx_kind, self.conn_logon = None, "", None
 
     def _authenticate(self) -> bool:
         """Check the request's credentials; on False a 401 has already been sent."""
+        wsman = self.server.wsman
         scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            user = self.server.wsman._check_basic(token.strip())
+            user = wsman._check_basic(token.strip())
             if user is not None:
-                self.user = user
+                # Basic: a cleartext network logon; the session holds no network credentials.
+                self.logon = LogonInfo("basic", user, delegated=False)
                 return True
         elif scheme in ("negotiate", "ntlm"):
             try:
                 raw = base64.b64decode(token.strip())
-                self.ntlm, out = self.server.wsman._ntlm_step(self.ntlm, raw)
+                ctx = self.ctx if self.ctx_kind == "ntlm" else None
+                self.ctx, out = wsman._ntlm_step(ctx, raw)
+                self.ctx_kind, self.conn_logon = "ntlm", None
             except Exception as exc:  # wrong password, unknown user, malformed token
                 log.info("NTLM authentication to %s failed: %s", self.server.host, type(exc).__name__)
-                self.ntlm = None
+                self._forget()
             else:
-                if self.ntlm.complete:
-                    self.user = self.ntlm.client_principal or ""
+                if self.ctx.complete:
+                    user = wsman._principal_account(self.ctx.client_principal or "")
+                    self.conn_logon = self.logon = LogonInfo("ntlm", user, delegated=False)
                     return True
                 label = "NTLM" if scheme == "ntlm" else "Negotiate"
                 self._reply(401, headers=[("WWW-Authenticate", f"{label} {_b64(out or b'')}")])
                 return False
-        elif not scheme and self.ntlm is not None and self.ntlm.complete:
-            return True  # NTLM authenticated this connection earlier
+        elif scheme == "credssp" and wsman._credssp:
+            return self._authenticate_credssp(token.strip())
+        elif not scheme and self.conn_logon is not None:
+            self.logon = self.conn_logon  # NTLM or CredSSP authenticated this connection earlier
+            return True
         self._unauthorized()
         return False
 
-    def _unwrap(self, body: bytes) -> bytes:
-        """Decrypt an MS-WSMV ``multipart/encrypted`` body (one or more NTLM-sealed parts).
+    def _authenticate_credssp(self, token: str) -> bool:
+        """One CredSSP leg: TLS handshake, SPNEGO/NTLM inside it, then the delegated credentials."""
+        wsman = self.server.wsman
+        try:
+            raw = base64.b64decode(token)
+            ctx = self.ctx if self.ctx_kind == "credssp" and not self.ctx.complete else None
+            self.ctx, out = wsman._credssp_step(ctx, raw)
+            self.ctx_kind, self.conn_logon = "credssp", None
+        except Exception as exc:  # TLS failure, bad token, public key mismatch
+            log.info("CredSSP authentication to %s failed: %s: %s", self.server.host, type(exc).__name__, exc)
+            self._forget()
+            self._unauthorized()
+            return False
+        if self.ctx.complete:
+            account = self._delegated_account()
+            if account is None:
+                self._forget()
+                self._unauthorized()
+                return False
+            self.conn_logon = self.logon = LogonInfo("credssp", account, delegated=True)
+            return True
+        stage = self.ctx.get_extra_info("auth_stage", "")
+        if stage == "Authentication failure" or not out:
+            # The inner NTLM refused the password: the error TSRequest goes back (CredSSP 3+).
+            log.info("CredSSP authentication to %s failed at %s", self.server.host, stage or "an empty step")
+            self._forget()
+        self._reply(401, headers=[("WWW-Authenticate", f"CredSSP {_b64(out or b'')}")] if out else ())
+        return False
 
-        Parts are cut by the declared plaintext Length (RC4 keeps sizes), not by searching for
-        the boundary, which could in theory occur inside ciphertext.
+    def _delegated_account(self) -> str | None:
+        """The account whose password the client delegated (TSCredentials), if it is the account
+        that authenticated and the password is right; else None (Windows: the logon fails)."""
+        wsman = self.server.wsman
+        creds = self.ctx.get_extra_info("client_credential")
+        if not all(hasattr(creds, a) for a in ("domain_name", "username", "password")):
+            log.info("CredSSP to %s: no password credentials delegated", self.server.host)
+            return None
+        account = wsman._check_password(creds.domain_name or "", creds.username or "", creds.password or "")
+        authenticated = wsman._principal_account(self.ctx.client_principal or "")
+        if account is None or account != authenticated:
+            log.info("CredSSP to %s: the delegated credentials are not the authenticated account's", self.server.host)
+            return None
+        return account
+
+    def _unwrap(self, body: bytes) -> bytes:
+        """Decrypt an MS-WSMV ``multipart/encrypted`` body (one or more sealed parts).
+
+        NTLM parts are cut by the declared plaintext Length (RC4 keeps sizes), not by searching
+        for the boundary, which could in theory occur inside ciphertext; CredSSP parts are TLS
+        records, which carry their own lengths.
         """
-        if self.ntlm is None or not self.ntlm.complete:
-            raise ValueError("no NTLM context on this connection")
+        if self.ctx is None or not self.ctx.complete:
+            raise ValueError("no authenticated context on this connection")
         plain, pos = [], 0
         while (i := body.find(b"Length=", pos)) >= 0:
             j = body.index(b"\r\n", i)
             length = int(body[i + 7 : j])
             k = body.index(OCTET_STREAM, j) + len(OCTET_STREAM)
-            (sig_len,) = struct.unpack_from("<I", body, k)
+            (head_len,) = struct.unpack_from("<I", body, k)  # NTLM: signature length; CredSSP: TLS trailer
             start = k + 4
-            end = start + sig_len + length
-            plain.append(self.ntlm.unwrap(body[start:end]).data)
+            end = _tls_records_end(body, start) if self.ctx_kind == "credssp" else start + head_len + length
+            data = self.ctx.unwrap(body[start:end]).data
+            if len(data) != length:
+                raise ValueError(f"decrypted {len(data)} bytes, the part declared {length}")
+            plain.append(data)
             pos = end
         if not plain:
             raise ValueError("no encrypted part found")
         return b"".join(plain)
 
-    def _wrap(self, payload: bytes) -> bytes:
-        sealed = self.ntlm.wrap(payload, encrypt=True).data  # 16-byte signature + RC4-sealed data
-        return (
-            ENC_BOUNDARY + b"\r\n\tContent-Type: " + ENC_PROTOCOL.encode() + b"\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % len(payload)
-            + ENC_BOUNDARY + b"\r\n" + OCTET_STREAM + struct.pack("<I", 16) + sealed + ENC_BOUNDARY + b"--\r\n"
+    def _wrap(self, payload: bytes) -> tuple[bytes, str]:
+        """Seal a response as the request was sealed; returns (body, Content-Type)."""
+        protocol = SEAL_PROTOCOL[self.ctx_kind]
+        if self.ctx_kind == "credssp":
+            chunks = [payload[i : i + CREDSSP_CHUNK] for i in range(0, len(payload), CREDSSP_CHUNK)] or [b""]
+            streams = []
+            for chunk in chunks:
+                sealed = self.ctx.wrap_winrm(chunk)  # header = the TLS trailer length's worth of record
+                streams.append((len(chunk), struct.pack("<I", len(sealed.header)) + sealed.header + sealed.data))
+            kind = "multipart/x-multi-encrypted" if len(chunks) > 1 else "multipart/encrypted"
+        else:
+            sealed = self.ctx.wrap(payload, encrypt=True).data  # 16-byte signature + RC4-sealed data
+            streams = [(len(payload), struct.pack("<I", 16) + sealed)]
+            kind = "multipart/encrypted"
+        body = b"".join(
+            ENC_BOUNDARY + b"\r\n\tContent-Type: " + protocol.encode() + b"\r\n"
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % length
+            + ENC_BOUNDARY + b"\r\n" + OCTET_STREAM + stream
+            for length, stream in streams
         )
+        return body + ENC_BOUNDARY + b"--\r\n", f'{kind};protocol="{protocol}";boundary="Encrypted Boundary"'
+
+
+def _tls_records_end(body: bytes, pos: int) -> int:
+    """The end of the TLS records starting at ``pos`` (each: type, version, 16-bit length)."""
+    start = pos
+    while pos + 5 <= len(body) and body[pos] in (20, 21, 22, 23) and not body.startswith(ENC_BOUNDARY, pos):
+        pos += 5 + int.from_bytes(body[pos + 3 : pos + 5], "big")
+    if pos == start or pos > len(body):
+        raise ValueError("no complete TLS record in a CredSSP-encrypted part")
+    return pos
