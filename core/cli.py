@@ -15,6 +15,7 @@ from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
 from .inventory import InventoryError
 from .lab import control
+from .lab.estate import LAB_TRANSPORTS
 from .plan import PlanError
 from .plugin_manager import default_plugin_manager, describe_plugins
 from .progress import ProgressDisplay
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dir", required=True)
     up.add_argument("--clients", type=int, default=2)
     up.add_argument("--https", action="store_true", help="HTTPS endpoints with a generated certificate")
-    up.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm")
+    up.add_argument("--transport", choices=LAB_TRANSPORTS, default=None,
+                    help="ansible_winrm_transport in hosts.yml (default: credssp for a new lab, which the "
+                         "rollout needs to reach AD, the CMS and the CA; an existing lab keeps its own)")
     down = lab.add_parser("down", help="stop the lab (its state is kept)")
     down.add_argument("--dir", required=True)
     fault = lab.add_parser("fault", help="inject faults: HOST (or *) NAME=VALUE ...")
@@ -154,11 +157,26 @@ def _run(args, plan, check_mode, pm, kind) -> RunReport:
                    verify=kind == "verify")
 
 
+def _note_missing_client_library(inventory: Path, out: Console) -> None:
+    """CredSSP needs requests-credssp on the controller (the credssp extra); say so up front."""
+    import importlib.util
+
+    import yaml
+    try:
+        transport = yaml.safe_load(inventory.read_text())["all"]["vars"]["ansible_winrm_transport"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return
+    if transport == "credssp" and importlib.util.find_spec("requests_credssp") is None:
+        out.print("note: the inventory uses CredSSP, which needs requests-credssp on this controller: "
+                  "pip install 'lync2fa[credssp]' (or lab up --transport ntlm)", highlight=False)
+
+
 def cmd_lab(args, out: Console) -> int:
     directory = Path(args.dir)
     if args.lab_command == "up":
         inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport)
         out.print(f"lab running; inventory: {inventory}", highlight=False)
+        _note_missing_client_library(inventory, out)
     elif args.lab_command == "down":
         was = control.down(directory)
         out.print("lab stopped (state kept)" if was else "lab was not running", highlight=False)

@@ -13,7 +13,8 @@ from ..plugin_manager import default_plugin_manager
 from . import tls
 from . import windows
 from .directory import seed_directory
-from .estate import HOSTS_YML, LAB_JSON, Estate, default_estate, write_inventory
+from .estate import (DEFAULT_TRANSPORT, HOSTS_YML, LAB_JSON, LAB_TRANSPORTS, Estate, default_estate,
+                     write_inventory)
 from .serve import READY, STORE
 from .state import EstateStore
 
@@ -43,11 +44,11 @@ def running_pid(directory: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
-def create(directory: Path, clients: int = 2, https: bool = False, transport: str = "ntlm") -> Estate:
+def create(directory: Path, clients: int = 2, https: bool = False, transport: str = DEFAULT_TRANSPORT) -> Estate:
     """Lay out a new estate and seed its state (AD, then each plugin's objects)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    estate = default_estate(clients=clients, https=https)
+    estate = default_estate(clients=clients, https=https, transport=transport)
     if https:
         tls.generate(directory)
     estate.save(directory)
@@ -63,14 +64,26 @@ def create(directory: Path, clients: int = 2, https: bool = False, transport: st
     return estate
 
 
-def up(directory: Path, clients: int = 2, https: bool = False, transport: str = "ntlm",
+def up(directory: Path, clients: int = 2, https: bool = False, transport: str | None = None,
        timeout_s: float = 60.0) -> Path:
-    """Start the lab (creating it on first use); returns the inventory once every endpoint answers."""
+    """Start the lab (creating it on first use); returns the inventory once every endpoint answers.
+
+    ``transport`` (``ansible_winrm_transport`` in hosts.yml): credssp for a new lab unless given;
+    given for an existing lab, the inventory is rewritten with it (the lab accepts them all).
+    """
     directory = directory.resolve()
+    if transport is not None and transport not in LAB_TRANSPORTS:
+        raise LabError(f"the lab accepts {', '.join(LAB_TRANSPORTS)}, not {transport!r}")
+    if (directory / LAB_JSON).exists() and transport is not None:
+        estate = Estate.load(directory)
+        if estate.transport != transport:
+            estate.transport = transport
+            estate.save(directory)
+            write_inventory(estate, directory)
     if running_pid(directory):
         return directory / HOSTS_YML
     if not (directory / LAB_JSON).exists():
-        create(directory, clients, https, transport)
+        create(directory, clients, https, transport or DEFAULT_TRANSPORT)
     (directory / READY).unlink(missing_ok=True)
     with open(directory / LOG, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "lync2fa.lab.serve", str(directory)],

@@ -15,6 +15,10 @@ import yaml
 
 LAB_JSON = "lab.json"
 HOSTS_YML = "hosts.yml"
+# How the inventory reaches the lab: CredSSP by default, since the rollout's AD-, CMS- and
+# CA-reaching tasks need a session with network credentials (the double hop).
+LAB_TRANSPORTS = ("credssp", "ntlm", "basic")
+DEFAULT_TRANSPORT = "credssp"
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Estate:
     password: str
     hosts: list[LabHost]
     https: bool = False
+    transport: str = DEFAULT_TRANSPORT   # ansible_winrm_transport written into hosts.yml
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:
@@ -63,10 +68,11 @@ class Estate:
     def load(cls, directory: Path) -> "Estate":
         data = json.loads((directory / LAB_JSON).read_text())
         data["hosts"] = [LabHost(**h) for h in data["hosts"]]
+        data.setdefault("transport", "ntlm")   # a lab made before the transport was kept used NTLM
         return cls(**data)
 
 
-def default_estate(clients: int = 2, https: bool = False) -> Estate:
+def default_estate(clients: int = 2, https: bool = False, transport: str = DEFAULT_TRANSPORT) -> Estate:
     """A small dedicated-2FA topology: CA, AD FS, a pool, a Director, an Edge, N clients."""
     domain = "corp.lync2fa.test"
 
@@ -87,11 +93,18 @@ def default_estate(clients: int = 2, https: bool = False) -> Estate:
                             "client_pin": "".join(secrets.choice("0123456789") for _ in range(8))})
               for i in range(1, clients + 1)]
     return Estate(domain=domain, netbios="CORP", admin_user="lync2fa-admin",
-                  password=secrets.token_urlsafe(18), hosts=hosts, https=https)
+                  password=secrets.token_urlsafe(18), hosts=hosts, https=https, transport=transport)
 
 
-def write_inventory(estate: Estate, directory: Path, transport: str = "ntlm") -> Path:
-    """An Ansible inventory with the connection vars for every lab endpoint."""
+def write_inventory(estate: Estate, directory: Path, transport: str | None = None) -> Path:
+    """An Ansible inventory with the connection vars for every lab endpoint.
+
+    ``transport`` (default: the estate's) becomes ``ansible_winrm_transport``; over http NTLM and
+    CredSSP encrypt every message (pywinrm's ``message_encryption: auto``).
+    """
+    transport = transport or estate.transport
+    if transport not in LAB_TRANSPORTS:
+        raise ValueError(f"the lab accepts {', '.join(LAB_TRANSPORTS)}, not {transport!r}")
     conn = {
         "ansible_connection": "winrm",
         "ansible_user": estate.account,
