@@ -1,0 +1,557 @@
+"""``lync2fa validate``: everything that can be known about an inventory without contacting a host.
+
+The inventory's shape and types (with the file, line and key of each error), variables no task
+declares (with the closest known name), cross-references between tiers (every pool has its AD FS
+trust, every client a template the CA issues, URLs and DNS names well formed, the CA
+configuration string names a CA host), every plugin's ``lync2fa_validate_plan`` findings placed at
+the variable they concern, the WinRM transport's security, and the PowerShell scripts' static
+checks (``lync2fa.pscheck``, when installed). Exit 0 clean, 1 findings at or above ``--fail-on``,
+2 unusable input.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .connection import ConnectionConfigError, ConnectionSettings
+from .findings import Finding
+from .inventory import ROLE_GROUPS, Inventory, InventoryError
+from .inventory_map import Definition, InventoryMap, build, closest
+from .meta import now
+from .plan import Plan, Step, order_tasks, params_for
+from .plugin_manager import collect_tasks, default_plugin_manager
+from .results import Redactor
+from .sarif import SEVERITIES, Issue, at_or_above
+from .task import ParameterError, Task
+
+FQDN = re.compile(r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")
+HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+WORD = re.compile(r"[a-z][a-z0-9_]*[a-z0-9]")
+TRANSPORTS = ("ntlm", "basic", "plaintext", "kerberos", "credssp", "ssl", "certificate")
+
+# Variables lync2fa reads besides the tasks' <tier>_<parameter> ones.
+EXTRA_VARS = {
+    "lync2fa_fqdn": "the host's DNS name as Windows knows it",
+    "lync2fa_lync_role": "director for a Director pool",
+    "lync2fa_domain": "the AD DNS domain",
+    "lync2fa_allow_insecure_transport": "accept Basic over plain http",
+    "adfs_federation_service_name": "the AD FS Federation Service Name",
+    "adfs_version": "the AD FS version the lab simulates",
+}
+# ansible_winrm_* variables Ansible's winrm connection plugin and pywinrm understand.
+WINRM_VARS = {f"ansible_winrm_{n}" for n in (
+    "scheme", "path", "transport", "server_cert_validation", "ca_trust_path", "cert_pem", "cert_key_pem",
+    "kerberos_delegation", "kerberos_hostname_override", "message_encryption", "credssp_disable_tlsv1_2",
+    "credssp_auth_mechanism", "credssp_minimum_version", "send_cbt", "proxy", "operation_timeout_sec",
+    "read_timeout_sec", "connection_timeout", "kinit_cmd", "kinit_args", "kinit_env_vars", "user", "password",
+    "pass", "service", "realm", "reconnection_retries", "reconnection_backoff", "keytab", "noprofile",
+    "ca_trust", "auth_timeout", "shell", "port", "host")}
+
+
+class UnusableInput(Exception):
+    """The inventory cannot be read at all (exit code 2); ``issues`` say where, when known."""
+
+    def __init__(self, message: str, issues: list[Issue] | None = None):
+        super().__init__(message)
+        self.issues = issues or []
+
+
+@dataclass
+class Validation:
+    issues: list[Issue]
+    sources: list[str]
+    files: list[str] = field(default_factory=list)
+    hosts: int = 0
+    tasks: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for issue in self.issues:
+            counts[issue.severity] += 1
+        return counts
+
+    def failing(self, fail_on: str = "error") -> list[Issue]:
+        return [i for i in self.issues if at_or_above(i.severity, fail_on)]
+
+    def exit_code(self, fail_on: str = "error") -> int:
+        return 1 if self.failing(fail_on) else 0
+
+
+def validate(sources: list[str | Path], vault_password_file: str | Path | None = None, pm=None,
+             scripts: bool = True) -> Validation:
+    started = now()
+    v = _Validator([str(s) for s in sources], vault_password_file, pm or default_plugin_manager())
+    v.run(scripts)
+    result = Validation(issues=v.issues(), sources=[str(s) for s in sources], files=v.imap.files,
+                        hosts=len(v.hosts), tasks=len(v.tasks), started=started, finished=now())
+    return result
+
+
+def _decryptor(vault_password_file):
+    if not vault_password_file:
+        return None
+    from ansible.parsing.vault import VaultLib, VaultSecret
+    path = Path(vault_password_file)
+    if not path.is_file():
+        raise UnusableInput(f"vault password file not found: {path}")
+    secret = VaultSecret(path.read_bytes().strip())
+    vault = VaultLib([("default", secret)])
+    return lambda raw: vault.decrypt(raw).decode("utf-8")
+
+
+class _Validator:
+    def __init__(self, sources: list[str], vault_password_file, pm):
+        for src in sources:
+            if not Path(src).exists():
+                raise UnusableInput(f"inventory not found: {src}")
+        self.sources, self.pm = sources, pm
+        self.imap: InventoryMap = build(sources, _decryptor(vault_password_file))
+        self._issues: dict[tuple, Issue] = {}
+        self._secrets: set[str] = set()
+        syntax = [p for p in self.imap.problems if p.rule in ("YAML_SYNTAX", "INVENTORY_READ", "VAULT")]
+        encrypted = not vault_password_file and self._encrypted_files()
+        if syntax:
+            raise UnusableInput("the inventory cannot be read", [self._problem_issue(p) for p in syntax])
+        if encrypted:
+            raise UnusableInput(f"{encrypted[0]} is vault-encrypted: pass --vault-password-file")
+        try:
+            self.inventory = Inventory(sources, vault_password_file=vault_password_file)
+            self.hosts = {name: self.inventory.host(name) for name in self.inventory.all_hosts()}
+        except InventoryError as exc:
+            raise UnusableInput(str(exc)) from None
+        except Exception as exc:  # ansible's own errors while reading vars files
+            raise UnusableInput(f"cannot read the inventory: {str(exc).splitlines()[0]}") from None
+        groups = self.inventory.manager.groups
+        self.depths = {name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
+                       for name in self.hosts}
+        self.tasks: dict[str, Task] = collect_tasks(pm)
+        self.tiers = {t.tier for t in self.tasks.values()}
+        self.known = {t.var_prefix + p.name for t in self.tasks.values() for p in t.params} | set(EXTRA_VARS)
+        self.group_names = set(groups)
+        self.params: dict[tuple[str, str], dict] = {}
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def _encrypted_files(self) -> list[str]:
+        found = []
+        for f in self.imap.files:
+            try:
+                with open(f, "rb") as fh:
+                    if fh.read(64).lstrip().startswith(b"$ANSIBLE_VAULT"):
+                        found.append(f)
+            except OSError:
+                continue
+        return found
+
+    def _problem_issue(self, p) -> Issue:
+        return Issue(p.rule, p.severity, p.message, p.file, p.line, p.col, p.key, fix=p.fix)
+
+    def add(self, rule: str, severity: str, message: str, loc: Definition | None = None, key: str = "",
+            host: str = "", task: str = "", fix: str = "", kind: str = "inventory") -> None:
+        loc = loc or (self.imap.locate_host(host) if host else None)
+        file, line, col = (loc.file, loc.line, loc.col) if loc else (self.imap.first_file(), 1, 1)
+        key = key or (loc.key if loc else "")
+        ident = (rule, file, line, key)
+        if ident in self._issues:
+            known = self._issues[ident]
+            if host and host not in known.properties.setdefault("hosts", []):
+                known.properties["hosts"].append(host)
+            return
+        issue = Issue(rule, severity, message, file, line, col, key, host, task, fix, kind)
+        if host:
+            issue.properties["hosts"] = [host]
+        if loc and loc.encrypted:
+            issue.properties["encrypted"] = True
+        self._issues[ident] = issue
+
+    def at(self, key: str, host: str) -> Definition | None:
+        return self.imap.where(key, host, self.depths.get(host, {"all": 0}))
+
+    def loc(self, key: str, host: str) -> Definition | None:
+        """Where ``key`` is set for ``host``, else where the host is declared."""
+        return self.at(key, host) or self.imap.locate_host(host)
+
+    def issues(self) -> list[Issue]:
+        redact = Redactor(self._secrets)
+        out = sorted(self._issues.values(), key=lambda i: (SEVERITIES.index(i.severity), i.file, i.line, i.rule))
+        for issue in out:
+            issue.message, issue.fix = redact.text(issue.message), redact.text(issue.fix)
+        return out
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def run(self, scripts: bool) -> None:
+        for p in self.imap.problems:
+            i = self._problem_issue(p)
+            self.add(i.rule, i.severity, i.message, Definition(p.file, p.line, p.col, p.key), p.key, fix=p.fix)
+        self.collect_secrets()
+        self.check_groups()
+        self.check_names()
+        self.check_connections()
+        self.check_params()
+        self.check_names_and_urls()
+        self.check_cross_references()
+        self.check_plugin_findings()
+        if scripts:
+            self.check_scripts()
+
+    def collect_secrets(self) -> None:
+        secret_vars = {"ansible_password", "ansible_winrm_password", "ansible_become_password"} | {
+            t.var_prefix + p for t in self.tasks.values() for p in t.secret_params}
+        for host in self.hosts.values():
+            for name in secret_vars:
+                try:
+                    value = host.var(name)
+                except InventoryError:
+                    continue
+                if isinstance(value, str) and value:
+                    self._secrets.add(value)
+
+    def check_groups(self) -> None:
+        for group, where in self.imap.groups.items():
+            if group in ROLE_GROUPS or group in ("all", "ungrouped"):
+                continue
+            near = closest(group, ROLE_GROUPS, cutoff=0.8)
+            parents = self.inventory.manager.groups.get(group)
+            under_role = parents is not None and any(a.name in ROLE_GROUPS for a in parents.get_ancestors())
+            if near and not under_role:
+                self.add("GROUP_NAME", "warning", f"group {group!r} is not a role group: no task targets its hosts",
+                         where, group, fix=f"did you mean {near!r}?")
+        for role in ROLE_GROUPS:
+            if role not in self.group_names or not self.inventory.hosts_in(role):
+                self.add("MISSING_GROUP", "note", f"no host in group {role}: its tier's tasks have nothing to do",
+                         None, role, fix=f"add the {role} hosts, or run only the other tiers (--tasks)")
+
+    def check_names(self) -> None:
+        prefixes = tuple(f"{t}_" for t in self.tiers) + ("lync2fa_",)
+        for d in self.imap.variables:
+            key = d.key
+            if key.startswith(prefixes) and key not in self.known:
+                near = closest(key, self.known)
+                self.add("UNKNOWN_VAR", "error" if near else "warning",
+                         f"{key} is not a variable of any task" + (f"; did you mean {near}?" if near else
+                                                                    " (it is ignored)"),
+                         d, key, fix=f"rename it to {near}" if near else "remove it, or check `lync2fa plugins`")
+            elif key.startswith("ansible_winrm_") and key not in WINRM_VARS:
+                near = closest(key, WINRM_VARS)
+                self.add("UNKNOWN_VAR", "warning", f"{key} is not a WinRM connection variable Ansible knows"
+                         + (f"; did you mean {near}?" if near else ""), d, key,
+                         fix=f"rename it to {near}" if near else "remove it")
+
+    def _var(self, host, name, default=None):
+        try:
+            return host.var(name, default)
+        except InventoryError as exc:
+            self.add("TEMPLATE", "error", str(exc), self.loc(name, host.name), name, host.name)
+            return None
+
+    def check_connections(self) -> None:
+        for name, host in self.hosts.items():
+            before = len(self._issues)
+            port = self._var(host, "ansible_port", 5986)
+            try:
+                port = int(port)
+                if not 1 <= port <= 65535:
+                    raise ValueError
+            except (TypeError, ValueError):
+                self.add("CONNECTION", "error", f"ansible_port {port!r} is not a TCP port (1-65535)",
+                         self.loc("ansible_port", name), "ansible_port", name)
+                port = 5986
+            scheme = self._var(host, "ansible_winrm_scheme", "http" if port == 5985 else "https")
+            if scheme not in ("http", "https"):
+                self.add("CONNECTION", "error", f"ansible_winrm_scheme {scheme!r} is neither http nor https",
+                         self.loc("ansible_winrm_scheme", name), "ansible_winrm_scheme", name)
+            transport = str(self._var(host, "ansible_winrm_transport", "ntlm") or "ntlm").split(",")[0].strip()
+            if transport not in TRANSPORTS:
+                near = closest(transport, TRANSPORTS, cutoff=0.6)
+                self.add("CONNECTION", "error", f"ansible_winrm_transport {transport!r} is not one of "
+                         f"{', '.join(TRANSPORTS)}", self.loc("ansible_winrm_transport", name),
+                         "ansible_winrm_transport", name, fix=f"did you mean {near}?" if near else "")
+            validation = self._var(host, "ansible_winrm_server_cert_validation", "validate")
+            if validation not in ("validate", "ignore"):
+                self.add("CONNECTION", "error", f"ansible_winrm_server_cert_validation {validation!r} is neither "
+                         "validate nor ignore", self.loc("ansible_winrm_server_cert_validation", name),
+                         "ansible_winrm_server_cert_validation", name)
+            elif validation == "ignore" and scheme == "https":
+                self.add("CERT_VALIDATION_OFF", "warning", "ansible_winrm_server_cert_validation is ignore: anyone "
+                         "between the controller and the host can impersonate it and read the credentials",
+                         self.loc("ansible_winrm_server_cert_validation", name),
+                         "ansible_winrm_server_cert_validation", name,
+                         fix="validate against ansible_winrm_ca_trust_path")
+            address = str(self._var(host, "ansible_host", name) or name)
+            loopback = _is_loopback(address)
+            if scheme == "http" and transport in ("basic", "plaintext"):
+                allowed = bool(self._var(host, "lync2fa_allow_insecure_transport", False))
+                self.add("INSECURE_TRANSPORT", "note" if loopback else "warning" if allowed else "error",
+                         f"ansible_winrm_transport {transport} over plain http sends the password in clear text"
+                         + (" (loopback only)" if loopback else " (allowed by lync2fa_allow_insecure_transport)"
+                            if allowed else ""),
+                         self.loc("ansible_winrm_transport", name), "ansible_winrm_transport", name,
+                         fix="use ntlm, kerberos or credssp (message encryption), or https")
+            encryption = self._var(host, "ansible_winrm_message_encryption", "auto")
+            if scheme == "http" and encryption == "never" and not loopback:
+                self.add("UNENCRYPTED_TRANSPORT", "error", "ansible_winrm_message_encryption is never over plain "
+                         "http: every command and result crosses the network in clear text",
+                         self.loc("ansible_winrm_message_encryption", name), "ansible_winrm_message_encryption",
+                         name, fix="keep ansible_winrm_message_encryption: auto, or use https")
+            if not (self._var(host, "ansible_user") or self._var(host, "ansible_winrm_user")):
+                self.add("CONNECTION", "error", "ansible_user is not set", self.imap.locate_host(name),
+                         "ansible_user", name, fix="set ansible_user (group_vars/all) for the WinRM logon")
+            if len(self._issues) == before:
+                try:
+                    ConnectionSettings.from_host(host)
+                except (ConnectionConfigError, InventoryError) as exc:
+                    self.add("CONNECTION", "error", str(exc), self.imap.locate_host(name), "", name)
+
+    def check_params(self) -> None:
+        for task in order_tasks(self.tasks):
+            for host in self.inventory.hosts_in(task.group):
+                try:
+                    self.params[(task.name, host.name)] = params_for(task, host)
+                except ParameterError as exc:
+                    self._param_error(task, host, str(exc))
+                except InventoryError as exc:
+                    match = re.search(r"cannot read variable (\S+):", str(exc))
+                    var = match.group(1) if match else ""
+                    self.add("TEMPLATE", "error", str(exc), self.loc(var, host.name) if var else None, var,
+                             host.name, task.name)
+
+    def _param_error(self, task: Task, host, text: str) -> None:
+        text = text.split(": ", 1)[1] if text.startswith(task.name + ": ") else text
+        names = [p.name for p in task.params]
+        for part in text.split("; "):
+            mentioned = sorted((m.start(), n) for n in names for m in [re.search(rf"\b{re.escape(n)}\b", part)] if m)
+            if mentioned:
+                param = mentioned[0][1]
+            else:
+                defined = [n for n in names if self.at(task.var_prefix + n, host.name)]
+                param = defined[0] if len(defined) == 1 else ""
+            var = task.var_prefix + param if param else ""
+            message = f"{var}: {part}" if var and not part.startswith(param) else (
+                task.var_prefix + part if var else part)
+            self.add("PARAM", "error", message, self.loc(var, host.name) if var else None, var, host.name,
+                     task.name)
+
+    def check_names_and_urls(self) -> None:
+        for name, host in self.hosts.items():
+            fqdn = self._var(host, "lync2fa_fqdn")
+            if fqdn is not None and not (isinstance(fqdn, str) and FQDN.fullmatch(fqdn)):
+                self.add("BAD_FQDN", "error", f"lync2fa_fqdn {fqdn!r} is not a fully qualified DNS name",
+                         self.loc("lync2fa_fqdn", name), "lync2fa_fqdn", name)
+            address = self._var(host, "ansible_host")
+            if address is not None and not _is_address(str(address)):
+                self.add("BAD_FQDN", "error", f"ansible_host {address!r} is neither a DNS name nor an IP address",
+                         self.loc("ansible_host", name), "ansible_host", name)
+        for host in self.inventory.hosts_in("adfs"):
+            service = self._var(host, "adfs_federation_service_name")
+            if service is not None and not (isinstance(service, str) and FQDN.fullmatch(service)):
+                self.add("BAD_FQDN", "error", f"adfs_federation_service_name {service!r} is not a fully qualified "
+                         "DNS name", self.loc("adfs_federation_service_name", host.name),
+                         "adfs_federation_service_name", host.name)
+        for (task, host), p in self.params.items():
+            for key, value in p.items():
+                if isinstance(value, str) and key.endswith(("_uri", "_url")):
+                    self._check_url(task, host, key, value)
+
+    def _check_url(self, task: str, host: str, param: str, value: str) -> None:
+        var = f"{task.split('.')[0]}_{param}"
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.hostname or not FQDN.fullmatch(url.hostname):
+            self.add("BAD_URL", "error", f"{var} {value!r} is not an absolute URL with a DNS name",
+                     self.loc(var, host), var, host, task)
+            return
+        if param == "metadata_uri":
+            names = set()
+            for adfs in self.inventory.hosts_in("adfs"):
+                names.add(str(self._var(adfs, "adfs_federation_service_name", adfs.fqdn) or "").lower())
+                names.add(str(adfs.fqdn).lower())
+            if names and url.hostname.lower() not in names:
+                self.add("METADATA_HOST", "error", f"{var} names {url.hostname}, which is no AD FS Federation "
+                         f"Service Name of the inventory ({', '.join(sorted(n for n in names if n))})",
+                         self.loc(var, host), var, host, task)
+
+    def check_cross_references(self) -> None:
+        self._pools_and_trusts()
+        self._client_templates()
+        self._ca_config()
+
+    def _pools_and_trusts(self) -> None:
+        pools = self.inventory.hosts_in("lync_pools")
+        adfs = self.inventory.hosts_in("adfs")
+        if pools and not adfs:
+            self.add("ADFS_MISSING", "error", "the inventory has Lync pools but no AD FS host: passive "
+                     "authentication would have no relying-party trust", self.imap.groups.get("lync_pools"),
+                     "lync_pools", fix="add the AD FS server to group adfs")
+            return
+        trusted: dict[str, str] = {}
+        for server in adfs:
+            listed = (self.params.get(("adfs.relying_party", server.name)) or {}).get("pools")
+            if listed is None:
+                continue
+            for pool in listed:
+                trusted[str(pool).lower()] = server.name
+            pool_names = {str(p.fqdn).lower() for p in pools}
+            for pool in listed:
+                if str(pool).lower() not in pool_names:
+                    self.add("TRUST_WITHOUT_POOL", "warning", f"adfs_pools lists {pool}, which is no host of "
+                             "lync_pools", self.loc("adfs_pools", server.name), "adfs_pools", server.name,
+                             "adfs.relying_party")
+        if "adfs.relying_party" not in self.tasks:
+            return
+        for pool in pools:
+            if str(pool.fqdn).lower() not in trusted:
+                server = adfs[0].name
+                self.add("POOL_WITHOUT_TRUST", "error", f"pool {pool.name} ({pool.fqdn}) has no AD FS relying-party "
+                         "trust: adfs_pools does not list it", self.loc("adfs_pools", server), "adfs_pools", server,
+                         "adfs.relying_party", fix=f"add {pool.fqdn} to adfs_pools, or leave adfs_pools unset")
+
+    def _issued_templates(self) -> set[str] | None:
+        issued: set[str] = set()
+        found = False
+        for (task, _host), p in self.params.items():
+            if task == "ca.templates_published":
+                found = True
+                issued.update(str(t).lower() for t in p.get("templates") or ())
+            elif task == "templates.smartcard":
+                found = True
+                if p.get("profile", "vsc") == "vsc" and p.get("publish", True):
+                    issued.add(str(p.get("name", "")).lower())
+                else:
+                    issued.add("smartcarduser")
+        return issued if found else None
+
+    def _client_templates(self) -> None:
+        issued = self._issued_templates()
+        if issued is None:
+            return
+        for (task, host), p in self.params.items():
+            if task not in ("client.enrollment", "client.verify") or not p.get("template"):
+                continue
+            if str(p["template"]).lower() not in issued:
+                self.add("CLIENT_TEMPLATE", "error", f"client_template {p['template']!r} is not a template the CA "
+                         f"issues ({', '.join(sorted(issued))})", self.loc("client_template", host),
+                         "client_template", host, task)
+
+    def _ca_config(self) -> None:
+        cas = {}
+        for ca in self.inventory.hosts_in("ca"):
+            cas[str(ca.fqdn).lower()] = str(self._var(ca, "ca_common_name", "") or "")
+        for (task, host), p in self.params.items():
+            config = p.get("ca_config") if task.startswith("client.") else None
+            if not config:
+                continue
+            server, _, name = str(config).partition("\\")
+            if server.lower() not in cas:
+                self.add("CA_CONFIG", "error", f"client_ca_config {config!r} names {server!r}, which is no host of "
+                         f"group ca ({', '.join(sorted(cas)) or 'none'})", self.loc("client_ca_config", host),
+                         "client_ca_config", host, task)
+            elif cas[server.lower()] and name.lower() != cas[server.lower()].lower():
+                self.add("CA_CONFIG", "error", f"client_ca_config names the CA {name!r}, but {server}'s "
+                         f"ca_common_name is {cas[server.lower()]!r}", self.loc("client_ca_config", host),
+                         "client_ca_config", host, task)
+
+    def check_plugin_findings(self) -> None:
+        steps = []
+        for task in order_tasks({n: t for n, t in self.tasks.items() if t.kind != "rollback"}):
+            for host in self.inventory.hosts_in(task.group):
+                params = self.params.get((task.name, host.name))
+                if params is None:
+                    continue
+                try:
+                    connection = ConnectionSettings.from_host(host)
+                except (ConnectionConfigError, InventoryError):
+                    connection = None
+                steps.append(Step(task, host, params, connection))
+        plan = Plan(tasks=[t for t in self.tasks.values() if any(s.task is t for s in steps)], steps=steps)
+        try:
+            batches = self.pm.hook.lync2fa_validate_plan(plan=plan)
+        except Exception as exc:  # a plugin's bug must not hide the other findings
+            self.add("PLUGIN", "error", f"a plugin's lync2fa_validate_plan failed: {type(exc).__name__}: {exc}")
+            return
+        for finding in (f for batch in batches for f in batch or ()):
+            self._place_finding(finding)
+
+    def _place_finding(self, f: Finding) -> None:
+        candidates = [w for w in WORD.findall(f"{f.message} {f.fix}")
+                      if w in self.known or w.startswith("ansible_")]
+        loc, key = None, ""
+        if f.host:
+            for var in candidates:
+                if self.at(var, f.host):
+                    loc, key = self.at(var, f.host), var
+                    break
+            else:
+                key = candidates[0] if candidates else ""
+        else:
+            for var in candidates:
+                defs = self.imap.definitions(var)
+                if defs:
+                    loc, key = defs[0], var
+                    break
+        severity = f.severity if f.severity in SEVERITIES else "error"
+        self.add(f.rule, severity, f.message, loc, key, f.host, f.task, f.fix, kind="plan")
+
+    def check_scripts(self) -> None:
+        try:
+            from . import pscheck
+        except ImportError:
+            self.add("PSCHECK", "note", "PowerShell scripts not checked: this lync2fa has no lync2fa.pscheck",
+                     None, "", kind="script")
+            return
+        paths = script_paths(self.tasks)
+        try:
+            findings = pscheck.check_files(paths)
+        except Exception as exc:  # the checker's bug: say so, keep the inventory findings
+            self.add("PSCHECK", "warning", f"PowerShell static checks failed: {type(exc).__name__}: {exc}",
+                     None, "", kind="script")
+            return
+        for f in findings or ():
+            get = f.get if isinstance(f, dict) else (lambda k, d=None, _f=f: getattr(_f, k, d))
+            severity = str(get("severity", "error") or "error").lower()
+            severity = {"info": "note", "information": "note"}.get(severity, severity)
+            where = Definition(str(get("file", "") or ""), int(get("line", 0) or 0), int(get("col", 0) or 0))
+            self.add(str(get("rule", "PSCHECK")), severity if severity in SEVERITIES else "error",
+                     str(get("message", "")), where, "", kind="script")
+
+
+def script_paths(tasks: dict[str, Task]) -> list[str]:
+    """Every PowerShell file that can reach a host: the tasks' scripts and the shared library."""
+    here = Path(__file__).resolve().parent
+    roots = [here, here.parent / "plugins"] if (here.parent / "plugins").is_dir() else [here]
+    try:
+        from . import plugins as _plugins  # noqa: F401  (installed layout: lync2fa/plugins)
+        roots.append(Path(_plugins.__file__).resolve().parent)
+    except ImportError:
+        pass
+    found = set()
+    for root in dict.fromkeys(roots):
+        for pattern in ("*.ps1", "*.ps1.j2", "*.psm1"):
+            found.update(str(p) for p in root.rglob(pattern) if "lab" not in p.relative_to(root).parts[:1])
+    for task in tasks.values():
+        for attr in ("template", "script"):
+            value = getattr(task, attr, None)
+            if isinstance(value, Path) and value.exists():
+                found.add(str(value.resolve()))
+    return sorted(found)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.fullmatch(value))
