@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import reach
 from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding, gate
 from .inventory import Inventory, InventoryError
 from .journal import Journal
-from .plan import Plan, build_plan, order_tasks, params_for
+from .plan import Plan, PlanError, build_plan, order_tasks, params_for
 from .plan import Step as Step  # re-exported
 from .plugin_manager import collect_tasks, default_plugin_manager
 from .results import Result
@@ -93,6 +94,9 @@ def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: di
     task = tasks[task_name]
     host = inventory.host(host_name)
     step = Step(task, host, params_for(task, host, overrides), ConnectionSettings.from_host(host))
+    double_hop = reach.refusals([step])
+    if double_hop:
+        raise PlanError(reach.message(double_hop))
     single = Plan(tasks=[task], steps=[step])
     findings = [f for batch in pm.hook.lync2fa_validate_plan(plan=_gate_context(inventory, tasks, step))
                 for f in batch or () if f.task in ("", task_name) and f.host in ("", host_name)]

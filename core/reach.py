@@ -1,0 +1,44 @@
+"""The double hop: which steps a session's credentials cannot carry beyond its host.
+
+A WinRM logon over NTLM, Basic, a certificate, or Kerberos without delegation has no network
+credentials: Windows refuses whatever then leaves the host (LDAP to a domain controller, the Lync
+Central Management Store in SQL on another server, a CA over DCOM) with "An operations error
+occurred." or access denied. Tasks declare what they reach (``Task.reaches``); the planner
+refuses such steps before anything runs, naming the ways out.
+"""
+from __future__ import annotations
+
+RESOURCE_NAMES = {"ad": "Active Directory", "cms": "the Lync Central Management Store", "ca": "a remote CA"}
+LOCAL_VAR = "lync2fa_local_resources"
+WAYS_OUT = (
+    "use a transport that delegates: ansible_winrm_transport: credssp, or kerberos with "
+    "ansible_winrm_kerberos_delegation: true (docs/real-estate.md);",
+    f"or, when the resource is on that host itself (a CA on a domain controller, a Standard Edition "
+    f"server holding its CMS), say so with {LOCAL_VAR}: [ad, cms, ca];",
+    "with Ansible, become: true and become_method: runas give the task a network logon.",
+)
+
+
+def unreachable(step) -> list[str]:
+    """What ``step`` needs beyond its host that its session cannot reach (empty when fine)."""
+    if not step.task.reaches or step.connection.delegates:
+        return []
+    local = step.host.var(LOCAL_VAR) or []
+    local = {str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(","))}
+    return [r for r in step.task.reaches if r not in local]
+
+
+def refusals(steps) -> list[str]:
+    """One line per step that would fail on the double hop."""
+    lines = []
+    for step in steps:
+        missing = unreachable(step)
+        if missing:
+            what = ", ".join(RESOURCE_NAMES[r] for r in missing)
+            lines.append(f"{step.host.name}: {step.task.name} reaches {what}, but a "
+                         f"{step.connection.transport} session has no network credentials (the double hop)")
+    return lines
+
+
+def message(lines: list[str]) -> str:
+    return ("refused before anything ran:\n  " + "\n  ".join(lines) + "\nWays out: " + " ".join(WAYS_OUT))
