@@ -35,7 +35,7 @@ def settings(port, transport="ntlm", password=PASSWORD):
                               user=USER, password=password)
 
 
-@pytest.mark.parametrize("transport", ["ntlm", "basic"])
+@pytest.mark.parametrize("transport", ["ntlm", "basic", "credssp"])
 def test_one_shell_serves_every_script_and_scripts_travel_on_stdin(endpoint, transport):
     server, port, received = endpoint
     conn = WinRMConnection(settings(port, transport))
