@@ -123,9 +123,10 @@ class _Validator:
             self.inventory = Inventory(sources, vault_password_file=vault_password_file)
             self.hosts = {name: self.inventory.host(name) for name in self.inventory.all_hosts()}
         except InventoryError as exc:
-            raise UnusableInput(str(exc)) from None
+            raise UnusableInput(str(exc), [self._problem_issue(p) for p in self.imap.problems]) from None
         except Exception as exc:  # ansible's own errors while reading vars files
-            raise UnusableInput(f"cannot read the inventory: {str(exc).splitlines()[0]}") from None
+            raise UnusableInput(f"cannot read the inventory: {str(exc).splitlines()[0]}",
+                                [self._problem_issue(p) for p in self.imap.problems]) from None
         groups = self.inventory.manager.groups
         self.depths = {name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
                        for name in self.hosts}
@@ -361,6 +362,10 @@ class _Validator:
     def _check_url(self, task: str, host: str, param: str, value: str) -> None:
         var = f"{task.split('.')[0]}_{param}"
         url = urlparse(value)
+        try:
+            url.port
+        except ValueError:
+            url = urlparse("")
         if url.scheme not in ("http", "https") or not url.hostname or not FQDN.fullmatch(url.hostname):
             self.add("BAD_URL", "error", f"{var} {value!r} is not an absolute URL with a DNS name",
                      self.loc(var, host), var, host, task)
