@@ -1,6 +1,7 @@
 """Planning: which task runs on which host with which (validated) parameters, in what order."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 
@@ -12,6 +13,10 @@ from .task import ParameterError, Task
 
 class PlanError(ValueError):
     """The plan cannot be built (a usage/config error: exit code 2)."""
+
+
+# <tier>_* variables read by plugins besides their tasks' parameters.
+EXTRA_TIER_VARS = frozenset({"adfs_federation_service_name", "adfs_version"})
 
 
 @dataclass
@@ -114,7 +119,11 @@ def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | N
                limit: set[str] | None = None, kind: str | tuple[str, ...] = "apply") -> Plan:
     chosen = select_tasks(tasks, only, kind)
     ordered = order_tasks(chosen)
-    steps, errors, warnings = [], [], []
+    if limit is not None:
+        unknown = sorted(set(limit) - set(inventory.all_hosts()))
+        if unknown or not limit:
+            raise PlanError(f"--limit {', '.join(unknown) or '(empty)'}: no such host in the inventory")
+    steps, errors, warnings = [], [], list(getattr(inventory, "warnings", ()))
     for task in ordered:
         for host in inventory.hosts_in(task.group, limit):
             try:
@@ -122,8 +131,67 @@ def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | N
                 steps.append(Step(task, host, params_for(task, host), settings))
                 warnings.extend(w for w in settings.warnings if w not in warnings)
             except (ParameterError, ConnectionConfigError, InventoryError) as exc:
-                errors.append(f"{host.name}: {exc}")
+                error = str(exc) if str(exc).startswith(f"{host.name}: ") else f"{host.name}: {exc}"
+                if error not in errors:
+                    errors.append(error)
     if errors:
         raise PlanError("invalid inventory or parameters:\n  " + "\n  ".join(errors))
+    _check_coverage(inventory, ordered, steps, only, limit)
+    warnings.extend(unknown_variables(tasks, steps))
     return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps,
                 warnings=warnings)
+
+
+def _check_coverage(inventory: Inventory, chosen: list[Task], steps: list[Step],
+                    only: list[str] | None, limit: set[str] | None) -> None:
+    """A selected tier (or task) that yields no host is an error, not a silent "0 ok": every tier
+    when nothing was selected, the named ones when ``only`` names them; with a ``limit`` alone,
+    at least one step."""
+    covered_tiers = {s.task.tier for s in steps}
+    covered_tasks = {s.task.name for s in steps}
+    if only:
+        names = {t.name for t in chosen}
+        wanted = [(o, [t for t in chosen if t.name == o or t.tier == o]) for o in only]
+        missing = [(o, ts) for o, ts in wanted
+                   if not (o in covered_tasks or (o not in names and o in covered_tiers))]
+    elif limit is None:
+        tiers = list(dict.fromkeys(t.tier for t in chosen))
+        missing = [(tier, [t for t in chosen if t.tier == tier]) for tier in tiers
+                   if tier not in covered_tiers]
+    else:
+        missing = [] if steps else [("the selection", chosen)]
+    if not missing:
+        return
+    groups = sorted(inventory.groups() - {"all", "ungrouped"})
+    known = f"the inventory's groups: {', '.join(groups)}" if groups else "the inventory has no groups"
+    within = " within --limit" if limit is not None else ""
+    lines = []
+    for name, ts in missing:
+        wanted_groups = sorted({t.group for t in ts})
+        what = name if name == "the selection" else (f"task {name}" if "." in name else f"tier {name}")
+        lines.append(f"{what}: no host{within} in inventory group {' or '.join(wanted_groups)}")
+    raise PlanError("nothing to run for " + "; ".join(lines) + f" ({known})")
+
+
+def unknown_variables(tasks: dict[str, Task], steps: list[Step]) -> list[str]:
+    """A warning for every ``<tier>_*`` variable of the planned hosts that no task reads (a
+    misspelt ``ca_commonname`` would otherwise be ignored silently), with the closest known name."""
+    prefixes = tuple(sorted({t.var_prefix for t in tasks.values()}))
+    known = {t.var_prefix + p.name for t in tasks.values() for p in t.params} | EXTRA_TIER_VARS
+    hosts_by_var: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for step in steps:
+        if step.host.name in seen:
+            continue
+        seen.add(step.host.name)
+        names = step.host.var_names() if hasattr(step.host, "var_names") else ()
+        for name in names:
+            if name.startswith(prefixes) and name not in known:
+                hosts_by_var.setdefault(name, []).append(step.host.name)
+    warnings = []
+    for name, hosts in sorted(hosts_by_var.items()):
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        where = ", ".join(hosts[:3]) + (f" and {len(hosts) - 3} more" if len(hosts) > 3 else "")
+        warnings.append(f"variable {name} (on {where}) is not read by any task{hint}")
+    return warnings

@@ -179,3 +179,124 @@ def test_a_huge_value_is_truncated_in_errors(tmp_path):
         with pytest.raises(Exception) as err:
             api.tasks()["ca.authority"].validate(values)
         assert len(str(err.value)) < 2000 and "characters in all" in str(err.value)
+
+
+# -- 5, 6. broken, empty, group-less inventories; --limit; vault ------------------------------------
+from lync2fa.inventory import InventoryError  # noqa: E402
+from lync2fa.plan import PlanError  # noqa: E402
+
+GOOD = {"all": {"children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
+                             "clients": {"hosts": {"cl01.corp.invalid": {**BASE, "client_user": "CORP\\u1",
+                                                                          "client_pin": "87654321"}}}}}}
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name,text,reason", [
+    ("broken.yml", 'all:\n  children:\n    clients:\n      hosts:\n        cl01:\n          client_pin: "87654321"\n'
+                   '         bad: [\n', "line 7"),
+    ("broken.ini", "[clients]\ncl01 client_pin=8765 4321abcd ansible_password=Secr3t-Pw\n", "Expected key=value"),
+])
+def test_a_broken_inventory_names_file_and_reason_and_never_shows_secret_lines(tmp_path, capfd, name, text, reason):
+    path = _write(tmp_path / name, text)
+    with pytest.raises(InventoryError) as err:
+        api.load_inventory(path)
+    out, errors = capfd.readouterr()
+    message = str(err.value)
+    assert str(path) in message and reason in message
+    for secret in ("87654321", "8765", "4321abcd", "Secr3t-Pw"):
+        assert secret not in message + out + errors, secret
+
+
+def test_a_broken_second_inventory_file_is_not_silently_dropped(tmp_path):
+    good = _write(tmp_path / "good.yml", yaml.safe_dump(GOOD))
+    broken = _write(tmp_path / "broken.yml", "all:\n  hosts: [\n")
+    with pytest.raises(InventoryError, match=f"{broken}"):
+        api.load_inventory(good, broken)
+
+
+def test_an_empty_inventory_is_an_error(tmp_path):
+    with pytest.raises(InventoryError, match="defines no host"):
+        api.load_inventory(_write(tmp_path / "empty.yml", ""))
+
+
+def test_a_groupless_inventory_names_each_tier_and_its_group(tmp_path):
+    path = _write(tmp_path / "hosts.yml", yaml.safe_dump({"all": {"hosts": {REMOTE: BASE}}}))
+    with pytest.raises(PlanError) as err:
+        api.plan(api.load_inventory(path))
+    for tier, group in [("ca", "ca"), ("adfs", "adfs"), ("lync", "lync_pools"), ("client", "clients")]:
+        assert f"tier {tier}: no host in inventory group {group}" in str(err.value)
+
+
+def test_a_selected_tier_without_hosts_is_an_error(tmp_path):
+    inventory = api.load_inventory(_write(tmp_path / "hosts.yml", yaml.safe_dump(GOOD)))
+    assert api.plan(inventory, only=["ca.authority"]).steps
+    with pytest.raises(PlanError, match="tier adfs: no host in inventory group adfs"):
+        api.plan(inventory, only=["ca", "adfs"])
+    with pytest.raises(PlanError, match="tier lync: no host within --limit"):
+        api.plan(inventory, only=["lync"], limit={REMOTE})
+
+
+def test_a_limit_matching_no_host_is_an_error(tmp_path):
+    inventory = api.load_inventory(_write(tmp_path / "hosts.yml", yaml.safe_dump(GOOD)))
+    with pytest.raises(PlanError, match="--limit ca01.typo: no such host"):
+        api.plan(inventory, only=["ca.authority"], limit={"ca01.typo"})
+    assert len(api.plan(inventory, only=["ca.authority"], limit={REMOTE}).steps) == 1
+
+
+@pytest.mark.parametrize("argv", [["plan"], ["apply"], ["verify"], ["rollback", "--tier", "client"]])
+def test_the_cli_exits_2_for_an_unusable_inventory(tmp_path, capsys, argv):
+    from lync2fa import cli
+    broken = _write(tmp_path / "hosts.yml", "all:\n  hosts: [\n")
+    assert cli.main([*argv, "-i", str(broken), "--state-dir", str(tmp_path / "state")]) == 2
+    assert str(broken) in capsys.readouterr().err
+    good = _write(tmp_path / "good.yml", yaml.safe_dump(GOOD))
+    assert cli.main([*argv, "-i", str(good), "--limit", "nosuchhost", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "--limit nosuchhost: no such host" in capsys.readouterr().err
+
+
+# -- 7. misspelt variables ---------------------------------------------------------------------------
+def test_a_misspelt_tier_variable_is_a_warning_with_the_closest_name(tmp_path):
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc["all"]["children"]["ca"]["hosts"][REMOTE]["ca_commonname"] = "typo"
+    doc["all"]["vars"] = {"client_pinn": "x", "lync2fa_domain": "corp.invalid"}
+    inventory = api.load_inventory(_write(tmp_path / "hosts.yml", yaml.safe_dump(doc)))
+    warnings = api.plan(inventory, only=["ca.authority", "client.virtual_smartcard"]).warnings
+    assert any("ca_commonname" in w and "did you mean ca_common_name?" in w for w in warnings), warnings
+    assert any("client_pinn" in w and "did you mean client_pin?" in w for w in warnings), warnings
+    assert not any("lync2fa_domain" in w or "ca_common_name " in w for w in warnings)
+
+
+# -- 9, 10. vault password: empty file, missing, from the environment -----------------------------
+def _vaulted(tmp_path, password="vault-pass"):
+    from ansible.parsing.vault import VaultLib, VaultSecret
+    vault = VaultLib([("default", VaultSecret(password.encode()))])
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_bytes(vault.encrypt(yaml.safe_dump({"ansible_password": "Pw-1"})))
+    doc = {"all": {"children": {"ca": {"hosts": {REMOTE: {"ansible_user": "a", "ca_common_name": "Contoso"}}}}}}
+    return _write(tmp_path / "hosts.yml", yaml.safe_dump(doc))
+
+
+def test_an_empty_vault_password_file_is_a_clear_error(tmp_path):
+    empty = _write(tmp_path / "pass", "")
+    with pytest.raises(InventoryError, match=f"vault password file {empty} is empty"):
+        api.load_inventory(_write(tmp_path / "hosts.yml", yaml.safe_dump(GOOD)), vault_password_file=empty)
+
+
+def test_a_missing_vault_password_names_the_file_that_needs_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    inventory = _vaulted(tmp_path)
+    with pytest.raises((InventoryError, PlanError)) as err:
+        api.plan(api.load_inventory(inventory), only=["ca.authority"])
+    assert "group_vars/all.yml is vault-encrypted" in str(err.value)
+    assert "--vault-password-file" in str(err.value) and "ANSIBLE_VAULT_PASSWORD_FILE" in str(err.value)
+
+
+def test_the_vault_password_file_comes_from_the_environment(tmp_path, monkeypatch):
+    inventory = _vaulted(tmp_path)
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(_write(tmp_path / "pass", "vault-pass\n")))
+    [step] = api.plan(api.load_inventory(inventory), only=["ca.authority"]).steps
+    assert step.connection.password == "Pw-1"
