@@ -6,12 +6,13 @@
 function Read-Lync2faHostFact {
     <#
     .SYNOPSIS
-        What preflight needs to know about the host itself.
+        The host itself: PowerShell version, name, domain membership, the session's user. (The
+        execution policy is decided in Python from its registry values: Get-ExecutionPolicy is not
+        among the documented cmdlets lync2fa may use.)
     #>
     $system = Get-CimInstance -ClassName Win32_ComputerSystem
     return @{
         powershell_version = [string]$PSVersionTable.PSVersion
-        execution_policy   = [string](Get-ExecutionPolicy)
         computer_name      = [string]$env:COMPUTERNAME
         part_of_domain     = [bool]$system.PartOfDomain
         domain             = [string]$system.Domain

@@ -10,7 +10,7 @@ from . import errors, primitives
 from .machine import HOST_PROPS, Machine
 
 # Each module registers what it simulates (import for the side effect).
-from . import core_cmdlets  # noqa: F401,E402
+from . import core_cmdlets, iis, tpm  # noqa: F401,E402
 from .hosts import seed  # noqa: E402
 
 __all__ = ["HOST_PROPS", "Machine", "errors", "primitives", "seed"]

@@ -77,7 +77,7 @@ class Machine:
 
     @property
     def props(self) -> dict:
-        """The host's Windows properties: powershell_version, execution_policy, modules, tpm, ..."""
+        """The host's Windows properties: powershell_version, product_type, modules, ..."""
         return self.store.get(HOST_PROPS, self.host.name) or {}
 
     def set_props(self, **changes: Any) -> None:

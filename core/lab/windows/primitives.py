@@ -70,7 +70,6 @@ def read_fact(machine: Machine, query: dict) -> Any:
     if kind == "host":
         props = machine.props
         return {"powershell_version": props.get("powershell_version", "5.1.17763.1"),
-                "execution_policy": props.get("execution_policy", "RemoteSigned"),
                 "computer_name": machine.name.upper(), "part_of_domain": True, "domain": machine.estate.domain,
                 "user": machine.estate.account}
     if kind == "named":
