@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from . import api
+from . import api, preflight
 from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
 from .inventory import InventoryError
@@ -39,6 +39,7 @@ def _csv(value: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lync2fa", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {meta_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def run_options(p):
@@ -52,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--forks", type=int, default=16, help="hosts worked on at once")
         p.add_argument("--report-dir", help="also write JSON, JUnit XML and SARIF reports here")
         p.add_argument("--json", action="store_true", help="print the results as JSON")
+        p.add_argument("-v", "--verbose", action="count", default=0,
+                       help="also show the operations sent to each host, step by step")
         p.add_argument("--resume", action="store_true",
                        help="skip steps that succeeded in the last interrupted or failed run of this command")
+        p.add_argument("--skip-preflight", action="store_true",
+                       help="apply/rollback: do not run the read-only preflight checks first")
 
     run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
     run_options(sub.add_parser("apply", help="make the changes"))
@@ -80,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("settings", nargs="*", help="e.g. latency_s=0.5 fail_tasks=ca.authority ca_offline=true")
     fault.add_argument("--clear", action="store_true")
 
+    preflight = sub.add_parser("preflight", help="read-only checks of every host: PowerShell, execution "
+                                                 "policy, modules, AD reach, https binding, TPM")
+    preflight.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
+    preflight.add_argument("--vault-password-file", help="file holding the ansible-vault password")
+    preflight.add_argument("--limit", type=_csv, help="only these hosts, comma-separated")
+    preflight.add_argument("--forks", type=int, default=16, help="hosts checked at once")
+    preflight.add_argument("--json", action="store_true", help="print the checks as JSON")
+
     plugins = sub.add_parser("plugins", help="list plugins and their tasks")
     plugins.add_argument("--json", action="store_true")
 
@@ -91,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     journal = sub.add_parser("journal", help="show the audit journal")
     journal.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR))
     journal.add_argument("--run", type=int, help="results of one run")
+    journal.add_argument("--json", action="store_true", help="machine-readable (ISO times, diffs as objects)")
+
+    check = sub.add_parser("validate", help="check an inventory without contacting any host (for CI)")
+    check.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
+    check.add_argument("--vault-password-file", help="file holding the ansible-vault password")
+    check.add_argument("--format", choices=("human", "json", "junit", "sarif"), default="human")
+    check.add_argument("--fail-on", choices=("error", "warning", "note"), default="error",
+                       help="exit 1 when a finding of this severity or above is found (default: error)")
+    check.add_argument("-o", "--output", help="write the report to this file instead of standard output")
     return parser
 
 
@@ -128,6 +150,17 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     plan = api.plan(inventory, only=only, limit=set(args.limit) if args.limit else None,
                     allow_insecure=set(args.allow_insecure),
                     kind=api.VERIFY_KINDS if kind == "verify" else kind, pm=pm)
+    if kind in ("apply", "rollback") and not check_mode and not args.skip_preflight:
+        checked = preflight.run(inventory, {t.name: t for t in plan.tasks},
+                                limit=set(args.limit) if args.limit else None, forks=args.forks)
+        if not checked.ok:
+            if args.json:
+                print(json.dumps({"preflight": checked.as_dict()}, indent=2))
+            else:
+                preflight.print_table(checked, out)
+                out.print("apply refused: preflight failed (nothing was changed); fix the hosts or pass "
+                          "--skip-preflight", highlight=False)
+            return EXIT_FAILED
     display = None
     if not args.json and sys.stderr.isatty():
         display = ProgressDisplay(len(plan.steps))
@@ -275,6 +308,47 @@ def cmd_journal(args, out: Console) -> int:
     return EXIT_OK
 
 
+def meta_version() -> str:
+    from .meta import version
+    return version()
+
+
+def cmd_validate(args, out: Console, err: Console) -> int:
+    from . import validate_format as fmt
+    from .validate import UnusableInput, validate
+    try:
+        result = validate(args.inventory, vault_password_file=args.vault_password_file)
+    except UnusableInput as exc:
+        fmt.unusable(str(exc), exc.issues, err)
+        return EXIT_USAGE
+    if args.format == "human":
+        if args.output:
+            with open(args.output, "w") as fh:
+                fmt.print_human(result, Console(file=fh, highlight=False, soft_wrap=True), args.fail_on)
+        else:
+            fmt.print_human(result, out, args.fail_on)
+        return result.exit_code(args.fail_on)
+    doc = {"json": lambda: fmt.to_json(result, args.fail_on), "junit": lambda: fmt.to_junit(result, args.fail_on),
+           "sarif": lambda: fmt.to_sarif(result)}[args.format]()
+    if args.output:
+        Path(args.output).write_text(doc + "\n")
+        fmt.print_human(result, err, args.fail_on)
+    else:
+        print(doc)
+    return result.exit_code(args.fail_on)
+
+
+def cmd_preflight(args, out: Console) -> int:
+    inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
+    tasks = {n: t for n, t in api.tasks().items() if t.kind == "apply"}
+    checked = preflight.run(inventory, tasks, limit=set(args.limit) if args.limit else None, forks=args.forks)
+    if args.json:
+        print(json.dumps(checked.as_dict(), indent=2))
+    else:
+        preflight.print_table(checked, out)
+    return EXIT_OK if checked.ok else EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -291,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lab(args, out)
         if args.command == "plugins":
             return cmd_plugins(args, out)
+        if args.command == "preflight":
+            return cmd_preflight(args, out)
         if args.command == "demo":
             return cmd_demo(args, out)
+        if args.command == "validate":
+            return cmd_validate(args, out, err)
         if args.command == "journal":
             return cmd_journal(args, out)
     except (UsageError, ValueError, *USAGE_ERRORS) as exc:
