@@ -214,30 +214,19 @@ def cmd_lab(args, out: Console) -> int:
         was = control.down(directory)
         out.print("lab stopped (state kept)" if was else "lab was not running", highlight=False)
     elif args.lab_command == "fault":
-        from .lab.faults import FaultBook
+        from .lab.estate import Estate
+        from .lab.faults import FaultBook, parse_setting
         store = control.open_store(directory)
         try:
-            book = FaultBook(store)
+            book = FaultBook(store, hosts=[h.name for h in Estate.load(directory).hosts], tasks=list(api.tasks()))
             if args.clear:
                 book.clear(args.host)
             elif args.host:
-                book.set(args.host, **dict(_fault_value(s) for s in args.settings))
+                book.set(args.host, **dict(parse_setting(s) for s in args.settings))
             print(json.dumps(book.as_dict(), indent=2, sort_keys=True))
         finally:
             store.close()
     return EXIT_OK
-
-
-def _fault_value(setting: str) -> tuple[str, object]:
-    if "=" not in setting:
-        raise UsageError(f"fault setting {setting!r} is not NAME=VALUE")
-    name, raw = setting.split("=", 1)
-    if name == "fail_tasks":
-        return name, _csv(raw)
-    try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
 
 
 def cmd_plugins(args, out: Console) -> int:

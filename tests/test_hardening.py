@@ -300,3 +300,42 @@ def test_the_vault_password_file_comes_from_the_environment(tmp_path, monkeypatc
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(_write(tmp_path / "pass", "vault-pass\n")))
     [step] = api.plan(api.load_inventory(inventory), only=["ca.authority"]).steps
     assert step.connection.password == "Pw-1"
+
+
+# -- 8. lab fault: only documented values and known hosts -------------------------------------------
+@pytest.fixture(scope="module")
+def lab_dir(tmp_path_factory):
+    from lync2fa.lab import control
+    directory = tmp_path_factory.mktemp("lab") / "lab"
+    control.create(directory, clients=1)   # state only: no endpoint is started
+    return directory
+
+
+@pytest.mark.parametrize("args,text", [
+    (["ca01", "latency_s=abc"], "latency_s='abc': expected a number of seconds"),
+    (["ca01", "latency_s=-1"], "expected a number of seconds from 0 to 600"),
+    (["ca01", "latency_s=nan"], "expected a number of seconds"),
+    (["ca01", "drop=yes"], "drop='yes': expected true or false"),
+    (["ca01", "http_status=abc"], "expected an HTTP status"),
+    (["ca01", "receive_timeouts=1.5"], "expected a whole number"),
+    (["ca01", "fail_tasks=ca.nosuch"], "unknown task(s) ca.nosuch"),
+    (["nosuchhost", "drop=true"], "no host 'nosuchhost' in the lab"),
+    (["ca01", "bogus=1"], "unknown fault 'bogus'"),
+])
+def test_lab_fault_refuses_undocumented_values_and_unknown_hosts(lab_dir, capsys, args, text):
+    from lync2fa import cli
+    assert cli.main(["lab", "fault", "--dir", str(lab_dir), *args]) == 2
+    assert text in capsys.readouterr().err
+
+
+def test_lab_fault_accepts_documented_values(lab_dir, capsys):
+    import json
+
+    from lync2fa import cli
+    assert cli.main(["lab", "fault", "--dir", str(lab_dir), "ca01", "drop=false", "latency_s=0.5",
+                     "http_status=503", "receive_timeouts=2", "fail_tasks=ca.authority", "ca_offline=true"]) == 0
+    faults = json.loads(capsys.readouterr().out)["ca01"]
+    assert faults == {"latency_s": 0.5, "drop": False, "http_status": 503, "receive_timeouts": 2,
+                      "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True}
+    assert cli.main(["lab", "fault", "--dir", str(lab_dir), "*", "http_status=null"]) == 0
+    assert cli.main(["lab", "fault", "--dir", str(lab_dir), "--clear"]) == 0
