@@ -101,3 +101,74 @@ def is_broad(principal: str) -> bool:
 # -- names --------------------------------------------------------------------------------
 # A CA common name or a template cn lync2fa accepts (use fullmatch).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+
+
+# -- certificate templates (MS-CRTD) ------------------------------------------------------
+# msPKI-Certificate-Name-Flag
+NAME_ENROLLEE_SUPPLIES_SUBJECT = 0x00000001
+NAME_SUBJECT_ALT_REQUIRE_UPN = 0x02000000
+NAME_SUBJECT_ALT_REQUIRE_EMAIL = 0x04000000
+NAME_SUBJECT_REQUIRE_EMAIL = 0x20000000
+NAME_SUBJECT_REQUIRE_DIRECTORY_PATH = 0x80000000
+# msPKI-Enrollment-Flag
+ENROLL_INCLUDE_SYMMETRIC_ALGORITHMS = 0x00000001
+ENROLL_PEND_ALL_REQUESTS = 0x00000002
+ENROLL_PUBLISH_TO_DS = 0x00000008
+ENROLL_AUTO_ENROLLMENT = 0x00000020
+ENROLL_USER_INTERACTION_REQUIRED = 0x00000100
+ENROLL_NO_SECURITY_EXTENSION = 0x00080000
+# msPKI-Private-Key-Flag
+KEY_EXPORTABLE = 0x00000010
+# flags (the template's general flags)
+TEMPLATE_IS_DEFAULT = 0x00010000
+TEMPLATE_IS_MODIFIED = 0x00020000
+
+PKINIT_CLIENT = "1.3.6.1.5.2.3.4"
+OID_CLASS = "msPKI-Enterprise-Oid"
+OID_TEMPLATE_TYPE = 1                 # flags of an msPKI-Enterprise-Oid naming a template
+OID_LINK_ATTRIBUTE = "msDS-OIDToGroupLink"
+# The forest's base OID for templates and policies is on the CN=OID container itself.
+TEMPLATE_OID_ATTRIBUTE = "msPKI-Cert-Template-OID"
+
+# A template's attributes and their LDAP syntax as lync2fa reads and writes them
+# (lync2fa.hostops.typed): int (Integer, signed 32-bit), string, strings (multi-valued),
+# bytes (Octet String: pKIExpirationPeriod/pKIOverlapPeriod are negative FILETIME intervals).
+TEMPLATE_ATTRIBUTES = {
+    "displayName": "string", "flags": "int", "revision": "int",
+    "msPKI-Template-Schema-Version": "int", "msPKI-Template-Minor-Revision": "int",
+    "msPKI-Cert-Template-OID": "string", "pKIDefaultKeySpec": "int", "pKIKeyUsage": "bytes",
+    "pKIMaxIssuingDepth": "int", "pKICriticalExtensions": "strings", "pKIExtendedKeyUsage": "strings",
+    "pKIExpirationPeriod": "bytes", "pKIOverlapPeriod": "bytes", "pKIDefaultCSPs": "strings",
+    "msPKI-RA-Signature": "int", "msPKI-Enrollment-Flag": "int", "msPKI-Private-Key-Flag": "int",
+    "msPKI-Certificate-Name-Flag": "int", "msPKI-Minimal-Key-Size": "int",
+    "msPKI-Certificate-Application-Policy": "strings", "msPKI-RA-Application-Policies": "strings",
+    "msPKI-RA-Policies": "strings", "msPKI-Certificate-Policy": "strings",
+}
+TICKS_PER_DAY = 864_000_000_000
+
+
+def int32(value: int) -> int:
+    """A flag word as AD's Integer syntax holds it (signed 32-bit: 0x80000000 is negative)."""
+    value &= 0xFFFFFFFF
+    return value - 0x1_0000_0000 if value & 0x80000000 else value
+
+
+def uint32(value) -> int:
+    """A flag word read from AD as its unsigned bits."""
+    return int(value or 0) & 0xFFFFFFFF
+
+
+def period_bytes(days: int) -> str:
+    """pKIExpirationPeriod/pKIOverlapPeriod for ``days``: a negative FILETIME interval, 8 bytes
+    little-endian, base64 (how the primitive library carries Octet Strings)."""
+    import base64
+    return base64.b64encode((-days * TICKS_PER_DAY).to_bytes(8, "little", signed=True)).decode()
+
+
+def period_days(value: str | None) -> int | None:
+    """The days of a pKIExpirationPeriod/pKIOverlapPeriod value (base64), None when absent."""
+    if not value:
+        return None
+    import base64
+    ticks = int.from_bytes(base64.b64decode(value), "little", signed=True)
+    return round(-ticks / TICKS_PER_DAY)
