@@ -57,7 +57,8 @@ def library() -> str:
 
 @lru_cache(maxsize=None)
 def library_digest() -> str:
-    return hashlib.sha256(library().encode()).hexdigest()
+    """Digest of everything before the request: header and library, as ``build`` writes them."""
+    return hashlib.sha256((HEADER + library() + "\n").encode()).hexdigest()
 
 
 def request_json(request: dict) -> str:
@@ -88,7 +89,7 @@ def parse_script(script: str) -> dict:
     end = script.find(REQUEST_END, start + len(REQUEST_START)) if start >= 0 else -1
     if start < 0 or end < 0:
         raise HostScriptError("a lync2fa host script without a request")
-    body = script[len(HEADER):start].rstrip("\n")
+    body = script[:start]
     if hashlib.sha256(body.encode()).hexdigest() != library_digest() or script[end + len(REQUEST_END):] != MAIN:
         raise HostScriptError("the host script's library differs from the one lync2fa ships")
     return json.loads(script[start + len(REQUEST_START):end])

@@ -74,16 +74,32 @@ class Lab:
         finally:
             store.close()
 
+    def operations(self, host: str | None = None) -> list:
+        """The operations the lab executed (per host, in order), as the lab logged them."""
+        path = self.dir / "operations.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        entries = [json.loads(line) for line in lines]
+        return [e["operation"] for e in entries if host is None or e["host"] == host]
+
+    def machine_props(self, host: str) -> dict:
+        return self.get("host_props", host) or {}
+
+    def set_machine_props(self, host: str, **changes) -> None:
+        """Model a host set up differently (PowerShell version, TPM, modules...)."""
+        self.put("host_props", host, {**self.machine_props(host), **changes})
+
     def load_inventory(self):
         return api.load_inventory(self.inventory)
 
 
 @pytest.fixture
 def make_lab(tmp_path_factory):
-    """Start a fresh lab: ``make_lab(clients=2, https=False, transport="ntlm")``."""
+    """Start a fresh lab: ``make_lab(clients=2, https=False, transport="credssp")``. CredSSP is what a
+    rollout needs (AD, the CMS and the CA are beyond the host: the double hop); "ntlm" makes a lab
+    whose sessions cannot leave their host."""
     labs: list[Lab] = []
 
-    def factory(clients: int = 2, https: bool = False, transport: str = "ntlm") -> Lab:
+    def factory(clients: int = 2, https: bool = False, transport: str = "credssp") -> Lab:
         base = tmp_path_factory.mktemp("lab")
         inventory = control.up(base / "lab", clients=clients, https=https, transport=transport)
         lab = Lab(base / "lab", inventory, base / "state")
@@ -97,7 +113,7 @@ def make_lab(tmp_path_factory):
 
 @pytest.fixture
 def lab(make_lab) -> Lab:
-    """A fresh lab with two clients, NTLM with message encryption over http."""
+    """A fresh lab with two clients, CredSSP (with its message encryption) over http."""
     return make_lab()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from pathlib import Path
 import traceback
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Dispatcher:
     log: list = field(default_factory=list)   # (host, task, check_mode) per script, for tests
     # Per host, every operation the lab executed, in order (tests compare it with the plan's).
     operations: dict = field(default_factory=dict)
+    oplog: Path | None = None
     _host_locks: dict = field(default_factory=dict, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -73,6 +75,10 @@ class Dispatcher:
         with self.host_lock(host_name):
             response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
         self.operations.setdefault(host_name, []).extend(executed)
+        if self.oplog and executed:
+            with self._locks_guard, self.oplog.open("a", encoding="utf-8") as log:
+                for operation in executed:
+                    log.write(json.dumps({"host": host_name, "operation": operation}, sort_keys=True) + "\n")
         return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
 
     def host_lock(self, host_name: str):

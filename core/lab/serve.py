@@ -16,13 +16,15 @@ from .wsman import WSManServer
 
 STORE = "estate.sqlite"
 READY = "ready"
+OPLOG = "operations.jsonl"   # every operation a host executed, one JSON line each (for tests)
 
 
 def serve(directory: Path) -> None:
     estate = Estate.load(directory)
     store = EstateStore(directory / STORE)
     faults = FaultBook(store)
-    dispatcher = Dispatcher(store, estate, collect_twins(default_plugin_manager()), faults)
+    dispatcher = Dispatcher(store, estate, collect_twins(default_plugin_manager()), faults,
+                            oplog=directory / OPLOG)
     server = WSManServer(
         {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,
         tls=tls.server_context(directory) if estate.https else None,

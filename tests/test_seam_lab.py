@@ -1,0 +1,111 @@
+"""The facts -> decision -> operations seam on the lab, with a task defined here (so that the
+Windows model, not a tier, is under test), through real pywinrm and the lab's WinRM endpoint."""
+from __future__ import annotations
+
+import pytest
+
+from lync2fa import hostops, hostscript
+from lync2fa.connection import ConnectionSettings
+from lync2fa.decision import Decision
+from lync2fa.journal import Journal
+from lync2fa.plan import Plan, PlanError, Step, build_plan
+from lync2fa.plugin_manager import default_plugin_manager
+from lync2fa.runner import Runner
+from lync2fa.task import Param, Task
+
+KEY = "HKLM:\\SOFTWARE\\Contoso\\Seam"
+
+
+def _registry_decide(ctx):
+    current = ctx.facts.value("key")["values"].get("Mode")
+    before, after = {"mode": current}, {"mode": ctx.params["mode"]}
+    ops = [] if current == ctx.params["mode"] else [hostops.registry_set(KEY, "Mode", ctx.params["mode"])]
+    return Decision(before, after, ops)
+
+
+REGISTRY_TASK = Task(name="seam.registry", group="clients", params=(Param("mode", default="strict"),),
+                     facts=lambda p: {"key": hostops.registry_fact(KEY, ["Mode"])}, decide=_registry_decide)
+
+
+def _run(lab, task, params, check_mode=False, host="cl0001"):
+    inventory = lab.load_inventory()
+    ctx = inventory.host(host)
+    step = Step(task, ctx, task.validate(params), ConnectionSettings.from_host(ctx))
+    runner = Runner(default_plugin_manager().hook, journal=Journal(lab.state_dir), forks=1)
+    return runner.run(Plan(tasks=[task], steps=[step]), check_mode).results[0]
+
+
+def test_host_script_carries_the_request_as_data_and_the_shipped_library():
+    hostile = "x'@\n$(Remove-Item C:\\ -Recurse)`\"; '@"
+    script = hostscript.build(hostscript.apply_request([hostops.registry_set(KEY, "Mode", hostile)]))
+    assert hostscript.parse_script(script)["operations"][0]["value"] == hostile
+    assert hostile not in script                      # escaped inside one JSON line, never code
+    tampered = script.replace("Set-StrictMode -Version 2.0\n", "Set-StrictMode -Version 2.0\n", 1).replace(
+        "function Invoke-Lync2faNative", "function Invoke-Lync2faNativeX", 1)
+    with pytest.raises(hostscript.HostScriptError, match="library differs"):
+        hostscript.parse_script(tampered)
+
+
+def test_plan_apply_reapply_and_the_lab_runs_exactly_the_decided_operations(make_lab):
+    lab = make_lab(clients=1)
+    planned = _run(lab, REGISTRY_TASK, {"mode": "strict"}, check_mode=True)
+    assert planned.changed and planned.operations and lab.operations("cl0001") == []
+    applied = _run(lab, REGISTRY_TASK, {"mode": "strict"})
+    assert applied.changed and not applied.failed
+    assert lab.operations("cl0001") == [hostops.registry_set(KEY, "Mode", "strict")]
+    again = _run(lab, REGISTRY_TASK, {"mode": "strict"})
+    assert not again.changed and not again.failed and again.operations == []
+    assert len(lab.operations("cl0001")) == 1       # a no-op re-apply sends no operation
+
+
+def _cmdlet_task(params):
+    return Task(name="seam.cmdlet", group="clients", facts=lambda p: {},
+                decide=lambda ctx: Decision({}, {"x": 1}, [hostops.cmdlet("Get-Module", params)]))
+
+
+def test_a_misspelt_parameter_fails_in_the_lab_with_windows_text(make_lab):
+    lab = make_lab(clients=1)
+    result = _run(lab, _cmdlet_task({"ListAvailable": True, "Nmae": "TrustedPlatformModule"}), {})
+    assert result.failed
+    assert "A parameter cannot be found that matches parameter name 'Nmae'." in result.msg
+
+
+def test_a_wrong_type_fails_in_the_lab_with_windows_text(make_lab):
+    lab = make_lab(clients=1)
+    result = _run(lab, _cmdlet_task({"ListAvailable": "yes"}), {})
+    assert result.failed and "ListAvailable" in result.msg
+
+
+AD_TASK = Task(name="seam.ad", group="clients", reaches=("ad",),
+               facts=lambda p: {"config": hostops.ad_object_fact("{configurationNamingContext}", ["cn"])},
+               decide=lambda ctx: Decision({"cn": ctx.facts.value("config")["attributes"]}, {}, []))
+
+
+def test_defect2_double_hop_ntlm_session_cannot_reach_ad(make_lab):
+    lab = make_lab(clients=1, transport="ntlm")
+    result = _run(lab, AD_TASK, {})
+    assert result.failed and "An operations error occurred." in result.msg
+
+
+def test_defect2_plan_refuses_ad_reaching_steps_over_ntlm_before_anything_runs(make_lab):
+    lab = make_lab(clients=1, transport="ntlm")
+    with pytest.raises(PlanError) as refused:
+        build_plan(lab.load_inventory(), {"seam.ad": AD_TASK})
+    text = str(refused.value)
+    assert "cl0001: seam.ad reaches Active Directory" in text and "credssp" in text
+    assert "ansible_winrm_kerberos_delegation" in text and "runas" in text
+    assert lab.operations() == []
+
+
+def test_credssp_session_reaches_ad(make_lab):
+    lab = make_lab(clients=1)
+    result = _run(lab, AD_TASK, {})
+    assert not result.failed, result.msg
+
+
+def test_defect8_powershell_2_host_fails_before_anything_runs(make_lab):
+    lab = make_lab(clients=1)
+    lab.set_machine_props("cl0001", powershell_version="2.0")
+    result = _run(lab, REGISTRY_TASK, {"mode": "strict"})
+    assert result.failed and "ConvertFrom-Json" in result.msg
+    assert lab.operations() == []
