@@ -89,7 +89,7 @@ FEATURE_WEB_ENROLLMENT = "ADCS-Web-Enrollment"
 
 # -- principals ---------------------------------------------------------------------------
 ADMIN_PRINCIPALS = ("Domain Admins", "Enterprise Admins", "Administrators", "SYSTEM",
-                    "Enterprise Domain Controllers", "Domain Controllers", "Cert Publishers")
+                    "Enterprise Domain Controllers", "Domain Controllers")
 # Granting enrollment to these means every account (or computer) of the domain may enroll.
 BROAD_PRINCIPALS = ("Domain Users", "Authenticated Users", "Everyone", "Domain Computers")
 
@@ -172,3 +172,7 @@ def period_days(value: str | None) -> int | None:
     import base64
     ticks = int.from_bytes(base64.b64decode(value), "little", signed=True)
     return round(-ticks / TICKS_PER_DAY)
+
+# -- template flags (MS-CRTD) the CA reads when it issues ---------------------------------
+NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = 0x02000000        # msPKI-Certificate-Name-Flag
+ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = 0x00080000   # msPKI-Enrollment-Flag (ESC9)
