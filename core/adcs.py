@@ -176,3 +176,33 @@ def period_days(value: str | None) -> int | None:
 # -- template flags (MS-CRTD) the CA reads when it issues ---------------------------------
 NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = 0x02000000        # msPKI-Certificate-Name-Flag
 ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = 0x00080000   # msPKI-Enrollment-Flag (ESC9)
+
+
+# -- certificate stores as Windows keeps them in the registry -----------------------------
+# HKLM:\SOFTWARE\Microsoft\SystemCertificates\<STORE>\Certificates\<THUMBPRINT>, value "Blob":
+# serialized properties {id: u32, reserved: u32 = 1, length: u32, data}; id 32 is the DER
+# certificate (CERT_CERT_PROP_ID).
+SYSTEM_CERTIFICATES = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates"
+CERT_CERT_PROP_ID = 32
+
+
+def machine_store_key(store: str = "MY", thumbprint: str | None = None) -> str:
+    key = f"{SYSTEM_CERTIFICATES}\\{store.upper()}\\Certificates"
+    return f"{key}\\{thumbprint.upper()}" if thumbprint else key
+
+
+def certificate_blob(der: bytes) -> bytes:
+    """The registry "Blob" of a certificate (only its DER property)."""
+    return CERT_CERT_PROP_ID.to_bytes(4, "little") + (1).to_bytes(4, "little") + len(der).to_bytes(4, "little") + der
+
+
+def certificate_from_blob(blob: bytes) -> bytes | None:
+    """The DER certificate in a registry "Blob", or None."""
+    offset = 0
+    while offset + 12 <= len(blob):
+        prop = int.from_bytes(blob[offset:offset + 4], "little")
+        size = int.from_bytes(blob[offset + 8:offset + 12], "little")
+        if prop == CERT_CERT_PROP_ID:
+            return blob[offset + 12:offset + 12 + size]
+        offset += 12 + size
+    return None
