@@ -489,11 +489,22 @@ def _named_values(cmd: _Command) -> dict[str, str]:
     return out
 
 
+_INNER_STATEMENT_LISTS = {"sub_expression", "array_expression", "parenthesized_expression"}
+
+
 def _statement_of(node):
+    """The statement of a block that holds ``node``: statements inside ``$( )``, ``@( )`` or ``( )``
+    belong to the statement around the expression."""
     current = node
-    while current.parent is not None and current.parent.type not in ("statement_list", "program"):
-        current = current.parent
-    return current if current.parent is not None else None
+    while current.parent is not None:
+        parent = current.parent
+        if parent.type == "program":
+            return current
+        if parent.type == "statement_list" and (parent.parent is None or
+                                                parent.parent.type not in _INNER_STATEMENT_LISTS):
+            return current
+        current = parent
+    return None
 
 
 def _next_statements(statement, count: int) -> list:

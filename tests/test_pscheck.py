@@ -168,6 +168,8 @@ def test_seeded_unchecked_native_exit_code():
     assert "PS006" in rules(late)
     in_block = "if ($x) {\n  & certreq.exe -accept a.cer\n  if ($LASTEXITCODE -ne 0) { throw 'x' }\n}"
     assert rules(in_block) == []
+    in_expression = "$lines = @(& tpmvscmgr.exe @a 2>&1 | ForEach-Object { [string]$_ })\nreturn $LASTEXITCODE"
+    assert rules(in_expression) == []
 
 
 def test_seeded_unknown_cmdlet(tmp_path):
