@@ -11,6 +11,9 @@ from .machine import HOST_PROPS, Machine
 
 # Each module registers what it simulates (import for the side effect).
 from . import core_cmdlets, iis, tpm  # noqa: F401,E402
+from . import adcs, servermanager  # noqa: F401,E402  (AD CS, Server Manager features)
+from . import lync  # noqa: F401,E402  (the Lync/SfB management shell over the CMS)
+from . import accounts, adcs_templates  # noqa: F401,E402
 from .hosts import seed  # noqa: E402
 
 __all__ = ["HOST_PROPS", "Machine", "errors", "primitives", "seed"]
