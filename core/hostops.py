@@ -62,9 +62,22 @@ def named_fact(name: str, **args: Any) -> dict:
 
 
 # -- operations ---------------------------------------------------------------------------
-def cmdlet(name: str, params: dict | None = None, module: str | None = None) -> dict:
-    """Run a documented cmdlet with ``params`` splatted (True = a present switch)."""
-    return {"op": "cmdlet", "cmdlet": name, "params": dict(params or {}), "module": module}
+def cmdlet(name: str, params: dict | None = None, module: str | None = None, retry: dict | None = None) -> dict:
+    """Run a documented cmdlet with ``params`` splatted (True = a present switch).
+
+    ``retry`` (optional, see ``retry_policy``): run it again, with exponential back-off, while it
+    fails with an error whose FullyQualifiedErrorId contains ``on_error_id`` (e.g. a directory
+    object not replicated yet); any other error, or the last attempt's, fails the operation."""
+    operation = {"op": "cmdlet", "cmdlet": name, "params": dict(params or {}), "module": module}
+    if retry is not None:
+        operation["retry"] = retry
+    return operation
+
+
+def retry_policy(attempts: int, delay_s: float, on_error_id: str) -> dict:
+    """At most ``attempts`` runs; the n-th retry waits ``delay_s * 2**(n-1)`` seconds."""
+    assert attempts >= 1 and delay_s >= 0 and on_error_id, (attempts, delay_s, on_error_id)
+    return {"attempts": int(attempts), "delay_s": float(delay_s), "on_error_id": str(on_error_id)}
 
 
 def registry_set(path: str, name: str, value: Any, type: str = "String") -> dict:

@@ -42,10 +42,30 @@ function Read-Lync2faCmdletFact {
 function Invoke-Lync2faCmdlet {
     <#
     .SYNOPSIS
-        Run a documented cmdlet with its parameters splatted; return nothing of its output but a count.
+        Run a documented cmdlet with its parameters splatted; return nothing of its output but a count
+        (and how many attempts it took).
+    .DESCRIPTION
+        With a 'retry' policy (attempts, delay_s, on_error_id) the cmdlet runs again, waiting
+        delay_s * 2^(n-1) seconds before the n-th retry, while it fails with an error whose
+        FullyQualifiedErrorId contains on_error_id; any other error, or the last attempt's, is thrown.
     #>
     param([hashtable]$Operation)
     $splat = ConvertTo-Lync2faSplat -Parameters $Operation['params']
-    $output = @(& ([string]$Operation['cmdlet']) @splat)
-    return @{ objects = $output.Count }
+    $retry = $null
+    if ($Operation.ContainsKey('retry')) { $retry = $Operation['retry'] }
+    $attempt = 1
+    while ($true) {
+        try {
+            $output = @(& ([string]$Operation['cmdlet']) @splat)
+            return @{ objects = $output.Count; attempts = $attempt }
+        }
+        catch {
+            $errorId = [string]$_.FullyQualifiedErrorId
+            if ($null -eq $retry -or $attempt -ge [int]$retry['attempts'] -or -not $errorId.Contains([string]$retry['on_error_id'])) {
+                throw
+            }
+            Start-Sleep -Milliseconds ([int]([double]$retry['delay_s'] * 1000 * [Math]::Pow(2, $attempt - 1)))
+            $attempt++
+        }
+    }
 }

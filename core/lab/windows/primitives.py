@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import time
 from typing import Any
 
 from .directory import account_of, translate
@@ -127,7 +128,17 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
     kind = operation["op"]
     if kind == "cmdlet":
         machine.import_module(operation.get("module"))
-        return {"objects": len(machine.invoke(operation["cmdlet"], operation.get("params") or {}))}
+        retry = operation.get("retry")
+        attempt = 1
+        while True:   # as Invoke-Lync2faCmdlet: retry with back-off on the named error only
+            try:
+                return {"objects": len(machine.invoke(operation["cmdlet"], operation.get("params") or {})),
+                        "attempts": attempt}
+            except WindowsError as exc:
+                if not retry or attempt >= int(retry["attempts"]) or retry["on_error_id"] not in exc.error_id:
+                    raise
+                time.sleep(float(retry["delay_s"]) * 2 ** (attempt - 1))
+                attempt += 1
     if kind == "registry_set":
         value = operation["value"]
         if operation["type"] in ("DWord", "QWord"):
