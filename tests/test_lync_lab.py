@@ -1,7 +1,18 @@
-"""The Lync tier end to end through the CLI, pywinrm and the lab's Central Management Store."""
+"""The Lync tier end to end through the CLI, pywinrm and the lab's Lync management shell over the
+Central Management Store (lync2fa.lab.windows.lync); and that Windows model itself."""
 from __future__ import annotations
 
-from test_adfs_lab import changed, inventory_with, run
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lync2fa.hostops import describe
+from lync2fa.lab import control
+from lync2fa.lab.estate import Estate
+from lync2fa.lab.windows import Machine, errors
+from lync2fa.lab.windows import lync as cms
+from lync2fa.plugins.lync import scopes
 
 POOL, DIRECTOR, EDGE = "pool01.corp.lync2fa.test", "dir01.corp.lync2fa.test", "edge01.corp.lync2fa.test"
 METADATA = "https://sts.corp.lync2fa.test/federationmetadata/2007-06/federationmetadata.xml"
@@ -9,6 +20,26 @@ WEB_POOL = f"CsWebServiceConfiguration/service:webserver:{POOL}"
 REGISTRAR_POOL = f"CsProxyConfiguration/service:registrar:{POOL}"
 GLOBALS = ("CsWebServiceConfiguration/global", "CsWebServiceConfiguration/site:hq", "CsProxyConfiguration/global",
            "CsUserServicesPolicy/global")
+
+
+def inventory_with(lab, host_vars: dict[str, dict], name: str = "custom.yml") -> Path:
+    """The lab's inventory with extra host vars (what an operator would set)."""
+    doc = yaml.safe_load(lab.inventory.read_text())
+    for group in doc["all"]["children"].values():
+        for host, hv in group["hosts"].items():
+            hv.update(host_vars.get(host, {}))
+    path = lab.inventory.parent / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run(run_cli, command, lab, *extra, inventory=None, tasks="lync"):
+    option = "--tier" if command == "rollback" else "--tasks"
+    return run_cli(command, "-i", inventory or lab.inventory, "--state-dir", lab.state_dir, option, tasks, *extra)
+
+
+def changed(report: dict) -> dict[tuple[str, str], dict]:
+    return {(r["task"], r["host"]): r for r in report["results"] if r["changed"]}
 
 
 def cs(lab) -> dict:
@@ -22,7 +53,7 @@ def diff_of(result: dict) -> dict:
 def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
     seeded = cs(lab)
     assert set(seeded) == set(GLOBALS), "no service-scope collections in a new deployment"
-    planned = run(run_cli, "plan", lab, "--json", tasks="lync")
+    planned = run(run_cli, "plan", lab, "--json")
     assert planned.code == 0, planned.err
     report = changed(planned.json())
     assert set(report) == {("lync.web_service", "pool01"), ("lync.web_service", "dir01"),
@@ -32,10 +63,13 @@ def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
         "scope": ("Site:HQ", f"Service:WebServer:{POOL}"),          # inherited from the site until now
         "UseWsFedPassiveAuth": (False, True), "WsFedPassiveMetadataUri": (None, METADATA),
         "UseCertificateAuth": (True, False), "UsePinAuth": (True, False), "UseWindowsAuth": ("Negotiate", "None")}
-    assert any("will not inherit MaxGroupSizeToExpand = 200 from Site:HQ" in w for w in web["warnings"])
+    assert [w for w in web["warnings"] if "will not inherit" in w] == [
+        f"Service:WebServer:{POOL} will not inherit MaxGroupSizeToExpand = 200 from Site:HQ: a new service "
+        "collection starts from the default (100); set it on the service collection if it matters."]
     assert diff_of(report["lync.registrar_proxy", "pool01"]) == {
         "scope": ("Global", f"Service:Registrar:{POOL}"),
         "UseKerberosForClientToProxyAuth": (True, False), "UseNtlmForClientToProxyAuth": (True, False)}
+    assert report["lync.registrar_proxy", "pool01"]["warnings"] == [], "Global is at its defaults: nothing lost"
     assert diff_of(report["lync.edge_proxy", "pool01"])[f"Service:EdgeServer:{EDGE}.scope"] == (
         "Global", f"Service:EdgeServer:{EDGE}")
     director = next(r for r in planned.json()["results"]
@@ -43,47 +77,68 @@ def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
     assert director["msg"].startswith("Director: its Registrar proxy settings are left alone")
     assert cs(lab) == seeded
 
-    assert run(run_cli, "apply", lab, tasks="lync").code == 0
+    assert run(run_cli, "apply", lab).code == 0
     after = cs(lab)
     assert {k: after[k] for k in GLOBALS} == {k: seeded[k] for k in GLOBALS}, "Global and site untouched"
     assert set(after) - set(GLOBALS) == {
         WEB_POOL, f"CsWebServiceConfiguration/service:webserver:{DIRECTOR}", REGISTRAR_POOL,
         f"CsProxyConfiguration/service:edgeserver:{EDGE}"}
-    assert after[WEB_POOL] == {"Identity": f"Service:WebServer:{POOL}", "UseWsFedPassiveAuth": True,
-                               "WsFedPassiveMetadataUri": METADATA, "UseCertificateAuth": False, "UsePinAuth": False,
-                               "UseWindowsAuth": "None", "EnableGroupExpansion": True, "MaxGroupSizeToExpand": 100}
+    # New- starts from the defaults (MaxGroupSizeToExpand 100, not the site's 200).
+    assert after[WEB_POOL] == {**cms.WEB_DEFAULTS, "Identity": f"Service:WebServer:{POOL}",
+                               "UseWsFedPassiveAuth": True, "WsFedPassiveMetadataUri": METADATA,
+                               "UseCertificateAuth": False, "UsePinAuth": False, "UseWindowsAuth": "None"}
     assert after[REGISTRAR_POOL]["UseCertificateForClientToProxyAuth"] is True
-    assert run(run_cli, "apply", lab, "--json", tasks="lync").json()["counts"]["changed"] == 0
+    assert run(run_cli, "apply", lab, "--json").json()["counts"]["changed"] == 0
 
     # Drift: PIN authentication switched back on behind lync2fa's back.
     lab.put("cs_config", WEB_POOL, {**after[WEB_POOL], "UsePinAuth": True})
-    drift = changed(run(run_cli, "plan", lab, "--json", tasks="lync").json())
+    drift = changed(run(run_cli, "plan", lab, "--json").json())
     assert list(drift) == [("lync.web_service", "pool01")]
     assert drift["lync.web_service", "pool01"]["diff"] == [{"path": "UsePinAuth", "before": True, "after": False}]
     assert drift["lync.web_service", "pool01"]["warnings"] == [], "a Set- inherits nothing: no warning"
-    assert run(run_cli, "apply", lab, tasks="lync").code == 0
+    assert run(run_cli, "apply", lab).code == 0
     assert cs(lab)[WEB_POOL] == after[WEB_POOL]
 
 
+def test_the_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli):
+    applied = run(run_cli, "apply", lab, "--json", tasks="lync.web_service")
+    assert applied.code == 0, applied.out
+    result = changed(applied.json())["lync.web_service", "pool01"]
+    executed = lab.operations("pool01")
+    assert [describe(op) for op in executed] == [o["operation"] for o in result["operations"]]
+    assert [op["op"] for op in executed] == ["registry_set", "cmdlet"]     # the record, then New-
+    assert executed[1]["cmdlet"] == "New-CsWebServiceConfiguration"
+    assert executed[1]["params"]["Identity"] == f"Service:WebServer:{POOL}"
+    assert run(run_cli, "apply", lab, "--json", tasks="lync.web_service").json()["counts"]["changed"] == 0
+    assert lab.operations("pool01") == executed, "a no-op re-apply sends no operation"
+
+
+def test_inherited_collection_that_differs_from_the_defaults_warns_for_proxies_too(lab, run_cli):
+    glob = lab.get("cs_config", "CsProxyConfiguration/global")
+    lab.put("cs_config", "CsProxyConfiguration/global", {**glob, "TreatAllClientsAsRemote": True})
+    planned = changed(run(run_cli, "plan", lab, "--json", tasks="lync.registrar_proxy").json())
+    assert planned["lync.registrar_proxy", "pool01"]["warnings"] == [
+        f"Service:Registrar:{POOL} will not inherit TreatAllClientsAsRemote = True from Global: a new service "
+        "collection starts from the default (False); set it on the service collection if it matters."]
+
+
 def test_existing_service_collections_are_set_and_restored(lab, run_cli):
-    admin_web = {"Identity": f"Service:WebServer:{POOL}", "UseWsFedPassiveAuth": False, "WsFedPassiveMetadataUri": None,
-                 "UseCertificateAuth": True, "UsePinAuth": False, "UseWindowsAuth": "NTLM",
-                 "EnableGroupExpansion": True, "MaxGroupSizeToExpand": 500}
-    admin_proxy = {"Identity": f"Service:Registrar:{POOL}", "UseKerberosForClientToProxyAuth": True,
-                   "UseNtlmForClientToProxyAuth": True, "UseCertificateForClientToProxyAuth": False,
-                   "DisableNtlmFor2010AndLaterClients": False, "TreatAllClientsAsRemote": True}
+    admin_web = {**cms.WEB_DEFAULTS, "Identity": f"Service:WebServer:{POOL}", "UsePinAuth": False,
+                 "UseWindowsAuth": "NTLM", "MaxGroupSizeToExpand": 500}
+    admin_proxy = {**cms.PROXY_DEFAULTS, "Identity": f"Service:Registrar:{POOL}",
+                   "UseCertificateForClientToProxyAuth": False, "TreatAllClientsAsRemote": True}
     lab.put("cs_config", WEB_POOL, admin_web)
     lab.put("cs_config", REGISTRAR_POOL, admin_proxy)
     before = lab.snapshot()
 
-    applied = changed(run(run_cli, "apply", lab, "--json", tasks="lync").json())
+    applied = changed(run(run_cli, "apply", lab, "--json").json())
     assert "scope" not in diff_of(applied["lync.web_service", "pool01"]), "Set- on the service's own collection"
     assert diff_of(applied["lync.registrar_proxy", "pool01"])["UseCertificateForClientToProxyAuth"] == (False, True)
     now = cs(lab)
     assert now[WEB_POOL]["MaxGroupSizeToExpand"] == 500 and now[WEB_POOL]["UseWindowsAuth"] == "None"
     assert now[REGISTRAR_POOL]["TreatAllClientsAsRemote"] is True
 
-    rolled = run(run_cli, "rollback", lab, "--json", tasks="lync")
+    rolled = run(run_cli, "rollback", lab, "--json")
     assert rolled.code == 0
     pool = changed(rolled.json())["lync.rollback", "pool01"]
     assert diff_of(pool)[f"CsWebServiceConfiguration/Service:WebServer:{POOL}.UseWindowsAuth"] == ("None", "NTLM")
@@ -104,7 +159,7 @@ def test_any_scope_but_service_is_refused(lab, run_cli):
                    "lync_edge_identities": [f"Service:WebServer:{EDGE}"],
                    "lync_ucs_rollback": True, "lync_ucs_policy": "Global"}})
     seeded = cs(lab)
-    refused = run(run_cli, "apply", lab, inventory=inventory, tasks="lync")
+    refused = run(run_cli, "apply", lab, inventory=inventory)
     assert refused.code == 2
     assert refused.err.count("[GLOBAL_SCOPE]") == 4
     for setting in ("lync_web_service_identity 'Global'", "lync_registrar_identity 'site:HQ'",
@@ -112,7 +167,7 @@ def test_any_scope_but_service_is_refused(lab, run_cli):
         assert setting in refused.err
     assert cs(lab) == seeded
 
-    # Even when the operator overrides the gate, the scripts refuse: Global is never changed.
+    # Even when the operator overrides the gate, the decisions refuse: Global is never changed.
     for tasks, refusal in (
             ("lync.web_service", "FAILED  lync.web_service on pool01: Refused: Global is not a Service:WebServer:"),
             ("lync.registrar_proxy", "FAILED  lync.registrar_proxy on pool01: Refused: site:HQ is not a "
@@ -125,14 +180,15 @@ def test_any_scope_but_service_is_refused(lab, run_cli):
         assert forced.code == 1 and refusal in forced.out, forced.out
         assert "allowed by --allow-insecure" in forced.out
     assert {k: v for k, v in cs(lab).items() if k in GLOBALS} == {k: seeded[k] for k in GLOBALS}
+    assert lab.operations("pool01") == [], "a refusal sends no operation"
 
 
 def test_metadata_uri_must_be_https_and_name_the_federation_service(lab, run_cli):
     plain = inventory_with(lab, {"pool01": {"lync_metadata_uri": METADATA.replace("https:", "http:")}}, "http.yml")
-    refused = run(run_cli, "plan", lab, inventory=plain, tasks="lync")
+    refused = run(run_cli, "plan", lab, inventory=plain)
     assert refused.code == 2 and "[METADATA_HTTP]" in refused.err
     server = inventory_with(lab, {"pool01": {"lync_metadata_uri": METADATA.replace("sts.", "adfs01.")}}, "server.yml")
-    warned = run(run_cli, "plan", lab, inventory=server, tasks="lync")
+    warned = run(run_cli, "plan", lab, inventory=server)
     assert warned.code == 0
     assert "warning: [FS_NAME]" in warned.out and "not its Federation Service Name sts.corp.lync2fa.test" in warned.out
 
@@ -140,12 +196,14 @@ def test_metadata_uri_must_be_https_and_name_the_federation_service(lab, run_cli
 def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     sales = lab.get("cs_user", "sip:user03@corp.lync2fa.test")
     lab.put("cs_user", "sip:user03@corp.lync2fa.test", {**sales, "UserServicesPolicy": "Sales"})
+    glob = lab.get("cs_config", "CsUserServicesPolicy/global")
+    lab.put("cs_config", "CsUserServicesPolicy/tag:sales", {**glob, "Identity": "Tag:Sales"})
     before = lab.snapshot()
     assert [u["ContactsInUcs"] for u in before["cs_user"].values()] == [True, True, False, False]
     inventory = inventory_with(lab, {"pool01": {"lync_ucs_rollback": True}, "dir01": {"lync_ucs_rollback": True}})
 
-    applied = run(run_cli, "apply", lab, "--json", inventory=inventory, tasks="lync")
-    assert applied.code == 0
+    applied = run(run_cli, "apply", lab, "--json", inventory=inventory)
+    assert applied.code == 0, applied.out
     results = applied.json()["results"]
     order = [r["task"] for r in results if r["host"] == "pool01"]
     assert order.index("lync.ucs_rollback") < order.index("lync.web_service"), "contacts moved before 2FA is on"
@@ -159,12 +217,105 @@ def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     assert not any(u["ContactsInUcs"] for u in users)
     assert cs(lab)["CsUserServicesPolicy/tag:lync2fa-noucs"]["UcsAllowed"] is False
     assert cs(lab)["CsUserServicesPolicy/global"] == before["cs_config"]["CsUserServicesPolicy/global"]
-    assert run(run_cli, "apply", lab, "--json", inventory=inventory, tasks="lync").json()["counts"]["changed"] == 0
+    assert run(run_cli, "apply", lab, "--json", inventory=inventory).json()["counts"]["changed"] == 0
 
-    assert run(run_cli, "rollback", lab, inventory=inventory, tasks="lync").code == 0
+    assert run(run_cli, "rollback", lab, inventory=inventory).code == 0
     restored = lab.snapshot()
     assert {k: u["UserServicesPolicy"] for k, u in restored["cs_user"].items()} == {
         k: u["UserServicesPolicy"] for k, u in before["cs_user"].items()}
     assert restored["cs_config"] == before["cs_config"], "the policy lync2fa created is gone"
     # The contacts stay in Lync Server; the server moves them to UCS again once policy allows.
     assert not any(u["ContactsInUcs"] for u in restored["cs_user"].values())
+
+
+def test_a_session_without_delegation_cannot_reach_the_cms(make_lab, run_cli):
+    lab = make_lab(clients=1, transport="ntlm")
+    refused = run(run_cli, "plan", lab)
+    assert refused.code == 2
+    assert "pool01: lync.web_service reaches the Lync Central Management Store" in refused.err
+    assert "pool01: lync.ucs_rollback reaches the Lync Central Management Store, Active Directory" in refused.err
+
+
+# -- the Windows model: the Lync management shell ---------------------------------------------------
+@pytest.fixture
+def shell(tmp_path):
+    directory = tmp_path / "lab"
+    control.create(directory, clients=1)
+    store = control.open_store(directory)
+    estate = Estate.load(directory)
+    machine = Machine(store, estate, estate.host("pool01"))
+    yield machine
+    store.close()
+
+
+def _fails(machine, cmdlet, params) -> errors.WindowsError:
+    with pytest.raises(errors.WindowsError) as caught:
+        machine.invoke(cmdlet, params)
+    return caught.value
+
+
+def test_lync_shell_get_of_a_missing_collection_is_object_not_found_not_the_inherited_one(shell):
+    error = _fails(shell, "Get-CsWebServiceConfiguration", {"Identity": f"Service:WebServer:{POOL}"})
+    assert error.category == "ObjectNotFound"
+    assert [c["Identity"] for c in shell.invoke("Get-CsWebServiceConfiguration", {})] == ["Global", "Site:HQ"]
+    assert [c["Identity"] for c in shell.invoke("Get-CsWebServiceConfiguration", {"Filter": "site:*"})] == ["Site:HQ"]
+
+
+def test_lync_shell_new_set_remove_rules(shell):
+    identity = f"Service:WebServer:{POOL}"
+    fresh = shell.invoke("New-CsWebServiceConfiguration", {"Identity": identity, "InMemory": True})[0]
+    assert fresh["MaxGroupSizeToExpand"] == 100, "New- starts from the defaults, not the site's 200"
+    assert shell.store.get("cs_config", f"CsWebServiceConfiguration/{identity.lower()}") is None, "-InMemory"
+    assert _fails(shell, "Set-CsWebServiceConfiguration", {"Identity": identity, "UsePinAuth": False}).category \
+        == "ObjectNotFound"
+    shell.invoke("New-CsWebServiceConfiguration", {"Identity": identity, "UsePinAuth": False})
+    assert "already exists" in _fails(shell, "New-CsWebServiceConfiguration", {"Identity": identity}).message
+    assert "already exists" in _fails(shell, "New-CsWebServiceConfiguration", {"Identity": "Global"}).message
+    # No site scope for proxies; no proxy collection for a web server; only services in the topology.
+    assert _fails(shell, "New-CsProxyConfiguration", {"Identity": "site:HQ"}).category == "InvalidArgument"
+    assert _fails(shell, "New-CsProxyConfiguration", {"Identity": f"Service:WebServer:{POOL}"}).category \
+        == "InvalidArgument"
+    assert _fails(shell, "New-CsProxyConfiguration", {"Identity": "Service:Registrar:nowhere.test"}).category \
+        == "ObjectNotFound"
+    # Misspelt as in the doc: Windows' binder refuses it.
+    assert "UseCertifcateForClientToProxyAuth" in _fails(
+        shell, "Set-CsProxyConfiguration", {"Identity": "Global", "UseCertifcateForClientToProxyAuth": True}).message
+    # Remove- asks for confirmation: a WinRM session cannot answer.
+    assert "NonInteractive" in _fails(shell, "Remove-CsWebServiceConfiguration", {"Identity": identity}).message
+    shell.invoke("Remove-CsWebServiceConfiguration", {"Identity": identity, "Confirm": False})
+    shell.invoke("Set-CsWebServiceConfiguration", {"Identity": "Global", "UsePinAuth": False})
+    shell.invoke("Remove-CsWebServiceConfiguration", {"Identity": "Global", "Confirm": False})
+    assert shell.invoke("Get-CsWebServiceConfiguration", {"Identity": "Global"})[0]["UsePinAuth"] is True, \
+        "Remove- of Global resets it to the defaults"
+
+
+def test_lync_shell_users_and_policies(shell):
+    users = shell.invoke("Get-CsUser", {})
+    assert [u["RegistrarPool"] for u in users] == [POOL] * 4
+    assert "ContactsInUcs" not in users[0], "no Get-CsUser property shows where the contacts live"
+    sip = users[0]["SipAddress"]
+    assert _fails(shell, "Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "NoUcs"}).category \
+        == "ObjectNotFound"
+    assert "per-user" in _fails(shell, "Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "Global"}).message
+    shell.invoke("New-CsUserServicesPolicy", {"Identity": "NoUcs", "UcsAllowed": False})
+    shell.invoke("Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "Tag:NoUcs"})
+    assert shell.invoke("Get-CsUser", {"Identity": sip})[0]["UserServicesPolicy"] == "NoUcs"
+    assert "NonInteractive" in _fails(shell, "Invoke-CsUcsRollback", {"Identity": sip}).message
+    shell.invoke("Invoke-CsUcsRollback", {"Identity": sip, "Confirm": False})
+    assert shell.store.get("cs_user", sip.lower())["ContactsInUcs"] is False
+
+
+def test_lync_shell_needs_network_credentials(shell):
+    shell.delegated = False
+    for cmdlet, params in (("Get-CsWebServiceConfiguration", {}), ("Get-CsUser", {}),
+                           ("Set-CsProxyConfiguration", {"Identity": "Global", "UseNtlmForClientToProxyAuth": True})):
+        assert _fails(shell, cmdlet, params).message.startswith("An operations error occurred.")
+
+
+def test_scope_rules():
+    assert scopes.is_service_scope("service:webserver:Pool01.contoso.com", "WebServer")
+    for bad in ("Global", "site:Redmond", "Service:WebServer:", "Service:Registrar:pool01.contoso.com",
+                "Service:WebServer:pool01.contoso.com\n", "Service:WebServer:pool01 ; Global"):
+        assert not scopes.is_service_scope(bad, "WebServer"), bad
+    assert scopes.tag_policy("NoUcs") == "Tag:NoUcs" == scopes.tag_policy("tag:NoUcs")
+    assert [scopes.tag_policy(n) for n in ("Global", "site:Redmond", "Service:Registrar:x", "")] == [None] * 4

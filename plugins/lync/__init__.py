@@ -4,8 +4,13 @@ optional Unified Contact Store rollback (reference sections 8 and 11.5).
 
 Service scope only: every identity is ``Service:<WebServer|Registrar|EdgeServer>:<fqdn>`` built
 from the inventory; a plan that names any other scope is refused (rule GLOBAL_SCOPE) and the
-scripts refuse it again, so not even ``--allow-insecure GLOBAL_SCOPE`` makes lync2fa change the
+decisions refuse it again, so not even ``--allow-insecure GLOBAL_SCOPE`` makes lync2fa change the
 Global scope or a site.
+
+The wanted settings are one table (``settings.py``); ``decide.py`` reads the Central Management
+Store (facts), compares and emits documented Cs* cmdlets (operations). Every task reads the CMS,
+which lives in SQL on another server for an Enterprise pool: they declare ``reaches=("cms",)``,
+and the ones reading Lync users from AD (``Get-CsUser``) also ``"ad"``.
 
 Choices the doc set leaves open:
 * Directors' Registrar (reference 8.3, open point): the doc creates proxy collections for Edge and
@@ -21,7 +26,6 @@ Choices the doc set leaves open:
 """
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlparse
 
 from lync2fa.findings import Finding
@@ -29,10 +33,8 @@ from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
 from ..adfs.claims import federation_metadata_url
-from . import twin
+from . import decide
 from .scopes import is_service_scope, service_identity, tag_policy
-
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def _is_director(host) -> bool:
@@ -64,7 +66,8 @@ def _check_metadata_uri(p: dict) -> list[str]:
 
 TASKS = [
     Task(
-        name="lync.ucs_rollback", group="lync_pools", template=SCRIPTS / "ucs_rollback.ps1.j2",
+        name="lync.ucs_rollback", group="lync_pools",
+        facts=decide.ucs_rollback_facts, decide=decide.ucs_rollback, reaches=("cms", "ad"),
         description="Optional: Invoke-CsUcsRollback for the pool's users and a user services policy with "
                     "UcsAllowed $False granted to them (a rollback alone lasts 7 days)",
         params=(
@@ -79,7 +82,8 @@ TASKS = [
         derived={"ucs_registrar_pool": lambda host: host.fqdn},
     ),
     Task(
-        name="lync.web_service", group="lync_pools", template=SCRIPTS / "web_service.ps1.j2",
+        name="lync.web_service", group="lync_pools",
+        facts=decide.web_service_facts, decide=decide.web_service, reaches=("cms",),
         after=("adfs.relying_party", "adfs.client_auth", "lync.ucs_rollback"),
         description="Passive (AD FS) authentication on Service:WebServer:<pool>; Windows, certificate and "
                     "PIN authentication off",
@@ -95,7 +99,8 @@ TASKS = [
         checks=(_check_metadata_uri,),
     ),
     Task(
-        name="lync.registrar_proxy", group="lync_pools", template=SCRIPTS / "registrar_proxy.ps1.j2",
+        name="lync.registrar_proxy", group="lync_pools",
+        facts=decide.registrar_proxy_facts, decide=decide.registrar_proxy, reaches=("cms",),
         after=("lync.web_service",),
         description="Kerberos and NTLM off (certificate on) for client-to-proxy authentication at "
                     "Service:Registrar:<pool>",
@@ -111,7 +116,8 @@ TASKS = [
                  "director": _is_director},
     ),
     Task(
-        name="lync.edge_proxy", group="lync_pools", template=SCRIPTS / "edge_proxy.ps1.j2",
+        name="lync.edge_proxy", group="lync_pools",
+        facts=decide.edge_proxy_facts, decide=decide.edge_proxy, reaches=("cms",),
         after=("lync.web_service",),
         description="Kerberos and NTLM off (certificate on) for client-to-proxy authentication at "
                     "Service:EdgeServer:<edge pool>, written from the first pool server",
@@ -123,7 +129,8 @@ TASKS = [
         derived={"edge_identities": _edge_identities},
     ),
     Task(
-        name="lync.rollback", group="lync_pools", template=SCRIPTS / "rollback.ps1.j2", kind="rollback",
+        name="lync.rollback", group="lync_pools",
+        facts=decide.rollback_facts, decide=decide.rollback, reaches=("cms", "ad"), kind="rollback",
         description="Remove the service collections lync2fa created, restore the ones it modified, "
                     "give users back their previous user services policy",
     ),
@@ -183,19 +190,3 @@ def lync2fa_tasks():
 @hookimpl
 def lync2fa_validate_plan(plan):
     return _scope_findings(plan) + _metadata_findings(plan)
-
-
-@hookimpl
-def lync2fa_lab_twins():
-    return {
-        "lync.ucs_rollback": twin.ucs_rollback,
-        "lync.web_service": twin.web_service,
-        "lync.registrar_proxy": twin.registrar_proxy,
-        "lync.edge_proxy": twin.edge_proxy,
-        "lync.rollback": twin.rollback,
-    }
-
-
-@hookimpl
-def lync2fa_lab_seed(store, estate):
-    twin.seed_lync(store, estate)
