@@ -2,18 +2,12 @@
 Read+Enroll on Smartcard User (reference/lync-2fa.md section 3)."""
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
+from lync2fa.adcs import SAFE_NAME, is_broad
 from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
-from . import twin
-
-SCRIPTS = Path(__file__).parent / "scripts"
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # use fullmatch
-BROAD_PRINCIPALS = {"domain users", "authenticated users", "everyone", "domain computers"}
+from . import authority, template_permissions, templates_published, web_enrollment
 
 
 def _key_length(p: dict) -> list[str]:
@@ -32,7 +26,7 @@ def _ca_name(p: dict) -> list[str]:
 
 TASKS = [
     Task(
-        name="ca.authority", group="ca", template=SCRIPTS / "authority.ps1.j2",
+        name="ca.authority", group="ca", facts=authority.facts, decide=authority.decide, reaches=("ad",),
         description="Install the AD CS role and an Enterprise Root CA",
         params=(
             Param("common_name", required=True, description="CA common name, e.g. 'Contoso Root CA'"),
@@ -47,7 +41,7 @@ TASKS = [
         checks=(_key_length, _ca_name),
     ),
     Task(
-        name="ca.web_enrollment", group="ca", template=SCRIPTS / "web_enrollment.ps1.j2",
+        name="ca.web_enrollment", group="ca", facts=web_enrollment.facts, decide=web_enrollment.decide, reaches=(),
         after=("ca.authority",),
         description="Install Certificate Authority Web Enrollment with HTTPS and Extended Protection",
         params=(
@@ -57,7 +51,8 @@ TASKS = [
         ),
     ),
     Task(
-        name="ca.templates_published", group="ca", template=SCRIPTS / "templates_published.ps1.j2",
+        name="ca.templates_published", group="ca", facts=templates_published.facts,
+        decide=templates_published.decide, reaches=("ad",),
         after=("ca.authority",),
         description="Issue the Enrollment Agent, Smartcard User and Smartcard Logon templates on the CA",
         params=(
@@ -68,7 +63,8 @@ TASKS = [
         checks=(_template_names,),
     ),
     Task(
-        name="ca.template_permissions", group="ca", template=SCRIPTS / "template_permissions.ps1.j2",
+        name="ca.template_permissions", group="ca", facts=template_permissions.facts,
+        decide=template_permissions.decide, reaches=("ad",),
         after=("ca.authority",),
         description="Grant Read and Enroll on the Smartcard User template to the smart-card users",
         params=(
@@ -102,19 +98,9 @@ def lync2fa_validate_plan(plan):
                 "to /certsrv", "keep ca_require_ssl: true and ca_extended_protection: Require",
                 host=step.host.name, task=step.task.name))
     for step in plan.steps_for("ca.template_permissions"):
-        if step.params["principal"].split("\\")[-1].lower() in BROAD_PRINCIPALS:
+        if is_broad(step.params["principal"]):
             findings.append(Finding(
                 "BROAD_ENROLL", f"every account in {step.params['principal']} may enroll for "
                 f"{step.params['template']}", "grant a dedicated smart-card users group instead",
                 severity="warning", host=step.host.name, task=step.task.name))
     return findings
-
-
-@hookimpl
-def lync2fa_lab_twins():
-    return {
-        "ca.authority": twin.authority,
-        "ca.web_enrollment": twin.web_enrollment,
-        "ca.templates_published": twin.templates_published,
-        "ca.template_permissions": twin.template_permissions,
-    }

@@ -2,15 +2,7 @@
 as the lab models them (the settings the ESC rules and the procedure look at)."""
 from __future__ import annotations
 
-EKU = {
-    "client_auth": "1.3.6.1.5.5.7.3.2",
-    "server_auth": "1.3.6.1.5.5.7.3.1",
-    "secure_email": "1.3.6.1.5.5.7.3.4",
-    "efs": "1.3.6.1.4.1.311.10.3.4",
-    "smart_card_logon": "1.3.6.1.4.1.311.20.2.2",
-    "certificate_request_agent": "1.3.6.1.4.1.311.20.2.1",
-    "any_purpose": "2.5.29.37.0",
-}
+from lync2fa.adcs import EKU  # noqa: E402,F401  (the OIDs live in lync2fa.adcs; re-exported)
 
 _ADMIN_ACL = [
     {"principal": "Domain Admins", "rights": ["Read", "Write", "Enroll"]},

@@ -1,0 +1,87 @@
+"""ca.web_enrollment: the Certificate Authority Web Enrollment role service (reference section 3),
+with HTTPS required and Extended Protection (channel binding) on /certsrv, so that NTLM relay to
+web enrollment (ESC8) is not possible.
+
+Requiring SSL on a site without an https binding makes /certsrv answer 403.4 to every request
+(``Install-AdcsWebEnrollment`` creates no binding, issue 7 defect 6): the decision reads the
+Default Web Site's https bindings and refuses until one exists.
+"""
+from __future__ import annotations
+
+from lync2fa import adcs
+from lync2fa.decision import Context, Decision, More
+from lync2fa.hostops import cmdlet, cmdlet_fact
+
+from .common import CA_CONFIG, NO_CA, NO_CA_CHECK_MODE, active_ca, ca_config_fact, installed
+
+SITE = "Default Web Site"
+APPLICATION = "CertSrv"
+LOCATION = f"{SITE}/{APPLICATION}"
+ACCESS = "system.webServer/security/access"
+EXTENDED_PROTECTION = "system.webServer/security/authentication/windowsAuthentication/extendedProtection"
+SSL_REQUIRED, SSL_NONE = "Ssl", "None"
+NO_HTTPS_BINDING = (f"The {SITE} has no https binding: requiring SSL on /{APPLICATION} would make it answer 403.4 "
+                    "(SSL required) to every request. Bind a server certificate to https on the site (IIS Manager, or "
+                    f"New-WebBinding -Name '{SITE}' -Protocol https -Port 443 and the certificate), then run again.")
+
+
+def facts(p: dict) -> dict:
+    return {CA_CONFIG: ca_config_fact(),
+            "feature": cmdlet_fact("Get-WindowsFeature", {"Name": adcs.FEATURE_WEB_ENROLLMENT}, ("Name", "Installed"),
+                                   module="ServerManager"),
+            "https": cmdlet_fact("Get-WebBinding", {"Name": SITE, "Protocol": "https"},
+                                 ("protocol", "bindingInformation"), module="WebAdministration")}
+
+
+def _configured_facts() -> dict:
+    return {"application": cmdlet_fact("Get-WebApplication", {"Site": SITE, "Name": APPLICATION}, ("path",),
+                                       module="WebAdministration"),
+            "ssl": cmdlet_fact("Get-WebConfiguration", {"PSPath": "IIS:\\", "Location": LOCATION, "Filter": ACCESS},
+                               ("sslFlags",), module="WebAdministration"),
+            "epa": cmdlet_fact("Get-WebConfiguration", {"PSPath": "IIS:\\", "Location": LOCATION,
+                                                        "Filter": EXTENDED_PROTECTION},
+                               ("tokenChecking",), module="WebAdministration")}
+
+
+def requires_ssl(flags) -> bool:
+    """sslFlags is a flags enum ("Ssl, SslNegotiateCert", "Ssl128"): is SSL itself required."""
+    return any(f.strip() in ("Ssl", "Ssl128") for f in str(flags or "").split(","))
+
+
+def decide(ctx: Context) -> Decision | More:
+    p = ctx.params
+    warnings = []
+    if active_ca(ctx.facts) is None:
+        if not ctx.check_mode:
+            return Decision.refuse(NO_CA)
+        warnings.append(NO_CA_CHECK_MODE)
+    before = {"role_installed": installed(ctx.facts.value("feature")), "configured": False, "require_ssl": False,
+              "extended_protection": "None"}
+    if before["role_installed"]:
+        if "application" not in ctx.facts.raw:
+            return More(_configured_facts())
+        if ctx.facts.value("application"):
+            before["configured"] = True
+            before["require_ssl"] = requires_ssl((ctx.facts.value("ssl") or [{}])[0].get("sslFlags"))
+            before["extended_protection"] = str((ctx.facts.value("epa") or [{}])[0].get("tokenChecking") or "None")
+    desired = {"role_installed": True, "configured": True, "require_ssl": p["require_ssl"],
+               "extended_protection": p["extended_protection"]}
+    # Without IIS (WebAdministration absent) there is no binding either.
+    if p["require_ssl"] and not ctx.facts.get("https"):
+        return Decision.refuse(NO_HTTPS_BINDING, before=before, warnings=warnings)
+    if before == desired:
+        return Decision(before=before, after=before, warnings=warnings)
+    operations = []
+    if not before["role_installed"]:
+        operations.append(cmdlet("Install-WindowsFeature", {"Name": adcs.FEATURE_WEB_ENROLLMENT}, module="ServerManager"))
+    if not before["configured"]:
+        operations.append(cmdlet("Install-AdcsWebEnrollment", {"Force": True}, module="ADCSDeployment"))
+    if before["require_ssl"] != desired["require_ssl"]:
+        operations.append(cmdlet("Set-WebConfigurationProperty", {
+            "PSPath": "IIS:\\", "Location": LOCATION, "Filter": ACCESS, "Name": "sslFlags",
+            "Value": SSL_REQUIRED if desired["require_ssl"] else SSL_NONE}, module="WebAdministration"))
+    if before["extended_protection"] != desired["extended_protection"]:
+        operations.append(cmdlet("Set-WebConfigurationProperty", {
+            "PSPath": "IIS:\\", "Location": LOCATION, "Filter": EXTENDED_PROTECTION, "Name": "tokenChecking",
+            "Value": desired["extended_protection"]}, module="WebAdministration"))
+    return Decision(before=before, after=desired, operations=operations, warnings=warnings)
