@@ -5,9 +5,10 @@ import copy
 
 import pytest
 
-from lync2fa.lab.directory import ADMIN_PRINCIPALS as LAB_ADMINS
-from lync2fa.plugins.ca.builtin_templates import EKU, builtin_templates
-from lync2fa.plugins.templates import TASKS, esc, model
+from lync2fa import adcs
+from lync2fa.adcs import EKU
+from lync2fa.adcs_builtin import BUILTIN_TEMPLATES
+from lync2fa.plugins.templates import TASKS, builtin_record, esc, model
 
 SMARTCARD = next(t for t in TASKS if t.name == "templates.smartcard")
 CRA = EKU["certificate_request_agent"]
@@ -16,7 +17,7 @@ CRA = EKU["certificate_request_agent"]
 def default_profile(**overrides) -> dict:
     """The template the default profile proposes (duplicate of the built-in Smartcard Logon)."""
     params = SMARTCARD.validate(overrides)
-    return model.desired_record(params, builtin_templates()["SmartcardLogon"])
+    return model.desired_record(params, builtin_record("SmartcardLogon"))
 
 
 def rules(template: dict) -> set[str]:
@@ -39,7 +40,7 @@ def admins_only(template: dict) -> dict:
 
 
 BASE = default_profile()
-WEB = builtin_templates()["WebServer"]
+WEB = builtin_record("WebServer")
 
 # rule -> (vulnerable variant, safe variant that differs in the one setting that matters)
 CASES = {
@@ -51,8 +52,8 @@ CASES = {
              changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]],
                      authorized_signatures=1)),
     "ESC2-no-eku": (changed(BASE, ekus=[], application_policies=[]), BASE),
-    "ESC3": (with_acl(builtin_templates()["EnrollmentAgent"], ("Domain Users", ["Read", "Enroll"])),
-             builtin_templates()["EnrollmentAgent"]),
+    "ESC3": (with_acl(builtin_record("EnrollmentAgent"), ("Domain Users", ["Read", "Enroll"])),
+             builtin_record("EnrollmentAgent")),
     "ESC3-agent-cosigned": (changed(BASE, authorized_signatures=1, ra_application_policies=[CRA]),
                             changed(BASE, authorized_signatures=1, ra_application_policies=[CRA],
                                     manager_approval=True)),
@@ -83,8 +84,8 @@ def test_default_profile_and_lab_builtins_pass():
     assert esc.evaluate(BASE) == []
     # WebServer (enrollee supplies subject, schema v1) and Enrollment Agent are admins-only;
     # User is enrollable by Domain Users but builds its subject from AD.
-    for name, template in builtin_templates().items():
-        assert esc.evaluate(template) == [], name
+    for name in BUILTIN_TEMPLATES:
+        assert esc.evaluate(builtin_record(name)) == [], name
 
 
 def test_findings_name_rule_setting_and_fix():
@@ -103,8 +104,8 @@ def test_every_rule_is_exercised():
     assert {c.split("-")[0] for c in CASES} == set(esc.RULES)
 
 
-def test_admin_set_agrees_with_the_lab_directory():
-    assert esc.ADMIN_PRINCIPALS == LAB_ADMINS
+def test_admin_set_is_the_shared_vocabulary():
+    assert esc.ADMIN_PRINCIPALS is adcs.ADMIN_PRINCIPALS
     assert esc.is_admin("CORP\\Domain Admins") and not esc.is_admin("CORP\\Domain Users")
 
 
@@ -125,3 +126,32 @@ def test_application_policies_count_like_ekus():
     template = changed(BASE, ekus=[EKU["secure_email"]], application_policies=[EKU["client_auth"]],
                        enrollee_supplies_subject=True)
     assert "ESC1" in rules(template)
+
+
+def test_raw_attributes_convert_as_ms_crtd_says():
+    """Flag bits, FILETIME periods and ACE bits read from AD mean what MS-CRTD and the
+    ActiveDirectoryRights enumeration say."""
+    record = builtin_record("WebServer")
+    assert record["enrollee_supplies_subject"] and not record["subject_from_ad"]
+    assert (record["validity_days"], record["renewal_days"]) == (730, 42)
+    assert builtin_record("User")["exportable_key"] and builtin_record("User")["upn_in_san"]
+    assert adcs.period_bytes(365) == "AEA5hy7h/v8="        # 1 year as Windows stores it
+    ace = {"rights": adcs.EXTENDED_RIGHT, "object_type": adcs.ALL_EXTENDED_RIGHTS}
+    assert model.right_names(ace) == ["Enroll", "Autoenroll"], "all extended rights include both"
+    assert model.right_names({"rights": adcs.GENERIC_ALL}) == ["FullControl"]
+    assert model.right_names({"rights": adcs.GENERIC_WRITE}) == ["Write"]
+    assert model.right_names({"rights": adcs.EXTENDED_RIGHT, "object_type": adcs.AUTOENROLL}) == ["Autoenroll"]
+
+
+def test_raw_writes_keep_unmanaged_bits():
+    raw = BUILTIN_TEMPLATES["User"]["attributes"]
+    desired = model.view(default_profile(), "X", True)
+    values = model.raw_values(desired, raw)
+    enroll = adcs.uint32(values["msPKI-Enrollment-Flag"]["value"])
+    assert enroll & adcs.ENROLL_AUTO_ENROLLMENT and enroll & adcs.ENROLL_USER_INTERACTION_REQUIRED
+    name_flag = adcs.uint32(values["msPKI-Certificate-Name-Flag"]["value"])
+    assert name_flag & adcs.NAME_SUBJECT_REQUIRE_EMAIL, "a bit lync2fa does not manage is kept"
+    assert values["msPKI-Certificate-Name-Flag"]["value"] < 0, "AD's Integer syntax is signed"
+    assert adcs.uint32(values["msPKI-Private-Key-Flag"]["value"]) & adcs.KEY_EXPORTABLE == 0
+    ess = model.raw_values({**desired, "enrollee_supplies_subject": True}, raw)
+    assert ess["msPKI-Certificate-Name-Flag"]["value"] == adcs.NAME_ENROLLEE_SUPPLIES_SUBJECT

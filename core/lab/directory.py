@@ -13,10 +13,6 @@ BUILTIN_GROUPS = {
     "Everyone": "S-1-1-0",
     "Lync 2FA Users": "S-1-5-21-1000-1105",
 }
-# Principals that hold administrative control of AD CS objects by design; everything else
-# counts as low-privileged for the ESC rules.
-ADMIN_PRINCIPALS = frozenset({"Domain Admins", "Enterprise Admins", "Administrators", "SYSTEM",
-                              "Enterprise Domain Controllers", "Domain Controllers"})
 
 
 def seed_directory(store: EstateStore, estate: Estate, users: int = 4) -> None:

@@ -50,6 +50,7 @@ function Read-Lync2faNamedFact {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
+        'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
         default { throw ('lync2fa: unknown named fact ' + $Name) }
     }
 }
@@ -61,6 +62,7 @@ function Invoke-Lync2faNamedOperation {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
+        'add_ca_template' { return Add-Lync2faCATemplate -Name ([string]$Arguments['name']) -TimeoutSeconds ([int]$Arguments['timeout_s']) -FirstDelaySeconds ([int]$Arguments['first_delay_s']) }
         default { throw ('lync2fa: unknown named operation ' + $Name) }
     }
 }

@@ -7,26 +7,15 @@ keeps to the Lync docs' plain path (the CA tier issues Smartcard User) and only 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
+from lync2fa.adcs import EKU, SAFE_NAME
+from lync2fa.adcs_builtin import BUILTIN_TEMPLATES, as_fact, is_builtin
 from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
-from ..ca import SAFE_NAME
-from ..ca.builtin_templates import EKU, builtin_templates
-from . import esc, model, twin
+from . import decide, esc, model
 
-SCRIPTS = Path(__file__).parent / "scripts"
 PROFILES = ("vsc", "smartcard_user")
-# Templates an Enterprise CA installs; lync2fa never rewrites one of them in place.
-BUILTIN_NAMES = {n.lower() for n in [*builtin_templates(), "Administrator", "CA", "CEPEncryption", "ClientAuth",
-                                     "CodeSigning", "CrossCA", "CTLSigning", "DirectoryEmailReplication",
-                                     "DomainController", "DomainControllerAuthentication", "EFS", "EFSRecovery",
-                                     "EnrollmentAgentOffline", "ExchangeUser", "ExchangeUserSignature",
-                                     "IPSECIntermediateOffline", "IPSECIntermediateOnline", "KerberosAuthentication",
-                                     "KeyRecoveryAgent", "Machine", "MachineEnrollmentAgent", "OCSPResponseSigning",
-                                     "OfflineRouter", "RASAndIASServer", "SubCA", "UserSignature", "Workstation"]}
 
 
 def _names(p: dict) -> list[str]:
@@ -34,7 +23,7 @@ def _names(p: dict) -> list[str]:
                 for key in ("name", "source_template") if not SAFE_NAME.fullmatch(p[key])]
     if p["name"].lower() == p["source_template"].lower():
         problems.append("name must differ from source_template (the template is a duplicate)")
-    elif p["name"].lower() in BUILTIN_NAMES:
+    elif is_builtin(p["name"]):
         problems.append(f"name {p['name']!r} is a built-in template; choose a new name for the duplicate")
     if not 0 < len(p["display_name"]) <= 64:
         problems.append("display_name must be 1 to 64 characters")
@@ -78,26 +67,10 @@ def _accepted(p: dict) -> list[str]:
             for a in p["accepted_findings"] if ":" not in a]
 
 
-def audit_findings(result, params) -> None:
-    """Run the ESC rules on each template the CA returned; fail on any not accepted."""
-    accepted = {a.lower() for a in params["accepted_findings"]}
-    refused = []
-    for name, template in sorted((result.after.get("templates") or {}).items()):
-        for finding in esc.evaluate(template):
-            key = f"{finding.rule}:{name}"
-            note = " (accepted in templates_accepted_findings)" if key.lower() in accepted else ""
-            result.warnings.append(f"[{finding.rule}] {finding.message}.{note} Fix: {finding.fix}")
-            if not note:
-                refused.append(key)
-    if refused:
-        result.failed = True
-        result.msg = (f"{len(refused)} ESC finding(s) on templates this CA issues: {', '.join(refused)}. Fix them, "
-                      "or accept one on purpose with templates_accepted_findings: ['RULE:Template']")
-
-
 TASKS = [
     Task(
-        name="templates.smartcard", group="ca", template=SCRIPTS / "smartcard.ps1.j2",
+        name="templates.smartcard", group="ca", facts=decide.smartcard_facts, decide=decide.decide_smartcard,
+        reaches=("ad",),
         # After the CA tier's grants too, so the smartcard_user profile reports their result.
         after=("ca.authority", "ca.templates_published", "ca.template_permissions"),
         description="Duplicate Smartcard Logon into the TPM virtual smart card logon template, grant Enroll and "
@@ -109,7 +82,7 @@ TASKS = [
             Param("display_name", default="TPM Virtual Smart Card Logon", description="Template display name"),
             Param("source_template", default="SmartcardLogon", description="Template to duplicate"),
             Param("ekus", "list", elements="str", default=["client_auth", "smart_card_logon"],
-                  description="EKUs/application policies, by name (see builtin_templates.EKU) or OID"),
+                  description="EKUs/application policies, by name (see lync2fa.adcs.EKU) or OID"),
             Param("schema_version", "int", default=2, choices=(1, 2),
                   description="msPKI-Template-Schema-Version: 2 (Windows Server 2003 compatibility, the one for "
                               "CSPs such as the smart card provider); 1 is legacy and ESC15-prone"),
@@ -145,33 +118,64 @@ TASKS = [
         checks=(_names, _oids, _issuance_policies, _extra_acl, _numbers),
     ),
     Task(
-        name="templates.audit", group="ca", template=SCRIPTS / "audit.ps1.j2", kind="verify",
+        name="templates.audit", group="ca", facts=decide.audit_facts, decide=decide.decide_audit, kind="verify",
+        reaches=("ad",),
         description="Evaluate the ESC rules on every template the CA issues",
         params=(Param("accepted_findings", "list", elements="str", default=[],
                       description="Findings accepted on purpose, as RULE:Template (e.g. ESC1:WebServer)"),),
         checks=(_accepted,),
-        interpret=audit_findings,
     ),
     Task(
-        name="templates.rollback", group="ca", template=SCRIPTS / "rollback.ps1.j2", kind="rollback",
+        name="templates.rollback", group="ca", facts=decide.rollback_facts, decide=decide.decide_rollback,
+        kind="rollback", reaches=("ad",),
         description="Unpublish and delete the templates lync2fa created (and their OID objects), nothing else",
     ),
 ]
 
 
-def proposed_template(step, plan) -> dict:
-    """The template a templates.smartcard step would leave, as the gate can know it before
-    touching the estate: a built-in source's settings and ACL, the profile's on top."""
-    p = step.params
-    if p["profile"] == "smartcard_user":
-        template = builtin_templates()["SmartcardUser"]
-        for perm in plan.steps_for("ca.template_permissions"):
-            if perm.host.name == step.host.name and perm.params["template"].lower() == "smartcarduser":
-                rights = ["Read", "Enroll"] + (["Autoenroll"] if perm.params["autoenroll"] else [])
-                template["acl"] = model.merge_acl(template["acl"], [{"principal": perm.params["principal"],
-                                                                      "rights": rights}])
-        return template
-    return model.desired_record(p, builtin_templates().get(p["source_template"]))
+def builtin_record(name: str) -> dict | None:
+    """A built-in template as Windows installs it (Windows' documented defaults), in the tier's terms."""
+    real = next((n for n in BUILTIN_TEMPLATES if n.lower() == name.lower()), None)
+    return model.record_from_ad(as_fact(real)) if real else None
+
+
+def planned_templates(plan) -> list[tuple[str, str, dict]]:
+    """Every template the plan touches, as it will be after every planned change from every tier
+    (issue 12 item 3): (host, task to blame, record). The built-ins the CA tier issues with their
+    default ACL, the CA tier's Enroll grants on top, and this tier's template (a duplicate of its
+    source with the profile applied, or Smartcard User as the CA tier leaves it)."""
+    hosts = sorted({s.host.name for name in ("ca.templates_published", "ca.template_permissions",
+                                               "templates.smartcard") for s in plan.steps_for(name)})
+    out = []
+    for host in hosts:
+        planned: dict[str, tuple[str, dict]] = {}
+        for step in plan.steps_for("ca.templates_published"):
+            if step.host.name == host:
+                for name in step.params.get("templates") or []:
+                    record = builtin_record(name)
+                    if record is not None:
+                        planned.setdefault(name.lower(), ("ca.templates_published", record))
+        for step in plan.steps_for("templates.smartcard"):
+            if step.host.name != host:
+                continue
+            p = step.params
+            if p["profile"] == "smartcard_user":
+                planned[decide.SMARTCARD_USER.lower()] = (step.task.name, builtin_record(decide.SMARTCARD_USER))
+            else:
+                planned[p["name"].lower()] = (step.task.name, model.desired_record(p, builtin_record(p["source_template"])))
+        for step in plan.steps_for("ca.template_permissions"):
+            if step.host.name != host:
+                continue
+            name = str(step.params.get("template") or "")
+            task, record = planned.get(name.lower()) or ("ca.template_permissions", builtin_record(name))
+            if record is None:
+                continue     # a template the plan neither creates nor knows: verify audits it
+            rights = ["Read", "Enroll"] + (["Autoenroll"] if step.params.get("autoenroll") else [])
+            record = {**record, "acl": model.merge_acl(record.get("acl", []), [
+                {"principal": step.params["principal"], "rights": rights}])}
+            planned[name.lower()] = (task if task == "templates.smartcard" else step.task.name, record)
+        out += [(host, task, record) for task, record in planned.values()]
+    return out
 
 
 @hookimpl
@@ -182,17 +186,12 @@ def lync2fa_tasks():
 @hookimpl
 def lync2fa_validate_plan(plan):
     findings = []
+    for host, task, record in planned_templates(plan):
+        findings += esc.evaluate(record, host=host, task=task)
     for step in plan.steps_for("templates.smartcard"):
-        findings += esc.evaluate(proposed_template(step, plan), host=step.host.name, task=step.task.name)
         if step.params["profile"] == "vsc" and step.params["exportable_key"]:
             findings.append(Finding(
                 "EXPORTABLE_KEY", f"templates_exportable_key is true on {step.params['name']}: a smart-card logon "
                 "key that can leave the card is no second factor", "keep templates_exportable_key: false",
                 host=step.host.name, task=step.task.name))
     return findings
-
-
-@hookimpl
-def lync2fa_lab_twins():
-    return {"templates.smartcard": twin.smartcard, "templates.audit": twin.audit,
-            "templates.rollback": twin.rollback}

@@ -1,8 +1,8 @@
 """The ESC rules Certipy and Locksmith check on certificate templates, as pure functions.
 
-``evaluate(template)`` takes a template in the shape of ``plugins/ca/builtin_templates.py``
-(or the tier's attribute view, whose ``acl`` is a ``{principal: rights}`` mapping) and returns
-``lync2fa.findings.Finding`` objects. Every principal that is not in ``ADMIN_PRINCIPALS``
+``evaluate(template)`` takes a template record (``model.record_from_ad``: what AD holds, in the
+tier's terms) or the tier's attribute view (whose ``acl`` is a ``{principal: rights}`` mapping) and returns
+``lync2fa.findings.Finding`` objects. Every principal that is not in ``lync2fa.adcs.ADMIN_PRINCIPALS``
 counts as low-privileged (unlike Certipy, which judges relative to one account's groups).
 The same rules refuse a proposed template before anything is written and audit the
 templates a CA already issues.
@@ -13,13 +13,8 @@ from dataclasses import dataclass
 
 from lync2fa.findings import Finding
 
-from ..ca.builtin_templates import EKU
+from lync2fa.adcs import ADMIN_PRINCIPALS, EKU, PKINIT_CLIENT
 
-# Who may administer AD CS objects by design. Keep equal to
-# lync2fa.lab.directory.ADMIN_PRINCIPALS (a test checks); defined here so the rules do
-# not depend on the lab.
-ADMIN_PRINCIPALS = frozenset({"Domain Admins", "Enterprise Admins", "Administrators", "SYSTEM",
-                              "Enterprise Domain Controllers", "Domain Controllers"})
 _ADMINS = {a.lower() for a in ADMIN_PRINCIPALS}
 
 # The rights vocabulary of a template ACL entry (Allow entries only).
@@ -27,7 +22,6 @@ RIGHTS = ("Read", "Write", "Enroll", "Autoenroll", "FullControl", "WriteOwner", 
 ENROLL_RIGHTS = frozenset({"Enroll", "Autoenroll", "FullControl"})
 WRITE_RIGHTS = frozenset({"Write", "FullControl", "WriteOwner", "WriteDacl"})
 
-PKINIT_CLIENT = "1.3.6.1.5.2.3.4"
 CLIENT_AUTH_EKUS = frozenset({EKU["client_auth"], EKU["smart_card_logon"], PKINIT_CLIENT, EKU["any_purpose"]})
 EKU_NAMES = {oid: name for name, oid in EKU.items()} | {PKINIT_CLIENT: "pkinit_client"}
 
