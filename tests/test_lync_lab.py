@@ -2,11 +2,12 @@
 Central Management Store (lync2fa.lab.windows.lync); and that Windows model itself."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-
 from lync2fa.hostops import describe
 from lync2fa.lab import control
 from lync2fa.lab.estate import Estate
@@ -63,9 +64,9 @@ def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
         "scope": ("Site:HQ", f"Service:WebServer:{POOL}"),          # inherited from the site until now
         "UseWsFedPassiveAuth": (False, True), "WsFedPassiveMetadataUri": (None, METADATA),
         "UseCertificateAuth": (True, False), "UsePinAuth": (True, False), "UseWindowsAuth": ("Negotiate", "None")}
-    assert [w for w in web["warnings"] if "will not inherit" in w] == [
+    assert [w for w in web["warnings"] if "will not inherit" in w] == [(
         f"Service:WebServer:{POOL} will not inherit MaxGroupSizeToExpand = 200 from Site:HQ: a new service "
-        "collection starts from the default (100); set it on the service collection if it matters."]
+        "collection starts from the default (100); set it on the service collection if it matters.")]
     assert diff_of(report["lync.registrar_proxy", "pool01"]) == {
         "scope": ("Global", f"Service:Registrar:{POOL}"),
         "UseKerberosForClientToProxyAuth": (True, False), "UseNtlmForClientToProxyAuth": (True, False)}
@@ -117,9 +118,9 @@ def test_inherited_collection_that_differs_from_the_defaults_warns_for_proxies_t
     glob = lab.get("cs_config", "CsProxyConfiguration/global")
     lab.put("cs_config", "CsProxyConfiguration/global", {**glob, "TreatAllClientsAsRemote": True})
     planned = changed(run(run_cli, "plan", lab, "--json", tasks="lync.registrar_proxy").json())
-    assert planned["lync.registrar_proxy", "pool01"]["warnings"] == [
+    assert planned["lync.registrar_proxy", "pool01"]["warnings"] == [(
         f"Service:Registrar:{POOL} will not inherit TreatAllClientsAsRemote = True from Global: a new service "
-        "collection starts from the default (False); set it on the service collection if it matters."]
+        "collection starts from the default (False); set it on the service collection if it matters.")]
 
 
 def test_existing_service_collections_are_set_and_restored(lab, run_cli):
@@ -170,12 +171,12 @@ def test_any_scope_but_service_is_refused(lab, run_cli):
     # Even when the operator overrides the gate, the decisions refuse: Global is never changed.
     for tasks, refusal in (
             ("lync.web_service", "FAILED  lync.web_service on pool01: Refused: Global is not a Service:WebServer:"),
-            ("lync.registrar_proxy", "FAILED  lync.registrar_proxy on pool01: Refused: site:HQ is not a "
-                                     "Service:Registrar:<FQDN> identity"),
-            ("lync.edge_proxy", f"FAILED  lync.edge_proxy on pool01: Refused: Service:WebServer:{EDGE} is not a "
-                                "Service:EdgeServer:<FQDN> identity"),
-            ("lync.ucs_rollback", "FAILED  lync.ucs_rollback on pool01: Refused: Global is not a per-user (tag) "
-                                  "policy name")):
+            ("lync.registrar_proxy", ("FAILED  lync.registrar_proxy on pool01: Refused: site:HQ is not a "
+                                      "Service:Registrar:<FQDN> identity")),
+            ("lync.edge_proxy", (f"FAILED  lync.edge_proxy on pool01: Refused: Service:WebServer:{EDGE} is not a "
+                                 "Service:EdgeServer:<FQDN> identity")),
+            ("lync.ucs_rollback", ("FAILED  lync.ucs_rollback on pool01: Refused: Global is not a per-user (tag) "
+                                   "policy name"))):
         forced = run(run_cli, "apply", lab, "--allow-insecure", "GLOBAL_SCOPE", inventory=inventory, tasks=tasks)
         assert forced.code == 1 and refusal in forced.out, forced.out
         assert "allowed by --allow-insecure" in forced.out
@@ -209,8 +210,8 @@ def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     assert order.index("lync.ucs_rollback") < order.index("lync.web_service"), "contacts moved before 2FA is on"
     ucs = changed(applied.json())["lync.ucs_rollback", "pool01"]
     assert ucs["after"]["policy"] == {"exists": True, "UcsAllowed": False}
-    assert ucs["warnings"] == ["sip:user03@corp.lync2fa.test had the user services policy Sales; it is replaced by "
-                               "lync2fa-NoUcs (lync2fa rollback puts it back)."]
+    assert ucs["warnings"] == [("sip:user03@corp.lync2fa.test had the user services policy Sales; it is replaced by "
+                                "lync2fa-NoUcs (lync2fa rollback puts it back).")]
     assert ("lync.ucs_rollback", "dir01") not in changed(applied.json()), "no users are homed on a Director"
     users = lab.snapshot()["cs_user"].values()
     assert {u["UserServicesPolicy"] for u in users} == {"lync2fa-NoUcs"}
@@ -319,3 +320,27 @@ def test_scope_rules():
         assert not scopes.is_service_scope(bad, "WebServer"), bad
     assert scopes.tag_policy("NoUcs") == "Tag:NoUcs" == scopes.tag_policy("tag:NoUcs")
     assert [scopes.tag_policy(n) for n in ("Global", "site:Redmond", "Service:Registrar:x", "")] == [None] * 4
+
+
+CS_CHANGE = re.compile(r"^(New|Set|Remove|Grant)-Cs\w+$")
+
+
+def test_no_decision_fixture_changes_a_global_or_site_scope():
+    """Every Cs change a decision emits (in any tier's fixtures) names a service collection or a
+    per-user policy; a user services policy is granted by per-user name only."""
+    fixtures = sorted((Path(__file__).parent / "decisions").glob("*/*.json"))
+    checked = 0
+    for path in fixtures:
+        for op in json.loads(path.read_text())["expect"].get("operations", []):
+            if op.get("op") != "cmdlet" or not CS_CHANGE.match(op["cmdlet"]):
+                continue
+            checked += 1
+            identity = op["params"]["Identity"]
+            if op["cmdlet"].startswith("Grant-"):
+                name = op["params"].get("PolicyName")
+                assert name is None or scopes.tag_policy(name), (path.name, op)
+            elif op["cmdlet"].endswith("Policy"):
+                assert scopes.tag_policy(identity) == identity, (path.name, op)
+            else:
+                assert scopes.is_service_scope(identity, "WebServer", "Registrar", "EdgeServer"), (path.name, op)
+    assert checked >= 10

@@ -1,7 +1,7 @@
 """Which Lync configuration scopes lync2fa may change: service scope only (reference section 8).
 
-The plan gate (rule GLOBAL_SCOPE), the scripts (Assert-Lync2faServiceScope, Assert-Lync2faTagPolicy)
-and the lab twin apply the same rules.
+The plan gate (rule GLOBAL_SCOPE) and the decisions (``decide.py``, before any fact is read and
+before any operation is emitted) apply the same rules.
 """
 from __future__ import annotations
 

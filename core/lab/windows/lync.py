@@ -132,8 +132,8 @@ def _confirmed(params: dict, cmdlet: str) -> None:
 def _get(machine: Machine, p: dict, cmdlet: str) -> list[dict]:
     _cms(machine)
     document = _document(cmdlet)
-    items = [v for k, v in machine.store.items(CONFIG).items() if k.startswith(document.noun.lower() + "/")
-             or k.startswith(document.noun + "/")]
+    prefix = document.noun.lower() + "/"
+    items = [v for k, v in machine.store.items(CONFIG).items() if k.lower().startswith(prefix)]
     if p.get("Identity") is not None:
         _, identity = canonical(document, p["Identity"])
         found = machine.store.get(CONFIG, _key(document, identity))
@@ -193,10 +193,10 @@ def _set(machine: Machine, p: dict, cmdlet: str) -> None:
     if obj is None:
         raise _missing(document, identity)
     if p.get("WhatIf"):
-        return None
+        return
     obj.update(_settings(document, p))
     machine.store.put(CONFIG, _key(document, identity), obj)
-    return None
+    return
 
 
 def _remove(machine: Machine, p: dict, cmdlet: str) -> None:
@@ -207,12 +207,12 @@ def _remove(machine: Machine, p: dict, cmdlet: str) -> None:
         raise _missing(document, identity)
     _confirmed(p, cmdlet)
     if p.get("WhatIf"):
-        return None
+        return
     if scope == "global":    # the global collection cannot be deleted: it is reset to its defaults
         machine.store.put(CONFIG, _key(document, identity), {"Identity": "Global", **copy.deepcopy(document.defaults)})
     else:
         machine.store.delete(CONFIG, _key(document, identity))
-    return None
+    return
 
 
 for _noun in ("CsWebServiceConfiguration", "CsProxyConfiguration", "CsUserServicesPolicy"):
@@ -318,10 +318,10 @@ def invoke_cs_ucs_rollback(machine: Machine, p: dict) -> None:
     user = _find_user(machine, p["Identity"], "Invoke-CsUcsRollback")
     _confirmed(p, "Invoke-CsUcsRollback")
     if p.get("WhatIf"):
-        return None
+        return
     user["ContactsInUcs"] = False            # the contacts move back into Lync Server storage
     machine.store.put(USER, user["SipAddress"].lower(), user)
-    return None
+    return
 
 
 @simulates("Grant-CsUserServicesPolicy")
@@ -342,10 +342,10 @@ def grant_cs_user_services_policy(machine: Machine, p: dict) -> None:
                             "PolicyNotFound,Microsoft.Rtc.Management.AD.Cmdlets.GrantUserServicesPolicyCmdlet")
         name = identity[4:]
     if p.get("WhatIf"):
-        return None
+        return
     user["UserServicesPolicy"] = name
     machine.store.put(USER, user["SipAddress"].lower(), user)
-    return None
+    return
 
 
 # -- a deployment as installed -------------------------------------------------------------------
