@@ -277,7 +277,7 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
         operations.append(ace_add(dn, principal, rights, object_type))
     if p["publish"] and name.lower() not in issued:
         if existing is None:
-            operations.append(named("add_ca_template", name=name, timeout_s=PUBLISH_TIMEOUT_S,
+            operations.append(named("add_ca_template", template=name, timeout_s=PUBLISH_TIMEOUT_S,
                                     first_delay_s=PUBLISH_FIRST_DELAY_S))
         else:
             operations.append(cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE))

@@ -85,7 +85,7 @@ def create_builtin_templates(machine: Machine) -> list[str]:
 
 
 @named_operation("add_ca_template")
-def add_ca_template_with_retry(machine: Machine, name: str, timeout_s: int = 120, first_delay_s: int = 1) -> dict:
+def add_ca_template_with_retry(machine: Machine, template: str, timeout_s: int = 120, first_delay_s: int = 1) -> dict:
     """core/ps/Lync2fa.Templates.ps1 Add-Lync2faCATemplate: Add-CATemplate, retried with back-off
     while the CA does not see the new template yet (replication, template cache)."""
     deadline = time.monotonic() + timeout_s
@@ -93,7 +93,7 @@ def add_ca_template_with_retry(machine: Machine, name: str, timeout_s: int = 120
     while True:
         attempts += 1
         try:
-            machine.invoke("Add-CATemplate", {"Name": name, "Force": True})
+            machine.invoke("Add-CATemplate", {"Name": template, "Force": True})
             return {"attempts": attempts}
         except WindowsError as exc:
             if exc.category != "ObjectNotFound" or time.monotonic() + delay > deadline:
