@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import io
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +19,9 @@ from .lab import control
 from .lab.estate import LAB_TRANSPORTS
 from .plan import PlanError
 from .plugin_manager import default_plugin_manager, describe_plugins
-from .progress import ProgressDisplay
+from .meta import now as meta_now
+from .meta import run_metadata
+from .progress import LinePrinter, ProgressDisplay
 from .reports import to_json, write_all
 from .results import format_diff
 from .runner import RunReport
@@ -161,26 +164,35 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
                 out.print("apply refused: preflight failed (nothing was changed); fix the hosts or pass "
                           "--skip-preflight", highlight=False)
             return EXIT_FAILED
-    display = None
-    if not args.json and sys.stderr.isatty():
-        display = ProgressDisplay(len(plan.steps))
-        pm.register(display)
+    display = _progress(plan, args, check_mode or kind == "verify")
+    pm.register(display)
+    started = meta_now()
     try:
-        if display:
-            with display:
-                report = _run(args, plan, check_mode, pm, kind)
-        else:
+        with display:
             report = _run(args, plan, check_mode, pm, kind)
     finally:
-        if display:
-            pm.unregister(display)
-    if args.report_dir:
-        write_all(report, Path(args.report_dir))
+        pm.unregister(display)
+    meta = run_metadata(report.command, args.inventory, started, meta_now(), report.run_id, report.check_mode)
+    report_dir = args.report_dir or (Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
+                                     if kind in ("apply", "verify", "rollback") and not check_mode else None)
+    paths = write_all(report, Path(report_dir), meta, {t.name: t.description for t in plan.tasks}) \
+        if report_dir else {}
     if args.json:
-        print(to_json(report))
+        print(to_json(report, meta))
     else:
         print_report(report, out)
+        if paths:
+            out.print(f"report: {paths['html']}", highlight=False)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _progress(plan, args, check_mode: bool):
+    """A live display per tier on a terminal; one line per finished step elsewhere (CI logs)."""
+    if sys.stderr.isatty():
+        if args.json:
+            return LinePrinter(len(plan.steps), args.verbose, check_mode, stream=io.StringIO())
+        return ProgressDisplay(len(plan.steps), steps=plan.steps, verbose=args.verbose)
+    return LinePrinter(len(plan.steps), args.verbose, check_mode)
 
 
 def _run(args, plan, check_mode, pm, kind) -> RunReport:
@@ -266,19 +278,27 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
         inventory = api.load_inventory(inventory_path)
         plan = api.plan(inventory)
         out.print(f"Plan: {len(plan.steps)} steps over {len(plan.tasks)} tasks.", highlight=False)
+        started = meta_now()
         report = api.run(plan, state_dir=state_dir, command="demo", inventory_name=str(inventory_path))
+        meta = run_metadata("demo", str(inventory_path), started, meta_now(), report.run_id)
         print_report(report, out)
         out.print("What changed, by task:", highlight=False)
         for line in _summary(report):
             out.print(line, highlight=False)
-        paths = write_all(report, report_dir)
+        described = {n: t.description for n, t in api.tasks().items()}
+        paths = write_all(report, report_dir, meta, described)
         again = api.run(api.plan(inventory), state_dir=state_dir, command="demo (re-run)")
         out.print(f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
                   f"{'yes' if not again.changed and again.ok else 'NO'}).", highlight=False)
-        proof = api.run(api.plan(inventory, kind=api.VERIFY_KINDS), state_dir=state_dir, verify=True)
+        started = meta_now()
+        proof = api.run(api.plan(inventory, kind=api.VERIFY_KINDS), state_dir=state_dir, verify=True,
+                        inventory_name=str(inventory_path))
+        checked = write_all(proof, report_dir / "verify", run_metadata(
+            "verify", str(inventory_path), started, meta_now(), proof.run_id, True), described)
         out.print(f"Verify: {len(proof.results) - len(proof.failed)} of {len(proof.results)} checks pass.",
                   highlight=False)
         out.print(f"Reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
+        out.print(f"Verification report: {checked['html']}", highlight=False)
         out.print(f"Journal: {state_dir / 'journal.sqlite'}", highlight=False)
         return EXIT_OK if report.ok and again.ok and not again.changed and proof.ok else EXIT_FAILED
     finally:
@@ -287,13 +307,11 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
 
 
 def cmd_journal(args, out: Console) -> int:
-    from .journal import Journal
-    journal = Journal(Path(args.state_dir))
+    from .journal_view import JournalMissing, show
     try:
-        rows = journal.results(args.run) if args.run else journal.runs()
-    finally:
-        journal.close()
-    print(json.dumps(rows, indent=2, default=str))
+        show(Path(args.state_dir), args.run, args.json, out)
+    except JournalMissing as exc:
+        raise UsageError(str(exc)) from None
     return EXIT_OK
 
 

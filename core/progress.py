@@ -1,20 +1,60 @@
-"""Live progress on a terminal, as an ordinary lync2fa plugin (task start/finish hooks)."""
+"""Progress as ordinary lync2fa plugins (task start/finish hooks).
+
+On a terminal, :class:`ProgressDisplay` keeps one live bar per tier (hosts done and failed).
+Elsewhere (CI logs), :class:`LinePrinter` prints one line per step as it finishes, so a long run
+shows where it is. With ``-v`` both also show the operations a step sent (``result.operations``).
+"""
 from __future__ import annotations
 
+import sys
 import threading
+import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .hookspecs import hookimpl
 
 
+def _tier(step) -> str:
+    return step.task.name.split(".", 1)[0]
+
+
+def _operations(result) -> list:
+    return list(getattr(result, "operations", None) or [])
+
+
+def _describe(op) -> str:
+    if isinstance(op, dict):
+        inner = op.get("operation", op)
+        text = inner if isinstance(inner, str) else ", ".join(f"{k}={v}" for k, v in inner.items()) \
+            if isinstance(inner, dict) else str(inner)
+        return text + (f" -> {op['result']}" if isinstance(op, dict) and op.get("result") not in (None, "") else "")
+    return str(op)
+
+
 class ProgressDisplay:
-    def __init__(self, total: int, console: Console | None = None):
+    """One bar per tier: steps done of the tier's total, with the failures counted."""
+
+    def __init__(self, total: int, console: Console | None = None, steps=None, verbose: int = 0):
+        self.console = console or Console(stderr=True)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console or Console(stderr=True), transient=True)
-        self.bar = self.progress.add_task("lync2fa", total=total)
+                                 TextColumn("{task.fields[failed]}"), TimeElapsedColumn(),
+                                 console=self.console, transient=True)
+        self.verbose = verbose
         self._lock = threading.Lock()
+        self._failed: dict[str, int] = {}
+        self._bars: dict[str, int] = {}
+        per_tier: dict[str, int] = {}
+        for step in steps or ():
+            per_tier[_tier(step)] = per_tier.get(_tier(step), 0) + 1
+        if not per_tier:
+            per_tier = {"lync2fa": total}
+        width = max(len(t) for t in per_tier)
+        for tier, count in per_tier.items():
+            self._failed[tier] = 0
+            self._bars[tier] = self.progress.add_task(f"{tier:<{width}}", total=count, failed="")
 
     def __enter__(self):
         self.progress.start()
@@ -23,12 +63,65 @@ class ProgressDisplay:
     def __exit__(self, *exc):
         self.progress.stop()
 
+    def _bar(self, step) -> int:
+        return self._bars.get(_tier(step), next(iter(self._bars.values())))
+
     @hookimpl
     def lync2fa_task_start(self, step):
-        with self._lock:
-            self.progress.update(self.bar, description=f"{step.task.name} on {step.host.name}")
+        pass
 
     @hookimpl
     def lync2fa_task_finish(self, step, result):
         with self._lock:
-            self.progress.advance(self.bar)
+            tier = _tier(step) if _tier(step) in self._bars else next(iter(self._bars))
+            if result.failed:
+                self._failed[tier] += 1
+            self.progress.update(self._bar(step), advance=1,
+                                 failed=f"[red]{self._failed[tier]} failed[/]" if self._failed[tier] else "")
+            if self.verbose:
+                for op in _operations(result):
+                    self.progress.console.print(f"  {escape(step.host.name)} {escape(step.task.name)}: "
+                                                f"{escape(_describe(op))}", highlight=False)
+
+
+class LinePrinter:
+    """One line per finished step (``[12/40] changed  ca.authority on ca01 (1.2 s)``) on stderr."""
+
+    def __init__(self, total: int, verbose: int = 0, check_mode: bool = False, stream=None):
+        self.total, self.verbose, self.check_mode = total, verbose, check_mode
+        self._stream = stream
+        self._done = 0
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
+
+    @hookimpl
+    def lync2fa_task_start(self, step):
+        pass
+
+    @hookimpl
+    def lync2fa_task_finish(self, step, result):
+        status = result.status
+        if status == "changed" and self.check_mode:
+            status = "would change"
+        with self._lock:
+            self._done += 1
+            width = len(str(self.total))
+            line = (f"[{self._done:>{width}}/{self.total}] {status:<12} {step.task.name} on {step.host.name} "
+                    f"({result.duration:.1f} s)")
+            if result.failed and result.msg:
+                line += f": {result.msg.splitlines()[0][:200]}"
+            lines = [line]
+            if self.verbose:
+                lines += [f"    {_describe(op)}" for op in _operations(result)]
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()

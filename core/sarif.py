@@ -117,6 +117,10 @@ RULES: dict[str, tuple[str, str]] = {
     "CERT_VALIDATION_OFF": ("TLS certificate validation off",
                             "Keep ansible_winrm_server_cert_validation: validate and set "
                             "ansible_winrm_ca_trust_path to the CA that issued the WinRM listeners' certificates."),
+    "DOUBLE_HOP": ("Task needs network credentials the session does not have",
+                   "Over NTLM, Basic or Kerberos without delegation a WinRM session cannot reach AD, the Lync "
+                   "CMS or a remote CA. Use ansible_winrm_transport: credssp, Kerberos delegation, or "
+                   "lync2fa_local_resources when the resource is on the host."),
     "BAD_FQDN": ("Malformed DNS name", "Use a fully qualified DNS name such as pool01.contoso.com."),
     "BAD_URL": ("Malformed URL", "Use an absolute https URL whose host is a fully qualified DNS name."),
     "ADFS_MISSING": ("Lync pools but no AD FS host", "Add the AD FS server to group adfs."),

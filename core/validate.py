@@ -10,6 +10,7 @@ checks (``lync2fa.pscheck``, when installed). Exit 0 clean, 1 findings at or abo
 """
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ EXTRA_VARS = {
     "lync2fa_allow_insecure_transport": "accept Basic over plain http",
     "adfs_federation_service_name": "the AD FS Federation Service Name",
     "adfs_version": "the AD FS version the lab simulates",
+    "lync2fa_local_resources": "resources (ad, cms, ca) on the host itself: no double hop to them",
 }
 # ansible_winrm_* variables Ansible's winrm connection plugin and pywinrm understand.
 WINRM_VARS = {f"ansible_winrm_{n}" for n in (
@@ -461,7 +463,7 @@ class _Validator:
                          "client_ca_config", host, task)
 
     def check_plugin_findings(self) -> None:
-        steps = []
+        steps, self._hops = [], {}
         for task in order_tasks({n: t for n, t in self.tasks.items() if t.kind != "rollback"}):
             for host in self.inventory.hosts_in(task.group):
                 params = self.params.get((task.name, host.name))
@@ -472,6 +474,9 @@ class _Validator:
                 except (ConnectionConfigError, InventoryError):
                     connection = None
                 steps.append(Step(task, host, params, connection))
+                if connection is not None:
+                    self._double_hop(steps[-1])
+        self._report_double_hops()
         plan = Plan(tasks=[t for t in self.tasks.values() if any(s.task is t for s in steps)], steps=steps)
         try:
             batches = self.pm.hook.lync2fa_validate_plan(plan=plan)
@@ -480,6 +485,29 @@ class _Validator:
             return
         for finding in (f for batch in batches for f in batch or ()):
             self._place_finding(finding)
+
+    def _double_hop(self, step: Step) -> None:
+        """A step that reaches AD, the CMS or a CA from a session without network credentials."""
+        try:
+            from .reach import RESOURCE_NAMES, unreachable
+            missing = unreachable(step)
+        except (ImportError, AttributeError, InventoryError):
+            return
+        if missing:
+            where = self.loc("ansible_winrm_transport", step.host.name)
+            entry = self._hops.setdefault((where, step.connection.transport), {"hosts": [], "tasks": {}})
+            entry["hosts"].append(step.host.name)
+            for r in missing:
+                entry["tasks"].setdefault(step.task.name, set()).add(RESOURCE_NAMES.get(r, r))
+
+    def _report_double_hops(self) -> None:
+        for (where, transport), entry in self._hops.items():
+            what = "; ".join(f"{task} reaches {', '.join(sorted(res))}" for task, res in entry["tasks"].items())
+            for host in dict.fromkeys(entry["hosts"]):
+                self.add("DOUBLE_HOP", "error", f"a {transport} session has no network credentials (the double "
+                         f"hop), so plan refuses: {what}", where, "ansible_winrm_transport", host,
+                         fix="ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: "
+                             "true, or lync2fa_local_resources when the resource is on the host itself")
 
     def _place_finding(self, f: Finding) -> None:
         candidates = [w for w in WORD.findall(f"{f.message} {f.fix}")
@@ -503,7 +531,7 @@ class _Validator:
 
     def check_scripts(self) -> None:
         try:
-            from . import pscheck
+            pscheck = importlib.import_module(f"{__package__}.pscheck")
         except ImportError:
             self.add("PSCHECK", "note", "PowerShell scripts not checked: this lync2fa has no lync2fa.pscheck",
                      None, "", kind="script")
@@ -515,34 +543,28 @@ class _Validator:
             self.add("PSCHECK", "warning", f"PowerShell static checks failed: {type(exc).__name__}: {exc}",
                      None, "", kind="script")
             return
+        # Findings in lync2fa's own scripts are warnings: nothing in the inventory can fix them
+        # (--fail-on warning makes them fail a pipeline).
         for f in findings or ():
             get = f.get if isinstance(f, dict) else (lambda k, d=None, _f=f: getattr(_f, k, d))
-            severity = str(get("severity", "error") or "error").lower()
-            severity = {"info": "note", "information": "note"}.get(severity, severity)
-            where = Definition(str(get("file", "") or ""), int(get("line", 0) or 0), int(get("col", 0) or 0))
-            self.add(str(get("rule", "PSCHECK")), severity if severity in SEVERITIES else "error",
-                     str(get("message", "")), where, "", kind="script")
+            path = str(get("path", "") or get("file", "") or "")
+            where = Definition(path, int(get("line", 0) or 0), int(get("col", 0) or 0))
+            rule = str(get("rule", "PSCHECK"))
+            self.add(rule, "warning", str(get("message", "")), where, Path(path).name, kind="script",
+                     fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})")
 
 
 def script_paths(tasks: dict[str, Task]) -> list[str]:
-    """Every PowerShell file that can reach a host: the tasks' scripts and the shared library."""
-    here = Path(__file__).resolve().parent
-    roots = [here, here.parent / "plugins"] if (here.parent / "plugins").is_dir() else [here]
-    try:
-        from . import plugins as _plugins  # noqa: F401  (installed layout: lync2fa/plugins)
-        roots.append(Path(_plugins.__file__).resolve().parent)
-    except ImportError:
-        pass
-    found = set()
-    for root in dict.fromkeys(roots):
-        for pattern in ("*.ps1", "*.ps1.j2", "*.psm1"):
-            found.update(str(p) for p in root.rglob(pattern) if "lab" not in p.relative_to(root).parts[:1])
+    """Every PowerShell file that can reach a host: the primitive library (``lync2fa/ps``) the
+    deciding tasks run, and the legacy tasks' own script templates (rendered by pscheck)."""
+    found: list[str] = []
+    if any(getattr(t, "decide", None) for t in tasks.values()):
+        found += sorted(str(p) for p in (Path(__file__).resolve().parent / "ps").glob("*.ps1"))
     for task in tasks.values():
-        for attr in ("template", "script"):
-            value = getattr(task, attr, None)
-            if isinstance(value, Path) and value.exists():
-                found.add(str(value.resolve()))
-    return sorted(found)
+        template = getattr(task, "template", None)
+        if isinstance(template, Path) and template.exists() and str(template.resolve()) not in found:
+            found.append(str(template.resolve()))
+    return found
 
 
 def _is_loopback(address: str) -> bool:

@@ -174,9 +174,9 @@ def test_lab_fault_and_journal_commands(lab, run_cli):
     cleared = run_cli("lab", "fault", "--dir", lab.dir, "--clear")
     assert cleared.code == 0 and cleared.json() == {}
     assert run_cli(*apply_args(lab)).code == 0
-    runs = run_cli("journal", "--state-dir", lab.state_dir).json()
+    runs = run_cli("journal", "--state-dir", lab.state_dir, "--json").json()["runs"]
     assert [r["status"] for r in runs] == ["failed", "ok"]
-    rows = run_cli("journal", "--state-dir", lab.state_dir, "--run", runs[1]["id"]).json()
+    rows = run_cli("journal", "--state-dir", lab.state_dir, "--run", runs[1]["id"], "--json").json()["steps"]
     assert {r["task"] for r in rows if r["status"] == "changed"} == {
         "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
 

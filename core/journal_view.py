@@ -1,0 +1,169 @@
+"""``lync2fa journal`` for people and machines.
+
+A table of runs (local time, command, inventory, user, counts, status); ``--run N`` the steps of
+one run with readable diffs; ``--json`` with ISO-8601 times and diffs as objects. The journal is
+opened read-only: looking at it never creates a state directory or a journal, and a missing one
+is an error (exit 2), not an empty history.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .meta import iso
+from .results import format_diff
+
+JOURNAL = "journal.sqlite"
+STATUS_STYLE = {"ok": "green", "changed": "cyan", "failed": "red", "skipped": "yellow", "running": "yellow",
+                "interrupted": "magenta"}
+
+
+class JournalMissing(Exception):
+    """No journal where one was asked for (a usage error: exit code 2)."""
+
+
+def open_readonly(state_dir: Path) -> sqlite3.Connection:
+    if not state_dir.is_dir():
+        raise JournalMissing(f"no state directory {state_dir} (nothing has been run with --state-dir {state_dir}; "
+                             "the default is $LYNC2FA_STATE_DIR, else .lync2fa)")
+    path = state_dir / JOURNAL
+    if not path.is_file():
+        raise JournalMissing(f"no journal in {state_dir} ({JOURNAL} is missing)")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _rows(db: sqlite3.Connection, sql: str, args: tuple = ()) -> list[dict]:
+    return [dict(row) for row in db.execute(sql, args).fetchall()]
+
+
+def runs(db: sqlite3.Connection) -> list[dict]:
+    """Every run with its step counts, oldest first, times as ISO-8601 (local time, with offset)."""
+    counts: dict[int, dict] = {}
+    for row in db.execute("SELECT run_id, status, COUNT(*) FROM results GROUP BY run_id, status"):
+        counts.setdefault(row[0], {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})[row[1]] = row[2]
+    out = []
+    for run in _rows(db, "SELECT * FROM runs ORDER BY id"):
+        run["counts"] = counts.get(run["id"], {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})
+        run["check_mode"] = bool(run.get("check_mode"))
+        run["duration_s"] = (round(run["finished_at"] - run["started_at"], 3)
+                             if run.get("finished_at") and run.get("started_at") else None)
+        for key in ("started_at", "finished_at"):
+            run[key] = iso(run.get(key))
+        out.append(run)
+    return out
+
+
+def _json_field(text, default):
+    if not isinstance(text, str):
+        return text if text is not None else default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def steps(db: sqlite3.Connection, run_id: int) -> list[dict]:
+    out = []
+    for step in _rows(db, "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)):
+        step["diff"] = _json_field(step.get("diff"), [])
+        step["warnings"] = _json_field(step.get("warnings"), [])
+        step["changed"], step["failed"] = bool(step.get("changed")), bool(step.get("failed"))
+        step["finished_at"] = iso(step.get("finished_at"))
+        step.pop("fingerprint", None)
+        out.append(step)
+    return out
+
+
+def _local(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
+
+
+def print_runs(rows: list[dict], console: Console) -> None:
+    table = Table(title="lync2fa journal", title_justify="left", header_style="bold")
+    for name, justify in (("run", "right"), ("started", "left"), ("command", "left"), ("inventory", "left"),
+                          ("user", "left"), ("ok", "right"), ("changed", "right"), ("failed", "right"),
+                          ("skipped", "right"), ("took", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for run in rows:
+        c = run["counts"]
+        command = run["command"] + (" (check)" if run["check_mode"] and run["command"] not in ("plan", "verify")
+                                    else "")
+        table.add_row(str(run["id"]), _local(run["started_at"]), escape(command), escape(run.get("inventory") or "-"),
+                      escape(f"{run.get('operator', '-')}@{run.get('controller', '-')}"), str(c["ok"]),
+                      str(c["changed"]), f"[red]{c['failed']}[/]" if c["failed"] else "0", str(c["skipped"]),
+                      _duration(run["duration_s"]), _status(run.get("status") or "-"))
+    if not rows:
+        console.print("the journal has no runs yet", highlight=False)
+        return
+    console.print(table)
+
+
+def print_steps(run: dict, rows: list[dict], console: Console) -> None:
+    c = run["counts"]
+    console.print(f"[bold]run {run['id']}[/]: {escape(run['command'])} on {escape(run.get('inventory') or '-')} by "
+                  f"{escape(run.get('operator', '-'))}@{escape(run.get('controller', '-'))}, "
+                  f"{_local(run['started_at'])} -> {_local(run['finished_at'])} ({_duration(run['duration_s'])}), "
+                  f"{_status(run.get('status') or '-')}: {c['ok']} ok, {c['changed']} changed, {c['failed']} failed, "
+                  f"{c['skipped']} skipped", highlight=False)
+    table = Table(header_style="bold")
+    for name, justify in (("task", "left"), ("host", "left"), ("status", "left"), ("took", "right"),
+                          ("message", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for step in rows:
+        table.add_row(escape(step["task"]), escape(step["host"]), _status(step["status"]),
+                      _duration(step.get("duration")), escape(step.get("msg") or ""))
+    console.print(table)
+    verb = "would change" if run["check_mode"] else "changed"
+    for step in rows:
+        diff = step["diff"] if isinstance(step["diff"], list) else []
+        if not diff and not step["warnings"]:
+            continue
+        console.print(f"[cyan]{escape(step['task'])} on {escape(step['host'])}[/] "
+                      f"({verb if step['changed'] else step['status']}):", highlight=False)
+        for line in format_diff(diff):
+            console.print(f"    {line}", markup=False, highlight=False)
+        for warning in step["warnings"] if isinstance(step["warnings"], list) else [step["warnings"]]:
+            console.print(f"    [yellow]warning:[/] {escape(str(warning))}", highlight=False)
+
+
+def show(state_dir: Path, run_id: int | None, as_json: bool, console: Console) -> None:
+    db = open_readonly(state_dir)
+    try:
+        all_runs = runs(db)
+        if run_id is None:
+            if as_json:
+                print(json.dumps({"journal": str(state_dir / JOURNAL), "runs": all_runs}, indent=2, default=str))
+            else:
+                print_runs(all_runs, console)
+            return
+        run = next((r for r in all_runs if r["id"] == run_id), None)
+        if run is None:
+            raise JournalMissing(f"no run {run_id} in the journal of {state_dir} "
+                                 f"(runs: {', '.join(str(r['id']) for r in all_runs) or 'none'})")
+        rows = steps(db, run_id)
+        if as_json:
+            print(json.dumps({"run": run, "steps": rows}, indent=2, default=str))
+        else:
+            print_steps(run, rows, console)
+    finally:
+        db.close()
