@@ -15,7 +15,7 @@ from importlib import resources
 
 # Load order: the frame, the dispatch table, then one file per concern.
 LIBRARY_FILES = ("Lync2fa.Frame.ps1", "Lync2fa.Dispatch.ps1", "Lync2fa.Cmdlet.ps1", "Lync2fa.Registry.ps1",
-                 "Lync2fa.Directory.ps1", "Lync2fa.Host.ps1", "Lync2fa.Accounts.ps1", "Lync2fa.Templates.ps1")
+                 "Lync2fa.Directory.ps1", "Lync2fa.Host.ps1", "Lync2fa.Accounts.ps1")
 MARKER = "# lync2fa-host-script"
 REQUEST_START = "$Lync2faRequestText = @'\n"
 REQUEST_END = "\n'@\n"

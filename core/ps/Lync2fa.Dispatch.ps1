@@ -62,7 +62,6 @@ function Invoke-Lync2faNamedOperation {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
-        'add_ca_template' { return Add-Lync2faCATemplate -Name ([string]$Arguments['template']) -TimeoutSeconds ([int]$Arguments['timeout_s']) -FirstDelaySeconds ([int]$Arguments['first_delay_s']) }
         default { throw ('lync2fa: unknown named operation ' + $Name) }
     }
 }

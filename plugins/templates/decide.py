@@ -12,23 +12,19 @@ import hashlib
 from lync2fa import adcs, records
 from lync2fa.decision import Context, Decision
 from lync2fa.hostops import (ad_create, ad_delete, ad_object_fact, ad_search_fact, ad_set, ace_add, cmdlet,
-                             cmdlet_fact, named, named_fact, registry_fact, typed)
+                             cmdlet_fact, named_fact, typed)
 
+from ..ca.common import CA_CONFIG, NO_CA, NO_CA_CHECK_MODE, active_ca, ca_config_fact
+from ..ca.templates_published import RETRY as PUBLISH_RETRY
 from . import esc, model
 
 SMARTCARD_USER = "SmartcardUser"
 RECORD_PREFIX = "template/"
 ADCS_MODULE = "ADCSAdministration"
-NO_CA = "No certification authority is installed on this host; run ca.authority first."
-NO_CA_CHECK = "No CA is installed yet (check mode): assuming ca.authority installs it."
 TEMPLATE_FILTER = f"(objectClass={adcs.TEMPLATE_CLASS})"
 OID_FILTER = f"(objectClass={adcs.OID_CLASS})"
 OID_ATTRIBUTES = ("cn", "displayName", adcs.TEMPLATE_OID_ATTRIBUTE, adcs.OID_LINK_ATTRIBUTE)
 TEMPLATE_ATTRIBUTES = ("cn", *model.ATTRIBUTES)
-# Add-CATemplate right after the template was written can find it missing (replication to the
-# DC the CA reads, the CA's template cache: issue 7 defect 5): retried with back-off.
-PUBLISH_TIMEOUT_S = 120
-PUBLISH_FIRST_DELAY_S = 1
 
 
 def not_in_ad(name: str) -> str:
@@ -42,7 +38,7 @@ def assumed_in_check_mode(name: str) -> str:
 
 # -- shared facts ---------------------------------------------------------------------------
 def ca_facts() -> dict:
-    return {"ca": registry_fact(adcs.CERTSVC_CONFIGURATION, ["Active"]),
+    return {CA_CONFIG: ca_config_fact(),
             "published": cmdlet_fact("Get-CATemplate", select=("Name",), module=ADCS_MODULE)}
 
 
@@ -50,15 +46,10 @@ def oid_facts() -> dict:
     return {"oids": ad_search_fact(adcs.OID_CONTAINER, OID_FILTER, OID_ATTRIBUTES, scope="onelevel")}
 
 
-def ca_name(ctx: Context) -> str | None:
-    key = ctx.facts.value("ca") or {}
-    return ((key.get("values") or {}).get("Active") or None) if key.get("exists") else None
-
-
 def published_names(ctx: Context) -> tuple[list[str], str | None]:
     """The templates this CA issues (Get-CATemplate), or the refusal when they cannot be read.
     Without a CA there is nothing issued (the cmdlet's failure then means nothing)."""
-    if ca_name(ctx) is None:
+    if active_ca(ctx.facts) is None:
         return [], None
     error = ctx.facts.error("published")
     if error is not None:
@@ -118,10 +109,10 @@ def smartcard_facts(p: dict) -> dict:
 
 
 def _check_ca(ctx: Context, warnings: list[str]) -> tuple[list[str], str | None]:
-    if ca_name(ctx) is None:
+    if active_ca(ctx.facts) is None:
         if not ctx.check_mode:
             return [], NO_CA
-        warnings.append(NO_CA_CHECK)
+        warnings.append(NO_CA_CHECK_MODE)
     return published_names(ctx)
 
 
@@ -276,11 +267,9 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
         rights, object_type = model.RIGHT_ACES[right]
         operations.append(ace_add(dn, principal, rights, object_type))
     if p["publish"] and name.lower() not in issued:
-        if existing is None:
-            operations.append(named("add_ca_template", template=name, timeout_s=PUBLISH_TIMEOUT_S,
-                                    first_delay_s=PUBLISH_FIRST_DELAY_S))
-        else:
-            operations.append(cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE))
+        # Retried while the CA does not see the template yet (replication, its template cache).
+        operations.append(cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE,
+                                 retry=PUBLISH_RETRY))
     elif not p["publish"] and name.lower() in issued:
         operations.append(cmdlet("Remove-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE))
     return Decision(before=before, after=after, operations=operations, warnings=warnings)
@@ -298,7 +287,7 @@ def _by_name(entries: list[dict]) -> dict[str, dict]:
 
 
 def decide_audit(ctx: Context) -> Decision:
-    name = ca_name(ctx)
+    name = active_ca(ctx.facts)
     if name is None:
         return Decision.refuse(NO_CA)
     published, refusal = published_names(ctx)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 
 from ... import adcs
 from ...adcs_builtin import BUILTIN_TEMPLATES
 from ..estate import Estate
 from ..state import EstateStore
 from .directory import Directory, translate
-from .errors import WindowsError
 from .hosts import seeds
-from .machine import Machine, named_operation
+from .machine import Machine
 
 CONTAINER_OWNER = "Enterprise Admins"
 
@@ -83,20 +81,3 @@ def create_builtin_templates(machine: Machine) -> list[str]:
         created.append(name)
     return created
 
-
-@named_operation("add_ca_template")
-def add_ca_template_with_retry(machine: Machine, template: str, timeout_s: int = 120, first_delay_s: int = 1) -> dict:
-    """core/ps/Lync2fa.Templates.ps1 Add-Lync2faCATemplate: Add-CATemplate, retried with back-off
-    while the CA does not see the new template yet (replication, template cache)."""
-    deadline = time.monotonic() + timeout_s
-    delay, attempts = max(int(first_delay_s), 1), 0
-    while True:
-        attempts += 1
-        try:
-            machine.invoke("Add-CATemplate", {"Name": template, "Force": True})
-            return {"attempts": attempts}
-        except WindowsError as exc:
-            if exc.category != "ObjectNotFound" or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 30)
