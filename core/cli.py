@@ -15,6 +15,7 @@ from . import api, preflight
 from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
 from .inventory import InventoryError
+from .journal import JournalError
 from .lab import control
 from .lab.estate import LAB_TRANSPORTS
 from .plan import PlanError
@@ -25,11 +26,16 @@ from .progress import LinePrinter, ProgressDisplay
 from .reports import to_json, write_all
 from .results import format_diff
 from .runner import RunReport
+from .paths import PathError, ensure_dir
+from .runlock import RunLockError
 from .task import ParameterError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Configuration and environment errors (exit 2; 1 is only for "a task failed"): files and
+# directories lync2fa cannot use are environment errors, a host that does not answer is not.
 USAGE_ERRORS = (InventoryError, PlanError, InsecurePlanError, ParameterError, ConnectionConfigError,
-                control.LabError)
+                control.LabError, JournalError, RunLockError, PathError, PermissionError, FileNotFoundError,
+                NotADirectoryError, IsADirectoryError, FileExistsError)
 
 
 class UsageError(Exception):
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also show the operations sent to each host, step by step")
         p.add_argument("--resume", action="store_true",
                        help="skip steps that succeeded in the last interrupted or failed run of this command")
+        p.add_argument("--wait-lock", action="store_true",
+                       help="apply/rollback: wait for another run on the same --state-dir to end instead of "
+                            "exiting 2")
         p.add_argument("--skip-preflight", action="store_true",
                        help="apply/rollback: do not run the read-only preflight checks first")
 
@@ -80,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--transport", choices=LAB_TRANSPORTS, default=None,
                     help="ansible_winrm_transport in hosts.yml (default: credssp for a new lab, which the "
                          "rollout needs to reach AD, the CMS and the CA; an existing lab keeps its own)")
+    up.add_argument("--profile", choices=("fast", "real-estate"), default=None,
+                    help="real-estate: the lab pays a real host's process start and module import times")
     down = lab.add_parser("down", help="stop the lab (its state is kept)")
     down.add_argument("--dir", required=True)
     fault = lab.add_parser("fault", help="inject faults: HOST (or *) NAME=VALUE ...")
@@ -145,6 +156,11 @@ def print_report(report: RunReport, console: Console) -> None:
 
 
 def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
+    # Before anything runs (not after the changes): where reports and the journal go, the run lock.
+    if args.report_dir:
+        ensure_dir(args.report_dir, "--report-dir")
+    api.check_state_dir(args.state_dir, changes=kind in ("apply", "rollback") and not check_mode,
+                        wait_lock=args.wait_lock)
     inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
     pm = default_plugin_manager()
     only = args.tasks
@@ -199,7 +215,8 @@ def _run(args, plan, check_mode, pm, kind) -> RunReport:
     command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
     return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
                    command=command, inventory_name=",".join(args.inventory), resume=args.resume,
-                   verify=kind == "verify")
+                   verify=kind == "verify", wait_lock=args.wait_lock,
+                   on_wait=lambda message: print(f"lync2fa: {message}", file=sys.stderr, flush=True))
 
 
 def _note_missing_client_library(inventory: Path, out: Console) -> None:
@@ -219,7 +236,8 @@ def _note_missing_client_library(inventory: Path, out: Console) -> None:
 def cmd_lab(args, out: Console) -> int:
     directory = Path(args.dir)
     if args.lab_command == "up":
-        inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport)
+        inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport,
+                               profile=args.profile)
         out.print(f"lab running; inventory: {inventory}", highlight=False)
         _note_missing_client_library(inventory, out)
     elif args.lab_command == "down":

@@ -65,6 +65,14 @@ class Context:
     facts: Facts
     check_mode: bool = False
     hostvars: dict = field(default_factory=dict)   # lync2fa_fqdn, lync2fa_domain, ...
+    # Decisions of this host's earlier steps whose operations are not applied yet (same request).
+    planned: dict = field(default_factory=dict)
+
+    def assumes(self, task_name: str) -> bool:
+        """Whether a missing prerequisite made by ``task_name`` may be assumed: in check mode, or
+        because that task's changes on this host are planned in the same request. A decision that
+        cannot plan on it may refuse: the engine then applies the prerequisite and decides again."""
+        return self.check_mode or task_name in self.planned
 
 
 @dataclass

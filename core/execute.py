@@ -1,13 +1,19 @@
-"""One step on one host: read its facts, decide in Python, apply the operations.
+"""A host's steps of one phase: read their facts together, decide in Python, apply together.
 
-At most two kinds of round trip per step: one script reading every fact the task declared
-(plus one per ``More`` the decision asks for), and, when something must change and we are not
-in check mode, one script applying the operations in order. A no-op step sends nothing but its
-fact read.
+Per host and phase, one request reads every fact the steps declared; each step's decision then
+runs in order, seeing the decisions of the same host's earlier steps (``Context.planned``), so a
+dependent step can plan on what will exist; one request applies every step's operations as
+groups (a group whose prerequisite failed is skipped on the host). A decision may ask for more
+facts (``More``: one more read). If a decision refuses while a prerequisite's changes are still
+pending, those changes are applied first and the remaining steps read their facts again, so
+no decision has to predict what it cannot.
+
+In check mode and on a no-op re-apply nothing but the fact read is sent.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import hostscript
 from .decision import Context, Decision, FactError, Facts, More
@@ -21,73 +27,159 @@ class Outcome:
     decision: Decision
     applied: list[dict] = field(default_factory=list)   # what each operation did, in order
     failed: bool = False
+    skipped: bool = False
     msg: str = ""
 
     @property
     def changed(self) -> bool:
-        return bool(self.decision.operations) and not self.failed
+        return bool(self.decision.operations) and not self.failed and not self.skipped
 
 
-def read_facts(connection, queries: dict[str, dict], secrets: dict | None = None) -> Facts:
+def read_facts(connection, queries: dict[str, dict], deadline_s: float | None = None) -> Facts:
     if not queries:
         return Facts()
-    output = connection.run_script(hostscript.build(hostscript.facts_request(queries)), None)
-    response = _response(output)
+    response = connection.request(hostscript.facts_request(queries), None, deadline_s, idempotent=True)
+    _check(response)
     return Facts(response.get("facts") or {})
 
 
-def decide(step, connection, check_mode: bool) -> Decision:
-    """Gather the step's facts and run its decision (pure Python, no host change)."""
-    task = step.task
-    facts = read_facts(connection, task.facts(step.params))
-    ctx = Context(task=task.name, host=step.host.name, params=step.params, facts=facts, check_mode=check_mode,
-                  hostvars=_hostvars(step.host))
-    for _ in range(MAX_FACT_ROUNDS):
+def qualified_secrets(step, operations: list[dict], secrets: dict) -> tuple[list[dict], dict]:
+    """The step's operations with secret placeholders renamed ``<task>/<name>`` (steps of one
+    request share the secrets document), and those secrets."""
+    prefix = step.task.name + "/"
+
+    def rename(value):
+        if isinstance(value, dict):
+            if set(value) == {"secret"}:
+                return {"secret": prefix + value["secret"]}
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return value
+    return rename(operations), {prefix + k: v for k, v in secrets.items()}
+
+
+class HostBatch:
+    """Runs one host's steps of a phase. ``secrets_of(step)`` gives a step's secret values;
+    ``started(steps)`` is called before operations are sent (the journal records them)."""
+
+    def __init__(self, connection, check_mode: bool, secrets_of: Callable, started: Callable,
+                 deadline_s: float | None = None):
+        self.connection, self.check_mode = connection, check_mode
+        self.secrets_of, self.started, self.deadline_s = secrets_of, started, deadline_s
+        self.decided: dict[tuple[str, str], Decision] = {}
+
+    def run(self, steps: list) -> dict[tuple[str, str], Outcome]:
+        outcomes: dict[tuple[str, str], Outcome] = {}
+        facts = self._read([s for s in steps])
+        pending: list = []          # decided steps whose operations are not applied yet
+        remaining = list(steps)
+        while remaining:
+            step = remaining.pop(0)
+            blocker = self._blocker(step, outcomes)
+            if blocker:
+                outcomes[step.key] = Outcome(Decision(), skipped=True, msg=f"skipped: {blocker} did not succeed")
+                continue
+            decision = self._decide(step, facts[step.key], pending)
+            self.decided[step.key] = decision
+            if decision.failed and any(p.task.name in step.task.after for p in pending) and not self.check_mode:
+                # It cannot plan on a prerequisite's pending changes: make them, then read again.
+                self._apply(pending, outcomes)
+                pending = []
+                facts.update(self._read([step, *remaining]))
+                remaining.insert(0, step)
+                continue
+            outcomes[step.key] = Outcome(decision, failed=decision.failed, msg=decision.msg)
+            if decision.operations and not decision.failed:
+                pending.append(step)
+        if not self.check_mode:
+            self._apply(pending, outcomes)
+        return outcomes
+
+    # -- internals --------------------------------------------------------------------
+    def _read(self, steps: list) -> dict[tuple[str, str], Facts]:
+        queries = {f"{i}|{name}": query for i, step in enumerate(steps)
+                   for name, query in step.task.facts(step.params).items()}
+        merged = read_facts(self.connection, queries, self.deadline_s)
+        out = {}
+        for i, step in enumerate(steps):
+            prefix = f"{i}|"
+            out[step.key] = Facts({k[len(prefix):]: v for k, v in merged.raw.items() if k.startswith(prefix)})
+        return out
+
+    def _decide(self, step, facts: Facts, pending: list) -> Decision:
+        planned = {p.task.name: self.decided[p.key] for p in pending}
+        ctx = Context(task=step.task.name, host=step.host.name, params=step.params, facts=facts,
+                      check_mode=self.check_mode, hostvars=_hostvars(step.host), planned=planned)
+        for _ in range(MAX_FACT_ROUNDS):
+            try:
+                answer = step.task.decide(ctx)
+            except FactError as exc:
+                return Decision.refuse(str(exc))
+            if not isinstance(answer, More):
+                return answer
+            ctx.facts = ctx.facts.merged(read_facts(self.connection, answer.facts, self.deadline_s).raw)
+        return Decision.refuse(f"{step.task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times")
+
+    def _blocker(self, step, outcomes: dict) -> str | None:
+        for other_key, outcome in outcomes.items():
+            task_name, host = other_key
+            if host == step.host.name and task_name in step.task.after and (outcome.failed or outcome.skipped):
+                return f"{task_name} on {host}"
+        return None
+
+    def _apply(self, pending: list, outcomes: dict) -> None:
+        if not pending:
+            return
+        groups, secrets = [], {}
+        names = {p.task.name for p in pending}
+        for step in pending:
+            operations, step_secrets = qualified_secrets(step, self.decided[step.key].operations,
+                                                         self.secrets_of(step))
+            secrets.update(step_secrets)
+            groups.append({"id": step.task.name, "needs": [n for n in step.task.after if n in names],
+                           "operations": operations})
+        self.started(pending)
         try:
-            answer = task.decide(ctx)
-        except FactError as exc:
-            return Decision.refuse(f"{exc}")
-        if not isinstance(answer, More):
-            return answer
-        ctx.facts = ctx.facts.merged(read_facts(connection, answer.facts).raw)
-    raise RuntimeError(f"{task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times")
+            response = self.connection.request(hostscript.apply_request(groups), secrets or None, self.deadline_s)
+            _check(response)
+        except Exception as exc:
+            for step in pending:
+                outcome = outcomes[step.key]
+                outcome.failed, outcome.msg = True, str(exc)
+            if not isinstance(exc, hostscript.HostScriptError):
+                raise
+            return
+        answers = {a["id"]: a for a in response.get("groups") or []}
+        for step in pending:
+            outcome = outcomes[step.key]
+            answer = answers.get(step.task.name)
+            ops = outcome.decision.operations
+            if answer is None:
+                outcome.failed, outcome.msg = True, "the host did not answer for this step's operations"
+            elif answer.get("skipped"):
+                outcome.skipped, outcome.msg = True, f"skipped: {answer.get('blocked_by')} did not succeed"
+            else:
+                outcome.applied = list(answer.get("operations") or [])
+                for index, (operation, done) in enumerate(zip(ops, outcome.applied)):
+                    if not done.get("ok"):
+                        error = (done.get("error") or {}).get("message", "unknown error")
+                        outcome.failed = True
+                        outcome.msg = (f"operation {index + 1} of {len(ops)} ({describe(operation)}) failed: "
+                                       f"{str(error).strip()}")
+                        break
+                else:
+                    if len(outcome.applied) < len(ops):
+                        outcome.failed, outcome.msg = True, f"only {len(outcome.applied)} of {len(ops)} operations ran"
 
 
-def apply(connection, operations: list[dict], secrets: dict | None) -> tuple[list[dict], str]:
-    """Run the operations; returns (per-operation results, failure message or "")."""
-    output = connection.run_script(hostscript.build(hostscript.apply_request(operations)), secrets or None)
-    response = _response(output)
-    done = list(response.get("operations") or [])
-    for index, (operation, result) in enumerate(zip(operations, done)):
-        if not result.get("ok"):
-            error = result.get("error") or {}
-            return done, (f"operation {index + 1} of {len(operations)} ({describe(operation)}) failed: "
-                          f"{error.get('message', 'unknown error')}")
-    if len(done) < len(operations):
-        return done, f"only {len(done)} of {len(operations)} operations ran"
-    return done, ""
-
-
-def run(step, connection, check_mode: bool, secrets: dict | None) -> Outcome:
-    decision = decide(step, connection, check_mode)
-    if decision.failed or check_mode or not decision.operations:
-        return Outcome(decision, failed=decision.failed, msg=decision.msg)
-    applied, error = apply(connection, decision.operations, secrets)
-    return Outcome(decision, applied=applied, failed=bool(error), msg=error or decision.msg)
-
-
-def _response(output) -> dict:
-    try:
-        response = hostscript.parse_response(output.stdout)
-    except hostscript.HostScriptError:
-        detail = output.stderr.strip() or "no output"
-        raise hostscript.HostScriptError(f"host script failed (exit code {output.exit_code}): {detail}") from None
+def _check(response: dict) -> None:
     if response.get("failed"):
         error = response.get("error") or {}
         raise hostscript.HostScriptError(f"host script failed: {error.get('message', 'unknown error')}")
-    return response
 
 
 def _hostvars(host) -> dict:
     names = ("lync2fa_fqdn", "lync2fa_domain", "lync2fa_lync_role", "inventory_hostname")
     return {n: host.var(n) for n in names if host.has_var(n)}
+

@@ -8,6 +8,8 @@ the script and are referenced by name.
 """
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 from functools import lru_cache
@@ -15,7 +17,8 @@ from importlib import resources
 
 # Load order: the frame, the dispatch table, then one file per concern.
 LIBRARY_FILES = ("Lync2fa.Frame.ps1", "Lync2fa.Dispatch.ps1", "Lync2fa.Cmdlet.ps1", "Lync2fa.Registry.ps1",
-                 "Lync2fa.Directory.ps1", "Lync2fa.Host.ps1", "Lync2fa.Accounts.ps1")
+                 "Lync2fa.Directory.ps1", "Lync2fa.Host.ps1", "Lync2fa.Accounts.ps1",
+                 "Lync2fa.SmartCard.ps1", "Lync2fa.UserTask.ps1", "Lync2fa.File.ps1", "Lync2fa.NativeMethods.cs")
 MARKER = "# lync2fa-host-script"
 REQUEST_START = "$Lync2faRequestText = @'\n"
 REQUEST_END = "\n'@\n"
@@ -35,7 +38,7 @@ if (-not [string]::IsNullOrWhiteSpace($lync2faSecretText)) {
     $lync2faSecrets = ConvertTo-Lync2faHashtable -Value ($lync2faSecretText | ConvertFrom-Json)
 }
 try {
-    $lync2faResponse = Invoke-Lync2faRequest -Request $lync2faRequest -Secrets $lync2faSecrets
+    $lync2faResponse = Invoke-Lync2faRequest -Request $lync2faRequest -Secrets $lync2faSecrets -Imported @{}
 }
 catch {
     $lync2faResponse = @{ lync2fa = 1; failed = $true; error = (Get-Lync2faError -ErrorRecord $_) }
@@ -52,7 +55,17 @@ class HostScriptError(ValueError):
 def library() -> str:
     """The primitive library's text, as shipped (package data under lync2fa/ps)."""
     folder = resources.files("lync2fa") / "ps"
-    return "\n".join(folder.joinpath(name).read_text(encoding="utf-8") for name in LIBRARY_FILES)
+    return "\n".join(_library_part(name, folder.joinpath(name).read_text(encoding="utf-8")) for name in LIBRARY_FILES)
+
+
+def _library_part(name: str, text: str) -> str:
+    """A .ps1 file as is; C# (``Lync2fa.X.cs``) as data: a single-quoted here-string in
+    ``$Lync2faXSource`` that the primitives compile with Add-Type (never spliced into code)."""
+    if not name.endswith(".cs"):
+        return text
+    assert "\n'@" not in text and not text.startswith("'@"), f"{name} would end its here-string"
+    variable = "$" + name[:-3].replace(".", "") + "Source"
+    return f"{variable} = @'\n{text.rstrip()}\n'@"
 
 
 @lru_cache(maxsize=None)
@@ -76,8 +89,81 @@ def facts_request(queries: dict[str, dict]) -> dict:
     return {"kind": "facts", "facts": queries}
 
 
-def apply_request(operations: list[dict]) -> dict:
-    return {"kind": "apply", "operations": operations}
+def apply_request(groups: list[dict]) -> dict:
+    """``groups``: ``[{"id": step, "needs": [ids], "operations": [...]}]``; a group whose ``needs``
+    failed is skipped, the first failing operation ends its own group."""
+    return {"kind": "apply", "groups": groups}
+
+
+# -- the long-lived session: one PowerShell process per host, one JSON line per request ---------
+# The loop below is the process's whole command line (-EncodedCommand, well under WinRS' 8191
+# characters). Each request arrives as one line of JSON on stdin: the first also carries the
+# library (gzip, base64), dot-sourced once, so that functions and imported modules stay loaded for the
+# host's later requests; secrets travel in the same data, never in script text. Each answer is
+# one line of JSON on stdout.
+SESSION_LOOP = "\n".join([
+    "Set-StrictMode -Version 2.0",
+    "$ErrorActionPreference = 'Stop'",
+    "$ProgressPreference = 'SilentlyContinue'",
+    "$lync2faUtf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false",
+    "[Console]::OutputEncoding = $lync2faUtf8",
+    "$lync2faIn = New-Object -TypeName System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), "
+    "$lync2faUtf8",
+    "$lync2faModules = @{}",
+    "while ($true) {",
+    "    $lync2faLine = $lync2faIn.ReadLine()",
+    "    if ($null -eq $lync2faLine) { break }",
+    "    try {",
+    "        $lync2faFrame = $lync2faLine | ConvertFrom-Json",
+    "        if ($null -ne $lync2faFrame.library) {",
+    "            $lync2faZip = New-Object -TypeName System.IO.MemoryStream -ArgumentList "
+    "(,[Convert]::FromBase64String($lync2faFrame.library))",
+    "            $lync2faGz = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $lync2faZip, "
+    "([System.IO.Compression.CompressionMode]::Decompress)",
+    "            $lync2faText = (New-Object -TypeName System.IO.StreamReader -ArgumentList $lync2faGz, $lync2faUtf8)"
+    ".ReadToEnd()",
+    "            . ([ScriptBlock]::Create($lync2faText))",
+    "        }",
+    "        $lync2faAnswer = Invoke-Lync2faRequest -Request (ConvertTo-Lync2faHashtable -Value $lync2faFrame.request) "
+    "-Secrets (ConvertTo-Lync2faHashtable -Value $lync2faFrame.secrets) -Imported $lync2faModules",
+    "    }",
+    "    catch {",
+    "        $lync2faAnswer = @{ lync2fa = 1; failed = $true; error = @{ message = "
+    "[string]$_.Exception.GetBaseException().Message } }",
+    "    }",
+    "    [Console]::Out.WriteLine((ConvertTo-Json -InputObject $lync2faAnswer -Depth 14 -Compress))",
+    "    [Console]::Out.Flush()",
+    "}",
+])
+
+
+@lru_cache(maxsize=None)
+def _compressed_library() -> str:
+    """The library gzip-compressed and base64-encoded: one Send instead of two (pywinrm's
+    envelope holds ~100 kB of stdin; the library with its comment-based help is larger)."""
+    return base64.b64encode(gzip.compress(library().encode(), mtime=0)).decode("ascii")
+
+
+def session_frame(request: dict, secrets: dict | None, with_library: bool) -> bytes:
+    """One request on the session's stdin: a line of JSON (the library rides on the first)."""
+    frame = {"library": _compressed_library() if with_library else None,
+             "request": request, "secrets": secrets or {}}
+    return (json.dumps(frame, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def parse_frame(line: str, library_loaded: bool) -> tuple[dict, dict, bool]:
+    """(request, secrets, library now loaded) from one session line: what the lab does with it.
+    The library must be the shipped one, and must come before the first request."""
+    frame = json.loads(line)
+    if frame.get("library") is not None:
+        text = gzip.decompress(base64.b64decode(frame["library"])).decode("utf-8")
+        if hashlib.sha256(text.encode()).hexdigest() != hashlib.sha256(library().encode()).hexdigest():
+            raise HostScriptError("the session's library differs from the one lync2fa ships")
+        library_loaded = True
+    if not library_loaded:
+        raise HostScriptError("The term 'Invoke-Lync2faRequest' is not recognized as the name of a cmdlet, "
+                              "function, script file, or operable program.")
+    return frame["request"], frame.get("secrets") or {}, library_loaded
 
 
 def parse_script(script: str) -> dict:

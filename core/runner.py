@@ -22,6 +22,12 @@ from .script import ScriptContractError, parse_result, render, split_secrets
 from .transport import ConnectionPool, TransportError
 
 
+# A step's deadline: sized for the slowest one, on-card enrollment (key generation in the TPM,
+# the CA's answer, InstallResponse), with margin. A host that does not answer in time fails
+# with "no answer in N s" and the run goes on with the others.
+DEFAULT_STEP_TIMEOUT_S = 300.0
+
+
 @dataclass
 class RunReport:
     results: list[Result]
@@ -77,8 +83,9 @@ def phases(plan: Plan) -> list[list]:
 
 class Runner:
     def __init__(self, hooks, journal: Journal | None = None, forks: int = 16,
-                 pool: ConnectionPool | None = None):
+                 pool: ConnectionPool | None = None, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
         self.hooks = hooks
+        self.step_timeout_s = step_timeout_s
         self.journal = journal
         self.forks = max(1, forks)
         self.pool = pool or ConnectionPool()
@@ -102,17 +109,27 @@ class Runner:
         last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
 
         def run_host(steps: list[Step]) -> None:
+            todo = []
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results)
                 if done and done.get(step.key) == fingerprint(step):
-                    result = self._finish(step, run_id, redact, Result(
+                    results[step.key] = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
                 elif blocker:
-                    result = self._finish(step, run_id, redact, Result(
+                    results[step.key] = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
                 else:
-                    result = self._run_step(step, check_mode, run_id, redact, verify)
-                results[step.key] = result
+                    todo.append(step)
+            if todo and all(s.task.decide is not None for s in todo):
+                results.update(self._run_batch(todo, check_mode, run_id, redact, verify))
+                return
+            for step in todo:   # a legacy resource script among them: one step at a time
+                blocker = None if verify else self._blocker(step, plan, results)
+                if blocker:
+                    results[step.key] = self._finish(step, run_id, redact, Result(
+                        step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
+                else:
+                    results[step.key] = self._run_step(step, check_mode, run_id, redact, verify)
 
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
@@ -123,9 +140,9 @@ class Runner:
                             by_host.setdefault(step.host.name, []).append(step)
                     for _ in workers.map(run_host, by_host.values()):
                         pass
-                    for host, last in last_stage.items():
-                        if last == index:
-                            self.pool.close_host(host)
+                    finished = [host for host, last in last_stage.items() if last == index]
+                    for _ in workers.map(self.pool.close_host, finished):   # deleted concurrently
+                        pass
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                                findings=[f.as_dict() for f in plan.findings])
@@ -150,17 +167,66 @@ class Runner:
                     return f"{dep_name} on {dep.host.name}"
         return None
 
+    def _run_batch(self, steps: list[Step], check_mode: bool, run_id, redact: Redactor,
+                   verify: bool) -> dict[tuple[str, str], Result]:
+        """One host's steps of a phase through one fact read and one apply (see execute.HostBatch)."""
+        started = time.monotonic()
+        placeholders = {s.key: Result(s.host.name, s.task.name) for s in steps}
+        for step in steps:
+            self._observe("lync2fa_task_start", placeholders[step.key], step=step)
+
+        def journal_started(pending: list[Step]) -> None:
+            if self.journal and run_id is not None:
+                for step in pending:
+                    self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
+
+        batch = execute.HostBatch(self.pool.get(steps[0].connection), check_mode,
+                                  secrets_of=lambda s: split_secrets(s.params, s.task.secret_params)[1],
+                                  started=journal_started, deadline_s=self.step_timeout_s * len(steps))
+        try:
+            outcomes = batch.run(steps)
+        except (TransportError, HostScriptError) as exc:
+            outcomes = {s.key: execute.Outcome(batch.decided.get(s.key) or execute.Decision(), failed=True,
+                                               msg=str(exc)) for s in steps}
+        except Exception as exc:  # a bug must fail the host's steps, not the whole run
+            outcomes = {s.key: execute.Outcome(execute.Decision(), failed=True,
+                                               msg=f"internal error: {type(exc).__name__}: {exc}") for s in steps}
+        elapsed = round(time.monotonic() - started, 4)
+        results = {}
+        for step in steps:
+            outcome = outcomes.get(step.key) or execute.Outcome(execute.Decision(), skipped=True, msg="not run")
+            result = placeholders[step.key]
+            self._fill(result, outcome)
+            if step.task.interpret and not result.failed and not result.skipped:
+                step.task.interpret(result, step.params)
+            if verify and step.task.kind == "apply" and result.changed and not result.failed:
+                result.failed, result.changed = True, False
+                result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
+            result.duration = elapsed
+            results[step.key] = self._finish(step, run_id, redact, result)
+        return results
+
+    @staticmethod
+    def _fill(result: Result, outcome) -> None:
+        decision = outcome.decision
+        result.before, result.after = decision.before, decision.after
+        result.warnings += decision.warnings
+        applied = outcome.applied + [None] * len(decision.operations)
+        result.operations = [{"operation": describe(op), **({"result": done} if done else {})}
+                             for op, done in zip(decision.operations, applied)]
+        result.changed, result.failed, result.skipped = outcome.changed, outcome.failed, outcome.skipped
+        result.msg = outcome.msg
+
     def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor, verify: bool = False) -> Result:
+        if step.task.decide is not None:
+            return self._run_batch([step], check_mode, run_id, redact, verify)[step.key]
         started = time.monotonic()
         result = Result(step.host.name, step.task.name)
         self._observe("lync2fa_task_start", result, step=step)
         try:
             public, secrets = split_secrets(step.params, step.task.secret_params)
             connection = self.pool.get(step.connection)
-            if step.task.decide is not None:
-                self._decide_and_apply(step, connection, check_mode, secrets, result)
-            else:
-                self._run_legacy_script(step, connection, public, secrets, check_mode, result)
+            self._run_legacy_script(step, connection, public, secrets, check_mode, result)
             if step.task.interpret and not result.failed:
                 step.task.interpret(result, step.params)
             if verify and step.task.kind == "apply" and result.changed and not result.failed:
@@ -174,17 +240,6 @@ class Runner:
             result.failed, result.msg = True, f"internal error: {type(exc).__name__}: {exc}"
         result.duration = round(time.monotonic() - started, 4)
         return self._finish(step, run_id, redact, result)
-
-    @staticmethod
-    def _decide_and_apply(step: Step, connection, check_mode: bool, secrets: dict, result: Result) -> None:
-        outcome = execute.run(step, connection, check_mode, secrets)
-        decision = outcome.decision
-        result.before, result.after = decision.before, decision.after
-        result.warnings += decision.warnings
-        result.operations = [{"operation": describe(op), **({"result": done} if done else {})}
-                             for op, done in zip(decision.operations,
-                                                 outcome.applied + [None] * len(decision.operations))]
-        result.changed, result.failed, result.msg = outcome.changed, outcome.failed, outcome.msg
 
     @staticmethod
     def _run_legacy_script(step: Step, connection, public: dict, secrets: dict, check_mode: bool,

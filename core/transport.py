@@ -17,6 +17,7 @@ import winrm
 from winrm.exceptions import (InvalidCredentialsError, WinRMError, WinRMOperationTimeoutError,
                               WinRMTransportError, WSManFaultError)
 
+from . import hostscript
 from .connection import ConnectionSettings
 
 # The bootstrap reads stdin: the script, then (after Ansible's separator) the secrets as JSON.
@@ -35,6 +36,8 @@ BOOTSTRAP = "\n".join([
 ])
 POWERSHELL_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
                    base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")]
+SESSION_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
+                base64.b64encode(hostscript.SESSION_LOOP.encode("utf-16-le")).decode("ascii")]
 STDIN_CHUNK = 100_000
 UTF8_CODEPAGE = 65001
 SHELL_NOT_FOUND = "2150858843"
@@ -100,6 +103,8 @@ class WinRMConnection:
         self._shell_id: str | None = None
         self._lock = threading.Lock()
         self.round_trips = 0
+        self._session_id: str | None = None      # the long-lived PowerShell process's command id
+        self._library_sent = False
 
     # -- public -----------------------------------------------------------------------
     def run_script(self, script: str, secrets: dict | None = None) -> ScriptOutput:
@@ -126,6 +131,34 @@ class WinRMConnection:
                     time.sleep(self.backoff_s * (2 ** attempt))
                     attempt += 1
 
+    def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
+                idempotent: bool = False) -> dict:
+        """Send one request to the host's lync2fa process (started on first use, kept for the
+        host's later requests) and return its JSON answer.
+
+        The process is one powershell.exe running ``hostscript.SESSION_LOOP``: per request one Send
+        and (usually) one Receive, no new process and no module import twice. ``idempotent``
+        requests (fact reads) are retried on transient errors in a new process; an apply never is
+        (it may have run). ``deadline_s``: give up on a host that does not answer in time.
+        """
+        with self._lock:
+            attempt = 0
+            while True:
+                try:
+                    return self._request_once(request, secrets, deadline_s)
+                except TransportError as err:
+                    self._reset(close=err.reachable)
+                    if err.may_have_run and not idempotent:
+                        raise TransportError(err.host, err.operation, f"{err.cause}; the operations may have run "
+                                             "(the next plan shows the state)") from None
+                    if not err.transient:
+                        raise
+                    if attempt >= self.retries:
+                        raise TransportError(err.host, err.operation,
+                                             f"{err.cause} (after {attempt + 1} attempts)") from None
+                    time.sleep(self.backoff_s * (2 ** attempt))
+                    attempt += 1
+
     def close(self) -> None:
         with self._lock:
             self._reset(close=True)
@@ -135,15 +168,22 @@ class WinRMConnection:
         """Forget the shell; ``close`` first asks the host to delete it (best effort), so that
         abandoned shells do not count against the host's MaxShellsPerUser."""
         if close and self._protocol and self._shell_id:
-            try:
+            try:   # deleting the shell ends its process: no Signal needed
+                self.round_trips += 1
                 self._protocol.close_shell(self._shell_id)
             except (WinRMError, requests.RequestException):
                 pass
         self._protocol, self._shell_id = None, None
+        self._session_id, self._library_sent = None, False
 
     def _shell(self) -> tuple[winrm.Protocol, str]:
         if self._shell_id is None:
             self._protocol = winrm.Protocol(**protocol_kwargs(self.settings))
+            # The proxy is what the inventory says (ansible_winrm_proxy), never the environment:
+            # requests would otherwise look the environment up again on every call.
+            transport = self._protocol.transport
+            transport.session = transport.build_session()
+            transport.session.trust_env = False
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
         return self._protocol, self._shell_id
 
@@ -166,6 +206,40 @@ class WinRMConnection:
             self._reset(close=True)   # the output is in hand; a new shell next time
         return ScriptOutput(stdout.decode("utf-8", "replace"),
                             _clean_clixml(stderr).decode("utf-8", "replace"), code)
+
+    def _request_once(self, request: dict, secrets: dict | None, deadline_s: float | None) -> dict:
+        protocol, shell_id = self._shell()
+        if self._session_id is None:
+            self._session_id = self._call("start PowerShell", protocol.run_command, shell_id, "PowerShell",
+                                          SESSION_ARGS, console_mode_stdin=False)
+        data = hostscript.session_frame(request, secrets, with_library=not self._library_sent)
+        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)]
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            # The process acts on a complete line: until the last chunk, nothing has run.
+            self._call("send request", protocol.send_command_input, shell_id, self._session_id, chunk, end=False,
+                       may_have_run=last)
+        self._library_sent = True
+        started = time.monotonic()
+        stdout, stderr = bytearray(), bytearray()
+        while b"\n" not in stdout:
+            if deadline_s is not None and time.monotonic() - started > deadline_s:
+                raise TransportError(self.settings.host, "receive answer", f"no answer in {deadline_s:g} s",
+                                     may_have_run=True)
+            try:
+                out, err, code, done = self._call("receive answer", protocol.get_command_output_raw, shell_id,
+                                                  self._session_id, may_have_run=True)
+            except TransportError as exc:
+                if "timed out" in exc.cause:     # WinRM's OperationTimeout: the host is still working
+                    continue
+                raise
+            stdout += out
+            stderr += err
+            if done and b"\n" not in stdout:
+                detail = _clean_clixml(bytes(stderr)).decode("utf-8", "replace").strip() or f"exit code {code}"
+                raise hostscript.HostScriptError(f"the host's PowerShell ended: {detail}")
+        line = bytes(stdout).split(b"\n", 1)[0].decode("utf-8", "replace")
+        return hostscript.parse_response(line)
 
     def _call(self, operation: str, func, *args, may_have_run: bool = False, **kwargs):
         self.round_trips += 1

@@ -81,6 +81,15 @@ class Lab:
         entries = [json.loads(line) for line in lines]
         return [e["operation"] for e in entries if host is None or e["host"] == host]
 
+    def counters(self, host: str, settle_s: float = 0.6) -> dict:
+        """Process starts, module imports and WS-Management requests the lab counted for a host
+        (the lab writes them every 0.2 s)."""
+        import time
+        time.sleep(settle_s)
+        path = self.dir / "counters.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        return data.get(host, {"process_starts": 0, "imports": 0, "requests": {}})
+
     def machine_props(self, host: str) -> dict:
         return self.get("host_props", host) or {}
 

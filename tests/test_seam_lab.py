@@ -2,6 +2,8 @@
 Windows model, not a tier, is under test), through real pywinrm and the lab's WinRM endpoint."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lync2fa import hostops, hostscript
@@ -37,13 +39,25 @@ def _run(lab, task, params, check_mode=False, host="cl0001"):
 
 def test_host_script_carries_the_request_as_data_and_the_shipped_library():
     hostile = "x'@\n$(Remove-Item C:\\ -Recurse)`\"; '@"
-    script = hostscript.build(hostscript.apply_request([hostops.registry_set(KEY, "Mode", hostile)]))
-    assert hostscript.parse_script(script)["operations"][0]["value"] == hostile
+    groups = [{"id": "seam.registry", "needs": [], "operations": [hostops.registry_set(KEY, "Mode", hostile)]}]
+    script = hostscript.build(hostscript.apply_request(groups))
+    assert hostscript.parse_script(script)["groups"][0]["operations"][0]["value"] == hostile
     assert hostile not in script                      # escaped inside one JSON line, never code
     tampered = script.replace("Set-StrictMode -Version 2.0\n", "Set-StrictMode -Version 2.0\n", 1).replace(
         "function Invoke-Lync2faNative", "function Invoke-Lync2faNativeX", 1)
     with pytest.raises(hostscript.HostScriptError, match="library differs"):
         hostscript.parse_script(tampered)
+
+
+def test_session_frames_carry_the_library_once_and_secrets_as_data():
+    first = hostscript.session_frame({"kind": "facts", "facts": {}}, {"pin": "12345678"}, with_library=True)
+    later = hostscript.session_frame({"kind": "facts", "facts": {}}, None, with_library=False)
+    request, secrets, loaded = hostscript.parse_frame(first.decode(), False)
+    assert loaded and secrets == {"pin": "12345678"}
+    assert hostscript.parse_frame(later.decode(), True)[0] == request
+    with pytest.raises(hostscript.HostScriptError, match="not recognized"):
+        hostscript.parse_frame(later.decode(), False)     # no library yet: Windows would not know the function
+    assert len(later) < 200 and b"function " not in later
 
 
 def test_plan_apply_reapply_and_the_lab_runs_exactly_the_decided_operations(make_lab):
@@ -109,3 +123,34 @@ def test_defect8_powershell_2_host_fails_before_anything_runs(make_lab):
     result = _run(lab, REGISTRY_TASK, {"mode": "strict"})
     assert result.failed and "ConvertFrom-Json" in result.msg
     assert lab.operations() == []
+
+
+def _requests(counters: dict) -> int:
+    return sum(counters["requests"].values())
+
+
+def test_issue11_one_process_per_host_and_few_requests(make_lab):
+    lab = make_lab(clients=1)
+    before = lab.counters("cl0001")
+    _run(lab, REGISTRY_TASK, {"mode": "strict"})               # apply: facts, then operations
+    applied = lab.counters("cl0001")
+    _run(lab, REGISTRY_TASK, {"mode": "strict"})               # no-op re-apply: facts only
+    again = lab.counters("cl0001")
+    apply_requests = _requests(applied) - _requests(before)
+    noop_requests = _requests(again) - _requests(applied)
+    # Create, Command, Send+Receive (facts), Send+Receive (operations), Delete; the CredSSP or
+    # NTLM handshake is not a WS-Management request.
+    assert apply_requests <= 7, json.dumps(applied)
+    assert noop_requests <= 5, json.dumps(again)
+    assert applied["process_starts"] - before["process_starts"] == 1
+    assert again["process_starts"] - applied["process_starts"] == 1
+    assert "Signal" not in again["requests"]
+
+
+def test_what_reaches_a_host_passes_the_static_checks():
+    """The session loop and the one-shot script, with the library's functions (issue 7)."""
+    from lync2fa import pscheck
+    functions = pscheck.defined_functions(hostscript.library())
+    findings = pscheck.check_text(hostscript.SESSION_LOOP, "session loop", functions)
+    findings += pscheck.check_text(hostscript.build(hostscript.facts_request({})), "host script")
+    assert findings == [], "\n".join(str(f) for f in findings)

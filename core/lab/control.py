@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..paths import PathError, ensure_dir
 from ..plugin_manager import default_plugin_manager
 from . import tls
-from . import windows
+from . import costs, windows
 from .directory import seed_directory
 from .estate import (DEFAULT_TRANSPORT, HOSTS_YML, LAB_JSON, LAB_TRANSPORTS, Estate, default_estate,
                      write_inventory)
@@ -65,13 +66,13 @@ def create(directory: Path, clients: int = 2, https: bool = False, transport: st
 
 
 def up(directory: Path, clients: int = 2, https: bool = False, transport: str | None = None,
-       timeout_s: float = 60.0) -> Path:
+       timeout_s: float = 60.0, profile: str | None = None) -> Path:
     """Start the lab (creating it on first use); returns the inventory once every endpoint answers.
 
     ``transport`` (``ansible_winrm_transport`` in hosts.yml): credssp for a new lab unless given;
     given for an existing lab, the inventory is rewritten with it (the lab accepts them all).
     """
-    directory = directory.resolve()
+    directory = _lab_dir(directory)
     if transport is not None and transport not in LAB_TRANSPORTS:
         raise LabError(f"the lab accepts {', '.join(LAB_TRANSPORTS)}, not {transport!r}")
     if (directory / LAB_JSON).exists() and transport is not None:
@@ -80,10 +81,16 @@ def up(directory: Path, clients: int = 2, https: bool = False, transport: str | 
             estate.transport = transport
             estate.save(directory)
             write_inventory(estate, directory)
+    if profile is not None and profile not in costs.PROFILES:
+        raise LabError(f"lab profiles: {', '.join(costs.PROFILES)}, not {profile!r}")
+    if not (directory / LAB_JSON).exists():
+        if running_pid(directory):
+            raise LabError(f"{directory}: a lab process runs there but its estate (lab.json) is missing")
+        create(directory, clients, https, transport or DEFAULT_TRANSPORT)
+    if profile is not None:
+        set_profile(directory, profile)
     if running_pid(directory):
         return directory / HOSTS_YML
-    if not (directory / LAB_JSON).exists():
-        create(directory, clients, https, transport or DEFAULT_TRANSPORT)
     (directory / READY).unlink(missing_ok=True)
     with open(directory / LOG, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "lync2fa.lab.serve", str(directory)],
@@ -99,6 +106,16 @@ def up(directory: Path, clients: int = 2, https: bool = False, transport: str | 
         time.sleep(0.05)
     _wait_for_endpoints(Estate.load(directory), deadline)
     return directory / HOSTS_YML
+
+
+def set_profile(directory: Path, profile: str) -> None:
+    """The lab's cost profile (lync2fa.lab.costs): read by the running lab at each new process."""
+    store = open_store(directory)
+    try:
+        with store.transaction():
+            store.put(*costs.SETTING, profile)
+    finally:
+        store.close()
 
 
 def _wait_for_endpoints(estate: Estate, deadline: float) -> None:
@@ -118,7 +135,7 @@ def _wait_for_endpoints(estate: Estate, deadline: float) -> None:
 
 def down(directory: Path, timeout_s: float = 15.0) -> bool:
     """Stop the lab; its state stays in the directory. Returns whether it was running."""
-    directory = directory.resolve()
+    directory = _lab_dir(directory, create=False)
     pid = running_pid(directory)
     if pid is None:
         (directory / PID).unlink(missing_ok=True)
@@ -133,6 +150,14 @@ def down(directory: Path, timeout_s: float = 15.0) -> bool:
     _reap(pid)
     (directory / PID).unlink(missing_ok=True)
     return True
+
+
+def _lab_dir(directory: Path, create: bool = True) -> Path:
+    """The lab directory, resolved; a path that is (or is under) a file is a LabError."""
+    try:
+        return ensure_dir(Path(directory), "lab directory", create=create).resolve()
+    except PathError as exc:
+        raise LabError(str(exc)) from None
 
 
 def _reap(pid: int) -> None:

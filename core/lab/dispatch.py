@@ -19,7 +19,7 @@ from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
-from . import windows
+from . import costs, windows
 from .twin import TwinContext, TwinFailure, failure
 from .wsman import CommandOutcome
 
@@ -34,6 +34,7 @@ class Dispatcher:
     # Per host, every operation the lab executed, in order (tests compare it with the plan's).
     operations: dict = field(default_factory=dict)
     oplog: Path | None = None
+    counters: costs.Counters | None = None
     _host_locks: dict = field(default_factory=dict, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -57,8 +58,7 @@ class Dispatcher:
 
     def run_host_script(self, host_name: str, script: str, secrets: str = "", logon=None) -> CommandOutcome:
         """A lync2fa host script: the primitive library and one request, run on the Windows model."""
-        machine = windows.Machine(self.store, self.estate, self.estate.host(host_name),
-                                  delegated=True if logon is None else bool(logon.delegated))
+        machine = self.machine(host_name, logon)
         version = machine.props.get("powershell_version", "5.1")
         if int(version.split(".")[0]) < 3:
             # Windows PowerShell 2.0 has no ConvertFrom-Json: the frame dies on its first line.
@@ -74,12 +74,46 @@ class Dispatcher:
             return CommandOutcome("", "injected failure (lab fault)", 1)
         with self.host_lock(host_name):
             response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
+        self.record_operations(host_name, executed)
+        return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
+
+    def open_session(self, host: str, command: str, arguments: list[str], logon=None) -> "LabSession | None":
+        """A long-lived lync2fa PowerShell process (hostscript.SESSION_LOOP), or None for a plain command."""
+        words = [command, *arguments]
+        lowered = [w.lower() for w in words]
+        if "-encodedcommand" not in lowered:
+            return None
+        encoded = words[lowered.index("-encodedcommand") + 1]
+        try:
+            script = base64.b64decode(encoded).decode("utf-16-le")
+        except ValueError:
+            return None
+        if script != hostscript.SESSION_LOOP:
+            return None
+        return LabSession(self, self.machine(host, logon))
+
+    def machine(self, host: str, logon=None):
+        """A new powershell.exe on ``host``: it pays the start (and each first import) of the
+        lab's cost profile, and the counters see it."""
+        cost = costs.profile(self.store)
+        counters = self.counters
+
+        def imported(module: str) -> None:
+            costs.pay(cost["imports_s"].get(module, 0.0))
+            if counters:
+                counters.imported(host)
+        costs.pay(cost["process_start_s"])
+        if counters:
+            counters.process_started(host)
+        return windows.Machine(self.store, self.estate, self.estate.host(host),
+                               delegated=True if logon is None else bool(logon.delegated), on_import=imported)
+
+    def record_operations(self, host_name: str, executed: list[dict]) -> None:
         self.operations.setdefault(host_name, []).extend(executed)
         if self.oplog and executed:
             with self._locks_guard, self.oplog.open("a", encoding="utf-8") as log:
                 for operation in executed:
                     log.write(json.dumps({"host": host_name, "operation": operation}, sort_keys=True) + "\n")
-        return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
 
     def host_lock(self, host_name: str):
         """Scripts on one host run one at a time here; hosts run concurrently (issue 12 item 17)."""
@@ -115,3 +149,53 @@ class Dispatcher:
             traceback.print_exc()
         result["warnings"] = list(dict.fromkeys([*ctx.warnings, *result.get("warnings", [])]))
         return CommandOutcome(json.dumps(result, sort_keys=True) + "\r\n")
+
+
+class LabSession:
+    """One simulated powershell.exe running the session loop: each complete stdin line is a
+    request, answered with one line on stdout; imported modules stay loaded for the process."""
+
+    def __init__(self, dispatcher: Dispatcher, machine):
+        self.dispatcher, self.machine = dispatcher, machine
+        self.pending = bytearray()
+        self.library_loaded = False
+        self.failed: str | None = None
+        version = machine.props.get("powershell_version", "5.1")
+        if int(version.split(".")[0]) < 3:
+            # Windows PowerShell 2.0: no ConvertFrom-Json; the loop dies on its first request.
+            self.failed = str(windows.errors.not_recognized("ConvertFrom-Json"))
+
+    def feed(self, data: bytes) -> tuple[str, str, int | None]:
+        """(stdout, stderr, exit code when the process ended) for the lines complete so far."""
+        self.pending += data
+        out = []
+        while b"\n" in self.pending:
+            line, _, rest = bytes(self.pending).partition(b"\n")
+            self.pending = bytearray(rest)
+            if self.failed:
+                return "", self.failed + "\r\n", 1
+            out.append(self._answer(line.decode("utf-8")))
+        return "".join(out), "", None
+
+    def _answer(self, line: str) -> str:
+        host = self.machine.name
+        try:
+            request, secrets, self.library_loaded = hostscript.parse_frame(line, self.library_loaded)
+        except (hostscript.HostScriptError, ValueError) as exc:
+            return json.dumps({"lync2fa": 1, "failed": True, "error": {"message": str(exc)}}) + "\r\n"
+        dispatcher = self.dispatcher
+        injected = dispatcher.faults.get(host)
+        dispatcher.log.append((host, request.get("kind"), None))
+        if request.get("kind") == "apply" and injected.fail_tasks:
+            ids = {g["id"] for g in request.get("groups") or []}
+            if ids & set(injected.fail_tasks):
+                answer = {"lync2fa": 1, "groups": [
+                    {"id": g["id"], "skipped": False, "operations": [{"ok": False, "error": {
+                        "message": f"{g['id']}: injected failure (lab fault)"}}] if g["id"] in injected.fail_tasks
+                     else []} for g in request["groups"]]}
+                return json.dumps(answer, sort_keys=True) + "\r\n"
+        with dispatcher.host_lock(host):
+            response, executed = windows.primitives.run_request(self.machine, request, secrets,
+                                                                dispatcher.store.transaction)
+        dispatcher.record_operations(host, executed)
+        return json.dumps(response, sort_keys=True) + "\r\n"

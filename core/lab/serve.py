@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..plugin_manager import collect_twins, default_plugin_manager
 from . import tls
+from .costs import Counters
 from .dispatch import Dispatcher
 from .estate import Estate, write_inventory
 from .faults import FaultBook
@@ -16,6 +17,7 @@ from .wsman import WSManServer
 
 STORE = "estate.sqlite"
 READY = "ready"
+COUNTERS = "counters.json"   # process starts, imports and requests per host (lync2fa.lab.costs)
 OPLOG = "operations.jsonl"   # every operation a host executed, one JSON line each (for tests)
 
 
@@ -23,13 +25,15 @@ def serve(directory: Path) -> None:
     estate = Estate.load(directory)
     store = EstateStore(directory / STORE)
     faults = FaultBook(store)
+    counters = Counters(directory / COUNTERS)
     dispatcher = Dispatcher(store, estate, collect_twins(default_plugin_manager()), faults,
-                            oplog=directory / OPLOG)
+                            oplog=directory / OPLOG, counters=counters)
     server = WSManServer(
         {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,
         tls=tls.server_context(directory) if estate.https else None,
         faults=lambda host: faults.get(host).transport(),
         rebind_busy_ports=True,   # a saved port taken while the lab was down: rewrite hosts.yml
+        on_request=counters.request,
     )
     ports = server.start()
     if any(h.port != ports[h.name] for h in estate.hosts):
@@ -38,6 +42,7 @@ def serve(directory: Path) -> None:
         estate.save(directory)
         write_inventory(estate, directory)
     stop = threading.Event()
+    counters.flush_every(0.2, stop)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     (directory / READY).write_text("ready\n")

@@ -86,6 +86,7 @@ ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 CMD_URI = NS_RSP + "/cmd"
 FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 DONE = NS_RSP + "/CommandState/Done"
+RUNNING = NS_RSP + "/CommandState/Running"
 
 ACTIONS = {
     NS_X + "/Create": "Create",
@@ -149,6 +150,7 @@ class _Command:
     timeouts_sent: int = 0
     output: tuple[bytes, bytes, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    session: object | None = None     # a long-lived process answering stdin as it arrives
 
 
 @dataclass
@@ -262,6 +264,7 @@ class WSManServer:
         faults: Callable[[str], Faults] = lambda host: Faults(),
         rebind_busy_ports: bool = False,
         credssp: bool = True,
+        on_request: Callable[[str, str], None] | None = None,
     ):
         """``rebind_busy_ports``: an endpoint whose port is taken gets a free one instead of
         failing the start (``start`` returns the ports actually bound). ``credssp``: the service
@@ -283,6 +286,7 @@ class WSManServer:
         self._request_log: dict[str, collections.deque[dict]] = collections.defaultdict(
             lambda: collections.deque(maxlen=500))
         self._credssp = credssp
+        self._on_request = on_request     # (host, WS-Management action) for each SOAP request
         self._credssp_tls: CredSSPTLSContext | None = None
         self._requests = 0
         self._encrypted = 0
@@ -565,6 +569,8 @@ class WSManServer:
         op = ACTIONS.get(action)
         with self._lock:
             self._ops[host].append(op or action)
+        if self._on_request is not None:
+            self._on_request(host, op or action)
         try:
             resource_uri = (header.findtext(f"{{{NS_W}}}ResourceURI") or "").strip()
             if op is None or resource_uri != CMD_URI:
@@ -648,6 +654,9 @@ class WSManServer:
             arguments=split_command_line(args),
             console_mode_stdin=options.get("WINRS_CONSOLEMODE_STDIN", "TRUE").upper() != "FALSE",
         )
+        opener = getattr(self._executor, "open_session", None)
+        if opener is not None:
+            cmd.session = opener(shell.host, cmd.command, list(cmd.arguments), logon=shell.logon)
         with self._lock:
             shell.commands[cmd.id] = cmd
         return f"<rsp:CommandResponse><rsp:CommandId>{cmd.id}</rsp:CommandId></rsp:CommandResponse>"
@@ -677,6 +686,8 @@ class WSManServer:
                     "OperationTimeout.",
                     CODE_OPERATION_TIMEOUT,
                 )
+            if cmd.session is not None and cmd.output is None:
+                return self._receive_session(shell, cmd)
             first = cmd.output is None
             if first:
                 cmd.output = self._execute(shell, cmd)
@@ -694,6 +705,30 @@ class WSManServer:
             f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
             f"</rsp:CommandState></rsp:ReceiveResponse>"
         )
+
+    def _receive_session(self, shell: _Shell, cmd: _Command) -> str:
+        """A running process: what it wrote for the stdin received so far; Done once stdin ended
+        (or the process died)."""
+        data, cmd.stdin = bytes(cmd.stdin), bytearray()
+        stdout, stderr, rc = cmd.session.feed(data)
+        if rc is None and cmd.stdin_ended:
+            rc = 0
+        enc = _codec(shell.codepage)
+        if stderr and not stderr.startswith("#< CLIXML"):
+            stderr = render_clixml(stderr)
+        out, err = stdout.encode(enc, errors="replace"), stderr.encode(enc, errors="replace")
+        cid = cmd.id
+        streams = "".join(f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
+                          for name, data in (("stdout", out), ("stderr", err)) if data)
+        if rc is None:
+            return (f"<rsp:ReceiveResponse>{streams}"
+                    f'<rsp:CommandState CommandId="{cid}" State="{RUNNING}"/></rsp:ReceiveResponse>')
+        cmd.output = (b"", b"", rc)
+        return (f"<rsp:ReceiveResponse>{streams}"
+                f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
+                f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
+                f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
+                f"</rsp:CommandState></rsp:ReceiveResponse>")
 
     def _execute(self, shell: _Shell, cmd: _Command) -> tuple[bytes, bytes, int]:
         """Run the executor once; its exceptions become exit code 1 with the text on stderr."""

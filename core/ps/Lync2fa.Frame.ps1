@@ -119,20 +119,23 @@ function Import-Lync2faModule {
 function Invoke-Lync2faRequest {
     <#
     .SYNOPSIS
-        Run one request: read its facts or apply its operations, in order, and return the response.
+        Run one request: read its facts, or apply its groups of operations in order, and return the response.
     .PARAMETER Request
-        The request as a hashtable: kind = 'facts' (facts: name -> query) or 'apply' (operations: list).
+        kind = 'facts' (facts: name -> query) or 'apply' (groups: id, needs, operations).
     .PARAMETER Secrets
-        Secret values by name (from stdin, never from the script text).
+        Secret values by name (from stdin, never from script text).
+    .PARAMETER Imported
+        Modules already imported by this PowerShell process (kept across a session's requests).
     #>
-    param([hashtable]$Request, [hashtable]$Secrets)
-    $imported = @{}
+    param([hashtable]$Request, [hashtable]$Secrets, [hashtable]$Imported)
+    if ($null -eq $Imported) { $Imported = @{} }
+    if ($null -eq $Secrets) { $Secrets = @{} }
     if ($Request['kind'] -eq 'facts') {
         $facts = @{}
-        foreach ($name in $Request['facts'].Keys) {
+        foreach ($name in @($Request['facts'].Keys)) {
             $query = $Request['facts'][$name]
             try {
-                Import-Lync2faModule -Name ([string]$query['module']) -Imported $imported
+                Import-Lync2faModule -Name ([string]$query['module']) -Imported $Imported
                 $facts[$name] = @{ ok = $true; value = (Read-Lync2faFact -Query $query) }
             }
             catch {
@@ -141,18 +144,31 @@ function Invoke-Lync2faRequest {
         }
         return @{ lync2fa = 1; facts = $facts }
     }
-    $done = New-Object -TypeName System.Collections.ArrayList
-    foreach ($operation in $Request['operations']) {
-        try {
-            Import-Lync2faModule -Name ([string]$operation['module']) -Imported $imported
-            $resolved = Resolve-Lync2faValue -Value $operation -Secrets $Secrets
-            $output = Invoke-Lync2faOperation -Operation $resolved
-            [void]$done.Add(@{ ok = $true; output = (ConvertTo-Lync2faPlain -Value $output) })
+    $failed = @{}
+    $answers = New-Object -TypeName System.Collections.ArrayList
+    foreach ($group in @($Request['groups'])) {
+        $id = [string]$group['id']
+        $blocked = @(@($group['needs']) | Where-Object { $null -ne $_ -and $failed.ContainsKey([string]$_) })
+        if ($blocked.Count -gt 0) {
+            $failed[$id] = $true
+            [void]$answers.Add(@{ id = $id; skipped = $true; blocked_by = [string]$blocked[0]; operations = @() })
+            continue
         }
-        catch {
-            [void]$done.Add(@{ ok = $false; error = (Get-Lync2faError -ErrorRecord $_) })
-            break
+        $done = New-Object -TypeName System.Collections.ArrayList
+        foreach ($operation in @($group['operations'])) {
+            try {
+                Import-Lync2faModule -Name ([string]$operation['module']) -Imported $Imported
+                $resolved = Resolve-Lync2faValue -Value $operation -Secrets $Secrets
+                $output = Invoke-Lync2faOperation -Operation $resolved
+                [void]$done.Add(@{ ok = $true; output = (ConvertTo-Lync2faPlain -Value $output) })
+            }
+            catch {
+                [void]$done.Add(@{ ok = $false; error = (Get-Lync2faError -ErrorRecord $_) })
+                $failed[$id] = $true
+                break
+            }
         }
+        [void]$answers.Add(@{ id = $id; skipped = $false; operations = $done.ToArray() })
     }
-    return @{ lync2fa = 1; operations = $done.ToArray() }
+    return @{ lync2fa = 1; groups = $answers.ToArray() }
 }

@@ -21,6 +21,9 @@ SIMULATED: dict[str, Callable[..., Any]] = {}     # canonical cmdlet name -> imp
 NATIVE: dict[str, Callable[..., tuple[int, str]]] = {}
 NAMED_FACTS: dict[str, Callable[..., Any]] = {}
 NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
+# Files ``Import-Module -Name <path>`` loads as a module (e.g. a snap-in's cmdlet assembly): each
+# function gets the Machine and the path and returns the catalog module whose cmdlets it gives, or None.
+MODULE_FILES: list[Callable[..., str | None]] = []
 HOST_PROPS = "host_props"
 # Modules every Windows PowerShell 5.1 has (the catalog's module of core cmdlets).
 CORE_MODULES = ("Microsoft.PowerShell.Core", "Microsoft.PowerShell.Management", "Microsoft.PowerShell.Utility",
@@ -39,6 +42,11 @@ def native(program: str) -> Callable:
         NATIVE[program.lower()] = func
         return func
     return register
+
+
+def module_file(func: Callable[..., str | None]) -> Callable[..., str | None]:
+    MODULE_FILES.append(func)
+    return func
 
 
 def named_fact(name: str) -> Callable:
@@ -62,6 +70,7 @@ class Machine:
     host: LabHost
     delegated: bool = True          # the session has network credentials (CredSSP, delegated Kerberos)
     imported: set = field(default_factory=set)
+    on_import: Callable[[str], None] | None = None   # the lab's cost profile and counters
 
     @property
     def name(self) -> str:
@@ -92,19 +101,26 @@ class Machine:
     def import_module(self, module: str | None) -> None:
         if not module or module in self.imported:
             return
-        if module not in CORE_MODULES and module not in self.props.get("modules", ()):
+        provides = next((m for m in (f(self, module) for f in MODULE_FILES) if m), None)
+        if provides is not None:
+            self.imported.add(provides)
+        elif module not in CORE_MODULES and module not in self.props.get("modules", ()):
             raise WindowsError(f"The specified module '{module}' was not loaded because no valid module file "
                                "was found in any module directory.", "ResourceUnavailable",
                                "Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand")
         self.imported.add(module)
+        if self.on_import is not None:
+            self.on_import(module)
 
     def invoke(self, cmdlet: str, params: dict) -> list[dict]:
         catalog = Catalog.load()
         if not catalog.has(cmdlet):
             raise not_recognized(cmdlet)
         module = catalog.module(cmdlet)
-        if module not in CORE_MODULES and module not in self.props.get("modules", ()):
+        if module not in CORE_MODULES and module not in self.props.get("modules", ()) and module not in self.imported:
             raise not_recognized(cmdlet)      # the module is not on this host: the name is unknown
+        if module not in CORE_MODULES:
+            self.import_module(module)        # PowerShell 3+ autoloads a cmdlet's module on first use
         try:
             bound = catalog.bind(cmdlet, params)
         except CmdletError as exc:

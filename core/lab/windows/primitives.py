@@ -66,8 +66,8 @@ def read_fact(machine: Machine, query: dict) -> Any:
                 found.append(_entry(machine, obj, query))
         return found
     if kind == "file":
-        entry = machine.store.get("file", f"{machine.name}|{query['path'].lower()}")
-        return {"exists": False} if entry is None else {"exists": True, **entry}
+        from .filesystem import file_fact
+        return file_fact(machine, query["path"])
     if kind == "host":
         props = machine.props
         return {"powershell_version": props.get("powershell_version", "5.1.17763.1"),
@@ -200,24 +200,37 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
 
 def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> tuple[dict, list[dict]]:
     """(response, executed operations): facts are read in a transaction that is rolled back;
-    each operation commits on its own, and the first failure stops the rest, as on Windows."""
+    each operation commits on its own; the first failure ends its group, and the groups that
+    need a failed one are skipped, as the PowerShell frame does."""
     if request.get("kind") == "facts":
         facts = {}
         with transaction(commit=False):
             for name, query in (request.get("facts") or {}).items():
                 try:
+                    machine.import_module(query.get("module"))
                     facts[name] = {"ok": True, "value": read_fact(machine, query)}
                 except WindowsError as exc:
                     facts[name] = {"ok": False, "error": exc.as_error()}
         return {"lync2fa": 1, "facts": facts}, []
-    done, executed = [], []
-    for operation in request.get("operations") or []:
-        executed.append(operation)
-        try:
-            with transaction(commit=True):
-                output = apply_operation(machine, resolve_secrets(operation, secrets))
-            done.append({"ok": True, "output": output})
-        except WindowsError as exc:
-            done.append({"ok": False, "error": exc.as_error()})
-            break
-    return {"lync2fa": 1, "operations": done}, executed
+    failed: set[str] = set()
+    answers, executed = [], []
+    for group in request.get("groups") or []:
+        blocked = [n for n in group.get("needs") or [] if n in failed]
+        if blocked:
+            failed.add(group["id"])
+            answers.append({"id": group["id"], "skipped": True, "blocked_by": blocked[0], "operations": []})
+            continue
+        done = []
+        for operation in group.get("operations") or []:
+            executed.append(operation)
+            try:
+                with transaction(commit=True):
+                    machine.import_module(operation.get("module"))
+                    output = apply_operation(machine, resolve_secrets(operation, secrets))
+                done.append({"ok": True, "output": output})
+            except WindowsError as exc:
+                done.append({"ok": False, "error": exc.as_error()})
+                failed.add(group["id"])
+                break
+        answers.append({"id": group["id"], "skipped": False, "operations": done})
+    return {"lync2fa": 1, "groups": answers}, executed
