@@ -15,6 +15,7 @@ Everything the CLI does goes through these functions, and the Ansible action plu
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -23,10 +24,13 @@ from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding, gate
 from .inventory import Inventory, InventoryError
 from .journal import Journal
+from .journal import JournalError as JournalError  # re-exported
 from .plan import Plan, PlanError, build_plan, order_tasks, params_for
 from .plan import Step as Step  # re-exported
 from .plugin_manager import collect_tasks, default_plugin_manager
 from .results import Result
+from .runlock import RunLock
+from .runlock import RunLockError as RunLockError  # re-exported
 from .runner import Runner, RunReport
 from .task import ParameterError
 
@@ -65,18 +69,35 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
 
 def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
         forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
-        verify: bool = False, pm=None) -> RunReport:
+        verify: bool = False, pm=None, wait_lock: bool = False, on_wait=None, shared_lock: bool = False) -> RunReport:
     """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
     that succeeded in the last unfinished run of the same command. ``verify`` changes nothing
-    and fails every apply step that would change something (the rollout is not in place)."""
+    and fails every apply step that would change something (the rollout is not in place).
+
+    A run that changes hosts holds the state directory's run lock (``lync2fa.runlock``): another
+    one raises RunLockError naming the holder's PID, or waits for it with ``wait_lock``
+    (``on_wait(message)`` is told first). ``shared_lock``: hold it shared (the Ansible face's steps)."""
     pm = pm or default_plugin_manager()
-    journal = Journal(Path(state_dir))
-    try:
-        runner = Runner(pm.hook, journal=journal, forks=forks)
-        default = "verify" if verify else ("plan" if check_mode else "apply")
-        return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
-    finally:
-        journal.close()
+    default = "verify" if verify else ("plan" if check_mode else "apply")
+    changes = not (check_mode or verify)
+    lock = RunLock(state_dir, shared=shared_lock, wait=wait_lock, on_wait=on_wait, command=command or default)
+    with lock if changes else contextlib.nullcontext():
+        journal = Journal(Path(state_dir))
+        try:
+            runner = Runner(pm.hook, journal=journal, forks=forks)
+            return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
+        finally:
+            journal.close()
+
+
+def check_state_dir(state_dir: str | Path = DEFAULT_STATE_DIR, changes: bool = False,
+                    wait_lock: bool = False) -> None:
+    """Before anything runs: the state directory and its journal can be written (JournalError),
+    and, for a run that ``changes`` hosts, no other run holds its lock (RunLockError; not
+    checked when the run will ``wait_lock``). ``run`` takes the lock itself."""
+    Journal(Path(state_dir)).close()
+    if changes and not wait_lock:
+        RunLock(state_dir).acquire().release()
 
 
 def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
@@ -103,7 +124,7 @@ def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: di
     single.findings = gate(findings, set(allow_insecure))
     single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
     report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1, verify=verify,
-                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm)
+                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm, shared_lock=True)
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)
     return result

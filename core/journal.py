@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+from .paths import PathError, ensure_dir
 from .results import Result
 
 SCHEMA = """
@@ -34,43 +38,123 @@ CREATE INDEX IF NOT EXISTS results_by_step ON results(task, host);
 """
 
 
+# Columns added after the first release, added to an older journal when it is opened for writing.
+MIGRATIONS = {("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER"}
+JOURNAL_FILE = "journal.sqlite"
+
+
+class JournalError(RuntimeError):
+    """The journal cannot be opened or written (an environment error: exit code 2). Raised, never
+    swallowed, when the audit record would otherwise be lost."""
+
+
 class Journal:
-    def __init__(self, state_dir: Path):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "journal.sqlite"
-        # Many Ansible forks may write at once: wait for the lock rather than fail.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        # WAL + NORMAL: every result is committed (an interrupted run keeps what it did) without an
-        # fsync per result, which would dominate a run over thousands of clients.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, state_dir: Path, readonly: bool = False):
+        """``readonly``: only read (``lync2fa journal``): works on a read-only state directory and
+        never creates, migrates or writes anything."""
+        state_dir = Path(state_dir)
+        self.path = state_dir / JOURNAL_FILE
+        self.readonly = readonly
         self._lock = threading.Lock()
+        try:
+            self._db = self._open_readonly() if readonly else self._open_writable(state_dir)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(self._explain(exc)) from None
+        if not readonly:
+            self._identity = self._stat()
+
+    def _open_writable(self, state_dir: Path) -> sqlite3.Connection:
+        try:
+            ensure_dir(state_dir, "state directory")
+        except PathError as exc:
+            raise JournalError(str(exc)) from None
+        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+            raise JournalError(f"the journal {self.path} is not writable (lync2fa journal can still read it)")
+        # Many Ansible forks may write at once: wait for the lock rather than fail.
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        try:
+            # WAL + NORMAL: every result is committed (an interrupted run keeps what it did) without an
+            # fsync per result, which would dominate a run over thousands of clients.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            columns = {(t, row[1]) for t in ("runs",) for row in db.execute(f"PRAGMA table_info({t})")}
+            for key, sql in MIGRATIONS.items():
+                if key not in columns:
+                    db.execute(sql)
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise JournalError(f"no journal at {self.path} (nothing has run with this --state-dir)")
+        return open_readonly(self.path)
+
+    def _explain(self, exc: sqlite3.DatabaseError) -> str:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text or "no such table" in text:
+            return (f"the journal {self.path} is not a lync2fa journal or is corrupt ({text}); move it away "
+                    "(keep it for the audit) and run again to start a new journal")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return f"the journal {self.path} cannot be written ({text}): check the state directory's permissions"
+        return f"the journal {self.path} cannot be used: {text}"
+
+    def _stat(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> None:
+        """The journal file must still be the one opened: SQLite would go on writing to a deleted
+        or replaced file, and the audit record would be lost silently."""
+        try:
+            same = self._stat() == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise JournalError(f"the journal {self.path} was deleted or replaced during the run: results from "
+                               "now on cannot be recorded; stopping (the hosts may have been changed: run "
+                               "plan to see their state)")
+
+    def _write(self, sql: str, args: tuple):
+        if self.readonly:
+            raise JournalError(f"the journal {self.path} was opened read-only")
+        with self._lock:
+            self._check_file()
+            try:
+                with self._db:
+                    return self._db.execute(sql, args)
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(self._explain(exc)) from None
 
     def start_run(self, command: str, inventory: str, check_mode: bool) -> int:
-        with self._lock, self._db:
-            cur = self._db.execute(
-                "INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), getpass.getuser(), socket.gethostname(), command, inventory, int(check_mode)))
-            return int(cur.lastrowid)
+        cur = self._write(
+            "INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode, pid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), getpass.getuser(), socket.gethostname(), command, inventory, int(check_mode), os.getpid()))
+        return int(cur.lastrowid)
 
     def record(self, run_id: int, result: Result, fingerprint: str = "") -> None:
         """``fingerprint`` identifies what the step was asked to do (see Runner), for resume."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, result.host, result.task, result.status, int(result.changed), int(result.failed),
-                 result.msg, json.dumps(result.diff, default=str), json.dumps(result.warnings),
-                 result.duration, time.time(), fingerprint))
+        self._write(
+            "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, result.host, result.task, result.status, int(result.changed), int(result.failed),
+             result.msg, json.dumps(result.diff, default=str), json.dumps(result.warnings),
+             result.duration, time.time(), fingerprint))
 
     def finish_run(self, run_id: int, status: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?",
-                             (time.time(), status, run_id))
+        self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
     def runs(self) -> list[dict]:
-        return self._query("SELECT * FROM runs ORDER BY id")
+        """Every run; one still marked running whose process is gone (on this controller) is
+        shown as interrupted (killed, or the machine went down)."""
+        rows = self._query("SELECT * FROM runs ORDER BY id")
+        for row in rows:
+            row.setdefault("pid", None)
+            row["status"] = displayed_status(row)
+        return rows
 
     def results(self, run_id: int | None = None) -> list[dict]:
         if run_id is None:
@@ -91,9 +175,65 @@ class Journal:
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._lock:
-            cur = self._db.execute(sql, args)
+            try:
+                cur = self._db.execute(sql, args)
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(self._explain(exc)) from None
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def close(self) -> None:
         self._db.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """The journal at ``path`` for reading only: never created, migrated or written, and readable
+    in a read-only state directory. There a WAL journal cannot get its shared-memory file, so a
+    copy of the journal and its write-ahead log (the latest results after a crash) is read."""
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                             timeout=60)
+        db.execute("SELECT count(*) FROM runs").fetchone()
+        return db
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise
+    with tempfile.TemporaryDirectory(prefix="lync2fa-journal-") as tmp:
+        copy = Path(tmp) / JOURNAL_FILE
+        try:
+            shutil.copyfile(path, copy)
+            wal = Path(str(path) + "-wal")
+            if wal.exists():
+                shutil.copyfile(wal, Path(str(copy) + "-wal"))
+        except OSError as exc:
+            raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
+        disk = sqlite3.connect(copy)
+        try:
+            disk.execute("PRAGMA journal_mode=DELETE")   # folds the log in; an in-memory copy has no WAL
+            image = disk.serialize()
+        finally:
+            disk.close()
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.deserialize(image)
+    db.execute("SELECT count(*) FROM runs").fetchone()
+    return db
+
+
+def displayed_status(run: dict) -> str:
+    """A run's status as it should be shown: one still "running" whose process is gone on this
+    controller (killed, or the machine went down) is "interrupted"."""
+    status = run.get("status")
+    pid = run.get("pid")
+    if status == "running" and pid and run.get("controller") == socket.gethostname() and not _alive(pid):
+        return "interrupted"
+    return status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True

@@ -185,7 +185,8 @@ def test_a_huge_value_is_truncated_in_errors(tmp_path):
 from lync2fa.inventory import InventoryError  # noqa: E402
 from lync2fa.plan import PlanError  # noqa: E402
 
-GOOD = {"all": {"children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
+# The ca tier reaches AD: a transport that delegates (CredSSP) passes the double-hop check.
+GOOD = {"all": {"vars": {"ansible_winrm_transport": "credssp"}, "children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
                              "clients": {"hosts": {"cl01.corp.invalid": {**BASE, "client_user": "CORP\\u1",
                                                                           "client_pin": "87654321"}}}}}}
 
@@ -262,7 +263,7 @@ def test_the_cli_exits_2_for_an_unusable_inventory(tmp_path, capsys, argv):
 def test_a_misspelt_tier_variable_is_a_warning_with_the_closest_name(tmp_path):
     doc = yaml.safe_load(yaml.safe_dump(GOOD))
     doc["all"]["children"]["ca"]["hosts"][REMOTE]["ca_commonname"] = "typo"
-    doc["all"]["vars"] = {"client_pinn": "x", "lync2fa_domain": "corp.invalid"}
+    doc["all"]["vars"].update({"client_pinn": "x", "lync2fa_domain": "corp.invalid"})
     inventory = api.load_inventory(_write(tmp_path / "hosts.yml", yaml.safe_dump(doc)))
     warnings = api.plan(inventory, only=["ca.authority", "client.virtual_smartcard"]).warnings
     assert any("ca_commonname" in w and "did you mean ca_common_name?" in w for w in warnings), warnings
@@ -276,7 +277,8 @@ def _vaulted(tmp_path, password="vault-pass"):
     vault = VaultLib([("default", VaultSecret(password.encode()))])
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "all.yml").write_bytes(vault.encrypt(yaml.safe_dump({"ansible_password": "Pw-1"})))
-    doc = {"all": {"children": {"ca": {"hosts": {REMOTE: {"ansible_user": "a", "ca_common_name": "Contoso"}}}}}}
+    doc = {"all": {"vars": {"ansible_winrm_transport": "credssp"},
+                   "children": {"ca": {"hosts": {REMOTE: {"ansible_user": "a", "ca_common_name": "Contoso"}}}}}}
     return _write(tmp_path / "hosts.yml", yaml.safe_dump(doc))
 
 
@@ -339,3 +341,169 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
                       "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True}
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "*", "http_status=null"]) == 0
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "--clear"]) == 0
+
+
+# -- 9. environment errors are exit 2 with a reason, before anything runs ----------------------------
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from lync2fa.journal import Journal, JournalError  # noqa: E402
+from lync2fa.plan import Plan  # noqa: E402
+from lync2fa.runlock import RunLock, RunLockError  # noqa: E402
+
+
+def _good(tmp_path):
+    return str(_write(tmp_path / "good.yml", yaml.safe_dump(GOOD)))
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_a_corrupt_journal_is_exit_2_naming_it_before_anything_runs(tmp_path, capsys, command):
+    from lync2fa import cli
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "journal.sqlite").write_bytes(b"this is not a database" * 100)
+    assert cli.main([command, "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert f"{state / 'journal.sqlite'} is not a lync2fa journal or is corrupt" in err
+    with pytest.raises(JournalError, match="corrupt"):
+        Journal(state, readonly=True)
+
+
+@pytest.mark.parametrize("option", ["--report-dir", "--state-dir"])
+def test_a_directory_under_a_file_is_exit_2_before_anything_runs(tmp_path, capsys, option):
+    from lync2fa import cli
+    blocker = _write(tmp_path / "a-file", "x")
+    argv = ["apply", "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(tmp_path / "state"),
+            option, str(blocker / "reports")]
+    assert cli.main(argv) == 2
+    assert f"is under {blocker}, which is a file" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "journal.sqlite").exists() or option == "--state-dir"
+
+
+def test_lab_up_with_a_file_as_directory_is_exit_2(tmp_path, capsys):
+    from lync2fa import cli
+    blocker = _write(tmp_path / "a-file", "x")
+    assert cli.main(["lab", "up", "--dir", str(blocker)]) == 2
+    assert f"lab directory {blocker} is a file" in capsys.readouterr().err
+    assert cli.main(["lab", "down", "--dir", str(blocker / "lab")]) == 2
+
+
+def _unprivileged() -> list[str]:
+    """A prefix that makes a subprocess obey file permissions (root would not)."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: file permissions cannot be tested")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.fixture
+def readonly_state(tmp_path):
+    state = tmp_path / "state"
+    journal = Journal(state)
+    run_id = journal.start_run("apply", "hosts.yml", False)
+    journal.finish_run(run_id, "ok")
+    journal.close()
+    os.chmod(state, 0o555)
+    os.chmod(state / "journal.sqlite", 0o444)
+    yield state
+    os.chmod(state, 0o755)
+
+
+def test_a_read_only_state_directory_is_exit_2_and_its_journal_can_still_be_read(readonly_state, tmp_path):
+    code = ("import json, sys\nfrom pathlib import Path\nfrom lync2fa import cli\nfrom lync2fa.journal import Journal\n"
+            "print(json.dumps([r['status'] for r in Journal(Path(sys.argv[1]), readonly=True).runs()]))\n"
+            "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n")
+    done = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.strip().splitlines()[0] == '["ok"]'
+    assert f"state directory {readonly_state} is not writable" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- 13 (part). a run whose process is gone is interrupted, not running --------------------------
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    journal = Journal(tmp_path)
+    mine = journal.start_run("apply", "hosts.yml", False)
+    gone = journal.start_run("apply", "hosts.yml", False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    journal._db.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, gone))
+    journal._db.commit()
+    statuses = {r["id"]: (r["status"], r["pid"]) for r in journal.runs()}
+    assert statuses[mine] == ("running", os.getpid())
+    assert statuses[gone][0] == "interrupted"
+    journal.close()
+    assert {r["id"]: r["status"] for r in Journal(tmp_path, readonly=True).runs()}[gone] == "interrupted"
+
+
+def test_an_old_journal_gets_the_pid_column(tmp_path):
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    db.executescript("""CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL,
+        finished_at REAL, operator TEXT NOT NULL, controller TEXT NOT NULL, command TEXT NOT NULL,
+        inventory TEXT NOT NULL, check_mode INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'running');
+        INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode)
+        VALUES (1, 'op', 'elsewhere', 'apply', 'i', 0);""")
+    db.close()
+    assert [r["pid"] for r in Journal(tmp_path, readonly=True).runs()] == [None]
+    journal = Journal(tmp_path)
+    journal.start_run("apply", "i", False)
+    assert [r["pid"] for r in journal.runs()] == [None, os.getpid()]
+
+
+# -- 15. one changing run per state directory ------------------------------------------------------
+def test_a_second_apply_on_the_same_state_directory_exits_2_naming_the_holder(tmp_path, capsys):
+    from lync2fa import cli
+    state = tmp_path / "state"
+    with RunLock(state, command="apply"):
+        assert cli.main(["apply", "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
+        assert f"PID {os.getpid()}" in capsys.readouterr().err
+        with pytest.raises(RunLockError, match=f"holds the state directory {state} \\(PID {os.getpid()}"):
+            api.run(Plan(tasks=[], steps=[]), state_dir=state)
+        # check-mode runs (plan, verify) change nothing and do not wait for it
+        assert api.run(Plan(tasks=[], steps=[]), check_mode=True, state_dir=state).ok
+        with pytest.raises(RunLockError):
+            RunLock(state, shared=True).acquire()
+    with RunLock(state, shared=True), RunLock(state, shared=True):   # Ansible forks together
+        with pytest.raises(RunLockError):
+            api.run(Plan(tasks=[], steps=[]), state_dir=state)
+
+
+def test_wait_lock_waits_for_the_holder(tmp_path):
+    state = tmp_path / "state"
+    holder = RunLock(state, command="apply").acquire()
+    told = []
+    threading.Timer(0.3, holder.release).start()
+    started = time.monotonic()
+    assert api.run(Plan(tasks=[], steps=[]), state_dir=state, wait_lock=True, on_wait=told.append).ok
+    assert time.monotonic() - started >= 0.25
+    assert told and f"PID {os.getpid()}" in told[0]
+
+
+def test_the_readme_says_different_state_directories_are_not_coordinated():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "--wait-lock" in readme and "not coordinated" in readme
+
+
+# -- 16. deleting the journal mid-run fails the journaling loudly ------------------------------------
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_a_journal_deleted_or_replaced_mid_run_raises_naming_it(tmp_path, how):
+    from lync2fa.results import Result
+    journal = Journal(tmp_path)
+    run_id = journal.start_run("apply", "hosts.yml", False)
+    journal.record(run_id, Result("ca01", "ca.authority"))
+    path = tmp_path / "journal.sqlite"
+    path.unlink()
+    if how == "replace":
+        Journal(tmp_path).close()
+    with pytest.raises(JournalError, match=f"the journal {path} was deleted or replaced during the run"):
+        journal.record(run_id, Result("ca01", "ca.web_enrollment"))
+    with pytest.raises(JournalError):
+        journal.finish_run(run_id, "ok")
