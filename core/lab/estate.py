@@ -81,7 +81,7 @@ def default_estate(clients: int = 2, https: bool = False, transport: str = DEFAU
 
     hosts = [
         LabHost("ca01", ["ca"], fq("ca01"), vars={"ca_common_name": "Lync2FA Lab Root CA"}),
-        LabHost("adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts"), "adfs_version": "2.0"}),
+        LabHost("adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts"), "adfs_version": "3.0"}),
         LabHost("pool01", ["lync_pools"], fq("pool01")),
         LabHost("dir01", ["lync_pools"], fq("dir01"), vars={"lync2fa_lync_role": "director"}),
         LabHost("edge01", ["lync_edge"], fq("edge01")),

@@ -51,6 +51,7 @@ function Read-Lync2faNamedFact {
     param([string]$Name, $Arguments)
     switch ($Name) {
         'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
+        'file_text' { return Read-Lync2faFileText -Path ([string]$Arguments['path']) }
         default { throw ('lync2fa: unknown named fact ' + $Name) }
     }
 }
@@ -62,6 +63,7 @@ function Invoke-Lync2faNamedOperation {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
+        'file_replace' { return Set-Lync2faFileText -Path ([string]$Arguments['path']) -Text ([string]$Arguments['text']) -Sha256 ([string]$Arguments['sha256']) }
         default { throw ('lync2fa: unknown named operation ' + $Name) }
     }
 }

@@ -1,21 +1,18 @@
 """AD FS tier: a relying-party trust per Lync pool and Director with the procedure's claim rules,
 token replay detection, and smart-card (TLS client) sign-in at AD FS (reference sections 6, 7).
 
-The scripts find the AD FS version on the host (snap-in Microsoft.Adfs.PowerShell = 2.0; the ADFS
-module = 2.1 or, with global authentication policies, 3.0 and later) and act accordingly.
+The decisions (``decide.py``) find the AD FS version from the host's facts (snap-in
+Microsoft.Adfs.PowerShell = 2.0; the ADFS module = 2.1 or, with global authentication policies,
+3.0 and later) and act accordingly. Every task is local to the AD FS server: ``reaches=()``.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
-from . import twin
+from . import decide
 from .claims import FQDN, trust_name
-
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def _pools(host) -> list[str]:
@@ -36,12 +33,13 @@ def _check_web_config(p: dict) -> list[str]:
     return [] if path.lower().endswith("\\web.config") else [f"web_config {path!r} is not a path to a web.config file"]
 
 
-WEB_CONFIG = Param("web_config", default=twin.WEB_CONFIG,
+WEB_CONFIG = Param("web_config", default=decide.WEB_CONFIG,
                    description="AD FS 2.x sign-in web.config (backed up to <path>.lync2fa-backup)")
 
 TASKS = [
     Task(
-        name="adfs.relying_party", group="adfs", template=SCRIPTS / "relying_party.ps1.j2",
+        name="adfs.relying_party", group="adfs",
+        facts=decide.relying_party_facts, decide=decide.relying_party, reaches=(),  # the farm's WID only
         description="A relying-party trust <pool>-PassiveAuth per pool and Director, with the permit-all "
                     "authorization rule and the primarysid pass-through transform rule",
         params=(
@@ -54,7 +52,8 @@ TASKS = [
         checks=(_check_pools,),
     ),
     Task(
-        name="adfs.token_replay", group="adfs", template=SCRIPTS / "token_replay.ps1.j2",
+        name="adfs.token_replay", group="adfs",
+        facts=decide.token_replay_facts, decide=decide.token_replay, reaches=(),  # Set-AdfsProperties: WID
         description="AD FS token replay detection (Set-ADFSProperties -PreventTokenReplays $true)",
         params=(
             Param("prevent_token_replays", "bool", default=True,
@@ -62,7 +61,9 @@ TASKS = [
         ),
     ),
     Task(
-        name="adfs.client_auth", group="adfs", template=SCRIPTS / "client_auth.ps1.j2",
+        name="adfs.client_auth", group="adfs",
+        # The global policy is in the farm's WID; the 2.x sign-in web.config is a local file.
+        facts=decide.client_auth_facts, decide=decide.client_auth, reaches=(),
         after=("ca.authority",),
         description="Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or "
                     "certificate authentication as the only primary provider of the 3.0+ global "
@@ -75,7 +76,8 @@ TASKS = [
         checks=(_check_web_config,),
     ),
     Task(
-        name="adfs.rollback", group="adfs", template=SCRIPTS / "rollback.ps1.j2", kind="rollback",
+        name="adfs.rollback", group="adfs", kind="rollback",
+        facts=decide.rollback_facts, decide=decide.rollback, reaches=(),  # WID, local registry and files
         after=("lync.rollback",),
         description="Remove the trusts lync2fa added, restore modified trusts, PreventTokenReplays, the "
                     "sign-in web.config (from its backup) or the global authentication policy",
@@ -106,20 +108,3 @@ def lync2fa_validate_plan(plan):
                 "authentication only locks their users out", "roll back both: --tier lync,adfs",
                 severity="warning", host=step.host.name, task=step.task.name))
     return findings
-
-
-@hookimpl
-def lync2fa_lab_twins():
-    return {
-        "adfs.relying_party": twin.relying_party,
-        "adfs.token_replay": twin.token_replay,
-        "adfs.client_auth": twin.client_auth,
-        "adfs.rollback": twin.rollback,
-    }
-
-
-@hookimpl
-def lync2fa_lab_seed(store, estate):
-    for host in estate.in_group("adfs"):
-        twin.seed_adfs(store, host.name, str(host.vars.get("adfs_version", "2.0")),
-                       host.vars.get("adfs_federation_service_name", host.fqdn))
