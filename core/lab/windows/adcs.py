@@ -88,8 +88,16 @@ def _b64_der(cert_pem: str) -> str:
 
 
 def generalized_time(when: dt.datetime | None = None) -> str:
+    """GeneralizedTime as AD writes whenCreated; the lab keeps milliseconds (AD writes ".0Z") so
+    that a replication delay below a second can be modelled."""
     when = when or dt.datetime.now(dt.timezone.utc)
-    return when.strftime("%Y%m%d%H%M%S.0Z")
+    return when.strftime("%Y%m%d%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_generalized_time(text: str) -> dt.datetime:
+    whole, _, fraction = str(text).rstrip("Z").partition(".")
+    when = dt.datetime.strptime(whole, "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+    return when + dt.timedelta(seconds=float(f"0.{fraction or '0'}"))
 
 
 def replication_delay_s(store: EstateStore) -> float:
@@ -308,7 +316,7 @@ def _template_visible(machine: Machine, template: str) -> dict | None:
     created = _attr(obj, "whenCreated")
     if created:
         try:
-            when = dt.datetime.strptime(str(created[0]).split(".")[0], "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+            when = parse_generalized_time(created[0])
         except ValueError:
             return obj
         age = (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
