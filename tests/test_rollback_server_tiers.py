@@ -14,8 +14,9 @@ UNRELATED = ("lab_fault", "iis_reset")
 def hosts_with_records(snapshot: dict) -> set[str]:
     """Hosts holding rollback records (values under HKLM:\\SOFTWARE\\lync2fa\\Created)."""
     suffix = "|" + RECORDS_KEY.lower()
-    return {key.split("|", 1)[0] for key, data in snapshot.get("registry", {}).items()
-            if key.endswith(suffix) and data.get("values")}
+    hosts = {key.split("|", 1)[0] for key, data in snapshot.get("registry", {}).items()
+             if key.endswith(suffix) and data.get("values")}
+    return hosts | {key.split("/", 1)[0] for key in snapshot.get("created_marker", {})}   # tiers not yet ported
 
 
 def _without_time(value):
