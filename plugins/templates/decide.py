@@ -21,6 +21,8 @@ from . import esc, model
 SMARTCARD_USER = "SmartcardUser"
 RECORD_PREFIX = "template/"
 ADCS_MODULE = "ADCSAdministration"
+# The CA tier's tasks that change Smartcard User (issue it, grant Enroll on it).
+CA_TIER_CHANGES = frozenset({"ca.templates_published", "ca.template_permissions"})
 TEMPLATE_FILTER = f"(objectClass={adcs.TEMPLATE_CLASS})"
 OID_FILTER = f"(objectClass={adcs.OID_CLASS})"
 OID_ATTRIBUTES = ("cn", "displayName", adcs.TEMPLATE_OID_ATTRIBUTE, adcs.OID_LINK_ATTRIBUTE)
@@ -128,7 +130,13 @@ def decide_smartcard(ctx: Context) -> Decision:
 
 
 def _smartcard_user(ctx: Context, published: bool, warnings: list[str]) -> Decision:
-    """The docs' plain path: the CA tier issues Smartcard User and grants Enroll; nothing to write."""
+    """The docs' plain path: the CA tier issues Smartcard User and grants Enroll; nothing to write.
+    The template is reported as the CA tier leaves it: when its changes are planned in the same
+    request, the engine applies them first and asks again."""
+    waiting = sorted(CA_TIER_CHANGES & set(ctx.planned))
+    if waiting and not ctx.check_mode:
+        return Decision.refuse(f"{SMARTCARD_USER} is reported after {', '.join(waiting)} applied its changes",
+                               warnings=warnings)
     entry = ctx.facts.value("template") or {}
     if not entry.get("exists"):
         if not ctx.check_mode:
