@@ -49,7 +49,7 @@ options:
     default: SmartcardLogon
   ekus:
     description:
-      - EKUs/application policies, by name (see builtin_templates.EKU) or OID.
+      - EKUs/application policies, by name (see lync2fa.adcs.EKU) or OID.
       - 'When left out: the host variable C(templates_ekus), else the default (the same resolution as the lync2fa command
         line).'
     type: list
