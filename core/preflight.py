@@ -15,7 +15,7 @@ from . import execution_policy, hostscript
 from .connection import ConnectionSettings
 from .decision import Facts
 from .execute import read_facts
-from .hostops import ad_object_fact, cmdlet_fact, host_fact, named_fact
+from .hostops import ad_object_fact, cmdlet_fact, host_fact, named_fact, registry_fact
 from .transport import ConnectionPool, TransportError
 
 MINIMUM_POWERSHELL = (5, 1)
@@ -28,6 +28,8 @@ MODULES_BY_TIER = {
     "client": [("TrustedPlatformModule",)],
 }
 VSC_LIMIT = 10            # virtual smart cards per TPM (tpmvscmgr)
+# AD FS 2.0 has no ADFS module: its cmdlets are the snap-in registered here (lync2fa imports its assembly).
+ADFS_SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\\Microsoft.Adfs.PowerShell"
 
 
 @dataclass
@@ -64,6 +66,8 @@ def queries(tiers: set[str], reaches: set[str]) -> dict[str, dict]:
            **execution_policy.fact_queries()}
     if wanted:
         out["modules"] = cmdlet_fact("Get-Module", {"ListAvailable": True, "Name": wanted}, ["Name"])
+    if "adfs" in tiers:
+        out["adfs_snapin"] = registry_fact(ADFS_SNAPIN_KEY, ["ModuleName"])
     if "ad" in reaches:
         out["ad"] = ad_object_fact("{configurationNamingContext}", ["distinguishedName"])
     if "ca" in tiers:
@@ -103,6 +107,8 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
         f"member of {info.get('domain')}" if info.get("part_of_domain") else "not joined to a domain")
     if "modules" in facts.raw:
         present = {str(row.get("Name", "")).lower() for row in facts.get("modules") or []}
+        if (facts.get("adfs_snapin") or {}).get("exists"):
+            present.add("adfs")           # AD FS 2.0: the snap-in's assembly gives the ADFS cmdlets
         for tier in sorted(tiers):
             for names in MODULES_BY_TIER.get(tier, []):
                 found = [n for n in names if n.lower() in present]

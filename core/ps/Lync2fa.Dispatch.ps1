@@ -63,7 +63,7 @@ function Invoke-Lync2faNamedOperation {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
-        'file_replace' { return Set-Lync2faFileText -Path ([string]$Arguments['path']) -Text ([string]$Arguments['text']) -Sha256 ([string]$Arguments['sha256']) }
+        'file_replace' { return Set-Lync2faFileText -Path ([string]$Arguments['path']) -Text ([string]$Arguments['text']) -ExpectedHash ([string]$Arguments['sha256']) }
         default { throw ('lync2fa: unknown named operation ' + $Name) }
     }
 }

@@ -96,14 +96,14 @@ function Set-Lync2faFileText {
         The file's full path (taken literally).
     .PARAMETER Text
         The whole new text.
-    .PARAMETER Sha256
-        The SHA-256 the decision read (Read-Lync2faFileText).
+    .PARAMETER ExpectedHash
+        The SHA-256 the decision read (Read-Lync2faFileText), lower-case hex.
     #>
-    param([string]$Path, [string]$Text, [string]$Sha256)
+    param([string]$Path, [string]$Text, [string]$ExpectedHash)
     $bytes = [System.IO.File]::ReadAllBytes($Path)
     $current = Get-Lync2faSha256 -Bytes $bytes
-    if ($current -ne $Sha256.ToLowerInvariant()) {
-        throw ('lync2fa: ' + $Path + ' changed since it was read (SHA-256 ' + $current + ', expected ' + $Sha256.ToLowerInvariant() + '); nothing was written.')
+    if ($current -ne $ExpectedHash.ToLowerInvariant()) {
+        throw ('lync2fa: ' + $Path + ' changed since it was read (SHA-256 ' + $current + ', expected ' + $ExpectedHash.ToLowerInvariant() + '); nothing was written.')
     }
     $new = ConvertTo-Lync2faFileBytes -Text $Text -Encoding (Get-Lync2faFileEncoding -Bytes $bytes)
     [System.IO.File]::WriteAllBytes($Path, $new)
