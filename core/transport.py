@@ -182,7 +182,8 @@ class WinRMConnection:
             # The proxy is what the inventory says (ansible_winrm_proxy), never the environment:
             # requests would otherwise look the environment up again on every call.
             transport = self._protocol.transport
-            transport.session = transport.build_session()
+            # Building the session may already authenticate (message encryption): errors translated too.
+            transport.session = self._translate("open shell", transport.build_session)
             transport.session.trust_env = False
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
         return self._protocol, self._shell_id
@@ -256,7 +257,13 @@ class WinRMConnection:
         except (InvalidCredentialsError, *CREDSSP_AUTH_ERRORS):
             raise TransportError(self.settings.host, operation,
                                  f"authentication refused for user {self.settings.user!r} "
-                                 f"({self.settings.transport}); check ansible_user/ansible_password") from None
+                                 f"({self.settings.transport}); check ansible_user/ansible_password, and that "
+                                 f"the host's WinRM accepts {self.settings.transport}") from None
+        except PermissionError as exc:   # requests_ntlm: a 401 that offers NTLM but carries no challenge
+            raise TransportError(self.settings.host, operation,
+                                 f"authentication failed for user {self.settings.user!r} "
+                                 f"({self.settings.transport}): {_first_line(exc)}; check the host's WinRM "
+                                 "authentication settings (winrm get winrm/config/service/auth)") from None
         except WinRMOperationTimeoutError as exc:
             raise TransportError(self.settings.host, operation, f"WinRM operation timed out: {exc}",
                                  transient=True) from None

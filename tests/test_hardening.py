@@ -507,3 +507,36 @@ def test_a_journal_deleted_or_replaced_mid_run_raises_naming_it(tmp_path, how):
         journal.record(run_id, Result("ca01", "ca.web_enrollment"))
     with pytest.raises(JournalError):
         journal.finish_run(run_id, "ok")
+
+
+# -- 10. a 401 without an NTLM challenge is an authentication error, not "internal error" ----------
+@pytest.mark.parametrize("offered", [None, "NTLM", "Negotiate", "Basic realm=x"])
+@pytest.mark.parametrize("transport", ["ntlm", "basic", "credssp"])
+def test_a_401_without_a_challenge_is_a_clear_authentication_error(offered, transport):
+    import http.server
+
+    from lync2fa.transport import TransportError, WinRMConnection
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(401)
+            if offered:
+                self.send_header("WWW-Authenticate", offered)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = ConnectionSettings(host="win01", address="127.0.0.1", port=server.server_address[1],
+                                      scheme="http", transport=transport, user="CORP\\admin", password="pw")
+        with pytest.raises(TransportError) as err:
+            WinRMConnection(settings, retries=0).run_script("Write-Output 1")
+    finally:
+        server.shutdown()
+    assert "authentication" in str(err.value) and "CORP\\\\admin" in str(err.value)
+    assert f"({transport})" in str(err.value) and "open shell" in str(err.value)

@@ -417,3 +417,30 @@ def test_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli):
     again = run_cli("apply", *run(lab, "--tasks", "templates.smartcard", "--json"))
     assert again.json()["counts"]["changed"] == 0
     assert len(lab.operations("ca01")) == before + len(executed), "a no-op re-apply sends no operation"
+
+
+def test_issue12_item3_gate_sees_ca_grants(ca_lab, run_cli, tmp_path):
+    """Issue 12 item 3: the CA tier issuing WebServer and granting Enroll on it to Authenticated
+    Users makes it ESC15/ESC17; the gate judges the templates as every planned change leaves them,
+    so plan refuses before anything runs (and validate's SARIF names the rules)."""
+    inventory = with_vars(ca_lab, tmp_path, ca_templates=["EnrollmentAgent", "SmartcardUser", "SmartcardLogon",
+                                                          "WebServer"],
+                          ca_template="WebServer", ca_principal="Authenticated Users")
+    before = ca_lab.snapshot()
+    refused = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir)
+    assert refused.code == 2, refused.out + refused.err
+    assert set(re.findall(r"\[(ESC\d+)\] ca\.template_permissions on ca01", refused.err)) == {"ESC15", "ESC17"}
+    assert "template WebServer" in refused.err and "Authenticated Users" in refused.err
+    assert ca_lab.snapshot() == before, "refused before anything ran"
+    allowed = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir,
+                      "--allow-insecure", "ESC15", "--allow-insecure", "ESC17")
+    assert allowed.code == 0, allowed.err
+    assert "warning: [ESC17]" in allowed.out
+
+    sarif = run_cli("validate", "-i", inventory, "--format", "sarif")
+    rules = {r["ruleId"] for run in sarif.json()["runs"] for r in run["results"]}
+    assert {"ESC15", "ESC17"} <= rules, rules
+
+    # A grant the gate can judge only with its built-in defaults: SmartcardUser to a dedicated group passes.
+    fine = with_vars(ca_lab, tmp_path, ca_template="SmartcardUser", ca_principal="Lync 2FA Users")
+    assert run_cli("plan", "-i", fine, "--state-dir", ca_lab.state_dir, "--tasks", "ca,templates").code == 0
