@@ -28,6 +28,15 @@ class JournalMissing(Exception):
     """No journal where one was asked for (a usage error: exit code 2)."""
 
 
+def _displayed_status(run: dict) -> str:
+    """A run still "running" whose process is gone shows as interrupted (when the journal knows)."""
+    try:
+        from .journal import displayed_status
+    except ImportError:
+        return run.get("status") or "-"
+    return displayed_status(run) or "-"
+
+
 def open_readonly(state_dir: Path) -> sqlite3.Connection:
     if not state_dir.is_dir():
         raise JournalMissing(f"no state directory {state_dir} (nothing has been run with --state-dir {state_dir}; "
@@ -35,7 +44,12 @@ def open_readonly(state_dir: Path) -> sqlite3.Connection:
     path = state_dir / JOURNAL
     if not path.is_file():
         raise JournalMissing(f"no journal in {state_dir} ({JOURNAL} is missing)")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        from .journal import open_readonly as journal_open   # also reads a journal in a read-only directory
+    except ImportError:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    else:
+        db = journal_open(path)
     db.row_factory = sqlite3.Row
     return db
 
@@ -44,14 +58,32 @@ def _rows(db: sqlite3.Connection, sql: str, args: tuple = ()) -> list[dict]:
     return [dict(row) for row in db.execute(sql, args).fetchall()]
 
 
+def _final(rows: list[dict]) -> list[dict]:
+    """A step journaled as "started" before its operations were sent and again when it finished:
+    keep the finished row (a "started" row alone is a step the run never finished)."""
+    last: dict[tuple, int] = {}
+    for index, row in enumerate(rows):
+        last[(row["task"], row["host"])] = index
+    return [row for index, row in enumerate(rows)
+            if row.get("status") != "started" or last[(row["task"], row["host"])] == index]
+
+
+def _counts(rows: list[dict]) -> dict:
+    counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
 def runs(db: sqlite3.Connection) -> list[dict]:
     """Every run with its step counts, oldest first, times as ISO-8601 (local time, with offset)."""
-    counts: dict[int, dict] = {}
-    for row in db.execute("SELECT run_id, status, COUNT(*) FROM results GROUP BY run_id, status"):
-        counts.setdefault(row[0], {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})[row[1]] = row[2]
+    by_run: dict[int, list[dict]] = {}
+    for row in _rows(db, "SELECT run_id, task, host, status FROM results ORDER BY rowid"):
+        by_run.setdefault(row["run_id"], []).append(row)
     out = []
     for run in _rows(db, "SELECT * FROM runs ORDER BY id"):
-        run["counts"] = counts.get(run["id"], {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})
+        run["counts"] = _counts(_final(by_run.get(run["id"], [])))
+        run["status"] = _displayed_status(run)
         run["check_mode"] = bool(run.get("check_mode"))
         run["duration_s"] = (round(run["finished_at"] - run["started_at"], 3)
                              if run.get("finished_at") and run.get("started_at") else None)
@@ -72,7 +104,7 @@ def _json_field(text, default):
 
 def steps(db: sqlite3.Connection, run_id: int) -> list[dict]:
     out = []
-    for step in _rows(db, "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)):
+    for step in _final(_rows(db, "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))):
         step["diff"] = _json_field(step.get("diff"), [])
         step["warnings"] = _json_field(step.get("warnings"), [])
         step["changed"], step["failed"] = bool(step.get("changed")), bool(step.get("failed"))
@@ -147,6 +179,9 @@ def print_steps(run: dict, rows: list[dict], console: Console) -> None:
 
 
 def show(state_dir: Path, run_id: int | None, as_json: bool, console: Console) -> None:
+    if not console.is_terminal:   # a pipe or a log: wide rows rather than 80 folded columns
+        console = Console(file=console.file, width=max(console.width, 200), highlight=False, soft_wrap=False,
+                          color_system=None)
     db = open_readonly(state_dir)
     try:
         all_runs = runs(db)
