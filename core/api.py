@@ -31,7 +31,7 @@ from .plugin_manager import collect_tasks, default_plugin_manager
 from .results import Result
 from .runlock import RunLock
 from .runlock import RunLockError as RunLockError  # re-exported
-from .runner import Runner, RunReport
+from .runner import DEFAULT_STEP_TIMEOUT_S, Runner, RunReport
 from .task import ParameterError
 
 # The journal's directory, shared by both faces: $LYNC2FA_STATE_DIR, else .lync2fa here.
@@ -69,14 +69,18 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
 
 def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
         forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
-        verify: bool = False, pm=None, wait_lock: bool = False, on_wait=None, shared_lock: bool = False) -> RunReport:
+        verify: bool = False, pm=None, wait_lock: bool = False, on_wait=None, shared_lock: bool = False,
+        step_timeout_s: float | None = None, stop=None) -> RunReport:
     """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
     that succeeded in the last unfinished run of the same command. ``verify`` changes nothing
     and fails every apply step that would change something (the rollout is not in place).
 
     A run that changes hosts holds the state directory's run lock (``lync2fa.runlock``): another
     one raises RunLockError naming the holder's PID, or waits for it with ``wait_lock``
-    (``on_wait(message)`` is told first). ``shared_lock``: hold it shared (the Ansible face's steps)."""
+    (``on_wait(message)`` is told first). ``shared_lock``: hold it shared (the Ansible face's steps).
+    ``step_timeout_s``: a host that does not answer a step in time fails ("no answer in N s").
+    ``stop`` (a threading.Event): once set, nothing new starts; steps in flight finish, the run
+    is journaled as interrupted."""
     pm = pm or default_plugin_manager()
     default = "verify" if verify else ("plan" if check_mode else "apply")
     changes = not (check_mode or verify)
@@ -84,7 +88,8 @@ def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_ST
     with lock if changes else contextlib.nullcontext():
         journal = Journal(Path(state_dir))
         try:
-            runner = Runner(pm.hook, journal=journal, forks=forks)
+            runner = Runner(pm.hook, journal=journal, forks=forks, stop=stop,
+                            step_timeout_s=step_timeout_s or DEFAULT_STEP_TIMEOUT_S)
             return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
         finally:
             journal.close()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 import io
 import sys
 import tempfile
@@ -16,8 +18,6 @@ from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
 from .inventory import InventoryError
 from .journal import JournalError
-from .lab import control
-from .lab.estate import LAB_TRANSPORTS
 from .plan import PlanError
 from .plugin_manager import default_plugin_manager, describe_plugins
 from .meta import now as meta_now
@@ -34,7 +34,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Configuration and environment errors (exit 2; 1 is only for "a task failed"): files and
 # directories lync2fa cannot use are environment errors, a host that does not answer is not.
 USAGE_ERRORS = (InventoryError, PlanError, InsecurePlanError, ParameterError, ConnectionConfigError,
-                control.LabError, JournalError, RunLockError, PathError, PermissionError, FileNotFoundError,
+                JournalError, RunLockError, PathError, PermissionError, FileNotFoundError,
                 NotADirectoryError, IsADirectoryError, FileExistsError)
 
 
@@ -44,6 +44,16 @@ class UsageError(Exception):
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a number of seconds") from None
+    if not 1 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError("expected 1 to 86400 seconds")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--wait-lock", action="store_true",
                        help="apply/rollback: wait for another run on the same --state-dir to end instead of "
                             "exiting 2")
+        p.add_argument("--step-timeout", type=_seconds, default=300.0, metavar="SECONDS",
+                       help="a host that does not answer a step within this time fails (default 300: "
+                            "on-card enrollment); the others go on")
         p.add_argument("--skip-preflight", action="store_true",
                        help="apply/rollback: do not run the read-only preflight checks first")
 
@@ -86,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dir", required=True)
     up.add_argument("--clients", type=int, default=2)
     up.add_argument("--https", action="store_true", help="HTTPS endpoints with a generated certificate")
-    up.add_argument("--transport", choices=LAB_TRANSPORTS, default=None,
+    up.add_argument("--transport", choices=("credssp", "ntlm", "basic"), default=None,
                     help="ansible_winrm_transport in hosts.yml (default: credssp for a new lab, which the "
                          "rollout needs to reach AD, the CMS and the CA; an existing lab keeps its own)")
     up.add_argument("--profile", choices=("fast", "real-estate"), default=None,
@@ -183,10 +196,19 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     display = _progress(plan, args, check_mode or kind == "verify")
     pm.register(display)
     started = meta_now()
+    stop, received = threading.Event(), []
+
+    def interrupt(signum, _frame):
+        # Start nothing new; steps in flight finish (or time out); the run is journaled as interrupted.
+        received.append(signum)
+        stop.set()
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with display:
-            report = _run(args, plan, check_mode, pm, kind)
+            report = _run(args, plan, check_mode, pm, kind, stop)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         pm.unregister(display)
     meta = run_metadata(report.command, args.inventory, started, meta_now(), report.run_id, report.check_mode)
     report_dir = args.report_dir or (Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
@@ -199,6 +221,12 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
         print_report(report, out)
         if paths:
             out.print(f"report: {paths['html']}", highlight=False)
+    if received:
+        c = report.counts()
+        name = "SIGINT" if received[0] == signal.SIGINT else "SIGTERM"
+        print(f"lync2fa: interrupted by {name}: {c['changed']} changed, {c['failed']} failed, {c['skipped']} not run; "
+              f"run {report.run_id} journaled as interrupted (resume with --resume)", file=sys.stderr, flush=True)
+        return 128 + int(received[0])
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -211,12 +239,13 @@ def _progress(plan, args, check_mode: bool):
     return LinePrinter(len(plan.steps), args.verbose, check_mode)
 
 
-def _run(args, plan, check_mode, pm, kind) -> RunReport:
+def _run(args, plan, check_mode, pm, kind, stop=None) -> RunReport:
     command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
     return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
                    command=command, inventory_name=",".join(args.inventory), resume=args.resume,
                    verify=kind == "verify", wait_lock=args.wait_lock,
-                   on_wait=lambda message: print(f"lync2fa: {message}", file=sys.stderr, flush=True))
+                   on_wait=lambda message: print(f"lync2fa: {message}", file=sys.stderr, flush=True),
+                   step_timeout_s=args.step_timeout, stop=stop)
 
 
 def _note_missing_client_library(inventory: Path, out: Console) -> None:
@@ -233,7 +262,22 @@ def _note_missing_client_library(inventory: Path, out: Console) -> None:
                   "pip install 'lync2fa[credssp]' (or lab up --transport ntlm)", highlight=False)
 
 
+def _lab():
+    """The lab, imported only by the commands that use it: it is not part of the production path
+    (what runs against a real estate never loads the WinRM server or the Windows model)."""
+    from .lab import control
+    return control
+
+
 def cmd_lab(args, out: Console) -> int:
+    control = _lab()
+    try:
+        return _cmd_lab(args, out, control)
+    except control.LabError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_lab(args, out: Console, control) -> int:
     directory = Path(args.dir)
     if args.lab_command == "up":
         inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport,
@@ -274,10 +318,13 @@ def cmd_plugins(args, out: Console) -> int:
 def cmd_demo(args, out: Console) -> int:
     """The lab lives in a temporary directory (or --dir); reports and journal are kept."""
     state_dir = Path(args.state_dir)
-    if args.dir:
-        return _demo(Path(args.dir) / "lab", state_dir, args.clients, out)
-    with tempfile.TemporaryDirectory(prefix="lync2fa-demo-") as tmp:
-        return _demo(Path(tmp) / "lab", state_dir, args.clients, out)
+    try:
+        if args.dir:
+            return _demo(Path(args.dir) / "lab", state_dir, args.clients, out)
+        with tempfile.TemporaryDirectory(prefix="lync2fa-demo-") as tmp:
+            return _demo(Path(tmp) / "lab", state_dir, args.clients, out)
+    except _lab().LabError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _summary(report: RunReport) -> list[str]:
@@ -289,6 +336,7 @@ def _summary(report: RunReport) -> list[str]:
 
 
 def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
+    control = _lab()
     report_dir = state_dir / "demo-reports"
     out.print(f"Starting the lab ({clients} clients) in {lab_dir} ...", highlight=False)
     inventory_path = control.up(lab_dir, clients=clients)

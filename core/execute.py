@@ -64,10 +64,11 @@ class HostBatch:
     ``started(steps)`` is called before operations are sent (the journal records them)."""
 
     def __init__(self, connection, check_mode: bool, secrets_of: Callable, started: Callable,
-                 deadline_s: float | None = None):
+                 deadline_s: float | None = None, stop=None):
         self.connection, self.check_mode = connection, check_mode
         self.secrets_of, self.started, self.deadline_s = secrets_of, started, deadline_s
         self.decided: dict[tuple[str, str], Decision] = {}
+        self.stop = stop        # a threading.Event: once set, no operation is sent
 
     def run(self, steps: list) -> dict[tuple[str, str], Outcome]:
         outcomes: dict[tuple[str, str], Outcome] = {}
@@ -130,6 +131,11 @@ class HostBatch:
 
     def _apply(self, pending: list, outcomes: dict) -> None:
         if not pending:
+            return
+        if self.stop is not None and self.stop.is_set():
+            for step in pending:
+                outcome = outcomes[step.key]
+                outcome.skipped, outcome.msg = True, "not applied: the run was interrupted"
             return
         groups, secrets = [], {}
         names = {p.task.name for p in pending}

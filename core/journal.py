@@ -144,6 +144,21 @@ class Journal:
              result.msg, json.dumps(result.diff, default=str), json.dumps(result.warnings),
              result.duration, time.time(), fingerprint))
 
+    def record_started(self, run_id: int, host: str, task: str, fingerprint: str = "") -> None:
+        """Before a step's operations are sent: if the controller dies now, the journal still says
+        the step may have changed the host (a resumed run re-plans it and records the outcome)."""
+        self._write("INSERT INTO results VALUES (?, ?, ?, 'started', 0, 0, '', '[]', '[]', 0, ?, ?)",
+                    (run_id, host, task, time.time(), fingerprint))
+
+    def started_unfinished(self, run_id: int) -> set[tuple[str, str]]:
+        """Steps of a run that were sent to their host but never recorded as finished."""
+        rows = self._db.execute("SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid",
+                                (run_id,)).fetchall()
+        state: dict[tuple[str, str], str] = {}
+        for task, host, status in rows:
+            state[(task, host)] = status
+        return {key for key, status in state.items() if status == "started"}
+
     def finish_run(self, run_id: int, status: str) -> None:
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 

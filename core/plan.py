@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 
 from .connection import ConnectionConfigError, ConnectionSettings
+from . import reach
 from .findings import Finding
 from .inventory import HostContext, Inventory, InventoryError
 from .task import ParameterError, Task
@@ -137,6 +138,9 @@ def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | N
     if errors:
         raise PlanError("invalid inventory or parameters:\n  " + "\n  ".join(errors))
     _check_coverage(inventory, ordered, steps, only, limit)
+    double_hop = reach.refusals(steps)
+    if double_hop:
+        raise PlanError(reach.message(double_hop))
     warnings.extend(unknown_variables(tasks, steps))
     return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps,
                 warnings=warnings)

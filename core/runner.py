@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RunReport:
     command: str = "apply"
     warnings: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
+    interrupted: bool = False     # SIGINT/SIGTERM: steps not started are reported skipped
 
     @property
     def failed(self) -> list[Result]:
@@ -83,8 +85,10 @@ def phases(plan: Plan) -> list[list]:
 
 class Runner:
     def __init__(self, hooks, journal: Journal | None = None, forks: int = 16,
-                 pool: ConnectionPool | None = None, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
+                 pool: ConnectionPool | None = None, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
+                 stop: threading.Event | None = None):
         self.hooks = hooks
+        self.stop = stop or threading.Event()   # set by SIGINT/SIGTERM: start nothing new
         self.step_timeout_s = step_timeout_s
         self.journal = journal
         self.forks = max(1, forks)
@@ -100,8 +104,12 @@ class Runner:
         redact = Redactor(plan.secrets())
         done: dict[tuple[str, str], str] = {}
         resumed_from = self.journal.unfinished_run(command, inventory) if (resume and self.journal) else None
+        in_flight: set[tuple[str, str]] = set()
         if resumed_from is not None:
             done = self.journal.succeeded_steps(resumed_from)
+            # Sent but never finished (the controller died): re-planned now; what their facts show
+            # is put on the interrupted run's record below.
+            in_flight = self.journal.started_unfinished(resumed_from)
         run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
         results: dict[tuple[str, str], Result] = {}
         status = "interrupted"
@@ -109,6 +117,11 @@ class Runner:
         last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
 
         def run_host(steps: list[Step]) -> None:
+            if self.stop.is_set():
+                for step in steps:
+                    results[step.key] = self._finish(step, run_id, redact, Result(
+                        step.host.name, step.task.name, skipped=True, msg="not started: the run was interrupted"))
+                return
             todo = []
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results)
@@ -146,12 +159,28 @@ class Runner:
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                                findings=[f.as_dict() for f in plan.findings])
-            status = "ok" if report.ok else "failed"
+            self._settle_in_flight(in_flight, resumed_from, results, run_id)
+            status = "interrupted" if self.stop.is_set() else ("ok" if report.ok else "failed")
+            report.interrupted = self.stop.is_set()
             return report
         finally:
             self.pool.close()
             if self.journal and run_id is not None:
                 self.journal.finish_run(run_id, status)
+
+    def _settle_in_flight(self, in_flight: set, resumed_from, results: dict, run_id) -> None:
+        """Close the audit gap of a killed controller: a step that run ``resumed_from`` sent but
+        never recorded is journaled there as changed when this run found it already in place."""
+        for key in sorted(in_flight):
+            result = results.get(key)
+            if result is None or result.failed or result.skipped:
+                continue
+            if result.changed:
+                msg = f"interrupted before it finished; completed by run {run_id}"
+            else:
+                msg = f"changed by this run before it was interrupted (run {run_id} found the change in place)"
+            self.journal.record(resumed_from, Result(result.host, result.task, changed=not result.changed,
+                                                     msg=msg, failed=False))
 
     @staticmethod
     def _blocker(step: Step, plan: Plan, results: dict) -> str | None:
@@ -182,7 +211,8 @@ class Runner:
 
         batch = execute.HostBatch(self.pool.get(steps[0].connection), check_mode,
                                   secrets_of=lambda s: split_secrets(s.params, s.task.secret_params)[1],
-                                  started=journal_started, deadline_s=self.step_timeout_s * len(steps))
+                                  started=journal_started, deadline_s=self.step_timeout_s * len(steps),
+                                  stop=self.stop)
         try:
             outcomes = batch.run(steps)
         except (TransportError, HostScriptError) as exc:

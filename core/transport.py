@@ -277,6 +277,11 @@ class WinRMConnection:
         except requests.exceptions.SSLError as exc:
             raise TransportError(self.settings.host, operation,
                                  f"TLS verification failed for {self.settings.endpoint}: {_first_line(exc)}") from None
+        except requests.ReadTimeout:
+            # The host took the request and said nothing: slow or hung, not unreachable; a request
+            # that may be running is never sent again.
+            raise TransportError(self.settings.host, operation,
+                                 f"no answer in {self.settings.read_timeout} s") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransportError(self.settings.host, operation,
                                  f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
