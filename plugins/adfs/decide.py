@@ -12,10 +12,11 @@ over anonymous https, which needs no delegated credentials.)
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 from lync2fa import records
-from lync2fa.decision import Context, Decision, More
+from lync2fa.decision import Context, Decision, FactError, More
 from lync2fa.hostops import cmdlet, cmdlet_fact, file_fact, named, named_fact, registry_fact
 
 from . import signin
@@ -53,6 +54,24 @@ POLICY = "adfs_policy"
 SIGN_IN = "adfs_sign_in"
 SIGN_IN_BACKUP = "adfs_sign_in_backup"
 SNAPIN_ROUND = "@snapin"       # suffix of the facts read again through the 2.0 snap-in
+
+
+NOT_INSTALLED = ("{error} (AD FS 2.1 and later ship the ADFS module, AD FS 2.0 registers the "
+                 "Microsoft.Adfs.PowerShell snap-in: is AD FS installed on this host?)")
+
+
+def _refusing(decide: Callable[[Context], Decision | More]) -> Callable[[Context], Decision | More]:
+    """A fact the decision needs could not be read: refused with Windows' error."""
+    @functools.wraps(decide)
+    def wrapper(ctx: Context) -> Decision | More:
+        try:
+            return decide(ctx)
+        except FactError as exc:
+            text = str(exc)
+            if "Modules_ModuleNotFound" in str(exc.error.get("error_id", "")):
+                text = NOT_INSTALLED.format(error=text)
+            return Decision.refuse(text)
+    return wrapper
 
 
 # -- the AD FS shell on the host -------------------------------------------------------------
@@ -170,6 +189,7 @@ def relying_party_facts(params: dict) -> dict:
     return {**_shell_facts(), **_trusts_query(ADFS_MODULE)}
 
 
+@_refusing
 def relying_party(ctx: Context) -> Decision | More:
     more = _snapin_round(ctx, _trusts_query)
     if more:
@@ -208,6 +228,7 @@ def token_replay_facts(params: dict) -> dict:
     return {**_shell_facts(), **_properties_query(ADFS_MODULE)}
 
 
+@_refusing
 def token_replay(ctx: Context) -> Decision | More:
     more = _snapin_round(ctx, _properties_query)
     if more:
@@ -269,6 +290,7 @@ def _sign_in(ctx: Context, version: str, path: str) -> tuple[dict | None, list[s
         return None, Decision.refuse(str(exc))
 
 
+@_refusing
 def client_auth(ctx: Context) -> Decision:
     version = _version(ctx)
     recorded = records.parse(ctx.facts.get(records.FACT))
@@ -399,6 +421,7 @@ def _restore_sign_in(ctx: Context, recorded: dict, version: str, out: dict) -> N
         out["operations"].append(cmdlet("Restart-Service", {"Name": IIS_SERVICE}))
 
 
+@_refusing
 def rollback(ctx: Context) -> Decision | More:
     more = _snapin_round(ctx, lambda module: {**_trusts_query(module), **_properties_query(module)})
     if more:
