@@ -51,6 +51,9 @@ function Read-Lync2faNamedFact {
     param([string]$Name, $Arguments)
     switch ($Name) {
         'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
+        'tpm' { return Read-Lync2faTpm }
+        'virtual_smartcards' { return Get-Lync2faVirtualSmartCards -NativeSource $Lync2faNativeMethodsSource }
+        'user_session' { return Read-Lync2faUserSession -Arguments $Arguments }
         'file_text' { return Read-Lync2faFileText -Path ([string]$Arguments['path']) }
         default { throw ('lync2fa: unknown named fact ' + $Name) }
     }
@@ -63,6 +66,11 @@ function Invoke-Lync2faNamedOperation {
     #>
     param([string]$Name, $Arguments)
     switch ($Name) {
+        'vsc_create' { return New-Lync2faVirtualSmartCard -Arguments $Arguments -NativeSource $Lync2faNativeMethodsSource }
+        'vsc_destroy' { return Remove-Lync2faVirtualSmartCard -Arguments $Arguments }
+        'user_enroll' { return Invoke-Lync2faUserEnrollment -Arguments $Arguments -NativeSource $Lync2faNativeMethodsSource }
+        'user_certificate_remove' { return Remove-Lync2faUserCertificate -Arguments $Arguments }
+        'sip_profile_remove' { return Remove-Lync2faSipProfile -Arguments $Arguments }
         'file_replace' { return Set-Lync2faFileText -Path ([string]$Arguments['path']) -Text ([string]$Arguments['text']) -ExpectedHash ([string]$Arguments['sha256']) }
         default { throw ('lync2fa: unknown named operation ' + $Name) }
     }

@@ -2,22 +2,21 @@
 9, 10): a TPM virtual smart card with a PIN that is not the documented default, the Lync client
 policy values, the user's smart-card certificate on the card, their verification and rollback.
 
-How each step runs on real Windows, and what cannot be done without the user, is in README.md.
+How each step runs on real Windows, and what cannot be done without the user, is in README.md;
+the facts each task reads and its decision are in ``decide.py``.
 """
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from lync2fa.adcs import SAFE_NAME
 from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
-from ..ca import SAFE_NAME
-from . import client_state, twin
-from .client_state import DEFAULT_PIN
+from . import decide
+from .decide import DEFAULT_PIN
 
-SCRIPTS = Path(__file__).parent / "scripts"
 SMART_CARD_CSP = "Microsoft Base Smart Card Crypto Provider"
 SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
 OFFICE_VERSION = re.compile(r"1[4-9]\.0")  # use fullmatch
@@ -83,47 +82,9 @@ def _sip_user(p: dict) -> list[str]:
     return []
 
 
-def verify_facts(result, params) -> None:
-    """Judge what client.verify read (reference section 12: TPM, VSC exists, Cert on card,
-    Client registry); fail naming every item that is not in place."""
-    f = result.after
-    problems = []
-    tpm = f.get("tpm") or {}
-    problem = client_state.tpm_problem({"present": tpm.get("present"), "enabled": tpm.get("enabled"),
-                                        "spec_version": tpm.get("spec_version") or "0"})
-    if problem:
-        problems.append("TPM: " + problem)
-    card = f.get("card") or {}
-    if not card.get("present"):
-        problems.append(f"virtual smart card {params['card_name']!r} not found under Smart card readers")
-    cert = f.get("certificate") or {}
-    what = f"{params['template']} certificate of {params['user']}"
-    if cert.get("status") in (None, "missing"):
-        problems.append(f"no {what} on the card")
-    else:
-        if cert["status"] == "expired":
-            problems.append(f"the {what} expired on {cert['not_after']}")
-        elif cert["status"] == "renewal_due":
-            result.warnings.append(f"the {what} expires on {cert['not_after']}: run client.enrollment to renew it")
-        if not cert.get("on_card"):
-            problems.append(f"the key of the {what} is not on a smart card")
-        if not cert.get("chains_to_ca"):
-            problems.append(f"the {what} does not chain to the CA {params['ca_config']}")
-        if not cert.get("smart_card_logon"):
-            problems.append(f"the {what} lacks the Smart Card Logon EKU")
-    for version, values in sorted((f.get("lync") or {}).items()):
-        for name, value in sorted(values.items()):
-            if value != 0:
-                problems.append(f"HKLM\\Software\\Policies\\Microsoft\\Office\\{version}\\Lync {name} is "
-                                f"{'not set' if value is None else value}, expected 0")
-    if problems:
-        result.failed = True
-        result.msg = "client not ready for two-factor sign-in: " + "; ".join(problems)
-
-
 TASKS = [
     Task(
-        name="client.virtual_smartcard", group="clients", template=SCRIPTS / "virtual_smartcard.ps1.j2",
+        name="client.virtual_smartcard", group="clients", facts=decide.vsc_facts, decide=decide.vsc_decide,
         description="Check the TPM (present, enabled, spec 1.2+) and create the TPM virtual smart card with the "
                     "user's PIN and a random admin key",
         params=(
@@ -138,7 +99,7 @@ TASKS = [
         checks=(_secrets, _names),
     ),
     Task(
-        name="client.lync_settings", group="clients", template=SCRIPTS / "lync_settings.ps1.j2",
+        name="client.lync_settings", group="clients", facts=decide.settings_facts, decide=decide.settings_decide,
         description="DisableNTCredentials=0 and SavePassword=0 in the Lync policy key; optionally delete the "
                     "user's cached SIP profile folders",
         params=(
@@ -150,7 +111,8 @@ TASKS = [
         checks=(_versions, _sip_user),
     ),
     Task(
-        name="client.enrollment", group="clients", template=SCRIPTS / "enrollment.ps1.j2",
+        name="client.enrollment", group="clients", facts=decide.enrollment_facts,
+        decide=decide.enrollment_decide,
         after=("client.virtual_smartcard", "ca.templates_published", "ca.template_permissions",
                "templates.smartcard"),
         derived={"ca_config": _ca_config},
@@ -163,16 +125,17 @@ TASKS = [
         checks=(_secrets, _names, _ca),
     ),
     Task(
-        name="client.verify", group="clients", template=SCRIPTS / "verify.ps1.j2", kind="verify",
+        name="client.verify", group="clients", facts=decide.verify_facts, decide=decide.verify_decide,
+        kind="verify",
         derived={"ca_config": _ca_config},
         description="TPM ready, card present, a valid smart-card logon certificate from the CA on it, "
                     "DisableNTCredentials=0 and SavePassword=0",
         params=(USER, TEMPLATE, CA_CONFIG, CARD_NAME, OFFICE_VERSIONS, RENEW_DAYS),
         checks=(_names, _ca, _versions),
-        interpret=verify_facts,
     ),
     Task(
-        name="client.rollback", group="clients", template=SCRIPTS / "rollback.ps1.j2", kind="rollback",
+        name="client.rollback", group="clients", facts=decide.rollback_facts, decide=decide.rollback_decide,
+        kind="rollback",
         description="Remove the certificates and virtual smart cards lync2fa created and restore the Lync "
                     "policy values it changed",
     ),
@@ -215,14 +178,3 @@ def lync2fa_validate_plan(plan):
             "get the same card PIN", "give each client its own client_pin (host_vars, vault-encrypted)",
             severity="warning"))
     return findings
-
-
-@hookimpl
-def lync2fa_lab_twins():
-    return {"client.virtual_smartcard": twin.virtual_smartcard, "client.lync_settings": twin.lync_settings,
-            "client.enrollment": twin.enrollment, "client.verify": twin.verify, "client.rollback": twin.rollback}
-
-
-@hookimpl
-def lync2fa_lab_seed(store, estate):
-    client_state.seed(store, estate)

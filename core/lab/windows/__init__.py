@@ -14,6 +14,7 @@ from . import core_cmdlets, iis, tpm  # noqa: F401,E402
 from . import adcs, servermanager  # noqa: F401,E402  (AD CS, Server Manager features)
 from . import lync  # noqa: F401,E402  (the Lync/SfB management shell over the CMS)
 from . import accounts, adcs_templates  # noqa: F401,E402
+from . import certificates, scheduled_tasks  # noqa: F401,E402  (certificate stores, user-context jobs)
 from . import adfs, filesystem, services  # noqa: F401,E402  (AD FS, files, Windows services)
 from .hosts import seed  # noqa: E402
 

@@ -1,0 +1,200 @@
+"""Scheduled tasks as the user-context runner (Lync2fa.UserTask.ps1) meets them, the users signed in
+on a PC, their profiles, and the jobs run through them (on-card enrollment as the user).
+
+Windows' rules modelled:
+* a task with ``LogonType Interactive`` runs only in the session of a signed-in user; SYSTEM always runs;
+* ``powershell.exe -File <script>`` is subject to the execution policy, and a Group Policy policy
+  (MachinePolicy/UserPolicy, e.g. AllSigned) overrides ``-ExecutionPolicy Bypass``: the unsigned
+  script is refused, the task ends with result 1 and never writes its output. ``-EncodedCommand``
+  is a command, not a script file, and is never blocked;
+* the job itself (``run_job``): what it returns, or its error with the base exception's HResult.
+
+State: kind ``logon_session`` per host ``{"users": [sam, ...]}`` (owners of an explorer.exe), kind
+``user_profile`` per ``<host>/<sam>`` ``{"sip_profiles": {office version: [folder, ...]}}``.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from ..directory import short_name
+from ..estate import Estate
+from ..state import EstateStore
+from . import certificates, tpm
+from .errors import WindowsError
+from .hosts import effective_execution_policy, seeds
+from .machine import Machine, named_fact, named_operation
+
+SESSIONS, PROFILES = "logon_session", "user_profile"
+# What Invoke-Lync2faScheduledJob gives powershell.exe (then the encoded runner): kept equal to
+# core/ps/Lync2fa.UserTask.ps1 by a test.
+RUNNER_ARGUMENTS = "-NoProfile -NonInteractive -WindowStyle Hidden -EncodedCommand"
+UNTRANSLATABLE = ('Exception calling "Translate" with "1" argument(s): "Some or all identity references could '
+                  'not be translated."')
+NOT_YET_RUN = 0x41303        # SCHED_S_TASK_HAS_NOT_RUN
+
+
+@seeds
+def seed_sessions(store: EstateStore, estate: Estate) -> None:
+    """Every lab client: its user (client_user) signed in, with a cached Lync 2013 SIP profile."""
+    for host in estate.in_group("clients"):
+        user = host.vars.get("client_user")
+        if user:
+            sam = short_name(user)
+            store.put(SESSIONS, host.name, {"users": [sam]})
+            store.put(PROFILES, f"{host.name}/{sam}", {"sip_profiles": {"15.0": [f"sip_{sam}@{estate.domain}"]}})
+
+
+def signed_in(machine: Machine, sam: str) -> bool:
+    users = (machine.store.get(SESSIONS, machine.name) or {}).get("users", [])
+    return sam.lower() in {u.lower() for u in users}
+
+
+def resolve_user(machine: Machine, user: str) -> tuple[str, dict]:
+    sam = short_name(user)
+    record = machine.store.get("ad_user", sam)
+    if record is None:
+        raise WindowsError(UNTRANSLATABLE, "NotSpecified", "IdentityNotMappedException")
+    return sam, record
+
+
+def _policy_report(machine: Machine) -> str:
+    from ...execution_policy import SCOPES
+    set_by_gpo = []
+    for scope in ("MachinePolicy", "UserPolicy"):
+        key = machine.registry.read(SCOPES[scope])
+        values = {n: e["value"] for n, e in (key or {}).get("values", {}).items()}
+        if "EnableScripts" in values:
+            set_by_gpo.append(f"{'Restricted' if not int(values['EnableScripts'] or 0) else values.get('ExecutionPolicy')}"
+                              f" ({scope})")
+    return f" The execution policy set by Group Policy is {', '.join(set_by_gpo)}." if set_by_gpo else ""
+
+
+def _blocked_by_policy(machine: Machine, arguments: str) -> bool:
+    words = arguments.split()
+    lowered = [w.lower() for w in words]
+    if "-file" not in lowered:
+        return False
+    process = words[lowered.index("-executionpolicy") + 1] if "-executionpolicy" in lowered else None
+    return effective_execution_policy(machine, process) in ("Restricted", "AllSigned")
+
+
+def run_job(machine: Machine, user_id: str, job: Callable[[], dict], timeout_s: int,
+            arguments: str = RUNNER_ARGUMENTS, hints: dict | None = None) -> dict:
+    """Invoke-Lync2faScheduledJob: register and start the task, wait for its result file."""
+    task = "lync2fa-<guid>"
+    if user_id != "SYSTEM" and not signed_in(machine, short_name(user_id)):
+        raise WindowsError(f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
+                           f"0x{NOT_YET_RUN:08x}, within {timeout_s} s).{_policy_report(machine)}")
+    if _blocked_by_policy(machine, arguments):
+        raise WindowsError(f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
+                           f"0x00000001, within {timeout_s} s).{_policy_report(machine)}")
+    try:
+        result = job()
+    except WindowsError as exc:
+        hint = (hints or {}).get(str(exc.hresult))
+        message = exc.message + (f"; {hint}" if hint else "")
+        raise WindowsError(message, exc.category, exc.error_id, exc.hresult) from None
+    return result
+
+
+# -- facts and operations (Lync2fa.UserTask.ps1) -----------------------------------------
+@named_fact("user_session")
+def user_session(machine: Machine, user: str, office_versions: list | None = None) -> dict:
+    sam, record = resolve_user(machine, user)
+    profile = machine.store.get(PROFILES, f"{machine.name}/{sam}") or {"sip_profiles": {}}
+    folders = [f"{v}\\{f}" for v in (office_versions or []) for f in profile["sip_profiles"].get(v, [])]
+    return {"sid": record["sid"], "signed_in": signed_in(machine, sam),
+            "certificates": certificates.user_certificates(machine, record["sid"]), "sip_profiles": folders}
+
+
+def _keep(machine: Machine) -> None:
+    """Windows keeps a key the card generated even when the enrollment fails afterwards: the lab
+    commits the card's state at that point (each operation is otherwise all or nothing)."""
+    db = machine.store._db   # the lab store's own connection, inside its per-operation transaction
+    if machine.store._depth == 1:
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+
+
+def install_response(machine: Machine, iid: str, container: str, cert: x509.Certificate, sid: str,
+                     provider: str) -> str:
+    """IX509Enrollment::InstallResponse(AllowNone): refused while the issuing chain does not end in
+    a root trusted on this PC; the key container stays on the card (orphaned)."""
+    if not certificates.trusted(machine, cert):
+        _keep(machine)
+        raise WindowsError("A certificate chain processed, but terminated in a root certificate which is not trusted "
+                           "by the trust provider. 0x800b0109 (-2146762487 CERT_E_UNTRUSTEDROOT)", "NotSpecified",
+                           "COMException", certificates.UNTRUSTED_ROOT)
+    return certificates.add(machine, certificates.user_store_path(sid), cert, container, provider)
+
+
+def enroll_on_card(machine: Machine, sam: str, record: dict, ca_config: str, template: str, provider: str,
+                   pin: str, reader: str | None, check_trust: bool = True) -> str:
+    """The user's job (Invoke-Lync2faEnrollJob): the CA certificate over DCOM, its trust, a new key
+    on the card, the request, InstallResponse. Returns the new certificate's thumbprint."""
+    ca_host, ca = certificates.find_ca(machine, ca_config, "CCertRequest::GetCACertificate")
+    ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
+    if check_trust and not certificates.trusted(machine, ca_cert):
+        raise WindowsError(f"The certificate of {ca_cert.subject.rfc4514_string()} does not chain to a root trusted "
+                           "on this computer (UntrustedRoot); no key was generated on the card.", "NotSpecified",
+                           "COMException", certificates.UNTRUSTED_ROOT)
+    cards = tpm.cards(machine)
+    iid, _ = tpm.card_by_name(machine, reader) if reader else (next(iter(sorted(cards)), None), None)
+    container, key = tpm.new_key_container(machine, iid, pin)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hashes.SHA256()))
+    try:
+        cert = certificates.submit(machine, ca_host, ca, template, csr, sam, record)
+    except WindowsError:
+        _keep(machine)
+        raise
+    return install_response(machine, iid, container, cert, record["sid"], provider)
+
+
+@named_operation("user_enroll")
+def user_enroll(machine: Machine, user: str, sid: str, ca_config: str, template: str, provider: str, pin: str,
+                reader: str | None = None, timeout_s: int = 300, hints: dict | None = None, record_path: str = "",
+                record_name: str = "") -> dict:
+    code, text = machine.run_native("certutil.exe", ["-pulse"])
+    if code != 0:
+        raise WindowsError(f"certutil.exe -pulse failed (exit code {code}): {text.strip()}")
+    sam, record = resolve_user(machine, user)
+
+    def job() -> dict:
+        return {"ok": True, "thumbprint": enroll_on_card(machine, sam, record, ca_config, template, provider,
+                                                         pin, reader)}
+
+    result = run_job(machine, user, job, timeout_s, hints=hints)
+    machine.registry.set(record_path, record_name, result["thumbprint"], "String")
+    return {"thumbprint": result["thumbprint"]}
+
+
+@named_operation("user_certificate_remove")
+def user_certificate_remove(machine: Machine, sid: str, thumbprint: str) -> None:
+    if len(thumbprint) != 40 or any(c not in "0123456789abcdefABCDEF" for c in thumbprint):
+        raise WindowsError(f"lync2fa: not a thumbprint: {thumbprint}")
+    machine.registry.remove_key(f"{certificates.user_store_path(sid)}\\{thumbprint.upper()}")
+
+
+@named_operation("sip_profile_remove")
+def sip_profile_remove(machine: Machine, sid: str, version: str, folder: str) -> None:
+    if not folder.startswith("sip_") or "\\" in folder or "/" in folder or ".." in folder:
+        raise WindowsError(f"lync2fa: not a SIP profile folder: {version}\\{folder}")
+    for key, profile in machine.store.items_prefix(PROFILES, f"{machine.name}/").items():
+        record = machine.store.get("ad_user", key.split("/", 1)[1])
+        if record and record["sid"] == sid:
+            kept = {v: [f for f in fs if not (v == version and f == folder)]
+                    for v, fs in profile["sip_profiles"].items()}
+            kept = {v: fs for v, fs in kept.items() if fs}
+            if kept:
+                machine.store.put(PROFILES, key, {**profile, "sip_profiles": kept})
+            else:
+                machine.store.delete(PROFILES, key)
+
+
+def certificate_der(entry: dict) -> x509.Certificate:
+    return x509.load_der_x509_certificate(base64.b64decode(entry["der"]))
