@@ -385,3 +385,18 @@ def test_json_findings(inv, run_cli):
     assert ("UNKNOWN_VAR", "ca_hash_algorithm_x") in keys and ("DEFAULT_PIN", "client_pin") in keys
     pin = next(f for f in doc["findings"] if f["rule"] == "DEFAULT_PIN")
     assert pin["file"].endswith("host_vars/ws0101.yml") and pin["line"] == 1 and pin["severity"] == "error"
+
+
+def test_ci_recipe_is_valid_yaml_and_covers_the_pipeline():
+    import yaml
+    text = (ROOT / "docs" / "ci.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    github, gitlab = (yaml.safe_load(b) for b in blocks)
+    steps = [s for job in github["jobs"].values() for s in job["steps"]]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "lync2fa validate" in runs and "--format sarif" in runs and "lync2fa lab up" in runs
+    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in steps)
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
+    assert "merge_request_event" in str(gitlab["lync2fa-validate"]["rules"])
+    assert gitlab["lync2fa-lab-plan"]["artifacts"]["paths"] == ["reports/"]
