@@ -57,3 +57,42 @@ def test_plugin_task_is_planned_and_run(plugin_env, tmp_path):
         assert json.loads(again.stdout)["counts"]["changed"] == 0
     finally:
         lync2fa(plugin_env, "lab", "down", "--dir", lab_dir)
+
+
+def _example():
+    sys.path.insert(0, str(HERE / "example_plugin"))
+    try:
+        import lync2fa_example
+    finally:
+        sys.path.pop(0)
+    return lync2fa_example
+
+
+def test_example_decides_from_facts_without_a_lab():
+    from lync2fa.decision import Context, Facts, More
+    example = _example()
+    task = example.lync2fa_tasks()[0]
+    params = task.validate({})
+    key = example.CONFIGURATION + "\\Contoso CA"
+
+    def decide(facts, check_mode=False):
+        ctx = Context(task.name, "ca01", params, Facts(facts), check_mode=check_mode)
+        answer = task.decide(ctx)
+        while isinstance(answer, More):
+            ctx.facts = ctx.facts.merged({name: facts_after[name] for name in answer.facts})
+            answer = task.decide(ctx)
+        return answer
+
+    no_ca = {"configuration": {"ok": True, "value": {"exists": False, "values": {}, "subkeys": []}}}
+    facts_after = {"ca": {"ok": True, "value": {"exists": True, "values": {"AuditFilter": 0}, "subkeys": []}}}
+    assert decide(no_ca).failed                                     # apply: refused until the CA exists
+    planned = decide(no_ca, check_mode=True)
+    assert not planned.failed and planned.after == {"audit_filter": 127} and planned.warnings
+    with_ca = {"configuration": {"ok": True, "value": {"exists": True, "values": {"Active": "Contoso CA"},
+                                                        "subkeys": ["Contoso CA"]}}}
+    decision = decide(with_ca)
+    assert decision.operations[0] == {"op": "registry_set", "path": key, "name": "AuditFilter", "value": 127,
+                                      "type": "DWord"}
+    assert decision.operations[1]["cmdlet"] == "Restart-Service"
+    facts_after["ca"]["value"]["values"]["AuditFilter"] = 127
+    assert decide(with_ca).operations == []
