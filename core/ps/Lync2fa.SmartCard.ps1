@@ -27,6 +27,7 @@ function Add-Lync2faNativeMethods {
     #>
     param([string]$Source)
     if ($null -eq ('Lync2faNativeMethods' -as [type])) {
+        # pscheck: ignore PS001 (Add-Type, Microsoft.PowerShell.Utility, is missing from the catalog)
         Add-Type -TypeDefinition $Source -Language CSharp
     }
 }

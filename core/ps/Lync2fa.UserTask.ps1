@@ -105,11 +105,20 @@ function Get-Lync2faJobScript {
 function Get-Lync2faPolicyReport {
     <#
     .SYNOPSIS
-        The execution policy Group Policy sets on this computer, as text ('' when none).
+        The execution policy Group Policy sets on this computer (MachinePolicy, UserPolicy), as text
+        ('' when none): "Turn on Script Execution", EnableScripts 0 = Restricted, 1 with ExecutionPolicy.
     #>
-    $set = @(Get-ExecutionPolicy -List | Where-Object { @('MachinePolicy', 'UserPolicy') -contains [string]$_.Scope -and [string]$_.ExecutionPolicy -ne 'Undefined' })
+    $set = @()
+    foreach ($scope in @(@('MachinePolicy', 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'), @('UserPolicy', 'HKCU:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'))) {
+        $values = Get-ItemProperty -LiteralPath $scope[1] -ErrorAction SilentlyContinue
+        if ($null -ne $values -and $null -ne $values.PSObject.Properties['EnableScripts']) {
+            $policy = 'Restricted'
+            if ([int]$values.EnableScripts -ne 0 -and $null -ne $values.PSObject.Properties['ExecutionPolicy']) { $policy = [string]$values.ExecutionPolicy }
+            $set += ($policy + ' (' + $scope[0] + ')')
+        }
+    }
     if ($set.Count -eq 0) { return '' }
-    return (' The execution policy set by Group Policy is ' + (($set | ForEach-Object { [string]$_.ExecutionPolicy + ' (' + [string]$_.Scope + ')' }) -join ', ') + '.')
+    return (' The execution policy set by Group Policy is ' + ($set -join ', ') + '.')
 }
 
 function Invoke-Lync2faScheduledJob {
@@ -165,7 +174,7 @@ function Invoke-Lync2faScheduledJob {
         else {
             $principal = New-ScheduledTaskPrincipal -UserId $UserId -LogonType Interactive -RunLevel Limited
         }
-        $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Seconds $TimeoutSeconds) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
+        $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::FromSeconds($TimeoutSeconds)) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
         Register-ScheduledTask -TaskName $taskName -TaskPath '\lync2fa\' -Action $action -Principal $principal -Settings $settings | Out-Null
         Start-ScheduledTask -TaskName $taskName -TaskPath '\lync2fa\'
         $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
@@ -232,6 +241,7 @@ function Invoke-Lync2faUserHive {
         [GC]::Collect()
         $ErrorActionPreference = 'Continue'
         & reg.exe unload ('HKU\' + $mount) 2>&1 | Out-Null
+        if ($LASTEXITCODE -ne 0) { Write-Warning ('reg unload of ' + $mount + ' failed (exit code ' + $LASTEXITCODE + '): the hive stays mounted until the next restart.') }
         $ErrorActionPreference = $previous
     }
 }
