@@ -540,3 +540,20 @@ def test_a_401_without_a_challenge_is_a_clear_authentication_error(offered, tran
         server.shutdown()
     assert "authentication" in str(err.value) and "CORP\\\\admin" in str(err.value)
     assert f"({transport})" in str(err.value) and "open shell" in str(err.value)
+
+
+# -- docs/security.md lists every refusal ------------------------------------------------------------
+def test_security_doc_lists_every_rule_and_override():
+    import re
+
+    root = Path(__file__).parent.parent
+    doc = (root / "docs" / "security.md").read_text()
+    from lync2fa.plugins.templates import esc
+    rules = set(esc.RULES)
+    for source in (root / "plugins").glob("*/*.py"):
+        rules.update(re.findall(r'Finding\(\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
+    missing = sorted(r for r in rules if f"`{r}`" not in doc)
+    assert not missing, f"docs/security.md does not list {missing}"
+    for name in ("lync2fa_allow_insecure_transport", "--allow-insecure", "lync2fa_local_resources",
+                 "templates_accepted_findings", "not coordinated"):
+        assert name in doc
