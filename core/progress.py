@@ -35,7 +35,7 @@ def _describe(op) -> str:
 
 
 class ProgressDisplay:
-    """One bar per tier: steps done of the tier's total, with the failures counted."""
+    """One bar per tier: its hosts done (every step of the tier finished on them) and failed."""
 
     def __init__(self, total: int, console: Console | None = None, steps=None, verbose: int = 0):
         self.console = console or Console(stderr=True)
@@ -44,17 +44,21 @@ class ProgressDisplay:
                                  console=self.console, transient=True)
         self.verbose = verbose
         self._lock = threading.Lock()
-        self._failed: dict[str, int] = {}
+        self._failed: dict[str, set] = {}
         self._bars: dict[str, int] = {}
-        per_tier: dict[str, int] = {}
+        self._left: dict[tuple[str, str], int] = {}     # (tier, host) -> steps not finished yet
         for step in steps or ():
-            per_tier[_tier(step)] = per_tier.get(_tier(step), 0) + 1
+            key = (_tier(step), step.host.name)
+            self._left[key] = self._left.get(key, 0) + 1
+        per_tier: dict[str, int] = {}
+        for tier, _host in self._left:
+            per_tier[tier] = per_tier.get(tier, 0) + 1
         if not per_tier:
             per_tier = {"lync2fa": total}
         width = max(len(t) for t in per_tier)
         for tier, count in per_tier.items():
-            self._failed[tier] = 0
-            self._bars[tier] = self.progress.add_task(f"{tier:<{width}}", total=count, failed="")
+            self._failed[tier] = set()
+            self._bars[tier] = self.progress.add_task(f"{tier:<{width}} hosts", total=count, failed="")
 
     def __enter__(self):
         self.progress.start()
@@ -62,9 +66,6 @@ class ProgressDisplay:
 
     def __exit__(self, *exc):
         self.progress.stop()
-
-    def _bar(self, step) -> int:
-        return self._bars.get(_tier(step), next(iter(self._bars.values())))
 
     @hookimpl
     def lync2fa_task_start(self, step):
@@ -74,10 +75,17 @@ class ProgressDisplay:
     def lync2fa_task_finish(self, step, result):
         with self._lock:
             tier = _tier(step) if _tier(step) in self._bars else next(iter(self._bars))
+            key = (tier, step.host.name)
             if result.failed:
-                self._failed[tier] += 1
-            self.progress.update(self._bar(step), advance=1,
-                                 failed=f"[red]{self._failed[tier]} failed[/]" if self._failed[tier] else "")
+                self._failed[tier].add(step.host.name)
+            if key in self._left:
+                self._left[key] -= 1
+                done = self._left[key] == 0
+            else:   # no steps given: count steps
+                done = True
+            failed = len(self._failed[tier])
+            self.progress.update(self._bars[tier], advance=1 if done else 0,
+                                 failed=f"[red]{failed} failed[/]" if failed else "")
             if self.verbose:
                 for op in _operations(result):
                     self.progress.console.print(f"  {escape(step.host.name)} {escape(step.task.name)}: "

@@ -188,3 +188,45 @@ def test_report_renders_in_headless_chromium(tmp_path, inventory):
                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--screenshot={shot}",
                     "--window-size=1280,1600", html.resolve().as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def _step(task: str, host: str):
+    from types import SimpleNamespace
+    return SimpleNamespace(task=SimpleNamespace(name=task), host=SimpleNamespace(name=host))
+
+
+def test_live_display_counts_hosts_done_and_failed_per_tier():
+    import io
+
+    from rich.console import Console
+
+    from lync2fa.progress import ProgressDisplay
+    steps = [_step("ca.authority", "ca01"), _step("ca.web_enrollment", "ca01"),
+             _step("client.vsc", "ws1"), _step("client.vsc", "ws2"), _step("client.enrollment", "ws2")]
+    display = ProgressDisplay(len(steps), Console(file=io.StringIO(), force_terminal=True), steps=steps, verbose=1)
+    with display:
+        display.lync2fa_task_finish(steps[0], Result("ca01", "ca.authority"))
+        display.lync2fa_task_finish(steps[2], Result("ws1", "client.vsc", failed=True))
+        display.lync2fa_task_finish(steps[3], Result("ws2", "client.vsc"))
+        bars = {t.description.split()[0]: t for t in display.progress.tasks}
+        assert (bars["ca"].completed, bars["ca"].total) == (0, 1)            # ca01 has a step left
+        assert (bars["client"].completed, bars["client"].total) == (1, 2)
+        assert "1 failed" in bars["client"].fields["failed"]
+        display.lync2fa_task_finish(steps[1], Result("ca01", "ca.web_enrollment"))
+        assert bars["ca"].completed == 1
+
+
+def test_line_printer_shows_operations_with_v():
+    import io
+
+    from lync2fa.progress import LinePrinter
+    out = io.StringIO()
+    printer = LinePrinter(2, verbose=1, check_mode=True, stream=out)
+    changed = Result("ca01", "ca.authority", changed=True, duration=1.25)
+    changed.operations = [{"operation": "cmdlet Install-AdcsCertificationAuthority", "result": {"ok": True}}]
+    printer.lync2fa_task_finish(_step("ca.authority", "ca01"), changed)
+    printer.lync2fa_task_finish(_step("client.vsc", "ws1"), Result("ws1", "client.vsc", failed=True, msg="no TPM\nx"))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[1/2] would change ca.authority on ca01 (1.2 s)"
+    assert lines[1].strip().startswith("cmdlet Install-AdcsCertificationAuthority")
+    assert lines[2] == "[2/2] failed       client.vsc on ws1 (0.0 s): no TPM"
