@@ -418,6 +418,7 @@ def readonly_state(tmp_path):
 def test_a_read_only_state_directory_is_exit_2_and_its_journal_can_still_be_read(readonly_state, tmp_path):
     code = ("import json, sys\nfrom pathlib import Path\nfrom lync2fa import cli\nfrom lync2fa.journal import Journal\n"
             "print(json.dumps([r['status'] for r in Journal(Path(sys.argv[1]), readonly=True).runs()]))\n"
+            "assert cli.main(['journal', '--state-dir', sys.argv[1], '--json']) == 0\n"
             "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n")
     done = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
                           capture_output=True, text=True, timeout=120)
