@@ -18,8 +18,8 @@ What the lab models (Microsoft's cmdlet reference for each Cs* cmdlet below):
   what Get-CsUser returns, plus where the user's contacts live, which no Get- shows);
 * every Cs cmdlet reads the CMS (SQL on the Enterprise pool's back end): over a session without
   network credentials Windows fails (the double hop); Get-CsUser and the user cmdlets read AD too;
-* cmdlets that ask for confirmation (Invoke-CsUcsRollback, the Remove- cmdlets) fail in a
-  non-interactive WinRM session unless ``-Confirm:$false`` or ``-Force`` is given.
+* not modelled: a confirmation prompt (the cmdlets' ConfirmImpact is not documented; the
+  decisions pass ``-Confirm:$false`` to Invoke-CsUcsRollback and the Remove- cmdlets anyway).
 
 The error texts of the Lync shell below follow its wording as far as we know it; they could not be
 checked against a live server (the category, which decisions read, is Windows').
@@ -74,7 +74,6 @@ DOCUMENTS = {d.noun.lower(): d for d in (
     Document("CsUserServicesPolicy", "UserServicesPolicy", ("global", "site", "tag"), (), POLICY_DEFAULTS),
 )}
 NOT_SETTINGS = {"identity", "inmemory", "force", "confirm", "whatif", "instance", "tenant", "filter", "localstore"}
-NON_INTERACTIVE = ("PowerShell is in NonInteractive mode. Read and Prompt functionality is not available.")
 
 
 # -- identities -----------------------------------------------------------------------------
@@ -119,13 +118,6 @@ def _cms(machine: Machine) -> None:
 
 def _settings(document: Document, params: dict) -> dict:
     return {k: copy.deepcopy(v) for k, v in params.items() if k.lower() not in NOT_SETTINGS}
-
-
-def _confirmed(params: dict, cmdlet: str) -> None:
-    """A cmdlet whose ConfirmImpact asks: a WinRM session cannot answer the prompt."""
-    if params.get("Confirm") is False or params.get("Force"):
-        return
-    raise WindowsError(NON_INTERACTIVE, "NotSpecified", f"HostFunctionNotImplemented,{cmdlet}")
 
 
 # -- configuration documents ---------------------------------------------------------------------
@@ -205,7 +197,6 @@ def _remove(machine: Machine, p: dict, cmdlet: str) -> None:
     scope, identity = canonical(document, p["Identity"])
     if machine.store.get(CONFIG, _key(document, identity)) is None:
         raise _missing(document, identity)
-    _confirmed(p, cmdlet)
     if p.get("WhatIf"):
         return
     if scope == "global":    # the global collection cannot be deleted: it is reset to its defaults
@@ -316,7 +307,6 @@ def invoke_cs_ucs_rollback(machine: Machine, p: dict) -> None:
     machine.require_network("AD")
     _cms(machine)
     user = _find_user(machine, p["Identity"], "Invoke-CsUcsRollback")
-    _confirmed(p, "Invoke-CsUcsRollback")
     if p.get("WhatIf"):
         return
     user["ContactsInUcs"] = False            # the contacts move back into Lync Server storage
