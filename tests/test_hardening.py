@@ -558,3 +558,23 @@ def test_security_doc_lists_every_rule_and_override():
     for name in ("lync2fa_allow_insecure_transport", "--allow-insecure", "lync2fa_local_resources",
                  "templates_accepted_findings", "not coordinated"):
         assert name in doc
+
+
+def test_deleting_the_journal_during_an_apply_stops_it_loudly(lab, run_cli):
+    """Against the lab: an observer deletes the journal after the first step; the run stops with
+    exit 2 naming the journal, instead of journaling into a deleted file."""
+    from lync2fa.hookspecs import hookimpl
+    from lync2fa.plugin_manager import default_plugin_manager
+
+    journal = lab.state_dir / "journal.sqlite"
+
+    class DeleteJournal:
+        @hookimpl
+        def lync2fa_task_finish(self, step, result):
+            journal.unlink(missing_ok=True)
+
+    pm = default_plugin_manager()
+    pm.register(DeleteJournal())
+    plan = api.plan(lab.load_inventory(), only=["ca"], pm=pm)
+    with pytest.raises(JournalError, match=f"the journal {journal} was deleted or replaced during the run"):
+        api.run(plan, state_dir=lab.state_dir, pm=pm)
