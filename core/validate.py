@@ -544,14 +544,21 @@ class _Validator:
                      None, "", kind="script")
             return
         # Findings in lync2fa's own scripts are warnings: nothing in the inventory can fix them
-        # (--fail-on warning makes them fail a pipeline).
+        # (--fail-on warning makes them fail a pipeline). Templates render a shared frame, so one
+        # defect of the frame shows in every template at the same rendered line: reported once.
+        first: dict[tuple, Issue] = {}
         for f in findings or ():
             get = f.get if isinstance(f, dict) else (lambda k, d=None, _f=f: getattr(_f, k, d))
             path = str(get("path", "") or get("file", "") or "")
-            where = Definition(path, int(get("line", 0) or 0), int(get("col", 0) or 0))
-            rule = str(get("rule", "PSCHECK"))
-            self.add(rule, "warning", str(get("message", "")), where, Path(path).name, kind="script",
+            line, col, rule, message = (int(get("line", 0) or 0), int(get("col", 0) or 0),
+                                        str(get("rule", "PSCHECK")), str(get("message", "")))
+            same = first.get((rule, line, col, message))
+            if same is not None:
+                same.properties.setdefault("also_in", []).append(path)
+                continue
+            self.add(rule, "warning", message, Definition(path, line, col), Path(path).name, kind="script",
                      fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})")
+            first[(rule, line, col, message)] = self._issues[(rule, path, line, Path(path).name)]
 
 
 def script_paths(tasks: dict[str, Task]) -> list[str]:

@@ -400,3 +400,14 @@ def test_ci_recipe_is_valid_yaml_and_covers_the_pipeline():
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
     assert "merge_request_event" in str(gitlab["lync2fa-validate"]["rules"])
     assert gitlab["lync2fa-lab-plan"]["artifacts"]["paths"] == ["reports/"]
+
+
+def test_every_plugin_rule_has_sarif_help():
+    from lync2fa.plugins.templates import esc
+    from lync2fa.sarif import RULES
+    rules = set(esc.RULES)
+    for source in list((ROOT / "plugins").glob("*/*.py")) + list((ROOT / "core").glob("*.py")):
+        rules.update(re.findall(r'Finding\(\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
+    rules.discard("HARD1")                                  # the hookspec's example
+    assert rules and not sorted(rules - set(RULES)), "add help text to lync2fa.sarif.RULES"
+    assert all(short and help_text for short, help_text in RULES.values())
