@@ -163,7 +163,7 @@ class Inventory:
 
     def _on_warning(self, msg, formatted=False, *, help_text=None, obj=None):
         text = str(msg).strip()
-        if text.startswith("Unable to parse ") or text.startswith("No inventory was parsed"):
+        if text.startswith(("Unable to parse ", "No inventory was parsed")):
             return  # reported as an error, with its reason
         origin = _origin_of(obj)
         where = f"{_where(origin)}: " if origin else ""

@@ -29,7 +29,7 @@ class RunLock:
         self.shared, self.wait, self.on_wait, self.command = shared, wait, on_wait, command
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         try:
             ensure_dir(self.path.parent, "state directory")
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -65,7 +65,7 @@ class RunLock:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -5,11 +5,22 @@ never resolves) and every refusal is proven before a connection is made.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import pytest
 import yaml
-
 from lync2fa import api
 from lync2fa.connection import ConnectionConfigError, ConnectionSettings
+from lync2fa.inventory import InventoryError
+from lync2fa.journal import Journal, JournalError
+from lync2fa.plan import Plan, PlanError
+from lync2fa.runlock import RunLock, RunLockError
 
 REMOTE = "ca01.corp.invalid"
 BASE = {"ansible_user": "CORP\\admin", "ansible_password": "S3cret-Passw0rd"}
@@ -182,8 +193,6 @@ def test_a_huge_value_is_truncated_in_errors(tmp_path):
 
 
 # -- 5, 6. broken, empty, group-less inventories; --limit; vault ------------------------------------
-from lync2fa.inventory import InventoryError  # noqa: E402
-from lync2fa.plan import PlanError  # noqa: E402
 
 # The ca tier reaches AD: a transport that delegates (CredSSP) passes the double-hop check.
 GOOD = {"all": {"vars": {"ansible_winrm_transport": "credssp"}, "children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
@@ -197,8 +206,8 @@ def _write(path, text):
 
 
 @pytest.mark.parametrize("name,text,reason", [
-    ("broken.yml", 'all:\n  children:\n    clients:\n      hosts:\n        cl01:\n          client_pin: "87654321"\n'
-                   '         bad: [\n', "line 7"),
+    ("broken.yml", ('all:\n  children:\n    clients:\n      hosts:\n        cl01:\n          client_pin: "87654321"\n'
+                    '         bad: [\n'), "line 7"),
     ("broken.ini", "[clients]\ncl01 client_pin=8765 4321abcd ansible_password=Secr3t-Pw\n", "Expected key=value"),
 ])
 def test_a_broken_inventory_names_file_and_reason_and_never_shows_secret_lines(tmp_path, capfd, name, text, reason):
@@ -344,17 +353,7 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
 
 
 # -- 9. environment errors are exit 2 with a reason, before anything runs ----------------------------
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from lync2fa.journal import Journal, JournalError  # noqa: E402
-from lync2fa.plan import Plan  # noqa: E402
-from lync2fa.runlock import RunLock, RunLockError  # noqa: E402
 
 
 def _good(tmp_path):
@@ -421,7 +420,7 @@ def test_a_read_only_state_directory_is_exit_2_and_its_journal_can_still_be_read
             "assert cli.main(['journal', '--state-dir', sys.argv[1], '--json']) == 0\n"
             "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n")
     done = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stdout.strip().splitlines()[0] == '["ok"]'
     assert f"state directory {readonly_state} is not writable" in done.stderr
@@ -472,8 +471,8 @@ def test_a_second_apply_on_the_same_state_directory_exits_2_naming_the_holder(tm
         assert api.run(Plan(tasks=[], steps=[]), check_mode=True, state_dir=state).ok
         with pytest.raises(RunLockError):
             RunLock(state, shared=True).acquire()
-    with RunLock(state, shared=True), RunLock(state, shared=True):   # Ansible forks together
-        with pytest.raises(RunLockError):
+    with RunLock(state, shared=True), RunLock(state, shared=True), \
+            pytest.raises(RunLockError):   # Ansible forks hold it together, an apply cannot
             api.run(Plan(tasks=[], steps=[]), state_dir=state)
 
 
