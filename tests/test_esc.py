@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from lync2fa import adcs
 from lync2fa.adcs import EKU
 from lync2fa.adcs_builtin import BUILTIN_TEMPLATES

@@ -12,7 +12,6 @@ import re
 
 import pytest
 import yaml
-
 from lync2fa import adcs
 from lync2fa.adcs import EKU
 from lync2fa.hostops import describe
@@ -205,7 +204,6 @@ def test_drift_shows_one_attribute_and_is_repaired(lab, run_cli, tmp_path):
 def ca_lab(tmp_path_factory):
     """One lab with the CA tier applied, shared by the gate tests (they never write)."""
     from conftest import Lab
-
     from lync2fa import cli
     from lync2fa.lab import control
     base = tmp_path_factory.mktemp("gate")
@@ -341,7 +339,7 @@ def test_rollback_removes_only_what_lync2fa_created(lab, run_cli):
 
     rolled = run_cli("rollback", *run(lab, "--tier", "templates"))
     assert rolled.code == 0, rolled.out
-    assert f"changed templates.rollback on ca01" in rolled.out
+    assert "changed templates.rollback on ca01" in rolled.out
     assert estate(lab) == after_ca, "the estate is back to its state before the templates tier"
     again = run_cli("rollback", *run(lab, "--tier", "templates", "--json"))
     assert again.json()["counts"]["changed"] == 0

@@ -11,8 +11,18 @@ import hashlib
 
 from lync2fa import adcs, records
 from lync2fa.decision import Context, Decision
-from lync2fa.hostops import (ad_create, ad_delete, ad_object_fact, ad_search_fact, ad_set, ace_add, cmdlet,
-                             cmdlet_fact, named_fact, typed)
+from lync2fa.hostops import (
+    ace_add,
+    ad_create,
+    ad_delete,
+    ad_object_fact,
+    ad_search_fact,
+    ad_set,
+    cmdlet,
+    cmdlet_fact,
+    named_fact,
+    typed,
+)
 
 from ..ca.common import CA_CONFIG, NO_CA, NO_CA_CHECK_MODE, active_ca, ca_config_fact
 from ..ca.templates_published import RETRY as PUBLISH_RETRY

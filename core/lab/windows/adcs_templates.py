@@ -60,7 +60,7 @@ def builtin_template_object(store: EstateStore, estate: Estate, name: str) -> di
     spec = BUILTIN_TEMPLATES[name]
     directory = Directory(store, estate.domain)
     # Written by the installation on the DC the CA uses: visible to the CA at once.
-    created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime("%Y%m%d%H%M%S.0Z")
+    created = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y%m%d%H%M%S.0Z")
     attributes = {"cn": [name], **{k: list(v) for k, v in spec["attributes"].items()},
                   adcs.TEMPLATE_OID_ATTRIBUTE: [f"{forest_oid(estate.domain)}.1.{spec['oid_arc']}"],
                   "whenCreated": [created]}
