@@ -91,3 +91,20 @@ def test_tiers_roll_back_separately_and_reapply_cleanly(lab, run_cli):
     # Nothing is left behind that would confuse a second rollout.
     assert run(run_cli, "apply", lab, tasks="adfs,lync").code == 0
     assert estate(lab) == applied
+
+
+def test_templates_roll_back_to_the_ca_tiers_estate(lab, run_cli):
+    """The templates tier's rollback removes its template, OID object, CA issuance and records,
+    and nothing of the CA tier: the estate is the one the CA tier left, and a second rollout
+    re-creates the same objects (the template OID is reused, no leftover blocks it)."""
+    assert run(run_cli, "apply", lab, tasks="ca").code == 0
+    after_ca = estate(lab)
+    assert run(run_cli, "apply", lab, tasks="templates").code == 0
+    applied = estate(lab)
+    assert hosts_with_records(applied) == {"ca01"}
+    rolled = run(run_cli, "rollback", lab, "--json", tasks="templates")
+    assert rolled.code == 0, rolled.out
+    assert [(r["task"], r["changed"]) for r in rolled.json()["results"]] == [("templates.rollback", True)]
+    assert estate(lab) == after_ca
+    assert run(run_cli, "apply", lab, tasks="templates").code == 0
+    assert estate(lab) == applied
