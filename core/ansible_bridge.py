@@ -2,10 +2,15 @@
 
 Every module of the collection ``lync2fa.twofactor`` has an action plugin of the same name
 (``plugins/action/<module>.py``) that is a subclass of :class:`EngineAction` naming its engine
-task. The action never opens Ansible's own connection: it reads the host's ``ansible_*``
-connection variables and the tier's inventory variables from the play (vault and templates
-resolved by Ansible), then calls :func:`lync2fa.api.run_step`, which reaches the host over
-WinRM exactly as ``lync2fa apply`` does. Both faces therefore plan, gate and run the same code.
+task. The action reads the tier's inventory variables from the play (vault and templates
+resolved by Ansible), validates, gates and decides on the controller with the engine, exactly as
+``lync2fa apply`` does (:func:`lync2fa.api.run_step`), and sends each request (the facts it
+reads, then the operations it applies) through the task's own Ansible connection: it executes
+the collection's PowerShell module ``lync2fa.twofactor.host_request`` (``lync2fa.ansible_payload``)
+with ``_execute_module``, so ``become``/``runas``, the connection plugin and its settings
+(Kerberos, CredSSP, certificates), ``delegate_to`` and timeouts apply as for ``ansible.windows``
+modules. A host that cannot be reached is ``unreachable``. Tasks still on a legacy resource
+script (``decide`` is None) run over lync2fa's own WinRM client as before.
 
 :class:`PlayInventory` gives the engine the same view of a host that lync2fa's own inventory
 does (``name``, ``fqdn``, ``groups``, ``var``, ``has_var``, ``inventory.hosts_in``), so host-derived
@@ -14,19 +19,27 @@ defaults come out identical.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
-from . import api
+from . import ansible_payload, api, groups, hostscript
 from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
+from .gate_cache import GateCache
 from .inventory import InventoryError, plain
+from .journal import JournalError
+from .plan import PlanError
 from .plugin_manager import default_plugin_manager
+from .runlock import RunLockError
 from .task import ParameterError, Task
+from .transport import ConnectionPool, TransportError
 
 COLLECTION = "lync2fa.twofactor"
 BUILTIN_PLUGIN_PACKAGE = "lync2fa.plugins."
@@ -43,12 +56,19 @@ ENGINE_OPTIONS = {
                               "not in place), as C(lync2fa verify) does; the C(verify) role runs every task "
                               "this way."},
     "state_dir": {"type": "path",
-                  "description": "Directory of lync2fa's audit journal on the controller. Default: "
-                                 f"the C({STATE_DIR_ENV}) environment variable, else C(.lync2fa) in the "
-                                 "current directory (the same default as the C(lync2fa) command line)."},
+                  "description": "Directory of lync2fa's audit journal on the controller (it must be writable "
+                                 "there: under AWX, a persistent volume or a project directory). Default: the "
+                                 "variable C(lync2fa_state_dir), else the C(" + STATE_DIR_ENV + ") environment "
+                                 "variable, else C(.lync2fa) in the current directory (the same default as the "
+                                 "C(lync2fa) command line)."},
+    "force_group": {"type": "bool", "default": False,
+                    "description": "Run the task on a host outside its inventory group (see C(lync2fa_<group>_group)); "
+                                   "without it such a host fails, so that a module cannot, say, plan a CA on a "
+                                   "workstation."},
 }
 
-USAGE_ERRORS = (ParameterError, InsecurePlanError, ConnectionConfigError, InventoryError)
+USAGE_ERRORS = (ParameterError, InsecurePlanError, ConnectionConfigError, InventoryError, PlanError,
+                JournalError, RunLockError)
 
 
 def module_name(task_name: str) -> str:
@@ -117,6 +137,7 @@ class PlayInventory:
         variables = dict(fallback or {})
         variables.update(task_vars)
         self._hosts = {current: PlayHost(current, variables, self, template)}
+        self.current = current
 
     def host(self, name: str) -> PlayHost:
         if name not in self._hosts:
@@ -126,8 +147,15 @@ class PlayInventory:
         return self._hosts[name]
 
     def hosts_in(self, group: str, limit: set[str] | None = None) -> list[PlayHost]:
+        """The hosts of a task's group: ``group`` is the name tasks declare (``ca``), read through
+        the inventory's ``lync2fa_<group>_group`` variable (``lync2fa.groups``)."""
+        group = self.group_name(group)
         names = [str(n) for n in self._groups.get(group, ())] if group != "all" else list(self.all_hosts())
         return [self.host(n) for n in names if limit is None or n in limit]
+
+    def group_name(self, group: str) -> str:
+        """The inventory's name for a task's group (``lync2fa_<group>_group``, default ``group``)."""
+        return groups.actual(group, self.host(self.current).var)
 
     def groups_of(self, name: str) -> tuple[str, ...]:
         return tuple(sorted(str(g) for g, members in self._groups.items()
@@ -140,12 +168,111 @@ class PlayInventory:
         return [str(n) for n in self._groups.get("all", ())]
 
 
+
+@dataclass(frozen=True)
+class PlaySettings:
+    """A step's connection as the engine needs to know it when Ansible's connection carries it:
+    whether its session holds network credentials (the double hop), and how to name it."""
+
+    host: str
+    transport: str          # e.g. "winrm/ntlm", "winrm/credssp", "psrp/kerberos", "ssh", "winrm/ntlm+runas"
+    delegates: bool
+    endpoint: str = ""
+    password: str = ""
+    warnings: tuple = ()
+
+
+# runas logon types whose token holds the account's network credentials (a Network logon has none).
+RUNAS_DELEGATING = {"interactive", "batch", "service", "network_cleartext", "new_credentials", "unlock"}
+
+
+def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySettings:
+    """What the task's Ansible connection (and its become) gives the session, read from the
+    connection plugin's options as Ansible resolved them."""
+    connection = action._connection
+    kind = str(getattr(connection, "transport", "") or "").rsplit(".", 1)[-1]
+
+    def option(name, default=None):
+        try:
+            value = connection.get_option(name)
+        except Exception:  # an option this connection plugin does not have
+            return default
+        return default if value is None else value
+
+    auth, delegates = "", False
+    if kind == "winrm":
+        transports = option("transport") or []
+        transports = [transports] if isinstance(transports, str) else list(transports)
+        auth = ",".join(str(t) for t in transports) or "ntlm"
+        delegates = "credssp" in transports or (
+            "kerberos" in transports and bool(option("kerberos_delegation", task_vars.get(
+                "ansible_winrm_kerberos_delegation", False))))
+    elif kind == "psrp":
+        auth = str(option("auth", "negotiate"))
+        delegates = auth == "credssp" or (auth in ("kerberos", "negotiate") and bool(option("negotiate_delegate")))
+    become = action._connection.become if getattr(action._play_context, "become", False) else None
+    if become is not None and getattr(become, "name", "").rsplit(".", 1)[-1] == "runas":
+        flags = str(become.get_option("become_flags") or "")
+        logon = dict(f.split("=", 1) for f in flags.split() if "=" in f).get("logon_type", "interactive")
+        delegates = delegates or logon in RUNAS_DELEGATING
+        auth = (auth + "+" if auth else "") + f"runas:{logon}"
+    name = kind + (f"/{auth}" if auth else "")
+    address = getattr(action._play_context, "remote_addr", "") or host
+    return PlaySettings(host=host, transport=name, delegates=delegates, endpoint=f"ansible:{kind}://{address}")
+
+
+class PlayConnection:
+    """The engine's connection (``request(request, secrets, deadline_s, idempotent)``) over the
+    task's Ansible connection: each request runs the module ``lync2fa.twofactor.host_request``
+    through Ansible's module machinery (exec wrapper, become, async, connection plugin)."""
+
+    def __init__(self, action: ActionBase, task_vars: Mapping):
+        self.action, self.task_vars = action, task_vars
+        self.host = str(task_vars.get("inventory_hostname", ""))
+        self.unreachable: str | None = None
+        self.requests = 0
+
+    def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
+                idempotent: bool = False) -> dict:
+        if self.unreachable:
+            raise TransportError(self.host, "request", self.unreachable, reachable=False)
+        args = ansible_payload.module_args(request, secrets)
+        self.requests += 1
+        try:
+            result = self.action._execute_module(module_name=ansible_payload.MODULE, module_args=args,
+                                                 task_vars=dict(self.task_vars), wrap_async=False)
+        except AnsibleConnectionFailure as exc:
+            self.unreachable = str(exc)
+            raise TransportError(self.host, "request", self.unreachable, reachable=False) from None
+        if result.get("unreachable"):
+            self.unreachable = str(result.get("msg") or "unreachable")
+            raise TransportError(self.host, "request", self.unreachable, reachable=False)
+        if result.get("failed") and "response" not in result:
+            detail = str(result.get("msg") or "failed")
+            if result.get("module_stderr"):
+                detail += ": " + str(result["module_stderr"]).strip()[:500]
+            raise hostscript.HostScriptError(f"{ansible_payload.MODULE} failed: {detail}")
+        return hostscript.parse_response(str(result.get("response") or ""))
+
+    def run_script(self, script: str, secrets: dict | None = None):
+        raise TransportError(self.host, "run_script", "a legacy resource script does not run over Ansible's connection")
+
+    def close(self) -> None:
+        pass
+
+
+def engine_missing_message(error: Exception) -> str:
+    """What a controller without the engine is told (the collection's plugin_utils uses the same words)."""
+    return (f"install lync2fa, the Python package this collection runs on the controller: "
+            f"{sys.executable} -m pip install <collection directory> ({error})")
+
+
 class EngineAction(ActionBase):
     """Base of every ``lync2fa.twofactor`` action plugin: subclasses set ``TASK``."""
 
     TASK = ""
     TRANSFERS_FILES = False
-    _requires_connection = False
+    _requires_connection = True
     _supports_check_mode = True
     _supports_async = False
 
@@ -165,23 +292,57 @@ class EngineAction(ActionBase):
         allow = args.pop("allow_insecure", None) or []
         if not isinstance(allow, list):
             allow = [a.strip() for a in str(allow).split(",") if a.strip()]
-        state_dir = args.pop("state_dir", None) or os.environ.get(STATE_DIR_ENV) or api.DEFAULT_STATE_DIR
+        state_dir = Path(str(args.pop("state_dir", None) or self._var(task_vars, "lync2fa_state_dir")
+                             or os.environ.get(STATE_DIR_ENV) or api.DEFAULT_STATE_DIR)).expanduser()
         verify = bool(args.pop("verify", False))
+        force_group = bool(args.pop("force_group", False))
         host = str(task_vars.get("inventory_hostname", self._play_context.remote_addr))
         inventory = PlayInventory(task_vars, host, self._templar.template, self._connection_fallback())
         check_mode = bool(self._task.check_mode)
+        outside = groups.outside(task, inventory, host)
+        if outside and not force_group:
+            return {**result, "failed": True, "changed": False, "msg": outside + "; set force_group: true to run "
+                    "it there anyway"}
         try:
-            outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
-                                   allow_insecure={str(a) for a in allow}, state_dir=Path(state_dir).expanduser(),
-                                   verify=verify)
+            if task.decide is None:   # a legacy resource script: lync2fa's own WinRM client, as before
+                outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
+                                       allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
+                                       gate_cache=self._gate_cache(state_dir))
+                connection = None
+            else:
+                connection = PlayConnection(self, task_vars)
+                outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
+                                       allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
+                                       settings=play_settings(self, host, task_vars),
+                                       pool=ConnectionPool(factory=lambda _settings: connection),
+                                       gate_cache=self._gate_cache(state_dir))
         except USAGE_ERRORS as exc:
             msg = str(exc)
             if isinstance(exc, InsecurePlanError):
                 msg += ("\nWith Ansible: list the rule in the task's allow_insecure option, or in "
                         "lync2fa_allow_insecure for the roles and playbooks.")
+            if isinstance(exc, JournalError):
+                msg += (f"\nlync2fa's audit journal needs a writable directory on the controller: set "
+                        f"lync2fa_state_dir (or the module's state_dir, or {STATE_DIR_ENV}) to one.")
             return {**result, "failed": True, "changed": False, "msg": msg}
+        if connection is not None and connection.unreachable:
+            return {**result, "unreachable": True, "changed": False,
+                    "msg": f"{host} is unreachable through the play's connection: {connection.unreachable}"}
         result.update(to_ansible_result(outcome, check_mode, bool(self._task.diff)))
         return result
+
+    def _var(self, task_vars: Mapping, name: str):
+        if name not in task_vars:
+            return None
+        return self._templar.template(task_vars[name])
+
+    def _gate_cache(self, state_dir: Path) -> GateCache | None:
+        """The gate's findings, once per play (``lync2fa.gate_cache``); None outside a play."""
+        play = getattr(getattr(self._task, "_parent", None), "_play", None)
+        uuid = getattr(play, "_uuid", None)
+        if not uuid:
+            return None
+        return GateCache(state_dir, f"{uuid}-{os.getppid()}")
 
     def _connection_fallback(self) -> dict:
         """Credentials given on the command line (``-u``, ``-k``) when the inventory has none."""

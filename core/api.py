@@ -22,6 +22,7 @@ from pathlib import Path
 from . import reach
 from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding, gate
+from .gate_cache import GateCache
 from .inventory import Inventory, InventoryError
 from .journal import Journal
 from .journal import JournalError as JournalError  # re-exported
@@ -70,7 +71,7 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
 def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
         forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
         verify: bool = False, pm=None, wait_lock: bool = False, on_wait=None, shared_lock: bool = False,
-        step_timeout_s: float | None = None, stop=None) -> RunReport:
+        step_timeout_s: float | None = None, stop=None, pool=None) -> RunReport:
     """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
     that succeeded in the last unfinished run of the same command. ``verify`` changes nothing
     and fails every apply step that would change something (the rollout is not in place).
@@ -80,7 +81,8 @@ def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_ST
     (``on_wait(message)`` is told first). ``shared_lock``: hold it shared (the Ansible face's steps).
     ``step_timeout_s``: a host that does not answer a step in time fails ("no answer in N s").
     ``stop`` (a threading.Event): once set, nothing new starts; steps in flight finish, the run
-    is journaled as interrupted."""
+    is journaled as interrupted. ``pool``: where the steps' connections come from (default:
+    lync2fa's own WinRM client; the Ansible face passes the play's own connection)."""
     pm = pm or default_plugin_manager()
     default = "verify" if verify else ("plan" if check_mode else "apply")
     changes = not (check_mode or verify)
@@ -88,7 +90,7 @@ def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_ST
     with lock if changes else contextlib.nullcontext():
         journal = Journal(Path(state_dir))
         try:
-            runner = Runner(pm.hook, journal=journal, forks=forks, stop=stop,
+            runner = Runner(pm.hook, journal=journal, forks=forks, stop=stop, pool=pool,
                             step_timeout_s=step_timeout_s or DEFAULT_STEP_TIMEOUT_S)
             return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
         finally:
@@ -107,48 +109,83 @@ def check_state_dir(state_dir: str | Path = DEFAULT_STATE_DIR, changes: bool = F
 
 def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
              check_mode: bool = False, allow_insecure: set[str] | frozenset = frozenset(),
-             state_dir: str | Path = DEFAULT_STATE_DIR, verify: bool = False, pm=None) -> Result:
+             state_dir: str | Path = DEFAULT_STATE_DIR, verify: bool = False, pm=None,
+             settings=None, pool=None, gate_cache: GateCache | None = None) -> Result:
     """Run one task on one host (what an Ansible action plugin does), with explicit params.
 
     ``inventory`` is an :class:`Inventory` or anything with its ``host(name)`` and
     ``hosts_in(group)`` (the Ansible face passes the play's view of its inventory). The
     security gate judges the step among every step of its kind, as ``plan`` would, and
     applies the findings about this step (and those about no step in particular).
+
+    ``settings`` (default: lync2fa's WinRM settings from the host's variables) and ``pool`` (see
+    ``run``) let the Ansible face send the step's requests through the play's own connection.
+    ``gate_cache`` keeps the gate's view of the inventory across the steps of one play, so that
+    a step costs the same whatever the number of hosts (``lync2fa.gate_cache``).
     """
     pm = pm or default_plugin_manager()
     tasks = collect_tasks(pm)
     task = tasks[task_name]
     host = inventory.host(host_name)
-    step = Step(task, host, params_for(task, host, overrides), ConnectionSettings.from_host(host))
+    step = Step(task, host, params_for(task, host, overrides),
+                settings if settings is not None else ConnectionSettings.from_host(host))
     double_hop = reach.refusals([step])
     if double_hop:
         raise PlanError(reach.message(double_hop))
     single = Plan(tasks=[task], steps=[step])
-    findings = [f for batch in pm.hook.lync2fa_validate_plan(plan=_gate_context(inventory, tasks, step))
-                for f in batch or () if f.task in ("", task_name) and f.host in ("", host_name)]
-    single.findings = gate(findings, set(allow_insecure))
+    single.findings = gate(gate_findings(inventory, tasks, step, pm, gate_cache, overrides), set(allow_insecure))
     single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
     report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1, verify=verify,
-                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm, shared_lock=True)
+                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm, shared_lock=True, pool=pool)
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)
     return result
 
 
-def _gate_context(inventory: Inventory, tasks: dict, step: Step) -> Plan:
-    """Every step of ``step``'s kind that the inventory defines, with ``step`` itself in its place
-    (a gate may look at other steps, e.g. the permissions granted on a template)."""
-    ordered = order_tasks({n: t for n, t in tasks.items() if t.kind == step.task.kind})
+def gate_findings(inventory, tasks: dict, step: Step, pm, cache: GateCache | None = None,
+                  overrides: dict | None = None) -> list[Finding]:
+    """The plan gate's findings about ``step`` (and about no step in particular), judged among
+    every step of its kind. With a ``cache`` the inventory's steps are built and judged once per
+    play and kind (not once per step: that was quadratic in the hosts); a step whose parameters
+    are not the inventory's (module options that differ) is judged again, in its place."""
+    def mine(findings):
+        return [f for f in findings if f.task in ("", step.task.name) and f.host in ("", step.host.name)]
+
+    def judge(context: Plan) -> list[Finding]:
+        return [f for batch in pm.hook.lync2fa_validate_plan(plan=context) for f in batch or ()]
+
+    if cache is not None and (not overrides or step.params == params_for(step.task, step.host)):
+        return mine(cache.findings(step.task.kind, lambda: judge(_gate_context(inventory, tasks, None,
+                                                                                step.task.kind))))
+    return mine(judge(_gate_context(inventory, tasks, step)))
+
+
+def _gate_context(inventory: Inventory, tasks: dict, step: Step | None, kind: str | None = None) -> Plan:
+    """Every step of ``step``'s kind (or of ``kind``) that the inventory defines, with ``step``
+    itself in its place (a gate may look at other steps, e.g. the permissions granted on a
+    template). The gate judges parameters, not connections: no connection settings are read."""
+    kind = step.task.kind if step is not None else kind
+    ordered = order_tasks({n: t for n, t in tasks.items() if t.kind == kind})
     steps = []
     for task in ordered:
         for host in inventory.hosts_in(task.group):
-            if (task.name, host.name) == step.key:
+            if step is not None and (task.name, host.name) == step.key:
                 steps.append(step)
                 continue
             try:
-                steps.append(Step(task, host, params_for(task, host), ConnectionSettings.from_host(host)))
+                steps.append(Step(task, host, params_for(task, host), _NO_CONNECTION))
             except (ParameterError, ConnectionConfigError, InventoryError):
                 continue  # that step fails with its own error when it runs
-    if not any(s is step for s in steps):
+    if step is not None and not any(s is step for s in steps):
         steps.append(step)
     return Plan(tasks=ordered, steps=steps)
+
+
+class _NoConnection:
+    """Connection settings of a step the gate only judges (it never runs)."""
+    host = address = transport = endpoint = password = ""
+    warnings: tuple = ()
+    delegates = True
+
+
+_NO_CONNECTION = _NoConnection()

@@ -13,15 +13,22 @@ from pathlib import Path
 import traceback
 from dataclasses import dataclass, field
 
-from .. import hostscript
+from .. import ansible_payload, hostscript
 from ..script import ScriptContractError, read_input
 from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
 from . import costs, windows
+from .logon import LogonInfo
 from .twin import TwinContext, TwinFailure, failure
 from .wsman import CommandOutcome
+
+REQUEST_LOG = "requests.jsonl"   # beside the operations log: one line per lync2fa request, how it came
+
+# runas become (Ansible's become_wrapper.ps1): the logon types whose token holds the account's
+# network credentials (LogonUser with the password). A Network logon has none: the double hop stays.
+RUNAS_DELEGATING = {"Interactive", "Batch", "Service", "NetworkCleartext", "NewCredentials", "Unlock"}
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Dispatcher:
                 script, _, secrets = stdin.decode("utf-8-sig").partition(SECRETS_SEPARATOR)
             if script.startswith(hostscript.MARKER):
                 return self.run_host_script(host, script, secrets, logon)
+            if ansible_payload.is_bootstrap(script):
+                return self.run_ansible_module(host, script, stdin, logon)
             return self.run_script(host, script, secrets)
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
@@ -70,12 +79,94 @@ class Dispatcher:
             return CommandOutcome("", f"lync2fa lab: {exc}", 1)
         injected = self.faults.get(host_name)
         self.log.append((host_name, request.get("kind"), None))
+        self.record_request(host_name, request, "lync2fa host script", logon)
         if request.get("kind") == "apply" and injected.fail_tasks:
             return CommandOutcome("", "injected failure (lab fault)", 1)
         with self.host_lock(host_name):
             response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
         self.record_operations(host_name, executed)
         return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
+
+    def run_ansible_module(self, host_name: str, script: str, stdin: bytes, logon=None) -> CommandOutcome:
+        """What Ansible's winrm connection sends for ``lync2fa.twofactor.host_request``: its
+        bootstrap and exec wrapper carrying the module, lync2fa's primitive library as a module_util
+        and the request in the module's options; with ``become: runas``, its become wrapper. The
+        request runs as the CLI's do, under the logon the become makes; anything else is refused."""
+        try:
+            invocation = ansible_payload.parse_exec_wrapper(script, stdin)
+            request = json.loads(str(invocation.args.get("request")))
+            secret_values = json.loads(str(invocation.args.get("secrets") or "{}"))
+            if not isinstance(request, dict) or not isinstance(secret_values, dict):
+                raise ValueError("the request and the secrets must be JSON objects")
+        except (ansible_payload.ExecWrapperError, ValueError) as exc:
+            return CommandOutcome(json.dumps({"failed": True, "msg": f"lync2fa lab: {exc}"}) + "\r\n", "", 1)
+        if invocation.become is not None:
+            logon, error = self.runas(host_name, logon, invocation.become)
+            if error:
+                return CommandOutcome(json.dumps({"failed": True, "msg": error}) + "\r\n", "", 1)
+        self.log.append((host_name, request.get("kind"), None))
+        self.record_request(host_name, request, invocation.wrapper, logon, invocation.become, invocation.check_mode)
+        if request.get("kind") != "facts" and invocation.check_mode:
+            return self._module_exit({"failed": True, "msg": "lync2fa: refused to apply operations in check mode"},
+                                     invocation)
+        machine = self.machine(host_name, logon)
+        version = machine.props.get("powershell_version", "5.1")
+        if int(version.split(".")[0]) < 5:
+            # Ansible's bootstrap wrapper itself: {"failed":true,"msg":"Ansible requires PowerShell v5.1"}
+            return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell v5.1"}\r\n', "", 1)
+        injected = self.faults.get(host_name)
+        if request.get("kind") == "apply" and injected.fail_tasks:
+            ids = {g["id"] for g in request.get("groups") or []}
+            if ids & set(injected.fail_tasks):
+                response = {"lync2fa": 1, "groups": [
+                    {"id": g["id"], "skipped": False, "operations": [{"ok": False, "error": {
+                        "message": f"{g['id']}: injected failure (lab fault)"}}] if g["id"] in injected.fail_tasks
+                     else []} for g in request["groups"]]}
+                return self._module_exit({"changed": True, "response": json.dumps(response, sort_keys=True)},
+                                         invocation)
+        with self.host_lock(host_name):
+            response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
+        self.record_operations(host_name, executed)
+        return self._module_exit({"changed": request.get("kind") == "apply",
+                                  "response": json.dumps(response, sort_keys=True)}, invocation)
+
+    @staticmethod
+    def _module_exit(result: dict, invocation) -> CommandOutcome:
+        """As Ansible.Basic's ExitJson/FailJson print it: the result and the invocation, no_log
+        options masked."""
+        shown = {k: v for k, v in invocation.args.items() if not k.startswith("_ansible_")}
+        if "secrets" in shown:
+            shown["secrets"] = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        return CommandOutcome(json.dumps({**result, "invocation": {"module_args": shown}}) + "\r\n",
+                              "", 1 if result.get("failed") else 0)
+
+    def runas(self, host_name: str, logon, become: dict) -> tuple[object, str | None]:
+        """Ansible's runas become on a lab host: LogonUser with the account's password. The logon
+        type decides whether the new token holds network credentials (the double hop)."""
+        estate = self.estate
+        user = str(become.get("user") or "")
+        wanted = user.split("\\")[-1].split("@")[0].lower()
+        if wanted in ("system", "nt authority\\system", "localsystem"):
+            # SYSTEM reaches the network as the computer account, not as the lab's admin.
+            return LogonInfo(f"runas:{become.get('logon_type')}", "NT AUTHORITY\\SYSTEM", False), None
+        if wanted != estate.account.split("\\")[-1].lower() or become.get("password") != estate.password:
+            return logon, (f"Failed to become user {user}: LogonUser failed (The user name or password is incorrect, "
+                           "Win32ErrorCode 1326 - 0x0000052E)")
+        logon_type = str(become.get("logon_type") or "Interactive")
+        return LogonInfo(f"runas:{logon_type}", estate.account, logon_type in RUNAS_DELEGATING), None
+
+    def record_request(self, host_name: str, request: dict, via: str, logon=None, become: dict | None = None,
+                       check_mode: bool | None = None) -> None:
+        """One line per lync2fa request in the lab's request log (``requests.jsonl``): how it came
+        (lync2fa's session loop or host script, or Ansible's exec wrapper) and under which logon."""
+        if not self.oplog:
+            return
+        entry = {"host": host_name, "kind": request.get("kind"), "via": via,
+                 "logon": logon.as_dict() if logon is not None else None,
+                 "become": None if become is None else {k: v for k, v in become.items() if k != "password"},
+                 "check_mode": check_mode}
+        with self._locks_guard, self.oplog.with_name(REQUEST_LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def open_session(self, host: str, command: str, arguments: list[str], logon=None) -> "LabSession | None":
         """A long-lived lync2fa PowerShell process (hostscript.SESSION_LOOP), or None for a plain command."""
@@ -90,7 +181,7 @@ class Dispatcher:
             return None
         if script != hostscript.SESSION_LOOP:
             return None
-        return LabSession(self, self.machine(host, logon))
+        return LabSession(self, self.machine(host, logon), logon)
 
     def machine(self, host: str, logon=None):
         """A new powershell.exe on ``host``: it pays the start (and each first import) of the
@@ -155,8 +246,8 @@ class LabSession:
     """One simulated powershell.exe running the session loop: each complete stdin line is a
     request, answered with one line on stdout; imported modules stay loaded for the process."""
 
-    def __init__(self, dispatcher: Dispatcher, machine):
-        self.dispatcher, self.machine = dispatcher, machine
+    def __init__(self, dispatcher: Dispatcher, machine, logon=None):
+        self.dispatcher, self.machine, self.logon = dispatcher, machine, logon
         self.pending = bytearray()
         self.library_loaded = False
         self.failed: str | None = None
@@ -186,6 +277,7 @@ class LabSession:
         dispatcher = self.dispatcher
         injected = dispatcher.faults.get(host)
         dispatcher.log.append((host, request.get("kind"), None))
+        dispatcher.record_request(host, request, "lync2fa session loop", self.logon)
         if request.get("kind") == "apply" and injected.fail_tasks:
             ids = {g["id"] for g in request.get("groups") or []}
             if ids & set(injected.fail_tasks):

@@ -21,9 +21,16 @@ options:
     default: false
   state_dir:
     description:
-      - "Directory of lync2fa's audit journal on the controller. Default: the C(LYNC2FA_STATE_DIR) environment variable, else\
-        \ C(.lync2fa) in the current directory (the same default as the C(lync2fa) command line)."
+      - "Directory of lync2fa's audit journal on the controller (it must be writable there: under AWX, a persistent volume\
+        \ or a project directory). Default: the variable C(lync2fa_state_dir), else the C(LYNC2FA_STATE_DIR) environment variable,\
+        \ else C(.lync2fa) in the current directory (the same default as the C(lync2fa) command line)."
     type: path
+  force_group:
+    description:
+      - Run the task on a host outside its inventory group (see C(lync2fa_<group>_group)); without it such a host fails, so
+        that a module cannot, say, plan a CA on a workstation.
+    type: bool
+    default: false
 attributes:
   action:
     support: full
