@@ -42,6 +42,10 @@ EXTRA_VARS = {
     "adfs_federation_service_name": "the AD FS Federation Service Name",
     "adfs_version": "the AD FS version the lab simulates",
     "lync2fa_local_resources": "resources (ad, cms, ca) on the host itself: no double hop to them",
+    # the Ansible face's role and playbook variables
+    "lync2fa_state_dir": "the journal's directory (roles)",
+    "lync2fa_allow_insecure": "rules accepted as warnings (roles)",
+    "lync2fa_rollback_tiers": "tiers rollback_2fa.yml undoes",
 }
 # ansible_winrm_* variables Ansible's winrm connection plugin and pywinrm understand.
 WINRM_VARS = {f"ansible_winrm_{n}" for n in (
