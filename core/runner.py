@@ -123,8 +123,9 @@ class Runner:
                         step.host.name, step.task.name, skipped=True, msg="not started: the run was interrupted"))
                 return
             todo = []
+            batch = {s.key for s in steps}   # prerequisites in this batch are HostBatch's to judge
             for step in steps:
-                blocker = None if verify else self._blocker(step, plan, results)
+                blocker = None if verify else self._blocker(step, plan, results, batch)
                 if done and done.get(step.key) == fingerprint(step):
                     results[step.key] = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
@@ -183,7 +184,7 @@ class Runner:
                                                      msg=msg, failed=False))
 
     @staticmethod
-    def _blocker(step: Step, plan: Plan, results: dict) -> str | None:
+    def _blocker(step: Step, plan: Plan, results: dict, batch: set = frozenset()) -> str | None:
         for dep_name in step.task.after:
             dep_steps = plan.steps_for(dep_name)
             if not dep_steps:
@@ -191,6 +192,8 @@ class Runner:
             same_group = dep_steps[0].task.group == step.task.group
             relevant = [d for d in dep_steps if not same_group or d.host.name == step.host.name]
             for dep in relevant:
+                if dep.key in batch:
+                    continue
                 r = results.get(dep.key)
                 if r is None or r.failed or r.skipped:
                     return f"{dep_name} on {dep.host.name}"
