@@ -1,8 +1,9 @@
 """The relying-party trust the procedure creates for each pool and Director (reference section 6).
 
 The claim rules are the doc's, with its errata corrected: ``http://schemas.microsoft.com/...``
-claim types (not ``https://`` and not ``schemas.contoso.com``). The scripts carry the very same
-strings; a test keeps the two in step.
+claim types (not ``https://`` and not ``schemas.contoso.com``). They exist here only: the decisions
+pass them to ``Add-/Set-AdfsRelyingPartyTrust`` as parameter values (a test checks that no
+PowerShell file carries them).
 """
 from __future__ import annotations
 
