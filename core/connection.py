@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ansible.module_utils.parsing.convert_bool import boolean
-from requests.utils import get_environ_proxies, select_proxy
 
 from .inventory import HostContext
 
@@ -52,6 +51,8 @@ class ConnectionSettings:
     kerberos_delegation: bool = False
     kerberos_hostname_override: str | None = None
     credssp_disable_tlsv1_2: bool = False
+    # ansible_winrm_proxy: the only proxy lync2fa uses (never the environment's HTTP(S)_PROXY).
+    proxy: str | None = None
 
     @property
     def delegates(self) -> bool:
@@ -97,6 +98,7 @@ class ConnectionSettings:
             kerberos_delegation=_bool(host, "ansible_winrm_kerberos_delegation", False),
             kerberos_hostname_override=host.var("ansible_winrm_kerberos_hostname_override") or None,
             credssp_disable_tlsv1_2=_bool(host, "ansible_winrm_credssp_disable_tlsv1_2", False),
+            proxy=_proxy(host),
         )
         return _judge(host, settings)
 
@@ -110,7 +112,7 @@ def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
     if s.scheme == "https" and s.cert_validation == "ignore":
         warnings.append(f"{host.name}: TLS certificate validation is off "
                         "(ansible_winrm_server_cert_validation=ignore)")
-    local = _stays_on_this_machine(s.endpoint)
+    local = _stays_on_this_machine(s.endpoint, s.proxy)
     insecure = []
     if s.scheme == "http" and s.transport in CLEAR_PASSWORD_TRANSPORTS and not local:
         insecure.append(("Basic authentication over plain http sends the password in clear text",
@@ -130,15 +132,23 @@ def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
     return replace(s, warnings=tuple(warnings))
 
 
-def _stays_on_this_machine(url: str) -> bool:
-    """The URL's host is loopback and no proxy from the environment would carry the request."""
+def _stays_on_this_machine(url: str, proxy: str | None = None) -> bool:
+    """The URL's host is loopback and the proxy, if the inventory names one, is loopback too (the
+    environment's proxies are never used: lync2fa gives pywinrm ``proxy=None``)."""
     hostname = (urlsplit(url).hostname or "").lower()
     if not _is_loopback(hostname):
         return False
-    try:
-        return not select_proxy(url, get_environ_proxies(url))
-    except Exception:  # an unparsable proxy setting: assume the worst
-        return False
+    return proxy is None or _is_loopback((urlsplit(proxy).hostname or "").lower())
+
+
+def _proxy(host: HostContext) -> str | None:
+    value = host.var("ansible_winrm_proxy")
+    if value in (None, ""):
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectionConfigError(f"{host.name}: ansible_winrm_proxy {str(value)[:80]!r} is not an http(s) URL")
+    return str(value)
 
 
 def _address(host: HostContext) -> str:

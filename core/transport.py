@@ -60,6 +60,7 @@ def protocol_kwargs(s: ConnectionSettings) -> dict:
         ca_trust_path=s.ca_trust_path or "legacy_requests",
         message_encryption=s.message_encryption,
         operation_timeout_sec=s.operation_timeout, read_timeout_sec=s.read_timeout,
+        proxy=s.proxy,     # None: no proxy, and never one from the environment
     )
     if s.transport == "kerberos":
         # pywinrm's Kerberos uses the caller's ticket cache (kinit); delegation forwards the TGT.
@@ -179,8 +180,8 @@ class WinRMConnection:
     def _shell(self) -> tuple[winrm.Protocol, str]:
         if self._shell_id is None:
             self._protocol = winrm.Protocol(**protocol_kwargs(self.settings))
-            # The proxy is what the inventory says (ansible_winrm_proxy), never the environment:
-            # requests would otherwise look the environment up again on every call.
+            # The proxy is what the inventory says (ansible_winrm_proxy; pywinrm got proxy=None
+            # otherwise, so none), and requests must not look the environment up on every call.
             transport = self._protocol.transport
             # Building the session may already authenticate (message encryption): errors translated too.
             transport.session = self._translate("open shell", transport.build_session)

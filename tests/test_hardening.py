@@ -86,12 +86,32 @@ def test_loopback_is_decided_from_the_url_and_its_proxy(tmp_path, monkeypatch):
     assert s.endpoint == "http://127.0.0.1:5985/wsman" and not s.warnings
     assert _settings(tmp_path, name="ca01", ansible_host="::1", ansible_port=5985,
                      ansible_winrm_transport="basic").endpoint == "http://[::1]:5985/wsman"
-    # a proxy from the environment would carry loopback traffic off this machine
+    # the inventory's proxy carries loopback traffic off this machine
+    with pytest.raises(ConnectionConfigError, match="Basic authentication over plain http"):
+        _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic",
+                  ansible_winrm_proxy="http://proxy.corp.invalid:3128")
+    # the environment's proxy is never used (pywinrm gets proxy=None), so it changes nothing
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.corp.invalid:3128")
-    with pytest.raises(ConnectionConfigError, match="Basic authentication over plain http"):
-        _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic")
+    s = _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic")
+    assert s.proxy is None and not s.warnings
+    from lync2fa.transport import protocol_kwargs
+    assert protocol_kwargs(s)["proxy"] is None
+
+
+def test_issue11_requests_never_read_proxies_from_the_environment(monkeypatch):
+    """trust_env off: requests would look HTTP(S)_PROXY up again on every call (~9 % of the CPU)."""
+    from lync2fa.connection import ConnectionSettings
+    from lync2fa.transport import WinRMConnection
+    settings = ConnectionSettings(host="cl1", address="127.0.0.1", port=1, scheme="http", transport="basic",
+                                  user="u", password="p")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.invalid:3128")
+    conn = WinRMConnection(settings)
+    conn._call = lambda op, func, *a, **k: "SHELL"          # no network: only the session is built
+    conn._shell()
+    session = conn._protocol.transport.session
+    assert session.trust_env is False and not session.proxies.get("https") and not session.proxies.get("http")
 
 
 # -- 2. message encryption, certificate validation -----------------------------------------------
