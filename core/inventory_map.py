@@ -235,8 +235,14 @@ def _yaml_group(imap: InventoryMap, file: str, group: str, key_node, node, encry
 
 
 def _yaml_vars(imap, file, node, scope, name, source, encrypted) -> None:
+    seen: dict[str, int] = {}
     for key, knode, _ in _pairs(node):
         line, col = _pos(knode)
+        if key in seen:
+            imap.problems.append(Problem(
+                "DUPLICATE_KEY", f"{key} is set twice here (lines {seen[key]} and {line}): the last one wins",
+                file, line, col, key, severity="warning", fix=f"keep one {key}"))
+        seen[key] = line
         imap.variables.append(Definition(file, line, col, key, scope, name, source, encrypted))
 
 

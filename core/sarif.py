@@ -98,6 +98,8 @@ RULES: dict[str, tuple[str, str]] = {
     "INVENTORY_SHAPE": ("Inventory structure Ansible does not read",
                         "A YAML inventory group has only hosts:, vars: and children:, each a mapping; an INI "
                         "inventory has [group], [group:vars] and [group:children] sections."),
+    "DUPLICATE_KEY": ("Variable set twice in one mapping",
+                      "YAML keeps the last value only; remove the other one so the file says what applies."),
     "INVENTORY_READ": ("Inventory file cannot be read", "Check the file's permissions and encoding (UTF-8)."),
     "VAULT": ("Vault-encrypted data cannot be decrypted", "Pass the right --vault-password-file."),
     "UNKNOWN_VAR": ("Variable no task declares",

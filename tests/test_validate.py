@@ -135,6 +135,14 @@ def test_unknown_variable_without_a_close_name_is_a_warning(inv):
     assert (Path(issue.file), issue.line, issue.severity) == (host_vars, 2, "warning")
 
 
+def test_duplicate_key_the_last_one_wins(inv):
+    vars_file = inv / "group_vars" / "all" / "vars.yml"
+    append(vars_file, "ca_hash_algorithm: sha384\n")
+    issue, _ = found(inv, "DUPLICATE_KEY", key="ca_hash_algorithm")
+    last = len(vars_file.read_text().splitlines())
+    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, last, "warning")
+
+
 def test_sha1_finding_at_its_variable(inv):
     vars_file = inv / "group_vars" / "all" / "vars.yml"
     edit(vars_file, "ca_hash_algorithm: sha256", "ca_hash_algorithm: sha1")
