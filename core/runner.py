@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import execute
 from .hostops import describe
 from .hostscript import HostScriptError
-from .journal import Journal
+from .journal import Journal, JournalError
 from .plan import Plan, Step
 from .results import Redactor, Result
 from .script import ScriptContractError, parse_result, render, split_secrets
@@ -218,6 +218,8 @@ class Runner:
                                   stop=self.stop)
         try:
             outcomes = batch.run(steps)
+        except JournalError:
+            raise                   # the audit record would be lost: stop the run loudly (exit 2)
         except (TransportError, HostScriptError) as exc:
             outcomes = {s.key: execute.Outcome(batch.decided.get(s.key) or execute.Decision(), failed=True,
                                                msg=str(exc)) for s in steps}
