@@ -277,10 +277,12 @@ def module_documentation(task: Task) -> dict:
         raise SystemExit(f"{task.name}: parameter(s) {', '.join(sorted(clash))} clash with the module's own options")
     description = [
         _sentence(task.description or task.name),
-        f"Runs the lync2fa engine task C({task.name}) on the controller against the play's host: the "
-        "action plugin reaches the host over WinRM with the host's C(ansible_*) connection variables, "
-        "so Ansible never executes code on the host for this module.",
-        f"Targets the hosts of the inventory group C({task.group}).",
+        f"Runs the lync2fa engine task C({task.name}): the action plugin decides on the controller with the "
+        "engine, as C(lync2fa apply) does, and sends what it reads and changes through the task's own "
+        "connection (module C(lync2fa.twofactor.host_request)), so C(become), C(ansible_connection) and its "
+        "settings apply as for any Windows module.",
+        f"Targets the hosts of the inventory group C({task.group}) (its name is the variable "
+        f"C(lync2fa_{task.group}_group)); another host fails unless I(force_group=true).",
     ]
     if task.after:
         description.append("Runs after " + ", ".join(f"C({d})" for d in task.after) + ".")
@@ -319,14 +321,18 @@ def engine_fragment() -> dict:
             "platform": {"platforms": "windows"},
         },
         "notes": [
-            "Use C(gather_facts: false): the hosts are Windows hosts reached by the engine, not by "
-            "Ansible's setup module.",
+            "Use C(gather_facts: false): the engine reads what it needs itself.",
+            "Works over C(ansible.builtin.winrm) and C(ansible.builtin.psrp) (and OpenSSH on Windows with the "
+            "PowerShell shell); the tiers that reach Active Directory, the Lync CMS or a remote CA need a session "
+            "with network credentials: CredSSP, Kerberos with delegation, or C(become: true) with "
+            "C(become_method: runas).",
+            "C(async) is not supported: the engine decides between the requests it sends.",
             "Parameters are validated by the engine with the same code as C(lync2fa apply); security "
             "findings refuse the task unless their rule is listed in I(allow_insecure).",
             "Every run is recorded in lync2fa's audit journal under I(state_dir); secrets never are.",
         ],
         "requirements": ["the lync2fa Python package (the version this collection was built from) on "
-                         "the controller"],
+                         "the controller: C(pip install <collection directory>), see the collection's README"],
     }
 
 
@@ -418,10 +424,10 @@ def render_module(task: Task) -> str:
 def render_action(task: Task) -> str:
     return "\n".join([
         f"# {MARKER}",
-        f'"""Runs the lync2fa engine task {task.name} on the controller (see lync2fa.ansible_bridge)."""',
+        f'"""Runs the lync2fa engine task {task.name}: decides on the controller, acts over the play\'s connection."""',
         "from __future__ import annotations",
         "",
-        "from lync2fa.ansible_bridge import EngineAction",
+        "from ansible_collections.lync2fa.twofactor.plugins.plugin_utils.engine import EngineAction",
         "",
         "",
         "class ActionModule(EngineAction):",
@@ -526,9 +532,10 @@ def role_readme(role: str, apply: list[Task], rollback: list[Task], groups: list
     else:
         out += [f"Runs the `{apply[0].tier if apply else role}` tier of lync2fa: the same tasks, parameters "
                 "and results as `lync2fa apply --tasks " + (apply[0].tier if apply else role) + "`.", ""]
-    out += ["Each task runs on the controller and reaches its host over WinRM with the host's `ansible_*` "
-            "connection variables; use `gather_facts: false`. Hosts are picked by inventory group: "
-            + ", ".join(f"`{g}`" for g in groups) + ".", "", "## Tasks", ""]
+    out += ["Each task decides on the controller with the lync2fa engine and reads and changes its host "
+            "through the play's own connection (`become: runas` gives it network credentials); use "
+            "`gather_facts: false`. Hosts are picked by inventory group: "
+            + ", ".join(f"`{g}` (variable `lync2fa_{g}_group`)" for g in groups) + ".", "", "## Tasks", ""]
     for t in apply:
         out.append(f"1. `{t.name}` (`{COLLECTION}.{module_name(t.name)}`, group `{t.group}`): "
                    f"{_sentence(t.description or t.name)}")

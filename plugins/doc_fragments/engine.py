@@ -45,10 +45,15 @@ attributes:
   platform:
     platforms: windows
 notes:
-  - "Use C(gather_facts: false): the hosts are Windows hosts reached by the engine, not by Ansible's setup module."
+  - 'Use C(gather_facts: false): the engine reads what it needs itself.'
+  - 'Works over C(ansible.builtin.winrm) and C(ansible.builtin.psrp) (and OpenSSH on Windows with the PowerShell shell); the
+    tiers that reach Active Directory, the Lync CMS or a remote CA need a session with network credentials: CredSSP, Kerberos
+    with delegation, or C(become: true) with C(become_method: runas).'
+  - 'C(async) is not supported: the engine decides between the requests it sends.'
   - Parameters are validated by the engine with the same code as C(lync2fa apply); security findings refuse the task unless
     their rule is listed in I(allow_insecure).
   - "Every run is recorded in lync2fa's audit journal under I(state_dir); secrets never are."
 requirements:
-  - the lync2fa Python package (the version this collection was built from) on the controller
+  - "the lync2fa Python package (the version this collection was built from) on the controller: C(pip install <collection\
+    \ directory>), see the collection's README"
 """

@@ -10,10 +10,11 @@ short_description: 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign
 description:
   - 'Smart-card sign-in at AD FS: TlsClient first in the 2.x sign-in web.config, or certificate authentication as the only
     primary provider of the 3.0+ global authentication policy (farm-wide).'
-  - "Runs the lync2fa engine task C(adfs.client_auth) on the controller against the play's host: the action plugin reaches\
-    \ the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for\
-    \ this module."
-  - Targets the hosts of the inventory group C(adfs).
+  - "Runs the lync2fa engine task C(adfs.client_auth): the action plugin decides on the controller with the engine, as C(lync2fa\
+    \ apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(adfs) (its name is the variable C(lync2fa_adfs_group)); another host fails
+    unless I(force_group=true).
   - Runs after C(ca.authority).
 options:
   web_config:

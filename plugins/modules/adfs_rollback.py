@@ -10,10 +10,11 @@ short_description: Remove the trusts lync2fa added, restore modified trusts, Pre
 description:
   - Remove the trusts lync2fa added, restore modified trusts, PreventTokenReplays, the sign-in web.config (from its backup)
     or the global authentication policy.
-  - "Runs the lync2fa engine task C(adfs.rollback) on the controller against the play's host: the action plugin reaches the\
-    \ host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for this\
-    \ module."
-  - Targets the hosts of the inventory group C(adfs).
+  - "Runs the lync2fa engine task C(adfs.rollback): the action plugin decides on the controller with the engine, as C(lync2fa\
+    \ apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(adfs) (its name is the variable C(lync2fa_adfs_group)); another host fails
+    unless I(force_group=true).
   - Runs after C(lync.rollback).
   - Removes only what lync2fa created (its created-markers on the host).
 options:

@@ -8,10 +8,11 @@ module: ca_templates_published
 short_description: Issue the Enrollment Agent, Smartcard User and Smartcard Logon templates on the CA
 description:
   - Issue the Enrollment Agent, Smartcard User and Smartcard Logon templates on the CA.
-  - "Runs the lync2fa engine task C(ca.templates_published) on the controller against the play's host: the action plugin reaches\
-    \ the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for\
-    \ this module."
-  - Targets the hosts of the inventory group C(ca).
+  - "Runs the lync2fa engine task C(ca.templates_published): the action plugin decides on the controller with the engine,\
+    \ as C(lync2fa apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(ca) (its name is the variable C(lync2fa_ca_group)); another host fails unless
+    I(force_group=true).
   - Runs after C(ca.authority).
 options:
   templates:

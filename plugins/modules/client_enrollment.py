@@ -8,10 +8,11 @@ module: client_enrollment
 short_description: "Enroll the user's smart-card certificate onto the virtual smart card, in the user's session"
 description:
   - "Enroll the user's smart-card certificate onto the virtual smart card, in the user's session."
-  - "Runs the lync2fa engine task C(client.enrollment) on the controller against the play's host: the action plugin reaches\
-    \ the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for\
-    \ this module."
-  - Targets the hosts of the inventory group C(clients).
+  - "Runs the lync2fa engine task C(client.enrollment): the action plugin decides on the controller with the engine, as C(lync2fa\
+    \ apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(clients) (its name is the variable C(lync2fa_clients_group)); another host
+    fails unless I(force_group=true).
   - Runs after C(client.virtual_smartcard), C(ca.templates_published), C(ca.template_permissions), C(templates.smartcard).
 options:
   user:

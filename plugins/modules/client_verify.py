@@ -9,10 +9,11 @@ short_description: TPM ready, card present, a valid smart-card logon certificate
   and SavePassword=0
 description:
   - TPM ready, card present, a valid smart-card logon certificate from the CA on it, DisableNTCredentials=0 and SavePassword=0.
-  - "Runs the lync2fa engine task C(client.verify) on the controller against the play's host: the action plugin reaches the\
-    \ host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for this\
-    \ module."
-  - Targets the hosts of the inventory group C(clients).
+  - "Runs the lync2fa engine task C(client.verify): the action plugin decides on the controller with the engine, as C(lync2fa\
+    \ apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(clients) (its name is the variable C(lync2fa_clients_group)); another host
+    fails unless I(force_group=true).
   - 'Read-only: fails when the rollout is not in place; never changes anything.'
 options:
   user:

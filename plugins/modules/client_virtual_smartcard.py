@@ -10,10 +10,11 @@ short_description: "Check the TPM (present, enabled, spec 1.2+) and create the T
 description:
   - "Check the TPM (present, enabled, spec 1.2+) and create the TPM virtual smart card with the user's PIN and a random admin\
     \ key."
-  - "Runs the lync2fa engine task C(client.virtual_smartcard) on the controller against the play's host: the action plugin\
-    \ reaches the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the\
-    \ host for this module."
-  - Targets the hosts of the inventory group C(clients).
+  - "Runs the lync2fa engine task C(client.virtual_smartcard): the action plugin decides on the controller with the engine,\
+    \ as C(lync2fa apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(clients) (its name is the variable C(lync2fa_clients_group)); another host
+    fails unless I(force_group=true).
 options:
   card_name:
     description:

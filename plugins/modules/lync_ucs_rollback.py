@@ -10,10 +10,11 @@ short_description: "Optional: Invoke-CsUcsRollback for the pool's users and a us
 description:
   - "Optional: Invoke-CsUcsRollback for the pool's users and a user services policy with UcsAllowed $False granted to them\
     \ (a rollback alone lasts 7 days)."
-  - "Runs the lync2fa engine task C(lync.ucs_rollback) on the controller against the play's host: the action plugin reaches\
-    \ the host over WinRM with the host's C(ansible_*) connection variables, so Ansible never executes code on the host for\
-    \ this module."
-  - Targets the hosts of the inventory group C(lync_pools).
+  - "Runs the lync2fa engine task C(lync.ucs_rollback): the action plugin decides on the controller with the engine, as C(lync2fa\
+    \ apply) does, and sends what it reads and changes through the task's own connection (module C(lync2fa.twofactor.host_request)),\
+    \ so C(become), C(ansible_connection) and its settings apply as for any Windows module."
+  - Targets the hosts of the inventory group C(lync_pools) (its name is the variable C(lync2fa_lync_pools_group)); another
+    host fails unless I(force_group=true).
 options:
   ucs_rollback:
     description:

@@ -1,0 +1,208 @@
+"""The Ansible face runs over the play's own connection (issue 9): what the lab sees, become
+runas, unreachable hosts, group names as data, and what the lab refuses."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import yaml
+
+from ansible_support import PLAYBOOKS, changed_steps, recap, results_by_task, run
+from lync2fa import ansible_payload, hostscript
+from lync2fa.lab.dispatch import REQUEST_LOG
+
+
+def requests(lab) -> list[dict]:
+    path = lab.dir / REQUEST_LOG
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def playbook(lab, tmp_path, path, *args, inventory=None):
+    return run("ansible-playbook", "-v", "-i", inventory or lab.inventory, path, *args, workdir=tmp_path,
+               LYNC2FA_STATE_DIR=lab.state_dir)
+
+
+def write(tmp_path, name, text) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_deploy_reaches_the_lab_through_ansibles_exec_wrapper(make_lab, tmp_path, run_cli):
+    lab = make_lab(clients=1)
+    planned = run_cli("plan", "-i", lab.inventory, "--state-dir", tmp_path / "cli-state", "--json")
+    assert planned.code == 0, planned.err
+    cli_seen = requests(lab)
+    assert cli_seen and {r["via"] for r in cli_seen} == {"lync2fa session loop"}
+
+    checked = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml", "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    assert changed_steps(checked.stdout) == {(r["task"], r["host"]) for r in planned.json()["results"]
+                                             if r["changed"]}
+    ansible_seen = requests(lab)[len(cli_seen):]
+    assert ansible_seen and {r["via"] for r in ansible_seen} == {"exec_wrapper (ansible-core 2.17+)"}
+    assert {r["kind"] for r in ansible_seen} == {"facts"} and all(r["check_mode"] for r in ansible_seen)
+
+    applied = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml")
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+    after_apply = requests(lab)[len(cli_seen) + len(ansible_seen):]
+    assert {r["via"] for r in after_apply} == {"exec_wrapper (ansible-core 2.17+)"}
+    assert "apply" in {r["kind"] for r in after_apply}
+    assert all(r["logon"]["auth"] == "credssp" and r["logon"]["delegated"] for r in after_apply)
+
+    again = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(again.stdout).values()), recap(again.stdout)
+    replanned = run_cli("plan", "-i", lab.inventory, "--state-dir", tmp_path / "cli-state", "--json")
+    assert replanned.code == 0 and not [r for r in replanned.json()["results"] if r["changed"]]
+
+
+def test_become_runas_gives_an_ntlm_session_network_credentials(make_lab, tmp_path):
+    lab = make_lab(clients=0, transport="ntlm")
+    book = write(tmp_path, "become.yml", """---
+- name: The CA tier over NTLM
+  hosts: ca01
+  gather_facts: false
+  tasks:
+    - name: Without become (the double hop)
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      ignore_errors: true
+    - name: With become runas
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      become: true
+      become_method: runas
+      become_user: "{{ ansible_user }}"
+      vars:
+        ansible_become_password: "{{ ansible_password }}"
+    - name: With become runas and a wrong password
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      become: true
+      become_method: runas
+      become_user: "{{ ansible_user }}"
+      ignore_errors: true
+      vars:
+        ansible_become_password: not-the-password
+""")
+    result = playbook(lab, tmp_path, book)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    by_name = {name: (status, r) for name, status, host, r in results_by_task(result.stdout)}
+    status, refused = by_name["Without become (the double hop)"]
+    assert status == "fatal" and "double hop" in refused["msg"] and "runas" in refused["msg"]
+    status, became = by_name["With become runas"]
+    assert status == "changed" and became["engine_task"] == "ca.authority"
+    status, wrong = by_name["With become runas and a wrong password"]
+    assert status == "fatal" and "LogonUser failed" in wrong["msg"]
+    seen = [r for r in requests(lab) if r["host"] == "ca01"]
+    assert seen and all(r["via"] == "exec_wrapper (ansible-core 2.17+)" for r in seen)
+    runas = [r for r in seen if r["become"]]
+    assert runas and runas[0]["become"]["logon_type"] == "Interactive"
+    assert runas[0]["logon"] == {"auth": "runas:Interactive", "user": runas[0]["logon"]["user"], "delegated": True}
+
+
+def test_an_unreachable_host_is_unreachable(lab, tmp_path):
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"] = 9   # nothing listens there
+    broken = write(tmp_path, "hosts.yml", yaml.safe_dump(inventory))
+    book = write(tmp_path, "one.yml", "---\n- name: One CA task\n  hosts: ca01\n  gather_facts: false\n"
+                 "  tasks:\n    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n")
+    result = playbook(lab, tmp_path, book, "--check", inventory=broken)
+    assert recap(result.stdout)["ca01"]["unreachable"] == 1, result.stdout[-2000:]
+    assert recap(result.stdout)["ca01"]["failed"] == 0
+
+
+def test_group_names_are_data(lab, tmp_path):
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    children = inventory["all"]["children"]
+    children["pki"] = children.pop("ca")
+    inventory["all"]["vars"]["lync2fa_ca_group"] = "pki"
+    renamed = write(tmp_path, "hosts.yml", yaml.safe_dump(inventory))
+    book = write(tmp_path, "groups.yml", """---
+- name: Groups
+  hosts: ca01:cl0001
+  gather_facts: false
+  tasks:
+    - name: CA on the CA of group pki
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      when: inventory_hostname == 'ca01'
+    - name: CA on a workstation
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      when: inventory_hostname == 'cl0001'
+      ignore_errors: true
+""")
+    result = playbook(lab, tmp_path, book, inventory=renamed)
+    assert result.returncode == 0, result.stdout[-3000:]
+    by_name = {(name, host): (status, r) for name, status, host, r in results_by_task(result.stdout)}
+    assert by_name[("CA on the CA of group pki", "ca01")][0] == "changed"
+    status, outside = by_name[("CA on a workstation", "cl0001")]
+    assert status == "fatal" and "cl0001 is not in the inventory group 'pki' (lync2fa_ca_group)" in outside["msg"]
+    assert "force_group" in outside["msg"]
+    assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the workstation"
+
+
+# -- what the lab refuses -------------------------------------------------------------------
+
+def _ansible_payload(module_text: str, util_text: str, args: dict, module=ansible_payload.MODULE_FQN,
+                     extra_actions=()) -> tuple[str, bytes]:
+    """What ansible-core 2.19's winrm connection sends for a PowerShell module (its bootstrap as
+    the -EncodedCommand, the exec wrapper manifest on stdin), built from its own scripts."""
+    from ansible.executor.powershell.module_manifest import _get_powershell_script
+
+    def info(name, text):
+        return {"path": name, "script": base64.b64encode(text.encode()).decode()}
+    util = f"{ansible_payload.UTIL_FQN.rsplit('.', 1)[0]}.{ansible_payload.UTIL_NAME}.psm1"
+    manifest = {"scripts": {f"{module}.ps1": info(module, module_text), util: info(util, util_text),
+                            "module_wrapper.ps1": info("module_wrapper.ps1", "")},
+                "actions": [*extra_actions, {"name": "module_wrapper.ps1", "params": {
+                    "Script": f"{module}.ps1", "Environment": {}, "CSharpModules": ["Ansible.Basic.cs"],
+                    "PowerShellModules": [util], "ForModule": True,
+                    "Variables": [{"Name": "complex_args", "Value": args, "Scope": "Global"}]},
+                    "secure_params": {}}], "signed_hashlist": []}
+    bootstrap = {"name": "exec_wrapper", "script": _get_powershell_script("exec_wrapper.ps1").decode(),
+                 "params": {}}
+    stdin = f"{json.dumps(bootstrap)}\n\0\0\0\0\n{json.dumps(manifest)}".encode()
+    return _get_powershell_script("bootstrap_wrapper.ps1").decode(), stdin
+
+
+ARGS = {"request": json.dumps({"kind": "facts", "facts": {}}), "secrets": "{}", "_ansible_check_mode": False}
+
+
+def test_the_lab_reads_ansibles_exec_wrapper_and_refuses_anything_else():
+    script, stdin = _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS)
+    invocation = ansible_payload.parse_exec_wrapper(script, stdin)
+    assert invocation.wrapper == "exec_wrapper (ansible-core 2.17+)" and invocation.args == ARGS
+    assert invocation.become is None
+    become = {"name": "become_wrapper.ps1", "params": {"BecomeUser": "CORP\\admin", "LogonType": "Batch"},
+              "secure_params": {"BecomePassword": "pw"}}
+    script, stdin = _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS,
+                                     extra_actions=[become])
+    assert ansible_payload.parse_exec_wrapper(script, stdin).become["logon_type"] == "Batch"
+
+    refused = {
+        "another module": _ansible_payload("#!powershell\n", ansible_payload.module_util(), ARGS,
+                                           module="ansible_collections.ansible.windows.plugins.modules.win_shell"),
+        "a changed module": _ansible_payload(ansible_payload.HOST_REQUEST_PS1 + "Remove-Item C:\\\n",
+                                             ansible_payload.module_util(), ARGS),
+        "a changed library": _ansible_payload(ansible_payload.HOST_REQUEST_PS1,
+                                              ansible_payload.module_util() + "Invoke-Expression $x\n", ARGS),
+        "async": _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS,
+                                  extra_actions=[{"name": "async_wrapper.ps1", "params": {}}]),
+    }
+    for what, (script, stdin) in refused.items():
+        with pytest.raises(ansible_payload.ExecWrapperError):
+            ansible_payload.parse_exec_wrapper(script, stdin)
+            pytest.fail(f"the lab accepted {what}")
+    with pytest.raises(ansible_payload.ExecWrapperError):
+        ansible_payload.parse_exec_wrapper("Write-Output hello", b"")
+
+
+def test_the_module_util_is_the_primitive_library():
+    assert hostscript.library().strip() in ansible_payload.module_util()
+    args = ansible_payload.module_args({"kind": "apply", "groups": []}, {"t/pin": "1234"})
+    assert json.loads(args["request"]) == {"kind": "apply", "groups": []}
+    assert "1234" not in args["request"] and json.loads(args["secrets"]) == {"t/pin": "1234"}
