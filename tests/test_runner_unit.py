@@ -5,36 +5,60 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from lync2fa import hostops
+from lync2fa.decision import Decision
 from lync2fa.plan import Plan, Step
 from lync2fa.runner import Runner, phases
-from lync2fa.script import read_input
 from lync2fa.task import Task
-from lync2fa.transport import ScriptOutput
 
-TEMPLATE = Path(__file__).parent / "example_plugin" / "lync2fa_example" / "audit_filter.ps1.j2"
+
+def _facts(params):
+    return {"value": hostops.registry_fact("HKLM:\\SOFTWARE\\Test", ["Value"])}
+
+
+def _decide(ctx):
+    ops = [hostops.registry_set("HKLM:\\SOFTWARE\\Test", "Value", ctx.params.get("audit_filter", 1), "DWord")]
+    if ctx.params.get("pin"):
+        ops.append(hostops.named("card", pin=hostops.secret("pin")))
+    return Decision({"x": 0}, {"x": 1}, ops)
 
 
 def task(name, group, after=()):
-    return Task(name=name, group=group, template=TEMPLATE, after=after)
+    return Task(name=name, group=group, facts=_facts, decide=_decide, after=after)
 
 
 class FakeConnection:
+    """Answers host requests as the primitive library would: facts, then groups of operations."""
+
     def __init__(self, pool, host):
         self.pool, self.host = pool, host
 
-    def run_script(self, script, secrets=None):
-        task_name, _ = read_input(script)
-        self.pool.ran.append((task_name, self.host))
-        self.pool.scripts.append((script, secrets))
-        failed = (task_name, self.host) in self.pool.failing
-        body = {"changed": not failed, "failed": failed, "msg": "boom" if failed else "", "before": {},
-                "after": {"x": 1}, "warnings": []}
-        return ScriptOutput(json.dumps(body), "", 1 if failed else 0)
+    def request(self, request, secrets=None, deadline_s=None, idempotent=False):
+        self.pool.requests.append((self.host, request, secrets))
+        if request["kind"] == "facts":
+            return {"lync2fa": 1, "facts": {name: {"ok": True, "value": {"exists": False, "values": {}}}
+                                            for name in request["facts"]}}
+        answers, failed = [], set()
+        for group in request["groups"]:
+            if any(n in failed for n in group["needs"]):
+                failed.add(group["id"])
+                answers.append({"id": group["id"], "skipped": True, "blocked_by": group["needs"][0],
+                                "operations": []})
+                continue
+            self.pool.ran.append((group["id"], self.host))
+            if (group["id"], self.host) in self.pool.failing:
+                failed.add(group["id"])
+                answers.append({"id": group["id"], "skipped": False,
+                                "operations": [{"ok": False, "error": {"message": "boom"}}]})
+            else:
+                answers.append({"id": group["id"], "skipped": False,
+                                "operations": [{"ok": True, "output": None} for _ in group["operations"]]})
+        return {"lync2fa": 1, "groups": answers}
 
 
 class FakePool:
     def __init__(self, failing=()):
-        self.failing, self.ran, self.closed, self.open, self.scripts = set(failing), [], [], {}, []
+        self.failing, self.ran, self.closed, self.open, self.requests = set(failing), [], [], {}, []
 
     def get(self, settings):
         return self.open.setdefault(settings.host, FakeConnection(self, settings.host))
@@ -60,7 +84,7 @@ def make_plan(tasks, hosts_by_group):
     steps = []
     for t in tasks:
         for h in hosts_by_group[t.group]:
-            host = SimpleNamespace(name=h)
+            host = SimpleNamespace(name=h, var=lambda name, default=None: default, has_var=lambda name: False)
             steps.append(Step(t, host, {"audit_filter": 1}, SimpleNamespace(host=h, password="pw")))
     return Plan(tasks=list(tasks), steps=steps)
 
@@ -119,17 +143,41 @@ def test_tasks_run_in_rollout_order_with_each_tier_together():
     assert names.index("adfs.auth") < names.index("ca.c") and names.index("ca.a") < names.index("adfs.auth")
 
 
-def test_secret_parameters_are_sent_apart_from_the_script():
+def test_secret_parameters_are_sent_apart_from_the_request():
     from lync2fa.task import Param
-    secret_task = Task(name="client.card", group="clients", template=TEMPLATE,
+    secret_task = Task(name="client.card", group="clients", facts=_facts, decide=_decide,
                        params=(Param("audit_filter", "int", default=1), Param("pin", secret=True)))
     plan = make_plan([secret_task], {"clients": ["cl1"]})
     plan.steps[0].params["pin"] = "58203917"
     pool = FakePool()
-    Runner(Hooks(), pool=pool).run(plan, False)
-    script, secrets = pool.scripts[0]
-    assert "58203917" not in script and secrets == {"pin": "58203917"}
-    assert read_input(script)[1]["params"] == {"audit_filter": 1, "pin": None}
+    report = Runner(Hooks(), pool=pool).run(plan, False)
+    assert report.ok
+    (_, facts, no_secrets), (_, apply, secrets) = pool.requests
+    assert no_secrets is None and "58203917" not in json.dumps(facts) + json.dumps(apply)
+    assert secrets == {"client.card/pin": "58203917"}
+    assert apply["groups"][0]["operations"][1]["args"] == {"pin": {"secret": "client.card/pin"}}
+    assert "58203917" not in json.dumps(report.as_dict())
+
+
+def test_a_host_reads_its_facts_once_and_applies_once_per_phase():
+    pool = FakePool()
+    Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), False)
+    kinds = [request["kind"] for host, request, _ in pool.requests if host == "ca01"]
+    assert kinds == ["facts", "apply"]
+    apply = next(r for h, r, _ in pool.requests if h == "ca01" and r["kind"] == "apply")
+    assert [g["id"] for g in apply["groups"]] == ["ca.a", "ca.b"] and apply["groups"][1]["needs"] == ["ca.a"]
+    # check mode: the facts only
+    pool = FakePool()
+    Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), True)
+    assert {request["kind"] for _, request, _ in pool.requests} == {"facts"}
+
+
+def test_a_failed_prerequisite_skips_its_dependant_on_the_same_host():
+    pool = FakePool(failing={("ca.a", "ca01")})
+    report = Runner(Hooks(), pool=pool).run(make_plan([CA, CA2], {"ca": ["ca01"]}), False)
+    status = {r.task: (r.status, r.msg) for r in report.results}
+    assert status["ca.a"][0] == "failed" and "boom" in status["ca.a"][1]
+    assert status["ca.b"] == ("skipped", "skipped: ca.a did not succeed")
 
 
 def test_resume_skips_only_identical_steps_of_the_same_inventory(tmp_path):
@@ -175,7 +223,8 @@ def test_a_broken_observer_is_a_warning_not_a_lost_run():
 def test_secret_parameters_must_be_strings_and_are_not_echoed():
     import pytest
     from lync2fa.task import Param, ParameterError
-    secret_task = Task(name="client.card", group="clients", template=TEMPLATE, params=(Param("pin", secret=True),))
+    secret_task = Task(name="client.card", group="clients", facts=_facts, decide=_decide,
+                       params=(Param("pin", secret=True),))
     with pytest.raises(ParameterError) as err:
         secret_task.validate({"pin": ["Secr3tPIN!"]})
     assert "must be a string" in str(err.value) and "Secr3tPIN" not in str(err.value)
