@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from html.parser import HTMLParser
@@ -230,3 +231,27 @@ def test_line_printer_shows_operations_with_v():
     assert lines[0] == "[1/2] would change ca.authority on ca01 (1.2 s)"
     assert lines[1].strip().startswith("cmdlet Install-AdcsCertificationAuthority")
     assert lines[2] == "[2/2] failed       client.vsc on ws1 (0.0 s): no TPM"
+
+
+def test_demo_report_shows_every_tier_and_host(tmp_path):
+    """What `make demo` writes: the apply report and the verification report, every tier and host;
+    rendered by headless Chromium when it is installed (tools/screenshot_report.sh)."""
+    state = tmp_path / "state"
+    run = subprocess.run([sys.executable, "-m", "lync2fa.cli", "demo", "--clients", "2", "--dir", tmp_path,
+                          "--state-dir", state], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    hosts = ["ca01", "adfs01", "pool01", "dir01", "cl0001", "cl0002"]
+    for path, title in ((state / "demo-reports" / "report.html", "Apply (demo)"),
+                        (state / "demo-reports" / "verify" / "report.html", "Verification checklist")):
+        page = Page(path.read_text())
+        check_self_contained(page)
+        assert title in page.text and "PASSED" in page.text
+        for tier in ("ca", "templates", "adfs", "lync", "client"):
+            assert f"Tier {tier}" in page.text
+        for host in hosts:
+            assert host in page.text
+    if shutil.which("chromium"):
+        shot = tmp_path / "report.png"
+        subprocess.run(["bash", str(Path(__file__).parents[1] / "tools" / "screenshot_report.sh"),
+                        str(state / "demo-reports" / "report.html"), str(shot)], capture_output=True, timeout=180)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
