@@ -66,8 +66,8 @@ def _names(p: dict) -> list[str]:
 def _ca(p: dict) -> list[str]:
     host, _, name = (p.get("ca_config") or "").partition("\\")
     if not re.fullmatch(r"[A-Za-z0-9.-]+", host) or not SAFE_NAME.fullmatch(name):
-        return ["ca_config must be '<CA host FQDN>\\<CA common name>' (no host in group ca with ca_common_name "
-                "to derive it from)"]
+        return [("ca_config must be '<CA host FQDN>\\<CA common name>' (no host in group ca with ca_common_name "
+                 "to derive it from)")]
     return []
 
 

@@ -15,12 +15,19 @@ import datetime as dt
 import functools
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
-
 from lync2fa import records as rec
 from lync2fa.adcs import EKU, certificate_from_blob
 from lync2fa.decision import Context, Decision, FactError, More
-from lync2fa.hostops import named, named_fact, registry_fact, registry_remove, registry_set, secret
+from lync2fa.hostops import (
+    named,
+    named_fact,
+    registry_fact,
+    registry_remove,
+    registry_set,
+    secret,
+)
 
 DEFAULT_PIN = "12345678"   # tpmvscmgr /pin default (and /puk default), printed in Microsoft's docs
 POLICY = "HKLM:\\Software\\Policies\\Microsoft\\Office\\{}\\Lync"
@@ -113,7 +120,7 @@ def _registry_kind(value) -> str:
 def _certificate(entry: dict) -> x509.Certificate | None:
     try:
         return x509.load_der_x509_certificate(base64.b64decode(entry["der"]))
-    except Exception:
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -129,7 +136,7 @@ def enrolled(session: dict, enrolled_values: dict, template: str, renew_days: in
     missing = {"status": "missing", "thumbprint": None, "not_after": None}
     if cert is None:
         return missing, None, None
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     status = "expired" if cert.not_valid_after_utc <= now else \
         "renewal_due" if cert.not_valid_after_utc <= now + dt.timedelta(days=renew_days) else "valid"
     state = {"status": status, "thumbprint": entry["thumbprint"].upper(),
@@ -319,9 +326,9 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
                                    cert.signature_hash_algorithm)
-    except Exception:
+    except (InvalidSignature, TypeError, ValueError):
         return False
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
 
 

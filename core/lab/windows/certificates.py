@@ -17,9 +17,11 @@ import datetime as dt
 import struct
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from .errors import WindowsError
 from .machine import NATIVE, Machine, native
 
 ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
@@ -105,9 +107,9 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
                                    cert.signature_hash_algorithm)
-    except Exception:
+    except (InvalidSignature, TypeError, ValueError):
         return False
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
 
 
@@ -126,33 +128,31 @@ def trusted(machine: Machine, cert: x509.Certificate) -> bool:
     return False
 
 
-def enterprise_ca_certificates(machine: Machine) -> list[x509.Certificate]:
-    """What autoenrollment downloads from AD: every enterprise CA's certificate (the CA component's
-    record of the CAs installed in this forest)."""
-    try:
-        from . import adcs  # the CA component, when present
-        published = getattr(adcs, "enterprise_certificates", None)
-        if published is not None:
-            return list(published(machine.store, machine.estate))
-    except ImportError:
-        pass
+def _ad_certificates(machine: Machine, dn: str, children: bool) -> list[x509.Certificate]:
+    directory = machine.directory
+    objects = directory.children(dn) if children else [o for o in [directory.get(dn)] if o]
     out = []
-    for host in machine.estate.in_group("ca"):
-        ca = machine.store.get("ca", host.name)
-        if ca and ca.get("cert_pem") and (ca.get("ca_type") or "enterprise").lower().startswith("enterprise"):
-            out.append(x509.load_pem_x509_certificate(ca["cert_pem"].encode()))
+    for obj in objects:
+        for value in next((v for k, v in obj["attributes"].items() if k.lower() == "cacertificate"), []):
+            try:
+                out.append(x509.load_der_x509_certificate(base64.b64decode(value)))
+            except ValueError:
+                continue
     return out
 
 
 def pulse(machine: Machine) -> None:
-    """Autoenrollment (Group Policy refresh, ``certutil -pulse``): the enterprise CAs' certificates
-    into the machine's enterprise Root and NTAuth stores. The host property
-    ``autoenrollment: false`` models a PC where they do not arrive (the policy off, AD not reached)."""
+    """Autoenrollment (Group Policy refresh, ``certutil -pulse``), run by the machine with its own
+    account (no delegation needed): the certificates under Certification Authorities in AD into the
+    enterprise Root store, NTAuthCertificates into NTAuth. The host property ``autoenrollment:
+    false`` models a PC where they do not arrive (the policy off, no DC reached)."""
+    from ... import adcs
     if machine.props.get("autoenrollment") is False:
         return
-    for cert in enterprise_ca_certificates(machine):
-        for store in ("Root", "NTAuth"):
-            add(machine, store_path(store), cert)
+    for cert in _ad_certificates(machine, adcs.CERTIFICATION_AUTHORITIES, children=True):
+        add(machine, store_path("Root"), cert)
+    for cert in _ad_certificates(machine, adcs.NTAUTH_DN, children=False):
+        add(machine, store_path("NTAuth"), cert)
 
 
 _PREVIOUS_CERTUTIL = NATIVE.get("certutil.exe")
