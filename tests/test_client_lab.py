@@ -533,3 +533,20 @@ def test_issue12_item11_card_rename(lab3, run_cli):
     assert verified.code == 1
     assert "virtual smart card 'Lync2FA-new' not found" in verified.out
     assert "certificate of user01 is not on the smart card 'Lync2FA-new'" in " ".join(verified.out.split())
+
+
+def test_issue7_defect10_the_wrong_pin_is_recognised_by_the_base_exceptions_hresult():
+    """COM errors arrive wrapped (MethodInvocationException): the user job reports the base
+    exception's HResult, and the decision's hint for SCARD_W_WRONG_CHV is matched on it."""
+    from pathlib import Path
+
+    import lync2fa
+    from lync2fa.plugins.client import decide
+    from lync2fa.pscheck import check_text
+
+    path = Path(lync2fa.__file__).parent / "ps" / "Lync2fa.UserTask.ps1"
+    text = path.read_text()
+    assert "$base = $_.Exception.GetBaseException()" in text and "hresult = [int]$base.HResult" in text
+    assert "$_.Exception.HResult" not in text
+    assert [f for f in check_text(text, path.name) if f.rule == "PS007"] == []
+    assert decide.WRONG_PIN_HRESULT == tpm.WRONG_PIN == -2146434965     # 0x8010006B SCARD_W_WRONG_CHV
