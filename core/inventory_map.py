@@ -98,7 +98,7 @@ def build(sources: list[str | Path], decrypt=None) -> InventoryMap:
         if path.is_dir():
             for child in sorted(path.iterdir()):
                 if child.is_file() and not child.name.startswith(".") and not child.name.endswith(IGNORED_EXTS):
-                    _inventory_file(imap, child, decrypt)
+                    _inventory_file(imap, child, decrypt, in_directory=True)
             basedirs.append(path)
         elif path.is_file():
             _inventory_file(imap, path, decrypt)
@@ -112,7 +112,7 @@ def build(sources: list[str | Path], decrypt=None) -> InventoryMap:
     return imap
 
 
-def _read_text(imap: InventoryMap, path: Path, decrypt) -> tuple[str | None, bool]:
+def _read_text(imap: InventoryMap, path: Path, decrypt, quiet: bool = False) -> tuple[str | None, bool]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -130,6 +130,8 @@ def _read_text(imap: InventoryMap, path: Path, decrypt) -> tuple[str | None, boo
     try:
         return raw.decode("utf-8"), False
     except UnicodeDecodeError:
+        if quiet:   # a binary file beside the inventory (Ansible skips what no plugin parses)
+            return None, False
         imap.problems.append(Problem("INVENTORY_READ", f"{path} is not UTF-8 text", str(path), 1))
         return None, False
 
@@ -147,8 +149,10 @@ def _compose(imap: InventoryMap, path: Path, text: str):
     return None
 
 
-def _inventory_file(imap: InventoryMap, path: Path, decrypt) -> None:
-    text, encrypted = _read_text(imap, path, decrypt)
+def _inventory_file(imap: InventoryMap, path: Path, decrypt, in_directory: bool = False) -> None:
+    text, encrypted = _read_text(imap, path, decrypt, quiet=in_directory)
+    if text is None and in_directory and not encrypted:
+        return
     imap.files.append(str(path))
     if text is None:
         return
