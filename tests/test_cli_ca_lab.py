@@ -97,9 +97,15 @@ def test_lab_runs_exactly_the_planned_operations(lab, run_cli):
     before = len(lab.operations("ca01"))
     assert run_cli(*apply_args(lab)).code == 0
     executed = lab.operations("ca01")[before:]
-    assert [describe(op) for op in executed] == expected
+    # (a request travels as JSON with sorted keys: compare each cmdlet's parameters as a set)
+    assert [_unordered(describe(op)) for op in executed] == [_unordered(e) for e in expected]
     assert [op["cmdlet"] for op in executed if op["op"] == "cmdlet"][:2] == [
         "Install-WindowsFeature", "Install-AdcsCertificationAuthority"]
+
+
+def _unordered(text: str) -> tuple:
+    head, *params = text.split(" -")
+    return head, sorted(params)
 
 
 def test_over_ntlm_the_ad_reaching_tasks_are_refused_before_anything_runs(make_lab, run_cli):
@@ -196,19 +202,21 @@ def test_drift_is_planned_and_repaired(lab, run_cli):
 def test_wrong_password_is_a_clear_failure(lab, run_cli, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text(lab.inventory.read_text().replace("ansible_password: ", "ansible_password: x"))
-    result = run_cli(*apply_args(lab)[:2], bad, "--state-dir", lab.state_dir, "--tasks", "ca")
+    refused = run_cli(*apply_args(lab)[:2], bad, "--state-dir", lab.state_dir, "--tasks", "ca")
+    assert refused.code == 1 and "apply refused: preflight failed (nothing was changed)" in refused.out
+    result = run_cli(*apply_args(lab)[:2], bad, "--state-dir", lab.state_dir, "--tasks", "ca", "--skip-preflight")
     assert result.code == 1
     assert "ca01: open shell failed: authentication refused for user" in result.out
-    assert "skipped ca.web_enrollment on ca01: skipped: ca.authority on ca01 did not succeed" in result.out
     assert ca_state(lab) is None
-    assert _journal_statuses(lab) == {("ca.authority", "failed"), ("ca.web_enrollment", "skipped"),
-                                      ("ca.templates_published", "skipped"),
-                                      ("ca.template_permissions", "skipped")}
+    # No shell, no step: each of the host's steps fails with the shell's error, none is done.
+    assert _journal_statuses(lab) == {(task, "failed") for task in (
+        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions")}
 
 
 def test_unreachable_host_is_a_clear_failure(lab, run_cli):
     lab.down()
-    result = run_cli(*apply_args(lab))
+    assert "apply refused: preflight failed" in run_cli(*apply_args(lab)).out
+    result = run_cli(*apply_args(lab, "--skip-preflight"))
     assert result.code == 1
     assert "ca01: open shell failed: host unreachable at http://127.0.0.1:" in result.out
     assert not any(status in ("ok", "changed") for _, status in _journal_statuses(lab))
@@ -224,9 +232,12 @@ def test_failing_script_changes_nothing_and_is_not_recorded_done(lab, run_cli):
     statuses = dict(_journal_statuses(lab))
     assert statuses["ca.templates_published"] == "failed"
     assert statuses["ca.authority"] == "changed"
+    # The steps applied in the same request as the failed one failed with it (the lab fails the
+    # whole request); none of them is recorded done, and the retry does exactly those.
+    failed = {task for task, status in statuses.items() if status == "failed"}
     lab.clear_faults()
     retry = run_cli(*apply_args(lab, "--json")).json()
-    assert [r["task"] for r in retry["results"] if r["changed"]] == ["ca.templates_published"]
+    assert {r["task"] for r in retry["results"] if r["changed"]} == failed
 
 
 def test_secrets_never_reach_output_or_journal(lab, run_cli):
@@ -266,7 +277,8 @@ def test_sha1_is_refused_unless_allowed(lab, run_cli, tmp_path):
 
 def _journal_statuses(lab) -> set[tuple[str, str]]:
     db = sqlite3.connect(lab.state_dir / "journal.sqlite")
-    return set(db.execute("SELECT task, status FROM results").fetchall())
+    # Each step's outcome ('started' is written before its operations are sent, then replaced by it).
+    return set(db.execute("SELECT task, status FROM results WHERE status != 'started'").fetchall())
 
 
 def test_lab_fault_and_journal_commands(lab, run_cli):
