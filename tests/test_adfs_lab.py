@@ -310,3 +310,12 @@ def test_adfs3_intranet_only_leaves_the_extranet_list(lab, run_cli):
     assert now["PrimaryExtranetAuthenticationProvider"] == ["FormsAuthentication", "CertificateAuthentication"]
     assert run(run_cli, "rollback", lab, inventory=intranet_only).code == 0
     assert lab.get(POLICY, "adfs01") == policy
+
+
+def test_adfs_tasks_stay_on_their_host_so_ntlm_is_enough(make_lab, run_cli):
+    """reaches=(): the AD FS cmdlets work on the farm's own database, so a session without network
+    credentials (NTLM: the double hop) plans and applies the tier."""
+    lab = make_lab(clients=1, transport="ntlm")
+    applied = run(run_cli, "apply", lab, "--json")
+    assert applied.code == 0, applied.out
+    assert applied.json()["counts"]["changed"] == 3 and sorted(trusts(lab)) == ["dir01-PassiveAuth", "pool01-PassiveAuth"]
