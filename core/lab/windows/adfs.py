@@ -105,13 +105,16 @@ def has_iis_sign_in(version: str) -> bool:
 def install(store: EstateStore, host: LabHost, version: str, service_name: str | None = None,
             wmf: str | None = None) -> None:
     """AD FS ``version`` as installed on ``host``: no trusts, replay detection off, the default
-    sign-in order (2.x) or global policy (3.0+). Replaces whatever AD FS state the host had."""
+    sign-in order (2.x) or global policy (3.0+). Replaces whatever AD FS state the host had.
+    ``wmf``: on 2.0, the Windows PowerShell version WMF installed (e.g. ``WMF_51``); without it the
+    host has Windows Server 2008 R2's PowerShell 2.0."""
     if version not in VERSIONS:
         raise ValueError(f"AD FS {version} is not modelled; one of {', '.join(VERSIONS)}")
     props = store.get(HOST_PROPS, host.name) or {}
     modules = [m for m in props.get("modules", []) if m != "ADFS"]
     registry = Registry(store, host.name)
-    registry.remove_key(SNAPIN_KEY) if registry.exists(SNAPIN_KEY) else None
+    if registry.exists(SNAPIN_KEY):
+        registry.remove_key(SNAPIN_KEY)
     props = {**props, "adfs_version": version}
     if version == "2.0":
         props["powershell_version"] = wmf or POWERSHELL_2008R2
