@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -120,19 +122,24 @@ class _Validator:
         self._issues: dict[tuple, Issue] = {}
         self._secrets: set[str] = set()
         syntax = [p for p in self.imap.problems if p.rule in ("YAML_SYNTAX", "INVENTORY_READ", "VAULT")]
-        encrypted = not vault_password_file and self._encrypted_files()
         if syntax:
             raise UnusableInput("the inventory cannot be read", [self._problem_issue(p) for p in syntax])
-        if encrypted:
-            raise UnusableInput(f"{encrypted[0]} is vault-encrypted: pass --vault-password-file")
+        # Without the vault password (a pull request from a fork has no secrets), the encrypted files
+        # are read as empty and what depends on them is a note: everything else is still checked.
+        self.encrypted = [] if vault_password_file else self._encrypted_files()
+        self._stubs = tempfile.TemporaryDirectory(prefix="lync2fa-validate-") if self.encrypted else None
+        load = _stub_copy(sources, Path(self._stubs.name)) if self._stubs else sources
         try:
-            self.inventory = Inventory(sources, vault_password_file=vault_password_file)
+            self.inventory = Inventory(load, vault_password_file=vault_password_file)
             self.hosts = {name: self.inventory.host(name) for name in self.inventory.all_hosts()}
         except InventoryError as exc:
             raise UnusableInput(str(exc), [self._problem_issue(p) for p in self.imap.problems]) from None
         except Exception as exc:  # ansible's own errors while reading vars files
             raise UnusableInput(f"cannot read the inventory: {str(exc).splitlines()[0]}",
                                 [self._problem_issue(p) for p in self.imap.problems]) from None
+        finally:
+            if self._stubs:   # ansible has read the files; values are in memory
+                self._stubs.cleanup()
         groups = self.inventory.manager.groups
         self.depths = {name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
                        for name in self.hosts}
@@ -193,6 +200,10 @@ class _Validator:
     # --- checks ------------------------------------------------------------------------------
 
     def run(self, scripts: bool) -> None:
+        for path in self.encrypted:
+            self.add("VAULT", "note", "vault-encrypted, not read (no --vault-password-file): the variables it "
+                     "defines, and the values that use them, are not checked", Definition(path, 1, 1), "",
+                     fix="pass --vault-password-file (a CI secret) to check everything")
         for p in self.imap.problems:
             i = self._problem_issue(p)
             self.add(i.rule, i.severity, i.message, Definition(p.file, p.line, p.col, p.key), p.key, fix=p.fix)
@@ -250,11 +261,19 @@ class _Validator:
                          + (f"; did you mean {near}?" if near else ""), d, key,
                          fix=f"rename it to {near}" if near else "remove it")
 
+    def _unreadable(self, message: str) -> tuple[str, str]:
+        """Severity and message of a value that cannot be read: a note when no vault password was
+        given (the value may come from, or be, vault-encrypted data), else an error."""
+        if self.encrypted:
+            return "note", f"{message} (not checked: no --vault-password-file)"
+        return "error", message
+
     def _var(self, host, name, default=None):
         try:
             return host.var(name, default)
         except InventoryError as exc:
-            self.add("TEMPLATE", "error", str(exc), self.loc(name, host.name), name, host.name)
+            severity, message = self._unreadable(str(exc))
+            self.add("TEMPLATE", severity, message, self.loc(name, host.name), name, host.name)
             return None
 
     def check_connections(self) -> None:
@@ -312,8 +331,10 @@ class _Validator:
             if len(self._issues) == before:
                 try:
                     ConnectionSettings.from_host(host)
-                except (ConnectionConfigError, InventoryError) as exc:
+                except ConnectionConfigError as exc:
                     self.add("CONNECTION", "error", str(exc), self.imap.locate_host(name), "", name)
+                except InventoryError as exc:
+                    self._template_issue(exc, name)
 
     def check_params(self) -> None:
         for task in order_tasks(self.tasks):
@@ -323,10 +344,13 @@ class _Validator:
                 except ParameterError as exc:
                     self._param_error(task, host, str(exc))
                 except InventoryError as exc:
-                    match = re.search(r"cannot read variable (\S+):", str(exc))
-                    var = match.group(1) if match else ""
-                    self.add("TEMPLATE", "error", str(exc), self.loc(var, host.name) if var else None, var,
-                             host.name, task.name)
+                    self._template_issue(exc, host.name, task.name)
+
+    def _template_issue(self, exc: Exception, host: str, task: str = "") -> None:
+        match = re.search(r"cannot read variable (\S+):", str(exc))
+        var = match.group(1) if match else ""
+        severity, message = self._unreadable(str(exc))
+        self.add("TEMPLATE", severity, message, self.loc(var, host) if var else None, var, host, task)
 
     def _param_error(self, task: Task, host, text: str) -> None:
         text = text.split(": ", 1)[1] if text.startswith(task.name + ": ") else text
@@ -474,7 +498,7 @@ class _Validator:
                 if params is None:
                     continue
                 try:
-                    connection = ConnectionSettings.from_host(host)
+                    connection = ConnectionSettings.from_host(_Lenient(host) if self.encrypted else host)
                 except (ConnectionConfigError, InventoryError):
                     connection = None
                 steps.append(Step(task, host, params, connection))
@@ -563,6 +587,47 @@ class _Validator:
             self.add(rule, "warning", message, Definition(path, line, col), Path(path).name, kind="script",
                      fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})")
             first[(rule, line, col, message)] = self._issues[(rule, path, line, Path(path).name)]
+
+
+class _Lenient:
+    """A host whose unreadable values (vault data without its password) read as a placeholder,
+    so the transport's own checks (the double hop) still run."""
+
+    def __init__(self, host):
+        self._host = host
+
+    def var(self, name, default=None):
+        try:
+            return self._host.var(name, default)
+        except InventoryError:
+            return "********"
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+
+def _stub_copy(sources: list[str], into: Path) -> list[str]:
+    """A copy of the inventory where every vault-encrypted file is an empty mapping."""
+    copies = []
+    for index, src in enumerate(sources):
+        path, root = Path(src).resolve(), into / str(index)
+        if path.is_dir():
+            shutil.copytree(path, root / path.name, symlinks=False)
+            copies.append(str(root / path.name))
+        else:
+            root.mkdir(parents=True)
+            shutil.copy2(path, root / path.name)
+            for sub in ("group_vars", "host_vars"):
+                if (path.parent / sub).is_dir():
+                    shutil.copytree(path.parent / sub, root / sub, dirs_exist_ok=True)
+            copies.append(str(root / path.name))
+        for copied in (root.rglob("*")):
+            if copied.is_file():
+                with open(copied, "rb") as fh:
+                    head = fh.read(64)
+                if head.lstrip().startswith(b"$ANSIBLE_VAULT"):
+                    copied.write_text("{}\n")
+    return copies
 
 
 def script_paths(tasks: dict[str, Task]) -> list[str]:

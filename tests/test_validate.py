@@ -296,7 +296,7 @@ def test_exit_codes_and_fail_on(inv, run_cli):
 
 def test_unusable_input_exits_2(tmp_path, inv, run_cli):
     assert run_cli("validate", "-i", tmp_path / "missing.yml").code == 2
-    assert run_cli("validate", "-i", inv).code == 2          # vault-encrypted, no password
+    assert run_cli("validate", "-i", inv, "--vault-password-file", tmp_path / "nope").code == 2
     bad = tmp_path / "bad.yml"
     bad.write_text("all:\n  hosts:\n    ca01: {ansible_host: [\n")
     result = run_cli("validate", "-i", bad)
@@ -332,6 +332,23 @@ def test_without_pscheck_scripts_are_skipped_with_a_note(inv, monkeypatch):
     monkeypatch.setitem(sys.modules, "lync2fa.pscheck", None)
     result = validate([inv], vault_password_file=VAULT)
     assert [i.severity for i in result.issues if i.rule == "PSCHECK"] == ["note"]
+
+
+def test_without_the_vault_password_the_rest_is_still_checked(inv, run_cli):
+    """A pull request from a fork has no secrets: encrypted data is a note, every other check runs."""
+    vars_file = inv / "group_vars" / "all" / "vars.yml"
+    clean = run_cli("validate", "-i", inv, "--format", "json").json()
+    assert clean["ok"] and clean["counts"]["error"] == 0
+    notes = {(f["rule"], Path(f["file"]).name, f["key"]) for f in clean["findings"] if f["severity"] == "note"}
+    assert ("VAULT", "vault.yml", "") in notes and ("TEMPLATE", "vars.yml", "client_pin") in notes
+    edit(vars_file, "ca_key_length: 4096", "ca_key_length: lots")
+    issue, _ = found(inv, "PARAM", key="ca_key_length")          # (with the password)
+    result = validate([inv], scripts=False)
+    assert [(i.rule, i.line) for i in result.issues if i.severity == "error"] == [
+        ("PARAM", line_of(vars_file, "ca_key_length"))]
+    vars_file.write_text(re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: ntlm",
+                                vars_file.read_text()))
+    assert "DOUBLE_HOP" in {i.rule for i in validate([inv], scripts=False).issues}   # password vaulted
 
 
 # --- formats -----------------------------------------------------------------------------------
