@@ -181,6 +181,12 @@ def test_module_errors_gate_and_secrets(lab, tmp_path):
     assert pin not in result.stdout + result.stderr
     journal = "\n".join(sqlite3.connect(lab.state_dir / "journal.sqlite").iterdump())
     assert "ansible:client.virtual_smartcard" in journal and pin not in journal
-    assert lab.get("ca", "ca01") is None, "check mode changed the CA"
+    from lync2fa.lab import control
+    from lync2fa.lab.windows.adcs import ca_of
+    store = control.open_store(lab.dir)
+    try:
+        assert ca_of(store, "ca01") is None, "check mode changed the CA"
+    finally:
+        store.close()
     # On an estate without the rollout, verify fails.
     assert playbook(lab, tmp_path, "verify_2fa.yml").returncode != 0
