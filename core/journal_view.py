@@ -45,7 +45,9 @@ def open_readonly(state_dir: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise JournalMissing(f"no journal in {state_dir} ({JOURNAL} is missing)")
     try:
-        from .journal import open_readonly as journal_open   # also reads a journal in a read-only directory
+        from .journal import (
+            open_readonly as journal_open,  # also reads a journal in a read-only directory
+        )
     except ImportError:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     else:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import getpass
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
     try:
         return dist_version("lync2fa")
     except PackageNotFoundError:
@@ -18,12 +19,12 @@ def iso(ts: float | datetime | None) -> str | None:
     """ISO-8601 with the UTC offset (local time), or None."""
     if ts is None:
         return None
-    moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=timezone.utc)
+    moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=UTC)
     return moment.astimezone().isoformat(timespec="seconds")
 
 
 def now() -> float:
-    return datetime.now(tz=timezone.utc).timestamp()
+    return datetime.now(tz=UTC).timestamp()
 
 
 def user() -> str:

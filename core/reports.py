@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .meta import version
@@ -14,7 +14,7 @@ from .results import format_diff
 from .runner import RunReport
 from .sarif import Issue, dumps, sarif_log
 
-BRACKETED = re.compile(r"^\[([A-Z][A-Z0-9_]*)\]\s*(.*)$", re.S)
+BRACKETED = re.compile(r"^\[([A-Z][A-Z0-9_]*)\]\s*(.*)$", re.DOTALL)
 
 
 def to_json(report: RunReport, meta: dict | None = None) -> str:
@@ -79,7 +79,7 @@ def issues(report: RunReport) -> list[Issue]:
         elif r.task.endswith(".verify") and ": " in r.msg:
             head, _, items = r.msg.partition(": ")
             for item in items.split("; "):
-                rule = "CERT_CHAIN" if re.search(r"certificate|chain|card", item, re.I) else "CHECK_FAILED"
+                rule = "CERT_CHAIN" if re.search(r"certificate|chain|card", item, re.IGNORECASE) else "CHECK_FAILED"
                 out.append(Issue(rule, "error", f"{head}: {item}", host=r.host, task=r.task, kind="run"))
         else:
             out.append(Issue("CHECK_FAILED" if report.command == "verify" else "TASK_FAILED", "error",
@@ -133,7 +133,7 @@ def to_sarif(report: RunReport, meta: dict | None = None) -> str:
 
 
 def _utc(stamp: str) -> str:
-    return datetime.fromisoformat(stamp).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromisoformat(stamp).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_all(report: RunReport, directory: Path, meta: dict | None = None,

@@ -393,7 +393,7 @@ class _Validator:
         var = f"{task.split('.')[0]}_{param}"
         url = urlparse(value)
         try:
-            url.port
+            _ = url.port
         except ValueError:
             url = urlparse("")
         if url.scheme not in ("http", "https") or not url.hostname or not FQDN.fullmatch(url.hostname):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import socket
 import xml.etree.ElementTree as ET
+from datetime import UTC
 
 from rich.console import Console
 from rich.markup import escape
@@ -102,8 +103,8 @@ def to_sarif(result: Validation) -> str:
 
 
 def _utc(ts: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from datetime import datetime
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def unusable(message: str, issues: list[Issue], console: Console) -> None:
