@@ -7,7 +7,6 @@ import time
 
 import pytest
 from cryptography import x509
-
 from lync2fa import adcs
 from lync2fa import hostops as h
 from lync2fa.lab import control

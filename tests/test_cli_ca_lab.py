@@ -9,17 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding
-
 from lync2fa import adcs
 from lync2fa.hostops import describe
 from lync2fa.lab import control
 from lync2fa.lab.estate import Estate
 from lync2fa.lab.windows import Machine, iis
 from lync2fa.lab.windows import adcs as lab_adcs
-from lync2fa.lab.windows.directory import Directory
 
 
 def ca_state(lab) -> dict | None:
@@ -164,7 +161,7 @@ def test_ca_certificate_is_real_and_self_signed(lab, run_cli):
     assert cert.public_key().key_size == 4096
     assert cert.signature_hash_algorithm.name == "sha256"
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days >= 365 * 10
     cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 
 from cryptography import x509
-
 from lync2fa import adcs
 from lync2fa.decision import Context, Decision, More
 from lync2fa.hostops import cmdlet, cmdlet_fact, registry_fact

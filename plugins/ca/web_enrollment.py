@@ -12,7 +12,14 @@ from lync2fa import adcs
 from lync2fa.decision import Context, Decision, More
 from lync2fa.hostops import cmdlet, cmdlet_fact
 
-from .common import CA_CONFIG, NO_CA, NO_CA_CHECK_MODE, active_ca, ca_config_fact, installed
+from .common import (
+    CA_CONFIG,
+    NO_CA,
+    NO_CA_CHECK_MODE,
+    active_ca,
+    ca_config_fact,
+    installed,
+)
 
 SITE = "Default Web Site"
 APPLICATION = "CertSrv"

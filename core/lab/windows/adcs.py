@@ -47,7 +47,14 @@ from ..state import EstateStore
 from .directory import Directory
 from .errors import WindowsError, not_found
 from .hosts import seeds
-from .iis import ACCESS, DEFAULT_SITE, WINDOWS_AUTH, add_application, applications, set_config
+from .iis import (
+    ACCESS,
+    DEFAULT_SITE,
+    WINDOWS_AUTH,
+    add_application,
+    applications,
+    set_config,
+)
 from .machine import Machine, simulates
 from .registry import Registry
 from .servermanager import installed
@@ -90,13 +97,13 @@ def _b64_der(cert_pem: str) -> str:
 def generalized_time(when: dt.datetime | None = None) -> str:
     """GeneralizedTime as AD writes whenCreated; the lab keeps milliseconds (AD writes ".0Z") so
     that a replication delay below a second can be modelled."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     return when.strftime("%Y%m%d%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def parse_generalized_time(text: str) -> dt.datetime:
     whole, _, fraction = str(text).rstrip("Z").partition(".")
-    when = dt.datetime.strptime(whole, "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+    when = dt.datetime.strptime(whole, "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
     return when + dt.timedelta(seconds=float(f"0.{fraction or '0'}"))
 
 
@@ -110,7 +117,7 @@ def make_ca_certificate(common_name: str, key_length: int, hash_algorithm: str, 
     """A real root CA: RSA key and self-signed certificate (PEM strings)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_length)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -280,9 +287,11 @@ def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
 def _publish_in_ad(machine: Machine, name: str, cert_pem: str) -> None:
     directory = machine.directory
     der = _b64_der(cert_pem)
-    now = generalized_time(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    now = generalized_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     try:
-        from .adcs_templates import create_builtin_templates   # the templates component, when present
+        from .adcs_templates import (
+            create_builtin_templates,  # the templates component, when present
+        )
     except ImportError:
         create_builtin_templates = None
     if create_builtin_templates is not None:
@@ -319,7 +328,7 @@ def _template_visible(machine: Machine, template: str) -> dict | None:
             when = parse_generalized_time(created[0])
         except ValueError:
             return obj
-        age = (dt.datetime.now(dt.timezone.utc) - when).total_seconds()
+        age = (dt.datetime.now(dt.UTC) - when).total_seconds()
         if age < replication_delay_s(machine.store):
             return None
     return obj
@@ -473,7 +482,7 @@ def issue_certificate(ca: dict, template: dict, csr: x509.CertificateSigningRequ
     view = template_view(template)
     ca_key = _ca_key(ca["key_pem"])
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if view["schema_version"] >= 2 and view["oid"]:
         info = _der(0x30, _der_oid(view["oid"]) + _der(0x02, bytes([100])) + _der(0x02, bytes([0])))
         template_ext = x509.UnrecognizedExtension(TEMPLATE_INFO_EXT, info)

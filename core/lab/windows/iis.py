@@ -71,7 +71,7 @@ def config(machine: Machine, location: str, section: str) -> dict:
     the location itself: IIS configuration inheritance)."""
     effective = dict(SECTION_DEFAULTS.get(section.strip("/").lower(), {}))
     parts = [p for p in location.strip("/").split("/") if p]
-    for depth in range(0, len(parts) + 1):
+    for depth in range(len(parts) + 1):
         effective.update(machine.store.get(CONFIG, _config_key(machine, "/".join(parts[:depth]), section)) or {})
     return effective
 
@@ -136,7 +136,7 @@ def get_web_binding(machine: Machine, p: dict) -> list[dict]:
             continue
         if p.get("Protocol") and b["protocol"].lower() != str(p["Protocol"]).lower():
             continue
-        if p.get("Port") and not b["bindingInformation"].split(":")[1] == str(p["Port"]):
+        if p.get("Port") and b["bindingInformation"].split(":")[1] != str(p["Port"]):
             continue
         out.append({"protocol": b["protocol"], "bindingInformation": b["bindingInformation"],
                     "sslFlags": 0, "certificateHash": b.get("certificateHash", ""),

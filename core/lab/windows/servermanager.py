@@ -12,7 +12,7 @@ name is Windows' ``ArgumentNotValid`` error; installing an installed feature is
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..estate import Estate
 from ..state import EstateStore
