@@ -122,8 +122,8 @@ class Runner:
                     results[step.key] = self._finish(step, run_id, redact, Result(
                         step.host.name, step.task.name, skipped=True, msg="not started: the run was interrupted"))
                 return
-            todo = []
-            batch = {s.key for s in steps}   # prerequisites in this batch are HostBatch's to judge
+            todo: list[Step] = []
+            batch: set = set()   # steps going to the host: HostBatch judges prerequisites among them
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results, batch)
                 if done and done.get(step.key) == fingerprint(step):
@@ -134,6 +134,7 @@ class Runner:
                         step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
                 else:
                     todo.append(step)
+                    batch.add(step.key)
             if todo and all(s.task.decide is not None for s in todo):
                 results.update(self._run_batch(todo, check_mode, run_id, redact, verify))
                 return

@@ -241,3 +241,16 @@ def test_markup_in_a_host_message_is_printed_verbatim():
     report = RunReport([Result("ca01", "ca.a", failed=True, msg="path [/] not found [bold]x[/bold]")], False)
     print_report(report, console)
     assert "path [/] not found [bold]x[/bold]" in console.file.getvalue()
+
+
+def test_a_step_skipped_before_the_batch_still_blocks_its_dependants_in_it():
+    """lync.web_service skipped (its AD FS prerequisite failed): the proxies after it must not run."""
+    adfs = task("adfs.trust", "adfs")
+    web = task("lync.web", "pools", after=("adfs.trust",))
+    proxy = task("lync.proxy", "pools", after=("lync.web",))
+    pool = FakePool(failing={("adfs.trust", "adfs01")})
+    report = Runner(Hooks(), pool=pool).run(make_plan([adfs, web, proxy], {"adfs": ["adfs01"], "pools": ["pool01"]}),
+                                            False)
+    status = {r.task: r.status for r in report.results}
+    assert status == {"adfs.trust": "failed", "lync.web": "skipped", "lync.proxy": "skipped"}
+    assert ("lync.proxy", "pool01") not in pool.ran
