@@ -323,3 +323,46 @@ def test_adfs_tasks_stay_on_their_host_so_ntlm_is_enough(make_lab, run_cli):
     applied = run(run_cli, "apply", lab, "--json")
     assert applied.code == 0, applied.out
     assert applied.json()["counts"]["changed"] == 3 and sorted(trusts(lab)) == ["dir01-PassiveAuth", "pool01-PassiveAuth"]
+
+
+def test_the_lab_ad_fs_is_windows_not_the_tasks(lab):
+    """The AD FS component on its own: cmdlets per version, the policy's provider rules, trusts
+    enabled and disabled, unknown targets."""
+    from lync2fa.lab.windows import Machine, errors
+
+    def machine():
+        estate = Estate.load(lab.dir)
+        return Machine(store, estate, estate.host("adfs01"))
+
+    def refused(cmdlet, params) -> str:
+        try:
+            machine().invoke(cmdlet, params)
+        except errors.WindowsError as exc:
+            return exc.message
+        raise AssertionError(f"{cmdlet} {params} was accepted")
+
+    store = control.open_store(lab.dir)
+    try:
+        names = [p["Name"] for p in machine().invoke("Get-AdfsAuthenticationProvider", {})]
+        assert "CertificateAuthentication" in names
+        assert "cannot be used for PrimaryExtranetAuthenticationProvider" in refused(
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryExtranetAuthenticationProvider": ["WindowsAuthentication"]})
+        assert "'SmartCardMagic' is not registered" in refused(
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryIntranetAuthenticationProvider": ["SmartCardMagic"]})
+        assert "cannot be empty" in refused("Set-AdfsGlobalAuthenticationPolicy",
+                                            {"PrimaryIntranetAuthenticationProvider": []})
+        assert "A parameter cannot be found that matches parameter name 'PrimaryProvider'." in refused(
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryProvider": ["CertificateAuthentication"]})
+        machine().invoke("Add-AdfsRelyingPartyTrust", {"Name": "pool01-PassiveAuth", "MetadataUrl": POOL_URL})
+        machine().invoke("Disable-AdfsRelyingPartyTrust", {"TargetName": "pool01-passiveauth"})
+        assert machine().invoke("Get-AdfsRelyingPartyTrust", {"Name": ["pool01-PassiveAuth"]})[0]["Enabled"] is False
+        machine().invoke("Enable-AdfsRelyingPartyTrust", {"TargetName": "pool01-PassiveAuth"})
+        assert machine().invoke("Get-AdfsRelyingPartyTrust", {"Name": ["pool01-PassiveAuth"]})[0]["Enabled"] is True
+        assert "was not found" in refused("Remove-AdfsRelyingPartyTrust", {"TargetName": "ghost"})
+        assert [e["AddressPath"] for e in machine().invoke("Get-AdfsEndpoint", {})][0] == "/adfs/ls/"
+        with store.transaction():
+            adfs.install(store, Estate.load(lab.dir).host("adfs01"), "2.1")
+        assert "is not recognized" in refused("Get-AdfsGlobalAuthenticationPolicy", {})
+        assert machine().invoke("Get-AdfsRelyingPartyTrust", {}) == [], "a new installation has no trust"
+    finally:
+        store.close()
