@@ -266,23 +266,23 @@ def enrollment_decide(ctx: Context) -> Decision:
             (cert.not_valid_after_utc - cert.not_valid_before_utc) <= dt.timedelta(days=p["renew_days"]):
         warnings.append(RENEWAL_LOOP)
     problem = None
-    if card is None:
-        if ctx.check_mode:
-            warnings.append(f"No virtual smart card named {p['card_name']} yet (check mode): assuming "
-                            "client.virtual_smartcard creates it.")
-            return Decision(before, desired, warnings=warnings)
+    if card is None and ctx.check_mode:
+        warnings.append(f"No virtual smart card named {p['card_name']} yet (check mode): assuming "
+                        "client.virtual_smartcard creates it.")
+    elif card is None:
         problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
     elif not session.get("signed_in"):
         problem = not_signed_in(p["user"], ctx.host)
-    if problem and ctx.check_mode:
-        return Decision(before, desired, warnings=[*warnings, f"{problem} (check mode)"])
-    if problem:
+    if problem and not ctx.check_mode:
         return Decision.refuse(problem, before, warnings)
+    if problem:
+        warnings.append(f"{problem} (check mode)")
     sid, records = session["sid"], rec.parse(facts.get(rec.FACT))
     entry_name = f"{sid}|{p['template']}"
     operations = rec.record(records, f"client.cert/{entry_name}", True) + [named(
         "user_enroll", user=p["user"], sid=sid, ca_config=p["ca_config"], template=p["template"],
-        provider=p["provider"], pin=secret("pin") if p.get("pin") else DEFAULT_PIN, reader=card["name"],
+        provider=p["provider"], pin=secret("pin") if p.get("pin") else DEFAULT_PIN,
+        reader=card["name"] if card else p["card_name"],
         timeout_s=p["task_timeout_s"], hints={str(WRONG_PIN_HRESULT): WRONG_PIN_HINT},
         record_path=ENROLLED_KEY, record_name=entry_name)]
     return Decision(before, desired, operations, warnings)
