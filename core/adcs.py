@@ -174,8 +174,9 @@ def period_days(value: str | None) -> int | None:
     return round(-ticks / TICKS_PER_DAY)
 
 # -- template flags (MS-CRTD) the CA reads when it issues ---------------------------------
-NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = 0x02000000        # msPKI-Certificate-Name-Flag
-ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = 0x00080000   # msPKI-Enrollment-Flag (ESC9)
+# (the same bits as NAME_SUBJECT_ALT_REQUIRE_UPN and ENROLL_NO_SECURITY_EXTENSION above: one value each)
+NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = NAME_SUBJECT_ALT_REQUIRE_UPN            # msPKI-Certificate-Name-Flag
+ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = ENROLL_NO_SECURITY_EXTENSION     # msPKI-Enrollment-Flag (ESC9)
 
 
 # -- certificate stores as Windows keeps them in the registry -----------------------------
