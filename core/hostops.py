@@ -131,8 +131,8 @@ def describe(operation: dict) -> str:
     """One line for humans (``-v``, reports): what an operation does, secrets not shown."""
     kind = operation.get("op")
     if kind == "cmdlet":
-        params = " ".join(f"-{k}" + ("" if v is True else f" {_short(v)}") for k, v in operation["params"].items()
-                          if v is not False)
+        params = " ".join(f"-{k}" if v is True else f"-{k}:$false" if v is False else f"-{k} {_short(v)}"
+                          for k, v in operation["params"].items())
         return f"{operation['cmdlet']} {params}".strip()
     if kind in ("registry_set", "registry_remove"):
         value = f" = {_short(operation['value'])}" if kind == "registry_set" else ""
