@@ -124,11 +124,10 @@ def _certificate(entry: dict) -> x509.Certificate | None:
         return None
 
 
-def enrolled(session: dict, enrolled_values: dict, template: str, renew_days: int,
-             card: dict | None) -> tuple[dict, x509.Certificate | None, dict | None]:
+def enrolled(session: dict, enrolled_values: dict, template: str,
+             renew_days: int) -> tuple[dict, x509.Certificate | None, dict | None]:
     """The certificate lync2fa enrolled for this user and template, as the user's store holds it:
-    (state {status: missing|expired|renewal_due|valid, thumbprint, not_after}, certificate, store entry).
-    A certificate whose key is not on the configured card counts as missing there."""
+    (state {status: missing|expired|renewal_due|valid, thumbprint, not_after}, certificate, store entry)."""
     thumb = enrolled_values.get(f"{session['sid']}|{template}")
     entry = next((c for c in session.get("certificates") or [] if thumb and c["thumbprint"].upper() == str(thumb).upper()),
                  None)
@@ -253,7 +252,7 @@ def enrollment_decide(ctx: Context) -> Decision:
     p, facts = ctx.params, ctx.facts
     session = facts.value("user")
     card = find_card(facts.value("cards") or [], _values(facts, "created"), p["card_name"])
-    state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"], card)
+    state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
     if state["status"] != "missing" and not on_card(entry, card):
         state = {"status": "missing", "thumbprint": None, "not_after": None}
     view = {"user": p["user"], "template": p["template"], "card": p["card_name"]}
@@ -344,7 +343,7 @@ def verify_decide(ctx: Context) -> Decision | More:
     tpm = facts.value("tpm") or {}
     card = find_card(facts.value("cards") or [], _values(facts, "created"), p["card_name"])
     session = facts.value("user")
-    state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"], card)
+    state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
     certificate = {**state, "on_card": False, "chains_to_ca": False, "smart_card_logon": False}
     ca_name = p["ca_config"].partition("\\")[2]
     if cert is not None:
