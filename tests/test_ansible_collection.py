@@ -4,6 +4,8 @@ collection builds, ansible-doc/ansible-lint/--syntax-check accept it, and the ex
 (vault-encrypted secrets) plans without touching a network."""
 from __future__ import annotations
 
+import re
+
 import ast
 import importlib.util
 import json
@@ -83,7 +85,8 @@ def test_generated_files_are_what_the_registry_produces():
 
 
 def test_every_engine_task_has_a_module_and_an_action_plugin():
-    modules = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")}
+    # host_request: the PowerShell module every action sends its requests through (not a task)
+    modules = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")} - {"host_request"}
     actions = {p.stem for p in (ROOT / "plugins" / "action").glob("*.py")}
     expected = {module_name(n) for n in TASKS}
     assert len(TASKS) >= 4 and modules == expected and actions == expected
@@ -164,7 +167,7 @@ def test_generator_covers_a_new_tier_without_changes():
     assert deploy[-1]["roles"] == [{"role": "lync2fa.twofactor.hardening"}]  # after the built-in tiers
     assert "lync2fa.twofactor.hardening_check" in files["roles/verify/tasks/main.yml"]
     rollback = yaml.safe_load(files["playbooks/rollback_2fa.yml"])
-    assert rollback[1]["tasks"][0]["ansible.builtin.include_role"]["name"] == "lync2fa.twofactor.hardening"
+    assert rollback[2]["tasks"][0]["ansible.builtin.include_role"]["name"] == "lync2fa.twofactor.hardening"
     backwards = Task(name="ca.needs_hardening", group="ca", template=ROOT / "x.ps1.j2", after=("hardening.audit",))
     with pytest.raises(SystemExit, match="cannot honour"):
         gen.render_all({**TASKS, **extra, backwards.name: backwards})
@@ -213,7 +216,8 @@ def _readers(var: str):
 def _assert_call(task, options, item, defaults):
     """Each option is the CLI's inventory variable; a role default is the task default, and a
     value the engine derives per host (or one variable with different defaults) is left unset."""
-    assert item["when"] == f"'{task.group}' in group_names"
+    assert item["when"] == f"(lync2fa_{task.group}_group | default('{task.group}')) in group_names"
+    assert task.tier in item["tags"]
     assert set(options) == {p.name for p in task.params} | {"allow_insecure", "state_dir"}
     for p in task.params:
         var = task.var_prefix + p.name
@@ -243,8 +247,16 @@ def test_role_argument_specs_document_every_variable_with_its_default(role):
     assert all(f"`{var}`" in readme for var in specs["main"]["options"])
 
 
+def _groups(hosts: str) -> set[str]:
+    """A play's groups (its default pattern; the first play resolves lync2fa_<group>_group)."""
+    match = re.fullmatch(r"\{\{ hostvars\.localhost\.lync2fa_play_hosts\.(\w+) \| default\('([\w:]+)'\) \}\}", hosts)
+    assert match, hosts
+    return set(match.group(2).split(":"))
+
+
 def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
-    deploy = load_yaml(PLAYBOOKS / "deploy_2fa.yml")
+    resolve, *deploy = load_yaml(PLAYBOOKS / "deploy_2fa.yml")
+    assert resolve["hosts"] == "localhost" and resolve["tasks"][0]["tags"] == ["always"]
     roles = [play["roles"][0]["role"].rsplit(".", 1)[1] for play in deploy]
     tiers = [next(t for t, r in TIER_ROLES.items() if r == role) for role in roles]
     assert set(tiers) == {t.tier for t in TASKS.values() if t.kind == "apply"}
@@ -254,10 +266,10 @@ def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
             assert all(position[TASKS[d].tier] <= position[task.tier] for d in task.after if d in TASKS), task.name
     for play, tier in zip(deploy, tiers):
         groups = {t.group for t in TASKS.values() if t.tier == tier and t.kind == "apply"}
-        assert set(play["hosts"].split(":")) == groups
-    verify = load_yaml(PLAYBOOKS / "verify_2fa.yml")
-    assert set(verify[0]["hosts"].split(":")) == {t.group for t in TASKS.values() if t.kind in ("apply", "verify")}
-    rollback = load_yaml(PLAYBOOKS / "rollback_2fa.yml")
+        assert _groups(play["hosts"]) == groups and tier in play["tags"]
+    _, *verify = load_yaml(PLAYBOOKS / "verify_2fa.yml")
+    assert _groups(verify[0]["hosts"]) == {t.group for t in TASKS.values() if t.kind in ("apply", "verify")}
+    _, *rollback = load_yaml(PLAYBOOKS / "rollback_2fa.yml")
     rolled = [p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1] for p in rollback[1:]]
     assert rolled == [r for r in reversed(roles) if r in rolled]  # reverse rollout order
     for play in deploy + verify + rollback:

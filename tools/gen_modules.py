@@ -462,7 +462,13 @@ def task_entry(task: Task, role_vars: dict[str, RoleVar], verify: bool = False) 
     args["state_dir"] = "{{ lync2fa_state_dir | default(omit) }}"
     return {"name": f"{_short(task.description or task.name)} ({task.name})",
             f"{COLLECTION}.{module_name(task.name)}": args,
-            "when": f"'{task.group}' in group_names"}
+            "when": f"(lync2fa_{task.group}_group | default('{task.group}')) in group_names",
+            "tags": tier_tags(task.tier)}
+
+
+def tier_tags(tier: str) -> list[str]:
+    """A tier's tags: ``--tags lync`` (the CLI's --tasks lync) or the role's name."""
+    return list(dict.fromkeys([tier, role_of(tier)]))
 
 
 def role_options(tasks: list[Task], role_vars: dict[str, RoleVar]) -> dict:
@@ -570,22 +576,85 @@ def _md(text: str) -> str:
     return re.sub(r"\b[CI]\(([^)]*)\)", r"`\1`", text)
 
 
-def play_for(role: str, groups: list[str]) -> dict:
-    play = {"name": ROLE_TITLES.get(role, role), "hosts": ":".join(groups) or "all", "gather_facts": False}
+def play_for(role: str, groups: list[str], resolved: bool = False, tags: list[str] | None = None) -> dict:
+    """A play of ``role`` over ``groups``; ``resolved``: through the names the inventory gives them
+    (``lync2fa_<group>_group``, read by the playbook's first play, :func:`resolve_play`)."""
+    hosts = (resolved_hosts(role, groups) if resolved else ":".join(groups)) or "all"
+    play = {"name": ROLE_TITLES.get(role, role), "hosts": hosts, "gather_facts": False}
     if role not in FAIL_ALONE:
         play["any_errors_fatal"] = True
+    if tags:
+        play["tags"] = tags
     play["roles"] = [{"role": f"{COLLECTION}.{role}"}]
     return play
+
+
+def resolved_hosts(play: str, groups: list[str]) -> str:
+    """A play's host pattern as the playbook's first play resolved it (:func:`resolve_play`)."""
+    return "{{ hostvars.localhost.lync2fa_play_hosts." + play + " | default('" + ":".join(groups) + "') }}"
+
+
+def resolve_play(tasks: dict[str, Task], kind: str | tuple[str, ...], plays: dict[str, list[str]],
+                 check: bool = True) -> dict:
+    """The first play of every playbook: each task group's name in this inventory (the variable
+    ``lync2fa_<group>_group`` of group_vars/all, else today's name), and a loud failure when a
+    tier's group has no hosts (``lync2fa_allow_empty_groups: true`` skips the tier instead)."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    groups_by_tier: dict[str, list[str]] = {}
+    for task in stable_order([t for t in tasks.values() if t.kind in kinds]):
+        groups_by_tier.setdefault(task.tier, [])
+        if task.group not in groups_by_tier[task.tier]:
+            groups_by_tier[task.tier].append(task.group)
+    all_groups = list(dict.fromkeys(g for gs in groups_by_tier.values() for g in gs))
+    source = "lync2fa_inventory_vars"
+    checks = []
+    for tier, tier_groups in groups_by_tier.items() if check else ():
+        for group in tier_groups:
+            checks.append({
+                "name": f"Fail when the {tier} tier's group has no hosts ({group})",
+                "ansible.builtin.assert": {
+                    "that": [f"groups[lync2fa_resolved_groups.{group}] | default([]) | length > 0"],
+                    "fail_msg": (f"the inventory group '{{{{ lync2fa_resolved_groups.{group} }}}}' of the {tier} "
+                                 f"tier has no hosts: name its group with lync2fa_{group}_group in group_vars/all, "
+                                 "or set lync2fa_allow_empty_groups: true to skip the tier"),
+                    "quiet": True},
+                "when": f"not ({source}.lync2fa_allow_empty_groups | default(lync2fa_allow_empty_groups | "
+                        "default(false)) | bool)",
+                "vars": {source: INVENTORY_VARS_EXPR},
+                "tags": tier_tags(tier)})
+    return {
+        "name": "Resolve lync2fa's inventory groups",
+        "hosts": "localhost", "gather_facts": False, "any_errors_fatal": True,
+        "tasks": [{
+            "name": "Read each group's name (lync2fa_<group>_group, default the group itself)",
+            "ansible.builtin.set_fact": {"lync2fa_resolved_groups": {
+                g: "{{ " + f"{source}.lync2fa_{g}_group | default(lync2fa_{g}_group | default('{g}'))" + " }}"
+                for g in all_groups}},
+            "vars": {source: INVENTORY_VARS_EXPR},
+            "tags": ["always"]}, {
+            "name": "Each play's hosts: its groups under those names",
+            "ansible.builtin.set_fact": {"lync2fa_play_hosts": {
+                play: "{{ [" + ", ".join(f"lync2fa_resolved_groups.{g}" for g in play_groups) + "] | join(':') }}"
+                for play, play_groups in plays.items()}},
+            "tags": ["always"]}, *checks]}
+
+
+# The inventory's group_vars/all as a play on localhost sees them (any inventory host carries them).
+INVENTORY_VARS_EXPR = "{{ hostvars[groups['all'][0]] if groups['all'] | length > 0 else {} }}"
 
 
 # -- playbooks ----------------------------------------------------------------------------
 
 def render_playbooks(tasks: dict[str, Task], tiers: list[str]) -> dict:
-    deploy = [play_for(role_of(t), groups_of(of_kind(tasks, "apply", t)))
-              for t in tiers if of_kind(tasks, "apply", t)]
-    verify = [play_for("verify", groups_of(verify_tasks(tasks)))]
+    applied = [t for t in tiers if of_kind(tasks, "apply", t)]
     rollback_tiers = [t for t in reversed(tiers) if of_kind(tasks, "rollback", t)]
-    rollback = [{
+    deploy = [resolve_play(tasks, "apply", {role_of(t): groups_of(of_kind(tasks, "apply", t)) for t in applied})] + [
+        play_for(role_of(t), groups_of(of_kind(tasks, "apply", t)), resolved=True, tags=tier_tags(t))
+        for t in applied]
+    verify = [resolve_play(tasks, VERIFY_KINDS, {"verify": groups_of(verify_tasks(tasks))}),
+              play_for("verify", groups_of(verify_tasks(tasks)), resolved=True)]
+    rollback = [resolve_play(tasks, "rollback", {role_of(t): groups_of(of_kind(tasks, "rollback", t))
+                                                 for t in rollback_tiers}, check=False), {
         "name": "Check which tiers to roll back",
         "hosts": "localhost", "gather_facts": False, "any_errors_fatal": True,
         "vars": {"rollback_tiers": TIERS_EXPR},
@@ -601,8 +670,9 @@ def render_playbooks(tasks: dict[str, Task], tiers: list[str]) -> dict:
         role = role_of(tier)
         rb = of_kind(tasks, "rollback", tier)
         rollback.append({
-            "name": f"Roll back: {ROLE_TITLES.get(role, role)}", "hosts": ":".join(groups_of(rb)),
-            "gather_facts": False, "vars": {"rollback_tiers": TIERS_EXPR},
+            "name": f"Roll back: {ROLE_TITLES.get(role, role)}",
+            "hosts": resolved_hosts(role, groups_of(rb)),
+            "gather_facts": False, "tags": tier_tags(tier), "vars": {"rollback_tiers": TIERS_EXPR},
             "tasks": [{"name": f"Roll back the {tier} tier",
                        "ansible.builtin.include_role": {"name": f"{COLLECTION}.{role}", "tasks_from": "rollback"},
                        "when": f"'{tier}' in rollback_tiers"}]})
@@ -610,7 +680,8 @@ def render_playbooks(tasks: dict[str, Task], tiers: list[str]) -> dict:
         "playbooks/deploy_2fa.yml": yaml_file(deploy, (
             "The whole rollout, one play per tier in dependency order: "
             + " -> ".join(tiers) + ".\n"
-            "Usage: ansible-playbook -i INVENTORY playbooks/deploy_2fa.yml [--check --diff]\n"
+            "Usage: ansible-playbook -i INVENTORY playbooks/deploy_2fa.yml [--check --diff] [--tags TIER]\n"
+            "Each tier's group is the inventory's lync2fa_<group>_group (default: the group of that name).\n"
             "A failure on a server tier stops the rollout (later tiers depend on it); clients fail alone.")),
         "playbooks/verify_2fa.yml": yaml_file(verify, (
             "Read-only checks that the rollout is in place (what lync2fa verify runs).\n"
