@@ -200,10 +200,19 @@ class Inventory:
         return self._hosts[name]
 
     def hosts_in(self, group: str, limit: set[str] | None = None) -> list[HostContext]:
+        """The hosts of a task's group: ``group`` is the name tasks declare (``ca``), read through
+        the inventory's ``lync2fa_<group>_group`` variable (``lync2fa.groups``)."""
+        group = self.group_name(group)
         names = [h.name for h in self.manager.get_hosts(pattern=group)] if group in self.groups() else []
         if limit is not None:
             names = [n for n in names if n in limit]
         return [self.host(n) for n in names]
+
+    def group_name(self, group: str) -> str:
+        """The inventory's name for a task's group: ``lync2fa_<group>_group`` (group_vars/all), else ``group``."""
+        from .groups import actual
+        hosts = self.all_hosts() if group != "all" else []
+        return actual(group, self.host(hosts[0]).var) if hosts else group
 
     def groups(self) -> set[str]:
         return set(self.manager.groups)

@@ -114,7 +114,7 @@ def test_an_unreachable_host_is_unreachable(lab, tmp_path):
     assert recap(result.stdout)["ca01"]["failed"] == 0
 
 
-def test_group_names_are_data(lab, tmp_path):
+def test_group_names_are_data(lab, tmp_path, run_cli):
     inventory = yaml.safe_load(lab.inventory.read_text())
     children = inventory["all"]["children"]
     children["pki"] = children.pop("ca")
@@ -143,6 +143,15 @@ def test_group_names_are_data(lab, tmp_path):
     assert status == "fatal" and "cl0001 is not in the inventory group 'pki' (lync2fa_ca_group)" in outside["msg"]
     assert "force_group" in outside["msg"]
     assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the workstation"
+    # The CLI reads the same variable.
+    planned = run_cli("plan", "-i", renamed, "--tasks", "ca", "--state-dir", tmp_path / "cli", "--json")
+    assert planned.code == 0, planned.err
+    assert {r["host"] for r in planned.json()["results"]} == {"ca01"}
+    # The playbook's first play fails loudly on a tier whose group is empty.
+    del children["adfs"]
+    no_adfs = write(tmp_path, "no-adfs.yml", yaml.safe_dump(inventory))
+    deploy = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml", "--check", "--tags", "adfs", inventory=no_adfs)
+    assert deploy.returncode != 0 and "the inventory group 'adfs' of the adfs tier has no hosts" in deploy.stdout
 
 
 # -- what the lab refuses -------------------------------------------------------------------
