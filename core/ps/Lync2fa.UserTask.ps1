@@ -176,14 +176,14 @@ function Invoke-Lync2faScheduledJob {
         }
         $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::FromSeconds($TimeoutSeconds)) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
         Register-ScheduledTask -TaskName $taskName -TaskPath '\lync2fa\' -Action $action -Principal $principal -Settings $settings | Out-Null
+        $started = (Get-Date).AddSeconds(-1)
         Start-ScheduledTask -TaskName $taskName -TaskPath '\lync2fa\'
         $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
-        $seenRunning = $false
         while (-not (Test-Path -LiteralPath $outputPath)) {
             $state = [string](Get-ScheduledTask -TaskName $taskName -TaskPath '\lync2fa\').State
-            if ($state -eq 'Running') { $seenRunning = $true }
             $info = Get-ScheduledTaskInfo -TaskName $taskName -TaskPath '\lync2fa\'
-            $ended = $seenRunning -and $state -eq 'Ready' -and -not (Test-Path -LiteralPath $outputPath)
+            # Ended: not running any more, and it did run after we started it (0x41303: has not run yet).
+            $ended = $state -eq 'Ready' -and $info.LastRunTime -ge $started -and [int]$info.LastTaskResult -ne 0x41303
             if ($ended -or [DateTime]::UtcNow -gt $deadline) {
                 Start-Sleep -Milliseconds 500
                 if (Test-Path -LiteralPath $outputPath) { break }
