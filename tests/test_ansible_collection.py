@@ -306,10 +306,12 @@ def test_collection_builds_small_with_modules_roles_and_engine_source(tmp_path):
     assert manifest["collection_info"]["namespace"] == "lync2fa"
     for name in TASKS:
         assert {f"plugins/modules/{module_name(name)}.py", f"plugins/action/{module_name(name)}.py"} <= names
-    assert {"meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
-            "playbooks/deploy_2fa.yml", "roles/ca/tasks/main.yml", "roles/verify/meta/argument_specs.yml",
+    assert {"meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
+            "plugins/modules/host_request.ps1", "plugins/module_utils/Lync2faPrimitives.psm1",
+            "plugins/plugin_utils/engine.py", "core/ps/Lync2fa.Frame.ps1", "playbooks/deploy_2fa.yml", "roles/ca/tasks/main.yml", "roles/verify/meta/argument_specs.yml",
             "inventories/example/group_vars/all/vault.yml", "pyproject.toml", "core/ansible_bridge.py"} <= names
-    assert not any(n.split("/")[0] in {".venv", "tests", ".git", ".lync2fa", "dist", ".pytest_cache"}
+    assert not any(n.startswith("playbooks/collections") for n in names)
+    assert not any(n.split("/")[0] in {".venv", ".venvs", "tests", ".git", ".lync2fa", "dist", ".pytest_cache"}
                    or ".egg-info" in n or "__pycache__" in n for n in names)
 
 
