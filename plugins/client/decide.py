@@ -38,6 +38,7 @@ ENROLLED_KEY = "HKLM:\\SOFTWARE\\lync2fa\\Enrolled"
 ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
 TRUST_STORES = ("NTAuth", "Root")            # where a domain member keeps the enterprise CAs' certificates
 MIN_SPEC = (1, 2)
+MAX_KEYS = 30                                # key containers a TPM virtual smart card holds
 DESTROY_TIMEOUT_S = 300
 SMART_CARD_LOGON = EKU["smart_card_logon"]
 WRONG_PIN_HRESULT = -2146434965              # 0x8010006B SCARD_W_WRONG_CHV
@@ -272,6 +273,10 @@ def enrollment_decide(ctx: Context) -> Decision:
         problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
     elif not session.get("signed_in"):
         problem = not_signed_in(p["user"], ctx.host)
+    elif len(card.get("containers") or []) >= MAX_KEYS:
+        problem = (f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} keys, the "
+                   "most a TPM virtual smart card can hold (failed enrollments leave their keys behind): a new key "
+                   "cannot be made. Run client.rollback and client.virtual_smartcard to give the user a new card.")
     if problem and not ctx.check_mode:
         return Decision.refuse(problem, before, warnings)
     if problem:
