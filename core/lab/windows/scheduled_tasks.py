@@ -15,7 +15,7 @@ State: kind ``logon_session`` per host ``{"users": [sam, ...]}`` (owners of an e
 from __future__ import annotations
 
 import base64
-from typing import Callable
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
