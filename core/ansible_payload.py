@@ -179,6 +179,22 @@ def is_bootstrap(script: str) -> str | None:
     return None
 
 
+def unwrap_nested(script: str) -> str:
+    """ansible-core 2.16's winrm connection encodes the module command once more: the outer
+    PowerShell runs ``PowerShell ... -EncodedCommand <bootstrap>`` (stdin passes through). The
+    inner script, or ``script`` itself when it is not such a command line."""
+    words = script.strip().split()
+    lowered = [w.lower() for w in words]
+    if words and lowered[0] in ("powershell", "powershell.exe") and "-encodedcommand" in lowered:
+        index = lowered.index("-encodedcommand")
+        if index + 2 == len(words):
+            try:
+                return base64.b64decode(words[index + 1]).decode("utf-16-le")
+            except ValueError:
+                return script
+    return script
+
+
 def _b64text(value: str) -> str:
     return base64.b64decode(value).decode("utf-8-sig")
 
@@ -235,7 +251,7 @@ def _parse_new(head: str, rest: str) -> AnsibleInvocation:
 
 
 def _parse_216(head: str, rest: str) -> AnsibleInvocation:
-    if "Function Invoke-ExecWrapper" not in head and "$json_raw" not in head and "exec_wrapper" not in head.lower():
+    if "$json_raw" not in head or "common_functions" not in head:
         raise ExecWrapperError("the bootstrap does not run Ansible's exec wrapper")
     try:
         payload = json.loads(rest.strip("\r\n\0"))
@@ -243,10 +259,12 @@ def _parse_216(head: str, rest: str) -> AnsibleInvocation:
         raise ExecWrapperError(f"Ansible's exec wrapper payload is not JSON: {exc}") from None
     actions = list(payload.get("actions") or [])
     for name in actions:
-        if name not in ("exec", "become", "module_wrapper"):
-            raise ExecWrapperError(f"the lab does not run Ansible's {name} wrapper (only become runas and the module)")
+        if name not in ("become_wrapper", "module_powershell_wrapper"):
+            raise ExecWrapperError(f"the lab does not run Ansible's {name} (only become runas and the module)")
+    if "module_powershell_wrapper" not in actions:
+        raise ExecWrapperError("Ansible's exec wrapper manifest runs no PowerShell module")
     become = None
-    if "become" in actions:
+    if "become_wrapper" in actions:
         flags = str(payload.get("become_flags") or "")
         parsed = dict(f.split("=", 1) for f in flags.split() if "=" in f)
         become = {"method": "runas", "user": payload.get("become_user"), "password": payload.get("become_password"),

@@ -17,7 +17,12 @@ from typing import Any
 from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.parsing.vault import VaultSecretsContext, get_file_vault_secret
+from ansible.parsing.vault import get_file_vault_secret
+
+try:  # ansible-core 2.19+: vaulted values decrypt lazily through a process-wide context
+    from ansible.parsing.vault import VaultSecretsContext
+except ImportError:  # ansible-core 2.16 to 2.18: the loader's secrets are enough
+    VaultSecretsContext = None
 from ansible.template import Templar
 from ansible.utils.display import Display
 from ansible.vars.manager import VariableManager
@@ -316,6 +321,8 @@ def _add_vault_secret(loader: DataLoader, password_file: Path) -> None:
         raise InventoryError(f"vault password file {password_file}: {_first_line(exc)}") from None
     loader.set_vault_secrets([("default", secret)])
     # ansible-core 2.19 decrypts vaulted values lazily through a process-wide context.
+    if VaultSecretsContext is None:
+        return
     current = VaultSecretsContext.current(optional=True)
     if current is None:
         VaultSecretsContext.initialize(VaultSecretsContext([("default", secret)]))

@@ -55,6 +55,7 @@ class Dispatcher:
                 script, _, secrets = stdin.decode("utf-8-sig").partition(SECRETS_SEPARATOR)
             if script.startswith(hostscript.MARKER):
                 return self.run_host_script(host, script, secrets, logon)
+            script = ansible_payload.unwrap_nested(script)
             if ansible_payload.is_bootstrap(script):
                 return self.run_ansible_module(host, script, stdin, logon)
             return self.run_script(host, script, secrets)
