@@ -102,8 +102,9 @@ def put_record(lab, resource_id: str, previous: dict) -> None:
 
 
 def estate(lab) -> dict:
-    """The lab's state without empty registry keys (rollback leaves the records key, empty)."""
-    snapshot = lab.snapshot()
+    """The lab's state without empty registry keys (rollback leaves the records key, empty) and
+    without the CA's in-memory template cache (when it was last reloaded is not configuration)."""
+    snapshot = lab.snapshot(exclude_kinds=("lab_fault", "adcs_template_cache"))
     snapshot["registry"] = {k: v for k, v in snapshot.get("registry", {}).items() if v.get("values")}
     return snapshot
 

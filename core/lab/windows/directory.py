@@ -5,6 +5,8 @@ Users and groups for SID translation stay in ``lync2fa.lab.directory`` (ad_user/
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from ..directory import short_name
 from ..state import EstateStore
 from .errors import WindowsError
@@ -59,7 +61,11 @@ class Directory:
         if self.exists(dn):
             raise WindowsError("The object already exists.\r\n", "NotSpecified",
                                "System.DirectoryServices.DirectoryServicesCOMException", -2147019886)
-        obj = {"dn": dn, "class": object_class, "attributes": {"cn": [cn], **attributes},
+        # AD stamps every new object with whenCreated (GeneralizedTime; the lab keeps milliseconds,
+        # so that a replication delay below a second can be modelled).
+        now = dt.datetime.now(dt.timezone.utc)
+        stamp = now.strftime("%Y%m%d%H%M%S.") + f"{now.microsecond // 1000:03d}Z"
+        obj = {"dn": dn, "class": object_class, "attributes": {"cn": [cn], "whenCreated": [stamp], **attributes},
                "acl": {"owner": "CORP\\Domain Admins", "aces": []}}
         self.put(obj)
         return obj
