@@ -28,8 +28,8 @@ def _without_time(value):
 
 
 def estate(lab) -> dict:
-    """The lab's state as compared here: rollback records without the time they were written, and
-    no empty registry keys (the records key stays, empty, once rollback forgot every record)."""
+    """The lab's state as compared here: rollback records and AD objects without the time they were
+    written, and no empty registry keys (the records key stays, empty, once rollback forgot every record)."""
     snapshot = lab.snapshot(UNRELATED)
     registry = {}
     for key, data in snapshot.get("registry", {}).items():
@@ -39,7 +39,10 @@ def estate(lab) -> dict:
             data = {**data, "values": {name: {**entry, "value": _without_time(entry["value"])}
                                        for name, entry in data["values"].items()}}
         registry[key] = data
-    return {**snapshot, "registry": registry}
+    # AD stamps each object with when it was created: a re-created object is the same object.
+    ad = {dn: {**obj, "attributes": {k: v for k, v in obj["attributes"].items() if k != "whenCreated"}}
+          for dn, obj in snapshot.get("ad", {}).items()}
+    return {**snapshot, "registry": registry, "ad": ad}
 
 
 def test_apply_then_rollback_restores_the_estate_exactly(lab, run_cli):
