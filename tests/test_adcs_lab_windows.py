@@ -133,6 +133,21 @@ def test_add_ca_template_does_not_see_a_template_written_moments_ago(lab):
     assert {"Name": "Fresher"} in fact(m, h.cmdlet_fact("Get-CATemplate", {}, ("Name",)))
 
 
+def test_the_ca_template_cache_sees_a_new_template_after_it_reloads(lab):
+    """A template created after the CA loaded its template cache (here without whenCreated, as an
+    ADSI create by the templates tier) is found once the cache is older than the delay."""
+    m = machine(lab)
+    m.store.put(lab_adcs.LAB_OPTION, lab_adcs.REPLICATION_DELAY_OPTION, 0.3)
+    install_ca(m)
+    with m.store.transaction():
+        m.directory.create(adcs.TEMPLATES_CONTAINER, "Cached Later", adcs.TEMPLATE_CLASS, {})
+    with pytest.raises(WindowsError, match="was not found"):
+        m.invoke("Add-CATemplate", {"Name": "Cached Later", "Force": True})
+    time.sleep(0.35)
+    apply(m, h.cmdlet("Add-CATemplate", {"Name": "Cached Later", "Force": True}))
+    assert "Cached Later" in lab_adcs.ca_of(m.store, "ca01")["published"]
+
+
 def test_retry_gives_up_and_other_errors_are_not_retried(lab):
     m = machine(lab)
     install_ca(m)

@@ -24,8 +24,9 @@ domain controller (``Machine.require_network``: the double hop); ``Install-*`` w
 prompts, which a non-interactive session refuses; a template written to AD moments ago is not yet
 visible to the CA (directory replication and the CA's template cache, issue 7 defect 5): an
 object whose ``whenCreated`` is less than ``replication_delay_s`` old (store kind ``lab_option``,
-key ``ad_replication_delay_s``, default ``DEFAULT_REPLICATION_DELAY_S``) is "not found" for
-``Add-CATemplate``.
+key ``ad_replication_delay_s``, default ``DEFAULT_REPLICATION_DELAY_S``), or that is not in the
+CA's template cache (in the CA service's memory: loaded at installation or service start, reloaded
+at most every ``replication_delay_s``), is "not found" for ``Add-CATemplate``.
 
 Other lab components read the CA through ``ca_of(store, host)`` and sign with
 ``issue_certificate(...)``.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 from functools import lru_cache
 
 from cryptography import x509
@@ -61,6 +63,9 @@ from .servermanager import installed
 
 MACHINE_KEY = "machine_key"
 ISSUED = "ca_issued"
+# The CA service's template cache lives in its memory, not in the estate: per (estate, CA host),
+# {"names": [cn lower], "loaded_at": epoch s}; a lab restart is a service restart (reloaded).
+_TEMPLATE_CACHES: dict[tuple[str, str], dict] = {}
 LAB_OPTION = "lab_option"
 REPLICATION_DELAY_OPTION = "ad_replication_delay_s"
 DEFAULT_REPLICATION_DELAY_S = 0.5
@@ -281,6 +286,7 @@ def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
     registry.set(f"{key}\\CSP", "ProviderType", 0, "DWord")
     if enterprise:
         _publish_in_ad(machine, name, cert_pem)
+        _load_template_cache(machine)
     return {"ErrorId": 0, "ErrorString": ""}
 
 
@@ -316,21 +322,38 @@ def _publish_in_ad(machine: Machine, name: str, cert_pem: str) -> None:
 
 
 # -- templates the CA issues ---------------------------------------------------------------------
+def _load_template_cache(machine: Machine) -> dict:
+    """What the CA's template cache holds after it reads the templates from its DC."""
+    names = sorted({_attr(o, "cn")[0].lower() for o in machine.directory.children(adcs.TEMPLATES_CONTAINER)
+                    if _attr(o, "cn")})
+    cache = {"names": names, "loaded_at": time.time()}
+    _TEMPLATE_CACHES[(str(machine.store.path), machine.name)] = cache
+    return cache
+
+
 def _template_visible(machine: Machine, template: str) -> dict | None:
-    """The template's AD object as the CA sees it: None when it is missing, or was created so
-    recently that it has not replicated to the CA's DC / into the CA's template cache yet."""
+    """The template's AD object as the CA sees it, or None: missing; created so recently
+    (``whenCreated``) that it has not replicated to the CA's DC; or not in the CA's template cache,
+    which the CA reloads from its DC at most every ``replication_delay_s``."""
     obj = machine.directory.get(adcs.template_dn(template))
     if obj is None:
         return None
+    delay = replication_delay_s(machine.store)
     created = _attr(obj, "whenCreated")
     if created:
         try:
-            when = parse_generalized_time(created[0])
+            age = (dt.datetime.now(dt.UTC) - parse_generalized_time(created[0])).total_seconds()
         except ValueError:
-            return obj
-        age = (dt.datetime.now(dt.UTC) - when).total_seconds()
-        if age < replication_delay_s(machine.store):
+            age = delay
+        if age < delay:
             return None
+    cache = _TEMPLATE_CACHES.get((str(machine.store.path), machine.name))
+    if cache is not None and template.lower() not in cache["names"]:
+        if time.time() - float(cache["loaded_at"]) < delay:
+            return None
+        cache = None
+    if cache is None:
+        _load_template_cache(machine)
     return obj
 
 
