@@ -161,13 +161,13 @@ def seed_pki_containers(store: EstateStore, estate: Estate) -> None:
             cn = dn.split(",", 1)[0].split("=", 1)[1]
             directory.put({"dn": dn, "class": "configuration" if not rdn else "container",
                            "attributes": {"cn": [cn], "whenCreated": ["20200101000000.0Z"]},
-                           "acl": {"owner": "CORP\\Enterprise Admins", "aces": []}})
+                           "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []}})
     ntauth = directory.resolve(adcs.NTAUTH_DN)
     if directory.get(ntauth) is None:
         directory.put({"dn": ntauth, "class": "certificationAuthority",
                        "attributes": {"cn": ["NTAuthCertificates"], "cACertificate": [],
                                       "whenCreated": ["20200101000000.0Z"]},
-                       "acl": {"owner": "CORP\\Enterprise Admins", "aces": []}})
+                       "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []}})
 
 
 # -- reading the CA (for other lab components) -------------------------------------------------
