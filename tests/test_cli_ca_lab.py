@@ -145,6 +145,10 @@ def test_template_published_right_after_it_was_written_is_retried(lab, run_cli):
 def test_web_enrollment_without_https_binding_is_refused(lab, run_cli):
     """Issue 7 defect 6: SSL is never required on /certsrv without an https binding (403.4)."""
     lab.put(iis.BINDINGS, "ca01", [{"site": "Default Web Site", "protocol": "http", "bindingInformation": "*:80:"}])
+    before = lab.snapshot()
+    preflight = run_cli(*apply_args(lab))
+    assert preflight.code == 1 and "certsrv https" in preflight.out and lab.snapshot() == before
+    # Past preflight, the task itself refuses; the others run.
     result = run_cli(*apply_args(lab, "--skip-preflight", "--json"))
     assert result.code == 1
     web = next(r for r in result.json()["results"] if r["task"] == "ca.web_enrollment")
