@@ -91,7 +91,7 @@ def test_enterprise_ca_is_written_where_windows_keeps_it(lab):
         m.invoke("Install-AdcsCertificationAuthority", INSTALL_CA)
 
 
-def test_enterprise_ca_install_needs_network_credentials(lab):
+def test_issue7_defect2_enterprise_ca_install_needs_network_credentials(lab):
     """Issue 7 defect 2: the Enterprise CA writes the configuration partition (the double hop)."""
     m = machine(lab, delegated=False)
     apply(m, h.cmdlet("Install-WindowsFeature", {"Name": adcs.FEATURE_CA}))
@@ -115,7 +115,7 @@ def _fresh_template(m: Machine, name: str) -> None:
                            {"whenCreated": [lab_adcs.generalized_time()]})
 
 
-def test_add_ca_template_does_not_see_a_template_written_moments_ago(lab):
+def test_issue7_defect5_add_ca_template_does_not_see_a_template_written_moments_ago(lab):
     """Issue 7 defect 5: replication / the CA's template cache; the retry policy gets through."""
     m = machine(lab)
     install_ca(m)
@@ -167,7 +167,7 @@ def test_get_ca_template_needs_network_credentials(lab):
         machine(lab, delegated=False).invoke("Get-CATemplate", {})
 
 
-def test_web_enrollment_and_iis_403_4(lab):
+def test_issue7_defect6_web_enrollment_and_iis_403_4(lab):
     """Issue 7 defect 6: SSL required over http is 403.4; without an https binding /certsrv is
     not reachable over https at all."""
     m = machine(lab)

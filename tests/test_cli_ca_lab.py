@@ -105,7 +105,7 @@ def _unordered(text: str) -> tuple:
     return head, sorted(params)
 
 
-def test_over_ntlm_the_ad_reaching_tasks_are_refused_before_anything_runs(make_lab, run_cli):
+def test_issue7_defect2_over_ntlm_the_ad_reaching_ca_tasks_are_refused_before_anything_runs(make_lab, run_cli):
     lab = make_lab(transport="ntlm", clients=1)
     before = lab.snapshot()
     result = run_cli(*plan_args(lab))
@@ -117,7 +117,7 @@ def test_over_ntlm_the_ad_reaching_tasks_are_refused_before_anything_runs(make_l
     assert lab.snapshot() == before
 
 
-def test_template_published_right_after_it_was_written_is_retried(lab, run_cli):
+def test_issue7_defect5_add_ca_template_right_after_the_template_was_written_is_retried(lab, run_cli):
     """Issue 7 defect 5: a template written to AD moments ago is not visible to the CA yet;
     Add-CATemplate is retried with back-off until it is."""
     authority = run_cli("apply", "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", "ca.authority")
@@ -142,7 +142,7 @@ def test_template_published_right_after_it_was_written_is_retried(lab, run_cli):
     assert done["operations"][0]["result"]["output"]["attempts"] >= 2
 
 
-def test_web_enrollment_without_https_binding_is_refused(lab, run_cli):
+def test_issue7_defect6_web_enrollment_without_https_binding_is_refused(lab, run_cli):
     """Issue 7 defect 6: SSL is never required on /certsrv without an https binding (403.4)."""
     lab.put(iis.BINDINGS, "ca01", [{"site": "Default Web Site", "protocol": "http", "bindingInformation": "*:80:"}])
     before = lab.snapshot()
