@@ -4,7 +4,22 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench modules collection clean
+.PHONY: demo test install bench modules collection clean ansible-lines sanity
+
+# The second ansible-core line the collection is tested on (2.16; the project venv has 2.19), and
+# wheels of everything a clean controller needs: built here, at install time (pip from PyPI), so
+# that tests/test_ansible_lines.py creates its fresh venvs offline (nothing is downloaded by a test).
+VENVS  := .venvs
+WHEELS := $(VENVS)/wheels
+LINES  := $(VENVS)/.lines
+
+$(LINES): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELS) . 'setuptools>=68' wheel
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELS) 'ansible-core>=2.16,<2.17'
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELS) 'ansible-core>=2.19,<2.20'
+	touch $(LINES)
+
+ansible-lines: $(LINES)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +34,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lync2fa demo
 
-test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q
+test: $(STAMP) $(LINES)
+	PATH="$(CURDIR)/$(BIN):$$PATH" LYNC2FA_WHEELS="$(CURDIR)/$(WHEELS)" $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
@@ -34,4 +49,4 @@ collection: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-galaxy collection build --force --output-path dist
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache *.egg-info
+	rm -rf $(VENV) $(VENVS) dist build .pytest_cache *.egg-info

@@ -234,6 +234,8 @@ class PlayConnection:
 
     def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
                 idempotent: bool = False) -> dict:
+        if self.requests == 0:
+            _check_collection_library(self.action)
         if self.unreachable:
             raise TransportError(self.host, "request", self.unreachable, reachable=False)
         args = ansible_payload.module_args(request, secrets)
@@ -259,6 +261,30 @@ class PlayConnection:
 
     def close(self) -> None:
         pass
+
+
+_LIBRARY_CHECKED: set[str] = set()
+
+
+def _check_collection_library(action: ActionBase) -> None:
+    """The collection's module_util must be the engine's primitive library: a collection and an
+    engine of different versions would send operations the library on the host does not know."""
+    module = sys.modules.get(type(action).__module__)
+    path = getattr(module, "__file__", None)
+    if not path or not type(action).__module__.startswith("ansible_collections."):
+        return
+    util = Path(path).resolve().parent.parent / "module_utils" / f"{ansible_payload.UTIL_NAME}.psm1"
+    if str(util) in _LIBRARY_CHECKED:
+        return
+    try:
+        shipped = util.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise hostscript.HostScriptError(f"cannot read the collection's {util}: {exc}") from None
+    if shipped.replace("\r\n", "\n") != ansible_payload.module_util():
+        raise hostscript.HostScriptError(
+            f"the collection's {util.name} is not the primitive library of the installed lync2fa engine: install "
+            "the lync2fa version this collection was built with (or, in a checkout, run tools/gen_modules.py)")
+    _LIBRARY_CHECKED.add(str(util))
 
 
 def engine_missing_message(error: Exception) -> str:

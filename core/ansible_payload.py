@@ -19,7 +19,7 @@ The request travels as JSON text (option ``request``) and the secrets as JSON te
 
 The lab (``lync2fa.lab.dispatch``) reads what Ansible's winrm connection sends with
 :func:`parse_exec_wrapper`: it recognises Ansible's bootstrap and exec wrapper manifest (the
-ansible-core 2.16 and 2.17+ formats), finds lync2fa's module in it byte for byte as shipped, and
+payload format of ansible-core 2.16 and the manifest of 2.19), finds lync2fa's module in it byte for byte as shipped, and
 refuses anything else.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ class ExecWrapperError(ValueError):
 class AnsibleInvocation:
     """What one Ansible module execution carries, as the lab understood it."""
 
-    wrapper: str                 # "exec_wrapper (ansible-core 2.17+)" or "exec_wrapper (ansible-core 2.16)"
+    wrapper: str                 # "ansible exec wrapper (2.19 manifest)" or "ansible exec wrapper (2.16 payload)"
     module: str                  # the module's script name
     args: dict                   # complex_args (module options and Ansible's _ansible_* keys)
     become: dict | None = None   # {"method": "runas", "user", "password", "logon_type", "logon_flags"}
@@ -166,7 +166,7 @@ class AnsibleInvocation:
 
 
 BOOTSTRAP_MARKERS = {
-    "2.17+": ("$codeJson = foreach ($in in $input)", '"`0`0`0`0"'),
+    "2.19": ("$codeJson = foreach ($in in $input)", '"`0`0`0`0"'),
     "2.16": ("$exec_wrapper_str = $input | Out-String", '"`0`0`0`0"'),
 }
 
@@ -210,7 +210,7 @@ def parse_exec_wrapper(script: str, stdin: bytes) -> AnsibleInvocation:
     head, sep, rest = text.partition("\0\0\0\0")
     if not sep:
         raise ExecWrapperError("Ansible's bootstrap input has no exec wrapper manifest")
-    return _parse_new(head, rest) if line == "2.17+" else _parse_216(head, rest)
+    return _parse_new(head, rest) if line == "2.19" else _parse_216(head, rest)
 
 
 def _parse_new(head: str, rest: str) -> AnsibleInvocation:
@@ -247,7 +247,7 @@ def _parse_new(head: str, rest: str) -> AnsibleInvocation:
     args = variables.get("complex_args")
     if not isinstance(args, dict):
         raise ExecWrapperError("the module got no complex_args")
-    return AnsibleInvocation("exec_wrapper (ansible-core 2.17+)", module, args, become, names)
+    return AnsibleInvocation("ansible exec wrapper (2.19 manifest)", module, args, become, names)
 
 
 def _parse_216(head: str, rest: str) -> AnsibleInvocation:
@@ -277,7 +277,7 @@ def _parse_216(head: str, rest: str) -> AnsibleInvocation:
     args = payload.get("module_args")
     if not isinstance(args, dict):
         raise ExecWrapperError("the module got no module_args")
-    return AnsibleInvocation("exec_wrapper (ansible-core 2.16)", MODULE_FQN + ".ps1", args, become, actions)
+    return AnsibleInvocation("ansible exec wrapper (2.16 payload)", MODULE_FQN + ".ps1", args, become, actions)
 
 
 def _title(flag: str) -> str:

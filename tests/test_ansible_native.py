@@ -41,13 +41,13 @@ def test_deploy_reaches_the_lab_through_ansibles_exec_wrapper(make_lab, tmp_path
     assert changed_steps(checked.stdout) == {(r["task"], r["host"]) for r in planned.json()["results"]
                                              if r["changed"]}
     ansible_seen = requests(lab)[len(cli_seen):]
-    assert ansible_seen and {r["via"] for r in ansible_seen} == {"exec_wrapper (ansible-core 2.17+)"}
+    assert ansible_seen and {r["via"] for r in ansible_seen} == {"ansible exec wrapper (2.19 manifest)"}
     assert {r["kind"] for r in ansible_seen} == {"facts"} and all(r["check_mode"] for r in ansible_seen)
 
     applied = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
     after_apply = requests(lab)[len(cli_seen) + len(ansible_seen):]
-    assert {r["via"] for r in after_apply} == {"exec_wrapper (ansible-core 2.17+)"}
+    assert {r["via"] for r in after_apply} == {"ansible exec wrapper (2.19 manifest)"}
     assert "apply" in {r["kind"] for r in after_apply}
     assert all(r["logon"]["auth"] == "credssp" and r["logon"]["delegated"] for r in after_apply)
 
@@ -97,7 +97,7 @@ def test_become_runas_gives_an_ntlm_session_network_credentials(make_lab, tmp_pa
     status, wrong = by_name["With become runas and a wrong password"]
     assert status == "fatal" and "LogonUser failed" in wrong["msg"]
     seen = [r for r in requests(lab) if r["host"] == "ca01"]
-    assert seen and all(r["via"] == "exec_wrapper (ansible-core 2.17+)" for r in seen)
+    assert seen and all(r["via"] == "ansible exec wrapper (2.19 manifest)" for r in seen)
     runas = [r for r in seen if r["become"]]
     assert runas and runas[0]["become"]["logon_type"] == "Interactive"
     assert runas[0]["logon"] == {"auth": "runas:Interactive", "user": runas[0]["logon"]["user"], "delegated": True}
@@ -184,7 +184,7 @@ ARGS = {"request": json.dumps({"kind": "facts", "facts": {}}), "secrets": "{}", 
 def test_the_lab_reads_ansibles_exec_wrapper_and_refuses_anything_else():
     script, stdin = _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS)
     invocation = ansible_payload.parse_exec_wrapper(script, stdin)
-    assert invocation.wrapper == "exec_wrapper (ansible-core 2.17+)" and invocation.args == ARGS
+    assert invocation.wrapper == "ansible exec wrapper (2.19 manifest)" and invocation.args == ARGS
     assert invocation.become is None
     become = {"name": "become_wrapper.ps1", "params": {"BecomeUser": "CORP\\admin", "LogonType": "Batch"},
               "secure_params": {"BecomePassword": "pw"}}

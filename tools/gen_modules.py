@@ -519,7 +519,7 @@ def render_role(role: str, apply: list[Task], rollback: list[Task], role_vars: d
         "galaxy_info": {
             "role_name": role, "namespace": COLLECTION.split(".")[0], "author": AUTHOR,
             "description": ROLE_TITLES.get(role, role), "license": "Apache-2.0",
-            "min_ansible_version": "2.19",
+            "min_ansible_version": "2.16",
             "platforms": [{"name": "Windows", "versions": ["all"]}],
             "galaxy_tags": ["windows", "lync", "skype", "smartcard", "twofactor"],
         },

@@ -1,8 +1,10 @@
-"""What a lab host does with a command: recognise the lync2fa script and apply its twin.
+"""What a lab host does with a command: recognise what lync2fa sends and run its requests on the
+Windows model (``lync2fa.lab.windows``).
 
-The lab does not run PowerShell. A command is either our stdin bootstrap (the script comes
-on stdin), an ``-EncodedCommand`` script (``Session.run_ps``), or one of a few plain commands
-(``hostname``, ``whoami``) so that Ansible ``raw`` tasks work.
+The lab does not run PowerShell. A command is lync2fa's session loop (``open_session``: one
+request per stdin line), a one-shot host script behind the stdin bootstrap, Ansible's exec
+wrapper carrying ``lync2fa.twofactor.host_request``, or one of a few plain commands
+(``hostname``, ``whoami``) so that Ansible ``raw`` tasks work. Anything else is refused.
 """
 from __future__ import annotations
 
@@ -10,18 +12,15 @@ import base64
 import json
 import threading
 from pathlib import Path
-import traceback
 from dataclasses import dataclass, field
 
 from .. import ansible_payload, hostscript
-from ..script import ScriptContractError, read_input
 from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
 from . import costs, windows
 from .logon import LogonInfo
-from .twin import TwinContext, TwinFailure, failure
 from .wsman import CommandOutcome
 
 REQUEST_LOG = "requests.jsonl"   # beside the operations log: one line per lync2fa request, how it came
@@ -35,7 +34,6 @@ RUNAS_DELEGATING = {"Interactive", "Batch", "Service", "NetworkCleartext", "NewC
 class Dispatcher:
     store: EstateStore
     estate: Estate
-    twins: dict
     faults: FaultBook
     log: list = field(default_factory=list)   # (host, task, check_mode) per script, for tests
     # Per host, every operation the lab executed, in order (tests compare it with the plan's).
@@ -58,7 +56,8 @@ class Dispatcher:
             script = ansible_payload.unwrap_nested(script)
             if ansible_payload.is_bootstrap(script):
                 return self.run_ansible_module(host, script, stdin, logon)
-            return self.run_script(host, script, secrets)
+            return CommandOutcome("", "lync2fa lab: this host runs lync2fa's host scripts and session, and "
+                                  "Ansible modules of lync2fa.twofactor; not this script.", 1)
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
             return CommandOutcome(self.estate.host(host).name.upper() + "\r\n")
@@ -211,36 +210,6 @@ class Dispatcher:
         """Scripts on one host run one at a time here; hosts run concurrently (issue 12 item 17)."""
         with self._locks_guard:
             return self._host_locks.setdefault(host_name, threading.Lock())
-
-    def run_script(self, host_name: str, script: str, secrets: str = "") -> CommandOutcome:
-        try:
-            task, document = read_input(script)
-            if secrets.strip():   # as the base frame does: secrets merged into the parameters
-                document["params"].update(json.loads(secrets))
-        except (ScriptContractError, ValueError):
-            return CommandOutcome("", "The lync2fa lab runs lync2fa resource scripts only.", 1)
-        twin = self.twins.get(task)
-        if twin is None:
-            return CommandOutcome("", f"No lab twin implements {task}.", 1)
-        check_mode = bool(document.get("check_mode"))
-        self.log.append((host_name, task, check_mode))
-        injected = self.faults.get(host_name)
-        if task in injected.fail_tasks:
-            # As a script that throws half-way: an error record, exit code 1, nothing kept.
-            return CommandOutcome("", f"{task}: injected failure (lab fault)", 1)
-        ctx = TwinContext(self.store, self.estate, self.estate.host(host_name), check_mode)
-        try:
-            with self.store.transaction(commit=not check_mode):
-                if injected.ca_offline and task.startswith(("client.", "templates.")):
-                    raise TwinFailure("The RPC server is unavailable. 0x800706ba (WIN32: 1722 RPC_S_SERVER_UNAVAILABLE)")
-                result = twin(ctx, document["params"])
-        except TwinFailure as exc:
-            result = failure(str(exc), warnings=ctx.warnings)
-        except Exception as exc:  # a twin bug: report it like a PowerShell exception
-            result = failure(f"lab twin error: {type(exc).__name__}: {exc}")
-            traceback.print_exc()
-        result["warnings"] = list(dict.fromkeys([*ctx.warnings, *result.get("warnings", [])]))
-        return CommandOutcome(json.dumps(result, sort_keys=True) + "\r\n")
 
 
 class LabSession:
