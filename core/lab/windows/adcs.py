@@ -60,6 +60,7 @@ from .iis import (
 from .machine import Machine, simulates
 from .registry import Registry
 from .servermanager import installed
+from .services import add_service
 
 MACHINE_KEY = "machine_key"
 ISSUED = "ca_issued"
@@ -274,6 +275,7 @@ def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
 
     registry, key = machine.registry, _config_key(name)
     registry.set(adcs.CERTSVC_CONFIGURATION, "Active", name, "String")
+    add_service(machine.store, machine.name, "CertSvc", "Active Directory Certificate Services")
     registry.set(key, "CAType", adcs.CA_TYPE_CODES[ca_type], "DWord")
     registry.set(key, "CACertHash", [_spaced(thumb)], "MultiString")
     registry.set(key, "CommonName", name, "String")
