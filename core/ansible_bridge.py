@@ -347,7 +347,7 @@ class EngineAction(ActionBase):
             if isinstance(exc, InsecurePlanError):
                 msg += ("\nWith Ansible: list the rule in the task's allow_insecure option, or in "
                         "lync2fa_allow_insecure for the roles and playbooks.")
-            if isinstance(exc, JournalError):
+            if isinstance(exc, JournalError) or (isinstance(exc, RunLockError) and "another lync2fa run" not in msg):
                 msg += (f"\nlync2fa's audit journal needs a writable directory on the controller: set "
                         f"lync2fa_state_dir (or the module's state_dir, or {STATE_DIR_ENV}) to one.")
             return {**result, "failed": True, "changed": False, "msg": msg}

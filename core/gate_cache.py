@@ -40,6 +40,12 @@ class GateCache:
         cached = _read(path)
         if cached is not None:
             return cached
+        try:
+            return self._judge_once(path, judge)
+        except OSError:   # an unusable state directory: the journal reports it; judge without a cache
+            return judge()
+
+    def _judge_once(self, path: Path, judge: Callable[[], list[Finding]]) -> list[Finding]:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.folder / ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

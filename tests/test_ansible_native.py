@@ -215,3 +215,31 @@ def test_the_module_util_is_the_primitive_library():
     args = ansible_payload.module_args({"kind": "apply", "groups": []}, {"t/pin": "1234"})
     assert json.loads(args["request"]) == {"kind": "apply", "groups": []}
     assert "1234" not in args["request"] and json.loads(args["secrets"]) == {"t/pin": "1234"}
+
+
+def test_an_unusable_journal_location_is_a_clear_task_error(lab, tmp_path):
+    """Under AWX the journal's directory is lync2fa_state_dir (or LYNC2FA_STATE_DIR): one that
+    cannot be written fails the task naming the path and the variable, never '[Errno 2]'."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    book = write(tmp_path, "journal.yml", """---
+- name: Journal
+  hosts: ca01
+  gather_facts: false
+  tasks:
+    - name: Check mode
+      lync2fa.twofactor.ca_authority: {}
+      check_mode: true
+      ignore_errors: true
+    - name: Apply
+      lync2fa.twofactor.ca_authority: {}
+      ignore_errors: true
+""")
+    result = run("ansible-playbook", "-v", "-i", lab.inventory, book, "-e", f"lync2fa_state_dir={blocker}/state",
+                 workdir=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for name, status, host, r in results_by_task(result.stdout):
+        assert status == "fatal", (name, r)
+        assert f"{blocker}/state" in r["msg"] and "lync2fa_state_dir" in r["msg"], r["msg"]
+        assert "Errno" not in r["msg"] and "Traceback" not in r["msg"], r["msg"]
+    assert not requests(lab), "nothing may reach a host without its journal"
