@@ -13,7 +13,17 @@ that is added here is a promise to every plugin author.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:   # the lab is not imported on the production path
+    from .findings import Finding
+    from .lab.estate import Estate
+    from .lab.state import EstateStore
+    from .plan import Plan, Step
+    from .results import Result
+    from .task import Task
 
 PROJECT = "lync2fa"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -21,22 +31,23 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def lync2fa_tasks():
-    """Return the tasks (``lync2fa.task.Task``) this plugin contributes.
+def lync2fa_tasks() -> list[Task]:
+    """Return the tasks (``lync2fa.task.Task``) this plugin contributes: the facts each reads, its
+    pure decision and the operations it emits (docs/writing-a-tier.md). Task names are unique
+    across plugins; a duplicate is refused.
 
     Example::
 
         @hookimpl
         def lync2fa_tasks():
-            return [Task(name="hardening.audit_filter", tier="hardening", group="ca",
-                         template=HERE / "audit_filter.ps1.j2",
-                         params=(Param("audit_filter", "int", default=127),),
-                         after=("ca.authority",))]
+            return [Task(name="hardening.audit_filter", group="ca", after=("ca.authority",),
+                         facts=audit_filter_facts, decide=decide_audit_filter,
+                         params=(Param("audit_filter", "int", default=127, minimum=0, maximum=127),))]
     """
 
 
 @hookspec
-def lync2fa_validate_plan(plan):
+def lync2fa_validate_plan(plan: Plan) -> list[Finding]:
     """Inspect a plan (``lync2fa.plan.Plan``) before anything runs; return findings.
 
     Return a list of ``lync2fa.findings.Finding``. A finding with severity ``error``
@@ -56,37 +67,23 @@ def lync2fa_validate_plan(plan):
 
 
 @hookspec
-def lync2fa_lab_twins():
-    """Return lab twins: a mapping of task name -> twin callable.
-
-    A twin implements the task's resource-script contract on the lab's state: it gets a
-    ``lync2fa.lab.twin.TwinContext`` and the same parameters the script would read, and
-    returns the same JSON-able result the script prints. Optionally a plugin also
-    contributes ``lync2fa_lab_seed``.
-
-    Example::
-
-        @hookimpl
-        def lync2fa_lab_twins():
-            return {"hardening.audit_filter": audit_filter_twin}
-    """
-
-
-@hookspec
-def lync2fa_lab_seed(store, estate):
+def lync2fa_lab_seed(store: EstateStore, estate: Estate) -> None:
     """Put this plugin's initial objects into a new lab estate (``store`` is the lab's
     ``EstateStore``, ``estate`` its ``Estate`` layout). Called once, when the lab is created.
+    The lab simulates Windows for every tier; seed only what a real estate would already hold
+    for your plugin (e.g. a product installed beforehand), in the Windows model's shape.
 
     Example::
 
         @hookimpl
         def lync2fa_lab_seed(store, estate):
-            store.put("ca_registry", estate.first("ca").name, {"AuditFilter": 0})
+            from lync2fa.lab.windows.registry import Registry
+            Registry(store, estate.first("ca").name).set(AUDIT_KEY, "AuditFilter", 0, "DWord")
     """
 
 
 @hookspec
-def lync2fa_task_start(step):
+def lync2fa_task_start(step: Step) -> None:
     """Called when a step (task x host, ``lync2fa.plan.Step``) starts running.
 
     Example (a progress printer)::
@@ -98,7 +95,7 @@ def lync2fa_task_start(step):
 
 
 @hookspec
-def lync2fa_task_finish(step, result):
+def lync2fa_task_finish(step: Step, result: Result) -> None:
     """Called when a step finished, with its ``lync2fa.results.Result``.
 
     Example::

@@ -14,7 +14,21 @@ def new_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     if load_entry_points:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        check(pm)
     return pm
+
+
+class PluginError(ValueError):
+    """A plugin implements a hook lync2fa does not define (a misspelt name, a removed hook, a
+    wrong argument): it would silently never be called, so it is refused."""
+
+
+def check(pm: pluggy.PluginManager) -> None:
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) if getattr(exc, "plugin", None) is not None else "?"
+        raise PluginError(f"plugin {name!r}: {exc}") from None
 
 
 @lru_cache(maxsize=1)
@@ -31,13 +45,6 @@ def collect_tasks(pm: pluggy.PluginManager) -> dict[str, Task]:
                 raise ValueError(f"two plugins contribute the task {task.name!r}")
             tasks[task.name] = task
     return tasks
-
-
-def collect_twins(pm: pluggy.PluginManager) -> dict:
-    twins: dict = {}
-    for contributed in pm.hook.lync2fa_lab_twins():
-        twins.update(contributed or {})
-    return twins
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:

@@ -25,7 +25,7 @@ PS007  ``.Exception.HResult``: COM errors arrive wrapped in MethodInvocationExce
 A line (or the line above it) holding ``# pscheck: ignore PS00N[,PS00M]`` silences those rules there.
 
 CLI: ``python -m lync2fa.pscheck FILE...`` prints ``file:line:col rule message``; exit 1 on findings.
-``*.ps1.j2`` templates are rendered first (line numbers then refer to the rendered script).
+Files are ``*.ps1`` / ``*.psm1`` (lync2fa sends only its primitive library and data).
 See docs/static-checks.md for what these checks cannot see.
 """
 from __future__ import annotations
@@ -538,10 +538,7 @@ def check_text(text: str, path: str = "<text>", defined_functions: Iterable[str]
 
 
 def read_script(path: Path) -> str:
-    """A file's PowerShell text; ``*.j2`` templates are rendered as a task would render them."""
-    if path.name.endswith(".j2"):
-        from .script import render
-        return render(path.resolve(), "pscheck", {}, False)
+    """A file's PowerShell text."""
     return path.read_text(encoding="utf-8-sig")
 
 

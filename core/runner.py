@@ -19,7 +19,6 @@ from .hostscript import HostScriptError
 from .journal import Journal, JournalError
 from .plan import Plan, Step
 from .results import Redactor, Result
-from .script import ScriptContractError, parse_result, render, split_secrets
 from .transport import ConnectionPool, TransportError
 
 
@@ -135,16 +134,8 @@ class Runner:
                 else:
                     todo.append(step)
                     batch.add(step.key)
-            if todo and all(s.task.decide is not None for s in todo):
+            if todo:
                 results.update(self._run_batch(todo, check_mode, run_id, redact, verify))
-                return
-            for step in todo:   # a legacy resource script among them: one step at a time
-                blocker = None if verify else self._blocker(step, plan, results)
-                if blocker:
-                    results[step.key] = self._finish(step, run_id, redact, Result(
-                        step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
-                else:
-                    results[step.key] = self._run_step(step, check_mode, run_id, redact, verify)
 
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
@@ -214,7 +205,7 @@ class Runner:
                     self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
 
         batch = execute.HostBatch(self.pool.get(steps[0].connection), check_mode,
-                                  secrets_of=lambda s: split_secrets(s.params, s.task.secret_params)[1],
+                                  secrets_of=secret_values,
                                   started=journal_started, deadline_s=self.step_timeout_s * len(steps),
                                   stop=self.stop)
         try:
@@ -233,8 +224,6 @@ class Runner:
             outcome = outcomes.get(step.key) or execute.Outcome(execute.Decision(), skipped=True, msg="not run")
             result = placeholders[step.key]
             self._fill(result, outcome)
-            if step.task.interpret and not result.failed and not result.skipped:
-                step.task.interpret(result, step.params)
             if verify and step.task.kind == "apply" and result.changed and not result.failed:
                 result.failed, result.changed = True, False
                 result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
@@ -253,48 +242,6 @@ class Runner:
         result.changed, result.failed, result.skipped = outcome.changed, outcome.failed, outcome.skipped
         result.msg = outcome.msg
 
-    def _run_step(self, step: Step, check_mode: bool, run_id, redact: Redactor, verify: bool = False) -> Result:
-        if step.task.decide is not None:
-            return self._run_batch([step], check_mode, run_id, redact, verify)[step.key]
-        started = time.monotonic()
-        result = Result(step.host.name, step.task.name)
-        self._observe("lync2fa_task_start", result, step=step)
-        try:
-            public, secrets = split_secrets(step.params, step.task.secret_params)
-            connection = self.pool.get(step.connection)
-            self._run_legacy_script(step, connection, public, secrets, check_mode, result)
-            if step.task.interpret and not result.failed:
-                step.task.interpret(result, step.params)
-            if verify and step.task.kind == "apply" and result.changed and not result.failed:
-                result.failed, result.changed = True, False
-                result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
-        except TransportError as exc:
-            result.failed, result.msg = True, str(exc)
-        except HostScriptError as exc:
-            result.failed, result.msg = True, str(exc)
-        except Exception as exc:  # a bug must fail the step, not the whole run
-            result.failed, result.msg = True, f"internal error: {type(exc).__name__}: {exc}"
-        result.duration = round(time.monotonic() - started, 4)
-        return self._finish(step, run_id, redact, result)
-
-    @staticmethod
-    def _run_legacy_script(step: Step, connection, public: dict, secrets: dict, check_mode: bool,
-                           result: Result) -> None:
-        script = render(step.task.template, step.task.name, public, check_mode)
-        output = connection.run_script(script, secrets)
-        try:
-            parsed = parse_result(output.stdout)
-        except ScriptContractError as exc:
-            detail = output.stderr.strip() or str(exc)
-            result.failed, result.msg = True, f"script failed (exit code {output.exit_code}): {detail}"
-            return
-        result.changed, result.failed, result.msg = parsed.changed, parsed.failed, parsed.msg
-        result.before, result.after = parsed.before, parsed.after
-        result.warnings += parsed.warnings
-        if output.exit_code != 0 and not parsed.failed:
-            result.failed = True
-            result.msg = parsed.msg or f"script exited with code {output.exit_code}"
-
     def _finish(self, step: Step, run_id, redact: Redactor, result: Result) -> Result:
         result = redact.result(result)
         self._observe("lync2fa_task_finish", result, step=step, result=result)
@@ -308,6 +255,11 @@ class Runner:
             getattr(self.hooks, hook)(**kwargs)
         except Exception as exc:  # third-party code
             warn_into.warnings.append(f"observer hook {hook} failed: {type(exc).__name__}: {exc}")
+
+
+def secret_values(step: Step) -> dict:
+    """A step's secret parameters (PINs, PUKs): they travel beside the request, never in it."""
+    return {k: v for k, v in step.params.items() if k in step.task.secret_params and v is not None}
 
 
 def fingerprint(step: Step) -> str:

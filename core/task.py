@@ -8,7 +8,6 @@ parameters + facts into operations (``lync2fa.decision``), and what it reaches b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -62,7 +61,6 @@ REACHES = ("ad", "cms", "ca")
 class Task:
     name: str                      # "<tier>.<what>", e.g. "ca.authority"
     group: str                     # inventory group it targets
-    template: Path | None = None   # legacy PowerShell resource script (*.ps1.j2), being retired
     params: tuple[Param, ...] = ()
     after: tuple[str, ...] = ()    # tasks that must have succeeded first
     description: str = ""
@@ -71,10 +69,6 @@ class Task:
     # "apply" tasks make the rollout; "verify" tasks only read (lync2fa verify);
     # "rollback" tasks undo what lync2fa created (lync2fa rollback --tier T).
     kind: str = "apply"
-    # Optional controller-side reading of a script's result, before it is reported and
-    # journaled: ``interpret(result, params)`` may add warnings or mark the result failed
-    # (e.g. the ESC rules evaluated on the templates a CA returned).
-    interpret: Callable[["Result", dict], None] | None = None  # noqa: F821
     # params -> {fact name: query} (lync2fa.hostops *_fact); read on the host in one script.
     facts: Callable[[dict], dict] | None = None
     # Context -> Decision | More: pure Python, the only place a setting is decided.
@@ -82,8 +76,8 @@ class Task:
     reaches: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if (self.decide is None) == (self.template is None):
-            raise TypeError(f"task {self.name}: give either decide (and facts) or a legacy template")
+        if self.decide is None or self.facts is None:
+            raise TypeError(f"task {self.name}: a task needs facts (what to read) and decide (what to do)")
         unknown = [r for r in self.reaches if r not in REACHES]
         if unknown:
             raise TypeError(f"task {self.name}: unknown reaches {unknown}; known: {REACHES}")

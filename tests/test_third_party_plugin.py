@@ -96,3 +96,47 @@ def test_example_decides_from_facts_without_a_lab():
     assert decision.operations[1]["cmdlet"] == "Restart-Service"
     facts_after["ca"]["value"]["values"]["AuditFilter"] = 127
     assert decide(with_ca).operations == []
+
+
+def test_a_misspelt_hook_implementation_is_refused():
+    """A hook lync2fa does not define would silently never be called (issue 8: check_pending)."""
+    import types
+
+    from lync2fa.hookspecs import hookimpl
+    from lync2fa.plugin_manager import PluginError, check, new_plugin_manager
+
+    plugin = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def lync2fa_taks():          # noqa: ANN202 - the misspelling under test
+        return []
+    plugin.lync2fa_taks = lync2fa_taks
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(plugin, name="typo")
+    with pytest.raises(PluginError, match="typo"):
+        check(pm)
+
+
+def test_two_plugins_contributing_one_task_name_are_refused():
+    import types
+
+    from lync2fa import hostops
+    from lync2fa.decision import Decision
+    from lync2fa.hookspecs import hookimpl
+    from lync2fa.plugin_manager import collect_tasks, new_plugin_manager
+    from lync2fa.task import Task
+
+    def make(name):
+        plugin = types.ModuleType(name)
+
+        @hookimpl
+        def lync2fa_tasks():
+            return [Task(name="dup.task", group="ca", facts=lambda p: {"h": hostops.host_fact()},
+                         decide=lambda ctx: Decision())]
+        plugin.lync2fa_tasks = lync2fa_tasks
+        return plugin
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(make("one"), name="one")
+    pm.register(make("two"), name="two")
+    with pytest.raises(ValueError, match="dup.task"):
+        collect_tasks(pm)

@@ -6,7 +6,6 @@ import sys
 import threading
 from pathlib import Path
 
-from ..plugin_manager import collect_twins, default_plugin_manager
 from . import tls
 from .costs import Counters
 from .dispatch import Dispatcher
@@ -26,7 +25,7 @@ def serve(directory: Path) -> None:
     store = EstateStore(directory / STORE)
     faults = FaultBook(store)
     counters = Counters(directory / COUNTERS)
-    dispatcher = Dispatcher(store, estate, collect_twins(default_plugin_manager()), faults,
+    dispatcher = Dispatcher(store, estate, faults,
                             oplog=directory / OPLOG, counters=counters)
     server = WSManServer(
         {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,

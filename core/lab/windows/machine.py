@@ -24,9 +24,6 @@ NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
 # Files ``Import-Module -Name <path>`` loads as a module (e.g. a snap-in's cmdlet assembly): each
 # function gets the Machine and the path and returns the catalog module whose cmdlets it gives, or None.
 MODULE_FILES: list[Callable[..., str | None]] = []
-# Files ``Import-Module -Name <path>`` loads as a module (e.g. a snap-in's cmdlet assembly): each
-# function gets the Machine and the path and returns the catalog module whose cmdlets it gives, or None.
-MODULE_FILES: list[Callable[..., str | None]] = []
 HOST_PROPS = "host_props"
 # Modules every Windows PowerShell 5.1 has (the catalog's module of core cmdlets).
 CORE_MODULES = ("Microsoft.PowerShell.Core", "Microsoft.PowerShell.Management", "Microsoft.PowerShell.Utility",
@@ -45,11 +42,6 @@ def native(program: str) -> Callable:
         NATIVE[program.lower()] = func
         return func
     return register
-
-
-def module_file(func: Callable[..., str | None]) -> Callable[..., str | None]:
-    MODULE_FILES.append(func)
-    return func
 
 
 def module_file(func: Callable[..., str | None]) -> Callable[..., str | None]:
