@@ -1,16 +1,16 @@
-"""WinRM transport: pywinrm, one shell per host reused across that host's tasks.
+"""WinRM transport: pywinrm, one shell and one long-lived PowerShell process per host.
 
-Scripts are not passed on the command line (WinRS limits a command line to 8191
-characters and a resource script is larger): like Ansible's pipelining, a tiny bootstrap is
-started with ``-EncodedCommand`` and the script itself arrives on stdin.
+The process runs ``hostscript.SESSION_LOOP`` (passed with ``-EncodedCommand``: WinRS limits a
+command line to 8191 characters, the loop is small); each request is one line of JSON on its
+stdin (the primitive library rides on the first) and each answer one line on its stdout. A no-op
+host costs Create, Command, one Send, one Receive and Delete; deleting the shell ends the
+process, so no Signal is sent.
 """
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
-from dataclasses import dataclass
 
 import requests
 import winrm
@@ -20,22 +20,6 @@ from winrm.exceptions import (InvalidCredentialsError, WinRMError, WinRMOperatio
 from . import hostscript
 from .connection import ConnectionSettings
 
-# The bootstrap reads stdin: the script, then (after Ansible's separator) the secrets as JSON.
-# Secrets are thus never part of a script block's text, which Windows may log (event 4104:
-# PowerShell logs "suspicious" script blocks, e.g. with Add-Type or P/Invoke, even unasked).
-SECRETS_SEPARATOR = "\n\0\0\0\0\n"
-BOOTSTRAP = "\n".join([
-    "$ErrorActionPreference = 'Stop'",
-    "$lync2faStdin = $input | Out-String",
-    "$lync2faParts = $lync2faStdin.Split([string[]]@(\"`0`0`0`0\"), 2, [StringSplitOptions]::None)",
-    "$Lync2faSecretInput = $null",
-    "if ($lync2faParts.Count -gt 1) {",
-    "    $Lync2faSecretInput = $lync2faParts[1]",
-    "}",
-    "& ([ScriptBlock]::Create($lync2faParts[0]))",
-])
-POWERSHELL_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
-                   base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")]
 SESSION_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
                 base64.b64encode(hostscript.SESSION_LOOP.encode("utf-16-le")).decode("ascii")]
 STDIN_CHUNK = 100_000
@@ -86,13 +70,6 @@ class TransportError(Exception):
         super().__init__(f"{host}: {operation} failed: {cause}")
 
 
-@dataclass(frozen=True)
-class ScriptOutput:
-    stdout: str
-    stderr: str
-    exit_code: int
-
-
 class WinRMConnection:
     """One host's WinRM shell, opened on first use and reused until ``close``."""
 
@@ -108,30 +85,6 @@ class WinRMConnection:
         self._library_sent = False
 
     # -- public -----------------------------------------------------------------------
-    def run_script(self, script: str, secrets: dict | None = None) -> ScriptOutput:
-        """Run a PowerShell script, with ``secrets`` (JSON) after it on stdin.
-
-        Transient transport errors are retried with backoff, but only while the script cannot
-        have started: a script is never sent twice.
-        """
-        with self._lock:
-            attempt = 0
-            while True:
-                try:
-                    return self._run_once(script, secrets)
-                except TransportError as err:
-                    self._reset(close=err.reachable)
-                    if err.may_have_run:
-                        raise TransportError(err.host, err.operation, f"{err.cause}; the script may have run "
-                                             "(the next plan shows the state)") from None
-                    if not err.transient:
-                        raise
-                    if attempt >= self.retries:
-                        raise TransportError(err.host, err.operation,
-                                             f"{err.cause} (after {attempt + 1} attempts)") from None
-                    time.sleep(self.backoff_s * (2 ** attempt))
-                    attempt += 1
-
     def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
                 idempotent: bool = False) -> dict:
         """Send one request to the host's lync2fa process (started on first use, kept for the
@@ -188,26 +141,6 @@ class WinRMConnection:
             transport.session.trust_env = False
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
         return self._protocol, self._shell_id
-
-    def _run_once(self, script: str, secrets: dict | None) -> ScriptOutput:
-        protocol, shell_id = self._shell()
-        command_id = self._call("start command", protocol.run_command, shell_id, "PowerShell",
-                                POWERSHELL_ARGS, console_mode_stdin=False)
-        data = (script + SECRETS_SEPARATOR + (json.dumps(secrets) if secrets else "")).encode("utf-8")
-        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)]
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            # The bootstrap waits for the end of stdin: until the last chunk, nothing has run.
-            self._call("send script", protocol.send_command_input, shell_id, command_id, chunk, end=last,
-                       may_have_run=last)
-        stdout, stderr, code = self._call("receive output", protocol.get_command_output, shell_id, command_id,
-                                          may_have_run=True)
-        try:
-            self._call("end command", protocol.cleanup_command, shell_id, command_id)
-        except TransportError:
-            self._reset(close=True)   # the output is in hand; a new shell next time
-        return ScriptOutput(stdout.decode("utf-8", "replace"),
-                            _clean_clixml(stderr).decode("utf-8", "replace"), code)
 
     def _request_once(self, request: dict, secrets: dict | None, deadline_s: float | None) -> dict:
         protocol, shell_id = self._shell()

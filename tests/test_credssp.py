@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 
 import pytest
+from session_executor import EchoExecutor, facts
 import winrm
 import yaml
 from requests_credssp.exceptions import NTStatusException
 from winrm.protocol import Protocol
 
 from lync2fa import api
+from lync2fa import hostscript
 from lync2fa.connection import ConnectionSettings
 from lync2fa.lab.logon import LogonInfo
 from lync2fa.lab.wsman import CREDSSP_PROTOCOL, CommandOutcome, WSManServer
@@ -81,17 +83,7 @@ def test_credssp_settings_reach_pywinrm_protocol_kwargs(tmp_path):
 
 
 # -- the lab accepts CredSSP as Windows does ------------------------------------------------------
-class Executor:
-    """Records each command with the logon of the shell it ran in."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, LogonInfo | None]] = []
-
-    def __call__(self, host, command, arguments, stdin, logon=None) -> CommandOutcome:
-        self.calls.append((host, command, logon))
-        if command == "big":
-            return CommandOutcome("x" * 100_000 + "\r\n")
-        return CommandOutcome(f"{host.upper()}\r\n")
+Executor = EchoExecutor   # plain commands answer their host name; lync2fa's session loop answers requests
 
 
 @pytest.fixture
@@ -172,7 +164,7 @@ def test_wrong_password_over_credssp_is_an_authentication_error_in_lync2fa(lab):
     settings = ConnectionSettings(host="ca01", address="127.0.0.1", port=ports["ca01"], scheme="http",
                                   transport="credssp", user=USER, password="not-the-password")
     with pytest.raises(TransportError, match="authentication refused for user .* \\(credssp\\)"):
-        WinRMConnection(settings).run_script("Write-Output 1")
+        WinRMConnection(settings).request(facts("a"))
 
 
 def test_delegated_credentials_must_be_the_authenticated_accounts_password(lab):
@@ -222,10 +214,12 @@ def test_credssp_through_lync2fa_transport_runs_scripts_with_secrets(lab):
                                   transport="credssp", user=USER, password=PASSWORD)
     assert settings.delegates
     conn = WinRMConnection(settings)
-    outputs = [conn.run_script("# " + "x" * 250_000, secrets={"pin": "12345678"}), conn.run_script("2")]
+    big = hostscript.facts_request({f"f{i}": {"kind": "file", "path": "C:\\" + "x" * 200} for i in range(1200)})
+    answers = [conn.request(big, {"pin": "12345678"}), conn.request(facts("two"))]
     conn.close()
-    assert [o.exit_code for o in outputs] == [0, 0]
-    assert [c[2] for c in executor.calls] == [LogonInfo("credssp", USER, True)] * 2
+    assert [len(a["facts"]) for a in answers] == [1200, 1]
+    assert [c[2] for c in executor.calls] == [LogonInfo("credssp", USER, True)]   # one process
+    assert [r[2] for r in executor.requests] == [{"pin": "12345678"}, {}]
     assert server.operations("ca01").count("Create") == 1
 
 
@@ -265,7 +259,7 @@ def test_a_service_without_credssp_does_not_offer_it(tmp_path):
         settings = ConnectionSettings(host="ca01", address="127.0.0.1", port=server.ports["ca01"], scheme="http",
                                       transport="credssp", user=USER, password=PASSWORD)
         with pytest.raises(TransportError, match="authentication refused"):
-            WinRMConnection(settings).run_script("1")
+            WinRMConnection(settings).request(facts("a"))
     assert executor.calls == []
 
 

@@ -367,7 +367,8 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
                      "http_status=503", "receive_timeouts=2", "fail_tasks=ca.authority", "ca_offline=true"]) == 0
     faults = json.loads(capsys.readouterr().out)["ca01"]
     assert faults == {"latency_s": 0.5, "drop": False, "http_status": 503, "receive_timeouts": 2,
-                      "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True}
+                      "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True,
+                      "hang_receive": False, "lose_shell_after": 0}
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "*", "http_status=null"]) == 0
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "--clear"]) == 0
 
@@ -555,7 +556,7 @@ def test_a_401_without_a_challenge_is_a_clear_authentication_error(offered, tran
         settings = ConnectionSettings(host="win01", address="127.0.0.1", port=server.server_address[1],
                                       scheme="http", transport=transport, user="CORP\\admin", password="pw")
         with pytest.raises(TransportError) as err:
-            WinRMConnection(settings, retries=0).run_script("Write-Output 1")
+            WinRMConnection(settings, retries=0).request({"kind": "facts", "facts": {}})
     finally:
         server.shutdown()
     assert "authentication" in str(err.value) and "CORP\\\\admin" in str(err.value)

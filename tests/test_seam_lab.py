@@ -37,16 +37,21 @@ def _run(lab, task, params, check_mode=False, host="cl0001"):
     return runner.run(Plan(tasks=[task], steps=[step]), check_mode).results[0]
 
 
-def test_host_script_carries_the_request_as_data_and_the_shipped_library():
+def test_a_request_is_data_and_the_library_must_be_the_shipped_one():
     hostile = "x'@\n$(Remove-Item C:\\ -Recurse)`\"; '@"
     groups = [{"id": "seam.registry", "needs": [], "operations": [hostops.registry_set(KEY, "Mode", hostile)]}]
-    script = hostscript.build(hostscript.apply_request(groups))
-    assert hostscript.parse_script(script)["groups"][0]["operations"][0]["value"] == hostile
-    assert hostile not in script                      # escaped inside one JSON line, never code
-    tampered = script.replace("Set-StrictMode -Version 2.0\n", "Set-StrictMode -Version 2.0\n", 1).replace(
-        "function Invoke-Lync2faNative", "function Invoke-Lync2faNativeX", 1)
+    frame = hostscript.session_frame(hostscript.apply_request(groups), None, with_library=True)
+    assert frame.count(b"\n") == 1 and frame.endswith(b"\n")        # one line of JSON, read as data
+    request, _, _ = hostscript.parse_frame(frame.decode(), False)
+    assert request["groups"][0]["operations"][0]["value"] == hostile
+    import base64
+    import gzip
+    import json as json_
+    doc = json_.loads(frame)
+    tampered = hostscript.library().replace("function Invoke-Lync2faNative", "function Invoke-Lync2faNativeX", 1)
+    doc["library"] = base64.b64encode(gzip.compress(tampered.encode())).decode()
     with pytest.raises(hostscript.HostScriptError, match="library differs"):
-        hostscript.parse_script(tampered)
+        hostscript.parse_frame(json_.dumps(doc), False)
 
 
 def test_session_frames_carry_the_library_once_and_secrets_as_data():
@@ -148,9 +153,9 @@ def test_issue11_one_process_per_host_and_few_requests(make_lab):
 
 
 def test_what_reaches_a_host_passes_the_static_checks():
-    """The session loop and the one-shot script, with the library's functions (issue 7)."""
+    """The session loop and the library it loads (issue 7)."""
     from lync2fa import pscheck
     functions = pscheck.defined_functions(hostscript.library())
     findings = pscheck.check_text(hostscript.SESSION_LOOP, "session loop", functions)
-    findings += pscheck.check_text(hostscript.build(hostscript.facts_request({})), "host script")
+    findings += pscheck.check_text(hostscript.library(), "library")
     assert findings == [], "\n".join(str(f) for f in findings)

@@ -2,8 +2,7 @@
 Windows model (``lync2fa.lab.windows``).
 
 The lab does not run PowerShell. A command is lync2fa's session loop (``open_session``: one
-request per stdin line), a one-shot host script behind the stdin bootstrap, Ansible's exec
-wrapper carrying ``lync2fa.twofactor.host_request``, or one of a few plain commands
+request per stdin line), Ansible's exec wrapper carrying ``lync2fa.twofactor.host_request``, or one of a few plain commands
 (``hostname``, ``whoami``) so that Ansible ``raw`` tasks work. Anything else is refused.
 """
 from __future__ import annotations
@@ -15,7 +14,6 @@ from pathlib import Path
 from dataclasses import dataclass, field
 
 from .. import ansible_payload, hostscript
-from ..transport import BOOTSTRAP, SECRETS_SEPARATOR
 from .estate import Estate
 from .faults import FaultBook
 from .state import EstateStore
@@ -48,44 +46,17 @@ class Dispatcher:
         lowered = [w.lower() for w in words]
         if "-encodedcommand" in lowered:
             encoded = words[lowered.index("-encodedcommand") + 1]
-            script, secrets = base64.b64decode(encoded).decode("utf-16-le"), ""
-            if script.strip() == BOOTSTRAP.strip():   # as the bootstrap does: script, then secrets
-                script, _, secrets = stdin.decode("utf-8-sig").partition(SECRETS_SEPARATOR)
-            if script.startswith(hostscript.MARKER):
-                return self.run_host_script(host, script, secrets, logon)
-            script = ansible_payload.unwrap_nested(script)
+            script = ansible_payload.unwrap_nested(base64.b64decode(encoded).decode("utf-16-le"))
             if ansible_payload.is_bootstrap(script):
                 return self.run_ansible_module(host, script, stdin, logon)
-            return CommandOutcome("", "lync2fa lab: this host runs lync2fa's host scripts and session, and "
-                                  "Ansible modules of lync2fa.twofactor; not this script.", 1)
+            return CommandOutcome("", "lync2fa lab: this host runs lync2fa's session and the Ansible modules "
+                                  "of lync2fa.twofactor; not this script.", 1)
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
             return CommandOutcome(self.estate.host(host).name.upper() + "\r\n")
         if text in ("whoami", "whoami.exe"):
             return CommandOutcome(self.estate.account.lower() + "\r\n")
         return CommandOutcome("", f"'{command}' is not recognized in the lync2fa lab.", 1)
-
-    def run_host_script(self, host_name: str, script: str, secrets: str = "", logon=None) -> CommandOutcome:
-        """A lync2fa host script: the primitive library and one request, run on the Windows model."""
-        machine = self.machine(host_name, logon)
-        version = machine.props.get("powershell_version", "5.1")
-        if int(version.split(".")[0]) < 3:
-            # Windows PowerShell 2.0 has no ConvertFrom-Json: the frame dies on its first line.
-            return CommandOutcome("", str(windows.errors.not_recognized("ConvertFrom-Json")) + "\r\n", 1)
-        try:
-            request = hostscript.parse_script(script)
-            secret_values = json.loads(secrets) if secrets.strip() else {}
-        except (hostscript.HostScriptError, ValueError) as exc:
-            return CommandOutcome("", f"lync2fa lab: {exc}", 1)
-        injected = self.faults.get(host_name)
-        self.log.append((host_name, request.get("kind"), None))
-        self.record_request(host_name, request, "lync2fa host script", logon)
-        if request.get("kind") == "apply" and injected.fail_tasks:
-            return CommandOutcome("", "injected failure (lab fault)", 1)
-        with self.host_lock(host_name):
-            response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
-        self.record_operations(host_name, executed)
-        return CommandOutcome(json.dumps(response, sort_keys=True) + "\r\n")
 
     def run_ansible_module(self, host_name: str, script: str, stdin: bytes, logon=None) -> CommandOutcome:
         """What Ansible's winrm connection sends for ``lync2fa.twofactor.host_request``: its
