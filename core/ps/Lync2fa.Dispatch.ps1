@@ -52,7 +52,7 @@ function Read-Lync2faNamedFact {
     switch ($Name) {
         'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
         'tpm' { return Read-Lync2faTpm }
-        'virtual_smartcards' { return Get-Lync2faVirtualSmartCards -NativeSource $Lync2faNativeMethodsSource }
+        'virtual_smartcards' { return Get-Lync2faVirtualSmartCards -NativeSource $Lync2faNativeMethodsSource -Provider ([string]$Arguments['provider']) }
         'user_session' { return Read-Lync2faUserSession -Arguments $Arguments }
         'file_text' { return Read-Lync2faFileText -Path ([string]$Arguments['path']) }
         default { throw ('lync2fa: unknown named fact ' + $Name) }

@@ -137,11 +137,11 @@ public static class Lync2faNativeMethods
     [DllImport("ncrypt.dll")] static extern int NCryptFreeObject(IntPtr handle);
     const uint SilentFlag = 0x40, NoMoreItems = 0x8009002A;
 
-    public static string[] Containers(string reader)
+    public static string[] Containers(string reader, string storageProvider)
     {
         IntPtr provider, state = IntPtr.Zero, item;
         List<string> names = new List<string>();
-        Check(NCryptOpenStorageProvider(out provider, "Microsoft Smart Card Key Storage Provider", 0), "NCryptOpenStorageProvider");
+        Check(NCryptOpenStorageProvider(out provider, storageProvider, 0), "NCryptOpenStorageProvider");
         try {
             while (true) {
                 int status = NCryptEnumKeys(provider, "\\\\.\\" + reader + "\\", out item, ref state, SilentFlag);

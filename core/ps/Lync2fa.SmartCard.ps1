@@ -49,16 +49,20 @@ function Get-Lync2faVirtualSmartCards {
         containers on each.
     .PARAMETER NativeSource
         The C# text of Lync2fa.NativeMethods.cs.
+    .PARAMETER Provider
+        The key storage provider whose containers to list (from Python); none: the cards only.
     #>
-    param([string]$NativeSource)
+    param([string]$NativeSource, [string]$Provider)
     $cards = New-Object -TypeName System.Collections.ArrayList
     $readers = @(Get-CimInstance -ClassName 'Win32_PnPEntity' -Filter 'DeviceID LIKE ''ROOT\\SMARTCARDREADER\\%''')
     foreach ($device in $readers) {
         $containers = $null
         try {
-            Add-Lync2faNativeMethods -Source $NativeSource
-            $reader = [Lync2faNativeMethods]::Reader([string]$device.Name)
-            $containers = @([Lync2faNativeMethods]::Containers($reader))
+            if (-not [string]::IsNullOrEmpty($Provider)) {
+                Add-Lync2faNativeMethods -Source $NativeSource
+                $reader = [Lync2faNativeMethods]::Reader([string]$device.Name)
+                $containers = @([Lync2faNativeMethods]::Containers($reader, $Provider))
+            }
         }
         catch {
             $containers = $null

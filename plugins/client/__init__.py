@@ -15,10 +15,9 @@ from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
 from . import decide
-from .decide import DEFAULT_PIN
+from .decide import DEFAULT_PIN, SMART_CARD_KSP
 
 SMART_CARD_CSP = "Microsoft Base Smart Card Crypto Provider"
-SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
 OFFICE_VERSION = re.compile(r"1[4-9]\.0")  # use fullmatch
 PRINTABLE = re.compile(r"[\x20-\x7e]{8,127}")  # use fullmatch
 

@@ -29,6 +29,10 @@ from lync2fa.hostops import (
     secret,
 )
 
+# The key storage provider of smart cards: where enrollment makes its keys, where the cards' key
+# containers are listed.
+SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
+
 DEFAULT_PIN = "12345678"   # tpmvscmgr /pin default (and /puk default), printed in Microsoft's docs
 POLICY = "HKLM:\\Software\\Policies\\Microsoft\\Office\\{}\\Lync"
 POLICY_NAMES = ("DisableNTCredentials", "SavePassword")
@@ -155,7 +159,8 @@ def on_card(entry: dict | None, card: dict | None) -> bool:
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
 def vsc_facts(p: dict) -> dict:
-    return {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards"), "created": registry_fact(VSC_KEY),
+    return {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+            "created": registry_fact(VSC_KEY),
             rec.FACT: rec.records_fact()}
 
 
@@ -239,7 +244,8 @@ def settings_decide(ctx: Context) -> Decision:
 # -- client.enrollment ------------------------------------------------------------------------------
 def enrollment_facts(p: dict) -> dict:
     return {"user": named_fact("user_session", user=p["user"], office_versions=[]),
-            "cards": named_fact("virtual_smartcards"), "created": registry_fact(VSC_KEY),
+            "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+            "created": registry_fact(VSC_KEY),
             "enrolled": registry_fact(ENROLLED_KEY), rec.FACT: rec.records_fact()}
 
 
@@ -294,7 +300,8 @@ def enrollment_decide(ctx: Context) -> Decision:
 
 # -- client.verify ------------------------------------------------------------------------------------
 def verify_facts(p: dict) -> dict:
-    out = {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards"), "created": registry_fact(VSC_KEY),
+    out = {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+            "created": registry_fact(VSC_KEY),
            "user": named_fact("user_session", user=p["user"], office_versions=[]),
            "enrolled": registry_fact(ENROLLED_KEY)}
     out.update({f"policy {v}": registry_fact(POLICY.format(v), list(POLICY_NAMES)) for v in p["office_versions"]})
@@ -397,7 +404,8 @@ def verify_decide(ctx: Context) -> Decision | More:
 
 # -- client.rollback ----------------------------------------------------------------------------------
 def rollback_facts(p: dict) -> dict:
-    return {"cards": named_fact("virtual_smartcards"), "created": registry_fact(VSC_KEY),
+    return {"cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+            "created": registry_fact(VSC_KEY),
             "enrolled": registry_fact(ENROLLED_KEY), rec.FACT: rec.records_fact()}
 
 

@@ -96,8 +96,10 @@ def card_by_name(machine: Machine, name: str) -> tuple[str | None, dict | None]:
 
 
 @named_fact("virtual_smartcards")
-def virtual_smartcards(machine: Machine) -> list[dict]:
-    return [{"instance_id": iid, "name": card["name"], "containers": sorted(card.get("containers", {}))}
+def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[dict]:
+    """The cards, and with a key storage provider, the key containers on each (NCryptEnumKeys)."""
+    return [{"instance_id": iid, "name": card["name"],
+             "containers": sorted(card.get("containers", {})) if provider else None}
             for iid, card in sorted(cards(machine).items())]
 
 
