@@ -44,6 +44,13 @@ def _library_part(name: str, text: str) -> str:
     return f"{variable} = @'\n{text.rstrip()}\n'@"
 
 
+def request_json(request: dict) -> str:
+    """A request as one line of ASCII JSON (the Ansible face passes it as a module option)."""
+    text = json.dumps(request, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    assert "\n" not in text and "\r" not in text
+    return text
+
+
 def facts_request(queries: dict[str, dict]) -> dict:
     return {"kind": "facts", "facts": queries}
 
