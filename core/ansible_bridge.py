@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 from . import ansible_payload, api, groups, hostscript
@@ -96,7 +95,7 @@ builtin_tasks()
 class PlayHost:
     """One host as the engine sees it, read from Ansible's variables for the play."""
 
-    def __init__(self, name: str, variables: Mapping, inventory: "PlayInventory",
+    def __init__(self, name: str, variables: Mapping, inventory: PlayInventory,
                  template: Callable[[Any], Any] = lambda value: value):
         self.name = name
         self._vars = variables
@@ -112,7 +111,7 @@ class PlayHost:
             return default
         try:
             return plain(self._template(self._vars[name]))
-        except Exception as exc:  # undecryptable vault data, broken templates ...
+        except Exception as exc:  # noqa: BLE001 - undecryptable vault data, broken templates ...
             raise InventoryError(f"{self.name}: cannot read variable {name}: {exc}") from None
 
     def has_var(self, name: str) -> bool:
@@ -195,7 +194,7 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
     def option(name, default=None):
         try:
             value = connection.get_option(name)
-        except Exception:  # an option this connection plugin does not have
+        except (KeyError, AttributeError, AnsibleError):  # an option this connection plugin does not have
             return default
         return default if value is None else value
 

@@ -28,7 +28,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from . import hostscript
 
@@ -131,7 +131,7 @@ response:
 '''
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_util() -> str:
     """The primitive library as the collection's PowerShell module_util (its functions exported)."""
     return (f"# {GENERATED}\n# lync2fa-library-sha256 {hashlib.sha256(hostscript.library().encode()).hexdigest()}\n"

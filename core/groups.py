@@ -8,7 +8,8 @@ that group fails (unless ``force_group: true``), as does a play whose group is e
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DEFAULT_GROUPS = ("ca", "adfs", "lync_pools", "lync_edge", "clients")
 

@@ -3,7 +3,7 @@
 For ansible-core 2.16 and 2.19: a fresh venv holding only ansible-core, the collection built with
 ``ansible-galaxy collection build`` and installed into an empty collections path, a playbook that
 fails every lync2fa task with the exact "install lync2fa: ..." command; then the engine installed
-as that message (and the collection's README) says, and the deploy playbook applies through
+from the wheel the collection carries, as that message (and the collection's README) says, and the deploy playbook applies through
 Ansible's winrm connection (the lab names the exec wrapper of that line) and re-runs with
 changed=0.
 
@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ansible_support import ROOT, recap
 
 WHEELS = Path(os.environ.get("LYNC2FA_WHEELS") or ROOT / ".venvs" / "wheels")
@@ -33,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def sh(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
 
 
 def clean_env(home: Path, **extra) -> dict:
@@ -61,8 +60,8 @@ def test_clean_controller_fails_cleanly_then_deploys_after_installing_the_engine
 
     # The collection from its tarball, into an empty collections path.
     collections = tmp_path / "collections"
-    built = sh(venv / "bin" / "ansible-galaxy", "collection", "build", ROOT, "--output-path", tmp_path / "dist",
-               env=env, cwd=tmp_path)
+    built = sh(sys.executable, ROOT / "tools" / "build_collection.py", "--output-path", tmp_path / "dist",
+               "--galaxy", venv / "bin" / "ansible-galaxy", env=env, cwd=tmp_path)
     assert built.returncode == 0, built.stdout + built.stderr
     (tarball,) = (tmp_path / "dist").glob("lync2fa-twofactor-*.tar.gz")
     installed = sh(venv / "bin" / "ansible-galaxy", "collection", "install", tarball, "-p", collections,
@@ -79,14 +78,15 @@ def test_clean_controller_fails_cleanly_then_deploys_after_installing_the_engine
 
     missing = deploy("--tags", "ca")
     assert missing.returncode != 0
-    command = f"{venv}/bin/python -m pip install '{collection.resolve()}'"
+    wheel = collection.resolve() / "engine" / "lync2fa-0.1.0-py3-none-any.whl"
+    command = f"{venv}/bin/python -m pip install '{wheel}'"
     assert f"install lync2fa: {command}" in missing.stdout, missing.stdout[-3000:]
     assert "Traceback" not in missing.stdout + missing.stderr and "Unexpected Exception" not in missing.stdout
 
     # As the message says (offline here: PIP_NO_INDEX and PIP_FIND_LINKS point at the wheels).
-    engine = sh(python, "-m", "pip", "install", "--quiet", collection.resolve(), env=env, cwd=tmp_path)
+    engine = sh(python, "-m", "pip", "install", "--quiet", wheel, env=env, cwd=tmp_path)
     assert engine.returncode == 0, engine.stdout + engine.stderr
-    assert sh(python, "-c", "import ansible, sys; sys.exit(not ansible.__version__.startswith(%r))" % line,
+    assert sh(python, "-c", f"import ansible, sys; sys.exit(not ansible.__version__.startswith({line!r}))",
               env=env).returncode == 0, "installing the engine must keep the ansible-core line"
 
     first = deploy()

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import yaml
-
 from ansible_support import PLAYBOOKS, changed_steps, recap, results_by_task, run
 from lync2fa import ansible_payload, hostscript
 from lync2fa.lab.dispatch import REQUEST_LOG

@@ -19,10 +19,20 @@ from ansible.plugins.action import ActionBase
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
+def engine_source():
+    """What to install: the wheel the collection carries (engine/), else, in a checkout, the checkout."""
+    engine = os.path.join(COLLECTION_ROOT, "engine")
+    wheels = sorted(f for f in os.listdir(engine) if f.startswith("lync2fa-") and f.endswith(".whl")) \
+        if os.path.isdir(engine) else []
+    if wheels:
+        return os.path.join(engine, wheels[-1])
+    return COLLECTION_ROOT
+
+
 def install_message(error):
     return ("install lync2fa: %s -m pip install '%s' (the lync2fa Python package, the engine this collection "
             "runs on the controller, is missing or broken: %s; see the collection's README)"
-            % (sys.executable, COLLECTION_ROOT, error))
+            % (sys.executable, engine_source(), error))
 
 
 try:
