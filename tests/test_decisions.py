@@ -5,6 +5,7 @@ Each fixture under tests/decisions/<tier>/*.json is::
     {"task": "ca.authority", "params": {...}, "check_mode": false, "hostvars": {...},
      "facts": {"<name>": {"ok": true, "value": ...} | {"ok": false, "error": {...}}},
      "more": {"<name>": {...}},                       # optional: facts a More round would read
+     "planned": ["<task>"],                           # optional: same-host steps with pending changes
      "expect": {"operations": [...], "before": {...}, "after": {...}, "failed": false,
                 "msg_contains": "...", "warnings_contain": ["..."]}}
 
@@ -21,7 +22,7 @@ import pytest
 
 from lync2fa import api
 from lync2fa.catalog import Catalog
-from lync2fa.decision import Context, Facts, More
+from lync2fa.decision import Context, Decision, Facts, More
 from lync2fa.records import RECORDS_KEY
 
 FIXTURES = sorted((Path(__file__).parent / "decisions").glob("*/*.json"))
@@ -43,7 +44,8 @@ def _decide(fixture: dict):
     params = task.validate(fixture.get("params", {}))
     ctx = Context(task=task.name, host=fixture.get("host", "host01"), params=params,
                   facts=Facts(fixture.get("facts", {})), check_mode=fixture.get("check_mode", False),
-                  hostvars=fixture.get("hostvars", {}))
+                  hostvars=fixture.get("hostvars", {}),
+                  planned={name: Decision() for name in fixture.get("planned", [])})
     queries = task.facts(params)
     assert set(queries) <= set(fixture.get("facts", {})) | set(fixture.get("more", {})) | set(), \
         f"fixture lacks facts {sorted(set(queries) - set(fixture.get('facts', {})))}"

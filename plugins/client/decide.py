@@ -272,17 +272,21 @@ def enrollment_decide(ctx: Context) -> Decision:
             (cert.not_valid_after_utc - cert.not_valid_before_utc) <= dt.timedelta(days=p["renew_days"]):
         warnings.append(RENEWAL_LOOP)
     problem = None
-    if card is None and ctx.check_mode:
+    if card is None and not ctx.assumes("client.virtual_smartcard"):
+        problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
+    elif card is None and ctx.check_mode:
         warnings.append(f"No virtual smart card named {p['card_name']} yet (check mode): assuming "
                         "client.virtual_smartcard creates it.")
-    elif card is None:
-        problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
-    elif not session.get("signed_in"):
-        problem = not_signed_in(p["user"], ctx.host)
-    elif len(card.get("containers") or []) >= MAX_KEYS:
-        problem = (f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} keys, the "
-                   "most a TPM virtual smart card can hold (failed enrollments leave their keys behind): a new key "
-                   "cannot be made. Run client.rollback and client.virtual_smartcard to give the user a new card.")
+    # A card whose creation is pending in this same request (client.virtual_smartcard): enroll on it
+    # by name; whether the user is signed in is known now either way.
+    if problem is None and not (card is None and ctx.check_mode):
+        if not session.get("signed_in"):
+            problem = not_signed_in(p["user"], ctx.host)
+        elif card is not None and len(card.get("containers") or []) >= MAX_KEYS:
+            problem = (f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} "
+                       "keys, the most a TPM virtual smart card can hold (failed enrollments leave their keys "
+                       "behind): a new key cannot be made. Run client.rollback and client.virtual_smartcard to give "
+                       "the user a new card.")
     if problem and not ctx.check_mode:
         return Decision.refuse(problem, before, warnings)
     if problem:
