@@ -46,7 +46,24 @@ modules: $(STAMP)
 	$(BIN)/python tools/gen_modules.py
 
 collection: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-galaxy collection build --force --output-path dist
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python tools/build_collection.py --output-path dist
+
+# ansible-test sanity on the collection as Galaxy sees it (tools/sanity.sh). Its tools and per-test
+# venvs are installed here, once (pip from PyPI); `make sanity` itself downloads nothing.
+SANITY_REQS := $(VENV)/lib/python3.11/site-packages/ansible_test/_data/requirements
+
+$(VENVS)/.sanity: $(STAMP)
+	$(PYTHON) -m venv $(VENVS)/sanity
+	cat $(SANITY_REQS)/sanity.pep8.txt $(SANITY_REQS)/sanity.pylint.txt $(SANITY_REQS)/sanity.validate-modules.txt \
+		$(SANITY_REQS)/sanity.yamllint.txt $(SANITY_REQS)/sanity.import.txt $(SANITY_REQS)/sanity.ansible-doc.txt \
+		$(SANITY_REQS)/sanity.runtime-metadata.txt | grep -v '^#' | sort -u > $(VENVS)/sanity-requirements.txt
+	$(VENVS)/sanity/bin/python -m pip install --quiet "ansible-core==$$($(BIN)/python -c 'import ansible; print(ansible.__version__)')" \
+		-r $(VENVS)/sanity-requirements.txt
+	tools/sanity.sh prime
+	touch $(VENVS)/.sanity
+
+sanity: $(VENVS)/.sanity
+	tools/sanity.sh
 
 clean:
 	rm -rf $(VENV) $(VENVS) dist build .pytest_cache *.egg-info

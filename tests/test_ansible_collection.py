@@ -105,7 +105,8 @@ def test_module_options_are_the_task_argument_spec(name):
     documented = {}
     for pname in task.argument_spec():
         doc = options[pname]
-        spec = {"type": doc["type"], "required": doc.get("required", False)}
+        assert "required" not in doc, "the inventory may give any option: none is required of the module"
+        spec = {"type": doc["type"], "required": task.argument_spec()[pname]["required"]}
         for key in ("default", "choices", "elements"):
             if key in doc:
                 spec[key] = doc[key]
@@ -118,6 +119,12 @@ def test_module_options_are_the_task_argument_spec(name):
     for opt, spec in ENGINE_OPTIONS.items():
         assert options[opt]["type"] == spec["type"] and options[opt].get("default") == spec.get("default")
     assert module_doc(name)["module"] == module_name(name)
+    # The module file declares the same options (validate-modules compares them with the docs).
+    source = (ROOT / "plugins" / "modules" / f"{module_name(name)}.py").read_text()
+    declared = ast.literal_eval(source.split("ARGUMENT_SPEC = ", 1)[1].split("\n}\n", 1)[0] + "\n}")
+    assert set(declared) == set(options)
+    for option, entry in declared.items():
+        assert "required" not in entry and entry.get("default") == options[option].get("default"), option
 
 
 def test_ansible_doc_shows_every_module(tmp_path):
@@ -135,20 +142,28 @@ def test_ansible_doc_shows_every_module(tmp_path):
         assert f"{COLLECTION}.{module_name(name)}:" in doc["examples"]
 
 
+def _no_facts(params):
+    return {}
+
+
+def _no_decision(ctx):
+    return None
+
+
 def test_generator_covers_a_new_tier_without_changes():
     """A tier that appears later (here a made-up one) gets modules, a role and plays by itself;
     a derived value and a variable whose tasks disagree on its default get no role default."""
     from lync2fa.task import Param, Task
     gen = _generator()
     extra = {
-        "hardening.audit": Task(name="hardening.audit", group="ca", template=ROOT / "x.ps1.j2",
+        "hardening.audit": Task(name="hardening.audit", group="ca", facts=_no_facts, decide=_no_decision,
                                 after=("ca.authority",), description="set the CA audit filter",
                                 params=(Param("level", "int", default=127), Param("target", required=True),
                                         Param("key", secret=True)),
                                 derived={"target": lambda host: host.fqdn}),
-        "hardening.check": Task(name="hardening.check", group="ca", template=ROOT / "x.ps1.j2", kind="verify",
+        "hardening.check": Task(name="hardening.check", group="ca", facts=_no_facts, decide=_no_decision, kind="verify",
                                 params=(Param("level", "int", default=255),)),
-        "hardening.undo": Task(name="hardening.undo", group="ca", template=ROOT / "x.ps1.j2", kind="rollback"),
+        "hardening.undo": Task(name="hardening.undo", group="ca", facts=_no_facts, decide=_no_decision, kind="rollback"),
     }
     files = gen.render_all({**TASKS, **extra})
     for name in extra:
@@ -163,13 +178,14 @@ def test_generator_covers_a_new_tier_without_changes():
     specs = yaml.safe_load(files["roles/hardening/meta/argument_specs.yml"])["argument_specs"]
     assert specs["main"]["options"]["hardening_key"]["no_log"] is True and "rollback" in specs
     doc = yaml.safe_load(files["plugins/modules/hardening_audit.py"].split('DOCUMENTATION = r"""')[1].split('"""')[0])
-    assert doc["options"]["key"]["no_log"] is True and doc["options"]["target"]["required"] is True
+    assert doc["options"]["key"]["no_log"] is True and "required" not in doc["options"]["target"]
+    assert "hardening_target" in " ".join(doc["options"]["target"]["description"])
     deploy = yaml.safe_load(files["playbooks/deploy_2fa.yml"])
     assert deploy[-1]["roles"] == [{"role": "lync2fa.twofactor.hardening"}]  # after the built-in tiers
     assert "lync2fa.twofactor.hardening_check" in files["roles/verify/tasks/main.yml"]
     rollback = yaml.safe_load(files["playbooks/rollback_2fa.yml"])
     assert rollback[2]["tasks"][0]["ansible.builtin.include_role"]["name"] == "lync2fa.twofactor.hardening"
-    backwards = Task(name="ca.needs_hardening", group="ca", template=ROOT / "x.ps1.j2", after=("hardening.audit",))
+    backwards = Task(name="ca.needs_hardening", group="ca", facts=_no_facts, decide=_no_decision, after=("hardening.audit",))
     with pytest.raises(SystemExit, match="cannot honour"):
         gen.render_all({**TASKS, **extra, backwards.name: backwards})
 
@@ -284,10 +300,12 @@ def test_collection_metadata_is_consistent():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert (galaxy["namespace"], galaxy["name"], galaxy["version"]) == ("lync2fa", "twofactor", version)
     assert (ROOT / galaxy["readme"]).is_file()
-    assert load_yaml(ROOT / "meta" / "runtime.yml")["requires_ansible"] == ">=2.19.0,<2.20.0"
+    assert load_yaml(ROOT / "meta" / "runtime.yml")["requires_ansible"] == ">=2.16.0,<2.20.0"
+    assert '"ansible-core>=2.16,<2.20"' in (ROOT / "pyproject.toml").read_text()
     ee_meta = load_yaml(ROOT / "meta" / "execution-environment.yml")
     requirements = (ROOT / ee_meta["dependencies"]["python"]).read_text().split()
-    assert f"lync2fa=={version}" in requirements and any(r.startswith("pywinrm") for r in requirements)
+    assert f"lync2fa[kerberos]=={version}" in requirements
+    assert (ROOT / ee_meta["dependencies"]["system"]).read_text().count("krb5") >= 3
     ee = load_yaml(ROOT / "execution-environment.yml")
     assert ee["version"] == 3
     assert ee["dependencies"]["ansible_core"]["package_pip"] == "ansible-core>=2.19,<2.20"
