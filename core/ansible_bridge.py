@@ -9,8 +9,7 @@ reads, then the operations it applies) through the task's own Ansible connection
 the collection's PowerShell module ``lync2fa.twofactor.host_request`` (``lync2fa.ansible_payload``)
 with ``_execute_module``, so ``become``/``runas``, the connection plugin and its settings
 (Kerberos, CredSSP, certificates), ``delegate_to`` and timeouts apply as for ``ansible.windows``
-modules. A host that cannot be reached is ``unreachable``. Tasks still on a legacy resource
-script (``decide`` is None) run over lync2fa's own WinRM client as before.
+modules. A host that cannot be reached is ``unreachable``.
 
 :class:`PlayInventory` gives the engine the same view of a host that lync2fa's own inventory
 does (``name``, ``fqdn``, ``groups``, ``var``, ``has_var``, ``inventory.hosts_in``), so host-derived
@@ -255,9 +254,6 @@ class PlayConnection:
             raise hostscript.HostScriptError(f"{ansible_payload.MODULE} failed: {detail}")
         return hostscript.parse_response(str(result.get("response") or ""))
 
-    def run_script(self, script: str, secrets: dict | None = None):
-        raise TransportError(self.host, "run_script", "a legacy resource script does not run over Ansible's connection")
-
     def close(self) -> None:
         pass
 
@@ -328,19 +324,13 @@ class EngineAction(ActionBase):
         if outside and not force_group:
             return {**result, "failed": True, "changed": False, "msg": outside + "; set force_group: true to run "
                     "it there anyway"}
+        connection = PlayConnection(self, task_vars)
         try:
-            if task.decide is None:   # a legacy resource script: lync2fa's own WinRM client, as before
-                outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
-                                       allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
-                                       gate_cache=self._gate_cache(state_dir))
-                connection = None
-            else:
-                connection = PlayConnection(self, task_vars)
-                outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
-                                       allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
-                                       settings=play_settings(self, host, task_vars),
-                                       pool=ConnectionPool(factory=lambda _settings: connection),
-                                       gate_cache=self._gate_cache(state_dir))
+            outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
+                                   allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
+                                   settings=play_settings(self, host, task_vars),
+                                   pool=ConnectionPool(factory=lambda _settings: connection),
+                                   gate_cache=self._gate_cache(state_dir))
         except USAGE_ERRORS as exc:
             msg = str(exc)
             if isinstance(exc, InsecurePlanError):
@@ -350,7 +340,7 @@ class EngineAction(ActionBase):
                 msg += (f"\nlync2fa's audit journal needs a writable directory on the controller: set "
                         f"lync2fa_state_dir (or the module's state_dir, or {STATE_DIR_ENV}) to one.")
             return {**result, "failed": True, "changed": False, "msg": msg}
-        if connection is not None and connection.unreachable:
+        if connection.unreachable:
             return {**result, "unreachable": True, "changed": False,
                     "msg": f"{host} is unreachable through the play's connection: {connection.unreachable}"}
         result.update(to_ansible_result(outcome, check_mode, bool(self._task.diff)))

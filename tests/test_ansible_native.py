@@ -242,3 +242,35 @@ def test_an_unusable_journal_location_is_a_clear_task_error(lab, tmp_path):
         assert f"{blocker}/state" in r["msg"] and "lync2fa_state_dir" in r["msg"], r["msg"]
         assert "Errno" not in r["msg"] and "Traceback" not in r["msg"], r["msg"]
     assert not requests(lab), "nothing may reach a host without its journal"
+
+
+def test_the_gate_judges_the_inventory_once_per_play(tmp_path, monkeypatch):
+    """Issue 11 item 3: the Ansible face's steps share the gate's view of the inventory (one
+    judgement per play and kind), so a step costs the same from 100 to 1,000 clients."""
+    from lync2fa import api
+    from lync2fa.gate_cache import GateCache
+    from lync2fa.lab import control
+    from lync2fa.plugin_manager import default_plugin_manager
+
+    control.create(tmp_path / "lab", clients=12)
+    inventory = api.load_inventory(tmp_path / "lab" / "hosts.yml")
+    pm = default_plugin_manager()
+    tasks = api.tasks(pm)
+    built = []
+    real = api._gate_context
+    monkeypatch.setattr(api, "_gate_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    cache = GateCache(tmp_path / "state", "play-1")
+    clients = [h.name for h in inventory.hosts_in("clients")]
+    assert len(clients) == 12
+    for name in clients:
+        step = api.Step(tasks["client.virtual_smartcard"], inventory.host(name),
+                        api.params_for(tasks["client.virtual_smartcard"], inventory.host(name)), None)
+        findings = api.gate_findings(inventory, tasks, step, pm, cache)
+        assert all(f.host in ("", name) for f in findings)
+    assert len(built) == 1, "the inventory's steps were judged more than once in one play"
+    # A module option that differs from the inventory is judged again, in its place.
+    step = api.Step(tasks["client.virtual_smartcard"], inventory.host(clients[0]),
+                    api.params_for(tasks["client.virtual_smartcard"], inventory.host(clients[0]),
+                                   {"pin": "12345678"}), None)
+    assert "DEFAULT_PIN" in {f.rule for f in api.gate_findings(inventory, tasks, step, pm, cache, {"pin": "12345678"})}
+    assert len(built) == 2
