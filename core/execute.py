@@ -1,14 +1,16 @@
 """A host's steps of one phase: read their facts together, decide in Python, apply together.
 
-Per host and phase, one request reads every fact the steps declared; each step's decision then
-runs in order, seeing the decisions of the same host's earlier steps (``Context.planned``), so a
-dependent step can plan on what will exist; one request applies every step's operations as
-groups (a group whose prerequisite failed is skipped on the host). A decision may ask for more
-facts (``More``: one more read). If a decision refuses while a prerequisite's changes are still
-pending, those changes are applied first and the remaining steps read their facts again, so
-no decision has to predict what it cannot.
+Per host and phase, one request reads every fact the steps declared (and those of the host's
+later phases: when nothing is applied in between, they read nothing again); each step's
+decision then runs in order, seeing the decisions of the same host's earlier steps
+(``Context.planned``), so a dependent step can plan on what will exist; one request applies
+every step's operations as groups (a group whose prerequisite failed is skipped on the host).
+Decisions may ask for more facts (``More``): the requests of all the host's steps go in one read
+per round. If a decision refuses while a prerequisite's changes are still pending, those changes
+are applied first and the remaining steps read their facts again, so no decision has to predict
+what it cannot.
 
-In check mode and on a no-op re-apply nothing but the fact read is sent.
+In check mode and on a no-op re-apply nothing but the fact reads is sent.
 """
 from __future__ import annotations
 
@@ -64,40 +66,81 @@ class HostBatch:
     ``started(steps)`` is called before operations are sent (the journal records them)."""
 
     def __init__(self, connection, check_mode: bool, secrets_of: Callable, started: Callable,
-                 deadline_s: float | None = None, stop=None):
+                 deadline_s: float | None = None, stop=None, facts_cache: dict | None = None,
+                 read_also: list | None = None, applied: Callable | None = None):
         self.connection, self.check_mode = connection, check_mode
         self.secrets_of, self.started, self.deadline_s = secrets_of, started, deadline_s
         self.decided: dict[tuple[str, str], Decision] = {}
         self.stop = stop        # a threading.Event: once set, no operation is sent
+        # Facts already read for this host (by step), and steps of its later phases to read with the
+        # first request: when nothing was applied in between, those phases read nothing again.
+        self.cache = facts_cache if facts_cache is not None else {}
+        self.read_also = list(read_also or ())
+        self.applied = applied or (lambda: None)
+        self.rounds: dict[tuple[str, str], int] = {}     # More rounds per step
 
     def run(self, steps: list) -> dict[tuple[str, str], Outcome]:
         outcomes: dict[tuple[str, str], Outcome] = {}
-        facts = self._read([s for s in steps])
+        facts = self._facts(steps)
         pending: list = []          # decided steps whose operations are not applied yet
-        remaining = list(steps)
-        while remaining:
-            step = remaining.pop(0)
-            blocker = self._blocker(step, outcomes)
-            if blocker:
-                outcomes[step.key] = Outcome(Decision(), skipped=True, msg=f"skipped: {blocker} did not succeed")
-                continue
-            decision = self._decide(step, facts[step.key], pending)
-            self.decided[step.key] = decision
-            if decision.failed and any(p.task.name in step.task.after for p in pending) and not self.check_mode:
-                # It cannot plan on a prerequisite's pending changes: make them, then read again.
-                self._apply(pending, outcomes)
-                pending = []
-                facts.update(self._read([step, *remaining]))
-                remaining.insert(0, step)
-                continue
-            outcomes[step.key] = Outcome(decision, failed=decision.failed, msg=decision.msg)
-            if decision.operations and not decision.failed:
-                pending.append(step)
+        waiting = list(steps)       # not decided yet, in order
+        while waiting:
+            more: dict = {}         # step key -> the facts its decision asked for (one read for all)
+            progressed = False
+            for step in list(waiting):
+                if any(w.key != step.key and w.task.name in step.task.after for w in waiting
+                       if waiting.index(w) < waiting.index(step)):
+                    continue        # a same-host prerequisite is not decided yet
+                blocker = self._blocker(step, outcomes)
+                if blocker:
+                    outcomes[step.key] = Outcome(Decision(), skipped=True, msg=f"skipped: {blocker} did not succeed")
+                    waiting.remove(step)
+                    progressed = True
+                    continue
+                answer = self._decide(step, facts[step.key], pending)
+                if isinstance(answer, More):
+                    more[step.key] = answer.facts
+                    continue
+                progressed = True
+                if answer.failed and any(p.task.name in step.task.after for p in pending) and not self.check_mode:
+                    # It cannot plan on a prerequisite's pending changes: make them, then read again.
+                    self._apply(pending, outcomes)
+                    pending = []
+                    self.cache.clear()
+                    facts.update(self._facts(waiting))
+                    break
+                waiting.remove(step)
+                self.decided[step.key] = answer
+                outcomes[step.key] = Outcome(answer, failed=answer.failed, msg=answer.msg)
+                if answer.operations and not answer.failed:
+                    pending.append(step)
+            if more:
+                read = self._read_more(more)
+                for key, extra in read.items():
+                    facts[key] = facts[key].merged(extra)
+                    self.rounds[key] = self.rounds.get(key, 0) + 1
+                for step in waiting:
+                    if self.rounds.get(step.key, 0) > MAX_FACT_ROUNDS:
+                        waiting.remove(step)
+                        outcomes[step.key] = Outcome(Decision.refuse(
+                            f"{step.task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times"),
+                            failed=True)
+            elif not progressed:
+                raise RuntimeError("no step of the host could be decided")     # a dependency cycle: a bug
         if not self.check_mode:
             self._apply(pending, outcomes)
         return outcomes
 
     # -- internals --------------------------------------------------------------------
+    def _facts(self, steps: list) -> dict[tuple[str, str], Facts]:
+        """The steps' facts: from the cache, else one read (with the later phases' steps)."""
+        missing = [s for s in steps if s.key not in self.cache]
+        if missing:
+            also = [s for s in self.read_also if s.key not in self.cache and s not in missing]
+            self.cache.update(self._read(missing + also))
+            self.read_also = []
+        return {s.key: self.cache[s.key] for s in steps}
+
     def _read(self, steps: list) -> dict[tuple[str, str], Facts]:
         queries = {f"{i}|{name}": query for i, step in enumerate(steps)
                    for name, query in step.task.facts(step.params).items()}
@@ -108,19 +151,21 @@ class HostBatch:
             out[step.key] = Facts({k[len(prefix):]: v for k, v in merged.raw.items() if k.startswith(prefix)})
         return out
 
-    def _decide(self, step, facts: Facts, pending: list) -> Decision:
+    def _read_more(self, more: dict) -> dict[tuple[str, str], dict]:
+        keys = list(more)
+        queries = {f"{i}|{name}": query for i, key in enumerate(keys) for name, query in more[key].items()}
+        merged = read_facts(self.connection, queries, self.deadline_s)
+        return {key: {k[len(f"{i}|"):]: v for k, v in merged.raw.items() if k.startswith(f"{i}|")}
+                for i, key in enumerate(keys)}
+
+    def _decide(self, step, facts: Facts, pending: list) -> Decision | More:
         planned = {p.task.name: self.decided[p.key] for p in pending}
         ctx = Context(task=step.task.name, host=step.host.name, params=step.params, facts=facts,
                       check_mode=self.check_mode, hostvars=_hostvars(step.host), planned=planned)
-        for _ in range(MAX_FACT_ROUNDS):
-            try:
-                answer = step.task.decide(ctx)
-            except FactError as exc:
-                return Decision.refuse(str(exc))
-            if not isinstance(answer, More):
-                return answer
-            ctx.facts = ctx.facts.merged(read_facts(self.connection, answer.facts, self.deadline_s).raw)
-        return Decision.refuse(f"{step.task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times")
+        try:
+            return step.task.decide(ctx)
+        except FactError as exc:
+            return Decision.refuse(str(exc))
 
     def _blocker(self, step, outcomes: dict) -> str | None:
         for other_key, outcome in outcomes.items():
@@ -146,6 +191,8 @@ class HostBatch:
             groups.append({"id": step.task.name, "needs": [n for n in step.task.after if n in names],
                            "operations": operations})
         self.started(pending)
+        self.applied()
+        self.cache.clear()      # what was read before is stale now
         try:
             response = self.connection.request(hostscript.apply_request(groups), secrets or None, self.deadline_s)
             _check(response)

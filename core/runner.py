@@ -114,6 +114,24 @@ class Runner:
         status = "interrupted"
         stages = phases(plan)
         last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
+        phase_of = {t.name: i for i, tasks in enumerate(stages) for t in tasks}
+        # Per host, the facts read for its steps of every phase, valid while nothing was applied
+        # anywhere since (a no-op re-apply or a plan reads each host once).
+        cache: dict[str, dict] = {}
+        generation = [0]
+        read_at: dict[str, int] = {}
+        guard = threading.Lock()
+
+        def host_cache(host: str) -> dict:
+            with guard:
+                if read_at.get(host) != generation[0]:
+                    cache[host] = {}
+                    read_at[host] = generation[0]
+                return cache[host]
+
+        def bump() -> None:
+            with guard:
+                generation[0] += 1
 
         def run_host(steps: list[Step]) -> None:
             if self.stop.is_set():
@@ -135,7 +153,12 @@ class Runner:
                     todo.append(step)
                     batch.add(step.key)
             if todo:
-                results.update(self._run_batch(todo, check_mode, run_id, redact, verify))
+                phase = phase_of[todo[0].task.name]
+                later = [s for s in plan.steps if s.host.name == todo[0].host.name
+                         and phase_of[s.task.name] > phase]
+                results.update(self._run_batch(todo, check_mode, run_id, redact, verify,
+                                               facts_cache=host_cache(todo[0].host.name), read_also=later,
+                                               applied=bump))
 
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
@@ -191,8 +214,9 @@ class Runner:
                     return f"{dep_name} on {dep.host.name}"
         return None
 
-    def _run_batch(self, steps: list[Step], check_mode: bool, run_id, redact: Redactor,
-                   verify: bool) -> dict[tuple[str, str], Result]:
+    def _run_batch(self, steps: list[Step], check_mode: bool, run_id, redact: Redactor, verify: bool,
+                   facts_cache: dict | None = None, read_also: list | None = None,
+                   applied=None) -> dict[tuple[str, str], Result]:
         """One host's steps of a phase through one fact read and one apply (see execute.HostBatch)."""
         started = time.monotonic()
         placeholders = {s.key: Result(s.host.name, s.task.name) for s in steps}
@@ -207,7 +231,7 @@ class Runner:
         batch = execute.HostBatch(self.pool.get(steps[0].connection), check_mode,
                                   secrets_of=secret_values,
                                   started=journal_started, deadline_s=self.step_timeout_s * len(steps),
-                                  stop=self.stop)
+                                  stop=self.stop, facts_cache=facts_cache, read_also=read_also, applied=applied)
         try:
             outcomes = batch.run(steps)
         except JournalError:
