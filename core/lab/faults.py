@@ -18,6 +18,12 @@ SPEC = {
     "reject_auth": ("bool", None, None),
     "fail_tasks": ("tasks", None, None),
     "ca_offline": ("bool", None, None),
+    # A hung command: every Receive is held for the client's OperationTimeout, then answered with
+    # WinRM's OperationTimeout fault, forever (lync2fa --step-timeout ends it).
+    "hang_receive": ("bool", None, None),
+    # A lost shell (WinRM service restarted): per shell, the requests after this many get
+    # "shell not found" (WinRM fault 2150858843); 0 never.
+    "lose_shell_after": ("count", 0, 1000),
 }
 DOC = {"seconds": "a number of seconds from {min:g} to {max:g}", "bool": "true or false",
        "status": "an HTTP status from {min} to {max}, or null", "count": "a whole number from {min} to {max}",
@@ -33,10 +39,13 @@ class HostFaults:
     reject_auth: bool = False
     fail_tasks: list[str] = field(default_factory=list)   # these tasks' scripts fail (exit 1)
     ca_offline: bool = False                              # enrollment/template scripts fail
+    hang_receive: bool = False                            # every Receive times out, forever
+    lose_shell_after: int = 0                             # a shell is gone after this many requests
 
     def transport(self) -> Faults:
         return Faults(latency_s=self.latency_s, drop=self.drop, http_status=self.http_status,
-                      receive_timeouts=self.receive_timeouts, reject_auth=self.reject_auth)
+                      receive_timeouts=self.receive_timeouts, reject_auth=self.reject_auth,
+                      hang_receive=self.hang_receive, lose_shell_after=self.lose_shell_after)
 
 
 def _expected(name: str) -> str:

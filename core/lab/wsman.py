@@ -124,6 +124,14 @@ class Faults:
     http_status: int | None = None  # answer every request with this HTTP status, empty body
     receive_timeouts: int = 0  # per command: OperationTimeout faults before the real output
     reject_auth: bool = False  # always 401, as if credentials were wrong
+    # A command that never answers: every Receive is held for the OperationTimeout the client asked
+    # for (as Windows holds it while a command writes nothing) and then answered with the WinRM
+    # OperationTimeout fault, forever; the command's input is never run.
+    hang_receive: bool = False
+    # Per shell: after serving this many requests (Command, Send, Receive, Signal), the shell is
+    # gone, as after a WinRM service restart: later requests on it get "shell not found"
+    # (WinRM fault 2150858843). 0: shells are never lost.
+    lose_shell_after: int = 0
 
 
 @dataclass
@@ -161,6 +169,7 @@ class _Shell:
     owner: str
     logon: LogonInfo | None = None
     commands: dict[str, _Command] = field(default_factory=dict)
+    served: int = 0     # requests served on this shell (for Faults.lose_shell_after)
 
 
 class _WSManFault(Exception):
@@ -240,6 +249,27 @@ def _fault_body(fault: _WSManFault, machine: str) -> str:
         f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}</s:Text></s:Reason>'
         f"{detail}</s:Fault>"
     )
+
+
+def _shell_not_found(shell_id: str) -> _WSManFault:
+    return _WSManFault(
+        "s:Sender",
+        "w:InvalidSelectors",
+        f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was "
+        "not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no "
+        "longer exists on the server. Provide the correct ShellId or create a new shell and retry the "
+        "operation.",
+        CODE_SHELL_NOT_FOUND,
+    )
+
+
+_DURATION = re.compile(r"^PT(\d+(?:\.\d*)?)S$", re.IGNORECASE)
+
+
+def _operation_timeout(header: ET.Element, default: float = 60.0) -> float:
+    """The request's ``w:OperationTimeout`` (``PT20.000S``) in seconds (pywinrm always sends one)."""
+    match = _DURATION.match((header.findtext(f"{{{NS_W}}}OperationTimeout") or "").strip())
+    return min(float(match.group(1)), 3600.0) if match else default
 
 
 def _b64(data: bytes) -> str:
@@ -582,6 +612,8 @@ class WSManServer:
                 result = self._create(host, port, logon, options, body)
             else:
                 shell = self._find_shell(host, header)
+                if op != "Delete":
+                    self._injected_shell_faults(host, shell, op, header)
                 result = getattr(self, f"_{op.lower()}")(shell, options, body)
         except _WSManFault as fault:
             return 500, _envelope(FAULT_ACTION, message_id, _fault_body(fault, host))
@@ -595,16 +627,24 @@ class WSManServer:
         with self._lock:
             shell = self._shells.get(shell_id.upper())
         if shell is None or shell.host != host:
-            raise _WSManFault(
-                "s:Sender",
-                "w:InvalidSelectors",
-                f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was "
-                "not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no "
-                "longer exists on the server. Provide the correct ShellId or create a new shell and retry the "
-                "operation.",
-                CODE_SHELL_NOT_FOUND,
-            )
+            raise _shell_not_found(shell_id)
         return shell
+
+    def _injected_shell_faults(self, host: str, shell: _Shell, op: str, header: ET.Element) -> None:
+        """Faults.lose_shell_after and Faults.hang_receive (see :class:`Faults`)."""
+        faults = self._faults(host)
+        with self._lock:
+            shell.served += 1
+            lost = 0 < faults.lose_shell_after < shell.served
+            if lost:
+                self._shells.pop(shell.id, None)
+        if lost:
+            raise _shell_not_found(shell.id)
+        if op == "Receive" and faults.hang_receive:
+            self._stopping.wait(_operation_timeout(header))
+            raise _WSManFault("s:Receiver", "w:TimedOut",
+                              "The WS-Management service cannot complete the operation within the time specified "
+                              "in OperationTimeout.", CODE_OPERATION_TIMEOUT)
 
     @staticmethod
     def _find_command(shell: _Shell, command_id: str | None) -> _Command:
