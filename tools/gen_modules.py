@@ -34,6 +34,7 @@ from lync2fa import ansible_payload
 from lync2fa.ansible_bridge import COLLECTION, ENGINE_OPTIONS, builtin_tasks, module_name
 from lync2fa.api import VERIFY_KINDS
 from lync2fa.plan import order_tasks
+from lync2fa.plugin_manager import collect_tasks, default_plugin_manager
 from lync2fa.task import Param, Task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ AUTHOR = "lync2fa developers (@lync2fa)"
 GENERATED_DIRS = ("plugins/modules", "plugins/action", "plugins/module_utils", "roles", "playbooks")
 # (+ tests/sanity/ignore-2.19.txt, .ansible-lint-ignore)  # + .ansible-lint-ignore
 
-# Tier -> role, in rollout order (a tier's tasks may only run after tasks of earlier tiers).
+# Tier -> role (the order of tiers is the engine's: lync2fa.plan.order_tasks).
 TIER_ROLES = {"ca": "ca", "templates": "cert_templates", "adfs": "adfs", "lync": "lync_server",
               "client": "client_enrollment"}
 ROLE_TITLES = {
@@ -92,42 +93,26 @@ def role_of(tier: str) -> str:
     return TIER_ROLES.get(tier, tier)
 
 
-def tier_rank(tier: str) -> tuple:
-    order = list(TIER_ROLES)
-    return (order.index(tier), "") if tier in order else (len(order), tier)
-
-
 def stable_order(tasks: list[Task]) -> list[Task]:
-    """Tasks in dependency order (``after``), ties kept in tier order then registry order."""
-    base = sorted(tasks, key=lambda t: tier_rank(t.tier))
-    names = {t.name for t in base}
-    done: set[str] = set()
-    ordered: list[Task] = []
-    while base:
-        ready = next((t for t in base if all(d in done or d not in names for d in t.after)), None)
-        if ready is None:
-            raise SystemExit(f"task dependencies form a cycle among: {', '.join(t.name for t in base)}")
-        base.remove(ready)
-        ordered.append(ready)
-        done.add(ready.name)
-    return ordered
+    """Tasks in the engine's rollout order (lync2fa.plan.order_tasks): what the plays run is the
+    order the CLI runs."""
+    return order_tasks({t.name: t for t in tasks})
 
 
 def tiers_in_order(tasks: dict[str, Task]) -> list[str]:
-    """The tiers in rollout order (rollback runs them in reverse).
-
-    Refuses a dependency the plays could not honour: an apply or verify task that runs after a
-    task of a later tier, or a rollback task that runs after the rollback of an earlier tier.
-    """
-    tiers = sorted({t.tier for t in tasks.values()}, key=tier_rank)
+    """The tiers in the engine's rollout order (rollback runs them in reverse): the order in which
+    the apply tasks' tiers first appear. Refuses a dependency one play per tier could not honour
+    (a task after a task of a later tier; for rollback, the reverse)."""
+    ordered = order_tasks({n: t for n, t in tasks.items() if t.kind == "apply"})
+    tiers = list(dict.fromkeys([t.tier for t in ordered] + [t.tier for t in order_tasks(tasks)]))
     for task in tasks.values():
         for dep in (d for d in task.after if d in tasks):
             earlier, later = tasks[dep].tier, task.tier
             if task.kind == "rollback":
                 earlier, later = later, earlier
             if tiers.index(earlier) > tiers.index(later):
-                raise SystemExit(f"{task.name} runs after {dep}, which the tier order {' -> '.join(tiers)} "
-                                 f"cannot honour: reorder TIER_ROLES in {__file__}")
+                raise SystemExit(f"{task.name} runs after {dep}, which one play per tier in the order "
+                                 f"{' -> '.join(tiers)} cannot honour")
     return tiers
 
 
@@ -373,19 +358,48 @@ def module_examples(task: Task) -> str:
     return to_yaml(examples)
 
 
-def module_return() -> dict:
+DECISIONS = ROOT / "tests" / "decisions"
+
+
+def state_sample(task: Task) -> tuple[dict, dict] | None:
+    """A before/after pair of the task's own state, from its first decision fixture that changes
+    something (tests/decisions/<tier>/*.json), or None."""
+    folder = DECISIONS / task.tier
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            case = json.loads(path.read_text())
+        except ValueError:
+            continue
+        expect = case.get("expect") or {}
+        if case.get("task") == task.name and not expect.get("failed") and isinstance(expect.get("after"), dict) \
+                and expect.get("after") and expect.get("before") != expect.get("after"):
+            return expect.get("before") or {}, expect["after"]
+    return None
+
+
+def module_return(task: Task | None = None) -> dict:
+    sample = state_sample(task) if task is not None else None
+    keys = sorted(set(sample[0]) | set(sample[1])) if sample else []
+    named = keys and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,40}", str(k)) for k in keys)
+    listed = (" Keys: " + ", ".join(f"C({k})" for k in keys) + ".") if named else ""   # not per-object keys
+    before = {"description": "The state the task read before changing anything (secrets masked); the same keys "
+                             "as I(after)." + listed, "returned": "success", "type": "dict"}
+    after = {"description": "The state after the task (in check mode: the state it would make)." + listed,
+             "returned": "success", "type": "dict"}
+    if sample:
+        before["sample"], after["sample"] = sample
+    first = keys[0] if keys else "published"
+    change = ({"path": first, "before": sample[0].get(first), "after": sample[1].get(first)} if sample
+              else {"path": "published", "before": [], "after": ["SmartcardUser"]})
     return {
         "engine_task": {"description": "The lync2fa task that ran.", "returned": "always", "type": "str",
-                        "sample": "ca.authority"},
+                        "sample": task.name if task is not None else "ca.authority"},
         "msg": {"description": "What happened, or why the task failed.", "returned": "always", "type": "str"},
-        "before": {"description": "The state the task read before changing anything (secrets masked); "
-                                  "the same keys as I(after).", "returned": "success", "type": "dict"},
-        "after": {"description": "The state after the task (in check mode: the state it would make).",
-                  "returned": "success", "type": "dict"},
+        "before": before,
+        "after": after,
         "changes": {"description": "Attribute-level differences between I(before) and I(after), nested "
                                    "keys as dotted paths.", "returned": "success", "type": "list",
-                    "elements": "dict",
-                    "sample": [{"path": "published", "before": [], "after": ["SmartcardUser"]}]},
+                    "elements": "dict", "sample": [change]},
         "duration": {"description": "Seconds the task took.", "returned": "success", "type": "float",
                      "sample": 0.42},
     }
@@ -450,7 +464,7 @@ def render_module(task: Task) -> str:
         "",
         _raw_block("DOCUMENTATION", to_yaml(module_documentation(task))),
         _raw_block("EXAMPLES", module_examples(task)),
-        _raw_block("RETURN", to_yaml(module_return())),
+        _raw_block("RETURN", to_yaml(module_return(task))),
         "",
         f"ARGUMENT_SPEC = {spec}",
         "",
@@ -754,7 +768,10 @@ def verify_tasks(tasks: dict[str, Task]) -> list[Task]:
 
 def render_all(tasks: dict[str, Task] | None = None) -> dict[str, str]:
     """Every generated file: relative path -> content."""
-    tasks = builtin_tasks() if tasks is None else tasks
+    given = builtin_tasks() if tasks is None else tasks
+    # In the order the engine collects them, so that order_tasks breaks ties as the CLI's plan does.
+    engine = [name for name in collect_tasks(default_plugin_manager()) if name in given]
+    tasks = {name: given[name] for name in [*engine, *(n for n in given if n not in engine)]}
     tiers = tiers_in_order(tasks)
     role_vars = analyse_vars(tasks)
     files: dict[str, str] = {}

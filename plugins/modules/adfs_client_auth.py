@@ -64,29 +64,45 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: adfs.client_auth
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(adfs_version),
+    C(backup), C(local_authentication_types).'
   returned: success
   type: dict
+  sample:
+    adfs_version: '2.0'
+    local_authentication_types:
+      - Forms
+      - TlsClient
+      - Integrated
+      - Basic
+    backup: true
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(adfs_version), C(backup), C(local_authentication_types).'
   returned: success
   type: dict
+  sample:
+    adfs_version: '2.0'
+    local_authentication_types:
+      - TlsClient
+      - Forms
+      - Integrated
+      - Basic
+    backup: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: adfs_version
+      before: '2.0'
+      after: '2.0'
 duration:
   description: Seconds the task took.
   returned: success

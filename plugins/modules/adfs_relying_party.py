@@ -62,7 +62,7 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: adfs.relying_party
 msg:
   description: What happened, or why the task failed.
   returned: always
@@ -71,20 +71,55 @@ before:
   description: The state the task read before changing anything (secrets masked); the same keys as I(after).
   returned: success
   type: dict
+  sample:
+    pool01-PassiveAuth:
+      name: pool01-PassiveAuth
+      present: true
+      metadata_url: https://pool01.corp.lync2fa.test/passiveauth/federationmetadata/2007-06/federationmetadata.xml
+      authorization_rules: '@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "http://schemas.microsoft.com/authorization/claims/permit",
+        Value = "true");'
+      transform_rules: '@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"]=>
+        issue(claim = c);'
+      token_lifetime: 0
+    dir01-PassiveAuth: &id001
+      name: dir01-PassiveAuth
+      present: false
+      metadata_url: null
+      authorization_rules: null
+      transform_rules: null
+      token_lifetime: null
 after:
   description: 'The state after the task (in check mode: the state it would make).'
   returned: success
   type: dict
+  sample:
+    pool01-PassiveAuth:
+      name: pool01-PassiveAuth
+      present: true
+      metadata_url: https://pool01.corp.lync2fa.test/passiveauth/federationmetadata/2007-06/federationmetadata.xml
+      authorization_rules: '@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "http://schemas.microsoft.com/authorization/claims/permit",
+        Value = "true");'
+      transform_rules: '@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"]=>
+        issue(claim = c);'
+      token_lifetime: 0
+    dir01-PassiveAuth: &id002
+      name: dir01-PassiveAuth
+      present: true
+      metadata_url: https://dir01.corp.lync2fa.test/passiveauth/federationmetadata/2007-06/federationmetadata.xml
+      authorization_rules: '@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "http://schemas.microsoft.com/authorization/claims/permit",
+        Value = "true");'
+      transform_rules: '@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"]=>
+        issue(claim = c);'
+      token_lifetime: 0
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: dir01-PassiveAuth
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

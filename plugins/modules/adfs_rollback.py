@@ -57,29 +57,51 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: adfs.rollback
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(sign_in),
+    C(token_replay).'
   returned: success
   type: dict
+  sample:
+    token_replay:
+      PreventTokenReplays: true
+    sign_in: &id001
+      adfs_version: '2.0'
+      local_authentication_types:
+        - TlsClient
+        - Integrated
+        - Forms
+        - Basic
+      backup: true
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(sign_in), C(token_replay).'
   returned: success
   type: dict
+  sample:
+    token_replay:
+      PreventTokenReplays: false
+    sign_in: &id002
+      adfs_version: '2.0'
+      local_authentication_types:
+        - Integrated
+        - Forms
+        - TlsClient
+        - Basic
+      backup: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: sign_in
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

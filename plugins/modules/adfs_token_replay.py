@@ -50,29 +50,32 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: adfs.token_replay
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(PreventTokenReplays).'
   returned: success
   type: dict
+  sample:
+    PreventTokenReplays: false
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(PreventTokenReplays).'
   returned: success
   type: dict
+  sample:
+    PreventTokenReplays: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: PreventTokenReplays
+      before: false
+      after: true
 duration:
   description: Seconds the task took.
   returned: success

@@ -94,23 +94,38 @@ msg:
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(ca_type),
+    C(common_name), C(hash_algorithm), C(key_length), C(role_installed), C(validity_years).'
   returned: success
   type: dict
+  sample:
+    role_installed: false
+    ca_type: null
+    common_name: null
+    key_length: null
+    hash_algorithm: null
+    validity_years: null
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(ca_type), C(common_name), C(hash_algorithm),
+    C(key_length), C(role_installed), C(validity_years).'
   returned: success
   type: dict
+  sample:
+    role_installed: true
+    ca_type: EnterpriseRootCA
+    common_name: Contoso Root CA
+    key_length: 4096
+    hash_algorithm: sha256
+    validity_years: 10
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: ca_type
+      before: null
+      after: EnterpriseRootCA
 duration:
   description: Seconds the task took.
   returned: success

@@ -66,29 +66,42 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: ca.template_permissions
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(autoenroll),
+    C(enroll), C(principal), C(read), C(template).'
   returned: success
   type: dict
+  sample:
+    template: SmartcardUser
+    principal: Lync 2FA Users
+    read: true
+    enroll: false
+    autoenroll: false
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(autoenroll), C(enroll), C(principal),
+    C(read), C(template).'
   returned: success
   type: dict
+  sample:
+    template: SmartcardUser
+    principal: Lync 2FA Users
+    read: true
+    enroll: true
+    autoenroll: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: autoenroll
+      before: false
+      after: false
 duration:
   description: Seconds the task took.
   returned: success

@@ -59,19 +59,26 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: ca.templates_published
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(published).'
   returned: success
   type: dict
+  sample:
+    published: &id001
+      - User
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(published).'
   returned: success
   type: dict
+  sample:
+    published: &id002
+      - Lync2FA Smartcard
+      - User
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
@@ -79,9 +86,8 @@ changes:
   elements: dict
   sample:
     - path: published
-      before: []
-      after:
-        - SmartcardUser
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

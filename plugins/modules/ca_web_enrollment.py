@@ -65,29 +65,40 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: ca.web_enrollment
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(configured),
+    C(extended_protection), C(require_ssl), C(role_installed).'
   returned: success
   type: dict
+  sample:
+    role_installed: true
+    configured: true
+    require_ssl: true
+    extended_protection: Allow
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(configured), C(extended_protection),
+    C(require_ssl), C(role_installed).'
   returned: success
   type: dict
+  sample:
+    role_installed: true
+    configured: true
+    require_ssl: true
+    extended_protection: Require
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: configured
+      before: true
+      after: true
 duration:
   description: Seconds the task took.
   returned: success

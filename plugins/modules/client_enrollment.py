@@ -113,29 +113,44 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: client.enrollment
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(card),
+    C(not_after), C(status), C(template), C(thumbprint), C(user).'
   returned: success
   type: dict
+  sample:
+    user: CORP\user01
+    template: TPMVirtualSmartCardLogon
+    card: Lync2FA
+    status: missing
+    thumbprint: null
+    not_after: null
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(card), C(not_after), C(status),
+    C(template), C(thumbprint), C(user).'
   returned: success
   type: dict
+  sample:
+    user: CORP\user01
+    template: TPMVirtualSmartCardLogon
+    card: Lync2FA
+    status: valid
+    thumbprint: null
+    not_after: null
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: card
+      before: Lync2FA
+      after: Lync2FA
 duration:
   description: Seconds the task took.
   returned: success

@@ -69,29 +69,42 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: client.lync_settings
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(policies),
+    C(sip_profiles).'
   returned: success
   type: dict
+  sample:
+    policies: &id001
+      '15.0':
+        DisableNTCredentials: 0
+        SavePassword: 0
+    sip_profiles:
+      - 15.0\sip_user01@corp.lync2fa.test
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(policies), C(sip_profiles).'
   returned: success
   type: dict
+  sample:
+    policies: &id002
+      '15.0':
+        DisableNTCredentials: 0
+        SavePassword: 0
+    sip_profiles: []
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: policies
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

@@ -44,29 +44,39 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: client.rollback
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(certificates),
+    C(policy_values), C(virtual_smartcards).'
   returned: success
   type: dict
+  sample:
+    certificates: &id001 []
+    virtual_smartcards:
+      - Lync2FA
+    policy_values: []
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(certificates), C(policy_values),
+    C(virtual_smartcards).'
   returned: success
   type: dict
+  sample:
+    certificates: &id002 []
+    virtual_smartcards: []
+    policy_values: []
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: certificates
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

@@ -94,7 +94,7 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: client.verify
 msg:
   description: What happened, or why the task failed.
   returned: always

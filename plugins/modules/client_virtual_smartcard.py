@@ -87,29 +87,37 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: client.virtual_smartcard
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(instance_id),
+    C(name), C(present).'
   returned: success
   type: dict
+  sample:
+    name: Lync2FA
+    present: false
+    instance_id: null
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(instance_id), C(name), C(present).'
   returned: success
   type: dict
+  sample:
+    name: Lync2FA
+    present: true
+    instance_id: null
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: instance_id
+      before: null
+      after: null
 duration:
   description: Seconds the task took.
   returned: success

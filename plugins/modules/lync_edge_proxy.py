@@ -58,7 +58,7 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: lync.edge_proxy
 msg:
   description: What happened, or why the task failed.
   returned: always
@@ -67,20 +67,41 @@ before:
   description: The state the task read before changing anything (secrets masked); the same keys as I(after).
   returned: success
   type: dict
+  sample:
+    Service:EdgeServer:edge01.contoso.com: &id001
+      scope: Global
+      UseKerberosForClientToProxyAuth: true
+      UseNtlmForClientToProxyAuth: true
+      UseCertificateForClientToProxyAuth: true
+    Service:EdgeServer:edge02.contoso.com:
+      scope: Service:EdgeServer:edge02.contoso.com
+      UseKerberosForClientToProxyAuth: false
+      UseNtlmForClientToProxyAuth: false
+      UseCertificateForClientToProxyAuth: true
 after:
   description: 'The state after the task (in check mode: the state it would make).'
   returned: success
   type: dict
+  sample:
+    Service:EdgeServer:edge01.contoso.com: &id002
+      scope: Service:EdgeServer:edge01.contoso.com
+      UseKerberosForClientToProxyAuth: false
+      UseNtlmForClientToProxyAuth: false
+      UseCertificateForClientToProxyAuth: true
+    Service:EdgeServer:edge02.contoso.com:
+      scope: Service:EdgeServer:edge02.contoso.com
+      UseKerberosForClientToProxyAuth: false
+      UseNtlmForClientToProxyAuth: false
+      UseCertificateForClientToProxyAuth: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: Service:EdgeServer:edge01.contoso.com
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

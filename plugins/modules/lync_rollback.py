@@ -46,7 +46,7 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: lync.rollback
 msg:
   description: What happened, or why the task failed.
   returned: always
@@ -55,20 +55,35 @@ before:
   description: The state the task read before changing anything (secrets masked); the same keys as I(after).
   returned: success
   type: dict
+  sample:
+    CsWebServiceConfiguration/Service:WebServer:pool01.contoso.com: &id001
+      scope: Service:WebServer:pool01.contoso.com
+      UseWsFedPassiveAuth: true
+      WsFedPassiveMetadataUri: https://sts.contoso.com/federationmetadata/2007-06/federationmetadata.xml
+      UseCertificateAuth: false
+      UsePinAuth: false
+      UseWindowsAuth: None
 after:
   description: 'The state after the task (in check mode: the state it would make).'
   returned: success
   type: dict
+  sample:
+    CsWebServiceConfiguration/Service:WebServer:pool01.contoso.com: &id002
+      scope: Site:HQ
+      UseWsFedPassiveAuth: false
+      WsFedPassiveMetadataUri: null
+      UseCertificateAuth: true
+      UsePinAuth: true
+      UseWindowsAuth: Negotiate
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: CsWebServiceConfiguration/Service:WebServer:pool01.contoso.com
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

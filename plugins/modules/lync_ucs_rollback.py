@@ -69,29 +69,45 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: lync.ucs_rollback
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(policy),
+    C(users).'
   returned: success
   type: dict
+  sample:
+    policy: &id001
+      exists: false
+      UcsAllowed: null
+    users:
+      sip:user01@contoso.com: null
+      sip:user02@contoso.com: null
+      sip:user03@contoso.com: Sales
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(policy), C(users).'
   returned: success
   type: dict
+  sample:
+    policy: &id002
+      exists: true
+      UcsAllowed: false
+    users:
+      sip:user01@contoso.com: lync2fa-NoUcs
+      sip:user02@contoso.com: lync2fa-NoUcs
+      sip:user03@contoso.com: lync2fa-NoUcs
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: policy
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

@@ -66,29 +66,44 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: lync.web_service
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(UseCertificateAuth),
+    C(UsePinAuth), C(UseWindowsAuth), C(UseWsFedPassiveAuth), C(WsFedPassiveMetadataUri), C(scope).'
   returned: success
   type: dict
+  sample:
+    scope: Site:HQ
+    UseWsFedPassiveAuth: false
+    WsFedPassiveMetadataUri: null
+    UseCertificateAuth: true
+    UsePinAuth: true
+    UseWindowsAuth: Negotiate
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(UseCertificateAuth), C(UsePinAuth),
+    C(UseWindowsAuth), C(UseWsFedPassiveAuth), C(WsFedPassiveMetadataUri), C(scope).'
   returned: success
   type: dict
+  sample:
+    scope: Service:WebServer:pool01.contoso.com
+    UseWsFedPassiveAuth: true
+    WsFedPassiveMetadataUri: https://sts.contoso.com/federationmetadata/2007-06/federationmetadata.xml
+    UseCertificateAuth: false
+    UsePinAuth: false
+    UseWindowsAuth: None
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: UseCertificateAuth
+      before: true
+      after: false
 duration:
   description: Seconds the task took.
   returned: success

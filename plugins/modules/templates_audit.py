@@ -51,7 +51,7 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: templates.audit
 msg:
   description: What happened, or why the task failed.
   returned: always

@@ -43,29 +43,38 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: templates.rollback
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(templates).'
   returned: success
   type: dict
+  sample:
+    templates: &id001
+      TPMVirtualSmartCardLogon:
+        exists: true
+        published: true
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(templates).'
   returned: success
   type: dict
+  sample:
+    templates: &id002
+      TPMVirtualSmartCardLogon:
+        exists: false
+        published: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: templates
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

@@ -253,29 +253,120 @@ engine_task:
   description: The lync2fa task that ran.
   returned: always
   type: str
-  sample: ca.authority
+  sample: templates.smartcard
 msg:
   description: What happened, or why the task failed.
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(acl),
+    C(application_policies), C(authorized_signatures), C(display_name), C(ekus), C(enrollee_supplies_subject), C(exists),
+    C(exportable_key), C(issuance_policies), C(manager_approval), C(min_key_size), C(name), C(no_security_extension), C(owner),
+    C(prompt_user), C(providers), C(published), C(ra_application_policies), C(renewal_days), C(schema_version), C(subject_from_ad),
+    C(upn_in_san), C(validity_days).'
   returned: success
   type: dict
+  sample:
+    name: TPMVirtualSmartCardLogon
+    exists: true
+    display_name: TPM Virtual Smart Card Logon
+    schema_version: 2
+    ekus:
+      - 1.3.6.1.4.1.311.20.2.2
+      - 1.3.6.1.5.5.7.3.2
+    application_policies:
+      - 1.3.6.1.4.1.311.20.2.2
+      - 1.3.6.1.5.5.7.3.2
+    min_key_size: 2048
+    providers:
+      - Microsoft Base Smart Card Crypto Provider
+    exportable_key: false
+    subject_from_ad: true
+    upn_in_san: true
+    enrollee_supplies_subject: false
+    manager_approval: false
+    prompt_user: true
+    no_security_extension: false
+    authorized_signatures: 0
+    ra_application_policies: []
+    issuance_policies: []
+    validity_days: 365
+    renewal_days: 42
+    owner: Domain Admins
+    acl: &id001
+      Authenticated Users:
+        - Read
+      Domain Admins:
+        - Enroll
+        - Read
+        - Write
+      Enterprise Admins:
+        - Enroll
+        - Read
+        - Write
+      Lync 2FA Users:
+        - Enroll
+        - Read
+    published: true
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
+  description: 'The state after the task (in check mode: the state it would make). Keys: C(acl), C(application_policies),
+    C(authorized_signatures), C(display_name), C(ekus), C(enrollee_supplies_subject), C(exists), C(exportable_key), C(issuance_policies),
+    C(manager_approval), C(min_key_size), C(name), C(no_security_extension), C(owner), C(prompt_user), C(providers), C(published),
+    C(ra_application_policies), C(renewal_days), C(schema_version), C(subject_from_ad), C(upn_in_san), C(validity_days).'
   returned: success
   type: dict
+  sample:
+    name: TPMVirtualSmartCardLogon
+    exists: true
+    display_name: TPM Virtual Smart Card Logon
+    schema_version: 2
+    ekus:
+      - 1.3.6.1.4.1.311.20.2.2
+      - 1.3.6.1.5.5.7.3.2
+    application_policies:
+      - 1.3.6.1.4.1.311.20.2.2
+      - 1.3.6.1.5.5.7.3.2
+    min_key_size: 2048
+    providers:
+      - Microsoft Base Smart Card Crypto Provider
+    exportable_key: false
+    subject_from_ad: true
+    upn_in_san: true
+    enrollee_supplies_subject: false
+    manager_approval: false
+    prompt_user: true
+    no_security_extension: false
+    authorized_signatures: 0
+    ra_application_policies: []
+    issuance_policies: []
+    validity_days: 730
+    renewal_days: 42
+    owner: Domain Admins
+    acl: &id002
+      Authenticated Users:
+        - Read
+      Domain Admins:
+        - Enroll
+        - Read
+        - Write
+      Enterprise Admins:
+        - Enroll
+        - Read
+        - Write
+      Lync 2FA Users:
+        - Autoenroll
+        - Enroll
+        - Read
+    published: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
   returned: success
   type: list
   elements: dict
   sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+    - path: acl
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success
