@@ -186,10 +186,20 @@ def test_generator_covers_a_new_tier_without_changes():
     assert "required" not in doc["options"]["target"]
     assert "hardening_target" in " ".join(doc["options"]["target"]["description"])
     deploy = yaml.safe_load(files["playbooks/deploy_2fa.yml"])
-    assert deploy[-1]["roles"] == [{"role": "lync2fa.twofactor.hardening"}]  # after the built-in tiers
+    plays = [p["roles"][0]["role"].rsplit(".", 1)[1] for p in deploy if p.get("roles")]
+    # the engine's order (lync2fa.plan.order_tasks), the one the CLI runs: after its dependency
+    from lync2fa import api
+    from lync2fa.plan import order_tasks
+    applying = {n: t for n, t in {**api.tasks(), **extra}.items() if t.kind == "apply"}
+    engine_tiers = list(dict.fromkeys(t.tier for t in order_tasks(applying)))
+    assert [gen.role_of(t) for t in engine_tiers] == plays
+    assert plays.index("hardening") > plays.index("ca")
     assert "lync2fa.twofactor.hardening_check" in files["roles/verify/tasks/main.yml"]
     rollback = yaml.safe_load(files["playbooks/rollback_2fa.yml"])
-    assert rollback[2]["tasks"][0]["ansible.builtin.include_role"]["name"] == "lync2fa.twofactor.hardening"
+    undone = [p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1] for p in rollback
+              if p.get("tasks") and "ansible.builtin.include_role" in p["tasks"][0]]
+    assert "hardening" in undone      # rolled back in reverse rollout order, before what it needs
+    assert [r for r in undone if r in plays] == [r for r in reversed(plays) if r in undone]
     backwards = Task(name="ca.needs_hardening", group="ca", facts=_no_facts, decide=_no_decision, after=("hardening.audit",))
     with pytest.raises(SystemExit, match="cannot honour"):
         gen.render_all({**TASKS, **extra, backwards.name: backwards})
