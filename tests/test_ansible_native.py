@@ -274,3 +274,23 @@ def test_the_gate_judges_the_inventory_once_per_play(tmp_path, monkeypatch):
                                    {"pin": "12345678"}), None)
     assert "DEFAULT_PIN" in {f.rule for f in api.gate_findings(inventory, tasks, step, pm, cache, {"pin": "12345678"})}
     assert len(built) == 2
+
+
+def test_a_fresh_checkout_runs_the_readme_command(tmp_path):
+    """`ansible-playbook -i lab/hosts.yml playbooks/deploy_2fa.yml` from a checkout, with no
+    collections path configured: playbooks/collections links the checkout as lync2fa.twofactor."""
+    import os
+    import subprocess
+
+    from ansible_support import BIN, ROOT
+    from lync2fa.lab import control
+
+    control.create(tmp_path / "lab", clients=1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(HOME=str(tmp_path), ANSIBLE_NOCOLOR="1", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    listed = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "lab" / "hosts.yml"),
+                             "playbooks/deploy_2fa.yml", "--list-tasks", "--tags", "lync"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    assert "lync2fa.twofactor.lync_server : Passive (AD FS) authentication" in listed.stdout
+    assert "lync2fa.twofactor.ca : Install" not in listed.stdout   # --tags lync: the other tiers' tasks are out
