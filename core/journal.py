@@ -159,6 +159,19 @@ class Journal:
             state[(task, host)] = status
         return {key for key, status in state.items() if status == "started"}
 
+    def started_then_failed(self, run_id: int) -> set[tuple[str, str]]:
+        """Steps of a run whose operations were sent and that were then recorded as failed: what
+        ran before the failure (e.g. the host ran them and its answer was lost) is not in that record."""
+        rows = self._db.execute("SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid",
+                                (run_id,)).fetchall()
+        state: dict[tuple[str, str], str] = {}
+        sent: set[tuple[str, str]] = set()
+        for task, host, status in rows:
+            state[(task, host)] = status
+            if status == "started":
+                sent.add((task, host))
+        return {key for key in sent if state[key] == "failed"}
+
     def finish_run(self, run_id: int, status: str) -> None:
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 

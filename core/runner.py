@@ -104,11 +104,14 @@ class Runner:
         done: dict[tuple[str, str], str] = {}
         resumed_from = self.journal.unfinished_run(command, inventory) if (resume and self.journal) else None
         in_flight: set[tuple[str, str]] = set()
+        sent_failed: set[tuple[str, str]] = set()
         if resumed_from is not None:
             done = self.journal.succeeded_steps(resumed_from)
             # Sent but never finished (the controller died): re-planned now; what their facts show
             # is put on the interrupted run's record below.
             in_flight = self.journal.started_unfinished(resumed_from)
+            # Sent, then failed (e.g. the answer was lost after the host ran them): the same.
+            sent_failed = self.journal.started_then_failed(resumed_from)
         run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
         results: dict[tuple[str, str], Result] = {}
         status = "interrupted"
@@ -175,7 +178,7 @@ class Runner:
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                                findings=[f.as_dict() for f in plan.findings])
-            self._settle_in_flight(in_flight, resumed_from, results, run_id)
+            self._settle_in_flight(in_flight, resumed_from, results, run_id, sent_failed)
             status = "interrupted" if self.stop.is_set() else ("ok" if report.ok else "failed")
             report.interrupted = self.stop.is_set()
             return report
@@ -184,9 +187,18 @@ class Runner:
             if self.journal and run_id is not None:
                 self.journal.finish_run(run_id, status)
 
-    def _settle_in_flight(self, in_flight: set, resumed_from, results: dict, run_id) -> None:
+    def _settle_in_flight(self, in_flight: set, resumed_from, results: dict, run_id,
+                          sent_failed: set = frozenset()) -> None:
         """Close the audit gap of a killed controller: a step that run ``resumed_from`` sent but
-        never recorded is journaled there as changed when this run found it already in place."""
+        never recorded is journaled there as changed when this run found it already in place. So is
+        one it sent and recorded as failed (its answer lost after the host ran it)."""
+        for key in sorted(sent_failed - in_flight):
+            result = results.get(key)
+            if result is None or result.failed or result.skipped or result.changed:
+                continue
+            self.journal.record(resumed_from, Result(
+                result.host, result.task, changed=True, failed=False,
+                msg=f"its operations ran although it was recorded as failed (run {run_id} found the change in place)"))
         for key in sorted(in_flight):
             result = results.get(key)
             if result is None or result.failed or result.skipped:

@@ -34,7 +34,8 @@ def _plan_groups() -> dict[str, list[str]]:
     clients = [f"cl{i:04d}" for i in range(1, CLIENTS + 1)]
     random.Random(SEED).shuffle(clients)
     return {"drop": clients[0:2], "http_503": clients[2:4], "hang": clients[4:5], "lost_shell": clients[5:7],
-            "healthy": clients[7:12], "kill_9": clients[12:21], "sigterm": clients[21:30]}
+            "answer_lost": clients[7:9], "healthy": clients[9:12], "kill_9": clients[12:21],
+            "sigterm": clients[21:30]}
 
 
 GROUPS = _plan_groups()
@@ -136,7 +137,7 @@ def resume_and_check(lab, hosts: list[str], faulted_run: int, ops_before: int) -
 
 def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
     lab = estate
-    hosts = [h for name in ("drop", "http_503", "hang", "lost_shell", "healthy") for h in GROUPS[name]]
+    hosts = [h for name in ("drop", "http_503", "hang", "lost_shell", "answer_lost", "healthy") for h in GROUPS[name]]
     for host in GROUPS["drop"]:
         lab.fault(host, drop=True)
     for host in GROUPS["http_503"]:
@@ -149,6 +150,10 @@ def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
         lab.fault(host, hang_receive=True)
     for host in GROUPS["lost_shell"]:
         lab.fault(host, lose_shell_after=3)    # the facts read works; the shell is gone for the apply
+    for host in GROUPS["answer_lost"]:
+        # Command, Send and Receive of the facts, Send of the apply; its Receive runs the operations
+        # in the lab and the connection drops before the answer.
+        lab.fault(host, drop_reply_after=4)
     ops_before = len(lab_operations(lab))
     done = run(*apply_args(lab, hosts, "--step-timeout", 3, "--json"))
     assert done.returncode == 1, done.stderr[-3000:]
@@ -157,7 +162,7 @@ def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
     for r in results:
         by_host.setdefault(r["host"], []).append(r)
     causes = {"drop": "host unreachable", "http_503": "HTTP 503", "hang": "no answer in 9 s",
-              "lost_shell": "2150858843"}
+              "lost_shell": "2150858843", "answer_lost": "may have run"}
     for name, cause in causes.items():
         for host in GROUPS[name]:
             assert all(r["status"] == "failed" for r in by_host[host]), by_host[host]

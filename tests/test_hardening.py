@@ -368,7 +368,7 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
     faults = json.loads(capsys.readouterr().out)["ca01"]
     assert faults == {"latency_s": 0.5, "drop": False, "http_status": 503, "receive_timeouts": 2,
                       "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True,
-                      "hang_receive": False, "lose_shell_after": 0}
+                      "hang_receive": False, "lose_shell_after": 0, "drop_reply_after": 0}
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "*", "http_status=null"]) == 0
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "--clear"]) == 0
 

@@ -24,6 +24,9 @@ SPEC = {
     # A lost shell (WinRM service restarted): per shell, the requests after this many get
     # "shell not found" (WinRM fault 2150858843); 0 never.
     "lose_shell_after": ("count", 0, 1000),
+    # A network cut at the worst moment: per shell, the request after this many is carried out and
+    # its answer never arrives (the connection drops); 0 never.
+    "drop_reply_after": ("count", 0, 1000),
 }
 DOC = {"seconds": "a number of seconds from {min:g} to {max:g}", "bool": "true or false",
        "status": "an HTTP status from {min} to {max}, or null", "count": "a whole number from {min} to {max}",
@@ -41,11 +44,13 @@ class HostFaults:
     ca_offline: bool = False                              # enrollment/template scripts fail
     hang_receive: bool = False                            # every Receive times out, forever
     lose_shell_after: int = 0                             # a shell is gone after this many requests
+    drop_reply_after: int = 0                             # the next request runs, its answer is lost
 
     def transport(self) -> Faults:
         return Faults(latency_s=self.latency_s, drop=self.drop, http_status=self.http_status,
                       receive_timeouts=self.receive_timeouts, reject_auth=self.reject_auth,
-                      hang_receive=self.hang_receive, lose_shell_after=self.lose_shell_after)
+                      hang_receive=self.hang_receive, lose_shell_after=self.lose_shell_after,
+                      drop_reply_after=self.drop_reply_after)
 
 
 def _expected(name: str) -> str:

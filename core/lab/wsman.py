@@ -132,6 +132,9 @@ class Faults:
     # gone, as after a WinRM service restart: later requests on it get "shell not found"
     # (WinRM fault 2150858843). 0: shells are never lost.
     lose_shell_after: int = 0
+    # Per shell: the request after this many is carried out, then the connection drops before its
+    # answer (a network cut at the worst moment: the host did it, the client cannot know). 0: never.
+    drop_reply_after: int = 0
 
 
 @dataclass
@@ -583,8 +586,9 @@ class WSManServer:
 
     # ----------------------------------------------------------------- WinRS
 
-    def _dispatch(self, host: str, port: int, logon: LogonInfo, payload: bytes) -> tuple[int, bytes]:
-        """Handle one SOAP request; return (HTTP status, response envelope)."""
+    def _dispatch(self, host: str, port: int, logon: LogonInfo, payload: bytes) -> tuple[int | None, bytes]:
+        """Handle one SOAP request; return (HTTP status, response envelope); status None: drop the
+        connection without an answer (an injected fault)."""
         try:
             root = ET.fromstring(payload)
         except ET.ParseError:
@@ -612,9 +616,10 @@ class WSManServer:
                 result = self._create(host, port, logon, options, body)
             else:
                 shell = self._find_shell(host, header)
-                if op != "Delete":
-                    self._injected_shell_faults(host, shell, op, header)
+                drop_reply = op != "Delete" and self._injected_shell_faults(host, shell, op, header)
                 result = getattr(self, f"_{op.lower()}")(shell, options, body)
+                if drop_reply:
+                    return None, b""
         except _WSManFault as fault:
             return 500, _envelope(FAULT_ACTION, message_id, _fault_body(fault, host))
         return 200, _envelope(action + "Response", message_id, result)
@@ -630,12 +635,14 @@ class WSManServer:
             raise _shell_not_found(shell_id)
         return shell
 
-    def _injected_shell_faults(self, host: str, shell: _Shell, op: str, header: ET.Element) -> None:
-        """Faults.lose_shell_after and Faults.hang_receive (see :class:`Faults`)."""
+    def _injected_shell_faults(self, host: str, shell: _Shell, op: str, header: ET.Element) -> bool:
+        """Faults.lose_shell_after and Faults.hang_receive (see :class:`Faults`); True when the
+        request's answer is to be dropped (Faults.drop_reply_after)."""
         faults = self._faults(host)
         with self._lock:
             shell.served += 1
-            lost = 0 < faults.lose_shell_after < shell.served
+            served = shell.served
+            lost = 0 < faults.lose_shell_after < served
             if lost:
                 self._shells.pop(shell.id, None)
         if lost:
@@ -645,6 +652,7 @@ class WSManServer:
             raise _WSManFault("s:Receiver", "w:TimedOut",
                               "The WS-Management service cannot complete the operation within the time specified "
                               "in OperationTimeout.", CODE_OPERATION_TIMEOUT)
+        return 0 < faults.drop_reply_after and served == faults.drop_reply_after + 1
 
     @staticmethod
     def _find_command(shell: _Shell, command_id: str | None) -> _Command:
@@ -883,6 +891,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200)
             return
         status, payload = wsman._dispatch(ep.host, ep.port, self.logon, body)
+        if status is None:   # Faults.drop_reply_after: done, but the answer never leaves
+            self.close_connection = True
+            return
         if encrypted:
             sealed, sealed_type = self._wrap(payload)
             self._reply(status, sealed, sealed_type)
