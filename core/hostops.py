@@ -31,10 +31,20 @@ def cmdlet_fact(cmdlet: str, params: dict | None = None, select: tuple[str, ...]
             "module": module}
 
 
-def registry_fact(path: str, names: list[str] | None = None) -> dict:
+def registry_fact(path: str, names: list[str] | None = None, depth: int = 0) -> dict:
     """A registry key: ``{"exists", "values": {name: value}, "subkeys": [...]}`` (all values when
-    ``names`` is None)."""
-    return {"kind": "registry", "path": path, "names": None if names is None else list(names)}
+    ``names`` is None).
+
+    With ``depth`` N > 0 the value also holds its subkeys, read in the same request, down to N
+    levels: ``"keys": {subkey: {"values", "subkeys", "keys"?}}`` (the keys N levels down list their
+    subkeys' names only). ``names`` selects the values at every level, so a key and the subkeys a
+    decision depends on (``CertSvc\\Configuration`` and its CA, a store and its certificates) are
+    one fact, not one round trip each."""
+    assert depth >= 0, depth
+    query = {"kind": "registry", "path": path, "names": None if names is None else list(names)}
+    if depth:
+        query["depth"] = int(depth)
+    return query
 
 
 def ad_object_fact(dn: str, attributes: list[str] | tuple[str, ...], acl: bool = False) -> dict:

@@ -7,6 +7,11 @@ function Read-Lync2faRegistryFact {
     <#
     .SYNOPSIS
         A key's values (all, or the named ones) and subkey names; exists = false when the key is missing.
+
+    .DESCRIPTION
+        With a depth N greater than 0 in the query, the answer also holds the subkeys down to N
+        levels, as keys = @{ subkey = @{ values; subkeys; keys } }, the named values selected at
+        every level: a key and the subkeys a decision depends on are read in one request.
     #>
     param([hashtable]$Query)
     $path = [string]$Query['path']
@@ -14,15 +19,42 @@ function Read-Lync2faRegistryFact {
         return @{ exists = $false; values = @{}; subkeys = @() }
     }
     $key = Get-Item -LiteralPath $path
-    $names = @($Query['names'])
-    if ($null -eq $Query['names']) { $names = @($key.GetValueNames()) }
+    $node = Read-Lync2faRegistryKey -Key $key -Names $Query['names'] -Depth ([int]$Query['depth'])
+    $node['exists'] = $true
+    return $node
+}
+
+function Read-Lync2faRegistryKey {
+    <#
+    .SYNOPSIS
+        One open key: its values (all when Names is null, else the named ones), its subkey names and, while Depth is above 0, its subkeys read the same way.
+    #>
+    param([Microsoft.Win32.RegistryKey]$Key, $Names, [int]$Depth)
+    $present = @($Key.GetValueNames())
+    $wanted = $present
+    if ($null -ne $Names) { $wanted = @($Names) }
     $values = @{}
-    foreach ($name in $names) {
-        if ($null -ne $name -and $key.GetValueNames() -contains $name) {
-            $values[[string]$name] = ConvertTo-Lync2faPlain -Value $key.GetValue($name)
+    foreach ($name in $wanted) {
+        if ($null -ne $name -and $present -contains $name) {
+            $values[[string]$name] = ConvertTo-Lync2faPlain -Value $Key.GetValue($name)
         }
     }
-    return @{ exists = $true; values = $values; subkeys = @($key.GetSubKeyNames()) }
+    $subkeys = @($Key.GetSubKeyNames())
+    $node = @{ values = $values; subkeys = $subkeys }
+    if ($Depth -gt 0) {
+        $keys = @{}
+        foreach ($subkey in $subkeys) {
+            $child = $Key.OpenSubKey($subkey)
+            if ($null -eq $child) { continue }
+            try {
+                $keys[[string]$subkey] = Read-Lync2faRegistryKey -Key $child -Names $Names -Depth ($Depth - 1)
+            } finally {
+                $child.Close()
+            }
+        }
+        $node['keys'] = $keys
+    }
+    return $node
 }
 
 function Set-Lync2faRegistryValue {

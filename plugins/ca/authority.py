@@ -4,7 +4,9 @@ A CA's identity (type, name, key, hash) cannot change after installation: drift 
 never "fixed" by reinstalling. The installed CA is read where Windows keeps it: the
 ``CertSvc\\Configuration`` registry (``Active``, ``<CA>\\CAType``, ``<CA>\\CACertHash``,
 ``<CA>\\CSP\\CNGHashAlgorithm``) and the CA certificate in the machine's My store (key length and
-validity come from the certificate itself).
+validity come from the certificate itself). Both are read in the step's first request: the
+configuration key down to ``<CA>\\CSP`` (``depth=2``) and the My store with its certificates
+(``depth=1``; a CA's My store holds few), so a re-run costs no further round trip.
 """
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ import base64
 
 from cryptography import x509
 from lync2fa import adcs
-from lync2fa.decision import Context, Decision, More
+from lync2fa.decision import Context, Decision
 from lync2fa.hostops import cmdlet, cmdlet_fact, registry_fact
 
-from .common import CA_CONFIG, active_ca, ca_config_fact, installed
+from .common import CA_CONFIG, active_ca, installed
 
 CA_TYPE = "EnterpriseRootCA"
 IDENTITY = ("ca_type", "common_name", "key_length", "hash_algorithm")
@@ -27,19 +29,22 @@ VALIDITY = ("The CA certificate validity differs from ca_validity_years; it appl
             "renewal.")
 
 
+CERTIFICATES = "certificates"
+# Active on Configuration, CAType and CACertHash on Configuration\<CA>, CNGHashAlgorithm on <CA>\CSP.
+CA_VALUES = ["Active", "CAType", "CACertHash", "CNGHashAlgorithm"]
+
+
 def facts(p: dict) -> dict:
     return {"feature": cmdlet_fact("Get-WindowsFeature", {"Name": adcs.FEATURE_CA}, ("Name", "Installed"),
                                    module="ServerManager"),
-            CA_CONFIG: ca_config_fact()}
+            CA_CONFIG: registry_fact(adcs.CERTSVC_CONFIGURATION, CA_VALUES, depth=2),
+            CERTIFICATES: registry_fact(adcs.machine_store_key("MY"), ["Blob"], depth=1)}
 
 
-def _key(name: str) -> str:
-    return f"{adcs.CERTSVC_CONFIGURATION}\\{name}"
-
-
-def _values(ctx: Context, name: str) -> dict:
-    value = ctx.facts.value(name) or {}
-    return value.get("values") or {}
+def _subkey(node: dict | None, name: str | None) -> dict:
+    """A subkey read with the fact (registry key names are case-insensitive), else {}."""
+    keys = (node or {}).get("keys") or {}
+    return next((v for k, v in keys.items() if name is not None and k.lower() == name.lower()), None) or {}
 
 
 def _thumbprint(ca_values: dict) -> str | None:
@@ -48,23 +53,22 @@ def _thumbprint(ca_values: dict) -> str | None:
     return str(hashes[-1]).replace(" ", "").upper() if hashes else None   # newest renewal last
 
 
-def state(ctx: Context) -> dict | More:
-    """The CA as installed (the ``before`` view), asking for the CA's own keys when there is one."""
+def state(ctx: Context) -> dict:
+    """The CA as installed (the ``before`` view): its keys under CertSvc\\Configuration and its
+    certificate (by the newest CACertHash) in the My store."""
     before = {**EMPTY, "role_installed": installed(ctx.facts.value("feature"))}
     name = active_ca(ctx.facts)
     if name is None:
         return before
-    if "ca" not in ctx.facts.raw:
-        return More({"ca": registry_fact(_key(name), ["CAType", "CACertHash"]),
-                     "csp": registry_fact(f"{_key(name)}\\CSP", ["CNGHashAlgorithm"])})
-    ca_values = _values(ctx, "ca")
+    ca_key = _subkey(ctx.facts.value(CA_CONFIG), name)
+    ca_values = ca_key.get("values") or {}
     thumb = _thumbprint(ca_values)
-    if thumb and "certificate" not in ctx.facts.raw:
-        return More({"certificate": registry_fact(adcs.machine_store_key("MY", thumb), ["Blob"])})
     ca_type = ca_values.get("CAType")
+    csp_values = _subkey(ca_key, "CSP").get("values") or {}
     before.update(common_name=name, ca_type=adcs.CA_TYPES.get(int(ca_type)) if ca_type is not None else None,
-                  hash_algorithm=str(_values(ctx, "csp").get("CNGHashAlgorithm") or "").lower() or None)
-    blob = _values(ctx, "certificate").get("Blob") if thumb else None
+                  hash_algorithm=str(csp_values.get("CNGHashAlgorithm") or "").lower() or None)
+    certificate = _subkey(ctx.facts.value(CERTIFICATES), thumb) if thumb else {}
+    blob = (certificate.get("values") or {}).get("Blob")
     der = adcs.certificate_from_blob(base64.b64decode(blob)) if blob else None
     if der:
         cert = x509.load_der_x509_certificate(der)
@@ -73,11 +77,9 @@ def state(ctx: Context) -> dict | More:
     return before
 
 
-def decide(ctx: Context) -> Decision | More:
+def decide(ctx: Context) -> Decision:
     p = ctx.params
     before = state(ctx)
-    if isinstance(before, More):
-        return before
     desired = {"role_installed": True, "ca_type": CA_TYPE, "common_name": p["common_name"],
                "key_length": p["key_length"], "hash_algorithm": p["hash_algorithm"].lower(),
                "validity_years": p["validity_years"]}

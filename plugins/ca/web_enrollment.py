@@ -5,11 +5,16 @@ web enrollment (ESC8) is not possible.
 Requiring SSL on a site without an https binding makes /certsrv answer 403.4 to every request
 (``Install-AdcsWebEnrollment`` creates no binding, issue 7 defect 6): the decision reads the
 Default Web Site's https bindings and refuses until one exists.
+
+The /CertSrv application and its two settings are read in the step's first request, whether or
+not the role service is installed (a re-run costs no further round trip): without IIS those
+cmdlet facts fail (no WebAdministration module), and the decision only looks at them once the
+role service is installed.
 """
 from __future__ import annotations
 
 from lync2fa import adcs
-from lync2fa.decision import Context, Decision, More
+from lync2fa.decision import Context, Decision
 from lync2fa.hostops import cmdlet, cmdlet_fact
 
 from .common import (
@@ -37,7 +42,8 @@ def facts(p: dict) -> dict:
             "feature": cmdlet_fact("Get-WindowsFeature", {"Name": adcs.FEATURE_WEB_ENROLLMENT}, ("Name", "Installed"),
                                    module="ServerManager"),
             "https": cmdlet_fact("Get-WebBinding", {"Name": SITE, "Protocol": "https"},
-                                 ("protocol", "bindingInformation"), module="WebAdministration")}
+                                 ("protocol", "bindingInformation"), module="WebAdministration"),
+            **_configured_facts()}
 
 
 def _configured_facts() -> dict:
@@ -55,7 +61,7 @@ def requires_ssl(flags) -> bool:
     return any(f.strip() in ("Ssl", "Ssl128") for f in str(flags or "").split(","))
 
 
-def decide(ctx: Context) -> Decision | More:
+def decide(ctx: Context) -> Decision:
     p = ctx.params
     warnings = []
     if active_ca(ctx.facts) is None:
@@ -64,13 +70,11 @@ def decide(ctx: Context) -> Decision | More:
         warnings.append(NO_CA_CHECK_MODE)
     before = {"role_installed": installed(ctx.facts.value("feature")), "configured": False, "require_ssl": False,
               "extended_protection": "None"}
-    if before["role_installed"]:
-        if "application" not in ctx.facts.raw:
-            return More(_configured_facts())
-        if ctx.facts.value("application"):
-            before["configured"] = True
-            before["require_ssl"] = requires_ssl((ctx.facts.value("ssl") or [{}])[0].get("sslFlags"))
-            before["extended_protection"] = str((ctx.facts.value("epa") or [{}])[0].get("tokenChecking") or "None")
+    # Without the role service IIS may be missing: its facts failed then, and say nothing.
+    if before["role_installed"] and ctx.facts.value("application"):
+        before["configured"] = True
+        before["require_ssl"] = requires_ssl((ctx.facts.value("ssl") or [{}])[0].get("sslFlags"))
+        before["extended_protection"] = str((ctx.facts.value("epa") or [{}])[0].get("tokenChecking") or "None")
     desired = {"role_installed": True, "configured": True, "require_ssl": p["require_ssl"],
                "extended_protection": p["extended_protection"]}
     # Without IIS (WebAdministration absent) there is no binding either.

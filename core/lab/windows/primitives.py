@@ -45,10 +45,8 @@ def read_fact(machine: Machine, query: dict) -> Any:
         key = machine.registry.read(query["path"])
         if key is None:
             return {"exists": False, "values": {}, "subkeys": []}
-        names = query.get("names")
-        values = {n: e["value"] for n, e in key["values"].items()
-                  if names is None or n.lower() in {x.lower() for x in names}}
-        return {"exists": True, "values": values, "subkeys": machine.registry.subkeys(query["path"])}
+        return {"exists": True, **_registry_key(machine, query["path"], key, query.get("names"),
+                                                int(query.get("depth") or 0))}
     if kind == "ad_object":
         machine.require_network("LDAP")
         obj = machine.directory.get(query["dn"])
@@ -78,6 +76,23 @@ def read_fact(machine: Machine, query: dict) -> Any:
             raise WindowsError(f"lync2fa: unknown named fact {query['name']}")
         return NAMED_FACTS[query["name"]](machine, **(query.get("args") or {}))
     raise WindowsError(f"lync2fa: unknown fact kind {kind}")
+
+
+def _registry_key(machine: Machine, path: str, key: dict, names: list | None, depth: int) -> dict:
+    """As Read-Lync2faRegistryKey: the (named) values, the subkey names and, while ``depth`` > 0,
+    the subkeys read the same way under "keys"."""
+    wanted = None if names is None else {str(x).lower() for x in names}
+    node = {"values": {n: copy.deepcopy(e["value"]) for n, e in key["values"].items()
+                       if wanted is None or n.lower() in wanted},
+            "subkeys": machine.registry.subkeys(path)}
+    if depth > 0:
+        node["keys"] = {}
+        for name in node["subkeys"]:
+            sub_path = path.rstrip("\\") + "\\" + name
+            sub = machine.registry.read(sub_path)
+            if sub is not None:
+                node["keys"][name] = _registry_key(machine, sub_path, sub, names, depth - 1)
+    return node
 
 
 def _entry(machine: Machine, obj: dict, query: dict) -> dict:
