@@ -151,6 +151,10 @@ class PlayInventory:
         names = [str(n) for n in self._groups.get(group, ())] if group != "all" else list(self.all_hosts())
         return [self.host(n) for n in names if limit is None or n in limit]
 
+    def members(self, group: str) -> list[str]:
+        """The host names of the inventory group ``group`` (its inventory name), as Ansible lists them."""
+        return [str(n) for n in self._groups.get(group, ())]
+
     def group_name(self, group: str) -> str:
         """The inventory's name for a task's group (``lync2fa_<group>_group``, default ``group``)."""
         return groups.actual(group, self.host(self.current).var)

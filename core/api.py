@@ -155,8 +155,8 @@ def gate_findings(inventory, tasks: dict, step: Step, pm, cache: GateCache | Non
         return [f for batch in pm.hook.lync2fa_validate_plan(plan=context) for f in batch or ()]
 
     if cache is not None and (not overrides or step.params == params_for(step.task, step.host)):
-        return mine(cache.findings(step.task.kind, lambda: judge(_gate_context(inventory, tasks, None,
-                                                                                step.task.kind))))
+        return mine(cache.findings(step.task.kind, lambda: judge(_gate_context(inventory, tasks, None, step.task.kind)),
+                                   host=step.host.name))
     return mine(judge(_gate_context(inventory, tasks, step)))
 
 

@@ -32,7 +32,7 @@ def outside(task, inventory, host: str) -> str | None:
     if task.group == "all":
         return None
     name = inventory.group_name(task.group)
-    members = [h.name for h in inventory.hosts_in(task.group)]
+    members = inventory.members(name) if hasattr(inventory, "members") else [h.name for h in inventory.hosts_in(task.group)]
     named = f"'{name}'" + (f" ({var_name(task.group)})" if name != task.group else f" (set {var_name(task.group)} "
                                                                                       "to use another group)")
     if not members:
