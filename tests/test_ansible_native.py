@@ -294,3 +294,13 @@ def test_a_fresh_checkout_runs_the_readme_command(tmp_path):
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     assert "lync2fa.twofactor.lync_server : Passive (AD FS) authentication" in listed.stdout
     assert "lync2fa.twofactor.ca : Install" not in listed.stdout   # --tags lync: the other tiers' tasks are out
+
+
+def test_the_collections_powershell_passes_the_static_checks():
+    """host_request.ps1 and the module_util are PowerShell that reaches hosts: the same checks as
+    core/ps (documented cmdlets and parameters, PowerShell 5.1, scopes, prompts, exit codes)."""
+    from ansible_support import ROOT
+    from lync2fa import pscheck
+
+    assert pscheck.main([str(ROOT / "plugins" / "modules" / "host_request.ps1"),
+                         str(ROOT / "plugins" / "module_utils" / "Lync2faPrimitives.psm1")]) == 0
