@@ -304,3 +304,11 @@ def test_the_collections_powershell_passes_the_static_checks():
 
     assert pscheck.main([str(ROOT / "plugins" / "modules" / "host_request.ps1"),
                          str(ROOT / "plugins" / "module_utils" / "Lync2faPrimitives.psm1")]) == 0
+
+
+def test_async_is_refused_with_ansibles_message(lab, tmp_path):
+    book = write(tmp_path, "async.yml", "---\n- name: Async\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
+                 "    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n      async: 30\n      poll: 5\n")
+    result = playbook(lab, tmp_path, book, "--check")
+    assert "does not support async" in result.stdout, result.stdout[-2000:]
+    assert not requests(lab)
