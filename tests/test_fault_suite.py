@@ -17,11 +17,9 @@ import sys
 import time
 
 import pytest
-
+from conftest import Lab
 from lync2fa.journal import Journal
 from lync2fa.lab import control
-
-from conftest import Lab
 
 SEED = 1212          # which clients get which fault
 CLIENTS = 30
@@ -34,7 +32,7 @@ def _plan_groups() -> dict[str, list[str]]:
     clients = [f"cl{i:04d}" for i in range(1, CLIENTS + 1)]
     random.Random(SEED).shuffle(clients)
     return {"drop": clients[0:2], "http_503": clients[2:4], "hang": clients[4:5], "lost_shell": clients[5:7],
-            "answer_lost": clients[7:9], "healthy": clients[9:12], "kill_9": clients[12:21],
+            "answer_lost": clients[7:9], "slow": clients[9:11], "healthy": clients[11:12], "kill_9": clients[12:21],
             "sigterm": clients[21:30]}
 
 
@@ -135,9 +133,10 @@ def resume_and_check(lab, hosts: list[str], faulted_run: int, ops_before: int) -
     assert verify.returncode == 0, verify.stdout[-3000:]
 
 
-def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
+def test_fault_suite_drops_5xx_a_hung_receive_lost_shells_and_lost_answers(estate):
     lab = estate
-    hosts = [h for name in ("drop", "http_503", "hang", "lost_shell", "answer_lost", "healthy") for h in GROUPS[name]]
+    hosts = [h for name in ("drop", "http_503", "hang", "lost_shell", "answer_lost", "slow", "healthy")
+             for h in GROUPS[name]]
     for host in GROUPS["drop"]:
         lab.fault(host, drop=True)
     for host in GROUPS["http_503"]:
@@ -154,6 +153,8 @@ def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
         # Command, Send and Receive of the facts, Send of the apply; its Receive runs the operations
         # in the lab and the connection drops before the answer.
         lab.fault(host, drop_reply_after=4)
+    for host in GROUPS["slow"]:
+        lab.fault(host, receive_timeouts=3)    # WinRM's OperationTimeout three times: slow, not failed
     ops_before = len(lab_operations(lab))
     done = run(*apply_args(lab, hosts, "--step-timeout", 3, "--json"))
     assert done.returncode == 1, done.stderr[-3000:]
@@ -167,7 +168,7 @@ def test_fault_suite_drops_5xx_a_hung_receive_and_lost_shells(estate):
         for host in GROUPS[name]:
             assert all(r["status"] == "failed" for r in by_host[host]), by_host[host]
             assert any(cause in r["msg"] for r in by_host[host]), (name, by_host[host])
-    for host in GROUPS["healthy"]:
+    for host in GROUPS["slow"] + GROUPS["healthy"]:
         assert all(r["status"] == "changed" for r in by_host[host]), by_host[host]
     faulted_run = json.loads(done.stdout)["run_id"]
     resume_and_check(lab, hosts, faulted_run, ops_before)

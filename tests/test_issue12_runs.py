@@ -4,7 +4,6 @@ on 127.0.0.1 (the lab's endpoints)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lync2fa import api, hostscript
 from lync2fa.connection import ConnectionSettings
 from lync2fa.hostops import cmdlet_fact
@@ -155,7 +153,7 @@ def test_issue12_item13_a_signal_mid_apply_interrupts_cleanly(make_lab, signum):
                                       (runs_before,)), 60, "a step's operations to be sent")
         signalled = time.time()
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     name = signal.Signals(signum).name
