@@ -542,6 +542,12 @@ def role_options(tasks: list[Task], role_vars: dict[str, RoleVar]) -> dict:
                 names.append(var_name(t, p))
     options = {n: role_vars[n].spec(one_group) for n in names}
     options.update({k: dict(v) for k, v in COMMON_ROLE_VARS.items()})
+    for group in groups_of(tasks):
+        options[f"lync2fa_{group}_group"] = {
+            "type": "str",
+            "description": [f"The inventory group the role's C({group}) tasks run on (set it in group_vars/all "
+                            "for both faces; the modules fail on a host outside it).",
+                            f"Unset: C({group})."]}
     return options
 
 
