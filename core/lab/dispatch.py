@@ -82,9 +82,10 @@ class Dispatcher:
                                      invocation)
         machine = self.machine(host_name, logon)
         version = machine.props.get("powershell_version", "5.1")
-        if int(version.split(".")[0]) < 5:
-            # Ansible's bootstrap wrapper itself: {"failed":true,"msg":"Ansible requires PowerShell v5.1"}
-            return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell v5.1"}\r\n', "", 1)
+        # What Ansible's bootstrap wrapper itself prints on an older PowerShell (2.19: 5.1; 2.16: 3.0).
+        minimum, text = (3, "v3.0 or newer") if "2.16" in invocation.wrapper else (5, "v5.1")
+        if int(version.split(".")[0]) < minimum:
+            return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell %s"}\r\n' % text, "", 1)
         injected = self.faults.get(host_name)
         if request.get("kind") == "apply" and injected.fail_tasks:
             ids = {g["id"] for g in request.get("groups") or []}
