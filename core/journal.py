@@ -39,7 +39,8 @@ CREATE INDEX IF NOT EXISTS results_by_step ON results(task, host);
 
 
 # Columns added after the first release, added to an older journal when it is opened for writing.
-MIGRATIONS = {("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER"}
+MIGRATIONS = {("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER",
+              ("runs", "resumed_from"): "ALTER TABLE runs ADD COLUMN resumed_from INTEGER"}
 JOURNAL_FILE = "journal.sqlite"
 
 
@@ -129,11 +130,13 @@ class Journal:
             except sqlite3.DatabaseError as exc:
                 raise JournalError(self._explain(exc)) from None
 
-    def start_run(self, command: str, inventory: str, check_mode: bool) -> int:
+    def start_run(self, command: str, inventory: str, check_mode: bool, resumed_from: int | None = None) -> int:
+        """``resumed_from``: the run this one resumes (``--resume``)."""
         cur = self._write(
-            "INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode, pid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), getpass.getuser(), socket.gethostname(), command, inventory, int(check_mode), os.getpid()))
+            "INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode, pid, resumed_from) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), getpass.getuser(), socket.gethostname(), command, inventory, int(check_mode), os.getpid(),
+             resumed_from))
         return int(cur.lastrowid)
 
     def record(self, run_id: int, result: Result, fingerprint: str = "") -> None:
@@ -171,6 +174,21 @@ class Journal:
             if status == "started":
                 sent.add((task, host))
         return {key for key in sent if state[key] == "failed"}
+
+    def unsettled(self, run_id: int) -> dict[int, tuple[set, set, set]]:
+        """Per run, from ``run_id`` back along the runs it resumed (a resumed run may itself have
+        been killed before it journaled what its predecessor left open): the steps sent and never
+        recorded (``started_unfinished``), those sent then recorded failed (``started_then_failed``)
+        and every step it sent."""
+        out: dict[int, tuple[set, set, set]] = {}
+        current: int | None = run_id
+        while current is not None and current not in out:
+            sent = {(t, h) for t, h in self._db.execute(
+                "SELECT task, host FROM results WHERE run_id = ? AND status = 'started'", (current,)).fetchall()}
+            out[current] = (self.started_unfinished(current), self.started_then_failed(current), sent)
+            row = self._db.execute("SELECT resumed_from FROM runs WHERE id = ?", (current,)).fetchone()
+            current = row[0] if row else None
+        return out
 
     def finish_run(self, run_id: int, status: str) -> None:
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (time.time(), status, run_id))

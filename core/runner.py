@@ -103,16 +103,15 @@ class Runner:
         redact = Redactor(plan.secrets())
         done: dict[tuple[str, str], str] = {}
         resumed_from = self.journal.unfinished_run(command, inventory) if (resume and self.journal) else None
-        in_flight: set[tuple[str, str]] = set()
-        sent_failed: set[tuple[str, str]] = set()
+        unsettled: dict[int, tuple[set, set, set]] = {}
         if resumed_from is not None:
             done = self.journal.succeeded_steps(resumed_from)
-            # Sent but never finished (the controller died): re-planned now; what their facts show
-            # is put on the interrupted run's record below.
-            in_flight = self.journal.started_unfinished(resumed_from)
-            # Sent, then failed (e.g. the answer was lost after the host ran them): the same.
-            sent_failed = self.journal.started_then_failed(resumed_from)
-        run_id = self.journal.start_run(command, inventory, check_mode) if self.journal else None
+            # Sent but never finished (the controller died), or sent and then failed (e.g. the answer
+            # was lost after the host ran them), in the resumed run or the runs it resumed in turn:
+            # re-planned now; what their facts show is put on those runs' record below.
+            unsettled = self.journal.unsettled(resumed_from)
+        run_id = self.journal.start_run(command, inventory, check_mode, resumed_from=resumed_from) \
+            if self.journal else None
         results: dict[tuple[str, str], Result] = {}
         status = "interrupted"
         stages = phases(plan)
@@ -178,7 +177,11 @@ class Runner:
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
                                findings=[f.as_dict() for f in plan.findings])
-            self._settle_in_flight(in_flight, resumed_from, results, run_id, sent_failed)
+            resent: dict[tuple[str, str], int] = {}    # a step sent again by a later run of the chain
+            for old_run in sorted(unsettled, reverse=True):
+                in_flight, sent_failed, sent = unsettled[old_run]
+                self._settle_in_flight(in_flight, old_run, results, run_id, sent_failed, resent)
+                resent.update({key: old_run for key in sent if key not in resent})
             status = "interrupted" if self.stop.is_set() else ("ok" if report.ok else "failed")
             report.interrupted = self.stop.is_set()
             return report
@@ -188,18 +191,24 @@ class Runner:
                 self.journal.finish_run(run_id, status)
 
     def _settle_in_flight(self, in_flight: set, resumed_from, results: dict, run_id,
-                          sent_failed: set = frozenset()) -> None:
+                          sent_failed: set = frozenset(), resent: dict | None = None) -> None:
         """Close the audit gap of a killed controller: a step that run ``resumed_from`` sent but
         never recorded is journaled there as changed when this run found it already in place. So is
-        one it sent and recorded as failed (its answer lost after the host ran it)."""
-        for key in sorted(sent_failed - in_flight):
+        one it sent and recorded as failed (its answer lost after the host ran it). ``resent``: steps
+        a later run sent again (so it was not in place then), with that run."""
+        resent = resent or {}
+        for key in sorted((in_flight | sent_failed) & set(resent)):
+            if key in in_flight:
+                self.journal.record(resumed_from, Result(key[1], key[0], msg=(
+                    f"interrupted before it finished; run {resent[key]} sent it again")))
+        for key in sorted(sent_failed - in_flight - set(resent)):
             result = results.get(key)
             if result is None or result.failed or result.skipped or result.changed:
                 continue
             self.journal.record(resumed_from, Result(
                 result.host, result.task, changed=True, failed=False,
                 msg=f"its operations ran although it was recorded as failed (run {run_id} found the change in place)"))
-        for key in sorted(in_flight):
+        for key in sorted(in_flight - set(resent)):
             result = results.get(key)
             if result is None or result.failed or result.skipped:
                 continue

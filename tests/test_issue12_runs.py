@@ -329,3 +329,35 @@ def test_issue12_item14_a_step_whose_answer_was_lost_is_journaled_as_the_change_
         last = [r for r in rows if r["task"] == task][-1]
         assert last["changed"] == 1 and "recorded as failed" in last["msg"], rows
     assert cards_and_certificates(lab, ["cl0001", "cl0002"]) == {"cl0001": (1, 1), "cl0002": (1, 1)}
+
+
+def test_issue12_item14_a_resumed_run_killed_in_turn_leaves_no_step_unsettled(make_lab):
+    """Run 1 killed with steps in flight; its resume (run 2) killed in turn before it got to them (or
+    after sending one again); run 3 resumes run 2 and settles run 1's steps as well, each on the run
+    that made the change."""
+    lab = make_lab(clients=2)
+    servers_applied(lab)
+    done = run(*apply_args(lab, "--tasks", "client", "--skip-preflight"))
+    assert done.returncode == 0, done.stderr      # every change in place (made "by" the killed runs)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    journal = Journal(lab.state_dir)
+    first = journal.start_run("apply", str(lab.inventory), False)
+    journal.record_started(first, "cl0001", "client.virtual_smartcard")
+    journal.record_started(first, "cl0002", "client.virtual_smartcard")
+    second = journal.start_run("apply", str(lab.inventory), False, resumed_from=first)
+    journal.record_started(second, "cl0002", "client.virtual_smartcard")
+    journal._db.execute("UPDATE runs SET pid = ? WHERE id IN (?, ?)", (dead.pid, first, second))
+    journal._db.commit()
+    journal.close()
+    resumed = run(*apply_args(lab, "--tasks", "client", "--skip-preflight", "--resume", "--json"))
+    assert resumed.returncode == 0, resumed.stderr
+    journal = Journal(lab.state_dir, readonly=True)
+    assert not journal.started_unfinished(first) and not journal.started_unfinished(second)
+    last = {(run_id, r["host"]): r for run_id in (first, second) for r in journal.results(run_id)}
+    journal.close()
+    assert last[(first, "cl0001")]["changed"] == 1
+    assert "changed by this run before it was interrupted" in last[(first, "cl0001")]["msg"]
+    assert last[(second, "cl0002")]["changed"] == 1
+    assert last[(first, "cl0002")]["changed"] == 0
+    assert f"run {second} sent it again" in last[(first, "cl0002")]["msg"]
