@@ -13,6 +13,7 @@ lab (``lync2fa.lab`` imports from here, never the other way round).
 DNs use the ``{configurationNamingContext}`` placeholder the primitive library resolves on the
 host (``lync2fa.hostops.CONFIG_NC``).
 """
+
 from __future__ import annotations
 
 import re
@@ -52,17 +53,17 @@ SELF = 0x8
 READ_PROPERTY = 0x10
 WRITE_PROPERTY = 0x20
 LIST_OBJECT = 0x80
-EXTENDED_RIGHT = 0x100          # ADS_RIGHT_DS_CONTROL_ACCESS; object_type names the right
+EXTENDED_RIGHT = 0x100  # ADS_RIGHT_DS_CONTROL_ACCESS; object_type names the right
 DELETE = 0x10000
 READ_CONTROL = 0x20000
 WRITE_DACL = 0x40000
 WRITE_OWNER = 0x80000
-GENERIC_READ = READ_CONTROL | LIST_CHILDREN | READ_PROPERTY | LIST_OBJECT            # 0x20094
-GENERIC_WRITE = READ_CONTROL | SELF | WRITE_PROPERTY                                  # 0x20028
+GENERIC_READ = READ_CONTROL | LIST_CHILDREN | READ_PROPERTY | LIST_OBJECT  # 0x20094
+GENERIC_WRITE = READ_CONTROL | SELF | WRITE_PROPERTY  # 0x20028
 GENERIC_ALL = 0xF01FF
 
-ENROLL = "0e10c968-78fb-11d2-90d4-00c04f79dc55"          # Certificate-Enrollment
-AUTOENROLL = "a05b8cc2-17bc-4802-a710-e7c15ab866a2"      # Certificate-AutoEnrollment
+ENROLL = "0e10c968-78fb-11d2-90d4-00c04f79dc55"  # Certificate-Enrollment
+AUTOENROLL = "a05b8cc2-17bc-4802-a710-e7c15ab866a2"  # Certificate-AutoEnrollment
 ALL_EXTENDED_RIGHTS = "00000000-0000-0000-0000-000000000000"
 
 # -- EKUs / application policies ----------------------------------------------------------
@@ -79,8 +80,7 @@ EKU = {
 # -- the CA's registry (what Install-AdcsCertificationAuthority writes) -------------------
 CERTSVC_CONFIGURATION = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration"
 # CertSvc\Configuration\<CA>\CAType (ENUM_CATYPES)
-CA_TYPES = {0: "EnterpriseRootCA", 1: "EnterpriseSubordinateCA", 3: "StandaloneRootCA",
-            4: "StandaloneSubordinateCA"}
+CA_TYPES = {0: "EnterpriseRootCA", 1: "EnterpriseSubordinateCA", 3: "StandaloneRootCA", 4: "StandaloneSubordinateCA"}
 CA_TYPE_CODES = {name: code for code, name in CA_TYPES.items()}
 
 # -- Windows features (Server Manager) ----------------------------------------------------
@@ -88,8 +88,14 @@ FEATURE_CA = "ADCS-Cert-Authority"
 FEATURE_WEB_ENROLLMENT = "ADCS-Web-Enrollment"
 
 # -- principals ---------------------------------------------------------------------------
-ADMIN_PRINCIPALS = ("Domain Admins", "Enterprise Admins", "Administrators", "SYSTEM",
-                    "Enterprise Domain Controllers", "Domain Controllers")
+ADMIN_PRINCIPALS = (
+    "Domain Admins",
+    "Enterprise Admins",
+    "Administrators",
+    "SYSTEM",
+    "Enterprise Domain Controllers",
+    "Domain Controllers",
+)
 # Granting enrollment to these means every account (or computer) of the domain may enroll.
 BROAD_PRINCIPALS = ("Domain Users", "Authenticated Users", "Everyone", "Domain Computers")
 
@@ -125,7 +131,7 @@ TEMPLATE_IS_MODIFIED = 0x00020000
 
 PKINIT_CLIENT = "1.3.6.1.5.2.3.4"
 OID_CLASS = "msPKI-Enterprise-Oid"
-OID_TEMPLATE_TYPE = 1                 # flags of an msPKI-Enterprise-Oid naming a template
+OID_TEMPLATE_TYPE = 1  # flags of an msPKI-Enterprise-Oid naming a template
 OID_LINK_ATTRIBUTE = "msDS-OIDToGroupLink"
 # The forest's base OID for templates and policies is on the CN=OID container itself.
 TEMPLATE_OID_ATTRIBUTE = "msPKI-Cert-Template-OID"
@@ -134,15 +140,29 @@ TEMPLATE_OID_ATTRIBUTE = "msPKI-Cert-Template-OID"
 # (lync2fa.hostops.typed): int (Integer, signed 32-bit), string, strings (multi-valued),
 # bytes (Octet String: pKIExpirationPeriod/pKIOverlapPeriod are negative FILETIME intervals).
 TEMPLATE_ATTRIBUTES = {
-    "displayName": "string", "flags": "int", "revision": "int",
-    "msPKI-Template-Schema-Version": "int", "msPKI-Template-Minor-Revision": "int",
-    "msPKI-Cert-Template-OID": "string", "pKIDefaultKeySpec": "int", "pKIKeyUsage": "bytes",
-    "pKIMaxIssuingDepth": "int", "pKICriticalExtensions": "strings", "pKIExtendedKeyUsage": "strings",
-    "pKIExpirationPeriod": "bytes", "pKIOverlapPeriod": "bytes", "pKIDefaultCSPs": "strings",
-    "msPKI-RA-Signature": "int", "msPKI-Enrollment-Flag": "int", "msPKI-Private-Key-Flag": "int",
-    "msPKI-Certificate-Name-Flag": "int", "msPKI-Minimal-Key-Size": "int",
-    "msPKI-Certificate-Application-Policy": "strings", "msPKI-RA-Application-Policies": "strings",
-    "msPKI-RA-Policies": "strings", "msPKI-Certificate-Policy": "strings",
+    "displayName": "string",
+    "flags": "int",
+    "revision": "int",
+    "msPKI-Template-Schema-Version": "int",
+    "msPKI-Template-Minor-Revision": "int",
+    "msPKI-Cert-Template-OID": "string",
+    "pKIDefaultKeySpec": "int",
+    "pKIKeyUsage": "bytes",
+    "pKIMaxIssuingDepth": "int",
+    "pKICriticalExtensions": "strings",
+    "pKIExtendedKeyUsage": "strings",
+    "pKIExpirationPeriod": "bytes",
+    "pKIOverlapPeriod": "bytes",
+    "pKIDefaultCSPs": "strings",
+    "msPKI-RA-Signature": "int",
+    "msPKI-Enrollment-Flag": "int",
+    "msPKI-Private-Key-Flag": "int",
+    "msPKI-Certificate-Name-Flag": "int",
+    "msPKI-Minimal-Key-Size": "int",
+    "msPKI-Certificate-Application-Policy": "strings",
+    "msPKI-RA-Application-Policies": "strings",
+    "msPKI-RA-Policies": "strings",
+    "msPKI-Certificate-Policy": "strings",
 }
 TICKS_PER_DAY = 864_000_000_000
 
@@ -162,6 +182,7 @@ def period_bytes(days: int) -> str:
     """pKIExpirationPeriod/pKIOverlapPeriod for ``days``: a negative FILETIME interval, 8 bytes
     little-endian, base64 (how the primitive library carries Octet Strings)."""
     import base64
+
     return base64.b64encode((-days * TICKS_PER_DAY).to_bytes(8, "little", signed=True)).decode()
 
 
@@ -170,13 +191,15 @@ def period_days(value: str | None) -> int | None:
     if not value:
         return None
     import base64
+
     ticks = int.from_bytes(base64.b64decode(value), "little", signed=True)
     return round(-ticks / TICKS_PER_DAY)
 
+
 # -- template flags (MS-CRTD) the CA reads when it issues ---------------------------------
 # (the same bits as NAME_SUBJECT_ALT_REQUIRE_UPN and ENROLL_NO_SECURITY_EXTENSION above: one value each)
-NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = NAME_SUBJECT_ALT_REQUIRE_UPN            # msPKI-Certificate-Name-Flag
-ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = ENROLL_NO_SECURITY_EXTENSION     # msPKI-Enrollment-Flag (ESC9)
+NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN = NAME_SUBJECT_ALT_REQUIRE_UPN  # msPKI-Certificate-Name-Flag
+ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = ENROLL_NO_SECURITY_EXTENSION  # msPKI-Enrollment-Flag (ESC9)
 
 
 # -- certificate stores as Windows keeps them in the registry -----------------------------
@@ -201,9 +224,9 @@ def certificate_from_blob(blob: bytes) -> bytes | None:
     """The DER certificate in a registry "Blob", or None."""
     offset = 0
     while offset + 12 <= len(blob):
-        prop = int.from_bytes(blob[offset:offset + 4], "little")
-        size = int.from_bytes(blob[offset + 8:offset + 12], "little")
+        prop = int.from_bytes(blob[offset : offset + 4], "little")
+        size = int.from_bytes(blob[offset + 8 : offset + 12], "little")
         if prop == CERT_CERT_PROP_ID:
-            return blob[offset + 12:offset + 12 + size]
+            return blob[offset + 12 : offset + 12 + size]
         offset += 12 + size
     return None

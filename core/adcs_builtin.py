@@ -9,6 +9,7 @@ simulates ``Install-AdcsCertificationAuthority``. The values are the ones the pr
 ESC rules look at (MS-CRTD section 2.1 and a default Windows Server 2019 forest); the lab keeps
 the key size of the smart-card templates at 2048 bits.
 """
+
 from __future__ import annotations
 
 from . import adcs
@@ -19,8 +20,10 @@ ADMIN_READ_WRITE = adcs.GENERIC_READ | adcs.GENERIC_WRITE
 
 # The default security descriptor of a built-in template: (principal, rights, object_type).
 _ADMIN_ACES = (
-    ("Domain Admins", ADMIN_READ_WRITE, None), ("Domain Admins", adcs.EXTENDED_RIGHT, adcs.ENROLL),
-    ("Enterprise Admins", ADMIN_READ_WRITE, None), ("Enterprise Admins", adcs.EXTENDED_RIGHT, adcs.ENROLL),
+    ("Domain Admins", ADMIN_READ_WRITE, None),
+    ("Domain Admins", adcs.EXTENDED_RIGHT, adcs.ENROLL),
+    ("Enterprise Admins", ADMIN_READ_WRITE, None),
+    ("Enterprise Admins", adcs.EXTENDED_RIGHT, adcs.ENROLL),
     ("Authenticated Users", adcs.GENERIC_READ, None),
 )
 _DOMAIN_USERS_ENROLL = (("Domain Users", adcs.GENERIC_READ, None), ("Domain Users", adcs.EXTENDED_RIGHT, adcs.ENROLL))
@@ -30,49 +33,111 @@ _FROM_AD = adcs.NAME_SUBJECT_REQUIRE_DIRECTORY_PATH | adcs.NAME_SUBJECT_ALT_REQU
 _FROM_AD_EMAIL = _FROM_AD | adcs.NAME_SUBJECT_ALT_REQUIRE_EMAIL | adcs.NAME_SUBJECT_REQUIRE_EMAIL
 
 
-def _v1(display: str, number: int, ekus: list[str], flags: int, name_flag: int, enroll_flag: int = 0,
-        key_flag: int = 0, csps: tuple[str, ...] = ("Microsoft Enhanced Cryptographic Provider v1.0",),
-        validity_days: int = 365, key_usage: str = "oAA=", aces=_ADMIN_ACES, revision: int = 4) -> dict:
+def _v1(
+    display: str,
+    number: int,
+    ekus: list[str],
+    flags: int,
+    name_flag: int,
+    enroll_flag: int = 0,
+    key_flag: int = 0,
+    csps: tuple[str, ...] = ("Microsoft Enhanced Cryptographic Provider v1.0",),
+    validity_days: int = 365,
+    key_usage: str = "oAA=",
+    aces=_ADMIN_ACES,
+    revision: int = 4,
+) -> dict:
     """A schema version 1 template; ``number`` is its arc below the forest's template OID."""
     return {
         "attributes": {
-            "displayName": [display], "flags": [flags], "revision": [revision],
-            "msPKI-Template-Schema-Version": [1], "msPKI-Template-Minor-Revision": [1],
-            "pKIDefaultKeySpec": [1], "pKIKeyUsage": [key_usage], "pKIMaxIssuingDepth": [0],
-            "pKICriticalExtensions": ["2.5.29.15"], "pKIExtendedKeyUsage": list(ekus),
-            "pKIExpirationPeriod": [adcs.period_bytes(validity_days)], "pKIOverlapPeriod": [adcs.period_bytes(42)],
+            "displayName": [display],
+            "flags": [flags],
+            "revision": [revision],
+            "msPKI-Template-Schema-Version": [1],
+            "msPKI-Template-Minor-Revision": [1],
+            "pKIDefaultKeySpec": [1],
+            "pKIKeyUsage": [key_usage],
+            "pKIMaxIssuingDepth": [0],
+            "pKICriticalExtensions": ["2.5.29.15"],
+            "pKIExtendedKeyUsage": list(ekus),
+            "pKIExpirationPeriod": [adcs.period_bytes(validity_days)],
+            "pKIOverlapPeriod": [adcs.period_bytes(42)],
             "pKIDefaultCSPs": [f"{i},{csp}" for i, csp in enumerate(csps, 1)],
-            "msPKI-RA-Signature": [0], "msPKI-Enrollment-Flag": [adcs.int32(enroll_flag)],
+            "msPKI-RA-Signature": [0],
+            "msPKI-Enrollment-Flag": [adcs.int32(enroll_flag)],
             "msPKI-Private-Key-Flag": [adcs.int32(key_flag)],
-            "msPKI-Certificate-Name-Flag": [adcs.int32(name_flag)], "msPKI-Minimal-Key-Size": [2048],
+            "msPKI-Certificate-Name-Flag": [adcs.int32(name_flag)],
+            "msPKI-Minimal-Key-Size": [2048],
         },
-        "oid_arc": number, "owner": OWNER, "aces": list(aces),
+        "oid_arc": number,
+        "owner": OWNER,
+        "aces": list(aces),
     }
 
 
 # name (cn) -> {"attributes": {attribute: [values]}, "oid_arc", "owner", "aces"}
 BUILTIN_TEMPLATES: dict[str, dict] = {
-    "SmartcardUser": _v1("Smartcard User", 5, [EKU["secure_email"], EKU["client_auth"], EKU["smart_card_logon"]],
-                         0x1023A, _FROM_AD_EMAIL, adcs.ENROLL_INCLUDE_SYMMETRIC_ALGORITHMS | adcs.ENROLL_PUBLISH_TO_DS,
-                         csps=(SMART_CARD_CSP,)),
-    "SmartcardLogon": _v1("Smartcard Logon", 6, [EKU["client_auth"], EKU["smart_card_logon"]], 0x10222, _FROM_AD,
-                          csps=(SMART_CARD_CSP,)),
-    "EnrollmentAgent": _v1("Enrollment Agent", 9, [EKU["certificate_request_agent"]], 0x10222, _FROM_AD,
-                           key_usage="gAA="),
-    "User": _v1("User", 1, [EKU["efs"], EKU["secure_email"], EKU["client_auth"]], 0x1023A, _FROM_AD_EMAIL,
-                adcs.ENROLL_INCLUDE_SYMMETRIC_ALGORITHMS | adcs.ENROLL_PUBLISH_TO_DS | adcs.ENROLL_AUTO_ENROLLMENT,
-                adcs.KEY_EXPORTABLE, aces=_ADMIN_ACES[:4] + _DOMAIN_USERS_ENROLL + _ADMIN_ACES[4:]),
-    "WebServer": _v1("Web Server", 16, [EKU["server_auth"]], 0x10241, adcs.NAME_ENROLLEE_SUPPLIES_SUBJECT,
-                     validity_days=730),
+    "SmartcardUser": _v1(
+        "Smartcard User",
+        5,
+        [EKU["secure_email"], EKU["client_auth"], EKU["smart_card_logon"]],
+        0x1023A,
+        _FROM_AD_EMAIL,
+        adcs.ENROLL_INCLUDE_SYMMETRIC_ALGORITHMS | adcs.ENROLL_PUBLISH_TO_DS,
+        csps=(SMART_CARD_CSP,),
+    ),
+    "SmartcardLogon": _v1(
+        "Smartcard Logon", 6, [EKU["client_auth"], EKU["smart_card_logon"]], 0x10222, _FROM_AD, csps=(SMART_CARD_CSP,)
+    ),
+    "EnrollmentAgent": _v1(
+        "Enrollment Agent", 9, [EKU["certificate_request_agent"]], 0x10222, _FROM_AD, key_usage="gAA="
+    ),
+    "User": _v1(
+        "User",
+        1,
+        [EKU["efs"], EKU["secure_email"], EKU["client_auth"]],
+        0x1023A,
+        _FROM_AD_EMAIL,
+        adcs.ENROLL_INCLUDE_SYMMETRIC_ALGORITHMS | adcs.ENROLL_PUBLISH_TO_DS | adcs.ENROLL_AUTO_ENROLLMENT,
+        adcs.KEY_EXPORTABLE,
+        aces=_ADMIN_ACES[:4] + _DOMAIN_USERS_ENROLL + _ADMIN_ACES[4:],
+    ),
+    "WebServer": _v1(
+        "Web Server", 16, [EKU["server_auth"]], 0x10241, adcs.NAME_ENROLLEE_SUPPLIES_SUBJECT, validity_days=730
+    ),
 }
 
 # Every template an Enterprise CA installs (lync2fa never rewrites one of them in place).
-BUILTIN_NAMES = (*BUILTIN_TEMPLATES, "Administrator", "CA", "CEPEncryption", "ClientAuth", "CodeSigning", "CrossCA",
-                 "CTLSigning", "DirectoryEmailReplication", "DomainController", "DomainControllerAuthentication", "EFS",
-                 "EFSRecovery", "EnrollmentAgentOffline", "ExchangeUser", "ExchangeUserSignature",
-                 "IPSECIntermediateOffline", "IPSECIntermediateOnline", "KerberosAuthentication", "KeyRecoveryAgent",
-                 "Machine", "MachineEnrollmentAgent", "OCSPResponseSigning", "OfflineRouter", "RASAndIASServer",
-                 "SubCA", "UserSignature", "Workstation")
+BUILTIN_NAMES = (
+    *BUILTIN_TEMPLATES,
+    "Administrator",
+    "CA",
+    "CEPEncryption",
+    "ClientAuth",
+    "CodeSigning",
+    "CrossCA",
+    "CTLSigning",
+    "DirectoryEmailReplication",
+    "DomainController",
+    "DomainControllerAuthentication",
+    "EFS",
+    "EFSRecovery",
+    "EnrollmentAgentOffline",
+    "ExchangeUser",
+    "ExchangeUserSignature",
+    "IPSECIntermediateOffline",
+    "IPSECIntermediateOnline",
+    "KerberosAuthentication",
+    "KeyRecoveryAgent",
+    "Machine",
+    "MachineEnrollmentAgent",
+    "OCSPResponseSigning",
+    "OfflineRouter",
+    "RASAndIASServer",
+    "SubCA",
+    "UserSignature",
+    "Workstation",
+)
 
 
 def is_builtin(name: str) -> bool:
@@ -83,12 +148,23 @@ def as_fact(name: str, netbios: str = "CORP") -> dict:
     """A built-in template as an ``ad_object_fact`` would return it (attributes and ACL with
     account names), so the gate judges it with the same code as a template read from AD."""
     spec = BUILTIN_TEMPLATES[name]
-    aces = [{"sid": None, "account": _account(principal, netbios), "rights": rights,
-             "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS, "allow": True, "inherited": False}
-            for principal, rights, object_type in spec["aces"]]
-    return {"exists": True, "dn": adcs.template_dn(name),
-            "attributes": {"cn": [name], **{k: list(v) for k, v in spec["attributes"].items()}},
-            "acl": {"owner": _account(spec["owner"], netbios), "aces": aces}}
+    aces = [
+        {
+            "sid": None,
+            "account": _account(principal, netbios),
+            "rights": rights,
+            "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS,
+            "allow": True,
+            "inherited": False,
+        }
+        for principal, rights, object_type in spec["aces"]
+    ]
+    return {
+        "exists": True,
+        "dn": adcs.template_dn(name),
+        "attributes": {"cn": [name], **{k: list(v) for k, v in spec["attributes"].items()}},
+        "acl": {"owner": _account(spec["owner"], netbios), "aces": aces},
+    }
 
 
 WELL_KNOWN = {"Authenticated Users": "NT AUTHORITY", "Everyone": "", "SYSTEM": "NT AUTHORITY"}

@@ -15,6 +15,7 @@ modules. A host that cannot be reached is ``unreachable``.
 does (``name``, ``fqdn``, ``groups``, ``var``, ``has_var``, ``inventory.hosts_in``), so host-derived
 defaults come out identical.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,28 +46,47 @@ STATE_DIR_ENV = "LYNC2FA_STATE_DIR"
 
 # Options every module has besides its task's parameters (documented by tools/gen_modules.py).
 ENGINE_OPTIONS = {
-    "allow_insecure": {"type": "list", "elements": "str", "default": [],
-                       "description": "Accept these refused insecure settings by rule name (e.g. C(SHA1), "
-                                      "C(ESC8)), as C(lync2fa --allow-insecure RULE) does; each is then "
-                                      "reported as a warning."},
-    "verify": {"type": "bool", "default": False,
-               "description": "Change nothing and fail when the task would change something (the rollout is "
-                              "not in place), as C(lync2fa verify) does; the C(verify) role runs every task "
-                              "this way."},
-    "state_dir": {"type": "path",
-                  "description": "Directory of lync2fa's audit journal on the controller (it must be writable "
-                                 "there: under AWX, a persistent volume or a project directory). Default: the "
-                                 "variable C(lync2fa_state_dir), else the C(" + STATE_DIR_ENV + ") environment "
-                                 "variable, else C(.lync2fa) in the current directory (the same default as the "
-                                 "C(lync2fa) command line)."},
-    "force_group": {"type": "bool", "default": False,
-                    "description": "Run the task on a host outside its inventory group (see C(lync2fa_<group>_group)); "
-                                   "without it such a host fails, so that a module cannot, say, plan a CA on a "
-                                   "workstation."},
+    "allow_insecure": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "Accept these refused insecure settings by rule name (e.g. C(SHA1), "
+        "C(ESC8)), as C(lync2fa --allow-insecure RULE) does; each is then "
+        "reported as a warning.",
+    },
+    "verify": {
+        "type": "bool",
+        "default": False,
+        "description": "Change nothing and fail when the task would change something (the rollout is "
+        "not in place), as C(lync2fa verify) does; the C(verify) role runs every task "
+        "this way.",
+    },
+    "state_dir": {
+        "type": "path",
+        "description": "Directory of lync2fa's audit journal on the controller (it must be writable "
+        "there: under AWX, a persistent volume or a project directory). Default: the "
+        "variable C(lync2fa_state_dir), else the C(" + STATE_DIR_ENV + ") environment "
+        "variable, else C(.lync2fa) in the current directory (the same default as the "
+        "C(lync2fa) command line).",
+    },
+    "force_group": {
+        "type": "bool",
+        "default": False,
+        "description": "Run the task on a host outside its inventory group (see C(lync2fa_<group>_group)); "
+        "without it such a host fails, so that a module cannot, say, plan a CA on a "
+        "workstation.",
+    },
 }
 
-USAGE_ERRORS = (ParameterError, InsecurePlanError, ConnectionConfigError, InventoryError, PlanError,
-                JournalError, RunLockError)
+USAGE_ERRORS = (
+    ParameterError,
+    InsecurePlanError,
+    ConnectionConfigError,
+    InventoryError,
+    PlanError,
+    JournalError,
+    RunLockError,
+)
 
 
 def module_name(task_name: str) -> str:
@@ -94,8 +114,13 @@ builtin_tasks()
 class PlayHost:
     """One host as the engine sees it, read from Ansible's variables for the play."""
 
-    def __init__(self, name: str, variables: Mapping, inventory: PlayInventory,
-                 template: Callable[[Any], Any] = lambda value: value):
+    def __init__(
+        self,
+        name: str,
+        variables: Mapping,
+        inventory: PlayInventory,
+        template: Callable[[Any], Any] = lambda value: value,
+    ):
         self.name = name
         self._vars = variables
         self._template = template
@@ -128,8 +153,9 @@ class PlayInventory:
     templar, so vaulted values, templates and ``-e`` extra vars resolve as they do in the play.
     """
 
-    def __init__(self, task_vars: Mapping, current: str, template: Callable[[Any], Any],
-                 fallback: Mapping | None = None):
+    def __init__(
+        self, task_vars: Mapping, current: str, template: Callable[[Any], Any], fallback: Mapping | None = None
+    ):
         self._groups: Mapping[str, list] = task_vars.get("groups", {})
         self._hostvars: Mapping[str, Mapping] = task_vars.get("hostvars", {})
         variables = dict(fallback or {})
@@ -160,8 +186,7 @@ class PlayInventory:
         return groups.actual(group, self.host(self.current).var)
 
     def groups_of(self, name: str) -> tuple[str, ...]:
-        return tuple(sorted(str(g) for g, members in self._groups.items()
-                            if g != "all" and name in members))
+        return tuple(sorted(str(g) for g, members in self._groups.items() if g != "all" and name in members))
 
     def groups(self) -> set[str]:
         return set(self._groups)
@@ -170,14 +195,13 @@ class PlayInventory:
         return [str(n) for n in self._groups.get("all", ())]
 
 
-
 @dataclass(frozen=True)
 class PlaySettings:
     """A step's connection as the engine needs to know it when Ansible's connection carries it:
     whether its session holds network credentials (the double hop), and how to name it."""
 
     host: str
-    transport: str          # e.g. "winrm/ntlm", "winrm/credssp", "psrp/kerberos", "ssh", "winrm/ntlm+runas"
+    transport: str  # e.g. "winrm/ntlm", "winrm/credssp", "psrp/kerberos", "ssh", "winrm/ntlm+runas"
     delegates: bool
     endpoint: str = ""
     password: str = ""
@@ -207,8 +231,9 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         transports = [transports] if isinstance(transports, str) else list(transports)
         auth = ",".join(str(t) for t in transports) or "ntlm"
         delegates = "credssp" in transports or (
-            "kerberos" in transports and bool(option("kerberos_delegation", task_vars.get(
-                "ansible_winrm_kerberos_delegation", False))))
+            "kerberos" in transports
+            and bool(option("kerberos_delegation", task_vars.get("ansible_winrm_kerberos_delegation", False)))
+        )
     elif kind == "psrp":
         auth = str(option("auth", "negotiate"))
         delegates = auth == "credssp" or (auth in ("kerberos", "negotiate") and bool(option("negotiate_delegate")))
@@ -234,8 +259,9 @@ class PlayConnection:
         self.unreachable: str | None = None
         self.requests = 0
 
-    def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
-                idempotent: bool = False) -> dict:
+    def request(
+        self, request: dict, secrets: dict | None = None, deadline_s: float | None = None, idempotent: bool = False
+    ) -> dict:
         if self.requests == 0:
             _check_collection_library(self.action)
         if self.unreachable:
@@ -243,8 +269,9 @@ class PlayConnection:
         args = ansible_payload.module_args(request, secrets)
         self.requests += 1
         try:
-            result = self.action._execute_module(module_name=ansible_payload.MODULE, module_args=args,
-                                                 task_vars=dict(self.task_vars), wrap_async=False)
+            result = self.action._execute_module(
+                module_name=ansible_payload.MODULE, module_args=args, task_vars=dict(self.task_vars), wrap_async=False
+            )
         except AnsibleConnectionFailure as exc:
             self.unreachable = str(exc)
             raise TransportError(self.host, "request", self.unreachable, reachable=False) from None
@@ -282,14 +309,17 @@ def _check_collection_library(action: ActionBase) -> None:
     if shipped.replace("\r\n", "\n") != ansible_payload.module_util():
         raise hostscript.HostScriptError(
             f"the collection's {util.name} is not the primitive library of the installed lync2fa engine: install "
-            "the lync2fa version this collection was built with (or, in a checkout, run tools/gen_modules.py)")
+            "the lync2fa version this collection was built with (or, in a checkout, run tools/gen_modules.py)"
+        )
     _LIBRARY_CHECKED.add(str(util))
 
 
 def engine_missing_message(error: Exception) -> str:
     """What a controller without the engine is told (the collection's plugin_utils uses the same words)."""
-    return (f"install lync2fa, the Python package this collection runs on the controller: "
-            f"{sys.executable} -m pip install <collection directory> ({error})")
+    return (
+        f"install lync2fa, the Python package this collection runs on the controller: "
+        f"{sys.executable} -m pip install <collection directory> ({error})"
+    )
 
 
 class EngineAction(ActionBase):
@@ -306,19 +336,29 @@ class EngineAction(ActionBase):
         task_vars = task_vars or {}
         task = builtin_tasks().get(self.TASK)
         if task is None:
-            raise AnsibleActionFail(f"the installed lync2fa Python package has no task {self.TASK!r}; "
-                                    "install the lync2fa version this collection was built with")
+            raise AnsibleActionFail(
+                f"the installed lync2fa Python package has no task {self.TASK!r}; "
+                "install the lync2fa version this collection was built with"
+            )
         args = {str(k): plain(v) for k, v in self._task.args.items()}
         unknown = sorted(set(args) - {p.name for p in task.params} - set(ENGINE_OPTIONS))
         if unknown:
             supported = ", ".join(sorted({p.name for p in task.params} | set(ENGINE_OPTIONS)))
-            raise AnsibleActionFail(f"Unsupported parameters for ({self._task.action}) module: "
-                                    f"{', '.join(unknown)}. Supported parameters include: {supported}.")
+            raise AnsibleActionFail(
+                f"Unsupported parameters for ({self._task.action}) module: "
+                f"{', '.join(unknown)}. Supported parameters include: {supported}."
+            )
         allow = args.pop("allow_insecure", None) or []
         if not isinstance(allow, list):
             allow = [a.strip() for a in str(allow).split(",") if a.strip()]
-        state_dir = Path(str(args.pop("state_dir", None) or self._var(task_vars, "lync2fa_state_dir")
-                             or os.environ.get(STATE_DIR_ENV) or api.DEFAULT_STATE_DIR)).expanduser()
+        state_dir = Path(
+            str(
+                args.pop("state_dir", None)
+                or self._var(task_vars, "lync2fa_state_dir")
+                or os.environ.get(STATE_DIR_ENV)
+                or api.DEFAULT_STATE_DIR
+            )
+        ).expanduser()
         verify = bool(args.pop("verify", False))
         force_group = bool(args.pop("force_group", False))
         host = str(task_vars.get("inventory_hostname", self._play_context.remote_addr))
@@ -326,27 +366,47 @@ class EngineAction(ActionBase):
         check_mode = bool(self._task.check_mode)
         outside = groups.outside(task, inventory, host)
         if outside and not force_group:
-            return {**result, "failed": True, "changed": False, "msg": outside + "; set force_group: true to run "
-                    "it there anyway"}
+            return {
+                **result,
+                "failed": True,
+                "changed": False,
+                "msg": outside + "; set force_group: true to run it there anyway",
+            }
         connection = PlayConnection(self, task_vars)
         try:
-            outcome = api.run_step(inventory, self.TASK, host, overrides=args, check_mode=check_mode or verify,
-                                   allow_insecure={str(a) for a in allow}, state_dir=state_dir, verify=verify,
-                                   settings=play_settings(self, host, task_vars),
-                                   pool=ConnectionPool(factory=lambda _settings: connection),
-                                   gate_cache=self._gate_cache(state_dir))
+            outcome = api.run_step(
+                inventory,
+                self.TASK,
+                host,
+                overrides=args,
+                check_mode=check_mode or verify,
+                allow_insecure={str(a) for a in allow},
+                state_dir=state_dir,
+                verify=verify,
+                settings=play_settings(self, host, task_vars),
+                pool=ConnectionPool(factory=lambda _settings: connection),
+                gate_cache=self._gate_cache(state_dir),
+            )
         except USAGE_ERRORS as exc:
             msg = str(exc)
             if isinstance(exc, InsecurePlanError):
-                msg += ("\nWith Ansible: list the rule in the task's allow_insecure option, or in "
-                        "lync2fa_allow_insecure for the roles and playbooks.")
+                msg += (
+                    "\nWith Ansible: list the rule in the task's allow_insecure option, or in "
+                    "lync2fa_allow_insecure for the roles and playbooks."
+                )
             if isinstance(exc, JournalError) or (isinstance(exc, RunLockError) and "another lync2fa run" not in msg):
-                msg += (f"\nlync2fa's audit journal needs a writable directory on the controller: set "
-                        f"lync2fa_state_dir (or the module's state_dir, or {STATE_DIR_ENV}) to one.")
+                msg += (
+                    f"\nlync2fa's audit journal needs a writable directory on the controller: set "
+                    f"lync2fa_state_dir (or the module's state_dir, or {STATE_DIR_ENV}) to one."
+                )
             return {**result, "failed": True, "changed": False, "msg": msg}
         if connection.unreachable:
-            return {**result, "unreachable": True, "changed": False,
-                    "msg": f"{host} is unreachable through the play's connection: {connection.unreachable}"}
+            return {
+                **result,
+                "unreachable": True,
+                "changed": False,
+                "msg": f"{host} is unreachable through the play's connection: {connection.unreachable}",
+            }
         result.update(to_ansible_result(outcome, check_mode, bool(self._task.diff)))
         return result
 
@@ -376,17 +436,25 @@ class EngineAction(ActionBase):
 def to_ansible_result(outcome, check_mode: bool, diff_mode: bool) -> dict:
     """An engine :class:`~lync2fa.results.Result` as an Ansible task result."""
     result = {
-        "changed": bool(outcome.changed), "failed": bool(outcome.failed or outcome.skipped),
+        "changed": bool(outcome.changed),
+        "failed": bool(outcome.failed or outcome.skipped),
         "msg": outcome.msg or _summary(outcome, check_mode),
-        "engine_task": outcome.task, "before": outcome.before, "after": outcome.after,
-        "changes": outcome.diff, "duration": outcome.duration,
+        "engine_task": outcome.task,
+        "before": outcome.before,
+        "after": outcome.after,
+        "changes": outcome.diff,
+        "duration": outcome.duration,
     }
     if outcome.warnings:
         result["warnings"] = [str(w) for w in outcome.warnings]
     if diff_mode and outcome.changed:
         header = f"{outcome.task} on {outcome.host}"
-        result["diff"] = {"before": outcome.before, "after": outcome.after,
-                          "before_header": header, "after_header": header}
+        result["diff"] = {
+            "before": outcome.before,
+            "after": outcome.after,
+            "before_header": header,
+            "after_header": header,
+        }
     return result
 
 

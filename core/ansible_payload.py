@@ -22,6 +22,7 @@ The lab (``lync2fa.lab.dispatch``) reads what Ansible's winrm connection sends w
 payload format of ansible-core 2.16 and the manifest of 2.19), finds lync2fa's module in it byte for byte as shipped, and
 refuses anything else.
 """
+
 from __future__ import annotations
 
 import base64
@@ -134,17 +135,23 @@ response:
 @cache
 def module_util() -> str:
     """The primitive library as the collection's PowerShell module_util (its functions exported)."""
-    return (f"# {GENERATED}\n# lync2fa-library-sha256 {hashlib.sha256(hostscript.library().encode()).hexdigest()}\n"
-            + hostscript.library().rstrip("\n") + "\n")
+    return (
+        f"# {GENERATED}\n# lync2fa-library-sha256 {hashlib.sha256(hostscript.library().encode()).hexdigest()}\n"
+        + hostscript.library().rstrip("\n")
+        + "\n"
+    )
 
 
 def module_args(request: dict, secrets: dict | None) -> dict:
     """The module's options for one request: JSON text, the secrets in a ``no_log`` option."""
-    return {"request": hostscript.request_json(request),
-            "secrets": json.dumps(secrets or {}, sort_keys=True, separators=(",", ":"))}
+    return {
+        "request": hostscript.request_json(request),
+        "secrets": json.dumps(secrets or {}, sort_keys=True, separators=(",", ":")),
+    }
 
 
 # -- the lab's side: what Ansible's winrm connection sends ------------------------------------
+
 
 class ExecWrapperError(ValueError):
     """Not Ansible's exec wrapper carrying lync2fa's module, or something in it the lab refuses."""
@@ -154,10 +161,10 @@ class ExecWrapperError(ValueError):
 class AnsibleInvocation:
     """What one Ansible module execution carries, as the lab understood it."""
 
-    wrapper: str                 # "ansible exec wrapper (2.19 manifest)" or "ansible exec wrapper (2.16 payload)"
-    module: str                  # the module's script name
-    args: dict                   # complex_args (module options and Ansible's _ansible_* keys)
-    become: dict | None = None   # {"method": "runas", "user", "password", "logon_type", "logon_flags"}
+    wrapper: str  # "ansible exec wrapper (2.19 manifest)" or "ansible exec wrapper (2.16 payload)"
+    module: str  # the module's script name
+    args: dict  # complex_args (module options and Ansible's _ansible_* keys)
+    become: dict | None = None  # {"method": "runas", "user", "password", "logon_type", "logon_flags"}
     actions: list[str] = field(default_factory=list)
 
     @property
@@ -232,17 +239,25 @@ def _parse_new(head: str, rest: str) -> AnsibleInvocation:
             module_action = action
         elif name == "become_wrapper.ps1":
             params, secure = action.get("params") or {}, action.get("secure_params") or {}
-            become = {"method": "runas", "user": params.get("BecomeUser"), "password": secure.get("BecomePassword"),
-                      "logon_type": params.get("LogonType") or "Interactive",
-                      "logon_flags": params.get("LogonFlags") or "WithProfile"}
+            become = {
+                "method": "runas",
+                "user": params.get("BecomeUser"),
+                "password": secure.get("BecomePassword"),
+                "logon_type": params.get("LogonType") or "Interactive",
+                "logon_flags": params.get("LogonFlags") or "WithProfile",
+            }
         else:
             raise ExecWrapperError(f"the lab does not run Ansible's {name} (only become runas and the module)")
     if module_action is None:
         raise ExecWrapperError("Ansible's exec wrapper manifest runs no module")
     params = module_action.get("params") or {}
     module = str(params.get("Script") or "")
-    _check_module(module, scripts.get(module), [scripts.get(u) for u in params.get("PowerShellModules") or []
-                                                 if UTIL_NAME in u], params.get("PowerShellModules") or [])
+    _check_module(
+        module,
+        scripts.get(module),
+        [scripts.get(u) for u in params.get("PowerShellModules") or [] if UTIL_NAME in u],
+        params.get("PowerShellModules") or [],
+    )
     variables = {v.get("Name"): v.get("Value") for v in params.get("Variables") or []}
     args = variables.get("complex_args")
     if not isinstance(args, dict):
@@ -267,9 +282,13 @@ def _parse_216(head: str, rest: str) -> AnsibleInvocation:
     if "become_wrapper" in actions:
         flags = str(payload.get("become_flags") or "")
         parsed = dict(f.split("=", 1) for f in flags.split() if "=" in f)
-        become = {"method": "runas", "user": payload.get("become_user"), "password": payload.get("become_password"),
-                  "logon_type": _title(parsed.get("logon_type", "interactive")),
-                  "logon_flags": _title(parsed.get("logon_flags", "with_profile"))}
+        become = {
+            "method": "runas",
+            "user": payload.get("become_user"),
+            "password": payload.get("become_password"),
+            "logon_type": _title(parsed.get("logon_type", "interactive")),
+            "logon_flags": _title(parsed.get("logon_flags", "with_profile")),
+        }
     module_text = _b64text(payload.get("module_entry") or "")
     utils = payload.get("powershell_modules") or {}
     ours = [_b64text(v) for k, v in utils.items() if UTIL_NAME in k]
@@ -290,5 +309,7 @@ def _check_module(name: str, text: str | None, utils: list, util_names: list) ->
     if text.replace("\r\n", "\n") != HOST_REQUEST_PS1:
         raise ExecWrapperError(f"{MODULE} differs from the one lync2fa ships")
     if len(utils) != 1 or (utils[0] or "").replace("\r\n", "\n") != module_util():
-        raise ExecWrapperError(f"the module_util {UTIL_NAME} differs from lync2fa's primitive library "
-                               f"(regenerate it: tools/gen_modules.py); utils sent: {', '.join(util_names)}")
+        raise ExecWrapperError(
+            f"the module_util {UTIL_NAME} differs from lync2fa's primitive library "
+            f"(regenerate it: tools/gen_modules.py); utils sent: {', '.join(util_names)}"
+        )

@@ -13,6 +13,7 @@
 Everything the CLI does goes through these functions, and the Ansible action plugins call
 ``run_step`` for one task on one host.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,9 +52,14 @@ def tasks(pm=None) -> dict:
 VERIFY_KINDS = ("apply", "verify")
 
 
-def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | None = None,
-         allow_insecure: set[str] | frozenset = frozenset(), kind: str | tuple[str, ...] = "apply",
-         pm=None) -> Plan:
+def plan(
+    inventory: Inventory,
+    only: list[str] | None = None,
+    limit: set[str] | None = None,
+    allow_insecure: set[str] | frozenset = frozenset(),
+    kind: str | tuple[str, ...] = "apply",
+    pm=None,
+) -> Plan:
     """Build and validate a plan; raises PlanError / InsecurePlanError (usage errors).
 
     ``kind`` selects the rollout ("apply"), the undo tasks ("rollback"), or the checks:
@@ -68,10 +74,23 @@ def plan(inventory: Inventory, only: list[str] | None = None, limit: set[str] | 
     return built
 
 
-def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
-        forks: int = 16, command: str | None = None, inventory_name: str = "", resume: bool = False,
-        verify: bool = False, pm=None, wait_lock: bool = False, on_wait=None, shared_lock: bool = False,
-        step_timeout_s: float | None = None, stop=None, pool=None) -> RunReport:
+def run(
+    plan: Plan,
+    check_mode: bool = False,
+    state_dir: str | Path = DEFAULT_STATE_DIR,
+    forks: int = 16,
+    command: str | None = None,
+    inventory_name: str = "",
+    resume: bool = False,
+    verify: bool = False,
+    pm=None,
+    wait_lock: bool = False,
+    on_wait=None,
+    shared_lock: bool = False,
+    step_timeout_s: float | None = None,
+    stop=None,
+    pool=None,
+) -> RunReport:
     """Run a plan; every result is journaled under ``state_dir``. ``resume`` skips the steps
     that succeeded in the last unfinished run of the same command. ``verify`` changes nothing
     and fails every apply step that would change something (the rollout is not in place).
@@ -90,15 +109,20 @@ def run(plan: Plan, check_mode: bool = False, state_dir: str | Path = DEFAULT_ST
     with lock if changes else contextlib.nullcontext():
         journal = Journal(Path(state_dir))
         try:
-            runner = Runner(pm.hook, journal=journal, forks=forks, stop=stop, pool=pool,
-                            step_timeout_s=step_timeout_s or DEFAULT_STEP_TIMEOUT_S)
+            runner = Runner(
+                pm.hook,
+                journal=journal,
+                forks=forks,
+                stop=stop,
+                pool=pool,
+                step_timeout_s=step_timeout_s or DEFAULT_STEP_TIMEOUT_S,
+            )
             return runner.run(plan, check_mode, command or default, inventory_name, resume=resume, verify=verify)
         finally:
             journal.close()
 
 
-def check_state_dir(state_dir: str | Path = DEFAULT_STATE_DIR, changes: bool = False,
-                    wait_lock: bool = False) -> None:
+def check_state_dir(state_dir: str | Path = DEFAULT_STATE_DIR, changes: bool = False, wait_lock: bool = False) -> None:
     """Before anything runs: the state directory and its journal can be written (JournalError),
     and, for a run that ``changes`` hosts, no other run holds its lock (RunLockError; not
     checked when the run will ``wait_lock``). ``run`` takes the lock itself."""
@@ -107,10 +131,20 @@ def check_state_dir(state_dir: str | Path = DEFAULT_STATE_DIR, changes: bool = F
         RunLock(state_dir).acquire().release()
 
 
-def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: dict | None = None,
-             check_mode: bool = False, allow_insecure: set[str] | frozenset = frozenset(),
-             state_dir: str | Path = DEFAULT_STATE_DIR, verify: bool = False, pm=None,
-             settings=None, pool=None, gate_cache: GateCache | None = None) -> Result:
+def run_step(
+    inventory: Inventory,
+    task_name: str,
+    host_name: str,
+    overrides: dict | None = None,
+    check_mode: bool = False,
+    allow_insecure: set[str] | frozenset = frozenset(),
+    state_dir: str | Path = DEFAULT_STATE_DIR,
+    verify: bool = False,
+    pm=None,
+    settings=None,
+    pool=None,
+    gate_cache: GateCache | None = None,
+) -> Result:
     """Run one task on one host (what an Ansible action plugin does), with explicit params.
 
     ``inventory`` is an :class:`Inventory` or anything with its ``host(name)`` and
@@ -127,27 +161,43 @@ def run_step(inventory: Inventory, task_name: str, host_name: str, overrides: di
     tasks = collect_tasks(pm)
     task = tasks[task_name]
     host = inventory.host(host_name)
-    step = Step(task, host, params_for(task, host, overrides),
-                settings if settings is not None else ConnectionSettings.from_host(host))
+    step = Step(
+        task,
+        host,
+        params_for(task, host, overrides),
+        settings if settings is not None else ConnectionSettings.from_host(host),
+    )
     double_hop = reach.refusals([step])
     if double_hop:
         raise PlanError(reach.message(double_hop))
     single = Plan(tasks=[task], steps=[step])
     single.findings = gate(gate_findings(inventory, tasks, step, pm, gate_cache, overrides), set(allow_insecure))
     single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
-    report = run(single, check_mode=check_mode, state_dir=state_dir, forks=1, verify=verify,
-                 command=f"ansible:{task_name}", inventory_name=host_name, pm=pm, shared_lock=True, pool=pool)
+    report = run(
+        single,
+        check_mode=check_mode,
+        state_dir=state_dir,
+        forks=1,
+        verify=verify,
+        command=f"ansible:{task_name}",
+        inventory_name=host_name,
+        pm=pm,
+        shared_lock=True,
+        pool=pool,
+    )
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)
     return result
 
 
-def gate_findings(inventory, tasks: dict, step: Step, pm, cache: GateCache | None = None,
-                  overrides: dict | None = None) -> list[Finding]:
+def gate_findings(
+    inventory, tasks: dict, step: Step, pm, cache: GateCache | None = None, overrides: dict | None = None
+) -> list[Finding]:
     """The plan gate's findings about ``step`` (and about no step in particular), judged among
     every step of its kind. With a ``cache`` the inventory's steps are built and judged once per
     play and kind (not once per step: that was quadratic in the hosts); a step whose parameters
     are not the inventory's (module options that differ) is judged again, in its place."""
+
     def mine(findings):
         return [f for f in findings if f.task in ("", step.task.name) and f.host in ("", step.host.name)]
 
@@ -155,8 +205,13 @@ def gate_findings(inventory, tasks: dict, step: Step, pm, cache: GateCache | Non
         return [f for batch in pm.hook.lync2fa_validate_plan(plan=context) for f in batch or ()]
 
     if cache is not None and (not overrides or step.params == params_for(step.task, step.host)):
-        return mine(cache.findings(step.task.kind, lambda: judge(_gate_context(inventory, tasks, None, step.task.kind)),
-                                   host=step.host.name))
+        return mine(
+            cache.findings(
+                step.task.kind,
+                lambda: judge(_gate_context(inventory, tasks, None, step.task.kind)),
+                host=step.host.name,
+            )
+        )
     return mine(judge(_gate_context(inventory, tasks, step)))
 
 
@@ -183,6 +238,7 @@ def _gate_context(inventory: Inventory, tasks: dict, step: Step | None, kind: st
 
 class _NoConnection:
     """Connection settings of a step the gate only judges (it never runs)."""
+
     host = address = transport = endpoint = password = ""
     warnings: tuple = ()
     delegates = True

@@ -39,6 +39,7 @@ Deliberate differences from PowerShell, because the docs do not carry the facts:
   X509Certificate2, TimeSpan, ...) accept any value;
 * ValidateNotNullOrEmpty / ValidateRange / ValidatePattern are not in the docs and are not checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,18 +53,28 @@ CRLF = "\r\n"
 
 # about_CommonParameters (PowerShell-Docs reference/5.1/Microsoft.PowerShell.Core/About): the types.
 _COMMON_TYPES = {
-    "Debug": "SwitchParameter", "Verbose": "SwitchParameter",
+    "Debug": "SwitchParameter",
+    "Verbose": "SwitchParameter",
     "ErrorAction": "System.Management.Automation.ActionPreference",
     "WarningAction": "System.Management.Automation.ActionPreference",
     "InformationAction": "System.Management.Automation.ActionPreference",
-    "ErrorVariable": "String", "WarningVariable": "String", "InformationVariable": "String",
-    "OutVariable": "String", "PipelineVariable": "String", "OutBuffer": "Int32",
+    "ErrorVariable": "String",
+    "WarningVariable": "String",
+    "InformationVariable": "String",
+    "OutVariable": "String",
+    "PipelineVariable": "String",
+    "OutBuffer": "Int32",
 }
 
 _INT_RANGES = {
-    "Byte": (0, 2**8 - 1), "SByte": (-2**7, 2**7 - 1), "Int16": (-2**15, 2**15 - 1),
-    "UInt16": (0, 2**16 - 1), "Int32": (-2**31, 2**31 - 1), "UInt32": (0, 2**32 - 1),
-    "Int64": (-2**63, 2**63 - 1), "UInt64": (0, 2**64 - 1),
+    "Byte": (0, 2**8 - 1),
+    "SByte": (-(2**7), 2**7 - 1),
+    "Int16": (-(2**15), 2**15 - 1),
+    "UInt16": (0, 2**16 - 1),
+    "Int32": (-(2**31), 2**31 - 1),
+    "UInt32": (0, 2**32 - 1),
+    "Int64": (-(2**63), 2**63 - 1),
+    "UInt64": (0, 2**64 - 1),
 }
 _FLOATS = {"Double", "Single", "Decimal"}
 _STRINGS = {"String"}
@@ -74,10 +85,14 @@ _DICTS = {"Hashtable", "IDictionary"}
 _FLAGS = {"FileAttributes", "ScopedItemOptions", "PSMemberTypes", "CommandTypes"}
 
 _FULL_NAMES = {
-    "String": "System.String", "Boolean": "System.Boolean", "Double": "System.Double",
-    "Single": "System.Single", "Decimal": "System.Decimal",
+    "String": "System.String",
+    "Boolean": "System.Boolean",
+    "Double": "System.Double",
+    "Single": "System.Single",
+    "Decimal": "System.Decimal",
     "SwitchParameter": "System.Management.Automation.SwitchParameter",
-    "Hashtable": "System.Collections.Hashtable", "IDictionary": "System.Collections.IDictionary",
+    "Hashtable": "System.Collections.Hashtable",
+    "IDictionary": "System.Collections.IDictionary",
     **{k: "System." + k for k in _INT_RANGES},
 }
 
@@ -117,7 +132,10 @@ def not_recognized(name: str) -> CmdletError:
     return CmdletError(
         f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
         "operable program. Check the spelling of the name, or if a path was included, verify that the "
-        "path is correct and try again.", "ObjectNotFound", "CommandNotFoundException")
+        "path is correct and try again.",
+        "ObjectNotFound",
+        "CommandNotFoundException",
+    )
 
 
 def _type_shape(type_name: str) -> tuple[str, bool, str]:
@@ -142,7 +160,7 @@ def _ps_type_of(value) -> str:
     if isinstance(value, bool):
         return "System.Boolean"
     if isinstance(value, int):
-        return "System.Int32" if -2**31 <= value < 2**31 else "System.Int64"
+        return "System.Int32" if -(2**31) <= value < 2**31 else "System.Int64"
     if isinstance(value, float):
         return "System.Double"
     if isinstance(value, str):
@@ -179,17 +197,24 @@ class _Binder:
 
     def cannot_convert(self, name: str, value, to_type: str, reason: str) -> CmdletError:
         shown = value if isinstance(value, str) else _ps_string(value)
-        return self.error(f"Cannot bind parameter '{name}'. Cannot convert value \"{shown}\" to type "
-                          f"\"{to_type}\". Error: \"{reason}\"", "CannotConvertArgumentNoMessage")
+        return self.error(
+            f'Cannot bind parameter \'{name}\'. Cannot convert value "{shown}" to type "{to_type}". Error: "{reason}"',
+            "CannotConvertArgumentNoMessage",
+        )
 
     def not_supported(self, name: str, value, to_type: str) -> CmdletError:
-        return self.error(f"Cannot convert '{_ps_type_of(value)}' to the type '{to_type}' required by "
-                          f"parameter '{name}'. Specified method is not supported.", "CannotConvertArgument")
+        return self.error(
+            f"Cannot convert '{_ps_type_of(value)}' to the type '{to_type}' required by "
+            f"parameter '{name}'. Specified method is not supported.",
+            "CannotConvertArgument",
+        )
 
     def invalid_cast(self, name: str, value, to_type: str) -> CmdletError:
-        return self.error(f"Cannot bind parameter '{name}'. Cannot convert the \"{_ps_string(value)}\" value "
-                          f"of type \"{_ps_type_of(value)}\" to type \"{to_type}\".",
-                          "CannotConvertArgumentNoMessage")
+        return self.error(
+            f"Cannot bind parameter '{name}'. Cannot convert the \"{_ps_string(value)}\" value "
+            f'of type "{_ps_type_of(value)}" to type "{to_type}".',
+            "CannotConvertArgumentNoMessage",
+        )
 
 
 class Catalog:
@@ -250,14 +275,30 @@ class Catalog:
             table = dict(entry["parameters"])
             if entry.get("common_parameters", True):
                 for common, aliases in self._common.items():
-                    table.setdefault(common, {"type": _COMMON_TYPES.get(common, "Object"), "aliases": aliases,
-                                              "sets": [ALL_SETS], "required_in": [], "common": True})
+                    table.setdefault(
+                        common,
+                        {
+                            "type": _COMMON_TYPES.get(common, "Object"),
+                            "aliases": aliases,
+                            "sets": [ALL_SETS],
+                            "required_in": [],
+                            "common": True,
+                        },
+                    )
                     if common.endswith("Action"):
                         table[common] = dict(table[common], accepted_values=self._action_values)
                 if entry.get("supports_should_process"):
                     for risk, aliases in self._risk.items():
-                        table.setdefault(risk, {"type": _SWITCH, "aliases": aliases, "sets": [ALL_SETS],
-                                                "required_in": [], "common": True})
+                        table.setdefault(
+                            risk,
+                            {
+                                "type": _SWITCH,
+                                "aliases": aliases,
+                                "sets": [ALL_SETS],
+                                "required_in": [],
+                                "common": True,
+                            },
+                        )
             self._parameter_tables[name] = table
         return table
 
@@ -266,8 +307,9 @@ class Catalog:
         alias, else an unambiguous prefix. Raises PowerShell's NamedParameterNotFound or
         AmbiguousParameter error."""
         canonical = self.canonical(cmdlet)
-        return self._resolve(canonical, self.parameters(canonical), name,
-                             _Binder(canonical, self.cmdlets[canonical]["module"]))
+        return self._resolve(
+            canonical, self.parameters(canonical), name, _Binder(canonical, self.cmdlets[canonical]["module"])
+        )
 
     @staticmethod
     def _resolve(cmdlet: str, table: dict, given: str, binder: _Binder) -> str:
@@ -276,16 +318,23 @@ class Catalog:
         for pname, p in table.items():
             if pname.lower() == low or any(a.lower() == low for a in p.get("aliases", [])):
                 return pname
-        matches = [pname for pname, p in table.items()
-                   if pname.lower().startswith(low) or any(a.lower().startswith(low) for a in p.get("aliases", []))]
+        matches = [
+            pname
+            for pname, p in table.items()
+            if pname.lower().startswith(low) or any(a.lower().startswith(low) for a in p.get("aliases", []))
+        ]
         if low and len(matches) == 1:
             return matches[0]
         if low and matches:
             listed = "".join(f" -{m}" for m in matches)
-            raise binder.error(f"Parameter cannot be processed because the parameter name '{key}' is ambiguous. "
-                               f"Possible matches include:{listed}.", "AmbiguousParameter")
-        raise binder.error(f"A parameter cannot be found that matches parameter name '{key}'.",
-                           "NamedParameterNotFound")
+            raise binder.error(
+                f"Parameter cannot be processed because the parameter name '{key}' is ambiguous. "
+                f"Possible matches include:{listed}.",
+                "AmbiguousParameter",
+            )
+        raise binder.error(
+            f"A parameter cannot be found that matches parameter name '{key}'.", "NamedParameterNotFound"
+        )
 
     # ---- binding -------------------------------------------------------------------------------
 
@@ -310,7 +359,9 @@ class Catalog:
                 raise binder.error(
                     f"Cannot bind parameter because parameter '{pname}' is specified more than once. To provide "
                     "multiple values to parameters that can accept multiple values, use the array syntax. For "
-                    "example, \"-parameter value1,value2,value3\".", "ParameterAlreadyBound")
+                    'example, "-parameter value1,value2,value3".',
+                    "ParameterAlreadyBound",
+                )
             bound[pname] = self._coerce(binder, pname, table[pname], value)
         chosen = self._choose_set(binder, entry, table, bound)
         return chosen, bound
@@ -334,45 +385,53 @@ class Catalog:
                 narrowed = True
             candidates &= sets
         if not candidates:
-            raise binder.error("Parameter set cannot be resolved using the specified named parameters.",
-                               "AmbiguousParameterSet")
+            raise binder.error(
+                "Parameter set cannot be resolved using the specified named parameters.", "AmbiguousParameterSet"
+            )
 
         def required(pname: str, in_sets: set[str]) -> bool:
             if table[pname].get("provider"):
-                return False                    # a provider's dynamic parameter: only for that provider
+                return False  # a provider's dynamic parameter: only for that provider
             req = set(table[pname].get("required_in") or [])
             if ALL_SETS in req:
                 req = set(all_sets)
             return bool(req & in_sets)
 
         def missing_in(set_name: str) -> list[str]:
-            return [pname for pname, p in table.items()
-                    if pname not in bound and set_name in self._sets_of(p, all_sets) and required(pname, {set_name})]
+            return [
+                pname
+                for pname, p in table.items()
+                if pname not in bound and set_name in self._sets_of(p, all_sets) and required(pname, {set_name})
+            ]
 
         chosen: str | None = None
         if len(candidates) == 1:
             chosen = next(iter(candidates))
         elif default in candidates and (default in all_sets):
             chosen = default
-        elif not narrowed and not (default in all_sets):
-            chosen = None                      # PowerShell: all sets valid, no default -> no set fixed
+        elif not narrowed and default not in all_sets:
+            chosen = None  # PowerShell: all sets valid, no default -> no set fixed
         else:
             satisfied = [s for s in sorted(candidates) if not missing_in(s)]
             if len(satisfied) == 1:
                 chosen = satisfied[0]
             elif default in all_sets:
-                raise binder.error("Parameter set cannot be resolved using the specified named parameters.",
-                                   "AmbiguousParameterSet")
+                raise binder.error(
+                    "Parameter set cannot be resolved using the specified named parameters.", "AmbiguousParameterSet"
+                )
             # else: the docs name no default set; the real cmdlet probably has one. Be lenient.
 
         if chosen is not None:
             missing = missing_in(chosen)
         else:
-            missing = [pname for pname in table if pname not in bound
-                       and all(required(pname, {s}) for s in candidates)]
+            missing = [pname for pname in table if pname not in bound and all(required(pname, {s}) for s in candidates)]
         if missing:
-            raise binder.error("Cannot process command because of one or more missing mandatory parameters:"
-                               + "".join(" " + m for m in missing) + ".", "MissingMandatoryParameter")
+            raise binder.error(
+                "Cannot process command because of one or more missing mandatory parameters:"
+                + "".join(" " + m for m in missing)
+                + ".",
+                "MissingMandatoryParameter",
+            )
         return chosen
 
     # ---- type coercion -------------------------------------------------------------------------
@@ -388,35 +447,60 @@ class Catalog:
         mandatory = bool(p.get("required_in")) and not p.get("provider")
         if value is None:
             if short == _SWITCH and not array:
-                return True                     # HandleNullParameterForSpecialTypes: a null switch is present
+                return True  # HandleNullParameterForSpecialTypes: a null switch is present
             if short == _BOOL and not array:
-                raise binder.error(f"Cannot bind argument to parameter '{name}' because it is null.",
-                                   "ParameterArgumentValidationErrorNullNotAllowed")
+                raise binder.error(
+                    f"Cannot bind argument to parameter '{name}' because it is null.",
+                    "ParameterArgumentValidationErrorNullNotAllowed",
+                )
             if mandatory:
-                raise binder.error(f"Cannot bind argument to parameter '{name}' because it is null.",
-                                   "ParameterArgumentValidationErrorNullNotAllowed", "InvalidData")
+                raise binder.error(
+                    f"Cannot bind argument to parameter '{name}' because it is null.",
+                    "ParameterArgumentValidationErrorNullNotAllowed",
+                    "InvalidData",
+                )
             return None
 
         if array:
             items = list(value) if isinstance(value, (list, tuple)) else [value]
             if mandatory and not items:
-                raise binder.error(f"Cannot bind argument to parameter '{name}' because it is an empty array.",
-                                   "ParameterArgumentValidationErrorEmptyArrayNotAllowed", "InvalidData")
-            out = [self._scalar(binder, name, short, spelled, item, is_enum, enum_values, validate_set,
-                                mandatory, element=True) for item in items]
+                raise binder.error(
+                    f"Cannot bind argument to parameter '{name}' because it is an empty array.",
+                    "ParameterArgumentValidationErrorEmptyArrayNotAllowed",
+                    "InvalidData",
+                )
+            out = [
+                self._scalar(
+                    binder, name, short, spelled, item, is_enum, enum_values, validate_set, mandatory, element=True
+                )
+                for item in items
+            ]
             return out
         return self._scalar(binder, name, short, spelled, value, is_enum, enum_values, validate_set, mandatory)
 
-    def _scalar(self, binder: _Binder, name: str, short: str, spelled: str, value, is_enum: bool,
-                enum_values, validate_set, mandatory: bool, element: bool = False):
+    def _scalar(
+        self,
+        binder: _Binder,
+        name: str,
+        short: str,
+        spelled: str,
+        value,
+        is_enum: bool,
+        enum_values,
+        validate_set,
+        mandatory: bool,
+        element: bool = False,
+    ):
         full = _FULL_NAMES.get(short, spelled)
         if short in (_SWITCH, _BOOL):
             if isinstance(value, bool):
                 return value
             if isinstance(value, (int, float)):
                 return value != 0
-            raise binder.error(f"Cannot convert '{_ps_type_of(value)}' to the type '{full}' required by "
-                               f"parameter '{name}'.", "CannotConvertArgument")
+            raise binder.error(
+                f"Cannot convert '{_ps_type_of(value)}' to the type '{full}' required by parameter '{name}'.",
+                "CannotConvertArgument",
+            )
         if isinstance(value, (list, tuple)) and not is_enum:
             raise binder.not_supported(name, value, full + ("[]" if element else ""))
         if short in _INT_RANGES:
@@ -428,17 +512,22 @@ class Catalog:
                 raise binder.invalid_cast(name, value, full)
             text = value if isinstance(value, str) else _ps_string(value)
             if mandatory and text == "" and not element:
-                raise binder.error(f"Cannot bind argument to parameter '{name}' because it is an empty string.",
-                                   "ParameterArgumentValidationErrorEmptyStringNotAllowed", "InvalidData")
+                raise binder.error(
+                    f"Cannot bind argument to parameter '{name}' because it is an empty string.",
+                    "ParameterArgumentValidationErrorEmptyStringNotAllowed",
+                    "InvalidData",
+                )
             if validate_set:
                 for allowed in validate_set:
                     if allowed.lower() == text.lower():
                         return text
                 raise binder.error(
                     f"Cannot validate argument on parameter '{name}'. The argument \"{text}\" does not belong to "
-                    f"the set \"{','.join(validate_set)}\" specified by the ValidateSet attribute. Supply an "
+                    f'the set "{",".join(validate_set)}" specified by the ValidateSet attribute. Supply an '
                     "argument that is in the set and then try the command again.",
-                    "ParameterArgumentValidationError", "InvalidData")
+                    "ParameterArgumentValidationError",
+                    "InvalidData",
+                )
             return text
         if short in _DICTS:
             if isinstance(value, dict):
@@ -460,7 +549,7 @@ class Catalog:
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise binder.cannot_convert(name, value, full, overflow)
-            number = round(value)               # .NET Convert rounds half to even, as round() does
+            number = round(value)  # .NET Convert rounds half to even, as round() does
         elif isinstance(value, str):
             text = value.strip()
             if text == "":
@@ -495,18 +584,24 @@ class Catalog:
         if isinstance(value, (bool, dict)):
             raise binder.invalid_cast(name, value, spelled)
         if isinstance(value, (int, float)):
-            return value                        # PowerShell converts numbers to enums without a check
-        items = value if isinstance(value, (list, tuple)) else (
-            [v for v in re.split(r"\s*,\s*", value.strip())] if short in _FLAGS else [value])
+            return value  # PowerShell converts numbers to enums without a check
+        items = (
+            value
+            if isinstance(value, (list, tuple))
+            else ([v for v in re.split(r"\s*,\s*", value.strip())] if short in _FLAGS else [value])
+        )
         canonical = []
         for item in items:
             text = item if isinstance(item, str) else _ps_string(item)
             match = next((v for v in enum_values if v.lower() == text.strip().lower()), None)
             if match is None:
                 raise binder.cannot_convert(
-                    name, value if isinstance(value, str) else text, spelled,
+                    name,
+                    value if isinstance(value, str) else text,
+                    spelled,
                     f"Unable to match the identifier name {text} to a valid enumerator name. Specify one of the "
-                    f"following enumerator names and try again:{CRLF}{', '.join(enum_values)}")
+                    f"following enumerator names and try again:{CRLF}{', '.join(enum_values)}",
+                )
             canonical.append(match)
         if isinstance(value, (list, tuple)):
             return canonical
@@ -549,8 +644,9 @@ class Catalog:
     def _bind_subcommand(self, program: str, spec: dict, args: list[str]) -> None:
         verbs = {v.lower(): v for v in spec["verbs"]}
         if not args or args[0].lower() not in verbs:
-            raise self._native_error(program, f"unknown command '{args[0] if args else ''}'; documented: "
-                                     + ", ".join(sorted(spec["verbs"])))
+            raise self._native_error(
+                program, f"unknown command '{args[0] if args else ''}'; documented: " + ", ".join(sorted(spec["verbs"]))
+            )
         verb = verbs[args[0].lower()]
         options = spec["verbs"][verb]["options"]
         lower = {o.lower(): o for o in options}
@@ -560,8 +656,11 @@ class Catalog:
             token = args[i]
             option = lower.get(token.lower())
             if option is None:
-                raise self._native_error(program, f"'{token}' is not a documented option of '{verb}'; documented: "
-                                         + ", ".join(sorted(options, key=str.lower)))
+                raise self._native_error(
+                    program,
+                    f"'{token}' is not a documented option of '{verb}'; documented: "
+                    + ", ".join(sorted(options, key=str.lower)),
+                )
             seen.add(option)
             shape = options[option]
             i += 1
@@ -570,15 +669,18 @@ class Catalog:
             if "sub_options" in shape:
                 subs = {k.lower(): (k, v) for k, v in shape["sub_options"].items()}
                 if i >= len(args) or args[i].lower() not in subs:
-                    raise self._native_error(program, f"{option} needs a policy option: " + ", ".join(shape["sub_options"]))
+                    raise self._native_error(
+                        program, f"{option} needs a policy option: " + ", ".join(shape["sub_options"])
+                    )
                 while i < len(args) and args[i].lower() in subs:
                     sub, allowed = subs[args[i].lower()]
                     if i + 1 >= len(args):
                         raise self._native_error(program, f"{option} {sub} needs a value")
                     value = args[i + 1]
                     if allowed and value.upper() not in {a.upper() for a in allowed}:
-                        raise self._native_error(program, f"{option} {sub} '{value}' is not one of "
-                                                 + ", ".join(allowed))
+                        raise self._native_error(
+                            program, f"{option} {sub} '{value}' is not one of " + ", ".join(allowed)
+                        )
                     if allowed is None and not re.fullmatch(r"\d+", value):
                         raise self._native_error(program, f"{option} {sub} needs a number, not '{value}'")
                     i += 2
@@ -626,14 +728,16 @@ class Catalog:
         if verb is None:
             verb = spec.get("default_verb")
             if verb is None:
-                return                              # certutil with no verb: -dump (documented)
+                return  # certutil with no verb: -dump (documented)
         allowed = spec["verbs"].get(verb, {}).get("options")
         if allowed is not None:
             allowed_lower = {a.lower() for a in allowed}
             for token, option in used:
                 if option.lower() not in allowed_lower:
-                    raise self._native_error(program, f"{token} is not a documented option of {verb}; documented: "
-                                             + (", ".join(allowed) or "none"))
+                    raise self._native_error(
+                        program,
+                        f"{token} is not a documented option of {verb}; documented: " + (", ".join(allowed) or "none"),
+                    )
 
 
 @lru_cache(maxsize=1)

@@ -1,13 +1,14 @@
 """The ``lync2fa`` command line. Exit codes: 0 success, 1 a task failed, 2 usage/config error."""
+
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
-import threading
-import io
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -18,24 +19,36 @@ from .connection import ConnectionConfigError
 from .findings import InsecurePlanError
 from .inventory import InventoryError
 from .journal import JournalError
-from .plan import PlanError
-from .plugin_manager import default_plugin_manager, describe_plugins
 from .meta import now as meta_now
 from .meta import run_metadata
+from .paths import PathError, ensure_dir
+from .plan import PlanError
+from .plugin_manager import default_plugin_manager, describe_plugins
 from .progress import LinePrinter, ProgressDisplay
 from .reports import to_json, write_all
 from .results import format_diff
-from .runner import RunReport
-from .paths import PathError, ensure_dir
 from .runlock import RunLockError
+from .runner import RunReport
 from .task import ParameterError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Configuration and environment errors (exit 2; 1 is only for "a task failed"): files and
 # directories lync2fa cannot use are environment errors, a host that does not answer is not.
-USAGE_ERRORS = (InventoryError, PlanError, InsecurePlanError, ParameterError, ConnectionConfigError,
-                JournalError, RunLockError, PathError, PermissionError, FileNotFoundError,
-                NotADirectoryError, IsADirectoryError, FileExistsError)
+USAGE_ERRORS = (
+    InventoryError,
+    PlanError,
+    InsecurePlanError,
+    ParameterError,
+    ConnectionConfigError,
+    JournalError,
+    RunLockError,
+    PathError,
+    PermissionError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FileExistsError,
+)
 
 
 class UsageError(Exception):
@@ -66,29 +79,57 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--vault-password-file", help="file holding the ansible-vault password")
         p.add_argument("--tasks", type=_csv, help="only these tasks or tiers, comma-separated (e.g. ca,adfs)")
         p.add_argument("--limit", type=_csv, help="only these hosts, comma-separated")
-        p.add_argument("--allow-insecure", action="append", default=[], metavar="RULE",
-                       help="accept a refused insecure setting (e.g. SHA1, ESC8); reported as a warning")
+        p.add_argument(
+            "--allow-insecure",
+            action="append",
+            default=[],
+            metavar="RULE",
+            help="accept a refused insecure setting (e.g. SHA1, ESC8); reported as a warning",
+        )
         p.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR), help="journal directory")
         p.add_argument("--forks", type=int, default=16, help="hosts worked on at once")
         p.add_argument("--report-dir", help="also write JSON, JUnit XML and SARIF reports here")
         p.add_argument("--json", action="store_true", help="print the results as JSON")
-        p.add_argument("-v", "--verbose", action="count", default=0,
-                       help="also show the operations sent to each host, step by step")
-        p.add_argument("--resume", action="store_true",
-                       help="skip steps that succeeded in the last interrupted or failed run of this command")
-        p.add_argument("--wait-lock", action="store_true",
-                       help="apply/rollback: wait for another run on the same --state-dir to end instead of "
-                            "exiting 2")
-        p.add_argument("--step-timeout", type=_seconds, default=300.0, metavar="SECONDS",
-                       help="a host that does not answer a step within this time fails (default 300: "
-                            "on-card enrollment); the others go on")
-        p.add_argument("--skip-preflight", action="store_true",
-                       help="apply/rollback: do not run the read-only preflight checks first")
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            help="also show the operations sent to each host, step by step",
+        )
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="skip steps that succeeded in the last interrupted or failed run of this command",
+        )
+        p.add_argument(
+            "--wait-lock",
+            action="store_true",
+            help="apply/rollback: wait for another run on the same --state-dir to end instead of exiting 2",
+        )
+        p.add_argument(
+            "--step-timeout",
+            type=_seconds,
+            default=300.0,
+            metavar="SECONDS",
+            help="a host that does not answer a step within this time fails (default 300: "
+            "on-card enrollment); the others go on",
+        )
+        p.add_argument(
+            "--skip-preflight",
+            action="store_true",
+            help="apply/rollback: do not run the read-only preflight checks first",
+        )
 
     run_options(sub.add_parser("plan", help="check mode: show what would change, change nothing"))
     run_options(sub.add_parser("apply", help="make the changes"))
-    run_options(sub.add_parser("verify", help="read-only: every apply task in check mode must find nothing to "
-                                               "change, and every verify task must pass"))
+    run_options(
+        sub.add_parser(
+            "verify",
+            help="read-only: every apply task in check mode must find nothing to "
+            "change, and every verify task must pass",
+        )
+    )
     rollback = sub.add_parser("rollback", help="remove what lync2fa created, restore backed-up files")
     run_options(rollback)
     rollback.add_argument("--tier", type=_csv, required=True, help="tier(s) to roll back, e.g. lync")
@@ -99,11 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dir", required=True)
     up.add_argument("--clients", type=int, default=2)
     up.add_argument("--https", action="store_true", help="HTTPS endpoints with a generated certificate")
-    up.add_argument("--transport", choices=("credssp", "ntlm", "basic"), default=None,
-                    help="ansible_winrm_transport in hosts.yml (default: credssp for a new lab, which the "
-                         "rollout needs to reach AD, the CMS and the CA; an existing lab keeps its own)")
-    up.add_argument("--profile", choices=("fast", "real-estate"), default=None,
-                    help="real-estate: the lab pays a real host's process start and module import times")
+    up.add_argument(
+        "--transport",
+        choices=("credssp", "ntlm", "basic"),
+        default=None,
+        help="ansible_winrm_transport in hosts.yml (default: credssp for a new lab, which the "
+        "rollout needs to reach AD, the CMS and the CA; an existing lab keeps its own)",
+    )
+    up.add_argument(
+        "--profile",
+        choices=("fast", "real-estate"),
+        default=None,
+        help="real-estate: the lab pays a real host's process start and module import times",
+    )
     down = lab.add_parser("down", help="stop the lab (its state is kept)")
     down.add_argument("--dir", required=True)
     fault = lab.add_parser("fault", help="inject faults: HOST (or *) NAME=VALUE ...")
@@ -112,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("settings", nargs="*", help="e.g. latency_s=0.5 fail_tasks=ca.authority ca_offline=true")
     fault.add_argument("--clear", action="store_true")
 
-    preflight = sub.add_parser("preflight", help="read-only checks of every host: PowerShell, execution "
-                                                 "policy, modules, AD reach, https binding, TPM")
+    preflight = sub.add_parser(
+        "preflight",
+        help="read-only checks of every host: PowerShell, execution policy, modules, AD reach, https binding, TPM",
+    )
     preflight.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
     preflight.add_argument("--vault-password-file", help="file holding the ansible-vault password")
     preflight.add_argument("--limit", type=_csv, help="only these hosts, comma-separated")
@@ -137,8 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
     check.add_argument("--vault-password-file", help="file holding the ansible-vault password")
     check.add_argument("--format", choices=("human", "json", "junit", "sarif"), default="human")
-    check.add_argument("--fail-on", choices=("error", "warning", "note"), default="error",
-                       help="exit 1 when a finding of this severity or above is found (default: error)")
+    check.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "note"),
+        default="error",
+        help="exit 1 when a finding of this severity or above is found (default: error)",
+    )
     check.add_argument("-o", "--output", help="write the report to this file instead of standard output")
     return parser
 
@@ -164,34 +219,45 @@ def print_report(report: RunReport, console: Console) -> None:
             console.print(f"    [yellow]warning:[/] {escape(str(w))}", highlight=False)
     c = report.counts()
     changed = "" if report.command == "verify" else f"{c['changed']} {verb}, "
-    console.print(f"{report.command}: {c['ok']} ok, {changed}{c['failed']} failed, {c['skipped']} skipped "
-                  f"(run {report.run_id})", highlight=False)
+    console.print(
+        f"{report.command}: {c['ok']} ok, {changed}{c['failed']} failed, {c['skipped']} skipped (run {report.run_id})",
+        highlight=False,
+    )
 
 
 def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     # Before anything runs (not after the changes): where reports and the journal go, the run lock.
     if args.report_dir:
         ensure_dir(args.report_dir, "--report-dir")
-    api.check_state_dir(args.state_dir, changes=kind in ("apply", "rollback") and not check_mode,
-                        wait_lock=args.wait_lock)
+    api.check_state_dir(
+        args.state_dir, changes=kind in ("apply", "rollback") and not check_mode, wait_lock=args.wait_lock
+    )
     inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
     pm = default_plugin_manager()
     only = args.tasks
     if kind == "rollback":
         only = (args.tasks or []) + args.tier
-    plan = api.plan(inventory, only=only, limit=set(args.limit) if args.limit else None,
-                    allow_insecure=set(args.allow_insecure),
-                    kind=api.VERIFY_KINDS if kind == "verify" else kind, pm=pm)
+    plan = api.plan(
+        inventory,
+        only=only,
+        limit=set(args.limit) if args.limit else None,
+        allow_insecure=set(args.allow_insecure),
+        kind=api.VERIFY_KINDS if kind == "verify" else kind,
+        pm=pm,
+    )
     if kind in ("apply", "rollback") and not check_mode and not args.skip_preflight:
-        checked = preflight.run(inventory, {t.name: t for t in plan.tasks},
-                                limit=set(args.limit) if args.limit else None, forks=args.forks)
+        checked = preflight.run(
+            inventory, {t.name: t for t in plan.tasks}, limit=set(args.limit) if args.limit else None, forks=args.forks
+        )
         if not checked.ok:
             if args.json:
                 print(json.dumps({"preflight": checked.as_dict()}, indent=2))
             else:
                 preflight.print_table(checked, out)
-                out.print("apply refused: preflight failed (nothing was changed); fix the hosts or pass "
-                          "--skip-preflight", highlight=False)
+                out.print(
+                    "apply refused: preflight failed (nothing was changed); fix the hosts or pass --skip-preflight",
+                    highlight=False,
+                )
             return EXIT_FAILED
     display = _progress(plan, args, check_mode or kind == "verify")
     pm.register(display)
@@ -202,6 +268,7 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
         # Start nothing new; steps in flight finish (or time out); the run is journaled as interrupted.
         received.append(signum)
         stop.set()
+
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with display:
@@ -211,10 +278,12 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
             signal.signal(sig, handler)
         pm.unregister(display)
     meta = run_metadata(report.command, args.inventory, started, meta_now(), report.run_id, report.check_mode)
-    report_dir = args.report_dir or (Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
-                                     if kind in ("apply", "verify", "rollback") and not check_mode else None)
-    paths = write_all(report, Path(report_dir), meta, {t.name: t.description for t in plan.tasks}) \
-        if report_dir else {}
+    report_dir = args.report_dir or (
+        Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
+        if kind in ("apply", "verify", "rollback") and not check_mode
+        else None
+    )
+    paths = write_all(report, Path(report_dir), meta, {t.name: t.description for t in plan.tasks}) if report_dir else {}
     if args.json:
         print(to_json(report, meta))
     else:
@@ -224,8 +293,12 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     if received:
         c = report.counts()
         name = "SIGINT" if received[0] == signal.SIGINT else "SIGTERM"
-        print(f"lync2fa: interrupted by {name}: {c['changed']} changed, {c['failed']} failed, {c['skipped']} not run; "
-              f"run {report.run_id} journaled as interrupted (resume with --resume)", file=sys.stderr, flush=True)
+        print(
+            f"lync2fa: interrupted by {name}: {c['changed']} changed, {c['failed']} failed, {c['skipped']} not run; "
+            f"run {report.run_id} journaled as interrupted (resume with --resume)",
+            file=sys.stderr,
+            flush=True,
+        )
         return 128 + int(received[0])
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -241,11 +314,21 @@ def _progress(plan, args, check_mode: bool):
 
 def _run(args, plan, check_mode, pm, kind, stop=None) -> RunReport:
     command = {"apply": "plan" if check_mode else "apply", "verify": "verify", "rollback": "rollback"}[kind]
-    return api.run(plan, check_mode=check_mode, state_dir=args.state_dir, forks=args.forks, pm=pm,
-                   command=command, inventory_name=",".join(args.inventory), resume=args.resume,
-                   verify=kind == "verify", wait_lock=args.wait_lock,
-                   on_wait=lambda message: print(f"lync2fa: {message}", file=sys.stderr, flush=True),
-                   step_timeout_s=args.step_timeout, stop=stop)
+    return api.run(
+        plan,
+        check_mode=check_mode,
+        state_dir=args.state_dir,
+        forks=args.forks,
+        pm=pm,
+        command=command,
+        inventory_name=",".join(args.inventory),
+        resume=args.resume,
+        verify=kind == "verify",
+        wait_lock=args.wait_lock,
+        on_wait=lambda message: print(f"lync2fa: {message}", file=sys.stderr, flush=True),
+        step_timeout_s=args.step_timeout,
+        stop=stop,
+    )
 
 
 def _note_missing_client_library(inventory: Path, out: Console) -> None:
@@ -253,19 +336,24 @@ def _note_missing_client_library(inventory: Path, out: Console) -> None:
     import importlib.util
 
     import yaml
+
     try:
         transport = yaml.safe_load(inventory.read_text())["all"]["vars"]["ansible_winrm_transport"]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return
     if transport == "credssp" and importlib.util.find_spec("requests_credssp") is None:
-        out.print("note: the inventory uses CredSSP, which needs requests-credssp on this controller: "
-                  "pip install 'lync2fa[credssp]' (or lab up --transport ntlm)", highlight=False)
+        out.print(
+            "note: the inventory uses CredSSP, which needs requests-credssp on this controller: "
+            "pip install 'lync2fa[credssp]' (or lab up --transport ntlm)",
+            highlight=False,
+        )
 
 
 def _lab():
     """The lab, imported only by the commands that use it: it is not part of the production path
     (what runs against a real estate never loads the WinRM server or the Windows model)."""
     from .lab import control
+
     return control
 
 
@@ -280,8 +368,9 @@ def cmd_lab(args, out: Console) -> int:
 def _cmd_lab(args, out: Console, control) -> int:
     directory = Path(args.dir)
     if args.lab_command == "up":
-        inventory = control.up(directory, clients=args.clients, https=args.https, transport=args.transport,
-                               profile=args.profile)
+        inventory = control.up(
+            directory, clients=args.clients, https=args.https, transport=args.transport, profile=args.profile
+        )
         out.print(f"lab running; inventory: {inventory}", highlight=False)
         _note_missing_client_library(inventory, out)
     elif args.lab_command == "down":
@@ -290,6 +379,7 @@ def _cmd_lab(args, out: Console, control) -> int:
     elif args.lab_command == "fault":
         from .lab.estate import Estate
         from .lab.faults import FaultBook, parse_setting
+
         store = control.open_store(directory)
         try:
             book = FaultBook(store, hosts=[h.name for h in Estate.load(directory).hosts], tasks=list(api.tasks()))
@@ -331,8 +421,10 @@ def _summary(report: RunReport) -> list[str]:
     by_task: dict[str, list[str]] = {}
     for r in report.changed:
         by_task.setdefault(r.task, []).append(r.host)
-    return [f"  {task}: {len(hosts)} host(s) ({', '.join(hosts[:5])}{', ...' if len(hosts) > 5 else ''})"
-            for task, hosts in by_task.items()]
+    return [
+        f"  {task}: {len(hosts)} host(s) ({', '.join(hosts[:5])}{', ...' if len(hosts) > 5 else ''})"
+        for task, hosts in by_task.items()
+    ]
 
 
 def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
@@ -354,15 +446,27 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
         described = {n: t.description for n, t in api.tasks().items()}
         paths = write_all(report, report_dir, meta, described)
         again = api.run(api.plan(inventory), state_dir=state_dir, command="demo (re-run)")
-        out.print(f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
-                  f"{'yes' if not again.changed and again.ok else 'NO'}).", highlight=False)
+        out.print(
+            f"Re-run: {len(again.changed)} changed, {len(again.failed)} failed (idempotent: "
+            f"{'yes' if not again.changed and again.ok else 'NO'}).",
+            highlight=False,
+        )
         started = meta_now()
-        proof = api.run(api.plan(inventory, kind=api.VERIFY_KINDS), state_dir=state_dir, verify=True,
-                        inventory_name=str(inventory_path))
-        checked = write_all(proof, report_dir / "verify", run_metadata(
-            "verify", str(inventory_path), started, meta_now(), proof.run_id, True), described)
-        out.print(f"Verify: {len(proof.results) - len(proof.failed)} of {len(proof.results)} checks pass.",
-                  highlight=False)
+        proof = api.run(
+            api.plan(inventory, kind=api.VERIFY_KINDS),
+            state_dir=state_dir,
+            verify=True,
+            inventory_name=str(inventory_path),
+        )
+        checked = write_all(
+            proof,
+            report_dir / "verify",
+            run_metadata("verify", str(inventory_path), started, meta_now(), proof.run_id, True),
+            described,
+        )
+        out.print(
+            f"Verify: {len(proof.results) - len(proof.failed)} of {len(proof.results)} checks pass.", highlight=False
+        )
         out.print(f"Reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
         out.print(f"Verification report: {checked['html']}", highlight=False)
         out.print(f"Journal: {state_dir / 'journal.sqlite'}", highlight=False)
@@ -374,6 +478,7 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
 
 def cmd_journal(args, out: Console) -> int:
     from .journal_view import JournalMissing, show
+
     try:
         show(Path(args.state_dir), args.run, args.json, out)
     except JournalMissing as exc:
@@ -383,12 +488,14 @@ def cmd_journal(args, out: Console) -> int:
 
 def meta_version() -> str:
     from .meta import version
+
     return version()
 
 
 def cmd_validate(args, out: Console, err: Console) -> int:
     from . import validate_format as fmt
     from .validate import UnusableInput, validate
+
     try:
         result = validate(args.inventory, vault_password_file=args.vault_password_file)
     except UnusableInput as exc:
@@ -401,8 +508,11 @@ def cmd_validate(args, out: Console, err: Console) -> int:
         else:
             fmt.print_human(result, out, args.fail_on)
         return result.exit_code(args.fail_on)
-    doc = {"json": lambda: fmt.to_json(result, args.fail_on), "junit": lambda: fmt.to_junit(result, args.fail_on),
-           "sarif": lambda: fmt.to_sarif(result)}[args.format]()
+    doc = {
+        "json": lambda: fmt.to_json(result, args.fail_on),
+        "junit": lambda: fmt.to_junit(result, args.fail_on),
+        "sarif": lambda: fmt.to_sarif(result),
+    }[args.format]()
     if args.output:
         Path(args.output).write_text(doc + "\n")
         fmt.print_human(result, err, args.fail_on)

@@ -5,6 +5,7 @@ case-insensitively) and checked before any connection is made. Whether the crede
 payload would cross the network in clear is decided from the URL actually used (and the proxy
 that URL would go through), never from ``ansible_host`` alone.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -20,11 +21,18 @@ TRANSPORTS = ("ntlm", "basic", "plaintext", "kerberos", "credssp", "ssl", "certi
 CLEAR_PASSWORD_TRANSPORTS = ("basic", "plaintext", "ssl")
 SCHEMES = ("http", "https")
 MESSAGE_ENCRYPTION = ("auto", "always", "never")
-CERT_VALIDATION = ("validate", "ignore")   # what pywinrm (and so Ansible) accepts
+CERT_VALIDATION = ("validate", "ignore")  # what pywinrm (and so Ansible) accepts
 ALLOW_INSECURE_VAR = "lync2fa_allow_insecure_transport"
 # Whether a logon over each transport holds network credentials (kerberos: with delegation only).
-DELEGATES = {"credssp": True, "kerberos": False, "ntlm": False, "basic": False, "plaintext": False,
-             "ssl": False, "certificate": False}
+DELEGATES = {
+    "credssp": True,
+    "kerberos": False,
+    "ntlm": False,
+    "basic": False,
+    "plaintext": False,
+    "ssl": False,
+    "certificate": False,
+}
 
 
 class ConnectionConfigError(ValueError):
@@ -33,7 +41,7 @@ class ConnectionConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    host: str                 # inventory name, for messages
+    host: str  # inventory name, for messages
     address: str
     port: int
     scheme: str
@@ -69,7 +77,7 @@ class ConnectionSettings:
         return f"{self.scheme}://{address}:{self.port}{self.path}"
 
     @classmethod
-    def from_host(cls, host: HostContext) -> "ConnectionSettings":
+    def from_host(cls, host: HostContext) -> ConnectionSettings:
         """Read Ansible's winrm connection vars, with Ansible's defaults where it has them."""
         address = _address(host)
         port = _int(host, "ansible_port", 5986, 1, 65535)
@@ -88,12 +96,21 @@ class ConnectionSettings:
         if read_timeout <= operation_timeout:
             raise ConnectionConfigError(
                 f"{host.name}: ansible_winrm_read_timeout_sec ({read_timeout}) must be greater than "
-                f"ansible_winrm_operation_timeout_sec ({operation_timeout})")
+                f"ansible_winrm_operation_timeout_sec ({operation_timeout})"
+            )
         settings = cls(
-            host=host.name, address=address, port=port, scheme=scheme, transport=transport,
-            user=user, password=password, cert_validation=validation,
+            host=host.name,
+            address=address,
+            port=port,
+            scheme=scheme,
+            transport=transport,
+            user=user,
+            password=password,
+            cert_validation=validation,
             ca_trust_path=host.var("ansible_winrm_ca_trust_path"),
-            message_encryption=encryption, operation_timeout=operation_timeout, read_timeout=read_timeout,
+            message_encryption=encryption,
+            operation_timeout=operation_timeout,
+            read_timeout=read_timeout,
             path=path,
             kerberos_delegation=_bool(host, "ansible_winrm_kerberos_delegation", False),
             kerberos_hostname_override=host.var("ansible_winrm_kerberos_hostname_override") or None,
@@ -110,24 +127,33 @@ def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
         raise ConnectionConfigError(f"{host.name}: ansible_host {s.address!r} is not a host name or IP address")
     warnings = []
     if s.scheme == "https" and s.cert_validation == "ignore":
-        warnings.append(f"{host.name}: TLS certificate validation is off "
-                        "(ansible_winrm_server_cert_validation=ignore)")
+        warnings.append(f"{host.name}: TLS certificate validation is off (ansible_winrm_server_cert_validation=ignore)")
     local = _stays_on_this_machine(s.endpoint, s.proxy)
     insecure = []
     if s.scheme == "http" and s.transport in CLEAR_PASSWORD_TRANSPORTS and not local:
-        insecure.append(("Basic authentication over plain http sends the password in clear text",
-                         "use ntlm (encrypted) or https"))
-    if s.scheme == "http" and s.message_encryption == "never" and not local \
-            and s.transport not in CLEAR_PASSWORD_TRANSPORTS:
-        insecure.append(("ansible_winrm_message_encryption: never over plain http sends every script and its "
-                         "secrets (PINs, PUKs, passwords) in clear text",
-                         "remove ansible_winrm_message_encryption (auto encrypts over http) or use https"))
+        insecure.append(
+            ("Basic authentication over plain http sends the password in clear text", "use ntlm (encrypted) or https")
+        )
+    if (
+        s.scheme == "http"
+        and s.message_encryption == "never"
+        and not local
+        and s.transport not in CLEAR_PASSWORD_TRANSPORTS
+    ):
+        insecure.append(
+            (
+                "ansible_winrm_message_encryption: never over plain http sends every script and its "
+                "secrets (PINs, PUKs, passwords) in clear text",
+                "remove ansible_winrm_message_encryption (auto encrypts over http) or use https",
+            )
+        )
     if insecure:
         allowed = _bool(host, ALLOW_INSECURE_VAR, False)
         for why, fix in insecure:
             if not allowed:
-                raise ConnectionConfigError(f"{host.name}: {why} to {s.endpoint}; {fix}, "
-                                            f"or set {ALLOW_INSECURE_VAR}: true for this host")
+                raise ConnectionConfigError(
+                    f"{host.name}: {why} to {s.endpoint}; {fix}, or set {ALLOW_INSECURE_VAR}: true for this host"
+                )
             warnings.append(f"{host.name}: {why} ({ALLOW_INSECURE_VAR}: true)")
     return replace(s, warnings=tuple(warnings))
 
@@ -166,10 +192,20 @@ def _address(host: HostContext) -> str:
 
 def _path(host: HostContext) -> str:
     path = host.var("ansible_winrm_path", "/wsman")
-    if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//") or "@" in path
-            or "://" in path or "\\" in path or any(c in path for c in "?# ") or any(ord(c) < 0x20 for c in path)):
-        raise ConnectionConfigError(f"{host.name}: ansible_winrm_path {_short(path)} is not a URL path "
-                                    "(it must start with '/', e.g. /wsman, without '@', '://', '?' or '#')")
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or path.startswith("//")
+        or "@" in path
+        or "://" in path
+        or "\\" in path
+        or any(c in path for c in "?# ")
+        or any(ord(c) < 0x20 for c in path)
+    ):
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_winrm_path {_short(path)} is not a URL path "
+            "(it must start with '/', e.g. /wsman, without '@', '://', '?' or '#')"
+        )
     return path
 
 
@@ -178,8 +214,9 @@ def _transport(host: HostContext) -> str:
     first = raw[0] if isinstance(raw, list) and raw else str(raw).split(",")[0]
     transport = str(first).strip().lower()
     if transport not in TRANSPORTS:
-        raise ConnectionConfigError(f"{host.name}: unknown ansible_winrm_transport {_short(first)} "
-                                    f"(one of {', '.join(TRANSPORTS)})")
+        raise ConnectionConfigError(
+            f"{host.name}: unknown ansible_winrm_transport {_short(first)} (one of {', '.join(TRANSPORTS)})"
+        )
     return transport
 
 
@@ -187,8 +224,7 @@ def _choice(host: HostContext, name: str, default: str, allowed: tuple[str, ...]
     raw = host.var(name, default)
     value = str(raw).strip().lower() if isinstance(raw, str) else None
     if value not in allowed:
-        raise ConnectionConfigError(f"{host.name}: {name} must be one of {', '.join(allowed)}, "
-                                    f"not {_short(raw)}")
+        raise ConnectionConfigError(f"{host.name}: {name} must be one of {', '.join(allowed)}, not {_short(raw)}")
     return value
 
 
@@ -199,8 +235,9 @@ def _int(host: HostContext, name: str, default: int, minimum: int, maximum: int)
             raise ValueError
         value = int(raw)
     except (TypeError, ValueError):
-        raise ConnectionConfigError(f"{host.name}: {name} must be an integer from {minimum} to {maximum}, "
-                                    f"not {_short(raw)}") from None
+        raise ConnectionConfigError(
+            f"{host.name}: {name} must be an integer from {minimum} to {maximum}, not {_short(raw)}"
+        ) from None
     if not minimum <= value <= maximum:
         raise ConnectionConfigError(f"{host.name}: {name} must be from {minimum} to {maximum}, not {value}")
     return value
@@ -211,8 +248,9 @@ def _bool(host: HostContext, name: str, default: bool) -> bool:
     try:
         return boolean(raw, strict=True)
     except TypeError:
-        raise ConnectionConfigError(f"{host.name}: {name} must be a boolean (true/false, yes/no), "
-                                    f"not {_short(raw)}") from None
+        raise ConnectionConfigError(
+            f"{host.name}: {name} must be a boolean (true/false, yes/no), not {_short(raw)}"
+        ) from None
 
 
 def _short(value, limit: int = 80) -> str:

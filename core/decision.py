@@ -5,6 +5,7 @@ script. ``Task.decide(ctx)`` is a pure function of the parameters and those fact
 ``Decision`` (before/after for the diff, warnings, the operations to apply, or a refusal) or
 ``More`` when it needs further facts that depend on what it read (one more round trip).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Facts:
         error = self.error(name)
         return bool(error) and error.get("category") == "ObjectNotFound"
 
-    def merged(self, more: dict) -> "Facts":
+    def merged(self, more: dict) -> Facts:
         return Facts({**self.raw, **more})
 
 
@@ -64,7 +65,7 @@ class Context:
     params: dict
     facts: Facts
     check_mode: bool = False
-    hostvars: dict = field(default_factory=dict)   # lync2fa_fqdn, lync2fa_domain, ...
+    hostvars: dict = field(default_factory=dict)  # lync2fa_fqdn, lync2fa_domain, ...
     # Decisions of this host's earlier steps whose operations are not applied yet (same request).
     planned: dict = field(default_factory=dict)
 
@@ -85,7 +86,7 @@ class Decision:
     failed: bool = False
 
     @classmethod
-    def refuse(cls, msg: str, before: dict | None = None, warnings: list[str] | None = None) -> "Decision":
+    def refuse(cls, msg: str, before: dict | None = None, warnings: list[str] | None = None) -> Decision:
         """Nothing is applied and the step fails with ``msg`` (Windows would refuse, or we do)."""
         return cls(before=before or {}, after=before or {}, msg=msg, failed=True, warnings=list(warnings or []))
 

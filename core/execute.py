@@ -12,10 +12,11 @@ what it cannot.
 
 In check mode and on a no-op re-apply nothing but the fact reads is sent.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import hostscript
 from .decision import Context, Decision, FactError, Facts, More
@@ -27,7 +28,7 @@ MAX_FACT_ROUNDS = 4
 @dataclass
 class Outcome:
     decision: Decision
-    applied: list[dict] = field(default_factory=list)   # what each operation did, in order
+    applied: list[dict] = field(default_factory=list)  # what each operation did, in order
     failed: bool = False
     skipped: bool = False
     msg: str = ""
@@ -58,6 +59,7 @@ def qualified_secrets(step, operations: list[dict], secrets: dict) -> tuple[list
         if isinstance(value, list):
             return [rename(v) for v in value]
         return value
+
     return rename(operations), {prefix + k: v for k, v in secrets.items()}
 
 
@@ -65,32 +67,44 @@ class HostBatch:
     """Runs one host's steps of a phase. ``secrets_of(step)`` gives a step's secret values;
     ``started(steps)`` is called before operations are sent (the journal records them)."""
 
-    def __init__(self, connection, check_mode: bool, secrets_of: Callable, started: Callable,
-                 deadline_s: float | None = None, stop=None, facts_cache: dict | None = None,
-                 read_also: list | None = None, applied: Callable | None = None):
+    def __init__(
+        self,
+        connection,
+        check_mode: bool,
+        secrets_of: Callable,
+        started: Callable,
+        deadline_s: float | None = None,
+        stop=None,
+        facts_cache: dict | None = None,
+        read_also: list | None = None,
+        applied: Callable | None = None,
+    ):
         self.connection, self.check_mode = connection, check_mode
         self.secrets_of, self.started, self.deadline_s = secrets_of, started, deadline_s
         self.decided: dict[tuple[str, str], Decision] = {}
-        self.stop = stop        # a threading.Event: once set, no operation is sent
+        self.stop = stop  # a threading.Event: once set, no operation is sent
         # Facts already read for this host (by step), and steps of its later phases to read with the
         # first request: when nothing was applied in between, those phases read nothing again.
         self.cache = facts_cache if facts_cache is not None else {}
         self.read_also = list(read_also or ())
         self.applied = applied or (lambda: None)
-        self.rounds: dict[tuple[str, str], int] = {}     # More rounds per step
+        self.rounds: dict[tuple[str, str], int] = {}  # More rounds per step
 
     def run(self, steps: list) -> dict[tuple[str, str], Outcome]:
         outcomes: dict[tuple[str, str], Outcome] = {}
         facts = self._facts(steps)
-        pending: list = []          # decided steps whose operations are not applied yet
-        waiting = list(steps)       # not decided yet, in order
+        pending: list = []  # decided steps whose operations are not applied yet
+        waiting = list(steps)  # not decided yet, in order
         while waiting:
-            more: dict = {}         # step key -> the facts its decision asked for (one read for all)
+            more: dict = {}  # step key -> the facts its decision asked for (one read for all)
             progressed = False
             for step in list(waiting):
-                if any(w.key != step.key and w.task.name in step.task.after for w in waiting
-                       if waiting.index(w) < waiting.index(step)):
-                    continue        # a same-host prerequisite is not decided yet
+                if any(
+                    w.key != step.key and w.task.name in step.task.after
+                    for w in waiting
+                    if waiting.index(w) < waiting.index(step)
+                ):
+                    continue  # a same-host prerequisite is not decided yet
                 blocker = self._blocker(step, outcomes)
                 if blocker:
                     outcomes[step.key] = Outcome(Decision(), skipped=True, msg=f"skipped: {blocker} did not succeed")
@@ -122,11 +136,14 @@ class HostBatch:
                 for step in waiting:
                     if self.rounds.get(step.key, 0) > MAX_FACT_ROUNDS:
                         waiting.remove(step)
-                        outcomes[step.key] = Outcome(Decision.refuse(
-                            f"{step.task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times"),
-                            failed=True)
+                        outcomes[step.key] = Outcome(
+                            Decision.refuse(
+                                f"{step.task.name}: the decision asked for facts more than {MAX_FACT_ROUNDS} times"
+                            ),
+                            failed=True,
+                        )
             elif not progressed:
-                raise RuntimeError("no step of the host could be decided")     # a dependency cycle: a bug
+                raise RuntimeError("no step of the host could be decided")  # a dependency cycle: a bug
         if not self.check_mode:
             self._apply(pending, outcomes)
         return outcomes
@@ -142,26 +159,36 @@ class HostBatch:
         return {s.key: self.cache[s.key] for s in steps}
 
     def _read(self, steps: list) -> dict[tuple[str, str], Facts]:
-        queries = {f"{i}|{name}": query for i, step in enumerate(steps)
-                   for name, query in step.task.facts(step.params).items()}
+        queries = {
+            f"{i}|{name}": query for i, step in enumerate(steps) for name, query in step.task.facts(step.params).items()
+        }
         merged = read_facts(self.connection, queries, self.deadline_s)
         out = {}
         for i, step in enumerate(steps):
             prefix = f"{i}|"
-            out[step.key] = Facts({k[len(prefix):]: v for k, v in merged.raw.items() if k.startswith(prefix)})
+            out[step.key] = Facts({k[len(prefix) :]: v for k, v in merged.raw.items() if k.startswith(prefix)})
         return out
 
     def _read_more(self, more: dict) -> dict[tuple[str, str], dict]:
         keys = list(more)
         queries = {f"{i}|{name}": query for i, key in enumerate(keys) for name, query in more[key].items()}
         merged = read_facts(self.connection, queries, self.deadline_s)
-        return {key: {k[len(f"{i}|"):]: v for k, v in merged.raw.items() if k.startswith(f"{i}|")}
-                for i, key in enumerate(keys)}
+        return {
+            key: {k[len(f"{i}|") :]: v for k, v in merged.raw.items() if k.startswith(f"{i}|")}
+            for i, key in enumerate(keys)
+        }
 
     def _decide(self, step, facts: Facts, pending: list) -> Decision | More:
         planned = {p.task.name: self.decided[p.key] for p in pending}
-        ctx = Context(task=step.task.name, host=step.host.name, params=step.params, facts=facts,
-                      check_mode=self.check_mode, hostvars=_hostvars(step.host), planned=planned)
+        ctx = Context(
+            task=step.task.name,
+            host=step.host.name,
+            params=step.params,
+            facts=facts,
+            check_mode=self.check_mode,
+            hostvars=_hostvars(step.host),
+            planned=planned,
+        )
         try:
             return step.task.decide(ctx)
         except FactError as exc:
@@ -185,14 +212,14 @@ class HostBatch:
         groups, secrets = [], {}
         names = {p.task.name for p in pending}
         for step in pending:
-            operations, step_secrets = qualified_secrets(step, self.decided[step.key].operations,
-                                                         self.secrets_of(step))
+            operations, step_secrets = qualified_secrets(step, self.decided[step.key].operations, self.secrets_of(step))
             secrets.update(step_secrets)
-            groups.append({"id": step.task.name, "needs": [n for n in step.task.after if n in names],
-                           "operations": operations})
+            groups.append(
+                {"id": step.task.name, "needs": [n for n in step.task.after if n in names], "operations": operations}
+            )
         self.started(pending)
         self.applied()
-        self.cache.clear()      # what was read before is stale now
+        self.cache.clear()  # what was read before is stale now
         try:
             response = self.connection.request(hostscript.apply_request(groups), secrets or None, self.deadline_s)
             _check(response)
@@ -214,12 +241,13 @@ class HostBatch:
                 outcome.skipped, outcome.msg = True, f"skipped: {answer.get('blocked_by')} did not succeed"
             else:
                 outcome.applied = list(answer.get("operations") or [])
-                for index, (operation, done) in enumerate(zip(ops, outcome.applied)):
+                for index, (operation, done) in enumerate(zip(ops, outcome.applied, strict=False)):
                     if not done.get("ok"):
                         error = (done.get("error") or {}).get("message", "unknown error")
                         outcome.failed = True
-                        outcome.msg = (f"operation {index + 1} of {len(ops)} ({describe(operation)}) failed: "
-                                       f"{str(error).strip()}")
+                        outcome.msg = (
+                            f"operation {index + 1} of {len(ops)} ({describe(operation)}) failed: {str(error).strip()}"
+                        )
                         break
                 else:
                     if len(outcome.applied) < len(ops):
@@ -235,4 +263,3 @@ def _check(response: dict) -> None:
 def _hostvars(host) -> dict:
     names = ("lync2fa_fqdn", "lync2fa_domain", "lync2fa_lync_role", "inventory_hostname")
     return {n: host.var(n) for n in names if host.has_var(n)}
-

@@ -8,6 +8,7 @@ overrides ``-ExecutionPolicy Bypass``. ``-EncodedCommand`` text is not a script 
 subject to the policy; script files (``-File``), module scripts (.psm1) and format files
 (.ps1xml) are.
 """
+
 from __future__ import annotations
 
 from .hostops import registry_fact
@@ -19,12 +20,13 @@ SCOPES = {
     "LocalMachine": "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\ShellIds\\Microsoft.PowerShell",
 }
 POLICIES = ("Restricted", "AllSigned", "RemoteSigned", "Unrestricted", "Bypass")
-WORKSTATION = 1   # Win32_OperatingSystem.ProductType
+WORKSTATION = 1  # Win32_OperatingSystem.ProductType
 
 
 def fact_queries() -> dict[str, dict]:
-    return {f"policy_{scope}": registry_fact(path, ["EnableScripts", "ExecutionPolicy"])
-            for scope, path in SCOPES.items()}
+    return {
+        f"policy_{scope}": registry_fact(path, ["EnableScripts", "ExecutionPolicy"]) for scope, path in SCOPES.items()
+    }
 
 
 def _canonical(value) -> str | None:
@@ -34,7 +36,9 @@ def _canonical(value) -> str | None:
     return None
 
 
-def effective(registry: dict[str, dict | None], product_type: int | None, process: str | None = None) -> tuple[str, str]:
+def effective(
+    registry: dict[str, dict | None], product_type: int | None, process: str | None = None
+) -> tuple[str, str]:
     """(policy, scope it comes from). ``registry`` maps scope -> the registry fact's value."""
     for scope in ("MachinePolicy", "UserPolicy"):
         values = (registry.get(scope) or {}).get("values") or {}

@@ -1,4 +1,5 @@
 """Security findings and the gate that refuses insecure plans unless explicitly allowed."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -6,10 +7,10 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str          # e.g. "ESC1", "SHA1", "GLOBAL_SCOPE"
-    message: str       # what is wrong, naming the setting
-    fix: str = ""      # how to make it right
-    severity: str = "error"   # error (refuses the plan) or warning
+    rule: str  # e.g. "ESC1", "SHA1", "GLOBAL_SCOPE"
+    message: str  # what is wrong, naming the setting
+    fix: str = ""  # how to make it right
+    severity: str = "error"  # error (refuses the plan) or warning
     host: str = ""
     task: str = ""
 
@@ -41,7 +42,12 @@ def gate(findings: list[Finding], allowed: set[str]) -> list[Finding]:
     if refused:
         raise InsecurePlanError(refused)
     return [
-        Finding(**{**f.as_dict(), "severity": "warning",
-                   "message": f.message + (" (allowed by --allow-insecure)" if f.severity == "error" else "")})
+        Finding(
+            **{
+                **f.as_dict(),
+                "severity": "warning",
+                "message": f.message + (" (allowed by --allow-insecure)" if f.severity == "error" else ""),
+            }
+        )
         for f in findings
     ]

@@ -14,6 +14,7 @@ steps, in its place (``api.gate_findings``). Variables changed with ``set_fact``
 first lync2fa step are seen by that step's own parameters and decisions, not by the gate's
 view of the other hosts (documented in docs/ansible.md).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -28,8 +29,8 @@ from pathlib import Path
 
 from .findings import Finding
 
-KEEP_S = 7 * 24 * 3600          # plays older than this are removed when a new one is judged
-DONE = ".done"                  # written last: the folder is complete
+KEEP_S = 7 * 24 * 3600  # plays older than this are removed when a new one is judged
+DONE = ".done"  # written last: the folder is complete
 FIELDS = ("rule", "message", "fix", "severity", "host", "task")
 
 
@@ -45,7 +46,7 @@ class GateCache:
         if not (folder / DONE).exists():
             try:
                 found = self._judge_once(folder, judge)
-            except OSError:   # an unusable state directory: the journal reports it; judge without a cache
+            except OSError:  # an unusable state directory: the journal reports it; judge without a cache
                 found = judge()
             return found if host is None else [f for f in found if f.host in ("", host)]
         if host is None:
@@ -57,7 +58,7 @@ class GateCache:
         with open(self.root / ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if (folder / DONE).exists():      # another worker judged it while this one waited
+                if (folder / DONE).exists():  # another worker judged it while this one waited
                     return [f for path in sorted(folder.glob("*.json")) for f in _read(path)]
                 found = judge()
                 shutil.rmtree(folder, ignore_errors=True)

@@ -6,6 +6,7 @@ Tasks declare the group they target by its default name (``ca``, ``adfs``, ``lyn
 Ansible face's plays and modules target the group it names, and a module run on a host outside
 that group fails (unless ``force_group: true``), as does a play whose group is empty.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,9 +33,12 @@ def outside(task, inventory, host: str) -> str | None:
     if task.group == "all":
         return None
     name = inventory.group_name(task.group)
-    members = inventory.members(name) if hasattr(inventory, "members") else [h.name for h in inventory.hosts_in(task.group)]
-    named = f"'{name}'" + (f" ({var_name(task.group)})" if name != task.group else f" (set {var_name(task.group)} "
-                                                                                      "to use another group)")
+    members = (
+        inventory.members(name) if hasattr(inventory, "members") else [h.name for h in inventory.hosts_in(task.group)]
+    )
+    named = f"'{name}'" + (
+        f" ({var_name(task.group)})" if name != task.group else f" (set {var_name(task.group)} to use another group)"
+    )
     if not members:
         return f"{task.name} targets the inventory group {named}, which has no hosts"
     if host not in members:

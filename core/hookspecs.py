@@ -11,13 +11,14 @@ third-party distribution does::
 Each hook below is documented with an example. Keep this file small and stable: a hook
 that is added here is a promise to every plugin author.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:   # the lab is not imported on the production path
+if TYPE_CHECKING:  # the lab is not imported on the production path
     from .findings import Finding
     from .lab.estate import Estate
     from .lab.state import EstateStore

@@ -5,13 +5,24 @@ returns operations made with the others. The PowerShell primitive library (``cor
 lab (``lync2fa.lab.windows``) implement exactly these kinds, so what a decision emits is what a
 host runs. Values are JSON; a secret is referenced as ``secret("pin")`` and travels on stdin.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 FACT_KINDS = ("cmdlet", "registry", "ad_object", "ad_search", "file", "host", "named")
-OPERATION_KINDS = ("cmdlet", "registry_set", "registry_remove", "ad_create", "ad_set", "ad_delete",
-                   "ace_add", "ace_remove", "native", "named")
+OPERATION_KINDS = (
+    "cmdlet",
+    "registry_set",
+    "registry_remove",
+    "ad_create",
+    "ad_set",
+    "ad_delete",
+    "ace_add",
+    "ace_remove",
+    "native",
+    "named",
+)
 REGISTRY_TYPES = ("String", "ExpandString", "DWord", "QWord", "MultiString", "Binary")
 ATTRIBUTE_TYPES = ("string", "strings", "int", "bytes")
 CONFIG_NC = "{configurationNamingContext}"
@@ -24,11 +35,11 @@ def secret(name: str) -> dict:
 
 
 # -- facts --------------------------------------------------------------------------------
-def cmdlet_fact(cmdlet: str, params: dict | None = None, select: tuple[str, ...] | list[str] = (),
-                module: str | None = None) -> dict:
+def cmdlet_fact(
+    cmdlet: str, params: dict | None = None, select: tuple[str, ...] | list[str] = (), module: str | None = None
+) -> dict:
     """A documented Get- cmdlet; the value is a list with the ``select``ed properties per object."""
-    return {"kind": "cmdlet", "cmdlet": cmdlet, "params": dict(params or {}), "select": list(select),
-            "module": module}
+    return {"kind": "cmdlet", "cmdlet": cmdlet, "params": dict(params or {}), "select": list(select), "module": module}
 
 
 def registry_fact(path: str, names: list[str] | None = None, depth: int = 0) -> dict:
@@ -52,10 +63,17 @@ def ad_object_fact(dn: str, attributes: list[str] | tuple[str, ...], acl: bool =
     return {"kind": "ad_object", "dn": dn, "attributes": list(attributes), "acl": acl}
 
 
-def ad_search_fact(base: str, ldap_filter: str, attributes: list[str] | tuple[str, ...],
-                   scope: str = "subtree", acl: bool = False) -> dict:
-    return {"kind": "ad_search", "base": base, "filter": ldap_filter, "attributes": list(attributes),
-            "scope": scope, "acl": acl}
+def ad_search_fact(
+    base: str, ldap_filter: str, attributes: list[str] | tuple[str, ...], scope: str = "subtree", acl: bool = False
+) -> dict:
+    return {
+        "kind": "ad_search",
+        "base": base,
+        "filter": ldap_filter,
+        "attributes": list(attributes),
+        "scope": scope,
+        "acl": acl,
+    }
 
 
 def file_fact(path: str) -> dict:
@@ -119,8 +137,14 @@ def ad_delete(dn: str) -> dict:
 
 
 def ace_add(dn: str, principal: str, rights: int, object_type: str | None = None, allow: bool = True) -> dict:
-    return {"op": "ace_add", "dn": dn, "principal": principal, "rights": int(rights),
-            "object_type": object_type, "allow": allow}
+    return {
+        "op": "ace_add",
+        "dn": dn,
+        "principal": principal,
+        "rights": int(rights),
+        "object_type": object_type,
+        "allow": allow,
+    }
 
 
 def ace_remove(dn: str, principal: str, rights: int, object_type: str | None = None, allow: bool = True) -> dict:
@@ -141,8 +165,10 @@ def describe(operation: dict) -> str:
     """One line for humans (``-v``, reports): what an operation does, secrets not shown."""
     kind = operation.get("op")
     if kind == "cmdlet":
-        params = " ".join(f"-{k}" if v is True else f"-{k}:$false" if v is False else f"-{k} {_short(v)}"
-                          for k, v in operation["params"].items())
+        params = " ".join(
+            f"-{k}" if v is True else f"-{k}:$false" if v is False else f"-{k} {_short(v)}"
+            for k, v in operation["params"].items()
+        )
         return f"{operation['cmdlet']} {params}".strip()
     if kind in ("registry_set", "registry_remove"):
         value = f" = {_short(operation['value'])}" if kind == "registry_set" else ""

@@ -8,26 +8,37 @@ never as code. The host answers one JSON line: ``{"lync2fa": 1, "facts": {...}}`
 Secrets travel beside the request (its ``secrets`` member), referenced by name, never in script
 text that Windows could log. The Ansible face ships the same library as a module_util.
 """
+
 from __future__ import annotations
 
 import base64
 import gzip
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 # Load order: the frame, the dispatch table, then one file per concern.
-LIBRARY_FILES = ("Lync2fa.Frame.ps1", "Lync2fa.Dispatch.ps1", "Lync2fa.Cmdlet.ps1", "Lync2fa.Registry.ps1",
-                 "Lync2fa.Directory.ps1", "Lync2fa.Host.ps1", "Lync2fa.Accounts.ps1",
-                 "Lync2fa.SmartCard.ps1", "Lync2fa.UserTask.ps1", "Lync2fa.File.ps1", "Lync2fa.NativeMethods.cs")
+LIBRARY_FILES = (
+    "Lync2fa.Frame.ps1",
+    "Lync2fa.Dispatch.ps1",
+    "Lync2fa.Cmdlet.ps1",
+    "Lync2fa.Registry.ps1",
+    "Lync2fa.Directory.ps1",
+    "Lync2fa.Host.ps1",
+    "Lync2fa.Accounts.ps1",
+    "Lync2fa.SmartCard.ps1",
+    "Lync2fa.UserTask.ps1",
+    "Lync2fa.File.ps1",
+    "Lync2fa.NativeMethods.cs",
+)
 
 
 class HostScriptError(ValueError):
     """A host's answer does not follow the contract, or a request line is not one lync2fa sends."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def library() -> str:
     """The primitive library's text, as shipped (package data under lync2fa/ps)."""
     folder = resources.files("lync2fa") / "ps"
@@ -67,43 +78,45 @@ def apply_request(groups: list[dict]) -> dict:
 # library (gzip, base64), dot-sourced once, so that functions and imported modules stay loaded for the
 # host's later requests; secrets travel in the same data, never in script text. Each answer is
 # one line of JSON on stdout.
-SESSION_LOOP = "\n".join([
-    "Set-StrictMode -Version 2.0",
-    "$ErrorActionPreference = 'Stop'",
-    "$ProgressPreference = 'SilentlyContinue'",
-    "$lync2faUtf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false",
-    "[Console]::OutputEncoding = $lync2faUtf8",
-    "$lync2faIn = New-Object -TypeName System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), "
-    "$lync2faUtf8",
-    "$lync2faModules = @{}",
-    "while ($true) {",
-    "    $lync2faLine = $lync2faIn.ReadLine()",
-    "    if ($null -eq $lync2faLine) { break }",
-    "    try {",
-    "        $lync2faFrame = $lync2faLine | ConvertFrom-Json",
-    "        if ($null -ne $lync2faFrame.library) {",
-    "            $lync2faZip = New-Object -TypeName System.IO.MemoryStream -ArgumentList "
-    "(,[Convert]::FromBase64String($lync2faFrame.library))",
-    "            $lync2faGz = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $lync2faZip, "
-    "([System.IO.Compression.CompressionMode]::Decompress)",
-    "            $lync2faText = (New-Object -TypeName System.IO.StreamReader -ArgumentList $lync2faGz, $lync2faUtf8)"
-    ".ReadToEnd()",
-    "            . ([ScriptBlock]::Create($lync2faText))",
-    "        }",
-    "        $lync2faAnswer = Invoke-Lync2faRequest -Request (ConvertTo-Lync2faHashtable -Value $lync2faFrame.request) "
-    "-Secrets (ConvertTo-Lync2faHashtable -Value $lync2faFrame.secrets) -Imported $lync2faModules",
-    "    }",
-    "    catch {",
-    "        $lync2faAnswer = @{ lync2fa = 1; failed = $true; error = @{ message = "
-    "[string]$_.Exception.GetBaseException().Message } }",
-    "    }",
-    "    [Console]::Out.WriteLine((ConvertTo-Json -InputObject $lync2faAnswer -Depth 14 -Compress))",
-    "    [Console]::Out.Flush()",
-    "}",
-])
+SESSION_LOOP = "\n".join(
+    [
+        "Set-StrictMode -Version 2.0",
+        "$ErrorActionPreference = 'Stop'",
+        "$ProgressPreference = 'SilentlyContinue'",
+        "$lync2faUtf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false",
+        "[Console]::OutputEncoding = $lync2faUtf8",
+        "$lync2faIn = New-Object -TypeName System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), "
+        "$lync2faUtf8",
+        "$lync2faModules = @{}",
+        "while ($true) {",
+        "    $lync2faLine = $lync2faIn.ReadLine()",
+        "    if ($null -eq $lync2faLine) { break }",
+        "    try {",
+        "        $lync2faFrame = $lync2faLine | ConvertFrom-Json",
+        "        if ($null -ne $lync2faFrame.library) {",
+        "            $lync2faZip = New-Object -TypeName System.IO.MemoryStream -ArgumentList "
+        "(,[Convert]::FromBase64String($lync2faFrame.library))",
+        "            $lync2faGz = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $lync2faZip, "
+        "([System.IO.Compression.CompressionMode]::Decompress)",
+        "            $lync2faText = (New-Object -TypeName System.IO.StreamReader -ArgumentList $lync2faGz, $lync2faUtf8)"
+        ".ReadToEnd()",
+        "            . ([ScriptBlock]::Create($lync2faText))",
+        "        }",
+        "        $lync2faAnswer = Invoke-Lync2faRequest -Request (ConvertTo-Lync2faHashtable -Value $lync2faFrame.request) "
+        "-Secrets (ConvertTo-Lync2faHashtable -Value $lync2faFrame.secrets) -Imported $lync2faModules",
+        "    }",
+        "    catch {",
+        "        $lync2faAnswer = @{ lync2fa = 1; failed = $true; error = @{ message = "
+        "[string]$_.Exception.GetBaseException().Message } }",
+        "    }",
+        "    [Console]::Out.WriteLine((ConvertTo-Json -InputObject $lync2faAnswer -Depth 14 -Compress))",
+        "    [Console]::Out.Flush()",
+        "}",
+    ]
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compressed_library() -> str:
     """The library gzip-compressed and base64-encoded: one Send instead of two (pywinrm's
     envelope holds ~100 kB of stdin; the library with its comment-based help is larger)."""
@@ -112,8 +125,7 @@ def _compressed_library() -> str:
 
 def session_frame(request: dict, secrets: dict | None, with_library: bool) -> bytes:
     """One request on the session's stdin: a line of JSON (the library rides on the first)."""
-    frame = {"library": _compressed_library() if with_library else None,
-             "request": request, "secrets": secrets or {}}
+    frame = {"library": _compressed_library() if with_library else None, "request": request, "secrets": secrets or {}}
     return (json.dumps(frame, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
 
 
@@ -127,8 +139,10 @@ def parse_frame(line: str, library_loaded: bool) -> tuple[dict, dict, bool]:
             raise HostScriptError("the session's library differs from the one lync2fa ships")
         library_loaded = True
     if not library_loaded:
-        raise HostScriptError("The term 'Invoke-Lync2faRequest' is not recognized as the name of a cmdlet, "
-                              "function, script file, or operable program.")
+        raise HostScriptError(
+            "The term 'Invoke-Lync2faRequest' is not recognized as the name of a cmdlet, "
+            "function, script file, or operable program."
+        )
     return frame["request"], frame.get("secrets") or {}, library_loaded
 
 

@@ -5,6 +5,7 @@ Per tier and host: what changed with its diff, what failed and why, the checklis
 as a table, durations, and the run's metadata. Everything that came from a host is escaped
 (Jinja2 autoescape); the page works offline and prints.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ from .runner import RunReport
 from .sarif import Issue
 
 TEMPLATES = Path(__file__).parent / "templates"
-TITLES = {"plan": "Plan (check mode)", "apply": "Apply", "verify": "Verification", "rollback": "Rollback",
-          "demo": "Apply (demo)"}
+TITLES = {
+    "plan": "Plan (check mode)",
+    "apply": "Apply",
+    "verify": "Verification",
+    "rollback": "Rollback",
+    "demo": "Apply (demo)",
+}
 
 
 def _show(value) -> str:
@@ -57,8 +63,13 @@ class TierView:
 
     @property
     def status(self) -> str:
-        return "failed" if self.counts["failed"] else "changed" if self.counts["changed"] else (
-            "skipped" if self.counts["skipped"] and not self.counts["ok"] else "ok")
+        return (
+            "failed"
+            if self.counts["failed"]
+            else "changed"
+            if self.counts["changed"]
+            else ("skipped" if self.counts["skipped"] and not self.counts["ok"] else "ok")
+        )
 
 
 def tiers(report: RunReport) -> list[TierView]:
@@ -72,8 +83,13 @@ def tiers(report: RunReport) -> list[TierView]:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["show"] = _show
     env.filters["operations"] = lambda r: list(getattr(r, "operations", None) or [])
     env.filters["seconds"] = lambda s: f"{s:.1f} s" if s >= 1 else f"{s * 1000:.0f} ms"
@@ -83,8 +99,20 @@ def _environment() -> Environment:
 def render(report: RunReport, meta: dict, issues: list[Issue], descriptions: dict[str, str] | None = None) -> str:
     verb = "would change" if report.check_mode else "changed"
     status = "passed" if report.ok else "failed"
-    return _environment().get_template("report.html.j2").render(
-        report=report, meta=meta, issues=issues, tiers=tiers(report), descriptions=descriptions or {},
-        title=TITLES.get(report.command, report.command.capitalize()), verb=verb, status=status,
-        counts=report.counts(), verify=report.command == "verify",
-        host_count=len({r.host for r in report.results}))
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            report=report,
+            meta=meta,
+            issues=issues,
+            tiers=tiers(report),
+            descriptions=descriptions or {},
+            title=TITLES.get(report.command, report.command.capitalize()),
+            verb=verb,
+            status=status,
+            counts=report.counts(),
+            verify=report.command == "verify",
+            host_count=len({r.host for r in report.results}),
+        )
+    )

@@ -4,6 +4,7 @@ Groups name roles (``ca``, ``adfs``, ``lync_pools``, ``lync_edge``, ``clients``)
 variables are Ansible's (``ansible_host``, ``ansible_user``, ``ansible_winrm_*`` ...);
 vault-encrypted values are decrypted with a vault password file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,7 +63,7 @@ class HostContext:
     groups: tuple[str, ...]
     _vars: dict
     _templar: Templar
-    inventory: "Inventory"
+    inventory: Inventory
 
     def var(self, name: str, default: Any = None) -> Any:
         if name not in self._vars:
@@ -73,8 +74,9 @@ class HostContext:
         except Exception as exc:  # undecryptable vault data, broken templates ...
             vault = self.inventory._vault_message(exc)
             if vault:
-                raise InventoryError(f"{self.name}: variable {name}: {vault.removeprefix('cannot read inventory: ')}") \
-                    from None
+                raise InventoryError(
+                    f"{self.name}: variable {name}: {vault.removeprefix('cannot read inventory: ')}"
+                ) from None
             raise InventoryError(f"{self.name}: cannot read variable {name}: {_first_line(exc)}") from None
 
     def has_var(self, name: str) -> bool:
@@ -108,7 +110,7 @@ class Inventory:
             if not Path(src).exists():
                 raise InventoryError(f"inventory not found: {src}")
         self.sources = [str(s) for s in sources]
-        self.warnings: list[str] = []          # Ansible's warnings, with secret lines redacted
+        self.warnings: list[str] = []  # Ansible's warnings, with secret lines redacted
         self._failures: dict[str, list[str]] = {}
         self._capture = threading.RLock()
         self.loader = DataLoader()
@@ -123,8 +125,10 @@ class Inventory:
         unparsed = [src for src, ok in self.manager.parsed_sources if not ok]
         if unparsed:
             reasons = [(src, self._reason(src)) for src in unparsed]
-            raise InventoryError("cannot read inventory: " + "; ".join(
-                reason if reason.startswith(src) else f"{src}: {reason}" for src, reason in reasons))
+            raise InventoryError(
+                "cannot read inventory: "
+                + "; ".join(reason if reason.startswith(src) else f"{src}: {reason}" for src, reason in reasons)
+            )
         if not self.manager.get_hosts():
             raise InventoryError(f"inventory {', '.join(self.sources)} defines no host")
         self.variables = VariableManager(loader=self.loader, inventory=self.manager)
@@ -147,7 +151,7 @@ class Inventory:
                     raise
                 raise InventoryError(self._vault_message(exc) or f"cannot read inventory: {_describe(exc)}") from None
             finally:
-                for attr, value in zip(("warning", "error_as_warning"), saved):
+                for attr, value in zip(("warning", "error_as_warning"), saved, strict=True):
                     if value is None:
                         display.__dict__.pop(attr, None)
                     else:
@@ -185,8 +189,7 @@ class Inventory:
         reasons = self._failures.get(os.path.realpath(source), [])
         # The most precise reason first: the one with a line number.
         reasons = sorted(set(reasons), key=lambda r: (" line " not in r, reasons.index(r)))
-        return redact(reasons[0] if reasons else "not an inventory (no plugin could read it)",
-                      _secret_tokens(source))
+        return redact(reasons[0] if reasons else "not an inventory (no plugin could read it)", _secret_tokens(source))
 
     def host(self, name: str) -> HostContext:
         if name not in self._hosts:
@@ -216,6 +219,7 @@ class Inventory:
     def group_name(self, group: str) -> str:
         """The inventory's name for a task's group: ``lync2fa_<group>_group`` (group_vars/all), else ``group``."""
         from .groups import actual
+
         hosts = self.all_hosts() if group != "all" else []
         return actual(group, self.host(hosts[0]).var) if hosts else group
 
@@ -243,8 +247,11 @@ def _origin_of(obj):
 def _where(origin) -> str:
     if not origin.path:
         return str(getattr(origin, "description", "") or "")
-    parts = [origin.path] + ([f"line {origin.line_num}"] if origin.line_num else []) + \
-        ([f"column {origin.col_num}"] if getattr(origin, "col_num", None) else [])
+    parts = (
+        [origin.path]
+        + ([f"line {origin.line_num}"] if origin.line_num else [])
+        + ([f"column {origin.col_num}"] if getattr(origin, "col_num", None) else [])
+    )
     return ", ".join(parts)
 
 

@@ -6,6 +6,7 @@ and group_vars/host_vars the way ansible-core's ``host_group_vars`` plugin finds
 are not read here (ansible-core reads them, with vault and templating); only where they are and
 the shape of the files (a YAML inventory's ``hosts``/``vars``/``children``).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,13 @@ class Definition:
     """One place where something is written: a variable (``key``), a host or a group."""
 
     file: str
-    line: int                  # 1-based
-    col: int = 1               # 1-based
+    line: int  # 1-based
+    col: int = 1  # 1-based
     key: str = ""
-    scope: str = "group"       # "host" or "group"
-    name: str = "all"          # the host or group it belongs to
+    scope: str = "group"  # "host" or "group"
+    name: str = "all"  # the host or group it belongs to
     source: str = "inventory"  # "inventory" (the hosts file) or "vars" (group_vars/host_vars)
-    encrypted: bool = False    # a whole vault-encrypted file: the line is that of the decrypted text
+    encrypted: bool = False  # a whole vault-encrypted file: the line is that of the decrypted text
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,10 @@ class Problem:
 @dataclass
 class InventoryMap:
     variables: list[Definition] = field(default_factory=list)
-    hosts: dict[str, Definition] = field(default_factory=dict)    # first place a host is named
-    groups: dict[str, Definition] = field(default_factory=dict)   # first place a group is named
+    hosts: dict[str, Definition] = field(default_factory=dict)  # first place a host is named
+    groups: dict[str, Definition] = field(default_factory=dict)  # first place a group is named
     problems: list[Problem] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)                # every file read, in order
+    files: list[str] = field(default_factory=list)  # every file read, in order
 
     def definitions(self, key: str) -> list[Definition]:
         return [d for d in self.variables if d.key == key]
@@ -87,6 +88,7 @@ class InventoryMap:
 
 
 # --- reading -----------------------------------------------------------------------------------
+
 
 def build(sources: list[str | Path], decrypt=None) -> InventoryMap:
     """Map the inventory ``sources`` (files or directories, as given to ``-i``). ``decrypt``
@@ -124,13 +126,12 @@ def _read_text(imap: InventoryMap, path: Path, decrypt, quiet: bool = False) -> 
         try:
             return decrypt(raw), True
         except Exception as exc:  # wrong password, damaged file: ansible reports it as well
-            imap.problems.append(Problem("VAULT", f"cannot decrypt {path}: {str(exc).splitlines()[0]}",
-                                         str(path), 1))
+            imap.problems.append(Problem("VAULT", f"cannot decrypt {path}: {str(exc).splitlines()[0]}", str(path), 1))
             return None, True
     try:
         return raw.decode("utf-8"), False
     except UnicodeDecodeError:
-        if quiet:   # a binary file beside the inventory (Ansible skips what no plugin parses)
+        if quiet:  # a binary file beside the inventory (Ansible skips what no plugin parses)
             return None, False
         imap.problems.append(Problem("INVENTORY_READ", f"{path} is not UTF-8 text", str(path), 1))
         return None, False
@@ -141,9 +142,15 @@ def _compose(imap: InventoryMap, path: Path, text: str):
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        imap.problems.append(Problem(
-            "YAML_SYNTAX", f"YAML syntax error: {exc.problem or exc.context}", str(path),
-            (mark.line + 1) if mark else 1, (mark.column + 1) if mark else 1))
+        imap.problems.append(
+            Problem(
+                "YAML_SYNTAX",
+                f"YAML syntax error: {exc.problem or exc.context}",
+                str(path),
+                (mark.line + 1) if mark else 1,
+                (mark.column + 1) if mark else 1,
+            )
+        )
     except yaml.YAMLError as exc:
         imap.problems.append(Problem("YAML_SYNTAX", f"YAML error: {exc}", str(path), 1))
     return None
@@ -186,8 +193,9 @@ def _yaml_inventory(imap: InventoryMap, file: str, root, encrypted: bool) -> Non
         return
     if not isinstance(root, yaml.MappingNode):
         line, col = _pos(root)
-        imap.problems.append(Problem("INVENTORY_SHAPE", "a YAML inventory must be a mapping of group names",
-                                     file, line, col))
+        imap.problems.append(
+            Problem("INVENTORY_SHAPE", "a YAML inventory must be a mapping of group names", file, line, col)
+        )
         return
     for name, key, value in _pairs(root):
         _yaml_group(imap, file, name, key, value, encrypted)
@@ -199,27 +207,51 @@ def _yaml_group(imap: InventoryMap, file: str, group: str, key_node, node, encry
     if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
         return
     if not isinstance(node, yaml.MappingNode):
-        imap.problems.append(Problem(
-            "INVENTORY_SHAPE", f"group {group!r} must be a mapping with hosts, vars and children", file, line, col,
-            group, fix="write `" + group + ":` followed by indented `hosts:`, `vars:` or `children:`"))
+        imap.problems.append(
+            Problem(
+                "INVENTORY_SHAPE",
+                f"group {group!r} must be a mapping with hosts, vars and children",
+                file,
+                line,
+                col,
+                group,
+                fix="write `" + group + ":` followed by indented `hosts:`, `vars:` or `children:`",
+            )
+        )
         return
     for name, key, value in _pairs(node):
         kline, kcol = _pos(key)
         if name not in GROUP_KEYS:
             close = closest(name, GROUP_KEYS)
-            imap.problems.append(Problem(
-                "INVENTORY_SHAPE", f"group {group!r} has the key {name!r}; only hosts, vars and children are "
-                "allowed (Ansible skips the rest)", file, kline, kcol, name,
-                fix=f"did you mean {close!r}?" if close else "move it under vars:"))
+            imap.problems.append(
+                Problem(
+                    "INVENTORY_SHAPE",
+                    f"group {group!r} has the key {name!r}; only hosts, vars and children are "
+                    "allowed (Ansible skips the rest)",
+                    file,
+                    kline,
+                    kcol,
+                    name,
+                    fix=f"did you mean {close!r}?" if close else "move it under vars:",
+                )
+            )
             continue
         empty = isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null")
         if empty:
             continue
         if not isinstance(value, yaml.MappingNode):
-            imap.problems.append(Problem(
-                "INVENTORY_SHAPE", f"{name} of group {group!r} must be a mapping, not a "
-                f"{'list' if isinstance(value, yaml.SequenceNode) else 'single value'}", file, kline, kcol, name,
-                fix=f"write each entry as `name:` on its own line under {name}:"))
+            imap.problems.append(
+                Problem(
+                    "INVENTORY_SHAPE",
+                    f"{name} of group {group!r} must be a mapping, not a "
+                    f"{'list' if isinstance(value, yaml.SequenceNode) else 'single value'}",
+                    file,
+                    kline,
+                    kcol,
+                    name,
+                    fix=f"write each entry as `name:` on its own line under {name}:",
+                )
+            )
             continue
         if name == "vars":
             _yaml_vars(imap, file, value, "group", group, "inventory", encrypted)
@@ -233,9 +265,16 @@ def _yaml_group(imap: InventoryMap, file: str, group: str, key_node, node, encry
                 if isinstance(hvalue, yaml.MappingNode):
                     _yaml_vars(imap, file, hvalue, "host", host, "inventory", encrypted)
                 elif not (isinstance(hvalue, yaml.ScalarNode) and hvalue.value in ("", "~", "null")):
-                    imap.problems.append(Problem(
-                        "INVENTORY_SHAPE", f"host {host!r} must be followed by a mapping of its variables (or "
-                        "nothing)", file, hline, hcol, host))
+                    imap.problems.append(
+                        Problem(
+                            "INVENTORY_SHAPE",
+                            f"host {host!r} must be followed by a mapping of its variables (or nothing)",
+                            file,
+                            hline,
+                            hcol,
+                            host,
+                        )
+                    )
 
 
 def _yaml_vars(imap, file, node, scope, name, source, encrypted) -> None:
@@ -243,9 +282,18 @@ def _yaml_vars(imap, file, node, scope, name, source, encrypted) -> None:
     for key, knode, _ in _pairs(node):
         line, col = _pos(knode)
         if key in seen:
-            imap.problems.append(Problem(
-                "DUPLICATE_KEY", f"{key} is set twice here (lines {seen[key]} and {line}): the last one wins",
-                file, line, col, key, severity="warning", fix=f"keep one {key}"))
+            imap.problems.append(
+                Problem(
+                    "DUPLICATE_KEY",
+                    f"{key} is set twice here (lines {seen[key]} and {line}): the last one wins",
+                    file,
+                    line,
+                    col,
+                    key,
+                    severity="warning",
+                    fix=f"keep one {key}",
+                )
+            )
         seen[key] = line
         imap.variables.append(Definition(file, line, col, key, scope, name, source, encrypted))
 
@@ -255,8 +303,9 @@ def _vars_entry(imap: InventoryMap, entry: Path, scope: str, decrypt) -> None:
     if entry.name.startswith("."):
         return
     if entry.is_dir():
-        files = sorted(p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and p.suffix.lower() in VARS_EXTS)
+        files = sorted(
+            p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VARS_EXTS
+        )
         name = entry.name
     else:
         if entry.suffix.lower() not in VARS_EXTS:
@@ -272,8 +321,9 @@ def _vars_entry(imap: InventoryMap, entry: Path, scope: str, decrypt) -> None:
             continue
         if not isinstance(node, yaml.MappingNode):
             line, col = _pos(node)
-            imap.problems.append(Problem("INVENTORY_SHAPE", f"{path.name} must be a mapping of variables",
-                                         str(path), line, col))
+            imap.problems.append(
+                Problem("INVENTORY_SHAPE", f"{path.name} must be a mapping of variables", str(path), line, col)
+            )
             continue
         _yaml_vars(imap, str(path), node, scope, name, "vars", encrypted)
 
@@ -290,15 +340,23 @@ def _ini_inventory(imap: InventoryMap, file: str, text: str) -> None:
             kind = kind or "hosts"
             imap.groups.setdefault(section, Definition(file, number, indent + 1, section, "group", section))
             if kind not in ("hosts", "vars", "children"):
-                imap.problems.append(Problem(
-                    "INVENTORY_SHAPE", f"section [{line[1:-1]}]: only [group], [group:vars] and [group:children]",
-                    file, number, indent, section))
+                imap.problems.append(
+                    Problem(
+                        "INVENTORY_SHAPE",
+                        f"section [{line[1:-1]}]: only [group], [group:vars] and [group:children]",
+                        file,
+                        number,
+                        indent,
+                        section,
+                    )
+                )
             continue
         if kind == "vars":
             key, eq, _ = line.partition("=")
             if not eq:
-                imap.problems.append(Problem("INVENTORY_SHAPE", f"[{section}:vars] line is not key=value",
-                                             file, number, indent, line))
+                imap.problems.append(
+                    Problem("INVENTORY_SHAPE", f"[{section}:vars] line is not key=value", file, number, indent, line)
+                )
                 continue
             imap.variables.append(Definition(file, number, indent, key.strip(), "group", section))
         elif kind == "children":
@@ -325,17 +383,20 @@ def _ini_host_line(imap, file, number, raw, section) -> None:
         where = raw.find(key, search_from)
         search_from = max(search_from, where + len(key))
         if not eq:
-            imap.problems.append(Problem("INVENTORY_SHAPE", f"host {host!r}: {token!r} is not key=value",
-                                         file, number, where + 1, token))
+            imap.problems.append(
+                Problem("INVENTORY_SHAPE", f"host {host!r}: {token!r} is not key=value", file, number, where + 1, token)
+            )
             continue
         imap.variables.append(Definition(file, number, where + 1, key, "host", host))
 
 
 # --- names -------------------------------------------------------------------------------------
 
+
 def closest(name: str, known, cutoff: float = 0.75) -> str | None:
     """The known name most like ``name`` (a typo's intended name), or None."""
     import difflib
+
     found = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return found[0] if found else None
 

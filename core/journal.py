@@ -3,6 +3,7 @@
 Only redacted results reach the journal; secrets never do. A task is recorded as done
 only when its script reported success.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -39,8 +40,10 @@ CREATE INDEX IF NOT EXISTS results_by_step ON results(task, host);
 
 
 # Columns added after the first release, added to an older journal when it is opened for writing.
-MIGRATIONS = {("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER",
-              ("runs", "resumed_from"): "ALTER TABLE runs ADD COLUMN resumed_from INTEGER"}
+MIGRATIONS = {
+    ("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    ("runs", "resumed_from"): "ALTER TABLE runs ADD COLUMN resumed_from INTEGER",
+}
 JOURNAL_FILE = "journal.sqlite"
 
 
@@ -97,8 +100,10 @@ class Journal:
     def _explain(self, exc: sqlite3.DatabaseError) -> str:
         text = str(exc)
         if "not a database" in text or "malformed" in text or "no such table" in text:
-            return (f"the journal {self.path} is not a lync2fa journal or is corrupt ({text}); move it away "
-                    "(keep it for the audit) and run again to start a new journal")
+            return (
+                f"the journal {self.path} is not a lync2fa journal or is corrupt ({text}); move it away "
+                "(keep it for the audit) and run again to start a new journal"
+            )
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"the journal {self.path} cannot be written ({text}): check the state directory's permissions"
         return f"the journal {self.path} cannot be used: {text}"
@@ -115,9 +120,11 @@ class Journal:
         except FileNotFoundError:
             same = False
         if not same:
-            raise JournalError(f"the journal {self.path} was deleted or replaced during the run: results from "
-                               "now on cannot be recorded; stopping (the hosts may have been changed: run "
-                               "plan to see their state)")
+            raise JournalError(
+                f"the journal {self.path} was deleted or replaced during the run: results from "
+                "now on cannot be recorded; stopping (the hosts may have been changed: run "
+                "plan to see their state)"
+            )
 
     def _write(self, sql: str, args: tuple):
         if self.readonly:
@@ -135,28 +142,52 @@ class Journal:
         cur = self._write(
             "INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode, pid, resumed_from) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), getpass.getuser(), socket.gethostname(), command, inventory, int(check_mode), os.getpid(),
-             resumed_from))
+            (
+                time.time(),
+                getpass.getuser(),
+                socket.gethostname(),
+                command,
+                inventory,
+                int(check_mode),
+                os.getpid(),
+                resumed_from,
+            ),
+        )
         return int(cur.lastrowid)
 
     def record(self, run_id: int, result: Result, fingerprint: str = "") -> None:
         """``fingerprint`` identifies what the step was asked to do (see Runner), for resume."""
         self._write(
             "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, result.host, result.task, result.status, int(result.changed), int(result.failed),
-             result.msg, json.dumps(result.diff, default=str), json.dumps(result.warnings),
-             result.duration, time.time(), fingerprint))
+            (
+                run_id,
+                result.host,
+                result.task,
+                result.status,
+                int(result.changed),
+                int(result.failed),
+                result.msg,
+                json.dumps(result.diff, default=str),
+                json.dumps(result.warnings),
+                result.duration,
+                time.time(),
+                fingerprint,
+            ),
+        )
 
     def record_started(self, run_id: int, host: str, task: str, fingerprint: str = "") -> None:
         """Before a step's operations are sent: if the controller dies now, the journal still says
         the step may have changed the host (a resumed run re-plans it and records the outcome)."""
-        self._write("INSERT INTO results VALUES (?, ?, ?, 'started', 0, 0, '', '[]', '[]', 0, ?, ?)",
-                    (run_id, host, task, time.time(), fingerprint))
+        self._write(
+            "INSERT INTO results VALUES (?, ?, ?, 'started', 0, 0, '', '[]', '[]', 0, ?, ?)",
+            (run_id, host, task, time.time(), fingerprint),
+        )
 
     def started_unfinished(self, run_id: int) -> set[tuple[str, str]]:
         """Steps of a run that were sent to their host but never recorded as finished."""
-        rows = self._db.execute("SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid",
-                                (run_id,)).fetchall()
+        rows = self._db.execute(
+            "SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
         state: dict[tuple[str, str], str] = {}
         for task, host, status in rows:
             state[(task, host)] = status
@@ -165,8 +196,9 @@ class Journal:
     def started_then_failed(self, run_id: int) -> set[tuple[str, str]]:
         """Steps of a run whose operations were sent and that were then recorded as failed: what
         ran before the failure (e.g. the host ran them and its answer was lost) is not in that record."""
-        rows = self._db.execute("SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid",
-                                (run_id,)).fetchall()
+        rows = self._db.execute(
+            "SELECT task, host, status FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
         state: dict[tuple[str, str], str] = {}
         sent: set[tuple[str, str]] = set()
         for task, host, status in rows:
@@ -183,8 +215,12 @@ class Journal:
         out: dict[int, tuple[set, set, set]] = {}
         current: int | None = run_id
         while current is not None and current not in out:
-            sent = {(t, h) for t, h in self._db.execute(
-                "SELECT task, host FROM results WHERE run_id = ? AND status = 'started'", (current,)).fetchall()}
+            sent = {
+                (t, h)
+                for t, h in self._db.execute(
+                    "SELECT task, host FROM results WHERE run_id = ? AND status = 'started'", (current,)
+                ).fetchall()
+            }
             out[current] = (self.started_unfinished(current), self.started_then_failed(current), sent)
             row = self._db.execute("SELECT resumed_from FROM runs WHERE id = ?", (current,)).fetchone()
             current = row[0] if row else None
@@ -209,14 +245,18 @@ class Journal:
 
     def unfinished_run(self, command: str, inventory: str) -> int | None:
         """The latest run of ``command`` on ``inventory`` if it did not end well."""
-        row = self._db.execute("SELECT id, status FROM runs WHERE command = ? AND inventory = ? AND check_mode = 0 "
-                               "ORDER BY id DESC LIMIT 1", (command, inventory)).fetchone()
+        row = self._db.execute(
+            "SELECT id, status FROM runs WHERE command = ? AND inventory = ? AND check_mode = 0 "
+            "ORDER BY id DESC LIMIT 1",
+            (command, inventory),
+        ).fetchone()
         return row[0] if row and row[1] != "ok" else None
 
     def succeeded_steps(self, run_id: int) -> dict[tuple[str, str], str]:
         """(task, host) -> fingerprint of the steps that succeeded in a run (what ``--resume`` skips)."""
-        rows = self._db.execute("SELECT task, host, fingerprint FROM results WHERE run_id = ? "
-                                "AND status IN ('ok', 'changed')", (run_id,)).fetchall()
+        rows = self._db.execute(
+            "SELECT task, host, fingerprint FROM results WHERE run_id = ? AND status IN ('ok', 'changed')", (run_id,)
+        ).fetchall()
         return {(t, h): f for t, h, f in rows}
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
@@ -226,7 +266,7 @@ class Journal:
             except sqlite3.DatabaseError as exc:
                 raise JournalError(self._explain(exc)) from None
             cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, row)) for row in cur.fetchall()]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def close(self) -> None:
         self._db.close()
@@ -237,8 +277,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     in a read-only state directory. There a WAL journal cannot get its shared-memory file, so a
     copy of the journal and its write-ahead log (the latest results after a crash) is read."""
     try:
-        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                             timeout=60)
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=60)
         db.execute("SELECT count(*) FROM runs").fetchone()
         return db
     except sqlite3.OperationalError as exc:
@@ -255,7 +294,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
             raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
         disk = sqlite3.connect(copy)
         try:
-            disk.execute("PRAGMA journal_mode=DELETE")   # folds the log in; an in-memory copy has no WAL
+            disk.execute("PRAGMA journal_mode=DELETE")  # folds the log in; an in-memory copy has no WAL
             image = disk.serialize()
         finally:
             disk.close()

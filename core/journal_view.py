@@ -5,6 +5,7 @@ one run with readable diffs; ``--json`` with ISO-8601 times and diffs as objects
 opened read-only: looking at it never creates a state directory or a journal, and a missing one
 is an error (exit 2), not an empty history.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ from .meta import iso
 from .results import format_diff
 
 JOURNAL = "journal.sqlite"
-STATUS_STYLE = {"ok": "green", "changed": "cyan", "failed": "red", "skipped": "yellow", "running": "yellow",
-                "interrupted": "magenta"}
+STATUS_STYLE = {
+    "ok": "green",
+    "changed": "cyan",
+    "failed": "red",
+    "skipped": "yellow",
+    "running": "yellow",
+    "interrupted": "magenta",
+}
 
 
 class JournalMissing(Exception):
@@ -39,8 +46,10 @@ def _displayed_status(run: dict) -> str:
 
 def open_readonly(state_dir: Path) -> sqlite3.Connection:
     if not state_dir.is_dir():
-        raise JournalMissing(f"no state directory {state_dir} (nothing has been run with --state-dir {state_dir}; "
-                             "the default is $LYNC2FA_STATE_DIR, else .lync2fa)")
+        raise JournalMissing(
+            f"no state directory {state_dir} (nothing has been run with --state-dir {state_dir}; "
+            "the default is $LYNC2FA_STATE_DIR, else .lync2fa)"
+        )
     path = state_dir / JOURNAL
     if not path.is_file():
         raise JournalMissing(f"no journal in {state_dir} ({JOURNAL} is missing)")
@@ -66,8 +75,11 @@ def _final(rows: list[dict]) -> list[dict]:
     last: dict[tuple, int] = {}
     for index, row in enumerate(rows):
         last[(row["task"], row["host"])] = index
-    return [row for index, row in enumerate(rows)
-            if row.get("status") != "started" or last[(row["task"], row["host"])] == index]
+    return [
+        row
+        for index, row in enumerate(rows)
+        if row.get("status") != "started" or last[(row["task"], row["host"])] == index
+    ]
 
 
 def _counts(rows: list[dict]) -> dict:
@@ -87,8 +99,11 @@ def runs(db: sqlite3.Connection) -> list[dict]:
         run["counts"] = _counts(_final(by_run.get(run["id"], [])))
         run["status"] = _displayed_status(run)
         run["check_mode"] = bool(run.get("check_mode"))
-        run["duration_s"] = (round(run["finished_at"] - run["started_at"], 3)
-                             if run.get("finished_at") and run.get("started_at") else None)
+        run["duration_s"] = (
+            round(run["finished_at"] - run["started_at"], 3)
+            if run.get("finished_at") and run.get("started_at")
+            else None
+        )
         for key in ("started_at", "finished_at"):
             run[key] = iso(run.get(key))
         out.append(run)
@@ -134,18 +149,38 @@ def _status(status: str) -> str:
 
 def print_runs(rows: list[dict], console: Console) -> None:
     table = Table(title="lync2fa journal", title_justify="left", header_style="bold")
-    for name, justify in (("run", "right"), ("started", "left"), ("command", "left"), ("inventory", "left"),
-                          ("user", "left"), ("ok", "right"), ("changed", "right"), ("failed", "right"),
-                          ("skipped", "right"), ("took", "right"), ("status", "left")):
+    for name, justify in (
+        ("run", "right"),
+        ("started", "left"),
+        ("command", "left"),
+        ("inventory", "left"),
+        ("user", "left"),
+        ("ok", "right"),
+        ("changed", "right"),
+        ("failed", "right"),
+        ("skipped", "right"),
+        ("took", "right"),
+        ("status", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for run in rows:
         c = run["counts"]
-        command = run["command"] + (" (check)" if run["check_mode"] and run["command"] not in ("plan", "verify")
-                                    else "")
-        table.add_row(str(run["id"]), _local(run["started_at"]), escape(command), escape(run.get("inventory") or "-"),
-                      escape(f"{run.get('operator', '-')}@{run.get('controller', '-')}"), str(c["ok"]),
-                      str(c["changed"]), f"[red]{c['failed']}[/]" if c["failed"] else "0", str(c["skipped"]),
-                      _duration(run["duration_s"]), _status(run.get("status") or "-"))
+        command = run["command"] + (
+            " (check)" if run["check_mode"] and run["command"] not in ("plan", "verify") else ""
+        )
+        table.add_row(
+            str(run["id"]),
+            _local(run["started_at"]),
+            escape(command),
+            escape(run.get("inventory") or "-"),
+            escape(f"{run.get('operator', '-')}@{run.get('controller', '-')}"),
+            str(c["ok"]),
+            str(c["changed"]),
+            f"[red]{c['failed']}[/]" if c["failed"] else "0",
+            str(c["skipped"]),
+            _duration(run["duration_s"]),
+            _status(run.get("status") or "-"),
+        )
     if not rows:
         console.print("the journal has no runs yet", highlight=False)
         return
@@ -154,26 +189,42 @@ def print_runs(rows: list[dict], console: Console) -> None:
 
 def print_steps(run: dict, rows: list[dict], console: Console) -> None:
     c = run["counts"]
-    console.print(f"[bold]run {run['id']}[/]: {escape(run['command'])} on {escape(run.get('inventory') or '-')} by "
-                  f"{escape(run.get('operator', '-'))}@{escape(run.get('controller', '-'))}, "
-                  f"{_local(run['started_at'])} -> {_local(run['finished_at'])} ({_duration(run['duration_s'])}), "
-                  f"{_status(run.get('status') or '-')}: {c['ok']} ok, {c['changed']} changed, {c['failed']} failed, "
-                  f"{c['skipped']} skipped", highlight=False)
+    console.print(
+        f"[bold]run {run['id']}[/]: {escape(run['command'])} on {escape(run.get('inventory') or '-')} by "
+        f"{escape(run.get('operator', '-'))}@{escape(run.get('controller', '-'))}, "
+        f"{_local(run['started_at'])} -> {_local(run['finished_at'])} ({_duration(run['duration_s'])}), "
+        f"{_status(run.get('status') or '-')}: {c['ok']} ok, {c['changed']} changed, {c['failed']} failed, "
+        f"{c['skipped']} skipped",
+        highlight=False,
+    )
     table = Table(header_style="bold")
-    for name, justify in (("task", "left"), ("host", "left"), ("status", "left"), ("took", "right"),
-                          ("message", "left")):
+    for name, justify in (
+        ("task", "left"),
+        ("host", "left"),
+        ("status", "left"),
+        ("took", "right"),
+        ("message", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for step in rows:
-        table.add_row(escape(step["task"]), escape(step["host"]), _status(step["status"]),
-                      _duration(step.get("duration")), escape(step.get("msg") or ""))
+        table.add_row(
+            escape(step["task"]),
+            escape(step["host"]),
+            _status(step["status"]),
+            _duration(step.get("duration")),
+            escape(step.get("msg") or ""),
+        )
     console.print(table)
     verb = "would change" if run["check_mode"] else "changed"
     for step in rows:
         diff = step["diff"] if isinstance(step["diff"], list) else []
         if not diff and not step["warnings"]:
             continue
-        console.print(f"[cyan]{escape(step['task'])} on {escape(step['host'])}[/] "
-                      f"({verb if step['changed'] else step['status']}):", highlight=False)
+        console.print(
+            f"[cyan]{escape(step['task'])} on {escape(step['host'])}[/] "
+            f"({verb if step['changed'] else step['status']}):",
+            highlight=False,
+        )
         for line in format_diff(diff):
             console.print(f"    {line}", markup=False, highlight=False)
         for warning in step["warnings"] if isinstance(step["warnings"], list) else [step["warnings"]]:
@@ -181,9 +232,10 @@ def print_steps(run: dict, rows: list[dict], console: Console) -> None:
 
 
 def show(state_dir: Path, run_id: int | None, as_json: bool, console: Console) -> None:
-    if not console.is_terminal:   # a pipe or a log: wide rows rather than 80 folded columns
-        console = Console(file=console.file, width=max(console.width, 200), highlight=False, soft_wrap=False,
-                          color_system=None)
+    if not console.is_terminal:  # a pipe or a log: wide rows rather than 80 folded columns
+        console = Console(
+            file=console.file, width=max(console.width, 200), highlight=False, soft_wrap=False, color_system=None
+        )
     db = open_readonly(state_dir)
     try:
         all_runs = runs(db)
@@ -195,8 +247,10 @@ def show(state_dir: Path, run_id: int | None, as_json: bool, console: Console) -
             return
         run = next((r for r in all_runs if r["id"] == run_id), None)
         if run is None:
-            raise JournalMissing(f"no run {run_id} in the journal of {state_dir} "
-                                 f"(runs: {', '.join(str(r['id']) for r in all_runs) or 'none'})")
+            raise JournalMissing(
+                f"no run {run_id} in the journal of {state_dir} "
+                f"(runs: {', '.join(str(r['id']) for r in all_runs) or 'none'})"
+            )
         rows = steps(db, run_id)
         if as_json:
             print(json.dumps({"run": run, "steps": rows}, indent=2, default=str))

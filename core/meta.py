@@ -1,4 +1,5 @@
 """Who ran what, where and when: the metadata that reports carry (and ``lync2fa --version``)."""
+
 from __future__ import annotations
 
 import getpass
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
+
     try:
         return dist_version("lync2fa")
     except PackageNotFoundError:
@@ -34,10 +36,24 @@ def user() -> str:
         return "unknown"
 
 
-def run_metadata(command: str, inventory: str | list[str], started: float | None, finished: float | None,
-                 run_id: int | None = None, check_mode: bool = False) -> dict:
-    return {"tool": "lync2fa", "version": version(), "command": command,
-            "inventory": inventory if isinstance(inventory, str) else ",".join(inventory),
-            "user": user(), "controller": socket.gethostname(), "run_id": run_id, "check_mode": check_mode,
-            "started_at": iso(started), "finished_at": iso(finished),
-            "duration_s": round(finished - started, 3) if started and finished else None}
+def run_metadata(
+    command: str,
+    inventory: str | list[str],
+    started: float | None,
+    finished: float | None,
+    run_id: int | None = None,
+    check_mode: bool = False,
+) -> dict:
+    return {
+        "tool": "lync2fa",
+        "version": version(),
+        "command": command,
+        "inventory": inventory if isinstance(inventory, str) else ",".join(inventory),
+        "user": user(),
+        "controller": socket.gethostname(),
+        "run_id": run_id,
+        "check_mode": check_mode,
+        "started_at": iso(started),
+        "finished_at": iso(finished),
+        "duration_s": round(finished - started, 3) if started and finished else None,
+    }

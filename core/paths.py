@@ -1,6 +1,7 @@
 """Directories lync2fa writes to (state, reports, lab), checked before anything runs: a path
 under a file, or a directory that cannot be written, is a clear error (exit code 2), not a
 traceback after the hosts were changed."""
+
 from __future__ import annotations
 
 import os

@@ -1,12 +1,13 @@
 """Planning: which task runs on which host with which (validated) parameters, in what order."""
+
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 
-from .connection import ConnectionConfigError, ConnectionSettings
 from . import reach
+from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding
 from .inventory import HostContext, Inventory, InventoryError
 from .task import ParameterError, Task
@@ -34,7 +35,7 @@ class Step:
 
 @dataclass
 class Plan:
-    tasks: list[Task]                  # in dependency order
+    tasks: list[Task]  # in dependency order
     steps: list[Step]
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -80,7 +81,8 @@ def order_tasks(tasks: dict[str, Task]) -> list[Task]:
     tiers: dict[str, set[str]] = {}
     for name in plain:
         tiers.setdefault(tasks[name].tier, set()).update(
-            tasks[d].tier for d in graph[name] if tasks[d].tier != tasks[name].tier)
+            tasks[d].tier for d in graph[name] if tasks[d].tier != tasks[name].tier
+        )
     try:
         tier_rank = {tier: i for i, tier in enumerate(_topological(tiers))}
     except CycleError:
@@ -89,8 +91,9 @@ def order_tasks(tasks: dict[str, Task]) -> list[Task]:
     return [tasks[n] for n in sorted(plain, key=lambda n: (tier_rank[tasks[n].tier], position[n]))]
 
 
-def select_tasks(tasks: dict[str, Task], only: list[str] | None,
-                 kind: str | tuple[str, ...] = "apply") -> dict[str, Task]:
+def select_tasks(
+    tasks: dict[str, Task], only: list[str] | None, kind: str | tuple[str, ...] = "apply"
+) -> dict[str, Task]:
     """Tasks of one kind (or several); ``only`` names tasks or whole tiers (``ca`` = every ``ca.*``)."""
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     tasks = {n: t for n, t in tasks.items() if t.kind in kinds}
@@ -116,8 +119,13 @@ def params_for(task: Task, host: HostContext, overrides: dict | None = None) -> 
     return task.validate(values)
 
 
-def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | None = None,
-               limit: set[str] | None = None, kind: str | tuple[str, ...] = "apply") -> Plan:
+def build_plan(
+    inventory: Inventory,
+    tasks: dict[str, Task],
+    only: list[str] | None = None,
+    limit: set[str] | None = None,
+    kind: str | tuple[str, ...] = "apply",
+) -> Plan:
     chosen = select_tasks(tasks, only, kind)
     ordered = order_tasks(chosen)
     if limit is not None:
@@ -142,12 +150,12 @@ def build_plan(inventory: Inventory, tasks: dict[str, Task], only: list[str] | N
     if double_hop:
         raise PlanError(reach.message(double_hop))
     warnings.extend(unknown_variables(tasks, steps))
-    return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps,
-                warnings=warnings)
+    return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps, warnings=warnings)
 
 
-def _check_coverage(inventory: Inventory, chosen: list[Task], steps: list[Step],
-                    only: list[str] | None, limit: set[str] | None) -> None:
+def _check_coverage(
+    inventory: Inventory, chosen: list[Task], steps: list[Step], only: list[str] | None, limit: set[str] | None
+) -> None:
     """A selected tier (or task) that yields no host is an error, not a silent "0 ok": every tier
     when nothing was selected, the named ones when ``only`` names them; with a ``limit`` alone,
     at least one step."""
@@ -156,12 +164,10 @@ def _check_coverage(inventory: Inventory, chosen: list[Task], steps: list[Step],
     if only:
         names = {t.name for t in chosen}
         wanted = [(o, [t for t in chosen if t.name == o or t.tier == o]) for o in only]
-        missing = [(o, ts) for o, ts in wanted
-                   if not (o in covered_tasks or (o not in names and o in covered_tiers))]
+        missing = [(o, ts) for o, ts in wanted if not (o in covered_tasks or (o not in names and o in covered_tiers))]
     elif limit is None:
         tiers = list(dict.fromkeys(t.tier for t in chosen))
-        missing = [(tier, [t for t in chosen if t.tier == tier]) for tier in tiers
-                   if tier not in covered_tiers]
+        missing = [(tier, [t for t in chosen if t.tier == tier]) for tier in tiers if tier not in covered_tiers]
     else:
         missing = [] if steps else [("the selection", chosen)]
     if not missing:

@@ -1,4 +1,5 @@
 """Loads the lync2fa plugins: everything registered in the ``lync2fa`` entry-point group."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -57,9 +58,11 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
         impl = getattr(plugin, "lync2fa_tasks", None)
         tasks = [t.name for t in (impl() if impl else [])]
         dist = dist_of.get(id(plugin))
-        rows.append({
-            "name": name,
-            "distribution": f"{dist.project_name} {dist.version}" if dist else "(not installed)",
-            "tasks": tasks,
-        })
+        rows.append(
+            {
+                "name": name,
+                "distribution": f"{dist.project_name} {dist.version}" if dist else "(not installed)",
+                "tasks": tasks,
+            }
+        )
     return sorted(rows, key=lambda r: r["name"])

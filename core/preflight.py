@@ -6,6 +6,7 @@ execution policy that refuses module scripts, a session that cannot reach AD or 
 and free virtual-smart-card slots on clients. Each check is ok, warn or fail; any fail makes
 ``apply`` refuse to start (exit 1) unless ``--skip-preflight``.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ MODULES_BY_TIER = {
     "lync": [("SkypeForBusiness", "Lync")],
     "client": [("TrustedPlatformModule",)],
 }
-VSC_LIMIT = 10            # virtual smart cards per TPM (tpmvscmgr)
+VSC_LIMIT = 10  # virtual smart cards per TPM (tpmvscmgr)
 # AD FS 2.0 has no ADFS module: its cmdlets are the snap-in registered here (lync2fa imports its assembly).
 ADFS_SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\\Microsoft.Adfs.PowerShell"
 
@@ -36,7 +37,7 @@ ADFS_SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\
 class Check:
     host: str
     name: str
-    status: str           # ok, warn, fail
+    status: str  # ok, warn, fail
     detail: str
 
     def as_dict(self) -> dict:
@@ -61,9 +62,11 @@ class PreflightReport:
 
 def queries(tiers: set[str], reaches: set[str]) -> dict[str, dict]:
     wanted = sorted({name for tier in tiers for names in MODULES_BY_TIER.get(tier, []) for name in names})
-    out = {"host": host_fact(),
-           "os": cmdlet_fact("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}, ["ProductType", "Caption"]),
-           **execution_policy.fact_queries()}
+    out = {
+        "host": host_fact(),
+        "os": cmdlet_fact("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}, ["ProductType", "Caption"]),
+        **execution_policy.fact_queries(),
+    }
     if wanted:
         out["modules"] = cmdlet_fact("Get-Module", {"ListAvailable": True, "Name": wanted}, ["Name"])
     if "adfs" in tiers:
@@ -71,8 +74,12 @@ def queries(tiers: set[str], reaches: set[str]) -> dict[str, dict]:
     if "ad" in reaches:
         out["ad"] = ad_object_fact("{configurationNamingContext}", ["distinguishedName"])
     if "ca" in tiers:
-        out["https_binding"] = cmdlet_fact("Get-WebBinding", {"Name": "Default Web Site", "Protocol": "https"},
-                                           ["protocol", "bindingInformation"], module="WebAdministration")
+        out["https_binding"] = cmdlet_fact(
+            "Get-WebBinding",
+            {"Name": "Default Web Site", "Protocol": "https"},
+            ["protocol", "bindingInformation"],
+            module="WebAdministration",
+        )
     if "client" in tiers:
         out["tpm"] = cmdlet_fact("Get-Tpm", {}, ["TpmPresent", "TpmReady"], module="TrustedPlatformModule")
         out["cards"] = named_fact("virtual_smartcards")
@@ -88,49 +95,79 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
     info = facts.get("host") or {}
     version = str(info.get("powershell_version", "0"))
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    add("powershell", "ok" if parts >= MINIMUM_POWERSHELL else "fail",
-        f"Windows PowerShell {version}" + ("" if parts >= MINIMUM_POWERSHELL else
-                                          "; lync2fa needs Windows PowerShell 5.1 (WMF 5.1)"))
+    add(
+        "powershell",
+        "ok" if parts >= MINIMUM_POWERSHELL else "fail",
+        f"Windows PowerShell {version}"
+        + ("" if parts >= MINIMUM_POWERSHELL else "; lync2fa needs Windows PowerShell 5.1 (WMF 5.1)"),
+    )
     os_rows = facts.get("os") or [{}]
     product = os_rows[0].get("ProductType") if os_rows else None
     policy, scope = execution_policy.effective(
-        {s: facts.get(f"policy_{s}") for s in execution_policy.SCOPES}, product, process="Bypass")
+        {s: facts.get(f"policy_{s}") for s in execution_policy.SCOPES}, product, process="Bypass"
+    )
     if policy == "Restricted":
-        add("execution policy", "fail", f"Restricted ({scope}): module scripts and format files cannot load "
-            "(Import-Module of the tier's modules fails); set RemoteSigned by Group Policy")
+        add(
+            "execution policy",
+            "fail",
+            f"Restricted ({scope}): module scripts and format files cannot load "
+            "(Import-Module of the tier's modules fails); set RemoteSigned by Group Policy",
+        )
     elif policy == "AllSigned":
-        add("execution policy", "warn", f"AllSigned ({scope}, overrides -ExecutionPolicy Bypass): only signed "
-            "script files run; lync2fa sends no script file (-EncodedCommand), Microsoft's modules are signed")
+        add(
+            "execution policy",
+            "warn",
+            f"AllSigned ({scope}, overrides -ExecutionPolicy Bypass): only signed "
+            "script files run; lync2fa sends no script file (-EncodedCommand), Microsoft's modules are signed",
+        )
     else:
         add("execution policy", "ok", f"{policy} ({scope})")
-    add("domain", "ok" if info.get("part_of_domain") else "fail",
-        f"member of {info.get('domain')}" if info.get("part_of_domain") else "not joined to a domain")
+    add(
+        "domain",
+        "ok" if info.get("part_of_domain") else "fail",
+        f"member of {info.get('domain')}" if info.get("part_of_domain") else "not joined to a domain",
+    )
     if "modules" in facts.raw:
         present = {str(row.get("Name", "")).lower() for row in facts.get("modules") or []}
         if (facts.get("adfs_snapin") or {}).get("exists"):
-            present.add("adfs")           # AD FS 2.0: the snap-in's assembly gives the ADFS cmdlets
+            present.add("adfs")  # AD FS 2.0: the snap-in's assembly gives the ADFS cmdlets
         for tier in sorted(tiers):
             for names in MODULES_BY_TIER.get(tier, []):
                 found = [n for n in names if n.lower() in present]
-                add(f"module {names[0]}", "ok" if found else "fail",
-                    f"{found[0]} present" if found else f"none of {', '.join(names)} is installed ({tier} tier)")
+                add(
+                    f"module {names[0]}",
+                    "ok" if found else "fail",
+                    f"{found[0]} present" if found else f"none of {', '.join(names)} is installed ({tier} tier)",
+                )
     if "ad" in facts.raw:
         if facts.ok("ad"):
             add("reach AD", "ok", "the session can read the configuration partition")
         else:
             status = "fail" if not delegates else "warn"
-            add("reach AD", status, "the session cannot reach Active Directory: "
+            add(
+                "reach AD",
+                status,
+                "the session cannot reach Active Directory: "
                 f"{(facts.error('ad') or {}).get('message', '').strip()} (the double hop: use CredSSP or "
-                "Kerberos delegation)")
+                "Kerberos delegation)",
+            )
     if "https_binding" in facts.raw:
         if not facts.ok("https_binding"):
-            add("certsrv https", "warn", "IIS is not installed yet (ca.web_enrollment installs it); /certsrv "
-                "will require SSL, so the site needs an https binding before Web Enrollment is usable")
+            add(
+                "certsrv https",
+                "warn",
+                "IIS is not installed yet (ca.web_enrollment installs it); /certsrv "
+                "will require SSL, so the site needs an https binding before Web Enrollment is usable",
+            )
         elif facts.get("https_binding"):
             add("certsrv https", "ok", "Default Web Site has an https binding")
         else:
-            add("certsrv https", "fail", "Default Web Site has no https binding: /certsrv would answer 403.4 "
-                "once SSL is required (New-WebBinding -Protocol https and a server certificate)")
+            add(
+                "certsrv https",
+                "fail",
+                "Default Web Site has no https binding: /certsrv would answer 403.4 "
+                "once SSL is required (New-WebBinding -Protocol https and a server certificate)",
+            )
     if "tpm" in facts.raw:
         rows = facts.get("tpm") or []
         tpm = rows[0] if rows else {}
@@ -147,8 +184,9 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
     return checks
 
 
-def run(inventory, tasks: dict, limit: set[str] | None = None, forks: int = 16,
-        pool: ConnectionPool | None = None) -> PreflightReport:
+def run(
+    inventory, tasks: dict, limit: set[str] | None = None, forks: int = 16, pool: ConnectionPool | None = None
+) -> PreflightReport:
     """Read the facts of every host any task targets (once per host) and evaluate them."""
     hosts: dict[str, tuple] = {}
     for task in tasks.values():
@@ -166,8 +204,15 @@ def run(inventory, tasks: dict, limit: set[str] | None = None, forks: int = 16,
         except hostscript.HostScriptError as exc:
             text = str(exc)
             if "ConvertFrom-Json" in text:
-                return [Check(host.name, "powershell", "fail", "Windows PowerShell older than 3.0 (no "
-                              "ConvertFrom-Json); lync2fa needs Windows PowerShell 5.1 (WMF 5.1)")]
+                return [
+                    Check(
+                        host.name,
+                        "powershell",
+                        "fail",
+                        "Windows PowerShell older than 3.0 (no "
+                        "ConvertFrom-Json); lync2fa needs Windows PowerShell 5.1 (WMF 5.1)",
+                    )
+                ]
             return [Check(host.name, "host script", "fail", text)]
         except TransportError as exc:
             return [Check(host.name, "connection", "fail", str(exc))]

@@ -4,6 +4,7 @@ On a terminal, :class:`ProgressDisplay` keeps one live bar per tier (hosts done 
 Elsewhere (CI logs), :class:`LinePrinter` prints one line per step as it finishes, so a long run
 shows where it is. With ``-v`` both also show the operations a step sent (``result.operations``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,8 +35,13 @@ def _operations(result) -> list:
 def _describe(op) -> str:
     if isinstance(op, dict):
         inner = op.get("operation", op)
-        text = inner if isinstance(inner, str) else ", ".join(f"{k}={v}" for k, v in inner.items()) \
-            if isinstance(inner, dict) else str(inner)
+        text = (
+            inner
+            if isinstance(inner, str)
+            else ", ".join(f"{k}={v}" for k, v in inner.items())
+            if isinstance(inner, dict)
+            else str(inner)
+        )
         return text + (f" -> {op['result']}" if isinstance(op, dict) and op.get("result") not in (None, "") else "")
     return str(op)
 
@@ -45,14 +51,20 @@ class ProgressDisplay:
 
     def __init__(self, total: int, console: Console | None = None, steps=None, verbose: int = 0):
         self.console = console or Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[failed]}"), TimeElapsedColumn(),
-                                 console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.verbose = verbose
         self._lock = threading.Lock()
         self._failed: dict[str, set] = {}
         self._bars: dict[str, int] = {}
-        self._left: dict[tuple[str, str], int] = {}     # (tier, host) -> steps not finished yet
+        self._left: dict[tuple[str, str], int] = {}  # (tier, host) -> steps not finished yet
         for step in steps or ():
             key = (_tier(step), step.host.name)
             self._left[key] = self._left.get(key, 0) + 1
@@ -87,15 +99,17 @@ class ProgressDisplay:
             if key in self._left:
                 self._left[key] -= 1
                 done = self._left[key] == 0
-            else:   # no steps given: count steps
+            else:  # no steps given: count steps
                 done = True
             failed = len(self._failed[tier])
-            self.progress.update(self._bars[tier], advance=1 if done else 0,
-                                 failed=f"[red]{failed} failed[/]" if failed else "")
+            self.progress.update(
+                self._bars[tier], advance=1 if done else 0, failed=f"[red]{failed} failed[/]" if failed else ""
+            )
             if self.verbose:
                 for op in _operations(result):
-                    self.progress.console.print(f"  {escape(step.host.name)} {escape(step.task.name)}: "
-                                                f"{escape(_describe(op))}", highlight=False)
+                    self.progress.console.print(
+                        f"  {escape(step.host.name)} {escape(step.task.name)}: {escape(_describe(op))}", highlight=False
+                    )
 
 
 class LinePrinter:
@@ -130,8 +144,10 @@ class LinePrinter:
         with self._lock:
             self._done += 1
             width = len(str(self.total))
-            line = (f"[{self._done:>{width}}/{self.total}] {status:<12} {step.task.name} on {step.host.name} "
-                    f"({result.duration:.1f} s)")
+            line = (
+                f"[{self._done:>{width}}/{self.total}] {status:<12} {step.task.name} on {step.host.name} "
+                f"({result.duration:.1f} s)"
+            )
             if result.failed and result.msg:
                 line += f": {result.msg.splitlines()[0][:200]}"
             lines = [line]

@@ -28,6 +28,7 @@ CLI: ``python -m lync2fa.pscheck FILE...`` prints ``file:line:col rule message``
 Files are ``*.ps1`` / ``*.psm1`` (lync2fa sends only its primitive library and data).
 See docs/static-checks.md for what these checks cannot see.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,32 +53,98 @@ RULES = {
 
 # PowerShell-Docs reference/7.x has these cmdlets and reference/5.1 does not (first version).
 PS7_ONLY_CMDLETS = {
-    "get-error": "7.0", "test-json": "6.1", "join-string": "6.2", "get-uptime": "6.0",
-    "remove-alias": "6.0", "remove-service": "6.0", "convertfrom-markdown": "6.1", "show-markdown": "6.1",
-    "get-markdownoption": "6.1", "set-markdownoption": "6.1", "get-experimentalfeature": "6.2",
-    "enable-experimentalfeature": "6.2", "disable-experimentalfeature": "6.2", "get-pssubsystem": "7.3",
-    "get-securerandom": "7.4", "convertto-clixml": "7.5", "convertfrom-clixml": "7.5",
+    "get-error": "7.0",
+    "test-json": "6.1",
+    "join-string": "6.2",
+    "get-uptime": "6.0",
+    "remove-alias": "6.0",
+    "remove-service": "6.0",
+    "convertfrom-markdown": "6.1",
+    "show-markdown": "6.1",
+    "get-markdownoption": "6.1",
+    "set-markdownoption": "6.1",
+    "get-experimentalfeature": "6.2",
+    "enable-experimentalfeature": "6.2",
+    "disable-experimentalfeature": "6.2",
+    "get-pssubsystem": "7.3",
+    "get-securerandom": "7.4",
+    "convertto-clixml": "7.5",
+    "convertfrom-clixml": "7.5",
 }
 # about_Automatic_Variables / about_Preference_Variables (5.1): exist in the global scope without
 # the script assigning them.
-AUTOMATIC_VARIABLES = {v.lower() for v in (
-    "LASTEXITCODE", "Error", "ErrorActionPreference", "WarningPreference", "VerbosePreference",
-    "DebugPreference", "ProgressPreference", "InformationPreference", "ConfirmPreference", "WhatIfPreference",
-    "Host", "PSVersionTable", "PSHOME", "HOME", "PID", "PWD", "ShellId", "ExecutionContext", "MyInvocation",
-    "PSScriptRoot", "PSCommandPath", "args", "input", "true", "false", "null", "OFS", "PSDefaultParameterValues",
-    "PSSessionConfigurationName", "PSSessionApplicationName", "PSSessionOption", "PSModuleAutoLoadingPreference",
-    "MaximumHistoryCount", "PSEmailServer", "FormatEnumerationLimit", "StackTrace", "NestedPromptLevel",
-    "PSCulture", "PSUICulture", "ConsoleFileName", "PSSenderInfo", "Matches", "PSEdition", "IsCoreCLR",
-    "ErrorView", "LogCommandHealthEvent", "LogEngineHealthEvent", "PSItem", "Profile", "EnabledExperimentalFeatures",
-)}
+AUTOMATIC_VARIABLES = {
+    v.lower()
+    for v in (
+        "LASTEXITCODE",
+        "Error",
+        "ErrorActionPreference",
+        "WarningPreference",
+        "VerbosePreference",
+        "DebugPreference",
+        "ProgressPreference",
+        "InformationPreference",
+        "ConfirmPreference",
+        "WhatIfPreference",
+        "Host",
+        "PSVersionTable",
+        "PSHOME",
+        "HOME",
+        "PID",
+        "PWD",
+        "ShellId",
+        "ExecutionContext",
+        "MyInvocation",
+        "PSScriptRoot",
+        "PSCommandPath",
+        "args",
+        "input",
+        "true",
+        "false",
+        "null",
+        "OFS",
+        "PSDefaultParameterValues",
+        "PSSessionConfigurationName",
+        "PSSessionApplicationName",
+        "PSSessionOption",
+        "PSModuleAutoLoadingPreference",
+        "MaximumHistoryCount",
+        "PSEmailServer",
+        "FormatEnumerationLimit",
+        "StackTrace",
+        "NestedPromptLevel",
+        "PSCulture",
+        "PSUICulture",
+        "ConsoleFileName",
+        "PSSenderInfo",
+        "Matches",
+        "PSEdition",
+        "IsCoreCLR",
+        "ErrorView",
+        "LogCommandHealthEvent",
+        "LogEngineHealthEvent",
+        "PSItem",
+        "Profile",
+        "EnabledExperimentalFeatures",
+    )
+}
 NEXT_STATEMENTS = 3
 _VERB_NOUN = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
 _IGNORE = re.compile(r"pscheck:\s*ignore\s+((?:PS\d{3}\s*,?\s*)+)", re.IGNORECASE)
 _PIN_PROMPT = re.compile(r"""['"]?/(pin|puk|adminkey)['"]?\s*[,\s]\s*['"]?prompt\b""", re.IGNORECASE)
 _WRAPPERS = {
-    "unary_expression", "array_literal_expression", "range_expression", "format_expression",
-    "multiplicative_expression", "additive_expression", "comparison_expression", "bitwise_expression",
-    "logical_expression", "expression_with_unary_operator", "cast_expression", "left_assignment_expression",
+    "unary_expression",
+    "array_literal_expression",
+    "range_expression",
+    "format_expression",
+    "multiplicative_expression",
+    "additive_expression",
+    "comparison_expression",
+    "bitwise_expression",
+    "logical_expression",
+    "expression_with_unary_operator",
+    "cast_expression",
+    "left_assignment_expression",
 }
 
 
@@ -95,6 +162,7 @@ class Finding:
 
 # ---- parsing --------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def parser():
     """One tree-sitter parser for PowerShell (tree-sitter and tree-sitter-powershell: the test extra)."""
@@ -102,8 +170,9 @@ def parser():
         import tree_sitter
         import tree_sitter_powershell
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("lync2fa.pscheck needs tree-sitter and tree-sitter-powershell "
-                           "(pip install 'lync2fa[test]')") from exc
+        raise RuntimeError(
+            "lync2fa.pscheck needs tree-sitter and tree-sitter-powershell (pip install 'lync2fa[test]')"
+        ) from exc
     return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 
 
@@ -175,11 +244,11 @@ def _variable_name(node) -> tuple[str, str] | None:
 @dataclass
 class _Command:
     node: object
-    name: str | None                    # None when the command name is computed
+    name: str | None  # None when the command name is computed
     name_node: object
-    params: list                        # [(name without '-', node, colon value node or None)]
+    params: list  # [(name without '-', node, colon value node or None)]
     splatted: bool
-    args: list                          # literal values of the elements, in order ('' when not literal)
+    args: list  # literal values of the elements, in order ('' when not literal)
 
 
 def _command(node) -> _Command:
@@ -205,9 +274,12 @@ def _command(node) -> _Command:
         if el.type == "command_parameter":
             pname = _text(el)
             colon = None
-            if i + 1 < len(elements) and elements[i + 1].type == "command_argument_sep" and \
-                    _text(elements[i + 1]).strip() == ":":
-                colon = next((e for e in elements[i + 2:] if e.type != "command_argument_sep"), None)
+            if (
+                i + 1 < len(elements)
+                and elements[i + 1].type == "command_argument_sep"
+                and _text(elements[i + 1]).strip() == ":"
+            ):
+                colon = next((e for e in elements[i + 2 :] if e.type != "command_argument_sep"), None)
             params.append((pname.lstrip("-").rstrip(":"), el, colon))
             args.append(pname)
             continue
@@ -220,6 +292,7 @@ def _command(node) -> _Command:
 
 
 # ---- the checker ----------------------------------------------------------------------------------
+
 
 class _Checker:
     def __init__(self, text: str, path: str, functions: set[str], catalog: Catalog):
@@ -246,7 +319,7 @@ class _Checker:
         for r in (row, row - 1):
             if 0 <= r < len(self.lines):
                 if r != row and not self.lines[r].lstrip().startswith("#"):
-                    continue                    # the line above counts only as a comment line
+                    continue  # the line above counts only as a comment line
                 m = _IGNORE.search(self.lines[r])
                 if m and rule.upper() in {x.strip().upper() for x in re.split(r"[,\s]+", m.group(1)) if x}:
                     return True
@@ -264,8 +337,12 @@ class _Checker:
                 self._error(node)
             elif t == "pipeline_chain_tail":
                 op = _text(node).strip()[:2]
-                self.add(node, "PS003", f"'{op}' pipeline chains need PowerShell 7; Windows PowerShell 5.1 "
-                                        "cannot parse them: use if ($?) { ... } or check $LASTEXITCODE")
+                self.add(
+                    node,
+                    "PS003",
+                    f"'{op}' pipeline chains need PowerShell 7; Windows PowerShell 5.1 "
+                    "cannot parse them: use if ($?) { ... } or check $LASTEXITCODE",
+                )
             elif t in ("member_access", "invokation_expression"):
                 self._member_access(node)
             elif t == "comment":
@@ -282,14 +359,18 @@ class _Checker:
     # PS000 / PS003 syntax
     def _error(self, node) -> None:
         if node.parent is not None and (node.parent.type == "ERROR"):
-            return                              # report the outermost error only
+            return  # report the outermost error only
         text = _text(node)
         if node.is_missing:
             self.add(node, "PS000", f"syntax error: missing {node.type}")
         elif "?" in text:
-            self.add(node, "PS003", f"'{text.strip()[:40]}' does not parse in Windows PowerShell 5.1: the "
-                                    "null-coalescing (??, ??=), null-conditional (?., ?[]) and ternary (? :) "
-                                    "operators need PowerShell 7")
+            self.add(
+                node,
+                "PS003",
+                f"'{text.strip()[:40]}' does not parse in Windows PowerShell 5.1: the "
+                "null-coalescing (??, ??=), null-conditional (?., ?[]) and ternary (? :) "
+                "operators need PowerShell 7",
+            )
         elif re.search(r"(^|\s)clean\s*$", text, re.IGNORECASE) or re.search(r"\bclean\s*\{", text, re.IGNORECASE):
             self.add(node, "PS003", "a 'clean' block needs PowerShell 7.3")
         else:
@@ -318,19 +399,34 @@ class _Checker:
             self.add(cmd.name_node, "PS003", f"{name} exists only in PowerShell {PS7_ONLY_CMDLETS[low]}+")
             return
         if low == "read-host":
-            self.add(cmd.name_node, "PS005", "Read-Host prompts; a WinRM session is non-interactive and fails "
-                                             "(\"PowerShell is in NonInteractive mode. Read and Prompt functionality "
-                                             "is not available.\")")
+            self.add(
+                cmd.name_node,
+                "PS005",
+                "Read-Host prompts; a WinRM session is non-interactive and fails "
+                '("PowerShell is in NonInteractive mode. Read and Prompt functionality '
+                'is not available.")',
+            )
         if low == "get-credential" and not any(p.lower().startswith("cred") for p, _, _ in cmd.params):
-            self.add(cmd.name_node, "PS005", "Get-Credential without -Credential prompts for a user name and "
-                                             "password; a WinRM session cannot answer")
+            self.add(
+                cmd.name_node,
+                "PS005",
+                "Get-Credential without -Credential prompts for a user name and "
+                "password; a WinRM session cannot answer",
+            )
         if not self.cat.has(name):
             if _VERB_NOUN.match(name) and low not in self.functions and low not in ("read-host", "get-credential"):
-                hint = " (a third-party PSPKI function, not Microsoft's)" if name.lower() in \
-                    {n.lower() for n in self.cat.not_found} else ""
-                self.add(cmd.name_node, "PS001", f"{name} is neither a documented cmdlet of the catalog "
-                                                 f"(lync2fa/data/cmdlets.json) nor a function defined in the "
-                                                 f"checked files{hint}")
+                hint = (
+                    " (a third-party PSPKI function, not Microsoft's)"
+                    if name.lower() in {n.lower() for n in self.cat.not_found}
+                    else ""
+                )
+                self.add(
+                    cmd.name_node,
+                    "PS001",
+                    f"{name} is neither a documented cmdlet of the catalog "
+                    f"(lync2fa/data/cmdlets.json) nor a function defined in the "
+                    f"checked files{hint}",
+                )
             return
         canonical = self.cat.canonical(name)
         ps7 = {k.lower(): (k, v) for k, v in self.cat.ps7_only_parameters(canonical).items()}
@@ -344,11 +440,14 @@ class _Checker:
                 resolved = self.cat.resolve_parameter(canonical, pname)
                 given[resolved] = colon
             except CmdletError as err:
-                hit = ps7.get(pname.lower()) or next(
-                    (v for k, v in ps7.items() if k.startswith(pname.lower())), None)
+                hit = ps7.get(pname.lower()) or next((v for k, v in ps7.items() if k.startswith(pname.lower())), None)
                 if hit:
-                    self.add(node, "PS003", f"{canonical} -{hit[0]} exists only in PowerShell 7 ({hit[1]}); "
-                                            f"Windows PowerShell 5.1 says: {err.message}")
+                    self.add(
+                        node,
+                        "PS003",
+                        f"{canonical} -{hit[0]} exists only in PowerShell 7 ({hit[1]}); "
+                        f"Windows PowerShell 5.1 says: {err.message}",
+                    )
                 else:
                     self.add(node, "PS002", f"{canonical} -{pname}: {err.message}")
         self._should_process(cmd, canonical, given)
@@ -360,13 +459,20 @@ class _Checker:
             return
         if "Force" in given or "WhatIf" in given:
             return
-        if "Confirm" in given and given["Confirm"] is not None and _text(given["Confirm"]).strip().lower() in (
-                "$false", "0", "$null"):
+        if (
+            "Confirm" in given
+            and given["Confirm"] is not None
+            and _text(given["Confirm"]).strip().lower() in ("$false", "0", "$null")
+        ):
             return
         has_force = "Force" in self.cat.parameters(canonical)
         fix = "-Force" if has_force else "-Confirm:$false"
-        self.add(cmd.name_node, "PS005", f"{canonical} supports ShouldProcess and may ask for confirmation, "
-                                         f"which a non-interactive session cannot answer: pass {fix}")
+        self.add(
+            cmd.name_node,
+            "PS005",
+            f"{canonical} supports ShouldProcess and may ask for confirmation, "
+            f"which a non-interactive session cannot answer: pass {fix}",
+        )
 
     # PS005 /PIN PROMPT
     def _pin_prompt(self) -> None:
@@ -374,8 +480,11 @@ class _Checker:
         for row, line in enumerate(self.lines):
             m = _PIN_PROMPT.search(line)
             if m and row not in comments and not line.lstrip().startswith("#"):
-                self.add((row, m.start()), "PS005", f"tpmvscmgr /{m.group(1)} PROMPT asks on the console; a "
-                                                    "WinRM session or a scheduled task has none")
+                self.add(
+                    (row, m.start()),
+                    "PS005",
+                    f"tpmvscmgr /{m.group(1)} PROMPT asks on the console; a WinRM session or a scheduled task has none",
+                )
 
     # PS006
     def _native(self, cmd: _Command) -> None:
@@ -393,9 +502,13 @@ class _Checker:
             for sub in _walk(node):
                 if sub.type == "variable" and (_variable_name(sub) or ("", ""))[1].lower() == "lastexitcode":
                     return
-        self.add(cmd.name_node, "PS006", f"{name}'s exit code is not checked: PowerShell does not stop on a "
-                                         f"failing native program; read $LASTEXITCODE within the next "
-                                         f"{NEXT_STATEMENTS} statements")
+        self.add(
+            cmd.name_node,
+            "PS006",
+            f"{name}'s exit code is not checked: PowerShell does not stop on a "
+            f"failing native program; read $LASTEXITCODE within the next "
+            f"{NEXT_STATEMENTS} statements",
+        )
 
     # PS007 and PS005 $Host.UI prompts
     def _member_access(self, node) -> None:
@@ -408,9 +521,13 @@ class _Checker:
         if mname == "hresult" and obj is not None and obj.type == "member_access":
             inner = next((c for c in reversed(obj.children) if c.type == "member_name"), None)
             if inner is not None and _text(inner).lower() == "exception":
-                self.add(member, "PS007", "COM errors arrive wrapped in MethodInvocationException, whose HResult "
-                                          "is the wrapper's: read .Exception.GetBaseException().HResult (or "
-                                          ".Exception.InnerException.HResult)")
+                self.add(
+                    member,
+                    "PS007",
+                    "COM errors arrive wrapped in MethodInvocationException, whose HResult "
+                    "is the wrapper's: read .Exception.GetBaseException().HResult (or "
+                    ".Exception.InnerException.HResult)",
+                )
         if mname.startswith(("prompt", "readline")) and obj is not None:
             chain = _text(obj).replace(" ", "").lower()
             if chain.endswith(("$host.ui", "$host.ui.rawui")):
@@ -451,10 +568,12 @@ def _scope_message(scope: str, name: str) -> str:
     ``$Result`` does not exist, and under ``Set-StrictMode -Version 2.0`` that read throws. Only a
     variable the file itself assigns with the same modifier (``$script:Result = ...``) is sure to
     be there, however the file is run."""
-    return (f"${scope}:{name} is read but this file never assigns ${scope}:{name} = ...; a top-level "
-            f"${name} is a different variable when the script runs as & ([ScriptBlock]::Create(...)) from "
-            f"-EncodedCommand (its script scope is the global scope), and under Set-StrictMode the read "
-            f"throws (issue 7 defect 1)")
+    return (
+        f"${scope}:{name} is read but this file never assigns ${scope}:{name} = ...; a top-level "
+        f"${name} is a different variable when the script runs as & ([ScriptBlock]::Create(...)) from "
+        f"-EncodedCommand (its script scope is the global scope), and under Set-StrictMode the read "
+        f"throws (issue 7 defect 1)"
+    )
 
 
 def _is_plain_assignment_target(node) -> bool:
@@ -500,8 +619,9 @@ def _statement_of(node):
         parent = current.parent
         if parent.type == "program":
             return current
-        if parent.type == "statement_list" and (parent.parent is None or
-                                                parent.parent.type not in _INNER_STATEMENT_LISTS):
+        if parent.type == "statement_list" and (
+            parent.parent is None or parent.parent.type not in _INNER_STATEMENT_LISTS
+        ):
             return current
         current = parent
     return None
@@ -519,6 +639,7 @@ def _next_statements(statement, count: int) -> list:
 
 # ---- API ------------------------------------------------------------------------------------------
 
+
 def defined_functions(text: str) -> set[str]:
     """Names of the functions and filters a PowerShell text defines (lower-case)."""
     names = set()
@@ -530,8 +651,9 @@ def defined_functions(text: str) -> set[str]:
     return names
 
 
-def check_text(text: str, path: str = "<text>", defined_functions: Iterable[str] = frozenset(),
-               catalog: Catalog | None = None) -> list[Finding]:
+def check_text(
+    text: str, path: str = "<text>", defined_functions: Iterable[str] = frozenset(), catalog: Catalog | None = None
+) -> list[Finding]:
     """Every finding in one PowerShell text. ``defined_functions``: functions defined elsewhere in the
     set of files checked together (the text's own are added)."""
     return _Checker(text.replace("\r\n", "\n"), path, set(defined_functions), catalog or Catalog.load()).run()
@@ -557,8 +679,9 @@ def check_files(paths: Iterable[str | Path]) -> list[Finding]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
-        print("usage: python -m lync2fa.pscheck FILE...\n\nrules:\n"
-              + "\n".join(f"  {k}  {v}" for k, v in RULES.items()))
+        print(
+            "usage: python -m lync2fa.pscheck FILE...\n\nrules:\n" + "\n".join(f"  {k}  {v}" for k, v in RULES.items())
+        )
         return 0 if args else 2
     findings = check_files(args)
     for finding in findings:

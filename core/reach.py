@@ -6,6 +6,7 @@ Central Management Store in SQL on another server, a CA over DCOM) with "An oper
 occurred." or access denied. Tasks declare what they reach (``Task.reaches``); the planner
 refuses such steps before anything runs, naming the ways out.
 """
+
 from __future__ import annotations
 
 RESOURCE_NAMES = {"ad": "Active Directory", "cms": "the Lync Central Management Store", "ca": "a remote CA"}
@@ -35,10 +36,12 @@ def refusals(steps) -> list[str]:
         missing = unreachable(step)
         if missing:
             what = ", ".join(RESOURCE_NAMES[r] for r in missing)
-            lines.append(f"{step.host.name}: {step.task.name} reaches {what}, but a "
-                         f"{step.connection.transport} session has no network credentials (the double hop)")
+            lines.append(
+                f"{step.host.name}: {step.task.name} reaches {what}, but a "
+                f"{step.connection.transport} session has no network credentials (the double hop)"
+            )
     return lines
 
 
 def message(lines: list[str]) -> str:
-    return ("refused before anything ran:\n  " + "\n  ".join(lines) + "\nWays out: " + " ".join(WAYS_OUT))
+    return "refused before anything ran:\n  " + "\n  ".join(lines) + "\nWays out: " + " ".join(WAYS_OUT)

@@ -6,6 +6,7 @@ wins, so a later apply never overwrites the original values. Decisions read them
 (``records_fact``) and write them with operations (``record`` / ``forget``), placed *before*
 the operation that creates or changes the resource, so an interrupted apply is still undoable.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,8 +30,11 @@ def parse(value: dict | None) -> dict[str, dict]:
             record = json.loads(data) if isinstance(data, str) and data.startswith("{") else {"created": True}
         except ValueError:
             record = {"created": True}
-        out[name] = {"created": bool(record.get("created", True)), "previous": record.get("previous"),
-                     "at": record.get("at")}
+        out[name] = {
+            "created": bool(record.get("created", True)),
+            "previous": record.get("previous"),
+            "at": record.get("at"),
+        }
     return out
 
 
@@ -42,8 +46,7 @@ def record(records: dict[str, dict], resource_id: str, created: bool, previous=N
     """The operation recording a resource, or none when it is recorded already (first wins)."""
     if resource_id in records:
         return []
-    data = {"created": created, "previous": previous,
-            "at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
+    data = {"created": created, "previous": previous, "at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}
     return [registry_set(RECORDS_KEY, resource_id, json.dumps(data, sort_keys=True, separators=(",", ":")))]
 
 

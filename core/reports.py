@@ -1,6 +1,7 @@
 """Run reports: JSON (with the run's metadata), JUnit XML (CI dashboards), SARIF 2.1.0 (every finding:
 the plan's security gate, verify's ESC audit and certificate chain checks, failed steps) and a
 self-contained HTML page for people (``html_report``)."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,15 @@ def to_json(report: RunReport, meta: dict | None = None) -> str:
 
 def to_junit(report: RunReport, meta: dict | None = None) -> str:
     counts = report.counts()
-    suite = ET.Element("testsuite", name=f"lync2fa {report.command}", tests=str(len(report.results)),
-                       failures=str(counts["failed"]), errors="0", skipped=str(counts["skipped"]),
-                       time=f"{sum(r.duration for r in report.results):.3f}")
+    suite = ET.Element(
+        "testsuite",
+        name=f"lync2fa {report.command}",
+        tests=str(len(report.results)),
+        failures=str(counts["failed"]),
+        errors="0",
+        skipped=str(counts["skipped"]),
+        time=f"{sum(r.duration for r in report.results):.3f}",
+    )
     if meta:
         if meta.get("started_at"):
             suite.set("timestamp", meta["started_at"])
@@ -56,8 +63,17 @@ def issues(report: RunReport) -> list[Issue]:
     warnings (verify's ESC audit), each item of a failed check (certificate chains), failed steps."""
     out: list[Issue] = []
     for f in report.findings:
-        out.append(Issue(f["rule"], "error" if f.get("severity") == "error" else "warning", f["message"],
-                         host=f.get("host", ""), task=f.get("task", ""), fix=f.get("fix", ""), kind="plan"))
+        out.append(
+            Issue(
+                f["rule"],
+                "error" if f.get("severity") == "error" else "warning",
+                f["message"],
+                host=f.get("host", ""),
+                task=f.get("task", ""),
+                fix=f.get("fix", ""),
+                kind="plan",
+            )
+        )
     for r in report.results:
         reported = False
         for warning in r.warnings:
@@ -74,16 +90,25 @@ def issues(report: RunReport) -> list[Issue]:
         if not r.failed or reported:
             continue
         if r.msg.startswith("not in place"):
-            out.append(Issue("NOT_IN_PLACE", "error", r.msg, host=r.host, task=r.task, kind="run",
-                             fix="run lync2fa apply"))
+            out.append(
+                Issue("NOT_IN_PLACE", "error", r.msg, host=r.host, task=r.task, kind="run", fix="run lync2fa apply")
+            )
         elif r.task.endswith(".verify") and ": " in r.msg:
             head, _, items = r.msg.partition(": ")
             for item in items.split("; "):
                 rule = "CERT_CHAIN" if re.search(r"certificate|chain|card", item, re.IGNORECASE) else "CHECK_FAILED"
                 out.append(Issue(rule, "error", f"{head}: {item}", host=r.host, task=r.task, kind="run"))
         else:
-            out.append(Issue("CHECK_FAILED" if report.command == "verify" else "TASK_FAILED", "error",
-                             r.msg or "failed", host=r.host, task=r.task, kind="run"))
+            out.append(
+                Issue(
+                    "CHECK_FAILED" if report.command == "verify" else "TASK_FAILED",
+                    "error",
+                    r.msg or "failed",
+                    host=r.host,
+                    task=r.task,
+                    kind="run",
+                )
+            )
     return out
 
 
@@ -93,6 +118,7 @@ def locate(found: list[Issue], inventory: str | list[str] | None) -> list[Issue]
     if not inventory:
         return found
     from .inventory_map import build
+
     sources = [s for s in (inventory.split(",") if isinstance(inventory, str) else inventory) if Path(s).exists()]
     try:
         imap = build(sources) if sources else None
@@ -127,8 +153,7 @@ def to_sarif(report: RunReport, meta: dict | None = None) -> str:
     for key, field in (("started_at", "startTimeUtc"), ("finished_at", "endTimeUtc")):
         if meta.get(key):
             invocation[field] = _utc(meta[key])
-    log = sarif_log(found, meta.get("version") or version(), invocation,
-                    automation_id=f"lync2fa/{report.command}/")
+    log = sarif_log(found, meta.get("version") or version(), invocation, automation_id=f"lync2fa/{report.command}/")
     return dumps(log)
 
 
@@ -136,13 +161,19 @@ def _utc(stamp: str) -> str:
     return datetime.fromisoformat(stamp).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_all(report: RunReport, directory: Path, meta: dict | None = None,
-              descriptions: dict[str, str] | None = None) -> dict[str, Path]:
+def write_all(
+    report: RunReport, directory: Path, meta: dict | None = None, descriptions: dict[str, str] | None = None
+) -> dict[str, Path]:
     """report.json, report.junit.xml, report.sarif and report.html in ``directory``."""
     from .html_report import render
+
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"json": directory / "report.json", "junit": directory / "report.junit.xml",
-             "sarif": directory / "report.sarif", "html": directory / "report.html"}
+    paths = {
+        "json": directory / "report.json",
+        "junit": directory / "report.junit.xml",
+        "sarif": directory / "report.sarif",
+        "html": directory / "report.html",
+    }
     paths["json"].write_text(to_json(report, meta))
     paths["junit"].write_text(to_junit(report, meta))
     paths["sarif"].write_text(to_sarif(report, meta))

@@ -1,4 +1,5 @@
 """Per host and task results, their diffs, and secret redaction."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ class Result:
     after: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     duration: float = 0.0
-    operations: list = field(default_factory=list)   # what was (or would be) applied, for -v and reports
+    operations: list = field(default_factory=list)  # what was (or would be) applied, for -v and reports
 
     @property
     def status(self) -> str:
@@ -63,6 +64,7 @@ def attribute_diff(before: dict, after: dict) -> list[dict]:
 def format_diff(changes: list[dict]) -> list[str]:
     def show(v):
         return json.dumps(v, sort_keys=True) if not isinstance(v, str) else v
+
     lines = []
     for c in changes:
         if c["before"] is None:
@@ -95,6 +97,13 @@ class Redactor:
         return value
 
     def result(self, result: Result) -> Result:
-        return Result(**{**asdict(result), "msg": self.text(result.msg), "before": self(result.before),
-                         "after": self(result.after), "warnings": self(result.warnings),
-                         "operations": self(result.operations)})
+        return Result(
+            **{
+                **asdict(result),
+                "msg": self.text(result.msg),
+                "before": self(result.before),
+                "after": self(result.after),
+                "warnings": self(result.warnings),
+                "operations": self(result.operations),
+            }
+        )

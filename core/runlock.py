@@ -6,6 +6,7 @@ forks of one play together, but not alongside a CLI apply).
 The lock is advisory and local: controllers that use different state directories (or different
 machines) are not coordinated; give them one state directory on one machine.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -23,8 +24,9 @@ class RunLockError(RuntimeError):
 
 
 class RunLock:
-    def __init__(self, state_dir: str | Path, shared: bool = False, wait: bool = False, on_wait=None,
-                 command: str = ""):
+    def __init__(
+        self, state_dir: str | Path, shared: bool = False, wait: bool = False, on_wait=None, command: str = ""
+    ):
         self.path = Path(state_dir) / LOCK_FILE
         self.shared, self.wait, self.on_wait, self.command = shared, wait, on_wait, command
         self._fd: int | None = None
@@ -44,8 +46,10 @@ class RunLock:
             holder = holders(self.path, fd)
             if not self.wait:
                 os.close(fd)
-                raise RunLockError(f"another lync2fa run holds the state directory {self.path.parent} "
-                                   f"({holder}); wait for it to end, or pass --wait-lock") from None
+                raise RunLockError(
+                    f"another lync2fa run holds the state directory {self.path.parent} "
+                    f"({holder}); wait for it to end, or pass --wait-lock"
+                ) from None
             if self.on_wait:
                 self.on_wait(f"waiting for the run lock on {self.path.parent} ({holder}) ...")
             fcntl.flock(fd, mode)

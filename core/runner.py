@@ -4,6 +4,7 @@ A step runs only when what it depends on succeeded: on the same host when both t
 the same group (so one broken client does not stop the others), everywhere otherwise (no
 templates on a CA that failed to install).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,6 @@ from .plan import Plan, Step
 from .results import Redactor, Result
 from .transport import ConnectionPool, TransportError
 
-
 # A step's deadline: sized for the slowest one, on-card enrollment (key generation in the TPM,
 # the CA's answer, InstallResponse), with margin. A host that does not answer in time fails
 # with "no answer in N s" and the run goes on with the others.
@@ -36,7 +36,7 @@ class RunReport:
     command: str = "apply"
     warnings: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
-    interrupted: bool = False     # SIGINT/SIGTERM: steps not started are reported skipped
+    interrupted: bool = False  # SIGINT/SIGTERM: steps not started are reported skipped
 
     @property
     def failed(self) -> list[Result]:
@@ -57,10 +57,15 @@ class RunReport:
         return counts
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "command": self.command, "check_mode": self.check_mode,
-                "counts": self.counts(),
-                "warnings": self.warnings, "findings": self.findings,
-                "results": [r.as_dict() for r in self.results]}
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "check_mode": self.check_mode,
+            "counts": self.counts(),
+            "warnings": self.warnings,
+            "findings": self.findings,
+            "results": [r.as_dict() for r in self.results],
+        }
 
 
 def phases(plan: Plan) -> list[list]:
@@ -74,8 +79,8 @@ def phases(plan: Plan) -> list[list]:
     group_of = {t.name: t.group for t in plan.tasks}
     for task in plan.tasks:
         phase_of[task.name] = max(
-            [phase_of[d] + (0 if group_of[d] == task.group else 1) for d in task.after if d in phase_of],
-            default=0)
+            [phase_of[d] + (0 if group_of[d] == task.group else 1) for d in task.after if d in phase_of], default=0
+        )
     out: list[list] = [[] for _ in range(max(phase_of.values(), default=-1) + 1)]
     for task in plan.tasks:
         out[phase_of[task.name]].append(task)
@@ -83,18 +88,31 @@ def phases(plan: Plan) -> list[list]:
 
 
 class Runner:
-    def __init__(self, hooks, journal: Journal | None = None, forks: int = 16,
-                 pool: ConnectionPool | None = None, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        hooks,
+        journal: Journal | None = None,
+        forks: int = 16,
+        pool: ConnectionPool | None = None,
+        step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
+        stop: threading.Event | None = None,
+    ):
         self.hooks = hooks
-        self.stop = stop or threading.Event()   # set by SIGINT/SIGTERM: start nothing new
+        self.stop = stop or threading.Event()  # set by SIGINT/SIGTERM: start nothing new
         self.step_timeout_s = step_timeout_s
         self.journal = journal
         self.forks = max(1, forks)
         self.pool = pool or ConnectionPool()
 
-    def run(self, plan: Plan, check_mode: bool, command: str = "apply", inventory: str = "",
-            resume: bool = False, verify: bool = False) -> RunReport:
+    def run(
+        self,
+        plan: Plan,
+        check_mode: bool,
+        command: str = "apply",
+        inventory: str = "",
+        resume: bool = False,
+        verify: bool = False,
+    ) -> RunReport:
         """Run the plan. With ``resume``, steps that succeeded in the last unfinished run of the
         same command are not run again (they are reported ok). With ``verify`` (implies check
         mode), an apply task that would change something fails as "not in place", and every
@@ -110,8 +128,9 @@ class Runner:
             # was lost after the host ran them), in the resumed run or the runs it resumed in turn:
             # re-planned now; what their facts show is put on those runs' record below.
             unsettled = self.journal.unsettled(resumed_from)
-        run_id = self.journal.start_run(command, inventory, check_mode, resumed_from=resumed_from) \
-            if self.journal else None
+        run_id = (
+            self.journal.start_run(command, inventory, check_mode, resumed_from=resumed_from) if self.journal else None
+        )
         results: dict[tuple[str, str], Result] = {}
         status = "interrupted"
         stages = phases(plan)
@@ -138,29 +157,51 @@ class Runner:
         def run_host(steps: list[Step]) -> None:
             if self.stop.is_set():
                 for step in steps:
-                    results[step.key] = self._finish(step, run_id, redact, Result(
-                        step.host.name, step.task.name, skipped=True, msg="not started: the run was interrupted"))
+                    results[step.key] = self._finish(
+                        step,
+                        run_id,
+                        redact,
+                        Result(
+                            step.host.name, step.task.name, skipped=True, msg="not started: the run was interrupted"
+                        ),
+                    )
                 return
             todo: list[Step] = []
-            batch: set = set()   # steps going to the host: HostBatch judges prerequisites among them
+            batch: set = set()  # steps going to the host: HostBatch judges prerequisites among them
             for step in steps:
                 blocker = None if verify else self._blocker(step, plan, results, batch)
                 if done and done.get(step.key) == fingerprint(step):
-                    results[step.key] = self._finish(step, run_id, redact, Result(
-                        step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"))
+                    results[step.key] = self._finish(
+                        step,
+                        run_id,
+                        redact,
+                        Result(step.host.name, step.task.name, msg=f"done in run {resumed_from} (resumed)"),
+                    )
                 elif blocker:
-                    results[step.key] = self._finish(step, run_id, redact, Result(
-                        step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"))
+                    results[step.key] = self._finish(
+                        step,
+                        run_id,
+                        redact,
+                        Result(step.host.name, step.task.name, skipped=True, msg=f"skipped: {blocker} did not succeed"),
+                    )
                 else:
                     todo.append(step)
                     batch.add(step.key)
             if todo:
                 phase = phase_of[todo[0].task.name]
-                later = [s for s in plan.steps if s.host.name == todo[0].host.name
-                         and phase_of[s.task.name] > phase]
-                results.update(self._run_batch(todo, check_mode, run_id, redact, verify,
-                                               facts_cache=host_cache(todo[0].host.name), read_also=later,
-                                               applied=bump))
+                later = [s for s in plan.steps if s.host.name == todo[0].host.name and phase_of[s.task.name] > phase]
+                results.update(
+                    self._run_batch(
+                        todo,
+                        check_mode,
+                        run_id,
+                        redact,
+                        verify,
+                        facts_cache=host_cache(todo[0].host.name),
+                        read_also=later,
+                        applied=bump,
+                    )
+                )
 
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
@@ -172,12 +213,18 @@ class Runner:
                     for _ in workers.map(run_host, by_host.values()):
                         pass
                     finished = [host for host, last in last_stage.items() if last == index]
-                    for _ in workers.map(self.pool.close_host, finished):   # deleted concurrently
+                    for _ in workers.map(self.pool.close_host, finished):  # deleted concurrently
                         pass
             ordered = [results[s.key] for s in plan.steps if s.key in results]
-            report = RunReport(ordered, check_mode, run_id, command=command, warnings=list(plan.warnings),
-                               findings=[f.as_dict() for f in plan.findings])
-            resent: dict[tuple[str, str], int] = {}    # a step sent again by a later run of the chain
+            report = RunReport(
+                ordered,
+                check_mode,
+                run_id,
+                command=command,
+                warnings=list(plan.warnings),
+                findings=[f.as_dict() for f in plan.findings],
+            )
+            resent: dict[tuple[str, str], int] = {}  # a step sent again by a later run of the chain
             for old_run in sorted(unsettled, reverse=True):
                 in_flight, sent_failed, sent = unsettled[old_run]
                 self._settle_in_flight(in_flight, old_run, results, run_id, sent_failed, resent)
@@ -190,8 +237,15 @@ class Runner:
             if self.journal and run_id is not None:
                 self.journal.finish_run(run_id, status)
 
-    def _settle_in_flight(self, in_flight: set, resumed_from, results: dict, run_id,
-                          sent_failed: set = frozenset(), resent: dict | None = None) -> None:
+    def _settle_in_flight(
+        self,
+        in_flight: set,
+        resumed_from,
+        results: dict,
+        run_id,
+        sent_failed: set = frozenset(),
+        resent: dict | None = None,
+    ) -> None:
         """Close the audit gap of a killed controller: a step that run ``resumed_from`` sent but
         never recorded is journaled there as changed when this run found it already in place. So is
         one it sent and recorded as failed (its answer lost after the host ran it). ``resent``: steps
@@ -199,15 +253,24 @@ class Runner:
         resent = resent or {}
         for key in sorted((in_flight | sent_failed) & set(resent)):
             if key in in_flight:
-                self.journal.record(resumed_from, Result(key[1], key[0], msg=(
-                    f"interrupted before it finished; run {resent[key]} sent it again")))
+                self.journal.record(
+                    resumed_from,
+                    Result(key[1], key[0], msg=(f"interrupted before it finished; run {resent[key]} sent it again")),
+                )
         for key in sorted(sent_failed - in_flight - set(resent)):
             result = results.get(key)
             if result is None or result.failed or result.skipped or result.changed:
                 continue
-            self.journal.record(resumed_from, Result(
-                result.host, result.task, changed=True, failed=False,
-                msg=f"its operations ran although it was recorded as failed (run {run_id} found the change in place)"))
+            self.journal.record(
+                resumed_from,
+                Result(
+                    result.host,
+                    result.task,
+                    changed=True,
+                    failed=False,
+                    msg=f"its operations ran although it was recorded as failed (run {run_id} found the change in place)",
+                ),
+            )
         for key in sorted(in_flight - set(resent)):
             result = results.get(key)
             if result is None or result.failed or result.skipped:
@@ -216,8 +279,9 @@ class Runner:
                 msg = f"interrupted before it finished; completed by run {run_id}"
             else:
                 msg = f"changed by this run before it was interrupted (run {run_id} found the change in place)"
-            self.journal.record(resumed_from, Result(result.host, result.task, changed=not result.changed,
-                                                     msg=msg, failed=False))
+            self.journal.record(
+                resumed_from, Result(result.host, result.task, changed=not result.changed, msg=msg, failed=False)
+            )
 
     @staticmethod
     def _blocker(step: Step, plan: Plan, results: dict, batch: set = frozenset()) -> str | None:
@@ -235,9 +299,17 @@ class Runner:
                     return f"{dep_name} on {dep.host.name}"
         return None
 
-    def _run_batch(self, steps: list[Step], check_mode: bool, run_id, redact: Redactor, verify: bool,
-                   facts_cache: dict | None = None, read_also: list | None = None,
-                   applied=None) -> dict[tuple[str, str], Result]:
+    def _run_batch(
+        self,
+        steps: list[Step],
+        check_mode: bool,
+        run_id,
+        redact: Redactor,
+        verify: bool,
+        facts_cache: dict | None = None,
+        read_also: list | None = None,
+        applied=None,
+    ) -> dict[tuple[str, str], Result]:
         """One host's steps of a phase through one fact read and one apply (see execute.HostBatch)."""
         started = time.monotonic()
         placeholders = {s.key: Result(s.host.name, s.task.name) for s in steps}
@@ -249,20 +321,33 @@ class Runner:
                 for step in pending:
                     self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
 
-        batch = execute.HostBatch(self.pool.get(steps[0].connection), check_mode,
-                                  secrets_of=secret_values,
-                                  started=journal_started, deadline_s=self.step_timeout_s * len(steps),
-                                  stop=self.stop, facts_cache=facts_cache, read_also=read_also, applied=applied)
+        batch = execute.HostBatch(
+            self.pool.get(steps[0].connection),
+            check_mode,
+            secrets_of=secret_values,
+            started=journal_started,
+            deadline_s=self.step_timeout_s * len(steps),
+            stop=self.stop,
+            facts_cache=facts_cache,
+            read_also=read_also,
+            applied=applied,
+        )
         try:
             outcomes = batch.run(steps)
         except JournalError:
-            raise                   # the audit record would be lost: stop the run loudly (exit 2)
+            raise  # the audit record would be lost: stop the run loudly (exit 2)
         except (TransportError, HostScriptError) as exc:
-            outcomes = {s.key: execute.Outcome(batch.decided.get(s.key) or execute.Decision(), failed=True,
-                                               msg=str(exc)) for s in steps}
+            outcomes = {
+                s.key: execute.Outcome(batch.decided.get(s.key) or execute.Decision(), failed=True, msg=str(exc))
+                for s in steps
+            }
         except Exception as exc:  # a bug must fail the host's steps, not the whole run
-            outcomes = {s.key: execute.Outcome(execute.Decision(), failed=True,
-                                               msg=f"internal error: {type(exc).__name__}: {exc}") for s in steps}
+            outcomes = {
+                s.key: execute.Outcome(
+                    execute.Decision(), failed=True, msg=f"internal error: {type(exc).__name__}: {exc}"
+                )
+                for s in steps
+            }
         elapsed = round(time.monotonic() - started, 4)
         results = {}
         for step in steps:
@@ -282,8 +367,10 @@ class Runner:
         result.before, result.after = decision.before, decision.after
         result.warnings += decision.warnings
         applied = outcome.applied + [None] * len(decision.operations)
-        result.operations = [{"operation": describe(op), **({"result": done} if done else {})}
-                             for op, done in zip(decision.operations, applied)]
+        result.operations = [
+            {"operation": describe(op), **({"result": done} if done else {})}
+            for op, done in zip(decision.operations, applied, strict=False)
+        ]
         result.changed, result.failed, result.skipped = outcome.changed, outcome.failed, outcome.skipped
         result.msg = outcome.msg
 
@@ -311,6 +398,10 @@ def fingerprint(step: Step) -> str:
     """What a step was asked to do: task, host, endpoint and parameters (a secret counts by
     name only). ``--resume`` skips a step only if its fingerprint is the same as before."""
     params = {k: ("<secret>" if k in step.task.secret_params else v) for k, v in step.params.items()}
-    doc = {"task": step.task.name, "host": step.host.name, "params": params,
-           "endpoint": getattr(step.connection, "endpoint", "")}
+    doc = {
+        "task": step.task.name,
+        "host": step.host.name,
+        "params": params,
+        "endpoint": getattr(step.connection, "endpoint", ""),
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

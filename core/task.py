@@ -5,10 +5,12 @@ schema (written as Ansible argument-spec entries, so the CLI and the Ansible mod
 with the very same code), the facts it reads on a host and the pure Python decision that turns
 parameters + facts into operations (``lync2fa.decision``), and what it reaches beyond its host.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -29,7 +31,7 @@ class Param:
     elements: str | None = None
     secret: bool = False
     description: str = ""
-    minimum: int | None = None     # bounds of an int parameter (or of each element of a list of int)
+    minimum: int | None = None  # bounds of an int parameter (or of each element of a list of int)
     maximum: int | None = None
 
     def argument_spec(self) -> dict:
@@ -59,10 +61,10 @@ REACHES = ("ad", "cms", "ca")
 
 @dataclass(frozen=True)
 class Task:
-    name: str                      # "<tier>.<what>", e.g. "ca.authority"
-    group: str                     # inventory group it targets
+    name: str  # "<tier>.<what>", e.g. "ca.authority"
+    group: str  # inventory group it targets
     params: tuple[Param, ...] = ()
-    after: tuple[str, ...] = ()    # tasks that must have succeeded first
+    after: tuple[str, ...] = ()  # tasks that must have succeeded first
     description: str = ""
     derived: dict[str, Derived] = field(default_factory=dict)  # defaults computed per host
     checks: tuple[Checker, ...] = ()
@@ -103,8 +105,10 @@ class Task:
         # A secret is never coerced (a list would become its repr) and never echoed.
         wrong = [n for n in sorted(self.secret_params) if values.get(n) is not None and not isinstance(values[n], str)]
         if wrong:
-            raise ParameterError(f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
-                                 "in YAML: an unquoted number is read as a number (01234567 even as octal)")
+            raise ParameterError(
+                f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
+                "in YAML: an unquoted number is read as a number (01234567 even as octal)"
+            )
         problems = self._line_breaks(values)
         if problems:
             raise ParameterError(f"{self.name}: " + "; ".join(problems))
@@ -130,12 +134,16 @@ class Task:
             trailing = all(not set("\r\n") & set(t.rstrip("\r\n")) for t in broken)
             where = "a trailing newline" if trailing else "a line break"
             if p.secret:
-                problems.append(f"{self.var_prefix}{p.name} has {where} (value not shown): refused, not stripped; "
-                                f"`echo VALUE | ansible-vault encrypt_string` adds one, use `echo -n VALUE` or "
-                                f"`printf %s VALUE` instead")
+                problems.append(
+                    f"{self.var_prefix}{p.name} has {where} (value not shown): refused, not stripped; "
+                    f"`echo VALUE | ansible-vault encrypt_string` adds one, use `echo -n VALUE` or "
+                    f"`printf %s VALUE` instead"
+                )
             else:
-                problems.append(f"{self.var_prefix}{p.name} {clip(repr(value))} has {where}: refused, not "
-                                "stripped; remove it from the inventory value")
+                problems.append(
+                    f"{self.var_prefix}{p.name} {clip(repr(value))} has {where}: refused, not "
+                    "stripped; remove it from the inventory value"
+                )
         return problems
 
     def _out_of_bounds(self, params: dict) -> list[str]:
@@ -145,11 +153,16 @@ class Task:
                 continue
             value = params.get(p.name)
             numbers = value if isinstance(value, list) else [value]
-            bad = [v for v in numbers if isinstance(v, int) and not (
-                (p.minimum is None or v >= p.minimum) and (p.maximum is None or v <= p.maximum))]
+            bad = [
+                v
+                for v in numbers
+                if isinstance(v, int)
+                and not ((p.minimum is None or v >= p.minimum) and (p.maximum is None or v <= p.maximum))
+            ]
             if bad:
-                problems.append(f"variable {self.var_prefix}{p.name} must be {bounds_text(p)}, "
-                                f"not {clip(repr(bad[0]))}")
+                problems.append(
+                    f"variable {self.var_prefix}{p.name} must be {bounds_text(p)}, not {clip(repr(bad[0]))}"
+                )
         return problems
 
 

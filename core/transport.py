@@ -6,6 +6,7 @@ stdin (the primitive library rides on the first) and each answer one line on its
 host costs Create, Command, one Send, one Receive and Delete; deleting the shell ends the
 process, so no Signal is sent.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,14 +15,25 @@ import time
 
 import requests
 import winrm
-from winrm.exceptions import (InvalidCredentialsError, WinRMError, WinRMOperationTimeoutError,
-                              WinRMTransportError, WSManFaultError)
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMOperationTimeoutError,
+    WinRMTransportError,
+    WSManFaultError,
+)
 
 from . import hostscript
 from .connection import ConnectionSettings
 
-SESSION_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand",
-                base64.b64encode(hostscript.SESSION_LOOP.encode("utf-16-le")).decode("ascii")]
+SESSION_ARGS = [
+    "-NoProfile",
+    "-NonInteractive",
+    "-ExecutionPolicy",
+    "Bypass",
+    "-EncodedCommand",
+    base64.b64encode(hostscript.SESSION_LOOP.encode("utf-16-le")).decode("ascii"),
+]
 STDIN_CHUNK = 100_000
 UTF8_CODEPAGE = 65001
 SHELL_NOT_FOUND = "2150858843"
@@ -29,8 +41,9 @@ SHELL_NOT_FOUND = "2150858843"
 
 # The client library a transport needs comes with an extra of lync2fa (pywinrm's extras).
 EXTRAS = {"credssp": "credssp", "kerberos": "kerberos"}
-try:   # CredSSP refusals come from requests-credssp's auth handler, not as HTTP 401 to pywinrm
+try:  # CredSSP refusals come from requests-credssp's auth handler, not as HTTP 401 to pywinrm
     from requests_credssp.exceptions import AuthenticationException, NTStatusException
+
     CREDSSP_AUTH_ERRORS: tuple[type[Exception], ...] = (AuthenticationException, NTStatusException)
 except ImportError:  # pragma: no cover - the credssp extra is not installed
     CREDSSP_AUTH_ERRORS = ()
@@ -39,12 +52,16 @@ except ImportError:  # pragma: no cover - the credssp extra is not installed
 def protocol_kwargs(s: ConnectionSettings) -> dict:
     """The arguments of ``winrm.Protocol`` for a host, as Ansible's winrm connection passes them."""
     kwargs = dict(
-        endpoint=s.endpoint, transport=s.transport, username=s.user, password=s.password,
+        endpoint=s.endpoint,
+        transport=s.transport,
+        username=s.user,
+        password=s.password,
         server_cert_validation=s.cert_validation,
         ca_trust_path=s.ca_trust_path or "legacy_requests",
         message_encryption=s.message_encryption,
-        operation_timeout_sec=s.operation_timeout, read_timeout_sec=s.read_timeout,
-        proxy=s.proxy,     # None: no proxy, and never one from the environment
+        operation_timeout_sec=s.operation_timeout,
+        read_timeout_sec=s.read_timeout,
+        proxy=s.proxy,  # None: no proxy, and never one from the environment
     )
     if s.transport == "kerberos":
         # pywinrm's Kerberos uses the caller's ticket cache (kinit); delegation forwards the TGT.
@@ -63,8 +80,15 @@ class TransportError(Exception):
     re-sent (the next plan shows what it did); ``reachable``: the host answered.
     """
 
-    def __init__(self, host: str, operation: str, cause: str, transient: bool = False,
-                 may_have_run: bool = False, reachable: bool = True):
+    def __init__(
+        self,
+        host: str,
+        operation: str,
+        cause: str,
+        transient: bool = False,
+        may_have_run: bool = False,
+        reachable: bool = True,
+    ):
         self.host, self.operation, self.cause = host, operation, cause
         self.transient, self.may_have_run, self.reachable = transient, may_have_run, reachable
         super().__init__(f"{host}: {operation} failed: {cause}")
@@ -81,12 +105,13 @@ class WinRMConnection:
         self._shell_id: str | None = None
         self._lock = threading.Lock()
         self.round_trips = 0
-        self._session_id: str | None = None      # the long-lived PowerShell process's command id
+        self._session_id: str | None = None  # the long-lived PowerShell process's command id
         self._library_sent = False
 
     # -- public -----------------------------------------------------------------------
-    def request(self, request: dict, secrets: dict | None = None, deadline_s: float | None = None,
-                idempotent: bool = False) -> dict:
+    def request(
+        self, request: dict, secrets: dict | None = None, deadline_s: float | None = None, idempotent: bool = False
+    ) -> dict:
         """Send one request to the host's lync2fa process (started on first use, kept for the
         host's later requests) and return its JSON answer.
 
@@ -103,14 +128,18 @@ class WinRMConnection:
                 except TransportError as err:
                     self._reset(close=err.reachable)
                     if err.may_have_run and not idempotent:
-                        raise TransportError(err.host, err.operation, f"{err.cause}; the operations may have run "
-                                             "(the next plan shows the state)") from None
+                        raise TransportError(
+                            err.host,
+                            err.operation,
+                            f"{err.cause}; the operations may have run (the next plan shows the state)",
+                        ) from None
                     if not err.transient:
                         raise
                     if attempt >= self.retries:
-                        raise TransportError(err.host, err.operation,
-                                             f"{err.cause} (after {attempt + 1} attempts)") from None
-                    time.sleep(self.backoff_s * (2 ** attempt))
+                        raise TransportError(
+                            err.host, err.operation, f"{err.cause} (after {attempt + 1} attempts)"
+                        ) from None
+                    time.sleep(self.backoff_s * (2**attempt))
                     attempt += 1
 
     def close(self) -> None:
@@ -122,7 +151,7 @@ class WinRMConnection:
         """Forget the shell; ``close`` first asks the host to delete it (best effort), so that
         abandoned shells do not count against the host's MaxShellsPerUser."""
         if close and self._protocol and self._shell_id:
-            try:   # deleting the shell ends its process: no Signal needed
+            try:  # deleting the shell ends its process: no Signal needed
                 self.round_trips += 1
                 self._protocol.close_shell(self._shell_id)
             except (WinRMError, requests.RequestException):
@@ -145,27 +174,37 @@ class WinRMConnection:
     def _request_once(self, request: dict, secrets: dict | None, deadline_s: float | None) -> dict:
         protocol, shell_id = self._shell()
         if self._session_id is None:
-            self._session_id = self._call("start PowerShell", protocol.run_command, shell_id, "PowerShell",
-                                          SESSION_ARGS, console_mode_stdin=False)
+            self._session_id = self._call(
+                "start PowerShell", protocol.run_command, shell_id, "PowerShell", SESSION_ARGS, console_mode_stdin=False
+            )
         data = hostscript.session_frame(request, secrets, with_library=not self._library_sent)
-        chunks = [data[i:i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)]
+        chunks = [data[i : i + STDIN_CHUNK] for i in range(0, len(data), STDIN_CHUNK)]
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             # The process acts on a complete line: until the last chunk, nothing has run.
-            self._call("send request", protocol.send_command_input, shell_id, self._session_id, chunk, end=False,
-                       may_have_run=last)
+            self._call(
+                "send request",
+                protocol.send_command_input,
+                shell_id,
+                self._session_id,
+                chunk,
+                end=False,
+                may_have_run=last,
+            )
         self._library_sent = True
         started = time.monotonic()
         stdout, stderr = bytearray(), bytearray()
         while b"\n" not in stdout:
             if deadline_s is not None and time.monotonic() - started > deadline_s:
-                raise TransportError(self.settings.host, "receive answer", f"no answer in {deadline_s:g} s",
-                                     may_have_run=True)
+                raise TransportError(
+                    self.settings.host, "receive answer", f"no answer in {deadline_s:g} s", may_have_run=True
+                )
             try:
-                out, err, code, done = self._call("receive answer", protocol.get_command_output_raw, shell_id,
-                                                  self._session_id, may_have_run=True)
+                out, err, code, done = self._call(
+                    "receive answer", protocol.get_command_output_raw, shell_id, self._session_id, may_have_run=True
+                )
             except TransportError as exc:
-                if "timed out" in exc.cause:     # WinRM's OperationTimeout: the host is still working
+                if "timed out" in exc.cause:  # WinRM's OperationTimeout: the host is still working
                     continue
                 raise
             stdout += out
@@ -189,37 +228,60 @@ class WinRMConnection:
         try:
             return func(*args, **kwargs)
         except (InvalidCredentialsError, *CREDSSP_AUTH_ERRORS):
-            raise TransportError(self.settings.host, operation,
-                                 f"authentication refused for user {self.settings.user!r} "
-                                 f"({self.settings.transport}); check ansible_user/ansible_password, and that "
-                                 f"the host's WinRM accepts {self.settings.transport}") from None
-        except PermissionError as exc:   # requests_ntlm: a 401 that offers NTLM but carries no challenge
-            raise TransportError(self.settings.host, operation,
-                                 f"authentication failed for user {self.settings.user!r} "
-                                 f"({self.settings.transport}): {_first_line(exc)}; check the host's WinRM "
-                                 "authentication settings (winrm get winrm/config/service/auth)") from None
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"authentication refused for user {self.settings.user!r} "
+                f"({self.settings.transport}); check ansible_user/ansible_password, and that "
+                f"the host's WinRM accepts {self.settings.transport}",
+            ) from None
+        except PermissionError as exc:  # requests_ntlm: a 401 that offers NTLM but carries no challenge
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"authentication failed for user {self.settings.user!r} "
+                f"({self.settings.transport}): {_first_line(exc)}; check the host's WinRM "
+                "authentication settings (winrm get winrm/config/service/auth)",
+            ) from None
         except WinRMOperationTimeoutError as exc:
-            raise TransportError(self.settings.host, operation, f"WinRM operation timed out: {exc}",
-                                 transient=True) from None
+            raise TransportError(
+                self.settings.host, operation, f"WinRM operation timed out: {exc}", transient=True
+            ) from None
         except WSManFaultError as exc:
             # The shell is gone (WinRM restarted, idle timeout): a new shell fixes it.
-            raise TransportError(self.settings.host, operation, f"WinRM fault {exc.wsman_fault_code}: {exc.reason}",
-                                 transient=str(exc.wsman_fault_code) == SHELL_NOT_FOUND) from None
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"WinRM fault {exc.wsman_fault_code}: {exc.reason}",
+                transient=str(exc.wsman_fault_code) == SHELL_NOT_FOUND,
+            ) from None
         except WinRMTransportError as exc:
-            raise TransportError(self.settings.host, operation, f"HTTP {exc.code} from {self.settings.endpoint}",
-                                 transient=exc.code >= 500) from None
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"HTTP {exc.code} from {self.settings.endpoint}",
+                transient=exc.code >= 500,
+            ) from None
         except requests.exceptions.SSLError as exc:
-            raise TransportError(self.settings.host, operation,
-                                 f"TLS verification failed for {self.settings.endpoint}: {_first_line(exc)}") from None
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"TLS verification failed for {self.settings.endpoint}: {_first_line(exc)}",
+            ) from None
         except requests.ReadTimeout:
             # The host took the request and said nothing: slow or hung, not unreachable; a request
             # that may be running is never sent again.
-            raise TransportError(self.settings.host, operation,
-                                 f"no answer in {self.settings.read_timeout} s") from None
+            raise TransportError(
+                self.settings.host, operation, f"no answer in {self.settings.read_timeout} s"
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransportError(self.settings.host, operation,
-                                 f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
-                                 transient=True, reachable=False) from None
+            raise TransportError(
+                self.settings.host,
+                operation,
+                f"host unreachable at {self.settings.endpoint} ({_first_line(exc)})",
+                transient=True,
+                reachable=False,
+            ) from None
         except WinRMError as exc:
             cause = str(exc)
             if "not installed" in cause and self.settings.transport in EXTRAS:

@@ -8,6 +8,7 @@ the variable they concern, the WinRM transport's security, and the PowerShell sc
 checks (``lync2fa.pscheck``, when installed). Exit 0 clean, 1 findings at or above ``--fail-on``,
 2 unusable input.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -50,13 +51,46 @@ EXTRA_VARS = {
     "lync2fa_rollback_tiers": "tiers rollback_2fa.yml undoes",
 }
 # ansible_winrm_* variables Ansible's winrm connection plugin and pywinrm understand.
-WINRM_VARS = {f"ansible_winrm_{n}" for n in (
-    "scheme", "path", "transport", "server_cert_validation", "ca_trust_path", "cert_pem", "cert_key_pem",
-    "kerberos_delegation", "kerberos_hostname_override", "message_encryption", "credssp_disable_tlsv1_2",
-    "credssp_auth_mechanism", "credssp_minimum_version", "send_cbt", "proxy", "operation_timeout_sec",
-    "read_timeout_sec", "connection_timeout", "kinit_cmd", "kinit_args", "kinit_env_vars", "user", "password",
-    "pass", "service", "realm", "reconnection_retries", "reconnection_backoff", "keytab", "noprofile",
-    "ca_trust", "auth_timeout", "shell", "port", "host")}
+WINRM_VARS = {
+    f"ansible_winrm_{n}"
+    for n in (
+        "scheme",
+        "path",
+        "transport",
+        "server_cert_validation",
+        "ca_trust_path",
+        "cert_pem",
+        "cert_key_pem",
+        "kerberos_delegation",
+        "kerberos_hostname_override",
+        "message_encryption",
+        "credssp_disable_tlsv1_2",
+        "credssp_auth_mechanism",
+        "credssp_minimum_version",
+        "send_cbt",
+        "proxy",
+        "operation_timeout_sec",
+        "read_timeout_sec",
+        "connection_timeout",
+        "kinit_cmd",
+        "kinit_args",
+        "kinit_env_vars",
+        "user",
+        "password",
+        "pass",
+        "service",
+        "realm",
+        "reconnection_retries",
+        "reconnection_backoff",
+        "keytab",
+        "noprofile",
+        "ca_trust",
+        "auth_timeout",
+        "shell",
+        "port",
+        "host",
+    )
+}
 
 
 class UnusableInput(Exception):
@@ -90,13 +124,21 @@ class Validation:
         return 1 if self.failing(fail_on) else 0
 
 
-def validate(sources: list[str | Path], vault_password_file: str | Path | None = None, pm=None,
-             scripts: bool = True) -> Validation:
+def validate(
+    sources: list[str | Path], vault_password_file: str | Path | None = None, pm=None, scripts: bool = True
+) -> Validation:
     started = now()
     v = _Validator([str(s) for s in sources], vault_password_file, pm or default_plugin_manager())
     v.run(scripts)
-    result = Validation(issues=v.issues(), sources=[str(s) for s in sources], files=v.imap.files,
-                        hosts=len(v.hosts), tasks=len(v.tasks), started=started, finished=now())
+    result = Validation(
+        issues=v.issues(),
+        sources=[str(s) for s in sources],
+        files=v.imap.files,
+        hosts=len(v.hosts),
+        tasks=len(v.tasks),
+        started=started,
+        finished=now(),
+    )
     return result
 
 
@@ -104,6 +146,7 @@ def _decryptor(vault_password_file):
     if not vault_password_file:
         return None
     from ansible.parsing.vault import VaultLib, VaultSecret
+
     path = Path(vault_password_file)
     if not path.is_file():
         raise UnusableInput(f"vault password file not found: {path}")
@@ -135,14 +178,18 @@ class _Validator:
         except InventoryError as exc:
             raise UnusableInput(str(exc), [self._problem_issue(p) for p in self.imap.problems]) from None
         except Exception as exc:  # ansible's own errors while reading vars files
-            raise UnusableInput(f"cannot read the inventory: {str(exc).splitlines()[0]}",
-                                [self._problem_issue(p) for p in self.imap.problems]) from None
+            raise UnusableInput(
+                f"cannot read the inventory: {str(exc).splitlines()[0]}",
+                [self._problem_issue(p) for p in self.imap.problems],
+            ) from None
         finally:
-            if self._stubs:   # ansible has read the files; values are in memory
+            if self._stubs:  # ansible has read the files; values are in memory
                 self._stubs.cleanup()
         groups = self.inventory.manager.groups
-        self.depths = {name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
-                       for name in self.hosts}
+        self.depths = {
+            name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
+            for name in self.hosts
+        }
         self.tasks: dict[str, Task] = collect_tasks(pm)
         self.tiers = {t.tier for t in self.tasks.values()}
         self.known = {t.var_prefix + p.name for t in self.tasks.values() for p in t.params} | set(EXTRA_VARS)
@@ -165,8 +212,18 @@ class _Validator:
     def _problem_issue(self, p) -> Issue:
         return Issue(p.rule, p.severity, p.message, p.file, p.line, p.col, p.key, fix=p.fix)
 
-    def add(self, rule: str, severity: str, message: str, loc: Definition | None = None, key: str = "",
-            host: str = "", task: str = "", fix: str = "", kind: str = "inventory") -> None:
+    def add(
+        self,
+        rule: str,
+        severity: str,
+        message: str,
+        loc: Definition | None = None,
+        key: str = "",
+        host: str = "",
+        task: str = "",
+        fix: str = "",
+        kind: str = "inventory",
+    ) -> None:
         loc = loc or (self.imap.locate_host(host) if host else None)
         file, line, col = (loc.file, loc.line, loc.col) if loc else (self.imap.first_file(), 1, 1)
         key = key or (loc.key if loc else "")
@@ -201,9 +258,15 @@ class _Validator:
 
     def run(self, scripts: bool) -> None:
         for path in self.encrypted:
-            self.add("VAULT", "note", "vault-encrypted, not read (no --vault-password-file): the variables it "
-                     "defines, and the values that use them, are not checked", Definition(path, 1, 1), "",
-                     fix="pass --vault-password-file (a CI secret) to check everything")
+            self.add(
+                "VAULT",
+                "note",
+                "vault-encrypted, not read (no --vault-password-file): the variables it "
+                "defines, and the values that use them, are not checked",
+                Definition(path, 1, 1),
+                "",
+                fix="pass --vault-password-file (a CI secret) to check everything",
+            )
         for p in self.imap.problems:
             i = self._problem_issue(p)
             self.add(i.rule, i.severity, i.message, Definition(p.file, p.line, p.col, p.key), p.key, fix=p.fix)
@@ -220,7 +283,8 @@ class _Validator:
 
     def collect_secrets(self) -> None:
         secret_vars = {"ansible_password", "ansible_winrm_password", "ansible_become_password"} | {
-            t.var_prefix + p for t in self.tasks.values() for p in t.secret_params}
+            t.var_prefix + p for t in self.tasks.values() for p in t.secret_params
+        }
         for host in self.hosts.values():
             for name in secret_vars:
                 try:
@@ -238,12 +302,24 @@ class _Validator:
             parents = self.inventory.manager.groups.get(group)
             under_role = parents is not None and any(a.name in ROLE_GROUPS for a in parents.get_ancestors())
             if near and not under_role:
-                self.add("GROUP_NAME", "warning", f"group {group!r} is not a role group: no task targets its hosts",
-                         where, group, fix=f"did you mean {near!r}?")
+                self.add(
+                    "GROUP_NAME",
+                    "warning",
+                    f"group {group!r} is not a role group: no task targets its hosts",
+                    where,
+                    group,
+                    fix=f"did you mean {near!r}?",
+                )
         for role in ROLE_GROUPS:
             if role not in self.group_names or not self.inventory.hosts_in(role):
-                self.add("MISSING_GROUP", "note", f"no host in group {role}: its tier's tasks have nothing to do",
-                         None, role, fix=f"add the {role} hosts, or run only the other tiers (--tasks)")
+                self.add(
+                    "MISSING_GROUP",
+                    "note",
+                    f"no host in group {role}: its tier's tasks have nothing to do",
+                    None,
+                    role,
+                    fix=f"add the {role} hosts, or run only the other tiers (--tasks)",
+                )
 
     def check_names(self) -> None:
         prefixes = tuple(f"{t}_" for t in self.tiers) + ("lync2fa_",)
@@ -251,15 +327,26 @@ class _Validator:
             key = d.key
             if key.startswith(prefixes) and key not in self.known:
                 near = closest(key, self.known)
-                self.add("UNKNOWN_VAR", "error" if near else "warning",
-                         f"{key} is not a variable of any task" + (f"; did you mean {near}?" if near else
-                                                                    " (it is ignored)"),
-                         d, key, fix=f"rename it to {near}" if near else "remove it, or check `lync2fa plugins`")
+                self.add(
+                    "UNKNOWN_VAR",
+                    "error" if near else "warning",
+                    f"{key} is not a variable of any task"
+                    + (f"; did you mean {near}?" if near else " (it is ignored)"),
+                    d,
+                    key,
+                    fix=f"rename it to {near}" if near else "remove it, or check `lync2fa plugins`",
+                )
             elif key.startswith("ansible_winrm_") and key not in WINRM_VARS:
                 near = closest(key, WINRM_VARS)
-                self.add("UNKNOWN_VAR", "warning", f"{key} is not a WinRM connection variable Ansible knows"
-                         + (f"; did you mean {near}?" if near else ""), d, key,
-                         fix=f"rename it to {near}" if near else "remove it")
+                self.add(
+                    "UNKNOWN_VAR",
+                    "warning",
+                    f"{key} is not a WinRM connection variable Ansible knows"
+                    + (f"; did you mean {near}?" if near else ""),
+                    d,
+                    key,
+                    fix=f"rename it to {near}" if near else "remove it",
+                )
 
     def _unreadable(self, message: str) -> tuple[str, str]:
         """Severity and message of a value that cannot be read: a note when no vault password was
@@ -285,49 +372,100 @@ class _Validator:
                 if not 1 <= port <= 65535:
                     raise ValueError
             except (TypeError, ValueError):
-                self.add("CONNECTION", "error", f"ansible_port {port!r} is not a TCP port (1-65535)",
-                         self.loc("ansible_port", name), "ansible_port", name)
+                self.add(
+                    "CONNECTION",
+                    "error",
+                    f"ansible_port {port!r} is not a TCP port (1-65535)",
+                    self.loc("ansible_port", name),
+                    "ansible_port",
+                    name,
+                )
                 port = 5986
             scheme = self._var(host, "ansible_winrm_scheme", "http" if port == 5985 else "https")
             if scheme not in ("http", "https"):
-                self.add("CONNECTION", "error", f"ansible_winrm_scheme {scheme!r} is neither http nor https",
-                         self.loc("ansible_winrm_scheme", name), "ansible_winrm_scheme", name)
+                self.add(
+                    "CONNECTION",
+                    "error",
+                    f"ansible_winrm_scheme {scheme!r} is neither http nor https",
+                    self.loc("ansible_winrm_scheme", name),
+                    "ansible_winrm_scheme",
+                    name,
+                )
             transport = str(self._var(host, "ansible_winrm_transport", "ntlm") or "ntlm").split(",")[0].strip()
             if transport not in TRANSPORTS:
                 near = closest(transport, TRANSPORTS, cutoff=0.6)
-                self.add("CONNECTION", "error", f"ansible_winrm_transport {transport!r} is not one of "
-                         f"{', '.join(TRANSPORTS)}", self.loc("ansible_winrm_transport", name),
-                         "ansible_winrm_transport", name, fix=f"did you mean {near}?" if near else "")
+                self.add(
+                    "CONNECTION",
+                    "error",
+                    f"ansible_winrm_transport {transport!r} is not one of {', '.join(TRANSPORTS)}",
+                    self.loc("ansible_winrm_transport", name),
+                    "ansible_winrm_transport",
+                    name,
+                    fix=f"did you mean {near}?" if near else "",
+                )
             validation = self._var(host, "ansible_winrm_server_cert_validation", "validate")
             if validation not in ("validate", "ignore"):
-                self.add("CONNECTION", "error", f"ansible_winrm_server_cert_validation {validation!r} is neither "
-                         "validate nor ignore", self.loc("ansible_winrm_server_cert_validation", name),
-                         "ansible_winrm_server_cert_validation", name)
+                self.add(
+                    "CONNECTION",
+                    "error",
+                    f"ansible_winrm_server_cert_validation {validation!r} is neither validate nor ignore",
+                    self.loc("ansible_winrm_server_cert_validation", name),
+                    "ansible_winrm_server_cert_validation",
+                    name,
+                )
             elif validation == "ignore" and scheme == "https":
-                self.add("CERT_VALIDATION_OFF", "warning", "ansible_winrm_server_cert_validation is ignore: anyone "
-                         "between the controller and the host can impersonate it and read the credentials",
-                         self.loc("ansible_winrm_server_cert_validation", name),
-                         "ansible_winrm_server_cert_validation", name,
-                         fix="validate against ansible_winrm_ca_trust_path")
+                self.add(
+                    "CERT_VALIDATION_OFF",
+                    "warning",
+                    "ansible_winrm_server_cert_validation is ignore: anyone "
+                    "between the controller and the host can impersonate it and read the credentials",
+                    self.loc("ansible_winrm_server_cert_validation", name),
+                    "ansible_winrm_server_cert_validation",
+                    name,
+                    fix="validate against ansible_winrm_ca_trust_path",
+                )
             address = str(self._var(host, "ansible_host", name) or name)
             loopback = _is_loopback(address)
             if scheme == "http" and transport in ("basic", "plaintext"):
                 allowed = bool(self._var(host, "lync2fa_allow_insecure_transport", False))
-                self.add("INSECURE_TRANSPORT", "note" if loopback else "warning" if allowed else "error",
-                         f"ansible_winrm_transport {transport} over plain http sends the password in clear text"
-                         + (" (loopback only)" if loopback else " (allowed by lync2fa_allow_insecure_transport)"
-                            if allowed else ""),
-                         self.loc("ansible_winrm_transport", name), "ansible_winrm_transport", name,
-                         fix="use ntlm, kerberos or credssp (message encryption), or https")
+                self.add(
+                    "INSECURE_TRANSPORT",
+                    "note" if loopback else "warning" if allowed else "error",
+                    f"ansible_winrm_transport {transport} over plain http sends the password in clear text"
+                    + (
+                        " (loopback only)"
+                        if loopback
+                        else " (allowed by lync2fa_allow_insecure_transport)"
+                        if allowed
+                        else ""
+                    ),
+                    self.loc("ansible_winrm_transport", name),
+                    "ansible_winrm_transport",
+                    name,
+                    fix="use ntlm, kerberos or credssp (message encryption), or https",
+                )
             encryption = self._var(host, "ansible_winrm_message_encryption", "auto")
             if scheme == "http" and encryption == "never" and not loopback:
-                self.add("UNENCRYPTED_TRANSPORT", "error", "ansible_winrm_message_encryption is never over plain "
-                         "http: every command and result crosses the network in clear text",
-                         self.loc("ansible_winrm_message_encryption", name), "ansible_winrm_message_encryption",
-                         name, fix="keep ansible_winrm_message_encryption: auto, or use https")
+                self.add(
+                    "UNENCRYPTED_TRANSPORT",
+                    "error",
+                    "ansible_winrm_message_encryption is never over plain "
+                    "http: every command and result crosses the network in clear text",
+                    self.loc("ansible_winrm_message_encryption", name),
+                    "ansible_winrm_message_encryption",
+                    name,
+                    fix="keep ansible_winrm_message_encryption: auto, or use https",
+                )
             if not (self._var(host, "ansible_user") or self._var(host, "ansible_winrm_user")):
-                self.add("CONNECTION", "error", "ansible_user is not set", self.imap.locate_host(name),
-                         "ansible_user", name, fix="set ansible_user (group_vars/all) for the WinRM logon")
+                self.add(
+                    "CONNECTION",
+                    "error",
+                    "ansible_user is not set",
+                    self.imap.locate_host(name),
+                    "ansible_user",
+                    name,
+                    fix="set ansible_user (group_vars/all) for the WinRM logon",
+                )
             if len(self._issues) == before:
                 try:
                     ConnectionSettings.from_host(host)
@@ -363,27 +501,44 @@ class _Validator:
                 defined = [n for n in names if self.at(task.var_prefix + n, host.name)]
                 param = defined[0] if len(defined) == 1 else ""
             var = task.var_prefix + param if param else ""
-            message = f"{var}: {part}" if var and not part.startswith(param) else (
-                task.var_prefix + part if var else part)
-            self.add("PARAM", "error", message, self.loc(var, host.name) if var else None, var, host.name,
-                     task.name)
+            message = (
+                f"{var}: {part}" if var and not part.startswith(param) else (task.var_prefix + part if var else part)
+            )
+            self.add("PARAM", "error", message, self.loc(var, host.name) if var else None, var, host.name, task.name)
 
     def check_names_and_urls(self) -> None:
         for name, host in self.hosts.items():
             fqdn = self._var(host, "lync2fa_fqdn")
             if fqdn is not None and not (isinstance(fqdn, str) and FQDN.fullmatch(fqdn)):
-                self.add("BAD_FQDN", "error", f"lync2fa_fqdn {fqdn!r} is not a fully qualified DNS name",
-                         self.loc("lync2fa_fqdn", name), "lync2fa_fqdn", name)
+                self.add(
+                    "BAD_FQDN",
+                    "error",
+                    f"lync2fa_fqdn {fqdn!r} is not a fully qualified DNS name",
+                    self.loc("lync2fa_fqdn", name),
+                    "lync2fa_fqdn",
+                    name,
+                )
             address = self._var(host, "ansible_host")
             if address is not None and not _is_address(str(address)):
-                self.add("BAD_FQDN", "error", f"ansible_host {address!r} is neither a DNS name nor an IP address",
-                         self.loc("ansible_host", name), "ansible_host", name)
+                self.add(
+                    "BAD_FQDN",
+                    "error",
+                    f"ansible_host {address!r} is neither a DNS name nor an IP address",
+                    self.loc("ansible_host", name),
+                    "ansible_host",
+                    name,
+                )
         for host in self.inventory.hosts_in("adfs"):
             service = self._var(host, "adfs_federation_service_name")
             if service is not None and not (isinstance(service, str) and FQDN.fullmatch(service)):
-                self.add("BAD_FQDN", "error", f"adfs_federation_service_name {service!r} is not a fully qualified "
-                         "DNS name", self.loc("adfs_federation_service_name", host.name),
-                         "adfs_federation_service_name", host.name)
+                self.add(
+                    "BAD_FQDN",
+                    "error",
+                    f"adfs_federation_service_name {service!r} is not a fully qualified DNS name",
+                    self.loc("adfs_federation_service_name", host.name),
+                    "adfs_federation_service_name",
+                    host.name,
+                )
         for (task, host), p in self.params.items():
             for key, value in p.items():
                 if isinstance(value, str) and key.endswith(("_uri", "_url")):
@@ -397,8 +552,15 @@ class _Validator:
         except ValueError:
             url = urlparse("")
         if url.scheme not in ("http", "https") or not url.hostname or not FQDN.fullmatch(url.hostname):
-            self.add("BAD_URL", "error", f"{var} {value!r} is not an absolute URL with a DNS name",
-                     self.loc(var, host), var, host, task)
+            self.add(
+                "BAD_URL",
+                "error",
+                f"{var} {value!r} is not an absolute URL with a DNS name",
+                self.loc(var, host),
+                var,
+                host,
+                task,
+            )
             return
         if param == "metadata_uri":
             names = set()
@@ -406,9 +568,16 @@ class _Validator:
                 names.add(str(self._var(adfs, "adfs_federation_service_name", adfs.fqdn) or "").lower())
                 names.add(str(adfs.fqdn).lower())
             if names and url.hostname.lower() not in names:
-                self.add("METADATA_HOST", "error", f"{var} names {url.hostname}, which is no AD FS Federation "
-                         f"Service Name of the inventory ({', '.join(sorted(n for n in names if n))})",
-                         self.loc(var, host), var, host, task)
+                self.add(
+                    "METADATA_HOST",
+                    "error",
+                    f"{var} names {url.hostname}, which is no AD FS Federation "
+                    f"Service Name of the inventory ({', '.join(sorted(n for n in names if n))})",
+                    self.loc(var, host),
+                    var,
+                    host,
+                    task,
+                )
 
     def check_cross_references(self) -> None:
         self._pools_and_trusts()
@@ -419,9 +588,15 @@ class _Validator:
         pools = self.inventory.hosts_in("lync_pools")
         adfs = self.inventory.hosts_in("adfs")
         if pools and not adfs:
-            self.add("ADFS_MISSING", "error", "the inventory has Lync pools but no AD FS host: passive "
-                     "authentication would have no relying-party trust", self.imap.groups.get("lync_pools"),
-                     "lync_pools", fix="add the AD FS server to group adfs")
+            self.add(
+                "ADFS_MISSING",
+                "error",
+                "the inventory has Lync pools but no AD FS host: passive "
+                "authentication would have no relying-party trust",
+                self.imap.groups.get("lync_pools"),
+                "lync_pools",
+                fix="add the AD FS server to group adfs",
+            )
             return
         trusted: dict[str, str] = {}
         for server in adfs:
@@ -433,17 +608,30 @@ class _Validator:
             pool_names = {str(p.fqdn).lower() for p in pools}
             for pool in listed:
                 if str(pool).lower() not in pool_names:
-                    self.add("TRUST_WITHOUT_POOL", "warning", f"adfs_pools lists {pool}, which is no host of "
-                             "lync_pools", self.loc("adfs_pools", server.name), "adfs_pools", server.name,
-                             "adfs.relying_party")
+                    self.add(
+                        "TRUST_WITHOUT_POOL",
+                        "warning",
+                        f"adfs_pools lists {pool}, which is no host of lync_pools",
+                        self.loc("adfs_pools", server.name),
+                        "adfs_pools",
+                        server.name,
+                        "adfs.relying_party",
+                    )
         if "adfs.relying_party" not in self.tasks:
             return
         for pool in pools:
             if str(pool.fqdn).lower() not in trusted:
                 server = adfs[0].name
-                self.add("POOL_WITHOUT_TRUST", "error", f"pool {pool.name} ({pool.fqdn}) has no AD FS relying-party "
-                         "trust: adfs_pools does not list it", self.loc("adfs_pools", server), "adfs_pools", server,
-                         "adfs.relying_party", fix=f"add {pool.fqdn} to adfs_pools, or leave adfs_pools unset")
+                self.add(
+                    "POOL_WITHOUT_TRUST",
+                    "error",
+                    f"pool {pool.name} ({pool.fqdn}) has no AD FS relying-party trust: adfs_pools does not list it",
+                    self.loc("adfs_pools", server),
+                    "adfs_pools",
+                    server,
+                    "adfs.relying_party",
+                    fix=f"add {pool.fqdn} to adfs_pools, or leave adfs_pools unset",
+                )
 
     def _issued_templates(self) -> set[str] | None:
         issued: set[str] = set()
@@ -468,9 +656,15 @@ class _Validator:
             if task not in ("client.enrollment", "client.verify") or not p.get("template"):
                 continue
             if str(p["template"]).lower() not in issued:
-                self.add("CLIENT_TEMPLATE", "error", f"client_template {p['template']!r} is not a template the CA "
-                         f"issues ({', '.join(sorted(issued))})", self.loc("client_template", host),
-                         "client_template", host, task)
+                self.add(
+                    "CLIENT_TEMPLATE",
+                    "error",
+                    f"client_template {p['template']!r} is not a template the CA issues ({', '.join(sorted(issued))})",
+                    self.loc("client_template", host),
+                    "client_template",
+                    host,
+                    task,
+                )
 
     def _ca_config(self) -> None:
         cas = {}
@@ -482,13 +676,26 @@ class _Validator:
                 continue
             server, _, name = str(config).partition("\\")
             if server.lower() not in cas:
-                self.add("CA_CONFIG", "error", f"client_ca_config {config!r} names {server!r}, which is no host of "
-                         f"group ca ({', '.join(sorted(cas)) or 'none'})", self.loc("client_ca_config", host),
-                         "client_ca_config", host, task)
+                self.add(
+                    "CA_CONFIG",
+                    "error",
+                    f"client_ca_config {config!r} names {server!r}, which is no host of "
+                    f"group ca ({', '.join(sorted(cas)) or 'none'})",
+                    self.loc("client_ca_config", host),
+                    "client_ca_config",
+                    host,
+                    task,
+                )
             elif cas[server.lower()] and name.lower() != cas[server.lower()].lower():
-                self.add("CA_CONFIG", "error", f"client_ca_config names the CA {name!r}, but {server}'s "
-                         f"ca_common_name is {cas[server.lower()]!r}", self.loc("client_ca_config", host),
-                         "client_ca_config", host, task)
+                self.add(
+                    "CA_CONFIG",
+                    "error",
+                    f"client_ca_config names the CA {name!r}, but {server}'s ca_common_name is {cas[server.lower()]!r}",
+                    self.loc("client_ca_config", host),
+                    "client_ca_config",
+                    host,
+                    task,
+                )
 
     def check_plugin_findings(self) -> None:
         steps, self._hops = [], {}
@@ -518,6 +725,7 @@ class _Validator:
         """A step that reaches AD, the CMS or a CA from a session without network credentials."""
         try:
             from .reach import RESOURCE_NAMES, unreachable
+
             missing = unreachable(step)
         except (ImportError, AttributeError, InventoryError):
             return
@@ -532,14 +740,19 @@ class _Validator:
         for (where, transport), entry in self._hops.items():
             what = "; ".join(f"{task} reaches {', '.join(sorted(res))}" for task, res in entry["tasks"].items())
             for host in dict.fromkeys(entry["hosts"]):
-                self.add("DOUBLE_HOP", "error", f"a {transport} session has no network credentials (the double "
-                         f"hop), so plan refuses: {what}", where, "ansible_winrm_transport", host,
-                         fix="ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: "
-                             "true, or lync2fa_local_resources when the resource is on the host itself")
+                self.add(
+                    "DOUBLE_HOP",
+                    "error",
+                    f"a {transport} session has no network credentials (the double hop), so plan refuses: {what}",
+                    where,
+                    "ansible_winrm_transport",
+                    host,
+                    fix="ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: "
+                    "true, or lync2fa_local_resources when the resource is on the host itself",
+                )
 
     def _place_finding(self, f: Finding) -> None:
-        candidates = [w for w in WORD.findall(f"{f.message} {f.fix}")
-                      if w in self.known or w.startswith("ansible_")]
+        candidates = [w for w in WORD.findall(f"{f.message} {f.fix}") if w in self.known or w.startswith("ansible_")]
         loc, key = None, ""
         if f.host:
             for var in candidates:
@@ -561,15 +774,27 @@ class _Validator:
         try:
             pscheck = importlib.import_module(f"{__package__}.pscheck")
         except ImportError:
-            self.add("PSCHECK", "note", "PowerShell scripts not checked: this lync2fa has no lync2fa.pscheck",
-                     None, "", kind="script")
+            self.add(
+                "PSCHECK",
+                "note",
+                "PowerShell scripts not checked: this lync2fa has no lync2fa.pscheck",
+                None,
+                "",
+                kind="script",
+            )
             return
         paths = script_paths(self.tasks)
         try:
             findings = pscheck.check_files(paths)
         except Exception as exc:  # the checker's bug: say so, keep the inventory findings
-            self.add("PSCHECK", "warning", f"PowerShell static checks failed: {type(exc).__name__}: {exc}",
-                     None, "", kind="script")
+            self.add(
+                "PSCHECK",
+                "warning",
+                f"PowerShell static checks failed: {type(exc).__name__}: {exc}",
+                None,
+                "",
+                kind="script",
+            )
             return
         # Findings in lync2fa's own scripts are warnings: nothing in the inventory can fix them
         # (--fail-on warning makes them fail a pipeline). Templates render a shared frame, so one
@@ -578,14 +803,25 @@ class _Validator:
         for f in findings or ():
             get = f.get if isinstance(f, dict) else (lambda k, d=None, _f=f: getattr(_f, k, d))
             path = str(get("path", "") or get("file", "") or "")
-            line, col, rule, message = (int(get("line", 0) or 0), int(get("col", 0) or 0),
-                                        str(get("rule", "PSCHECK")), str(get("message", "")))
+            line, col, rule, message = (
+                int(get("line", 0) or 0),
+                int(get("col", 0) or 0),
+                str(get("rule", "PSCHECK")),
+                str(get("message", "")),
+            )
             same = first.get((rule, line, col, message))
             if same is not None:
                 same.properties.setdefault("also_in", []).append(path)
                 continue
-            self.add(rule, "warning", message, Definition(path, line, col), Path(path).name, kind="script",
-                     fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})")
+            self.add(
+                rule,
+                "warning",
+                message,
+                Definition(path, line, col),
+                Path(path).name,
+                kind="script",
+                fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})",
+            )
             first[(rule, line, col, message)] = self._issues[(rule, path, line, Path(path).name)]
 
 
@@ -621,7 +857,7 @@ def _stub_copy(sources: list[str], into: Path) -> list[str]:
                 if (path.parent / sub).is_dir():
                     shutil.copytree(path.parent / sub, root / sub, dirs_exist_ok=True)
             copies.append(str(root / path.name))
-        for copied in (root.rglob("*")):
+        for copied in root.rglob("*"):
             if copied.is_file():
                 with open(copied, "rb") as fh:
                     head = fh.read(64)

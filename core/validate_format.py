@@ -1,4 +1,5 @@
 """The outputs of ``lync2fa validate``: human (grouped by severity), JSON, JUnit XML and SARIF."""
+
 from __future__ import annotations
 
 import json
@@ -40,15 +41,20 @@ def print_human(result: Validation, console: Console, fail_on: str = "error") ->
         console.print(f"{TITLES[severity]} ({len(issues)})", highlight=False)
         for i in issues:
             key = f"  {escape(i.key)}" if i.key else ""
-            console.print(f"  {escape(_where(i))}{key}  [bold]\\[{escape(i.rule)}][/] {escape(i.message)}"
-                          f"{escape(_hosts(i))}", highlight=False)
+            console.print(
+                f"  {escape(_where(i))}{key}  [bold]\\[{escape(i.rule)}][/] {escape(i.message)}{escape(_hosts(i))}",
+                highlight=False,
+            )
             if i.fix:
                 console.print(f"      fix: {escape(i.fix)}", highlight=False)
     c = result.counts()
     verdict = "[red]FAILED[/]" if result.failing(fail_on) else "[green]ok[/]"
-    console.print(f"validate: {verdict}: {c['error']} error(s), {c['warning']} warning(s), {c['note']} note(s) in "
-                  f"{len(result.files)} file(s), {result.hosts} host(s), {result.tasks} task(s) "
-                  f"(fails on {fail_on} and above)", highlight=False)
+    console.print(
+        f"validate: {verdict}: {c['error']} error(s), {c['warning']} warning(s), {c['note']} note(s) in "
+        f"{len(result.files)} file(s), {result.hosts} host(s), {result.tasks} task(s) "
+        f"(fails on {fail_on} and above)",
+        highlight=False,
+    )
 
 
 def metadata(result: Validation) -> dict:
@@ -58,19 +64,39 @@ def metadata(result: Validation) -> dict:
 
 
 def to_json(result: Validation, fail_on: str = "error") -> str:
-    doc = {"metadata": metadata(result), "fail_on": fail_on, "ok": not result.failing(fail_on),
-           "counts": result.counts(), "files": [relative(f) for f in result.files], "hosts": result.hosts,
-           "findings": [{**i.as_dict(), "file": relative(i.file) if i.file else ""} for i in result.issues]}
+    doc = {
+        "metadata": metadata(result),
+        "fail_on": fail_on,
+        "ok": not result.failing(fail_on),
+        "counts": result.counts(),
+        "files": [relative(f) for f in result.files],
+        "hosts": result.hosts,
+        "findings": [{**i.as_dict(), "file": relative(i.file) if i.file else ""} for i in result.issues],
+    }
     return json.dumps(doc, indent=2, sort_keys=True)
 
 
 def to_junit(result: Validation, fail_on: str = "error") -> str:
     failing = result.failing(fail_on)
-    suites = ET.Element("testsuites", name="lync2fa validate", tests="0", failures=str(len(failing)),
-                        errors="0", time=f"{max(0.0, result.finished - result.started):.3f}")
-    suite = ET.SubElement(suites, "testsuite", name="lync2fa validate", errors="0", skipped="0",
-                          failures=str(len(failing)), timestamp=iso(result.started) or "",
-                          hostname=socket.gethostname(), time=suites.get("time"))
+    suites = ET.Element(
+        "testsuites",
+        name="lync2fa validate",
+        tests="0",
+        failures=str(len(failing)),
+        errors="0",
+        time=f"{max(0.0, result.finished - result.started):.3f}",
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="lync2fa validate",
+        errors="0",
+        skipped="0",
+        failures=str(len(failing)),
+        timestamp=iso(result.started) or "",
+        hostname=socket.gethostname(),
+        time=suites.get("time"),
+    )
     props = ET.SubElement(suite, "properties")
     for name, value in (("version", version()), ("inventory", ",".join(result.sources)), ("fail_on", fail_on)):
         ET.SubElement(props, "property", name=name, value=value)
@@ -82,8 +108,9 @@ def to_junit(result: Validation, fail_on: str = "error") -> str:
             cases += 1
     for i in result.issues:
         name = f"[{i.rule}] {i.key or i.host or 'inventory'}" + (f" (line {i.line})" if i.line else "")
-        case = ET.SubElement(suite, "testcase", classname=relative(i.file) if i.file else "lync2fa", name=name,
-                             time="0")
+        case = ET.SubElement(
+            suite, "testcase", classname=relative(i.file) if i.file else "lync2fa", name=name, time="0"
+        )
         text = f"{_where(i)}: {i.message}{_hosts(i)}" + (f"\nfix: {i.fix}" if i.fix else "")
         if at_or_above(i.severity, fail_on):
             ET.SubElement(case, "failure", type=i.severity, message=i.message[:500]).text = text
@@ -96,14 +123,18 @@ def to_junit(result: Validation, fail_on: str = "error") -> str:
 
 
 def to_sarif(result: Validation) -> str:
-    invocation = {"executionSuccessful": True, "startTimeUtc": _utc(result.started),
-                  "endTimeUtc": _utc(result.finished),
-                  "commandLine": "lync2fa validate " + " ".join(f"-i {s}" for s in result.sources)}
+    invocation = {
+        "executionSuccessful": True,
+        "startTimeUtc": _utc(result.started),
+        "endTimeUtc": _utc(result.finished),
+        "commandLine": "lync2fa validate " + " ".join(f"-i {s}" for s in result.sources),
+    }
     return dumps(sarif_log(result.issues, version(), invocation, automation_id="lync2fa/validate/"))
 
 
 def _utc(ts: float) -> str:
     from datetime import datetime
+
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -1,4 +1,5 @@
 """Running the collection lync2fa.twofactor from this checkout with the real ansible-* commands."""
+
 from __future__ import annotations
 
 import json
@@ -25,31 +26,41 @@ def ansible_env(workdir: Path, **extra) -> dict:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(ROOT, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "ANSIBLE_HOME": str(workdir / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"),
-        "ANSIBLE_NOCOLOR": "1", "NO_COLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": str(collections),
+            "ANSIBLE_HOME": str(workdir / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "NO_COLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_CALLBACK_FORMAT_PRETTY": "0",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def run(command: str, *args, workdir: Path, cwd: Path | None = None, timeout: float = 300,
-        **env) -> subprocess.CompletedProcess:
+def run(
+    command: str, *args, workdir: Path, cwd: Path | None = None, timeout: float = 300, **env
+) -> subprocess.CompletedProcess:
     """``command`` (ansible-playbook, ansible-doc ...) from this venv with the isolated environment
     kept in ``workdir`` (a temporary directory), run in ``cwd`` (default: ``workdir``)."""
-    return subprocess.run([str(BIN / command), *map(str, args)], cwd=cwd or workdir,
-                          env=ansible_env(workdir, **env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / command), *map(str, args)],
+        cwd=cwd or workdir,
+        env=ansible_env(workdir, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
     """The PLAY RECAP counters per host."""
     keys = ("ok", "changed", "unreachable", "failed", "skipped")
-    return {m.group(1): dict(zip(keys, map(int, m.groups()[1:]))) for m in RECAP.finditer(output)}
+    return {m.group(1): dict(zip(keys, map(int, m.groups()[1:]), strict=True)) for m in RECAP.finditer(output)}
 
 
 def engine_results(output: str) -> list[tuple[str, str, dict]]:

@@ -1,4 +1,5 @@
 """Shared fixtures: real labs (``lync2fa lab up`` in a temporary directory) and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ from lync2fa import api, cli
 from lync2fa.lab import control
 from lync2fa.lab.faults import FaultBook
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
-              "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PROXY_VARS = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -85,6 +94,7 @@ class Lab:
         """Process starts, module imports and WS-Management requests the lab counted for a host
         (the lab writes them every 0.2 s)."""
         import time
+
         time.sleep(settle_s)
         path = self.dir / "counters.json"
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -139,9 +149,11 @@ class CliResult:
 @pytest.fixture
 def run_cli(capsys):
     """Run ``lync2fa ARGS`` in-process; returns exit code, stdout and stderr."""
+
     def runner(*args: str) -> CliResult:
         capsys.readouterr()
         code = cli.main([str(a) for a in args])
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
+
     return runner

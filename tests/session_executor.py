@@ -1,5 +1,6 @@
 """A WinRM executor for transport tests: it answers lync2fa's session loop like a host would
 (one JSON answer per request line), without the Windows model, and records what arrived."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,8 @@ class EchoExecutor:
     ``open_session`` for lync2fa's session loop."""
 
     def __init__(self) -> None:
-        self.calls: list = []       # (host, command, logon) of every command
-        self.requests: list = []    # (host, request, secrets, logon, line length) of every request
+        self.calls: list = []  # (host, command, logon) of every command
+        self.requests: list = []  # (host, request, secrets, logon, line length) of every request
         self.sessions = 0
 
     def __call__(self, host, command, arguments, stdin, logon=None) -> CommandOutcome:

@@ -1,5 +1,6 @@
 """The AD FS tier end to end through the CLI, pywinrm and the lab's Windows model (AD FS 3.0+ by
 default; 2.0 with WMF 5.1 and 2.1 installed on the lab host for the IIS sign-in path)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,13 @@ def install(lab, version: str, wmf: bool = True) -> None:
     store = control.open_store(lab.dir)
     try:
         with store.transaction():
-            adfs.install(store, Estate.load(lab.dir).host("adfs01"), version, "sts.corp.lync2fa.test",
-                         adfs.WMF_51 if wmf else None)
+            adfs.install(
+                store,
+                Estate.load(lab.dir).host("adfs01"),
+                version,
+                "sts.corp.lync2fa.test",
+                adfs.WMF_51 if wmf else None,
+            )
     finally:
         store.close()
 
@@ -86,8 +92,11 @@ def test_trusts_rules_replay_and_certificate_only_on_adfs3(lab, run_cli):
     untouched = state(lab)
     planned = run(run_cli, "plan", lab, "--json")
     assert planned.code == 0, planned.err
-    assert set(changed(planned.json())) == {("adfs.relying_party", "adfs01"), ("adfs.token_replay", "adfs01"),
-                                           ("adfs.client_auth", "adfs01")}
+    assert set(changed(planned.json())) == {
+        ("adfs.relying_party", "adfs01"),
+        ("adfs.token_replay", "adfs01"),
+        ("adfs.client_auth", "adfs01"),
+    }
     assert state(lab) == untouched, "plan must not change the estate"
 
     applied = run(run_cli, "apply", lab, "--json")
@@ -97,13 +106,19 @@ def test_trusts_rules_replay_and_certificate_only_on_adfs3(lab, run_cli):
     assert pool["MetadataUrl"] == POOL_URL and pool["Identifier"] == ["https://pool01.corp.lync2fa.test/passiveauth"]
     assert pool["IssuanceAuthorizationRules"] == claims.AUTHORIZATION_RULES
     assert pool["IssuanceTransformRules"] == claims.TRANSFORM_RULES
-    assert pool["TokenLifetime"] == 0                          # left alone unless adfs_token_lifetime is set
+    assert pool["TokenLifetime"] == 0  # left alone unless adfs_token_lifetime is set
     assert lab.get(adfs.PROPERTIES, "adfs01")["PreventTokenReplays"] is True
     sign_in = changed(applied.json())["adfs.client_auth", "adfs01"]
-    assert sign_in["before"] == {"adfs_version": "3.0+", "primary_intranet": ["WindowsAuthentication"],
-                                 "primary_extranet": ["FormsAuthentication"]}
-    assert sign_in["after"] == {"adfs_version": "3.0+", "primary_intranet": ["CertificateAuthentication"],
-                                "primary_extranet": ["CertificateAuthentication"]}
+    assert sign_in["before"] == {
+        "adfs_version": "3.0+",
+        "primary_intranet": ["WindowsAuthentication"],
+        "primary_extranet": ["FormsAuthentication"],
+    }
+    assert sign_in["after"] == {
+        "adfs_version": "3.0+",
+        "primary_intranet": ["CertificateAuthentication"],
+        "primary_extranet": ["CertificateAuthentication"],
+    }
     assert sign_in["warnings"] == [FARM_WIDE_WARNING]
     policy = lab.get(POLICY, "adfs01")
     assert policy["PrimaryIntranetAuthenticationProvider"] == ["CertificateAuthentication"]
@@ -128,8 +143,11 @@ def test_trusts_rules_replay_and_certificate_only_on_adfs3(lab, run_cli):
     rolled = run(run_cli, "rollback", lab, "--json")
     assert rolled.code == 0
     restored = {(r["task"], r["host"]): r for r in rolled.json()["results"]}["adfs.rollback", "adfs01"]
-    assert restored["after"]["sign_in"] == {"adfs_version": "3.0+", "primary_intranet": ["WindowsAuthentication"],
-                                            "primary_extranet": ["FormsAuthentication"]}
+    assert restored["after"]["sign_in"] == {
+        "adfs_version": "3.0+",
+        "primary_intranet": ["WindowsAuthentication"],
+        "primary_extranet": ["FormsAuthentication"],
+    }
     assert state(lab) == untouched
 
 
@@ -158,8 +176,10 @@ def test_the_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli)
     # The lab's log keeps a cmdlet's parameters in JSON key order: compare them as a set.
     assert [sorted(describe(op).split(" -")) for op in executed] == [sorted(o.split(" -")) for o in apply_ops]
     assert [op.get("cmdlet") or op["op"] for op in executed] == ["registry_set", "Set-AdfsGlobalAuthenticationPolicy"]
-    assert executed[1]["params"] == {"PrimaryIntranetAuthenticationProvider": ["CertificateAuthentication"],
-                                     "PrimaryExtranetAuthenticationProvider": ["CertificateAuthentication"]}
+    assert executed[1]["params"] == {
+        "PrimaryIntranetAuthenticationProvider": ["CertificateAuthentication"],
+        "PrimaryExtranetAuthenticationProvider": ["CertificateAuthentication"],
+    }
     # The plan decided the same (its record carries its own time).
     assert [o.split(" = ")[0] for o in plan_ops] == [o.split(" = ")[0] for o in apply_ops]
     assert run(run_cli, "apply", lab, "--json", tasks="adfs.client_auth").json()["counts"]["changed"] == 0
@@ -192,13 +212,19 @@ def test_adfs20_with_wmf51_tls_client_first_backup_and_rollback(lab, run_cli):
     # the original backup.
     store = control.open_store(lab.dir)
     with store.transaction():
-        filesystem.write(store, "adfs01", adfs.WEB_CONFIG, adfs.sign_in_config(["Forms", "TlsClient", "Integrated", "Basic"]))
+        filesystem.write(
+            store, "adfs01", adfs.WEB_CONFIG, adfs.sign_in_config(["Forms", "TlsClient", "Integrated", "Basic"])
+        )
     store.close()
     drift = changed(run(run_cli, "plan", lab, "--json").json())
     assert list(drift) == [("adfs.client_auth", "adfs01")]
-    assert drift["adfs.client_auth", "adfs01"]["diff"] == [{
-        "path": "local_authentication_types", "before": ["Forms", "TlsClient", "Integrated", "Basic"],
-        "after": ["TlsClient", "Forms", "Integrated", "Basic"]}]
+    assert drift["adfs.client_auth", "adfs01"]["diff"] == [
+        {
+            "path": "local_authentication_types",
+            "before": ["Forms", "TlsClient", "Integrated", "Basic"],
+            "after": ["TlsClient", "Forms", "Integrated", "Basic"],
+        }
+    ]
     assert run(run_cli, "apply", lab).code == 0
     assert sign_in_order(lab)[0] == "TlsClient"
     assert web_config(lab, BACKUP)["text"] == original["text"]
@@ -231,8 +257,11 @@ def test_adfs21_uses_the_module_and_the_iis_sign_in_pages(lab, run_cli):
     applied = run(run_cli, "apply", lab, "--json", tasks="adfs.client_auth")
     assert applied.code == 0, applied.out
     step = changed(applied.json())["adfs.client_auth", "adfs01"]
-    assert step["after"] == {"adfs_version": "2.1", "local_authentication_types": ["TlsClient", "Integrated", "Forms",
-                                                                                    "Basic"], "backup": True}
+    assert step["after"] == {
+        "adfs_version": "2.1",
+        "local_authentication_types": ["TlsClient", "Integrated", "Forms", "Basic"],
+        "backup": True,
+    }
     assert sign_in_order(lab, BACKUP) == DEFAULT_ORDER
 
 
@@ -242,11 +271,17 @@ def test_existing_trust_with_erratum_claims_is_corrected_then_restored(lab, run_
     with store.transaction():
         machine_host = Estate.load(lab.dir).host("adfs01")
         from lync2fa.lab.windows import Machine
+
         machine = Machine(store, Estate.load(lab.dir), machine_host)
-        machine.invoke("Add-AdfsRelyingPartyTrust", {
-            "Name": "Lync Pool 01", "MetadataUrl": POOL_URL,
-            "IssuanceAuthorizationRules": claims.AUTHORIZATION_RULES.replace("http://", "https://"),
-            "IssuanceTransformRules": claims.TRANSFORM_RULES.replace("http://", "https://")})
+        machine.invoke(
+            "Add-AdfsRelyingPartyTrust",
+            {
+                "Name": "Lync Pool 01",
+                "MetadataUrl": POOL_URL,
+                "IssuanceAuthorizationRules": claims.AUTHORIZATION_RULES.replace("http://", "https://"),
+                "IssuanceTransformRules": claims.TRANSFORM_RULES.replace("http://", "https://"),
+            },
+        )
     store.close()
     legacy = dict(lab.snapshot()[TRUSTS])
     inventory = inventory_with(lab, {"adfs01": {"adfs_token_lifetime": 240}})
@@ -259,18 +294,22 @@ def test_existing_trust_with_erratum_claims_is_corrected_then_restored(lab, run_
     assert fixed["IssuanceTransformRules"] == claims.TRANSFORM_RULES
     assert fixed["TokenLifetime"] == 240 and trusts(lab)["dir01-PassiveAuth"]["TokenLifetime"] == 240
     diff = {d["path"]: d for d in changed(result.json())["adfs.relying_party", "adfs01"]["diff"]}
-    assert diff["pool01-PassiveAuth.token_lifetime"] == {"path": "pool01-PassiveAuth.token_lifetime",
-                                                         "before": 0, "after": 240}
+    assert diff["pool01-PassiveAuth.token_lifetime"] == {
+        "path": "pool01-PassiveAuth.token_lifetime",
+        "before": 0,
+        "after": 240,
+    }
 
     rolled = run(run_cli, "rollback", lab, inventory=inventory)
     assert rolled.code == 0
-    assert "warning: [ROLLBACK_ORDER]" in rolled.out        # AD FS alone while Lync may still need it
+    assert "warning: [ROLLBACK_ORDER]" in rolled.out  # AD FS alone while Lync may still need it
     assert lab.snapshot()[TRUSTS] == legacy
 
 
 def test_a_second_trust_for_the_same_metadata_is_refused_by_ad_fs(lab, run_cli):
     """MSIS7612: identifiers are unique in the farm; lync2fa never asks for a duplicate."""
     from lync2fa.lab.windows import Machine, errors
+
     store = control.open_store(lab.dir)
     estate = Estate.load(lab.dir)
     machine = Machine(store, estate, estate.host("adfs01"))
@@ -286,9 +325,13 @@ def test_a_second_trust_for_the_same_metadata_is_refused_by_ad_fs(lab, run_cli):
 
 def test_unreachable_pool_metadata_fails_and_lync_is_not_cut_off(lab, run_cli):
     inventory = inventory_with(lab, {"adfs01": {"adfs_pools": ["ghost.corp.lync2fa.test"]}})
+
     def web_services() -> dict:
-        return {k: v for k, v in (lab.snapshot().get("cs_config") or {}).items()
-                if k.startswith("CsWebServiceConfiguration")}
+        return {
+            k: v
+            for k, v in (lab.snapshot().get("cs_config") or {}).items()
+            if k.startswith("CsWebServiceConfiguration")
+        }
 
     lync_before = web_services()
     result = run(run_cli, "apply", lab, inventory=inventory, tasks="adfs,lync")
@@ -301,9 +344,11 @@ def test_unreachable_pool_metadata_fails_and_lync_is_not_cut_off(lab, run_cli):
 
 
 def test_adfs3_intranet_only_leaves_the_extranet_list(lab, run_cli):
-    policy = {**lab.get(POLICY, "adfs01"),
-              "PrimaryIntranetAuthenticationProvider": ["WindowsAuthentication", "certificateauthentication"],
-              "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication", "CertificateAuthentication"]}
+    policy = {
+        **lab.get(POLICY, "adfs01"),
+        "PrimaryIntranetAuthenticationProvider": ["WindowsAuthentication", "certificateauthentication"],
+        "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication", "CertificateAuthentication"],
+    }
     lab.put(POLICY, "adfs01", policy)
     intranet_only = inventory_with(lab, {"adfs01": {"adfs_extranet": False}})
     applied = run(run_cli, "apply", lab, "--json", inventory=intranet_only, tasks="adfs.client_auth")
@@ -322,7 +367,10 @@ def test_adfs_tasks_stay_on_their_host_so_ntlm_is_enough(make_lab, run_cli):
     lab = make_lab(clients=1, transport="ntlm")
     applied = run(run_cli, "apply", lab, "--json")
     assert applied.code == 0, applied.out
-    assert applied.json()["counts"]["changed"] == 3 and sorted(trusts(lab)) == ["dir01-PassiveAuth", "pool01-PassiveAuth"]
+    assert applied.json()["counts"]["changed"] == 3 and sorted(trusts(lab)) == [
+        "dir01-PassiveAuth",
+        "pool01-PassiveAuth",
+    ]
 
 
 def test_the_lab_ad_fs_is_windows_not_the_tasks(lab):
@@ -346,13 +394,17 @@ def test_the_lab_ad_fs_is_windows_not_the_tasks(lab):
         names = [p["Name"] for p in machine().invoke("Get-AdfsAuthenticationProvider", {})]
         assert "CertificateAuthentication" in names
         assert "cannot be used for PrimaryExtranetAuthenticationProvider" in refused(
-            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryExtranetAuthenticationProvider": ["WindowsAuthentication"]})
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryExtranetAuthenticationProvider": ["WindowsAuthentication"]}
+        )
         assert "'SmartCardMagic' is not registered" in refused(
-            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryIntranetAuthenticationProvider": ["SmartCardMagic"]})
-        assert "cannot be empty" in refused("Set-AdfsGlobalAuthenticationPolicy",
-                                            {"PrimaryIntranetAuthenticationProvider": []})
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryIntranetAuthenticationProvider": ["SmartCardMagic"]}
+        )
+        assert "cannot be empty" in refused(
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryIntranetAuthenticationProvider": []}
+        )
         assert "A parameter cannot be found that matches parameter name 'PrimaryProvider'." in refused(
-            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryProvider": ["CertificateAuthentication"]})
+            "Set-AdfsGlobalAuthenticationPolicy", {"PrimaryProvider": ["CertificateAuthentication"]}
+        )
         machine().invoke("Add-AdfsRelyingPartyTrust", {"Name": "pool01-PassiveAuth", "MetadataUrl": POOL_URL})
         machine().invoke("Disable-AdfsRelyingPartyTrust", {"TargetName": "pool01-passiveauth"})
         assert machine().invoke("Get-AdfsRelyingPartyTrust", {"Name": ["pool01-PassiveAuth"]})[0]["Enabled"] is False

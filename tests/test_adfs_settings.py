@@ -1,5 +1,6 @@
 """The AD FS tier's settings live once, in Python: the claim rules as the reference gives them with
 its errata corrected, the sign-in web.config edit, and no AD FS literal in any PowerShell file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,16 +16,21 @@ PATH = "C:\\inetpub\\adfs\\ls\\web.config"
 
 
 def test_claim_rules_are_the_docs_with_http_claim_types():
-    assert claims.AUTHORIZATION_RULES == ('@RuleTemplate = "AllowAllAuthzRule" => issue(Type = '
-                                          '"http://schemas.microsoft.com/authorization/claims/permit", Value = "true");')
-    assert claims.TRANSFORM_RULES == ('@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == '
-                                      '"http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"]=> '
-                                      'issue(claim = c);')
+    assert claims.AUTHORIZATION_RULES == (
+        '@RuleTemplate = "AllowAllAuthzRule" => issue(Type = '
+        '"http://schemas.microsoft.com/authorization/claims/permit", Value = "true");'
+    )
+    assert claims.TRANSFORM_RULES == (
+        '@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == '
+        '"http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"]=> '
+        "issue(claim = c);"
+    )
     for rules in (claims.AUTHORIZATION_RULES, claims.TRANSFORM_RULES):
         assert "https://schemas" not in rules and "schemas.contoso.com" not in rules and "\n" not in rules
     assert claims.trust_name("lyncpool01.contoso.com") == "lyncpool01-PassiveAuth"
     assert claims.pool_metadata_url("lyncpool01.contoso.com") == (
-        "https://lyncpool01.contoso.com/passiveauth/federationmetadata/2007-06/federationmetadata.xml")
+        "https://lyncpool01.contoso.com/passiveauth/federationmetadata/2007-06/federationmetadata.xml"
+    )
 
 
 def test_rule_comparison_ignores_wrapping_not_case():
@@ -35,7 +41,8 @@ def test_rule_comparison_ignores_wrapping_not_case():
 
 def test_tls_client_moves_to_the_top_and_nothing_else_changes():
     text = sign_in_config(["Integrated", "Forms", "TlsClient", "Basic"]).replace(
-        '      <add name="Forms"', '      <!-- <add name="Old" page="x" /> -->\r\n      <add name="Forms"')
+        '      <add name="Forms"', '      <!-- <add name="Old" page="x" /> -->\r\n      <add name="Forms"'
+    )
     names = signin.authentication_types(text, PATH)
     assert names == ["Integrated", "Forms", "TlsClient", "Basic"], "a commented-out entry is not an entry"
     order = signin.first(names, signin.TLS_CLIENT)
@@ -46,10 +53,13 @@ def test_tls_client_moves_to_the_top_and_nothing_else_changes():
     assert signin.first(["Forms", "tlsclient"], "TlsClient") == ["tlsclient", "Forms"], "its spelling is kept"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("<configuration><broken></configuration>", "is not well-formed XML"),
-    ("<configuration />", "No <localAuthenticationTypes> element in"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<configuration><broken></configuration>", "is not well-formed XML"),
+        ("<configuration />", "No <localAuthenticationTypes> element in"),
+    ],
+)
 def test_a_file_lync2fa_cannot_change_is_named(text, message):
     with pytest.raises(signin.SignInConfigError, match=message):
         signin.authentication_types(text, PATH)
@@ -70,16 +80,38 @@ def test_every_adfs_task_decides_in_python_and_stays_on_its_host():
     assert not (ROOT / "plugins" / "adfs" / "scripts").exists()
 
 
-LITERALS = [claims.AUTHORIZATION_RULES, claims.TRANSFORM_RULES, claims.PERMIT_CLAIM, claims.PRIMARYSID_CLAIM,
-            claims.TRUST_SUFFIX, "passiveauth/federationmetadata", decide.CERTIFICATE, decide.BACKUP_SUFFIX,
-            "localAuthenticationTypes", "TlsClient", "PreventTokenReplays", "PrimaryIntranetAuthenticationProvider",
-            "Microsoft.Adfs.PowerShell", decide.FARM_WIDE_WARNING[:40], "W3SVC", "inetpub\\adfs"]
+LITERALS = [
+    claims.AUTHORIZATION_RULES,
+    claims.TRANSFORM_RULES,
+    claims.PERMIT_CLAIM,
+    claims.PRIMARYSID_CLAIM,
+    claims.TRUST_SUFFIX,
+    "passiveauth/federationmetadata",
+    decide.CERTIFICATE,
+    decide.BACKUP_SUFFIX,
+    "localAuthenticationTypes",
+    "TlsClient",
+    "PreventTokenReplays",
+    "PrimaryIntranetAuthenticationProvider",
+    "Microsoft.Adfs.PowerShell",
+    decide.FARM_WIDE_WARNING[:40],
+    "W3SVC",
+    "inetpub\\adfs",
+]
 
 
 def test_no_adfs_desired_state_literal_in_any_powershell_file():
-    files = [p for pattern in ("**/*.ps1", "**/*.ps1.j2") for p in ROOT.glob(pattern)
-             if ".venv" not in p.parts and "node_modules" not in p.parts]
+    files = [
+        p
+        for pattern in ("**/*.ps1", "**/*.ps1.j2")
+        for p in ROOT.glob(pattern)
+        if ".venv" not in p.parts and "node_modules" not in p.parts
+    ]
     assert files
-    found = [(str(p.relative_to(ROOT)), literal) for p in files for literal in LITERALS
-             if literal.lower() in p.read_text(encoding="utf-8", errors="replace").lower()]
+    found = [
+        (str(p.relative_to(ROOT)), literal)
+        for p in files
+        for literal in LITERALS
+        if literal.lower() in p.read_text(encoding="utf-8", errors="replace").lower()
+    ]
     assert found == []

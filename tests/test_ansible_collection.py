@@ -2,13 +2,13 @@
 documented options are the tasks' argument specs, the play's view of a host is the CLI's, the
 collection builds, ansible-doc/ansible-lint/--syntax-check accept it, and the example inventory
 (vault-encrypted secrets) plans without touching a network."""
-from __future__ import annotations
 
-import re
+from __future__ import annotations
 
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -19,8 +19,8 @@ import pytest
 import yaml
 from ansible.template import Templar
 from ansible.vars.hostvars import HostVars
-
 from ansible_support import PLAYBOOKS, ROOT, run
+
 from lync2fa import api
 from lync2fa.ansible_bridge import COLLECTION, ENGINE_OPTIONS, PlayInventory, builtin_tasks, module_name
 from lync2fa.connection import ConnectionSettings
@@ -30,8 +30,13 @@ from lync2fa.plan import params_for
 TASKS = builtin_tasks()
 EXAMPLE = ROOT / "inventories" / "example"
 EXAMPLE_VAULT_PASS = EXAMPLE / ".vault-pass-example"
-TIER_ROLES = {"ca": "ca", "templates": "cert_templates", "adfs": "adfs", "lync": "lync_server",
-              "client": "client_enrollment"}
+TIER_ROLES = {
+    "ca": "ca",
+    "templates": "cert_templates",
+    "adfs": "adfs",
+    "lync": "lync_server",
+    "client": "client_enrollment",
+}
 
 
 def _generator():
@@ -76,11 +81,13 @@ def role_calls(role: str, entry: str = "main") -> list[tuple[str, dict, dict]]:
 
 # -- generated files ------------------------------------------------------------------------
 
+
 def test_generated_files_are_what_the_registry_produces():
     gen = _generator()
     files = gen.render_all(TASKS)
-    differing = sorted(rel for rel, text in files.items()
-                       if not (ROOT / rel).exists() or (ROOT / rel).read_text() != text)
+    differing = sorted(
+        rel for rel, text in files.items() if not (ROOT / rel).exists() or (ROOT / rel).read_text() != text
+    )
     assert differing == [], f"run `.venv/bin/python tools/gen_modules.py`: {differing}"
     assert gen.stale_files(ROOT, files) == []
 
@@ -117,7 +124,7 @@ def test_module_options_are_the_task_argument_spec(name):
     source = (ROOT / "plugins" / "modules" / f"{module_name(name)}.py").read_text()
     declared = ast.literal_eval(source.split("ARGUMENT_SPEC = ", 1)[1].split("\n}\n", 1)[0] + "\n}")
     for p in task.params:
-        assert "no_log" not in options[p.name]   # DOCUMENTATION has no no_log key; the argument spec does
+        assert "no_log" not in options[p.name]  # DOCUMENTATION has no no_log key; the argument spec does
         assert bool(declared[p.name].get("no_log")) == p.secret
         assert ("Secret: never logged" in " ".join(options[p.name]["description"])) == p.secret
     for opt, spec in ENGINE_OPTIONS.items():
@@ -158,16 +165,30 @@ def test_generator_covers_a_new_tier_without_changes():
     """A tier that appears later (here a made-up one) gets modules, a role and plays by itself;
     a derived value and a variable whose tasks disagree on its default get no role default."""
     from lync2fa.task import Param, Task
+
     gen = _generator()
     extra = {
-        "hardening.audit": Task(name="hardening.audit", group="ca", facts=_no_facts, decide=_no_decision,
-                                after=("ca.authority",), description="set the CA audit filter",
-                                params=(Param("level", "int", default=127), Param("target", required=True),
-                                        Param("key", secret=True)),
-                                derived={"target": lambda host: host.fqdn}),
-        "hardening.check": Task(name="hardening.check", group="ca", facts=_no_facts, decide=_no_decision, kind="verify",
-                                params=(Param("level", "int", default=255),)),
-        "hardening.undo": Task(name="hardening.undo", group="ca", facts=_no_facts, decide=_no_decision, kind="rollback"),
+        "hardening.audit": Task(
+            name="hardening.audit",
+            group="ca",
+            facts=_no_facts,
+            decide=_no_decision,
+            after=("ca.authority",),
+            description="set the CA audit filter",
+            params=(Param("level", "int", default=127), Param("target", required=True), Param("key", secret=True)),
+            derived={"target": lambda host: host.fqdn},
+        ),
+        "hardening.check": Task(
+            name="hardening.check",
+            group="ca",
+            facts=_no_facts,
+            decide=_no_decision,
+            kind="verify",
+            params=(Param("level", "int", default=255),),
+        ),
+        "hardening.undo": Task(
+            name="hardening.undo", group="ca", facts=_no_facts, decide=_no_decision, kind="rollback"
+        ),
     }
     files = gen.render_all({**TASKS, **extra})
     for name in extra:
@@ -175,8 +196,8 @@ def test_generator_covers_a_new_tier_without_changes():
     role = yaml.safe_load(files["roles/hardening/tasks/main.yml"])
     (call,) = role
     options = call["lync2fa.twofactor.hardening_audit"]
-    assert options["target"] == "{{ hardening_target | default(omit) }}"      # derived per host
-    assert options["level"] == "{{ hardening_level | default(omit) }}"        # 127 here, 255 in the check
+    assert options["target"] == "{{ hardening_target | default(omit) }}"  # derived per host
+    assert options["level"] == "{{ hardening_level | default(omit) }}"  # 127 here, 255 in the check
     assert options["key"] == "{{ hardening_key | default(omit) }}"
     assert yaml.safe_load(files["roles/hardening/defaults/main.yml"]) == {}
     specs = yaml.safe_load(files["roles/hardening/meta/argument_specs.yml"])["argument_specs"]
@@ -190,22 +211,29 @@ def test_generator_covers_a_new_tier_without_changes():
     # the engine's order (lync2fa.plan.order_tasks), the one the CLI runs: after its dependency
     from lync2fa import api
     from lync2fa.plan import order_tasks
+
     applying = {n: t for n, t in {**api.tasks(), **extra}.items() if t.kind == "apply"}
     engine_tiers = list(dict.fromkeys(t.tier for t in order_tasks(applying)))
     assert [gen.role_of(t) for t in engine_tiers] == plays
     assert plays.index("hardening") > plays.index("ca")
     assert "lync2fa.twofactor.hardening_check" in files["roles/verify/tasks/main.yml"]
     rollback = yaml.safe_load(files["playbooks/rollback_2fa.yml"])
-    undone = [p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1] for p in rollback
-              if p.get("tasks") and "ansible.builtin.include_role" in p["tasks"][0]]
-    assert "hardening" in undone      # rolled back in reverse rollout order, before what it needs
+    undone = [
+        p["tasks"][0]["ansible.builtin.include_role"]["name"].rsplit(".", 1)[1]
+        for p in rollback
+        if p.get("tasks") and "ansible.builtin.include_role" in p["tasks"][0]
+    ]
+    assert "hardening" in undone  # rolled back in reverse rollout order, before what it needs
     assert [r for r in undone if r in plays] == [r for r in reversed(plays) if r in undone]
-    backwards = Task(name="ca.needs_hardening", group="ca", facts=_no_facts, decide=_no_decision, after=("hardening.audit",))
+    backwards = Task(
+        name="ca.needs_hardening", group="ca", facts=_no_facts, decide=_no_decision, after=("hardening.audit",)
+    )
     with pytest.raises(SystemExit, match="cannot honour"):
         gen.render_all({**TASKS, **extra, backwards.name: backwards})
 
 
 # -- roles and playbooks --------------------------------------------------------------------
+
 
 def _tier_tasks(tier: str, kind: str) -> set[str]:
     return {n for n, t in TASKS.items() if t.tier == tier and t.kind == kind}
@@ -213,7 +241,7 @@ def _tier_tasks(tier: str, kind: str) -> set[str]:
 
 def _assert_dependency_order(names: list[str]) -> None:
     for i, name in enumerate(names):
-        later = names[i + 1:]
+        later = names[i + 1 :]
         assert not set(TASKS[name].after) & set(later), f"{name} is called before what it runs after"
 
 
@@ -260,8 +288,11 @@ def _assert_call(task, options, item, defaults):
         else:
             assert options[p.name] == "{{ " + var + " | default(omit) }}", options[p.name]
             assert var not in defaults
-            assert (p.default is None or any(q.name in t.derived for t, q in readers)
-                    or len({repr(q.argument_spec()) for _, q in readers}) > 1), f"{var} could have a default"
+            assert (
+                p.default is None
+                or any(q.name in t.derived for t, q in readers)
+                or len({repr(q.argument_spec()) for _, q in readers}) > 1
+            ), f"{var} could have a default"
 
 
 @pytest.mark.parametrize("role", sorted({TIER_ROLES.get(t.tier, t.tier) for t in TASKS.values()} | {"verify"}))
@@ -269,8 +300,12 @@ def test_role_argument_specs_document_every_variable_with_its_default(role):
     specs = load_yaml(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]
     defaults = load_yaml(ROOT / "roles" / role / "defaults" / "main.yml") or {}
     for entry, spec in specs.items():
-        used = {o[len("{{ "):].split()[0] for _, options, _ in role_calls(role, entry)
-                for o in options.values() if isinstance(o, str)}
+        used = {
+            o[len("{{ ") :].split()[0]
+            for _, options, _ in role_calls(role, entry)
+            for o in options.values()
+            if isinstance(o, str)
+        }
         assert used <= set(spec["options"]), used - set(spec["options"])
         for var, option in spec["options"].items():
             assert option.get("default") == defaults.get(var), var
@@ -296,7 +331,7 @@ def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
     for task in TASKS.values():
         if task.kind == "apply":
             assert all(position[TASKS[d].tier] <= position[task.tier] for d in task.after if d in TASKS), task.name
-    for play, tier in zip(deploy, tiers):
+    for play, tier in zip(deploy, tiers, strict=False):
         groups = {t.group for t in TASKS.values() if t.tier == tier and t.kind == "apply"}
         assert _groups(play["hosts"]) == groups and tier in play["tags"]
     _, *verify = load_yaml(PLAYBOOKS / "verify_2fa.yml")
@@ -309,6 +344,7 @@ def test_playbooks_run_the_tiers_in_dependency_order_without_facts():
 
 
 # -- collection metadata and build ----------------------------------------------------------
+
 
 def test_collection_metadata_is_consistent():
     galaxy = load_yaml(ROOT / "galaxy.yml")
@@ -324,13 +360,18 @@ def test_collection_metadata_is_consistent():
     ee = load_yaml(ROOT / "execution-environment.yml")
     assert ee["version"] == 3
     assert ee["dependencies"]["ansible_core"]["package_pip"] == "ansible-core>=2.19,<2.20"
-    assert any(c["name"].endswith(f"lync2fa-twofactor-{version}.tar.gz")
-               for c in ee["dependencies"]["galaxy"]["collections"])
+    assert any(
+        c["name"].endswith(f"lync2fa-twofactor-{version}.tar.gz") for c in ee["dependencies"]["galaxy"]["collections"]
+    )
 
 
 def test_collection_builds_small_with_modules_roles_and_the_engine_wheel(tmp_path):
-    result = subprocess.run([sys.executable, ROOT / "tools" / "build_collection.py", "--output-path", tmp_path / "dist"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, ROOT / "tools" / "build_collection.py", "--output-path", tmp_path / "dist"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (artifact,) = (tmp_path / "dist").glob("lync2fa-twofactor-*.tar.gz")
     assert artifact.stat().st_size < 2_000_000
@@ -340,21 +381,38 @@ def test_collection_builds_small_with_modules_roles_and_the_engine_wheel(tmp_pat
     assert manifest["collection_info"]["namespace"] == "lync2fa"
     for name in TASKS:
         assert {f"plugins/modules/{module_name(name)}.py", f"plugins/action/{module_name(name)}.py"} <= names
-    assert {"meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
-            "plugins/modules/host_request.ps1", "plugins/module_utils/Lync2faPrimitives.psm1",
-            "plugins/plugin_utils/engine.py", "playbooks/deploy_2fa.yml",
-            "roles/ca/tasks/main.yml", "roles/verify/meta/argument_specs.yml",
-            "inventories/example/group_vars/all/vault.yml", "engine/lync2fa-0.1.0-py3-none-any.whl"} <= names
+    assert {
+        "meta/runtime.yml",
+        "meta/execution-environment.yml",
+        "requirements.txt",
+        "bindep.txt",
+        "plugins/modules/host_request.ps1",
+        "plugins/module_utils/Lync2faPrimitives.psm1",
+        "plugins/plugin_utils/engine.py",
+        "playbooks/deploy_2fa.yml",
+        "roles/ca/tasks/main.yml",
+        "roles/verify/meta/argument_specs.yml",
+        "inventories/example/group_vars/all/vault.yml",
+        "engine/lync2fa-0.1.0-py3-none-any.whl",
+    } <= names
     # The engine travels as that wheel, not as source (Galaxy's sanity checks see the collection only).
-    assert not any(n.startswith(("playbooks/collections", "core/", "tools/", "plugins/ca/", "plugins/client/"))
-                   or n == "pyproject.toml" for n in names)
+    assert not any(
+        n.startswith(("playbooks/collections", "core/", "tools/", "plugins/ca/", "plugins/client/"))
+        or n == "pyproject.toml"
+        for n in names
+    )
     assert "tests/sanity/ignore-2.19.txt" in names
-    assert not any(n.split("/")[0] in {".venv", ".venvs", ".git", ".lync2fa", "dist", ".pytest_cache"}
-                   or (n.startswith("tests/") and not n.startswith("tests/sanity"))
-                   or ".egg-info" in n or "__pycache__" in n for n in names)
+    assert not any(
+        n.split("/")[0] in {".venv", ".venvs", ".git", ".lync2fa", "dist", ".pytest_cache"}
+        or (n.startswith("tests/") and not n.startswith("tests/sanity"))
+        or ".egg-info" in n
+        or "__pycache__" in n
+        for n in names
+    )
 
 
 # -- the play's view of the inventory is the CLI's ------------------------------------------
+
 
 def _play_views(inventory):
     """What EngineAction builds from Ansible's task vars, for every host of an inventory."""
@@ -374,8 +432,11 @@ def _lab_inventory(tmp_path):
 
 @pytest.mark.parametrize("which", ["lab", "example"])
 def test_play_view_derives_the_same_parameters_and_connection_as_the_cli(which, tmp_path):
-    inventory = (_lab_inventory(tmp_path) if which == "lab"
-                 else api.load_inventory(EXAMPLE, vault_password_file=EXAMPLE_VAULT_PASS))
+    inventory = (
+        _lab_inventory(tmp_path)
+        if which == "lab"
+        else api.load_inventory(EXAMPLE, vault_password_file=EXAMPLE_VAULT_PASS)
+    )
     compared = 0
     for name, play in _play_views(inventory):
         cli_host, play_host = inventory.host(name), play.host(name)
@@ -391,11 +452,13 @@ def test_play_view_derives_the_same_parameters_and_connection_as_the_cli(which, 
 
 # -- the example inventory ------------------------------------------------------------------
 
+
 def test_example_inventory_plans_every_kind_with_its_vault_and_no_network(monkeypatch):
     from lync2fa import transport
 
     def no_network(*args, **kwargs):
         raise AssertionError("planning must not connect")
+
     monkeypatch.setattr(transport.ConnectionPool, "get", no_network)
     vault_file = EXAMPLE / "group_vars" / "all" / "vault.yml"
     assert vault_file.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
@@ -419,17 +482,32 @@ def test_example_inventory_plans_every_kind_with_its_vault_and_no_network(monkey
 
 # -- ansible-lint and syntax ----------------------------------------------------------------
 
+
 def test_playbooks_pass_syntax_check(tmp_path):
     playbooks = sorted(PLAYBOOKS.glob("*.yml"))
     assert [p.name for p in playbooks] == ["deploy_2fa.yml", "rollback_2fa.yml", "verify_2fa.yml"]
-    result = run("ansible-playbook", "--syntax-check", "-i", EXAMPLE / "hosts.yml", *playbooks,
-                 workdir=tmp_path, timeout=120)
+    result = run(
+        "ansible-playbook", "--syntax-check", "-i", EXAMPLE / "hosts.yml", *playbooks, workdir=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_roles_playbooks_and_metadata_pass_ansible_lint_production(tmp_path):
-    result = run("ansible-lint", "--offline", "--nocolor", "--profile", "production", "roles", "playbooks",
-                 "galaxy.yml", "meta", "execution-environment.yml", "changelogs",
-                 workdir=tmp_path, cwd=ROOT, timeout=240)
+    result = run(
+        "ansible-lint",
+        "--offline",
+        "--nocolor",
+        "--profile",
+        "production",
+        "roles",
+        "playbooks",
+        "galaxy.yml",
+        "meta",
+        "execution-environment.yml",
+        "changelogs",
+        workdir=tmp_path,
+        cwd=ROOT,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr

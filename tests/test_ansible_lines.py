@@ -10,6 +10,7 @@ changed=0.
 The venvs are created offline from the wheels ``make ansible-lines`` built at install time
 (``make test`` depends on it and sets LYNC2FA_WHEELS): nothing is downloaded while testing.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,24 +24,40 @@ import pytest
 from ansible_support import ROOT, recap
 
 WHEELS = Path(os.environ.get("LYNC2FA_WHEELS") or ROOT / ".venvs" / "wheels")
-LINES = {"2.16": ("ansible-core>=2.16,<2.17", "ansible exec wrapper (2.16 payload)"),
-         "2.19": ("ansible-core>=2.19,<2.20", "ansible exec wrapper (2.19 manifest)")}
+LINES = {
+    "2.16": ("ansible-core>=2.16,<2.17", "ansible exec wrapper (2.16 payload)"),
+    "2.19": ("ansible-core>=2.19,<2.20", "ansible exec wrapper (2.19 manifest)"),
+}
 
 pytestmark = pytest.mark.skipif(
     not (WHEELS / "..").joinpath(".lines").exists() and not os.environ.get("LYNC2FA_WHEELS"),
-    reason="the wheels of `make ansible-lines` are not built (make test builds them)")
+    reason="the wheels of `make ansible-lines` are not built (make test builds them)",
+)
 
 
 def sh(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False
+    )
 
 
 def clean_env(home: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANSIBLE_", "PIP_", "VIRTUAL_ENV", "PYTHON")) and k != "PATH"}
-    env.update({"PATH": "/usr/bin:/bin", "HOME": str(home), "ANSIBLE_HOME": str(home / "ansible"),
-                "ANSIBLE_NOCOLOR": "1", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS),
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANSIBLE_", "PIP_", "VIRTUAL_ENV", "PYTHON")) and k != "PATH"
+    }
+    env.update(
+        {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "ANSIBLE_HOME": str(home / "ansible"),
+            "ANSIBLE_NOCOLOR": "1",
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(WHEELS),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -60,12 +77,21 @@ def test_clean_controller_fails_cleanly_then_deploys_after_installing_the_engine
 
     # The collection from its tarball, into an empty collections path.
     collections = tmp_path / "collections"
-    built = sh(sys.executable, ROOT / "tools" / "build_collection.py", "--output-path", tmp_path / "dist",
-               "--galaxy", venv / "bin" / "ansible-galaxy", env=env, cwd=tmp_path)
+    built = sh(
+        sys.executable,
+        ROOT / "tools" / "build_collection.py",
+        "--output-path",
+        tmp_path / "dist",
+        "--galaxy",
+        venv / "bin" / "ansible-galaxy",
+        env=env,
+        cwd=tmp_path,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     (tarball,) = (tmp_path / "dist").glob("lync2fa-twofactor-*.tar.gz")
-    installed = sh(venv / "bin" / "ansible-galaxy", "collection", "install", tarball, "-p", collections,
-                   env=env, cwd=tmp_path)
+    installed = sh(
+        venv / "bin" / "ansible-galaxy", "collection", "install", tarball, "-p", collections, env=env, cwd=tmp_path
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     collection = collections / "ansible_collections" / "lync2fa" / "twofactor"
 
@@ -73,8 +99,15 @@ def test_clean_controller_fails_cleanly_then_deploys_after_installing_the_engine
     env = clean_env(tmp_path, ANSIBLE_COLLECTIONS_PATH=collections, LYNC2FA_STATE_DIR=tmp_path / "state")
 
     def deploy(*args):
-        return sh(venv / "bin" / "ansible-playbook", "-i", lab.inventory, "lync2fa.twofactor.deploy_2fa", *args,
-                  env=env, cwd=tmp_path)
+        return sh(
+            venv / "bin" / "ansible-playbook",
+            "-i",
+            lab.inventory,
+            "lync2fa.twofactor.deploy_2fa",
+            *args,
+            env=env,
+            cwd=tmp_path,
+        )
 
     missing = deploy("--tags", "ca")
     assert missing.returncode != 0
@@ -86,8 +119,12 @@ def test_clean_controller_fails_cleanly_then_deploys_after_installing_the_engine
     # As the message says (offline here: PIP_NO_INDEX and PIP_FIND_LINKS point at the wheels).
     engine = sh(python, "-m", "pip", "install", "--quiet", wheel, env=env, cwd=tmp_path)
     assert engine.returncode == 0, engine.stdout + engine.stderr
-    assert sh(python, "-c", f"import ansible, sys; sys.exit(not ansible.__version__.startswith({line!r}))",
-              env=env).returncode == 0, "installing the engine must keep the ansible-core line"
+    assert (
+        sh(
+            python, "-c", f"import ansible, sys; sys.exit(not ansible.__version__.startswith({line!r}))", env=env
+        ).returncode
+        == 0
+    ), "installing the engine must keep the ansible-core line"
 
     first = deploy()
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]

@@ -1,5 +1,6 @@
 """The Ansible face runs over the play's own connection (issue 9): what the lab sees, become
 runas, unreachable hosts, group names as data, and what the lab refuses."""
+
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import json
 import pytest
 import yaml
 from ansible_support import PLAYBOOKS, changed_steps, recap, results_by_task, run
+
 from lync2fa import ansible_payload, hostscript
 from lync2fa.lab.dispatch import REQUEST_LOG
 
@@ -18,8 +20,16 @@ def requests(lab) -> list[dict]:
 
 
 def playbook(lab, tmp_path, path, *args, inventory=None):
-    return run("ansible-playbook", "-v", "-i", inventory or lab.inventory, path, *args, workdir=tmp_path,
-               LYNC2FA_STATE_DIR=lab.state_dir)
+    return run(
+        "ansible-playbook",
+        "-v",
+        "-i",
+        inventory or lab.inventory,
+        path,
+        *args,
+        workdir=tmp_path,
+        LYNC2FA_STATE_DIR=lab.state_dir,
+    )
 
 
 def write(tmp_path, name, text) -> str:
@@ -37,15 +47,14 @@ def test_deploy_reaches_the_lab_through_ansibles_exec_wrapper(make_lab, tmp_path
 
     checked = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml", "--check", "--diff")
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
-    assert changed_steps(checked.stdout) == {(r["task"], r["host"]) for r in planned.json()["results"]
-                                             if r["changed"]}
-    ansible_seen = requests(lab)[len(cli_seen):]
+    assert changed_steps(checked.stdout) == {(r["task"], r["host"]) for r in planned.json()["results"] if r["changed"]}
+    ansible_seen = requests(lab)[len(cli_seen) :]
     assert ansible_seen and {r["via"] for r in ansible_seen} == {"ansible exec wrapper (2.19 manifest)"}
     assert {r["kind"] for r in ansible_seen} == {"facts"} and all(r["check_mode"] for r in ansible_seen)
 
     applied = playbook(lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
-    after_apply = requests(lab)[len(cli_seen) + len(ansible_seen):]
+    after_apply = requests(lab)[len(cli_seen) + len(ansible_seen) :]
     assert {r["via"] for r in after_apply} == {"ansible exec wrapper (2.19 manifest)"}
     assert "apply" in {r["kind"] for r in after_apply}
     assert all(r["logon"]["auth"] == "credssp" and r["logon"]["delegated"] for r in after_apply)
@@ -59,7 +68,10 @@ def test_deploy_reaches_the_lab_through_ansibles_exec_wrapper(make_lab, tmp_path
 
 def test_become_runas_gives_an_ntlm_session_network_credentials(make_lab, tmp_path):
     lab = make_lab(clients=0, transport="ntlm")
-    book = write(tmp_path, "become.yml", """---
+    book = write(
+        tmp_path,
+        "become.yml",
+        """---
 - name: The CA tier over NTLM
   hosts: ca01
   gather_facts: false
@@ -85,7 +97,8 @@ def test_become_runas_gives_an_ntlm_session_network_credentials(make_lab, tmp_pa
       ignore_errors: true
       vars:
         ansible_become_password: not-the-password
-""")
+""",
+    )
     result = playbook(lab, tmp_path, book)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     by_name = {name: (status, r) for name, status, host, r in results_by_task(result.stdout)}
@@ -104,10 +117,14 @@ def test_become_runas_gives_an_ntlm_session_network_credentials(make_lab, tmp_pa
 
 def test_an_unreachable_host_is_unreachable(lab, tmp_path):
     inventory = yaml.safe_load(lab.inventory.read_text())
-    inventory["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"] = 9   # nothing listens there
+    inventory["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"] = 9  # nothing listens there
     broken = write(tmp_path, "hosts.yml", yaml.safe_dump(inventory))
-    book = write(tmp_path, "one.yml", "---\n- name: One CA task\n  hosts: ca01\n  gather_facts: false\n"
-                 "  tasks:\n    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n")
+    book = write(
+        tmp_path,
+        "one.yml",
+        "---\n- name: One CA task\n  hosts: ca01\n  gather_facts: false\n"
+        "  tasks:\n    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n",
+    )
     result = playbook(lab, tmp_path, book, "--check", inventory=broken)
     assert recap(result.stdout)["ca01"]["unreachable"] == 1, result.stdout[-2000:]
     assert recap(result.stdout)["ca01"]["failed"] == 0
@@ -119,7 +136,10 @@ def test_group_names_are_data(lab, tmp_path, run_cli):
     children["pki"] = children.pop("ca")
     inventory["all"]["vars"]["lync2fa_ca_group"] = "pki"
     renamed = write(tmp_path, "hosts.yml", yaml.safe_dump(inventory))
-    book = write(tmp_path, "groups.yml", """---
+    book = write(
+        tmp_path,
+        "groups.yml",
+        """---
 - name: Groups
   hosts: ca01:cl0001
   gather_facts: false
@@ -133,7 +153,8 @@ def test_group_names_are_data(lab, tmp_path, run_cli):
       check_mode: true
       when: inventory_hostname == 'cl0001'
       ignore_errors: true
-""")
+""",
+    )
     result = playbook(lab, tmp_path, book, inventory=renamed)
     assert result.returncode == 0, result.stdout[-3000:]
     by_name = {(name, host): (status, r) for name, status, host, r in results_by_task(result.stdout)}
@@ -155,24 +176,42 @@ def test_group_names_are_data(lab, tmp_path, run_cli):
 
 # -- what the lab refuses -------------------------------------------------------------------
 
-def _ansible_payload(module_text: str, util_text: str, args: dict, module=ansible_payload.MODULE_FQN,
-                     extra_actions=()) -> tuple[str, bytes]:
+
+def _ansible_payload(
+    module_text: str, util_text: str, args: dict, module=ansible_payload.MODULE_FQN, extra_actions=()
+) -> tuple[str, bytes]:
     """What ansible-core 2.19's winrm connection sends for a PowerShell module (its bootstrap as
     the -EncodedCommand, the exec wrapper manifest on stdin), built from its own scripts."""
     from ansible.executor.powershell.module_manifest import _get_powershell_script
 
     def info(name, text):
         return {"path": name, "script": base64.b64encode(text.encode()).decode()}
+
     util = f"{ansible_payload.UTIL_FQN.rsplit('.', 1)[0]}.{ansible_payload.UTIL_NAME}.psm1"
-    manifest = {"scripts": {f"{module}.ps1": info(module, module_text), util: info(util, util_text),
-                            "module_wrapper.ps1": info("module_wrapper.ps1", "")},
-                "actions": [*extra_actions, {"name": "module_wrapper.ps1", "params": {
-                    "Script": f"{module}.ps1", "Environment": {}, "CSharpModules": ["Ansible.Basic.cs"],
-                    "PowerShellModules": [util], "ForModule": True,
-                    "Variables": [{"Name": "complex_args", "Value": args, "Scope": "Global"}]},
-                    "secure_params": {}}], "signed_hashlist": []}
-    bootstrap = {"name": "exec_wrapper", "script": _get_powershell_script("exec_wrapper.ps1").decode(),
-                 "params": {}}
+    manifest = {
+        "scripts": {
+            f"{module}.ps1": info(module, module_text),
+            util: info(util, util_text),
+            "module_wrapper.ps1": info("module_wrapper.ps1", ""),
+        },
+        "actions": [
+            *extra_actions,
+            {
+                "name": "module_wrapper.ps1",
+                "params": {
+                    "Script": f"{module}.ps1",
+                    "Environment": {},
+                    "CSharpModules": ["Ansible.Basic.cs"],
+                    "PowerShellModules": [util],
+                    "ForModule": True,
+                    "Variables": [{"Name": "complex_args", "Value": args, "Scope": "Global"}],
+                },
+                "secure_params": {},
+            },
+        ],
+        "signed_hashlist": [],
+    }
+    bootstrap = {"name": "exec_wrapper", "script": _get_powershell_script("exec_wrapper.ps1").decode(), "params": {}}
     stdin = f"{json.dumps(bootstrap)}\n\0\0\0\0\n{json.dumps(manifest)}".encode()
     return _get_powershell_script("bootstrap_wrapper.ps1").decode(), stdin
 
@@ -185,21 +224,35 @@ def test_the_lab_reads_ansibles_exec_wrapper_and_refuses_anything_else():
     invocation = ansible_payload.parse_exec_wrapper(script, stdin)
     assert invocation.wrapper == "ansible exec wrapper (2.19 manifest)" and invocation.args == ARGS
     assert invocation.become is None
-    become = {"name": "become_wrapper.ps1", "params": {"BecomeUser": "CORP\\admin", "LogonType": "Batch"},
-              "secure_params": {"BecomePassword": "pw"}}
-    script, stdin = _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS,
-                                     extra_actions=[become])
+    become = {
+        "name": "become_wrapper.ps1",
+        "params": {"BecomeUser": "CORP\\admin", "LogonType": "Batch"},
+        "secure_params": {"BecomePassword": "pw"},
+    }
+    script, stdin = _ansible_payload(
+        ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS, extra_actions=[become]
+    )
     assert ansible_payload.parse_exec_wrapper(script, stdin).become["logon_type"] == "Batch"
 
     refused = {
-        "another module": _ansible_payload("#!powershell\n", ansible_payload.module_util(), ARGS,
-                                           module="ansible_collections.ansible.windows.plugins.modules.win_shell"),
-        "a changed module": _ansible_payload(ansible_payload.HOST_REQUEST_PS1 + "Remove-Item C:\\\n",
-                                             ansible_payload.module_util(), ARGS),
-        "a changed library": _ansible_payload(ansible_payload.HOST_REQUEST_PS1,
-                                              ansible_payload.module_util() + "Invoke-Expression $x\n", ARGS),
-        "async": _ansible_payload(ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util(), ARGS,
-                                  extra_actions=[{"name": "async_wrapper.ps1", "params": {}}]),
+        "another module": _ansible_payload(
+            "#!powershell\n",
+            ansible_payload.module_util(),
+            ARGS,
+            module="ansible_collections.ansible.windows.plugins.modules.win_shell",
+        ),
+        "a changed module": _ansible_payload(
+            ansible_payload.HOST_REQUEST_PS1 + "Remove-Item C:\\\n", ansible_payload.module_util(), ARGS
+        ),
+        "a changed library": _ansible_payload(
+            ansible_payload.HOST_REQUEST_PS1, ansible_payload.module_util() + "Invoke-Expression $x\n", ARGS
+        ),
+        "async": _ansible_payload(
+            ansible_payload.HOST_REQUEST_PS1,
+            ansible_payload.module_util(),
+            ARGS,
+            extra_actions=[{"name": "async_wrapper.ps1", "params": {}}],
+        ),
     }
     for what, (script, stdin) in refused.items():
         with pytest.raises(ansible_payload.ExecWrapperError):
@@ -221,7 +274,10 @@ def test_an_unusable_journal_location_is_a_clear_task_error(lab, tmp_path):
     cannot be written fails the task naming the path and the variable, never '[Errno 2]'."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    book = write(tmp_path, "journal.yml", """---
+    book = write(
+        tmp_path,
+        "journal.yml",
+        """---
 - name: Journal
   hosts: ca01
   gather_facts: false
@@ -233,11 +289,20 @@ def test_an_unusable_journal_location_is_a_clear_task_error(lab, tmp_path):
     - name: Apply
       lync2fa.twofactor.ca_authority: {}
       ignore_errors: true
-""")
-    result = run("ansible-playbook", "-v", "-i", lab.inventory, book, "-e", f"lync2fa_state_dir={blocker}/state",
-                 workdir=tmp_path)
+""",
+    )
+    result = run(
+        "ansible-playbook",
+        "-v",
+        "-i",
+        lab.inventory,
+        book,
+        "-e",
+        f"lync2fa_state_dir={blocker}/state",
+        workdir=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
-    for name, status, host, r in results_by_task(result.stdout):
+    for name, status, _host, r in results_by_task(result.stdout):
         assert status == "fatal", (name, r)
         assert f"{blocker}/state" in r["msg"] and "lync2fa_state_dir" in r["msg"], r["msg"]
         assert "Errno" not in r["msg"] and "Traceback" not in r["msg"], r["msg"]
@@ -263,15 +328,22 @@ def test_the_gate_judges_the_inventory_once_per_play(tmp_path, monkeypatch):
     clients = [h.name for h in inventory.hosts_in("clients")]
     assert len(clients) == 12
     for name in clients:
-        step = api.Step(tasks["client.virtual_smartcard"], inventory.host(name),
-                        api.params_for(tasks["client.virtual_smartcard"], inventory.host(name)), None)
+        step = api.Step(
+            tasks["client.virtual_smartcard"],
+            inventory.host(name),
+            api.params_for(tasks["client.virtual_smartcard"], inventory.host(name)),
+            None,
+        )
         findings = api.gate_findings(inventory, tasks, step, pm, cache)
         assert all(f.host in ("", name) for f in findings)
     assert len(built) == 1, "the inventory's steps were judged more than once in one play"
     # A module option that differs from the inventory is judged again, in its place.
-    step = api.Step(tasks["client.virtual_smartcard"], inventory.host(clients[0]),
-                    api.params_for(tasks["client.virtual_smartcard"], inventory.host(clients[0]),
-                                   {"pin": "12345678"}), None)
+    step = api.Step(
+        tasks["client.virtual_smartcard"],
+        inventory.host(clients[0]),
+        api.params_for(tasks["client.virtual_smartcard"], inventory.host(clients[0]), {"pin": "12345678"}),
+        None,
+    )
     assert "DEFAULT_PIN" in {f.rule for f in api.gate_findings(inventory, tasks, step, pm, cache, {"pin": "12345678"})}
     assert len(built) == 2
 
@@ -283,32 +355,59 @@ def test_a_fresh_checkout_runs_the_readme_command(tmp_path):
     import subprocess
 
     from ansible_support import BIN, ROOT
+
     from lync2fa.lab import control
 
     control.create(tmp_path / "lab", clients=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(HOME=str(tmp_path), ANSIBLE_NOCOLOR="1", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    listed = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "lab" / "hosts.yml"),
-                             "playbooks/deploy_2fa.yml", "--list-tasks", "--tags", "lync"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    listed = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(tmp_path / "lab" / "hosts.yml"),
+            "playbooks/deploy_2fa.yml",
+            "--list-tasks",
+            "--tags",
+            "lync",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     assert "lync2fa.twofactor.lync_server : Passive (AD FS) authentication" in listed.stdout
-    assert "lync2fa.twofactor.ca : Install" not in listed.stdout   # --tags lync: the other tiers' tasks are out
+    assert "lync2fa.twofactor.ca : Install" not in listed.stdout  # --tags lync: the other tiers' tasks are out
 
 
 def test_the_collections_powershell_passes_the_static_checks():
     """host_request.ps1 and the module_util are PowerShell that reaches hosts: the same checks as
     core/ps (documented cmdlets and parameters, PowerShell 5.1, scopes, prompts, exit codes)."""
     from ansible_support import ROOT
+
     from lync2fa import pscheck
 
-    assert pscheck.main([str(ROOT / "plugins" / "modules" / "host_request.ps1"),
-                         str(ROOT / "plugins" / "module_utils" / "Lync2faPrimitives.psm1")]) == 0
+    assert (
+        pscheck.main(
+            [
+                str(ROOT / "plugins" / "modules" / "host_request.ps1"),
+                str(ROOT / "plugins" / "module_utils" / "Lync2faPrimitives.psm1"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_async_is_refused_with_ansibles_message(lab, tmp_path):
-    book = write(tmp_path, "async.yml", "---\n- name: Async\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
-                 "    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n      async: 30\n      poll: 5\n")
+    book = write(
+        tmp_path,
+        "async.yml",
+        "---\n- name: Async\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
+        "    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n      async: 30\n      poll: 5\n",
+    )
     result = playbook(lab, tmp_path, book, "--check")
     assert "does not support async" in result.stdout, result.stdout[-2000:]
     assert not requests(lab)

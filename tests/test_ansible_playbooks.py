@@ -1,19 +1,22 @@
 """The Ansible face against real labs: ansible-playbook runs the rollout through the collection's
 action plugins (the engine over WinRM), in check/diff mode and for real, idempotently; the CLI
 and Ansible make the same changes and reach the same end state."""
+
 from __future__ import annotations
 
 import re
 import sqlite3
 
 from ansible_support import PLAYBOOKS, changed_steps, engine_results, recap, results_by_task, run
+
 from lync2fa import api
 
 
 def playbook(lab, tmp_path, name, *args):
     path = name if "/" in str(name) else PLAYBOOKS / name
-    return run("ansible-playbook", "-v", "-i", lab.inventory, path, *args, workdir=tmp_path,
-               LYNC2FA_STATE_DIR=lab.state_dir)
+    return run(
+        "ansible-playbook", "-v", "-i", lab.inventory, path, *args, workdir=tmp_path, LYNC2FA_STATE_DIR=lab.state_dir
+    )
 
 
 def all_steps(lab, kind="apply") -> set[tuple[str, str]]:
@@ -26,11 +29,11 @@ def cli_changed(result) -> set[tuple[str, str]]:
 
 VOLATILE = [
     (re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----\n?", re.S), "<pem>"),
-    (re.compile(r"^[A-Za-z0-9+/]{200,}={0,2}$"), "<base64>"),                    # DER certificates, store blobs
-    (re.compile(r"\b\d{14}\.\d+Z\b"), "<time>"),                               # AD generalized time
-    (re.compile(r"\b(?:[0-9a-f]{2} ){19}[0-9a-f]{2}\b"), "<hex>"),              # certutil-style hashes
+    (re.compile(r"^[A-Za-z0-9+/]{200,}={0,2}$"), "<base64>"),  # DER certificates, store blobs
+    (re.compile(r"\b\d{14}\.\d+Z\b"), "<time>"),  # AD generalized time
+    (re.compile(r"\b(?:[0-9a-f]{2} ){19}[0-9a-f]{2}\b"), "<hex>"),  # certutil-style hashes
     (re.compile(r"\b1\.3\.6\.1\.4\.1\.311\.21\.8(?:\.\d+)+"), "<template-oid>"),  # random per forest/template
-    (re.compile(r"\b[0-9A-Fa-f]{16,}\b"), "<hex>"),                              # serials, thumbprints
+    (re.compile(r"\b[0-9A-Fa-f]{16,}\b"), "<hex>"),  # serials, thumbprints
     (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<guid>"),
 ]
@@ -78,7 +81,7 @@ def test_check_diff_then_deploy_is_idempotent_verifies_and_rolls_back(make_lab, 
     again = playbook(lab, tmp_path, "deploy_2fa.yml")
     assert again.returncode == 0, again.stdout[-3000:]
     counters = recap(again.stdout)
-    assert set(counters) - {"localhost"} == {host for _, host in all_steps(lab)}   # localhost: the group play
+    assert set(counters) - {"localhost"} == {host for _, host in all_steps(lab)}  # localhost: the group play
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
 
     # verify_2fa.yml passes, and runs what lync2fa verify runs: every apply and verify task.
@@ -99,8 +102,9 @@ def test_check_diff_then_deploy_is_idempotent_verifies_and_rolls_back(make_lab, 
     assert failed == [("lync.web_service", "pool01", "not in place: UsePinAuth")]
     ansible_verify = playbook(lab, tmp_path, "verify_2fa.yml")
     assert ansible_verify.returncode != 0
-    assert [(r["engine_task"], h, r["msg"]) for s, h, r in engine_results(ansible_verify.stdout)
-            if s == "fatal"] == failed
+    assert [
+        (r["engine_task"], h, r["msg"]) for s, h, r in engine_results(ansible_verify.stdout) if s == "fatal"
+    ] == failed
     assert lab.snapshot() == drifted, "verify must not change the estate"
     repaired = playbook(lab, tmp_path, "deploy_2fa.yml")
     assert repaired.returncode == 0 and changed_steps(repaired.stdout) == {("lync.web_service", "pool01")}
@@ -109,8 +113,17 @@ def test_check_diff_then_deploy_is_idempotent_verifies_and_rolls_back(make_lab, 
     unnamed = playbook(lab, tmp_path, "rollback_2fa.yml")
     assert unnamed.returncode != 0 and "lync2fa_rollback_tiers=TIER" in unnamed.stdout
     tiers = sorted({task.split(".", 1)[0] for task, _ in all_steps(lab, "rollback")})
-    would = run_cli("rollback", "-i", lab.inventory, "--tier", ",".join(tiers), "--check", "--json",
-                    "--state-dir", tmp_path / "cli-state")
+    would = run_cli(
+        "rollback",
+        "-i",
+        lab.inventory,
+        "--tier",
+        ",".join(tiers),
+        "--check",
+        "--json",
+        "--state-dir",
+        tmp_path / "cli-state",
+    )
     assert would.code == 0, would.out
     rolled = playbook(lab, tmp_path, "rollback_2fa.yml", "-e", "lync2fa_rollback_tiers=" + ",".join(tiers))
     assert rolled.returncode == 0, rolled.stdout[-3000:]
@@ -186,6 +199,7 @@ def test_module_errors_gate_and_secrets(lab, tmp_path):
     assert "ansible:client.virtual_smartcard" in journal and pin not in journal
     from lync2fa.lab import control
     from lync2fa.lab.windows.adcs import ca_of
+
     store = control.open_store(lab.dir)
     try:
         assert ca_of(store, "ca01") is None, "check mode changed the CA"

@@ -4,6 +4,7 @@ What the tier did is read back where Windows keeps it: the CA through the lab's 
 (``ca_of``: CertSvc registry, the My store, the enrollment service object in AD), IIS's
 configuration for /certsrv, the template's ACL in AD.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,6 +12,7 @@ import sqlite3
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from lync2fa import adcs
 from lync2fa.hostops import describe
 from lync2fa.lab import control
@@ -59,7 +61,11 @@ def test_plan_apply_reapply(lab, run_cli):
     report = planned.json()
     assert report["check_mode"] is True
     assert {r["task"] for r in report["results"] if r["changed"]} == {
-        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
+        "ca.authority",
+        "ca.web_enrollment",
+        "ca.templates_published",
+        "ca.template_permissions",
+    }
     authority = next(r for r in report["results"] if r["task"] == "ca.authority")
     assert {"path": "common_name", "before": None, "after": "Lync2FA Lab Root CA"} in authority["diff"]
     assert lab.snapshot() == before, "plan must not change the estate"
@@ -74,12 +80,18 @@ def test_plan_apply_reapply(lab, run_cli):
     assert ca["published"] == ["EnrollmentAgent", "SmartcardLogon", "SmartcardUser", "User", "WebServer"]
 
     def web(machine):
-        return (iis.config(machine, "Default Web Site/CertSrv", iis.ACCESS)["sslFlags"],
-                iis.config(machine, "Default Web Site/CertSrv", iis.EXTENDED_PROTECTION)["tokenChecking"],
-                iis.certsrv_status(machine, "http"), iis.certsrv_status(machine, "https"))
+        return (
+            iis.config(machine, "Default Web Site/CertSrv", iis.ACCESS)["sslFlags"],
+            iis.config(machine, "Default Web Site/CertSrv", iis.EXTENDED_PROTECTION)["tokenChecking"],
+            iis.certsrv_status(machine, "http"),
+            iis.certsrv_status(machine, "https"),
+        )
+
     assert with_machine(lab, web) == ("Ssl", "Require", "403.4", 200)
-    assert with_machine(lab, lync_users_rights) == {(adcs.GENERIC_READ, adcs.ALL_EXTENDED_RIGHTS),
-                                                   (adcs.EXTENDED_RIGHT, adcs.ENROLL)}
+    assert with_machine(lab, lync_users_rights) == {
+        (adcs.GENERIC_READ, adcs.ALL_EXTENDED_RIGHTS),
+        (adcs.EXTENDED_RIGHT, adcs.ENROLL),
+    }
 
     again = run_cli(*apply_args(lab, "--json"))
     assert again.code == 0
@@ -97,7 +109,9 @@ def test_lab_runs_exactly_the_planned_operations(lab, run_cli):
     # (a request travels as JSON with sorted keys: compare each cmdlet's parameters as a set)
     assert [_unordered(describe(op)) for op in executed] == [_unordered(e) for e in expected]
     assert [op["cmdlet"] for op in executed if op["op"] == "cmdlet"][:2] == [
-        "Install-WindowsFeature", "Install-AdcsCertificationAuthority"]
+        "Install-WindowsFeature",
+        "Install-AdcsCertificationAuthority",
+    ]
 
 
 def _unordered(text: str) -> tuple:
@@ -126,16 +140,27 @@ def test_issue7_defect5_add_ca_template_right_after_the_template_was_written_is_
     def fresh_template(machine):
         directory = machine.directory
         source = directory.get(adcs.template_dn("SmartcardLogon"))
-        directory.create(adcs.TEMPLATES_CONTAINER, "Fresh Smartcard", adcs.TEMPLATE_CLASS,
-                         {**{k: v for k, v in source["attributes"].items() if k.lower() not in ("cn", "whencreated")},
-                          "whenCreated": [lab_adcs.generalized_time()]})
+        directory.create(
+            adcs.TEMPLATES_CONTAINER,
+            "Fresh Smartcard",
+            adcs.TEMPLATE_CLASS,
+            {
+                **{k: v for k, v in source["attributes"].items() if k.lower() not in ("cn", "whencreated")},
+                "whenCreated": [lab_adcs.generalized_time()],
+            },
+        )
         machine.store.put(lab_adcs.LAB_OPTION, lab_adcs.REPLICATION_DELAY_OPTION, 1.5)
+
     with_machine(lab, fresh_template, commit=True)
     inventory = lab.inventory.parent / "fresh.yml"
-    inventory.write_text(lab.inventory.read_text().replace(
-        "ca_common_name:", "ca_templates: [Fresh Smartcard]\n          ca_common_name:"))
-    result = run_cli("apply", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "ca.templates_published",
-                     "--json")
+    inventory.write_text(
+        lab.inventory.read_text().replace(
+            "ca_common_name:", "ca_templates: [Fresh Smartcard]\n          ca_common_name:"
+        )
+    )
+    result = run_cli(
+        "apply", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "ca.templates_published", "--json"
+    )
     assert result.code == 0, result.out
     assert "Fresh Smartcard" in ca_state(lab)["published"]
     done = next(r for r in result.json()["results"] if r["task"] == "ca.templates_published")
@@ -153,7 +178,7 @@ def test_issue7_defect6_web_enrollment_without_https_binding_is_refused(lab, run
     assert result.code == 1
     web = next(r for r in result.json()["results"] if r["task"] == "ca.web_enrollment")
     assert web["status"] == "failed" and "no https binding" in web["msg"]
-    assert with_machine(lab, lambda m: iis.applications(m)) == []   # nothing was installed
+    assert with_machine(lab, lambda m: iis.applications(m)) == []  # nothing was installed
 
 
 def test_ca_certificate_is_real_and_self_signed(lab, run_cli):
@@ -168,8 +193,9 @@ def test_ca_certificate_is_real_and_self_signed(lab, run_cli):
     now = dt.datetime.now(dt.UTC)
     assert cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days >= 365 * 10
-    cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                             cert.signature_hash_algorithm)  # raises if the self-signature is bad
+    cert.public_key().verify(
+        cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+    )  # raises if the self-signature is bad
 
 
 def test_state_survives_lab_restart(lab, run_cli):
@@ -185,17 +211,24 @@ def test_state_survives_lab_restart(lab, run_cli):
 def test_drift_is_planned_and_repaired(lab, run_cli):
     assert run_cli(*apply_args(lab)).code == 0
 
-    def unpublish(machine):   # someone removes SmartcardLogon from the CA (certificateTemplates in AD)
+    def unpublish(machine):  # someone removes SmartcardLogon from the CA (certificateTemplates in AD)
         dn = adcs.enrollment_service_dn("Lync2FA Lab Root CA")
         issued = machine.directory.get(dn)["attributes"][adcs.ISSUED_TEMPLATES_ATTRIBUTE]
-        machine.directory.set_attributes(dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: [t for t in issued if t != "SmartcardLogon"]})
+        machine.directory.set_attributes(
+            dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: [t for t in issued if t != "SmartcardLogon"]}
+        )
+
     with_machine(lab, unpublish, commit=True)
     planned = run_cli(*plan_args(lab, "--json")).json()
     changed = [r for r in planned["results"] if r["changed"]]
     assert [r["task"] for r in changed] == ["ca.templates_published"]
-    assert changed[0]["diff"] == [{"path": "published",
-                                   "before": ["EnrollmentAgent", "SmartcardUser", "User", "WebServer"],
-                                   "after": ["EnrollmentAgent", "SmartcardLogon", "SmartcardUser", "User", "WebServer"]}]
+    assert changed[0]["diff"] == [
+        {
+            "path": "published",
+            "before": ["EnrollmentAgent", "SmartcardUser", "User", "WebServer"],
+            "after": ["EnrollmentAgent", "SmartcardLogon", "SmartcardUser", "User", "WebServer"],
+        }
+    ]
     assert run_cli(*apply_args(lab)).code == 0
     assert "SmartcardLogon" in ca_state(lab)["published"]
 
@@ -210,8 +243,10 @@ def test_wrong_password_is_a_clear_failure(lab, run_cli, tmp_path):
     assert "ca01: open shell failed: authentication refused for user" in result.out
     assert ca_state(lab) is None
     # No shell, no step: each of the host's steps fails with the shell's error, none is done.
-    assert _journal_statuses(lab) == {(task, "failed") for task in (
-        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions")}
+    assert _journal_statuses(lab) == {
+        (task, "failed")
+        for task in ("ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions")
+    }
 
 
 def test_unreachable_host_is_a_clear_failure(lab, run_cli):
@@ -229,7 +264,7 @@ def test_failing_script_changes_nothing_and_is_not_recorded_done(lab, run_cli):
     assert result.code == 1
     assert "FAILED  ca.templates_published on ca01" in result.out
     assert "injected failure" in result.out
-    assert ca_state(lab)["published"] == ["User", "WebServer"]   # the CA's defaults only
+    assert ca_state(lab)["published"] == ["User", "WebServer"]  # the CA's defaults only
     statuses = dict(_journal_statuses(lab))
     assert statuses["ca.templates_published"] == "failed"
     assert statuses["ca.authority"] == "changed"
@@ -242,8 +277,9 @@ def test_failing_script_changes_nothing_and_is_not_recorded_done(lab, run_cli):
 
 
 def test_secrets_never_reach_output_or_journal(lab, run_cli):
-    password = next(line.split(": ", 1)[1] for line in lab.inventory.read_text().splitlines()
-                    if "ansible_password" in line).strip()
+    password = next(
+        line.split(": ", 1)[1] for line in lab.inventory.read_text().splitlines() if "ansible_password" in line
+    ).strip()
     bad = lab.inventory.parent / "leak.yml"
     # A password that also appears in a parameter must be masked wherever it shows up.
     bad.write_text(lab.inventory.read_text() + f"    ca_template_principal_note: {password}\n")
@@ -257,14 +293,18 @@ def test_usage_errors_exit_2(lab, run_cli, tmp_path):
     assert run_cli("plan", "-i", tmp_path / "missing.yml").code == 2
     assert run_cli("plan", "-i", lab.inventory, "--tasks", "nosuchtier").code == 2
     weak = tmp_path / "weak.yml"
-    weak.write_text(lab.inventory.read_text().replace("ca_common_name:", "ca_key_length: 1024\n          ca_common_name:"))
+    weak.write_text(
+        lab.inventory.read_text().replace("ca_common_name:", "ca_key_length: 1024\n          ca_common_name:")
+    )
     result = run_cli("plan", "-i", weak, "--state-dir", lab.state_dir)
     assert result.code == 2 and "key_length" in result.err
 
 
 def test_sha1_is_refused_unless_allowed(lab, run_cli, tmp_path):
     sha1 = tmp_path / "sha1.yml"
-    sha1.write_text(lab.inventory.read_text().replace("ca_common_name:", "ca_hash_algorithm: sha1\n          ca_common_name:"))
+    sha1.write_text(
+        lab.inventory.read_text().replace("ca_common_name:", "ca_hash_algorithm: sha1\n          ca_common_name:")
+    )
     refused = run_cli("apply", "-i", sha1, "--state-dir", lab.state_dir, "--tasks", "ca")
     assert refused.code == 2
     assert "[SHA1]" in refused.err and "--allow-insecure" in refused.err
@@ -295,13 +335,18 @@ def test_lab_fault_and_journal_commands(lab, run_cli):
     assert [r["status"] for r in runs] == ["failed", "ok"]
     rows = run_cli("journal", "--state-dir", lab.state_dir, "--run", runs[1]["id"], "--json").json()["steps"]
     assert {r["task"] for r in rows if r["status"] == "changed"} == {
-        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
+        "ca.authority",
+        "ca.web_enrollment",
+        "ca.templates_published",
+        "ca.template_permissions",
+    }
 
 
 def test_restart_moves_an_endpoint_whose_port_was_taken_and_rewrites_the_inventory(lab, run_cli):
     import socket
 
     import yaml
+
     assert run_cli(*apply_args(lab)).code == 0
     old_port = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"]
     lab.down()
@@ -313,6 +358,6 @@ def test_restart_moves_an_endpoint_whose_port_was_taken_and_rewrites_the_invento
         new_port = yaml.safe_load(lab.inventory.read_text())["all"]["children"]["ca"]["hosts"]["ca01"]["ansible_port"]
         assert new_port != old_port
         again = run_cli(*apply_args(lab, "--json"))
-        assert again.code == 0 and again.json()["counts"]["changed"] == 0   # same estate, new port
+        assert again.code == 0 and again.json()["counts"]["changed"] == 0  # same estate, new port
     finally:
         squatter.close()

@@ -1,6 +1,7 @@
 """The client tier end to end through the CLI and WinRM: TPM virtual smart card, Lync client
 policy values, the user's certificate on the card (real X.509 from the lab's AD CS), verify and
 rollback, on a lab of three clients. State is read where Windows keeps it (the lab's model)."""
+
 from __future__ import annotations
 
 import base64
@@ -13,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from lync2fa import adcs
 from lync2fa.hostops import describe
 from lync2fa.lab import control
@@ -82,9 +84,16 @@ def seed_template(lab, grant=True, validity_days=None):
             obj["attributes"]["pKIExpirationPeriod"] = [adcs.period_bytes(validity_days)]
         if grant:
             group = w.store.get("ad_group", "Lync 2FA Users")
-            obj["acl"]["aces"].append({"sid": group["sid"], "account": "CORP\\Lync 2FA Users",
-                                       "rights": adcs.EXTENDED_RIGHT, "object_type": adcs.ENROLL, "allow": True,
-                                       "inherited": False})
+            obj["acl"]["aces"].append(
+                {
+                    "sid": group["sid"],
+                    "account": "CORP\\Lync 2FA Users",
+                    "rights": adcs.EXTENDED_RIGHT,
+                    "object_type": adcs.ENROLL,
+                    "allow": True,
+                    "inherited": False,
+                }
+            )
         w.directory.put(obj)
         service = w.directory.get(adcs.enrollment_service_dn(ca_of(w.store, "ca01")["common_name"]))
         issued = service["attributes"][adcs.ISSUED_TEMPLATES_ATTRIBUTE]
@@ -124,8 +133,10 @@ def user_certificate(lab, host, user):
     sid = lab.get("ad_user", user)["sid"]
     with Windows(lab) as w:
         path = certificates.user_store_path(sid)
-        entries = [certificates.read_blob(w.registry(host).value(f"{path}\\{t}", "Blob"))
-                   for t in w.registry(host).subkeys(path)]
+        entries = [
+            certificates.read_blob(w.registry(host).value(f"{path}\\{t}", "Blob"))
+            for t in w.registry(host).subkeys(path)
+        ]
     return [(x509.load_der_x509_certificate(base64.b64decode(e["der"])), e) for e in entries]
 
 
@@ -135,7 +146,7 @@ def set_props(lab, host, **changes):
 
 def der_string(value: bytes) -> str:
     assert value[1] < 0x80
-    return value[2:2 + value[1]].decode()
+    return value[2 : 2 + value[1]].decode()
 
 
 def test_plan_then_apply_puts_a_real_smartcard_certificate_on_each_card(lab3, run_cli):
@@ -146,8 +157,9 @@ def test_plan_then_apply_puts_a_real_smartcard_certificate_on_each_card(lab3, ru
     results = {(r["task"], r["host"]): r for r in planned.json()["results"]}
     card = results[("client.virtual_smartcard", "cl0001")]
     assert {"path": "present", "before": False, "after": True} in card["diff"]
-    assert {"path": "policies.15.0.SavePassword", "before": None, "after": 0} in \
-        results[("client.lync_settings", "cl0002")]["diff"]
+    assert {"path": "policies.15.0.SavePassword", "before": None, "after": 0} in results[
+        ("client.lync_settings", "cl0002")
+    ]["diff"]
     enrollment = results[("client.enrollment", "cl0003")]
     assert {"path": "status", "before": "missing", "after": "valid"} in enrollment["diff"]
     assert any("assuming client.virtual_smartcard creates it" in w for w in enrollment["warnings"])
@@ -165,11 +177,14 @@ def test_plan_then_apply_puts_a_real_smartcard_certificate_on_each_card(lab3, ru
         assert tpm.secret_matches(card["pin"], pin)
         assert not tpm.secret_matches(card["pin"], tpm.DEFAULT_PIN)
         assert {n: v for n, v in policy(lab3, host).items()} == {
-            "DisableNTCredentials": {"type": "DWord", "value": 0}, "SavePassword": {"type": "DWord", "value": 0}}
+            "DisableNTCredentials": {"type": "DWord", "value": 0},
+            "SavePassword": {"type": "DWord", "value": 0},
+        }
 
         [(cert, entry)] = user_certificate(lab3, host, user)
-        ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                                    cert.signature_hash_algorithm)     # raises unless the CA signed it
+        ca_cert.public_key().verify(
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+        )  # raises unless the CA signed it
         assert cert.issuer == ca_cert.subject
         assert cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
         assert 364 <= (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= 366
@@ -201,10 +216,12 @@ def test_the_lab_runs_exactly_the_operations_the_decisions_produced(lab3, run_cl
     assert applied.code == 0, applied.out
     decided = [op["operation"] for r in applied.json()["results"] for op in r["operations"]]
 
-    def shape(text):   # a rollback record's value carries the time it was decided
+    def shape(text):  # a rollback record's value carries the time it was decided
         return re.sub(r'"at":"[^"]*', '"at":"<at>', text)
-    assert [shape(op["operation"]) for r in planned.json()["results"] for op in r["operations"]] == \
-        [shape(d) for d in decided]
+
+    assert [shape(op["operation"]) for r in planned.json()["results"] for op in r["operations"]] == [
+        shape(d) for d in decided
+    ]
     assert any(d == "vsc_create" for d in decided) and any(d == "user_enroll" for d in decided)
     oplog = lab3.dir / "operations.jsonl"
     executed = [json.loads(line) for line in oplog.read_text().splitlines()]
@@ -220,10 +237,12 @@ def test_the_lab_runs_exactly_the_operations_the_decisions_produced(lab3, run_cl
 def test_pins_never_reach_output_journal_reports_or_the_estate(lab3, run_cli, tmp_path):
     pins = [host_vars(lab3, h).var("client_pin") for h in CLIENTS]
     assert all(len(p) >= 8 for p in pins) and len(set(pins)) == 3
-    outputs = [run(run_cli, lab3, "plan", "--tasks", "client"),
-               run(run_cli, lab3, "apply", "--tasks", "client", "--json", "--report-dir", tmp_path / "reports"),
-               run(run_cli, lab3, "verify", "--tasks", "client", "--json"),
-               run(run_cli, lab3, "rollback", "--tier", "client")]
+    outputs = [
+        run(run_cli, lab3, "plan", "--tasks", "client"),
+        run(run_cli, lab3, "apply", "--tasks", "client", "--json", "--report-dir", tmp_path / "reports"),
+        run(run_cli, lab3, "verify", "--tasks", "client", "--json"),
+        run(run_cli, lab3, "rollback", "--tier", "client"),
+    ]
     assert [o.code for o in outputs] == [0, 0, 0, 0], [o.out[-2000:] for o in outputs]
     text = "\n".join(o.out + o.err for o in outputs)
     text += "".join(p.read_text() for p in (tmp_path / "reports").iterdir())
@@ -250,8 +269,18 @@ def test_default_pin_and_admin_key_are_refused_unless_allowed(lab3, run_cli, tmp
     assert refused.code == 2 and "puk must be 8 to 127 printable ASCII characters" in refused.err
     assert "'1234'" not in refused.err
 
-    allowed = run(run_cli, lab3, "apply", "--tasks", "client", "--limit", "cl0001", "--allow-insecure", "DEFAULT_PIN",
-                  inventory=no_pin)
+    allowed = run(
+        run_cli,
+        lab3,
+        "apply",
+        "--tasks",
+        "client",
+        "--limit",
+        "cl0001",
+        "--allow-insecure",
+        "DEFAULT_PIN",
+        inventory=no_pin,
+    )
     assert allowed.code == 0, allowed.out
     assert "warning: [DEFAULT_PIN]" in allowed.out and "allowed by --allow-insecure" in allowed.out
     assert "The card keeps the documented default PIN 12345678" in allowed.out
@@ -271,20 +300,23 @@ def test_one_broken_client_does_not_stop_the_others(lab3, run_cli):
     lab3.fault("cl0003", ca_offline=True)
     result = run(run_cli, lab3, "apply", "--tasks", "client")
     assert result.code == 1
-    assert ("FAILED  client.virtual_smartcard on cl0002: The TPM specification version is 1.1; virtual smart "
-            "cards need 1.2 or later.") in result.out
-    assert ("skipped client.enrollment on cl0002: skipped: client.virtual_smartcard on cl0002 did not succeed"
-            in result.out)
+    assert (
+        "FAILED  client.virtual_smartcard on cl0002: The TPM specification version is 1.1; virtual smart "
+        "cards need 1.2 or later."
+    ) in result.out
+    assert (
+        "skipped client.enrollment on cl0002: skipped: client.virtual_smartcard on cl0002 did not succeed" in result.out
+    )
     assert "FAILED  client.enrollment on cl0003" in result.out and "The RPC server is unavailable" in result.out
     assert "changed client.enrollment on cl0001" in result.out
     assert len(user_certificate(lab3, "cl0001", "user01")) == 1
     assert card_of(lab3, "cl0002") == (None, None) and card_of(lab3, "cl0003")[0] is not None
-    assert policy(lab3, "cl0002")["SavePassword"]["value"] == 0     # lync_settings does not need the TPM
+    assert policy(lab3, "cl0002")["SavePassword"]["value"] == 0  # lync_settings does not need the TPM
 
     set_props(lab3, "cl0002", tpm={"present": False, "ready": False})
     lab3.clear_faults()
     refused = run(run_cli, lab3, "apply", "--tasks", "client")
-    assert refused.code == 1 and "preflight failed" in refused.out     # no TPM on cl0002: nothing runs
+    assert refused.code == 1 and "preflight failed" in refused.out  # no TPM on cl0002: nothing runs
     again = run(run_cli, lab3, "apply", "--tasks", "client", "--skip-preflight")
     assert "FAILED  client.virtual_smartcard on cl0002: No compatible Trusted Platform Module (TPM)" in again.out
     assert "changed client.enrollment on cl0003" in again.out
@@ -316,7 +348,7 @@ def test_enrollment_fails_the_way_the_ca_and_the_card_would(make_lab, run_cli, t
     assert "the wrong PIN was presented. 0x8010006b (-2146434965 SCARD_W_WRONG_CHV)" in bad_pin.out
     assert "client_pin does not match the PIN set on the card" in bad_pin.out
     assert user_certificate(lab, "cl0001", "user01") == []
-    assert len(card_of(lab, "cl0001")[1]["containers"]) == containers     # the wrong PIN made no key
+    assert len(card_of(lab, "cl0001")[1]["containers"]) == containers  # the wrong PIN made no key
     assert "ca_issued" not in lab.snapshot()
 
     good = run(run_cli, lab, "apply", "--tasks", "client")
@@ -352,24 +384,34 @@ def test_drift_and_the_renewal_window_are_repaired(lab3, run_cli):
 def test_rollback_removes_what_lync2fa_made_and_restores_what_was_there(lab3, run_cli):
     with Windows(lab3) as w:
         w.registry("cl0001").set(POLICY, "SavePassword", 1, "DWord")
-    foreign = {"name": "Corporate VSC", "pin": tpm.hash_secret("99999999"), "admin_key": "random",
-               "puk": None, "containers": {}}
+    foreign = {
+        "name": "Corporate VSC",
+        "pin": tpm.hash_secret("99999999"),
+        "admin_key": "random",
+        "puk": None,
+        "containers": {},
+    }
     lab3.put(tpm.CARDS, "cl0001", {"cards": {"ROOT\\SMARTCARDREADER\\0000": foreign}})
     sip = variant(lab3, "sip", client_clear_sip_profiles="true")
 
     applied = run(run_cli, lab3, "apply", "--tasks", "client", inventory=sip)
     assert applied.code == 0, applied.out
-    assert "Other virtual smart cards on this device are left alone: ROOT\\SMARTCARDREADER\\0000 (Corporate VSC)" \
+    assert (
+        "Other virtual smart cards on this device are left alone: ROOT\\SMARTCARDREADER\\0000 (Corporate VSC)"
         in applied.out
-    assert "~ sip_profiles: [\"15.0\\\\sip_user01@corp.lync2fa.test\"] -> []" in applied.out
+    )
+    assert '~ sip_profiles: ["15.0\\\\sip_user01@corp.lync2fa.test"] -> []' in applied.out
     assert lab3.get(scheduled_tasks.PROFILES, "cl0001/user01") is None
     assert set((lab3.get(tpm.CARDS, "cl0001") or {})["cards"]) == {
-        "ROOT\\SMARTCARDREADER\\0000", "ROOT\\SMARTCARDREADER\\0001"}
+        "ROOT\\SMARTCARDREADER\\0000",
+        "ROOT\\SMARTCARDREADER\\0001",
+    }
 
     rolled = run(run_cli, lab3, "rollback", "--tier", "client", "--json")
     assert rolled.code == 0, rolled.out
     assert {r["host"]: r["before"]["virtual_smartcards"] for r in rolled.json()["results"]} == {
-        h: ["Lync2FA"] for h in CLIENTS}
+        h: ["Lync2FA"] for h in CLIENTS
+    }
     assert policy(lab3, "cl0001") == {"SavePassword": {"type": "DWord", "value": 1}}
     assert policy(lab3, "cl0002") == {}
     assert lab3.get(tpm.CARDS, "cl0001") == {"cards": {"ROOT\\SMARTCARDREADER\\0000": foreign}}
@@ -392,6 +434,7 @@ def _enterprise_roots(lab, host):
 
 def _machine(w, host):
     from lync2fa.lab.windows.machine import Machine
+
     return Machine(w.store, w.estate, w.estate.host(host))
 
 
@@ -418,8 +461,13 @@ def test_verify_trusts_the_ca_certificate_not_the_ca_name(make_lab, run_cli):
     unknown = run(run_cli, lab, "verify", "--tasks", "client.verify", "--json", inventory=elsewhere)
     [result] = unknown.json()["results"]
     assert result["after"]["certificate"]["chains_to_ca"] is False
-    assert any(w.startswith("The certificate of the CA nowhere.corp.lync2fa.test\\Other CA is not among this "
-                            "computer's enterprise CA certificates") for w in result["warnings"]), result["warnings"]
+    assert any(
+        w.startswith(
+            "The certificate of the CA nowhere.corp.lync2fa.test\\Other CA is not among this "
+            "computer's enterprise CA certificates"
+        )
+        for w in result["warnings"]
+    ), result["warnings"]
 
 
 # -- issue 7 -------------------------------------------------------------------------------------
@@ -431,8 +479,9 @@ def test_issue7_defect3_verify_reads_the_ca_from_the_pcs_enterprise_stores(make_
     assert run(run_cli, lab, "apply", "--tasks", "client").code == 0
     assert _enterprise_roots(lab, "cl0001"), "enrollment pulled the enterprise root"
     ntlm = lab.inventory.parent / "ntlm.yml"
-    ntlm.write_text(lab.inventory.read_text().replace("ansible_winrm_transport: credssp",
-                                                      "ansible_winrm_transport: ntlm"))
+    ntlm.write_text(
+        lab.inventory.read_text().replace("ansible_winrm_transport: credssp", "ansible_winrm_transport: ntlm")
+    )
     lab.fault("cl0001", ca_offline=True)
     lab.fault("ca01", ca_offline=True)
     verified = run(run_cli, lab, "verify", "--tasks", "client.verify", "--json", inventory=ntlm)
@@ -470,16 +519,27 @@ def test_issue7_defect4_lab_install_response_refuses_an_untrusted_root_and_orpha
         estate = Estate.load(lab.dir)
         from lync2fa.lab.windows.errors import WindowsError
         from lync2fa.lab.windows.machine import Machine
+
         machine = Machine(store, estate, estate.host("cl0001"))
         record = store.get("ad_user", "user01")
         with pytest.raises(WindowsError) as untrusted:
-            scheduled_tasks.enroll_on_card(machine, "user01", record, host_vars(lab, "cl0001").var("client_ca_config")
-                                           or f"ca01.{estate.domain}\\{ca_of(store, 'ca01')['common_name']}",
-                                           TEMPLATE, "Microsoft Base Smart Card Crypto Provider", pin, "Lync2FA",
-                                           check_trust=False)
-        assert untrusted.value.hresult == certificates.UNTRUSTED_ROOT and "CERT_E_UNTRUSTEDROOT" in untrusted.value.message
+            scheduled_tasks.enroll_on_card(
+                machine,
+                "user01",
+                record,
+                host_vars(lab, "cl0001").var("client_ca_config")
+                or f"ca01.{estate.domain}\\{ca_of(store, 'ca01')['common_name']}",
+                TEMPLATE,
+                "Microsoft Base Smart Card Crypto Provider",
+                pin,
+                "Lync2FA",
+                check_trust=False,
+            )
+        assert (
+            untrusted.value.hresult == certificates.UNTRUSTED_ROOT and "CERT_E_UNTRUSTEDROOT" in untrusted.value.message
+        )
         iid, card = next(iter(tpm.cards(machine).items()))
-        assert len(card["containers"]) == 1        # orphaned: the key stays on the card
+        assert len(card["containers"]) == 1  # orphaned: the key stays on the card
         for _ in range(tpm.MAX_CONTAINERS - 1):
             tpm.new_key_container(machine, iid, pin)
         with pytest.raises(WindowsError) as full:
@@ -496,6 +556,7 @@ def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy
     from pathlib import Path
 
     import lync2fa
+
     text = (Path(lync2fa.__file__).parent / "ps" / "Lync2fa.UserTask.ps1").read_text()
     assert f"-Argument ('{scheduled_tasks.RUNNER_ARGUMENTS} ' + $encoded)" in text
     assert "-File" not in text.split("function Invoke-Lync2faScheduledJob")[1].split("\nfunction ")[0]
@@ -508,9 +569,15 @@ def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy
     with Windows(lab3) as w:
         machine = _machine(w, "cl0002")
         from lync2fa.lab.windows.errors import WindowsError
+
         with pytest.raises(WindowsError) as blocked:
-            scheduled_tasks.run_job(machine, "SYSTEM", lambda: {"ok": True}, 300,
-                                    arguments="-NoProfile -ExecutionPolicy Bypass -File C:\\run.ps1")
+            scheduled_tasks.run_job(
+                machine,
+                "SYSTEM",
+                lambda: {"ok": True},
+                300,
+                arguments="-NoProfile -ExecutionPolicy Bypass -File C:\\run.ps1",
+            )
         assert "wrote no result" in blocked.value.message
         assert "The execution policy set by Group Policy is AllSigned (MachinePolicy)." in blocked.value.message
 
@@ -521,8 +588,8 @@ def test_issue7_defect9_rollback_destroys_the_card_the_way_creation_made_it(lab3
     assert rolled.code == 0, rolled.out
     executed = [json.loads(line)["operation"] for line in (lab3.dir / "operations.jsonl").read_text().splitlines()]
     named_ops = [o["name"] for o in executed if o["op"] == "named"]
-    assert named_ops == ["vsc_create", "vsc_destroy"]          # both SYSTEM jobs of Lync2fa.SmartCard.ps1
-    assert not [o for o in executed if o["op"] == "native"]     # never tpmvscmgr from the WinRM session
+    assert named_ops == ["vsc_create", "vsc_destroy"]  # both SYSTEM jobs of Lync2fa.SmartCard.ps1
+    assert not [o for o in executed if o["op"] == "native"]  # never tpmvscmgr from the WinRM session
 
 
 def test_issue12_item11_card_rename(lab3, run_cli):
@@ -555,4 +622,4 @@ def test_issue7_defect10_the_wrong_pin_is_recognised_by_the_base_exceptions_hres
     assert "$base = $_.Exception.GetBaseException()" in text and "hresult = [int]$base.HResult" in text
     assert "$_.Exception.HResult" not in text
     assert [f for f in check_text(text, path.name) if f.rule == "PS007"] == []
-    assert decide.WRONG_PIN_HRESULT == tpm.WRONG_PIN == -2146434965     # 0x8010006B SCARD_W_WRONG_CHV
+    assert decide.WRONG_PIN_HRESULT == tpm.WRONG_PIN == -2146434965  # 0x8010006B SCARD_W_WRONG_CHV

@@ -13,6 +13,7 @@ Only the keys present in ``expect`` are compared (``operations`` always is, [] b
 rollback record's value is compared as its JSON object with "at": "<at>". Every cmdlet an expected operation calls
 must bind against the documented signature (the same check the lab makes).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,13 +43,19 @@ def _normalise(operations: list[dict]) -> list[dict]:
 def _decide(fixture: dict):
     task = api.tasks()[fixture["task"]]
     params = task.validate(fixture.get("params", {}))
-    ctx = Context(task=task.name, host=fixture.get("host", "host01"), params=params,
-                  facts=Facts(fixture.get("facts", {})), check_mode=fixture.get("check_mode", False),
-                  hostvars=fixture.get("hostvars", {}),
-                  planned={name: Decision() for name in fixture.get("planned", [])})
+    ctx = Context(
+        task=task.name,
+        host=fixture.get("host", "host01"),
+        params=params,
+        facts=Facts(fixture.get("facts", {})),
+        check_mode=fixture.get("check_mode", False),
+        hostvars=fixture.get("hostvars", {}),
+        planned={name: Decision() for name in fixture.get("planned", [])},
+    )
     queries = task.facts(params)
-    assert set(queries) <= set(fixture.get("facts", {})) | set(fixture.get("more", {})) | set(), \
+    assert set(queries) <= set(fixture.get("facts", {})) | set(fixture.get("more", {})) | set(), (
         f"fixture lacks facts {sorted(set(queries) - set(fixture.get('facts', {})))}"
+    )
     for _ in range(4):
         answer = task.decide(ctx)
         if not isinstance(answer, More):
@@ -77,8 +84,13 @@ def test_decision(path):
     catalog = Catalog.load()
     for op in decision.operations:
         if op["op"] == "cmdlet":
-            catalog.bind(op["cmdlet"], {k: (v if not (isinstance(v, dict) and set(v) == {"secret"}) else "x")
-                                        for k, v in op["params"].items()})
+            catalog.bind(
+                op["cmdlet"],
+                {
+                    k: (v if not (isinstance(v, dict) and set(v) == {"secret"}) else "x")
+                    for k, v in op["params"].items()
+                },
+            )
 
 
 def test_every_deciding_task_has_fixtures():

@@ -3,6 +3,7 @@ Python and in the PowerShell (or C#) a host is sent. The primitive library is ge
 shares with the tiers is vocabulary (the operation and fact kinds, the keys of the data it
 returns, registry value types), listed below with why; anything else found in both is a setting
 written twice."""
+
 from __future__ import annotations
 
 import ast
@@ -15,13 +16,31 @@ ROOT = Path(__file__).resolve().parent.parent
 # arguments, keys of fact values and operation results, registry and attribute value types.
 VOCABULARY = {
     # registry value types (hostops.REGISTRY_TYPES) and AD attribute syntaxes (hostops.typed)
-    "String", "ExpandString", "DWord", "QWord", "MultiString", "Binary", "string", "strings", "bytes",
+    "String",
+    "ExpandString",
+    "DWord",
+    "QWord",
+    "MultiString",
+    "Binary",
+    "string",
+    "strings",
+    "bytes",
     # the C# helper's data member and the Windows type names the library converts
-    "Blob", "Location", "Name", "Value", "None", "Allow", "Read", "Write", "FullControl", "Root",
+    "Blob",
+    "Location",
+    "Name",
+    "Value",
+    "None",
+    "Allow",
+    "Read",
+    "Write",
+    "FullControl",
+    "Root",
     # text encodings, and a record id's separator that happens to be Office's folder name
-    "utf-8", "\\Lync\\",
+    "utf-8",
+    "\\Lync\\",
 }
-VERB_NOUN = re.compile(r"[A-Z][a-z]+-[A-Za-z]+")      # a cmdlet's name: the API both sides call
+VERB_NOUN = re.compile(r"[A-Z][a-z]+-[A-Za-z]+")  # a cmdlet's name: the API both sides call
 
 
 def _prose(value: str) -> bool:
@@ -38,31 +57,50 @@ def _strip_comments(text: str, csharp: bool = False) -> str:
 
 def _host_text() -> str:
     folder = ROOT / "core" / "ps"
-    return "\n".join([*(_strip_comments(p.read_text()) for p in sorted(folder.glob("*.ps1"))),
-                      *(_strip_comments(p.read_text(), csharp=True) for p in sorted(folder.glob("*.cs")))])
+    return "\n".join(
+        [
+            *(_strip_comments(p.read_text()) for p in sorted(folder.glob("*.ps1"))),
+            *(_strip_comments(p.read_text(), csharp=True) for p in sorted(folder.glob("*.cs"))),
+        ]
+    )
 
 
 def _literals(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
-    return {node.value for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
 
 
 def _setting_like(value: str) -> bool:
     """A value, name or path, not a bare key of the data contract (lowercase identifiers)."""
-    return (len(value.strip()) >= 4 and not re.fullmatch(r"[a-z][a-z0-9_]*", value) and value not in VOCABULARY
-            and not VERB_NOUN.fullmatch(value) and not _prose(value))
+    return (
+        len(value.strip()) >= 4
+        and not re.fullmatch(r"[a-z][a-z0-9_]*", value)
+        and value not in VOCABULARY
+        and not VERB_NOUN.fullmatch(value)
+        and not _prose(value)
+    )
 
 
 def test_no_desired_state_literal_is_written_both_in_python_and_in_powershell():
     host = _host_text()
-    tier_files = [p for p in (ROOT / "plugins").rglob("*.py")
-                  if not {"modules", "action", "doc_fragments", "plugin_utils", "module_utils"}
-                  & set(p.relative_to(ROOT / "plugins").parts)]
+    tier_files = [
+        p
+        for p in (ROOT / "plugins").rglob("*.py")
+        if not {"modules", "action", "doc_fragments", "plugin_utils", "module_utils"}
+        & set(p.relative_to(ROOT / "plugins").parts)
+    ]
     assert len(tier_files) > 10
     twice = {}
     for path in tier_files:

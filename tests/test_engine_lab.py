@@ -1,4 +1,5 @@
 """Engine behaviour against the lab: HTTPS, vault, reports, retries, progress hooks, journal."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ def test_https_with_certificate_validation(make_lab, run_cli, tmp_path):
     ok = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir)
     assert ok.code == 0, ok.out
     untrusted = tmp_path / "untrusted.yml"
-    untrusted.write_text("\n".join(l for l in text.splitlines() if "ca_trust_path" not in l) + "\n")
+    untrusted.write_text("\n".join(line for line in text.splitlines() if "ca_trust_path" not in line) + "\n")
     refused = run_cli("apply", "-i", untrusted, "--tasks", "ca", "--state-dir", lab.state_dir)
     assert refused.code == 1 and "apply refused: preflight failed" in refused.out
     failed = run_cli("apply", "-i", untrusted, "--tasks", "ca", "--state-dir", lab.state_dir, "--skip-preflight")
@@ -29,7 +30,9 @@ def test_https_with_certificate_validation(make_lab, run_cli, tmp_path):
 
 
 def test_vault_encrypted_password(lab, run_cli, tmp_path):
-    password = next(l.split(": ", 1)[1] for l in lab.inventory.read_text().splitlines() if "ansible_password:" in l)
+    password = next(
+        line.split(": ", 1)[1] for line in lab.inventory.read_text().splitlines() if "ansible_password:" in line
+    )
     vault = VaultLib([("default", VaultSecret(b"correct horse"))])
     encrypted = vault.encrypt(password).decode()
     vaulted_lines = []
@@ -37,7 +40,7 @@ def test_vault_encrypted_password(lab, run_cli, tmp_path):
         if "ansible_password:" in line:
             indent = line[: len(line) - len(line.lstrip())]
             vaulted_lines.append(f"{indent}ansible_password: !vault |")
-            vaulted_lines += [f"{indent}  {l}" for l in encrypted.splitlines()]
+            vaulted_lines += [f"{indent}  {part}" for part in encrypted.splitlines()]
         else:
             vaulted_lines.append(line)
     inventory = tmp_path / "vaulted.yml"
@@ -45,13 +48,38 @@ def test_vault_encrypted_password(lab, run_cli, tmp_path):
     assert password not in inventory.read_text()
     pw_file = tmp_path / "vault-pass"
     pw_file.write_text("correct horse\n")
-    ok = run_cli("apply", "-i", inventory, "--vault-password-file", pw_file, "--tasks", "ca",
-                 "--state-dir", lab.state_dir, "--json")
+    ok = run_cli(
+        "apply",
+        "-i",
+        inventory,
+        "--vault-password-file",
+        pw_file,
+        "--tasks",
+        "ca",
+        "--state-dir",
+        lab.state_dir,
+        "--json",
+    )
     assert ok.code == 0, ok.err
     assert ok.json()["counts"]["changed"] == 4
     # ansible-core keeps vault secrets process-wide: a fresh process, as a real invocation is.
-    no_secret = subprocess.run([sys.executable, "-m", "lync2fa.cli", "plan", "-i", str(inventory), "--tasks", "ca",
-                                "--state-dir", str(lab.state_dir)], capture_output=True, text=True, timeout=120)
+    no_secret = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lync2fa.cli",
+            "plan",
+            "-i",
+            str(inventory),
+            "--tasks",
+            "ca",
+            "--state-dir",
+            str(lab.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert no_secret.returncode == 2
     assert "variable ansible_password" in no_secret.stderr and "no vault password was given" in no_secret.stderr
     assert password not in no_secret.stdout + no_secret.stderr
@@ -59,8 +87,9 @@ def test_vault_encrypted_password(lab, run_cli, tmp_path):
 
 def test_reports_json_junit_sarif(lab, run_cli, tmp_path):
     inventory = tmp_path / "broad.yml"
-    inventory.write_text(lab.inventory.read_text().replace(
-        "ca_common_name:", "ca_principal: Domain Users\n          ca_common_name:"))
+    inventory.write_text(
+        lab.inventory.read_text().replace("ca_common_name:", "ca_principal: Domain Users\n          ca_common_name:")
+    )
     reports = tmp_path / "reports"
     result = run_cli("apply", "-i", inventory, "--tasks", "ca", "--state-dir", lab.state_dir, "--report-dir", reports)
     assert result.code == 0, result.out
@@ -69,7 +98,11 @@ def test_reports_json_junit_sarif(lab, run_cli, tmp_path):
     suite = ET.parse(reports / "report.junit.xml").getroot()
     assert suite.get("tests") == "4" and suite.get("failures") == "0"
     assert {c.get("classname") for c in suite.iter("testcase")} == {
-        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions"}
+        "ca.authority",
+        "ca.web_enrollment",
+        "ca.templates_published",
+        "ca.template_permissions",
+    }
     sarif = json.loads((reports / "report.sarif").read_text())
     assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["BROAD_ENROLL"]
     assert sarif["runs"][0]["results"][0]["level"] == "warning"
@@ -104,11 +137,14 @@ def test_hooks_observe_every_step_and_the_journal_audits_runs(lab):
     plan = api.plan(inventory, only=["ca"], pm=pm)
     report = api.run(plan, state_dir=lab.state_dir, pm=pm)
     assert report.ok
-    assert [s for s in seen if s[0] == "finish"] == [("finish", t, "changed") for t in (
-        "ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions")]
+    assert [s for s in seen if s[0] == "finish"] == [
+        ("finish", t, "changed")
+        for t in ("ca.authority", "ca.web_enrollment", "ca.templates_published", "ca.template_permissions")
+    ]
     assert seen[0] == ("start", "ca.authority", "ca01")
 
     from lync2fa.journal import Journal
+
     journal = Journal(lab.state_dir)
     try:
         runs = journal.runs()
@@ -125,8 +161,9 @@ def test_resume_skips_what_the_failed_run_already_did(lab, run_cli):
     first = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir, "--json")
     assert first.code == 1
     lab.clear_faults()
-    resumed = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir,
-                      "--resume", "--json").json()
+    resumed = run_cli(
+        "apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir, "--resume", "--json"
+    ).json()
     by_task = {r["task"]: r for r in resumed["results"]}
     assert by_task["ca.authority"]["msg"] == f"done in run {first.json()['run_id']} (resumed)"
     assert by_task["ca.template_permissions"]["changed"] is True
@@ -136,6 +173,7 @@ def test_resume_skips_what_the_failed_run_already_did(lab, run_cli):
     assert {t for t, r in by_task.items() if r["changed"]} == failed
     assert resumed["counts"] == {"ok": 4 - len(failed), "changed": len(failed), "failed": 0, "skipped": 0}
     # The last run ended well: nothing to resume from now, every step runs (and changes nothing).
-    again = run_cli("apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir,
-                    "--resume", "--json").json()
+    again = run_cli(
+        "apply", "-i", lab.inventory, "--tasks", "ca", "--state-dir", lab.state_dir, "--resume", "--json"
+    ).json()
     assert all("resumed" not in r["msg"] for r in again["results"]) and again["counts"]["changed"] == 0

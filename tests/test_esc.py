@@ -1,9 +1,11 @@
 """The ESC rules (plugins/templates/esc.py): each rule with a vulnerable and a safe variant."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
+
 from lync2fa import adcs
 from lync2fa.adcs import EKU
 from lync2fa.adcs_builtin import BUILTIN_TEMPLATES
@@ -34,8 +36,9 @@ def with_acl(template: dict, *entries) -> dict:
 
 
 def admins_only(template: dict) -> dict:
-    return changed(template, acl=[a for a in template["acl"] if esc.is_admin(a["principal"])
-                                  or "Enroll" not in a["rights"]])
+    return changed(
+        template, acl=[a for a in template["acl"] if esc.is_admin(a["principal"]) or "Enroll" not in a["rights"]]
+    )
 
 
 BASE = default_profile()
@@ -43,31 +46,48 @@ WEB = builtin_record("WebServer")
 
 # rule -> (vulnerable variant, safe variant that differs in the one setting that matters)
 CASES = {
-    "ESC1": (changed(BASE, enrollee_supplies_subject=True),
-             changed(BASE, enrollee_supplies_subject=True, manager_approval=True)),
-    "ESC1-no-approval-but-admins-only": (changed(BASE, enrollee_supplies_subject=True),
-                                         admins_only(changed(BASE, enrollee_supplies_subject=True))),
-    "ESC2": (changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]]),
-             changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]],
-                     authorized_signatures=1)),
+    "ESC1": (
+        changed(BASE, enrollee_supplies_subject=True),
+        changed(BASE, enrollee_supplies_subject=True, manager_approval=True),
+    ),
+    "ESC1-no-approval-but-admins-only": (
+        changed(BASE, enrollee_supplies_subject=True),
+        admins_only(changed(BASE, enrollee_supplies_subject=True)),
+    ),
+    "ESC2": (
+        changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]]),
+        changed(BASE, ekus=[EKU["any_purpose"]], application_policies=[EKU["any_purpose"]], authorized_signatures=1),
+    ),
     "ESC2-no-eku": (changed(BASE, ekus=[], application_policies=[]), BASE),
-    "ESC3": (with_acl(builtin_record("EnrollmentAgent"), ("Domain Users", ["Read", "Enroll"])),
-             builtin_record("EnrollmentAgent")),
-    "ESC3-agent-cosigned": (changed(BASE, authorized_signatures=1, ra_application_policies=[CRA]),
-                            changed(BASE, authorized_signatures=1, ra_application_policies=[CRA],
-                                    manager_approval=True)),
+    "ESC3": (
+        with_acl(builtin_record("EnrollmentAgent"), ("Domain Users", ["Read", "Enroll"])),
+        builtin_record("EnrollmentAgent"),
+    ),
+    "ESC3-agent-cosigned": (
+        changed(BASE, authorized_signatures=1, ra_application_policies=[CRA]),
+        changed(BASE, authorized_signatures=1, ra_application_policies=[CRA], manager_approval=True),
+    ),
     "ESC4": (with_acl(BASE, ("Domain Users", ["Read", "Write"])), with_acl(BASE, ("Domain Users", ["Read"]))),
     "ESC4-owner": (changed(BASE, owner="CORP\\helpdesk"), changed(BASE, owner="CORP\\Enterprise Admins")),
     "ESC4-writedacl": (with_acl(BASE, ("Authenticated Users", ["WriteDacl"])), BASE),
-    "ESC9": (changed(BASE, no_security_extension=True),
-             changed(BASE, no_security_extension=True, ekus=[EKU["secure_email"]],
-                     application_policies=[EKU["secure_email"]])),
-    "ESC13": (changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": "Tier0"}]),
-              changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": None}])),
-    "ESC15": (with_acl(WEB, ("Domain Users", ["Enroll"])),
-              changed(with_acl(WEB, ("Domain Users", ["Enroll"])), schema_version=2)),
-    "ESC17": (with_acl(WEB, ("Domain Users", ["Enroll"])),
-              changed(with_acl(WEB, ("Domain Users", ["Enroll"])), manager_approval=True)),
+    "ESC9": (
+        changed(BASE, no_security_extension=True),
+        changed(
+            BASE, no_security_extension=True, ekus=[EKU["secure_email"]], application_policies=[EKU["secure_email"]]
+        ),
+    ),
+    "ESC13": (
+        changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": "Tier0"}]),
+        changed(BASE, issuance_policies=[{"oid": "1.3.6.1.4.1.311.21.8.1.2.3", "linked_group": None}]),
+    ),
+    "ESC15": (
+        with_acl(WEB, ("Domain Users", ["Enroll"])),
+        changed(with_acl(WEB, ("Domain Users", ["Enroll"])), schema_version=2),
+    ),
+    "ESC17": (
+        with_acl(WEB, ("Domain Users", ["Enroll"])),
+        changed(with_acl(WEB, ("Domain Users", ["Enroll"])), manager_approval=True),
+    ),
 }
 
 
@@ -122,8 +142,9 @@ def test_acl_as_mapping_or_list_judges_the_same():
 
 def test_application_policies_count_like_ekus():
     # A v2+ template whose application policy alone carries client authentication.
-    template = changed(BASE, ekus=[EKU["secure_email"]], application_policies=[EKU["client_auth"]],
-                       enrollee_supplies_subject=True)
+    template = changed(
+        BASE, ekus=[EKU["secure_email"]], application_policies=[EKU["client_auth"]], enrollee_supplies_subject=True
+    )
     assert "ESC1" in rules(template)
 
 
@@ -134,7 +155,7 @@ def test_raw_attributes_convert_as_ms_crtd_says():
     assert record["enrollee_supplies_subject"] and not record["subject_from_ad"]
     assert (record["validity_days"], record["renewal_days"]) == (730, 42)
     assert builtin_record("User")["exportable_key"] and builtin_record("User")["upn_in_san"]
-    assert adcs.period_bytes(365) == "AEA5hy7h/v8="        # 1 year as Windows stores it
+    assert adcs.period_bytes(365) == "AEA5hy7h/v8="  # 1 year as Windows stores it
     ace = {"rights": adcs.EXTENDED_RIGHT, "object_type": adcs.ALL_EXTENDED_RIGHTS}
     assert model.right_names(ace) == ["Enroll", "Autoenroll"], "all extended rights include both"
     assert model.right_names({"rights": adcs.GENERIC_ALL}) == ["FullControl"]

@@ -7,6 +7,7 @@ them on different workers, each then with its own lab). After every scenario: ve
 client has a second virtual smart card or certificate, every change the faulted or interrupted run
 made in the lab is in its journal, and no run stays "running". Everything stays on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,11 @@ import time
 
 import pytest
 from conftest import Lab
+
 from lync2fa.journal import Journal
 from lync2fa.lab import control
 
-SEED = 1212          # which clients get which fault
+SEED = 1212  # which clients get which fault
 CLIENTS = 30
 SERVERS = ["ca01", "adfs01", "pool01", "dir01", "edge01"]
 CLI = "import sys\nfrom lync2fa import cli\nsys.exit(cli.main(sys.argv[1:]))"
@@ -31,9 +33,17 @@ FORKS = 30
 def _plan_groups() -> dict[str, list[str]]:
     clients = [f"cl{i:04d}" for i in range(1, CLIENTS + 1)]
     random.Random(SEED).shuffle(clients)
-    return {"drop": clients[0:2], "http_503": clients[2:4], "hang": clients[4:5], "lost_shell": clients[5:7],
-            "answer_lost": clients[7:9], "slow": clients[9:11], "healthy": clients[11:12], "kill_9": clients[12:21],
-            "sigterm": clients[21:30]}
+    return {
+        "drop": clients[0:2],
+        "http_503": clients[2:4],
+        "hang": clients[4:5],
+        "lost_shell": clients[5:7],
+        "answer_lost": clients[7:9],
+        "slow": clients[9:11],
+        "healthy": clients[11:12],
+        "kill_9": clients[12:21],
+        "sigterm": clients[21:30],
+    }
 
 
 GROUPS = _plan_groups()
@@ -53,8 +63,17 @@ def estate(tmp_path_factory):
     inventory = control.up(base / "lab", clients=CLIENTS)
     lab = Lab(base / "lab", inventory, base / "state")
     try:
-        done = run("apply", "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", "ca,templates,adfs,lync",
-                   "--forks", FORKS)
+        done = run(
+            "apply",
+            "-i",
+            lab.inventory,
+            "--state-dir",
+            lab.state_dir,
+            "--tasks",
+            "ca,templates,adfs,lync",
+            "--forks",
+            FORKS,
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         yield lab
     finally:
@@ -62,8 +81,21 @@ def estate(tmp_path_factory):
 
 
 def apply_args(lab, hosts: list[str], *extra) -> list:
-    return ["apply", "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", "client",
-            "--limit", ",".join(hosts), "--forks", FORKS, "--skip-preflight", *extra]
+    return [
+        "apply",
+        "-i",
+        lab.inventory,
+        "--state-dir",
+        lab.state_dir,
+        "--tasks",
+        "client",
+        "--limit",
+        ",".join(hosts),
+        "--forks",
+        FORKS,
+        "--skip-preflight",
+        *extra,
+    ]
 
 
 def lab_operations(lab) -> list[dict]:
@@ -81,10 +113,12 @@ def started_rows(lab, after_run: int) -> list:
     if not path.exists():
         return []
     import sqlite3
+
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
-        return db.execute("SELECT host, task FROM results WHERE status = 'started' AND run_id > ?",
-                          (after_run,)).fetchall()
+        return db.execute(
+            "SELECT host, task FROM results WHERE status = 'started' AND run_id > ?", (after_run,)
+        ).fetchall()
     except sqlite3.OperationalError:
         return []
     finally:
@@ -104,7 +138,7 @@ def wait_for(predicate, timeout: float, what: str):
 def resume_and_check(lab, hosts: list[str], faulted_run: int, ops_before: int) -> None:
     """The faults are gone: a resumed apply completes the hosts, and the audit and the lab agree."""
     lab.clear_faults()
-    time.sleep(0.5)                 # requests still on their way to the lab finish there
+    time.sleep(0.5)  # requests still on their way to the lab finish there
     changed_in_lab = {o["host"] for o in lab_operations(lab)[ops_before:]}
     resumed = run(*apply_args(lab, hosts, "--resume", "--json"))
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
@@ -119,8 +153,9 @@ def resume_and_check(lab, hosts: list[str], faulted_run: int, ops_before: int) -
     assert [r["id"] for r in runs if r["status"] == "running"] == [], "a run stays running"
     assert not unfinished, f"steps of run {faulted_run} sent but never recorded: {unfinished}"
     recorded = {r["host"] for r in rows if r["changed"]}
-    assert changed_in_lab <= recorded, (f"run {faulted_run} changed {sorted(changed_in_lab - recorded)} in the lab "
-                                        "without a journal record")
+    assert changed_in_lab <= recorded, (
+        f"run {faulted_run} changed {sorted(changed_in_lab - recorded)} in the lab without a journal record"
+    )
 
     issued = lab.snapshot().get("ca_issued", {})
     for host in hosts:
@@ -128,15 +163,25 @@ def resume_and_check(lab, hosts: list[str], faulted_run: int, ops_before: int) -
         certificates = [r for r in issued.values() if r.get("client") == host]
         assert (len(cards), len(certificates)) == (1, 1), (host, cards, certificates)
 
-    verify = run("verify", "-i", lab.inventory, "--state-dir", lab.state_dir, "--forks", FORKS,
-                 "--limit", ",".join(SERVERS + hosts))
+    verify = run(
+        "verify",
+        "-i",
+        lab.inventory,
+        "--state-dir",
+        lab.state_dir,
+        "--forks",
+        FORKS,
+        "--limit",
+        ",".join(SERVERS + hosts),
+    )
     assert verify.returncode == 0, verify.stdout[-3000:]
 
 
 def test_fault_suite_drops_5xx_a_hung_receive_lost_shells_and_lost_answers(estate):
     lab = estate
-    hosts = [h for name in ("drop", "http_503", "hang", "lost_shell", "answer_lost", "slow", "healthy")
-             for h in GROUPS[name]]
+    hosts = [
+        h for name in ("drop", "http_503", "hang", "lost_shell", "answer_lost", "slow", "healthy") for h in GROUPS[name]
+    ]
     for host in GROUPS["drop"]:
         lab.fault(host, drop=True)
     for host in GROUPS["http_503"]:
@@ -144,17 +189,18 @@ def test_fault_suite_drops_5xx_a_hung_receive_lost_shells_and_lost_answers(estat
     for host in GROUPS["hang"]:
         folder = lab.inventory.parent / "host_vars"
         folder.mkdir(exist_ok=True)
-        (folder / f"{host}.yml").write_text("ansible_winrm_operation_timeout_sec: 1\n"
-                                            "ansible_winrm_read_timeout_sec: 2\n")
+        (folder / f"{host}.yml").write_text(
+            "ansible_winrm_operation_timeout_sec: 1\nansible_winrm_read_timeout_sec: 2\n"
+        )
         lab.fault(host, hang_receive=True)
     for host in GROUPS["lost_shell"]:
-        lab.fault(host, lose_shell_after=3)    # the facts read works; the shell is gone for the apply
+        lab.fault(host, lose_shell_after=3)  # the facts read works; the shell is gone for the apply
     for host in GROUPS["answer_lost"]:
         # Command, Send and Receive of the facts, Send of the apply; its Receive runs the operations
         # in the lab and the connection drops before the answer.
         lab.fault(host, drop_reply_after=4)
     for host in GROUPS["slow"]:
-        lab.fault(host, receive_timeouts=3)    # WinRM's OperationTimeout three times: slow, not failed
+        lab.fault(host, receive_timeouts=3)  # WinRM's OperationTimeout three times: slow, not failed
     ops_before = len(lab_operations(lab))
     done = run(*apply_args(lab, hosts, "--step-timeout", 3, "--json"))
     assert done.returncode == 1, done.stderr[-3000:]
@@ -162,8 +208,13 @@ def test_fault_suite_drops_5xx_a_hung_receive_lost_shells_and_lost_answers(estat
     by_host: dict[str, list[dict]] = {}
     for r in results:
         by_host.setdefault(r["host"], []).append(r)
-    causes = {"drop": "host unreachable", "http_503": "HTTP 503", "hang": "no answer in 9 s",
-              "lost_shell": "2150858843", "answer_lost": "may have run"}
+    causes = {
+        "drop": "host unreachable",
+        "http_503": "HTTP 503",
+        "hang": "no answer in 9 s",
+        "lost_shell": "2150858843",
+        "answer_lost": "may have run",
+    }
     for name, cause in causes.items():
         for host in GROUPS[name]:
             assert all(r["status"] == "failed" for r in by_host[host]), by_host[host]
@@ -183,11 +234,12 @@ def test_fault_suite_the_controller_killed_or_terminated_mid_apply(estate, how):
         lab.fault(host, latency_s=latency)
     ops_before = len(lab_operations(lab))
     runs_before = last_run_id(lab)
-    proc = subprocess.Popen(cli(*apply_args(lab, hosts, "--forks", 3)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli(*apply_args(lab, hosts, "--forks", 3)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for(lambda: started_rows(lab, runs_before), 60, "a step's operations to be sent")
-        time.sleep(1.5 * latency)       # that step's Receive is on its way: the lab runs its operations
+        time.sleep(1.5 * latency)  # that step's Receive is on its way: the lab runs its operations
         proc.send_signal(signal.SIGKILL if how == "kill_9" else signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -3,6 +3,7 @@
 Nothing here sends traffic beyond 127.0.0.0/8: remote hosts are named under ``.invalid`` (which
 never resolves) and every refusal is proven before a connection is made.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lync2fa import api
 from lync2fa.connection import ConnectionConfigError, ConnectionSettings
 from lync2fa.inventory import InventoryError
@@ -51,28 +53,56 @@ def test_basic_over_http_to_a_remote_host_is_refused_whatever_the_scheme_case(tm
 @pytest.mark.parametrize("value", ["false", "no", "0", "off"])
 def test_allow_insecure_transport_false_in_an_ini_inventory_is_false(tmp_path, value):
     with pytest.raises(ConnectionConfigError, match="lync2fa_allow_insecure_transport: true"):
-        _settings(tmp_path, fmt="ini", ansible_port=5985, ansible_winrm_scheme="http",
-                  ansible_winrm_transport="basic", lync2fa_allow_insecure_transport=value)
+        _settings(
+            tmp_path,
+            fmt="ini",
+            ansible_port=5985,
+            ansible_winrm_scheme="http",
+            ansible_winrm_transport="basic",
+            lync2fa_allow_insecure_transport=value,
+        )
 
 
 def test_allow_insecure_transport_must_be_a_boolean(tmp_path):
     with pytest.raises(ConnectionConfigError, match="lync2fa_allow_insecure_transport must be a boolean"):
-        _settings(tmp_path, fmt="ini", ansible_port=5985, ansible_winrm_transport="basic",
-                  lync2fa_allow_insecure_transport="maybe")
+        _settings(
+            tmp_path,
+            fmt="ini",
+            ansible_port=5985,
+            ansible_winrm_transport="basic",
+            lync2fa_allow_insecure_transport="maybe",
+        )
 
 
 def test_allow_insecure_transport_true_is_a_warning(tmp_path):
-    s = _settings(tmp_path, fmt="ini", ansible_port=5985, ansible_winrm_transport="basic",
-                  lync2fa_allow_insecure_transport="yes")
+    s = _settings(
+        tmp_path, fmt="ini", ansible_port=5985, ansible_winrm_transport="basic", lync2fa_allow_insecure_transport="yes"
+    )
     assert any("in clear text" in w and "lync2fa_allow_insecure_transport: true" in w for w in s.warnings)
 
 
-@pytest.mark.parametrize("path", ["@ca01.corp.invalid:15985/wsman", "wsman", "//ca01.corp.invalid/wsman",
-                                  "http://ca01.corp.invalid/wsman", "/ws@man", "/wsman?x=1", "/ws man"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "@ca01.corp.invalid:15985/wsman",
+        "wsman",
+        "//ca01.corp.invalid/wsman",
+        "http://ca01.corp.invalid/wsman",
+        "/ws@man",
+        "/wsman?x=1",
+        "/ws man",
+    ],
+)
 def test_a_winrm_path_that_is_not_a_path_is_refused(tmp_path, path):
     with pytest.raises(ConnectionConfigError, match="ansible_winrm_path .* is not a URL path"):
-        _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985,
-                  ansible_winrm_transport="basic", ansible_winrm_path=path)
+        _settings(
+            tmp_path,
+            name="ca01",
+            ansible_host="127.0.0.1",
+            ansible_port=5985,
+            ansible_winrm_transport="basic",
+            ansible_winrm_path=path,
+        )
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1@ca01.corp.invalid", "ca01.corp.invalid/x", "127.0.0.1 x"])
@@ -84,12 +114,22 @@ def test_a_host_address_that_is_not_an_address_is_refused(tmp_path, address):
 def test_loopback_is_decided_from_the_url_and_its_proxy(tmp_path, monkeypatch):
     s = _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic")
     assert s.endpoint == "http://127.0.0.1:5985/wsman" and not s.warnings
-    assert _settings(tmp_path, name="ca01", ansible_host="::1", ansible_port=5985,
-                     ansible_winrm_transport="basic").endpoint == "http://[::1]:5985/wsman"
+    assert (
+        _settings(
+            tmp_path, name="ca01", ansible_host="::1", ansible_port=5985, ansible_winrm_transport="basic"
+        ).endpoint
+        == "http://[::1]:5985/wsman"
+    )
     # the inventory's proxy carries loopback traffic off this machine
     with pytest.raises(ConnectionConfigError, match="Basic authentication over plain http"):
-        _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic",
-                  ansible_winrm_proxy="http://proxy.corp.invalid:3128")
+        _settings(
+            tmp_path,
+            name="ca01",
+            ansible_host="127.0.0.1",
+            ansible_port=5985,
+            ansible_winrm_transport="basic",
+            ansible_winrm_proxy="http://proxy.corp.invalid:3128",
+        )
     # the environment's proxy is never used (pywinrm gets proxy=None), so it changes nothing
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -97,6 +137,7 @@ def test_loopback_is_decided_from_the_url_and_its_proxy(tmp_path, monkeypatch):
     s = _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_transport="basic")
     assert s.proxy is None and not s.warnings
     from lync2fa.transport import protocol_kwargs
+
     assert protocol_kwargs(s)["proxy"] is None
 
 
@@ -104,11 +145,13 @@ def test_issue11_requests_never_read_proxies_from_the_environment(monkeypatch):
     """trust_env off: requests would look HTTP(S)_PROXY up again on every call (~9 % of the CPU)."""
     from lync2fa.connection import ConnectionSettings
     from lync2fa.transport import WinRMConnection
-    settings = ConnectionSettings(host="cl1", address="127.0.0.1", port=1, scheme="http", transport="basic",
-                                  user="u", password="p")
+
+    settings = ConnectionSettings(
+        host="cl1", address="127.0.0.1", port=1, scheme="http", transport="basic", user="u", password="p"
+    )
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.invalid:3128")
     conn = WinRMConnection(settings)
-    conn._call = lambda op, func, *a, **k: "SHELL"          # no network: only the session is built
+    conn._call = lambda op, func, *a, **k: "SHELL"  # no network: only the session is built
     conn._shell()
     session = conn._protocol.transport.session
     assert session.trust_env is False and not session.proxies.get("https") and not session.proxies.get("http")
@@ -120,20 +163,27 @@ def test_message_encryption_never_to_a_remote_http_host_is_refused_and_says_why(
         _settings(tmp_path, ansible_port=5985, ansible_winrm_message_encryption="never")
     assert "PINs, PUKs, passwords" in str(err.value) and "in clear" in str(err.value)
     assert "lync2fa_allow_insecure_transport: true" in str(err.value)
-    s = _settings(tmp_path, ansible_port=5985, ansible_winrm_message_encryption="never",
-                  lync2fa_allow_insecure_transport=True)
+    s = _settings(
+        tmp_path, ansible_port=5985, ansible_winrm_message_encryption="never", lync2fa_allow_insecure_transport=True
+    )
     assert any("message_encryption: never" in w for w in s.warnings)
     # over https, or to loopback, "never" is not a leak
     assert not _settings(tmp_path, ansible_port=5986, ansible_winrm_message_encryption="never").warnings
-    assert not _settings(tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985,
-                         ansible_winrm_message_encryption="Never").warnings
+    assert not _settings(
+        tmp_path, name="ca01", ansible_host="127.0.0.1", ansible_port=5985, ansible_winrm_message_encryption="Never"
+    ).warnings
 
 
-@pytest.mark.parametrize("name,value", [("ansible_winrm_message_encryption", "sometimes"),
-                                        ("ansible_winrm_server_cert_validation", False),
-                                        ("ansible_winrm_server_cert_validation", "false"),
-                                        ("ansible_winrm_server_cert_validation", "no"),
-                                        ("ansible_winrm_scheme", "ftp")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("ansible_winrm_message_encryption", "sometimes"),
+        ("ansible_winrm_server_cert_validation", False),
+        ("ansible_winrm_server_cert_validation", "false"),
+        ("ansible_winrm_server_cert_validation", "no"),
+        ("ansible_winrm_scheme", "ftp"),
+    ],
+)
 def test_connection_choices_are_what_ansible_accepts(tmp_path, name, value):
     with pytest.raises(ConnectionConfigError, match=f"{REMOTE}: {name} must be one of"):
         _settings(tmp_path, **{name: value})
@@ -164,13 +214,16 @@ def test_a_pin_with_a_trailing_newline_is_refused_without_echoing_it():
     task.validate({"pin": "87654321"})
 
 
-@pytest.mark.parametrize("task,values,name", [
-    ("templates.smartcard", {"name": "SmartcardUser2\n"}, "templates_name"),
-    ("client.virtual_smartcard", {"pin": "87654321", "card_name": "Lync2FA\n"}, "client_card_name"),
-    ("ca.template_permissions", {"template": "SmartcardUser\n"}, "ca_template"),
-    ("ca.authority", {"common_name": "Contoso\nRoot"}, "ca_common_name"),
-    ("client.lync_settings", {"office_versions": ["16.0\n"]}, "client_office_versions"),
-])
+@pytest.mark.parametrize(
+    "task,values,name",
+    [
+        ("templates.smartcard", {"name": "SmartcardUser2\n"}, "templates_name"),
+        ("client.virtual_smartcard", {"pin": "87654321", "card_name": "Lync2FA\n"}, "client_card_name"),
+        ("ca.template_permissions", {"template": "SmartcardUser\n"}, "ca_template"),
+        ("ca.authority", {"common_name": "Contoso\nRoot"}, "ca_common_name"),
+        ("client.lync_settings", {"office_versions": ["16.0\n"]}, "client_office_versions"),
+    ],
+)
 def test_names_with_a_line_break_are_refused_and_the_message_says_so(task, values, name):
     with pytest.raises(Exception, match=f"{name} .* has a (trailing newline|line break): refused, not stripped"):
         api.tasks()[task].validate(values)
@@ -181,16 +234,26 @@ def test_validation_patterns_are_full_matches():
     from lync2fa.plugins.ca import SAFE_NAME
     from lync2fa.plugins.client import OFFICE_VERSION, PRINTABLE
     from lync2fa.plugins.templates.model import OID
-    for pattern, good in [(SAFE_NAME, "SmartcardUser"), (OID, "1.3.6.1.4.1.311.20.2.2"), (FQDN, "pool.corp.invalid"),
-                          (OFFICE_VERSION, "16.0"), (PRINTABLE, "87654321")]:
+
+    for pattern, good in [
+        (SAFE_NAME, "SmartcardUser"),
+        (OID, "1.3.6.1.4.1.311.20.2.2"),
+        (FQDN, "pool.corp.invalid"),
+        (OFFICE_VERSION, "16.0"),
+        (PRINTABLE, "87654321"),
+    ]:
         assert pattern.fullmatch(good) and not pattern.fullmatch(good + "\n"), pattern.pattern
         assert not pattern.fullmatch(good + "\nx")
 
 
 # -- 8. bounds on every number ---------------------------------------------------------------------
 def test_every_int_parameter_has_bounds():
-    unbounded = [f"{t.name}:{p.name}" for t in api.tasks().values() for p in t.params
-                 if p.type == "int" and not p.choices and (p.minimum is None or p.maximum is None)]
+    unbounded = [
+        f"{t.name}:{p.name}"
+        for t in api.tasks().values()
+        for p in t.params
+        if p.type == "int" and not p.choices and (p.minimum is None or p.maximum is None)
+    ]
     assert not unbounded
 
 
@@ -205,8 +268,11 @@ def test_out_of_range_values_name_host_variable_and_range(tmp_path, value):
 # -- 10. long values are not echoed back whole -----------------------------------------------------
 def test_a_huge_value_is_truncated_in_errors(tmp_path):
     huge = "A" * 100_000
-    for values in ({"common_name": huge}, {"common_name": "Contoso", "hash_algorithm": huge},
-                   {"common_name": "Contoso", "validity_years": huge}):
+    for values in (
+        {"common_name": huge},
+        {"common_name": "Contoso", "hash_algorithm": huge},
+        {"common_name": "Contoso", "validity_years": huge},
+    ):
         with pytest.raises(Exception) as err:
             api.tasks()["ca.authority"].validate(values)
         assert len(str(err.value)) < 2000 and "characters in all" in str(err.value)
@@ -215,9 +281,15 @@ def test_a_huge_value_is_truncated_in_errors(tmp_path):
 # -- 5, 6. broken, empty, group-less inventories; --limit; vault ------------------------------------
 
 # The ca tier reaches AD: a transport that delegates (CredSSP) passes the double-hop check.
-GOOD = {"all": {"vars": {"ansible_winrm_transport": "credssp"}, "children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
-                             "clients": {"hosts": {"cl01.corp.invalid": {**BASE, "client_user": "CORP\\u1",
-                                                                          "client_pin": "87654321"}}}}}}
+GOOD = {
+    "all": {
+        "vars": {"ansible_winrm_transport": "credssp"},
+        "children": {
+            "ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}},
+            "clients": {"hosts": {"cl01.corp.invalid": {**BASE, "client_user": "CORP\\u1", "client_pin": "87654321"}}},
+        },
+    }
+}
 
 
 def _write(path, text):
@@ -225,11 +297,20 @@ def _write(path, text):
     return path
 
 
-@pytest.mark.parametrize("name,text,reason", [
-    ("broken.yml", ('all:\n  children:\n    clients:\n      hosts:\n        cl01:\n          client_pin: "87654321"\n'
-                    '         bad: [\n'), "line 7"),
-    ("broken.ini", "[clients]\ncl01 client_pin=8765 4321abcd ansible_password=Secr3t-Pw\n", "Expected key=value"),
-])
+@pytest.mark.parametrize(
+    "name,text,reason",
+    [
+        (
+            "broken.yml",
+            (
+                'all:\n  children:\n    clients:\n      hosts:\n        cl01:\n          client_pin: "87654321"\n'
+                "         bad: [\n"
+            ),
+            "line 7",
+        ),
+        ("broken.ini", "[clients]\ncl01 client_pin=8765 4321abcd ansible_password=Secr3t-Pw\n", "Expected key=value"),
+    ],
+)
 def test_a_broken_inventory_names_file_and_reason_and_never_shows_secret_lines(tmp_path, capfd, name, text, reason):
     path = _write(tmp_path / name, text)
     with pytest.raises(InventoryError) as err:
@@ -280,6 +361,7 @@ def test_a_limit_matching_no_host_is_an_error(tmp_path):
 @pytest.mark.parametrize("argv", [["plan"], ["apply"], ["verify"], ["rollback", "--tier", "client"]])
 def test_the_cli_exits_2_for_an_unusable_inventory(tmp_path, capsys, argv):
     from lync2fa import cli
+
     broken = _write(tmp_path / "hosts.yml", "all:\n  hosts: [\n")
     assert cli.main([*argv, "-i", str(broken), "--state-dir", str(tmp_path / "state")]) == 2
     assert str(broken) in capsys.readouterr().err
@@ -303,11 +385,16 @@ def test_a_misspelt_tier_variable_is_a_warning_with_the_closest_name(tmp_path):
 # -- 9, 10. vault password: empty file, missing, from the environment -----------------------------
 def _vaulted(tmp_path, password="vault-pass"):
     from ansible.parsing.vault import VaultLib, VaultSecret
+
     vault = VaultLib([("default", VaultSecret(password.encode()))])
     (tmp_path / "group_vars").mkdir()
     (tmp_path / "group_vars" / "all.yml").write_bytes(vault.encrypt(yaml.safe_dump({"ansible_password": "Pw-1"})))
-    doc = {"all": {"vars": {"ansible_winrm_transport": "credssp"},
-                   "children": {"ca": {"hosts": {REMOTE: {"ansible_user": "a", "ca_common_name": "Contoso"}}}}}}
+    doc = {
+        "all": {
+            "vars": {"ansible_winrm_transport": "credssp"},
+            "children": {"ca": {"hosts": {REMOTE: {"ansible_user": "a", "ca_common_name": "Contoso"}}}},
+        }
+    }
     return _write(tmp_path / "hosts.yml", yaml.safe_dump(doc))
 
 
@@ -337,24 +424,29 @@ def test_the_vault_password_file_comes_from_the_environment(tmp_path, monkeypatc
 @pytest.fixture(scope="module")
 def lab_dir(tmp_path_factory):
     from lync2fa.lab import control
+
     directory = tmp_path_factory.mktemp("lab") / "lab"
-    control.create(directory, clients=1)   # state only: no endpoint is started
+    control.create(directory, clients=1)  # state only: no endpoint is started
     return directory
 
 
-@pytest.mark.parametrize("args,text", [
-    (["ca01", "latency_s=abc"], "latency_s='abc': expected a number of seconds"),
-    (["ca01", "latency_s=-1"], "expected a number of seconds from 0 to 600"),
-    (["ca01", "latency_s=nan"], "expected a number of seconds"),
-    (["ca01", "drop=yes"], "drop='yes': expected true or false"),
-    (["ca01", "http_status=abc"], "expected an HTTP status"),
-    (["ca01", "receive_timeouts=1.5"], "expected a whole number"),
-    (["ca01", "fail_tasks=ca.nosuch"], "unknown task(s) ca.nosuch"),
-    (["nosuchhost", "drop=true"], "no host 'nosuchhost' in the lab"),
-    (["ca01", "bogus=1"], "unknown fault 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["ca01", "latency_s=abc"], "latency_s='abc': expected a number of seconds"),
+        (["ca01", "latency_s=-1"], "expected a number of seconds from 0 to 600"),
+        (["ca01", "latency_s=nan"], "expected a number of seconds"),
+        (["ca01", "drop=yes"], "drop='yes': expected true or false"),
+        (["ca01", "http_status=abc"], "expected an HTTP status"),
+        (["ca01", "receive_timeouts=1.5"], "expected a whole number"),
+        (["ca01", "fail_tasks=ca.nosuch"], "unknown task(s) ca.nosuch"),
+        (["nosuchhost", "drop=true"], "no host 'nosuchhost' in the lab"),
+        (["ca01", "bogus=1"], "unknown fault 'bogus'"),
+    ],
+)
 def test_lab_fault_refuses_undocumented_values_and_unknown_hosts(lab_dir, capsys, args, text):
     from lync2fa import cli
+
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), *args]) == 2
     assert text in capsys.readouterr().err
 
@@ -363,18 +455,43 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
     import json
 
     from lync2fa import cli
-    assert cli.main(["lab", "fault", "--dir", str(lab_dir), "ca01", "drop=false", "latency_s=0.5",
-                     "http_status=503", "receive_timeouts=2", "fail_tasks=ca.authority", "ca_offline=true"]) == 0
+
+    assert (
+        cli.main(
+            [
+                "lab",
+                "fault",
+                "--dir",
+                str(lab_dir),
+                "ca01",
+                "drop=false",
+                "latency_s=0.5",
+                "http_status=503",
+                "receive_timeouts=2",
+                "fail_tasks=ca.authority",
+                "ca_offline=true",
+            ]
+        )
+        == 0
+    )
     faults = json.loads(capsys.readouterr().out)["ca01"]
-    assert faults == {"latency_s": 0.5, "drop": False, "http_status": 503, "receive_timeouts": 2,
-                      "reject_auth": False, "fail_tasks": ["ca.authority"], "ca_offline": True,
-                      "hang_receive": False, "lose_shell_after": 0, "drop_reply_after": 0}
+    assert faults == {
+        "latency_s": 0.5,
+        "drop": False,
+        "http_status": 503,
+        "receive_timeouts": 2,
+        "reject_auth": False,
+        "fail_tasks": ["ca.authority"],
+        "ca_offline": True,
+        "hang_receive": False,
+        "lose_shell_after": 0,
+        "drop_reply_after": 0,
+    }
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "*", "http_status=null"]) == 0
     assert cli.main(["lab", "fault", "--dir", str(lab_dir), "--clear"]) == 0
 
 
 # -- 9. environment errors are exit 2 with a reason, before anything runs ----------------------------
-
 
 
 def _good(tmp_path):
@@ -384,6 +501,7 @@ def _good(tmp_path):
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_a_corrupt_journal_is_exit_2_naming_it_before_anything_runs(tmp_path, capsys, command):
     from lync2fa import cli
+
     state = tmp_path / "state"
     state.mkdir()
     (state / "journal.sqlite").write_bytes(b"this is not a database" * 100)
@@ -397,9 +515,19 @@ def test_a_corrupt_journal_is_exit_2_naming_it_before_anything_runs(tmp_path, ca
 @pytest.mark.parametrize("option", ["--report-dir", "--state-dir"])
 def test_a_directory_under_a_file_is_exit_2_before_anything_runs(tmp_path, capsys, option):
     from lync2fa import cli
+
     blocker = _write(tmp_path / "a-file", "x")
-    argv = ["apply", "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(tmp_path / "state"),
-            option, str(blocker / "reports")]
+    argv = [
+        "apply",
+        "-i",
+        _good(tmp_path),
+        "--tasks",
+        "ca.authority",
+        "--state-dir",
+        str(tmp_path / "state"),
+        option,
+        str(blocker / "reports"),
+    ]
     assert cli.main(argv) == 2
     assert f"is under {blocker}, which is a file" in capsys.readouterr().err
     assert not (tmp_path / "state" / "journal.sqlite").exists() or option == "--state-dir"
@@ -407,6 +535,7 @@ def test_a_directory_under_a_file_is_exit_2_before_anything_runs(tmp_path, capsy
 
 def test_lab_up_with_a_file_as_directory_is_exit_2(tmp_path, capsys):
     from lync2fa import cli
+
     blocker = _write(tmp_path / "a-file", "x")
     assert cli.main(["lab", "up", "--dir", str(blocker)]) == 2
     assert f"lab directory {blocker} is a file" in capsys.readouterr().err
@@ -436,12 +565,19 @@ def readonly_state(tmp_path):
 
 
 def test_a_read_only_state_directory_is_exit_2_and_its_journal_can_still_be_read(readonly_state, tmp_path):
-    code = ("import json, sys\nfrom pathlib import Path\nfrom lync2fa import cli\nfrom lync2fa.journal import Journal\n"
-            "print(json.dumps([r['status'] for r in Journal(Path(sys.argv[1]), readonly=True).runs()]))\n"
-            "assert cli.main(['journal', '--state-dir', sys.argv[1], '--json']) == 0\n"
-            "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n")
-    done = subprocess.run([*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import json, sys\nfrom pathlib import Path\nfrom lync2fa import cli\nfrom lync2fa.journal import Journal\n"
+        "print(json.dumps([r['status'] for r in Journal(Path(sys.argv[1]), readonly=True).runs()]))\n"
+        "assert cli.main(['journal', '--state-dir', sys.argv[1], '--json']) == 0\n"
+        "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n"
+    )
+    done = subprocess.run(
+        [*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stdout.strip().splitlines()[0] == '["ok"]'
     assert f"state directory {readonly_state} is not writable" in done.stderr
@@ -466,6 +602,7 @@ def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
 
 def test_an_old_journal_gets_the_pid_column(tmp_path):
     import sqlite3
+
     db = sqlite3.connect(tmp_path / "journal.sqlite")
     db.executescript("""CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL,
         finished_at REAL, operator TEXT NOT NULL, controller TEXT NOT NULL, command TEXT NOT NULL,
@@ -482,6 +619,7 @@ def test_an_old_journal_gets_the_pid_column(tmp_path):
 # -- 15. one changing run per state directory ------------------------------------------------------
 def test_a_second_apply_on_the_same_state_directory_exits_2_naming_the_holder(tmp_path, capsys):
     from lync2fa import cli
+
     state = tmp_path / "state"
     with RunLock(state, command="apply"):
         assert cli.main(["apply", "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
@@ -492,9 +630,12 @@ def test_a_second_apply_on_the_same_state_directory_exits_2_naming_the_holder(tm
         assert api.run(Plan(tasks=[], steps=[]), check_mode=True, state_dir=state).ok
         with pytest.raises(RunLockError):
             RunLock(state, shared=True).acquire()
-    with RunLock(state, shared=True), RunLock(state, shared=True), \
-            pytest.raises(RunLockError):   # Ansible forks hold it together, an apply cannot
-            api.run(Plan(tasks=[], steps=[]), state_dir=state)
+    with (
+        RunLock(state, shared=True),
+        RunLock(state, shared=True),
+        pytest.raises(RunLockError),
+    ):  # Ansible forks hold it together, an apply cannot
+        api.run(Plan(tasks=[], steps=[]), state_dir=state)
 
 
 def test_wait_lock_waits_for_the_holder(tmp_path):
@@ -517,6 +658,7 @@ def test_the_readme_says_different_state_directories_are_not_coordinated():
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_a_journal_deleted_or_replaced_mid_run_raises_naming_it(tmp_path, how):
     from lync2fa.results import Result
+
     journal = Journal(tmp_path)
     run_id = journal.start_run("apply", "hosts.yml", False)
     journal.record(run_id, Result("ca01", "ca.authority"))
@@ -553,8 +695,15 @@ def test_a_401_without_a_challenge_is_a_clear_authentication_error(offered, tran
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        settings = ConnectionSettings(host="win01", address="127.0.0.1", port=server.server_address[1],
-                                      scheme="http", transport=transport, user="CORP\\admin", password="pw")
+        settings = ConnectionSettings(
+            host="win01",
+            address="127.0.0.1",
+            port=server.server_address[1],
+            scheme="http",
+            transport=transport,
+            user="CORP\\admin",
+            password="pw",
+        )
         with pytest.raises(TransportError) as err:
             WinRMConnection(settings, retries=0).request({"kind": "facts", "facts": {}})
     finally:
@@ -570,13 +719,19 @@ def test_security_doc_lists_every_rule_and_override():
     root = Path(__file__).parent.parent
     doc = " ".join((root / "docs" / "security.md").read_text().split())
     from lync2fa.plugins.templates import esc
+
     rules = set(esc.RULES)
     for source in (root / "plugins").glob("*/*.py"):
         rules.update(re.findall(r'Finding\(\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
     missing = sorted(r for r in rules if f"`{r}`" not in doc)
     assert not missing, f"docs/security.md does not list {missing}"
-    for name in ("lync2fa_allow_insecure_transport", "--allow-insecure", "lync2fa_local_resources",
-                 "templates_accepted_findings", "not coordinated"):
+    for name in (
+        "lync2fa_allow_insecure_transport",
+        "--allow-insecure",
+        "lync2fa_local_resources",
+        "templates_accepted_findings",
+        "not coordinated",
+    ):
         assert name in doc
 
 

@@ -1,6 +1,7 @@
 """Issue 12 items 12, 13, 14 and 17 against the lab: a hung host, signals, ``kill -9`` and resume,
 per-host locking. The CLI runs in a subprocess (signals and ``kill -9`` need one); everything stays
 on 127.0.0.1 (the lab's endpoints)."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lync2fa import api, hostscript
 from lync2fa.connection import ConnectionSettings
 from lync2fa.hostops import cmdlet_fact
@@ -24,13 +26,19 @@ SERVER_TIERS = "ca,templates,adfs,lync"
 
 
 def lync2fa(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLI, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def run(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CLI, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def apply_args(lab, *extra) -> list:
@@ -56,7 +64,7 @@ def journal_rows(state_dir: Path, sql: str, args: tuple = ()) -> list[tuple]:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
     try:
         return db.execute(sql, args).fetchall()
-    except sqlite3.OperationalError:   # the schema is not there yet
+    except sqlite3.OperationalError:  # the schema is not there yet
         return []
     finally:
         db.close()
@@ -80,8 +88,13 @@ def lab_operations(lab) -> list[dict]:
 def cards_and_certificates(lab, clients: list[str]) -> dict[str, tuple[int, int]]:
     """Per client: the lab's virtual smart cards and the CA's certificates issued for it."""
     issued = lab.snapshot().get("ca_issued", {})
-    return {c: (len((lab.get("vsc", c) or {}).get("cards", {})),
-                sum(1 for row in issued.values() if row.get("client") == c)) for c in clients}
+    return {
+        c: (
+            len((lab.get("vsc", c) or {}).get("cards", {})),
+            sum(1 for row in issued.values() if row.get("client") == c),
+        )
+        for c in clients
+    }
 
 
 def journal_json(lab) -> dict:
@@ -97,8 +110,7 @@ def test_issue12_item12_a_hung_host_fails_with_no_answer_and_the_others_finish(m
     host_vars(lab, "cl0001", ansible_winrm_operation_timeout_sec=1, ansible_winrm_read_timeout_sec=2)
     lab.fault("cl0001", hang_receive=True)
     started = time.monotonic()
-    done = run(*apply_args(lab, "--tasks", "client", "--step-timeout", 2, "--skip-preflight", "--json"),
-               timeout=90)
+    done = run(*apply_args(lab, "--tasks", "client", "--step-timeout", 2, "--skip-preflight", "--json"), timeout=90)
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr
     results = json.loads(done.stdout)["results"]
@@ -107,7 +119,7 @@ def test_issue12_item12_a_hung_host_fails_with_no_answer_and_the_others_finish(m
     others = [r for r in results if r["host"] != "cl0001"]
     assert len(others) == 6 and all(r["status"] == "changed" for r in others), others
     assert elapsed < 45
-    assert not [op for op in lab_operations(lab) if op["host"] == "cl0001"]   # nothing ran there
+    assert not [op for op in lab_operations(lab) if op["host"] == "cl0001"]  # nothing ran there
 
 
 def test_issue12_item12_a_read_timeout_is_no_answer_and_is_never_retried(make_lab):
@@ -121,14 +133,17 @@ def test_issue12_item12_a_read_timeout_is_no_answer_and_is_never_retried(make_la
     results = json.loads(done.stdout)["results"]
     hung = [r for r in results if r["host"] == "cl0001"]
     assert hung and all("no answer in 2 s" in r["msg"] and "attempts" not in r["msg"] for r in hung), hung
-    assert all(r["duration"] < 5.5 for r in hung), hung     # one read timeout of 2 s, not three
+    assert all(r["duration"] < 5.5 for r in hung), hung  # one read timeout of 2 s, not three
     assert all(r["status"] == "changed" for r in results if r["host"] == "cl0002")
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="preflight (core/preflight.py run -> read_facts) sends its fact read without a deadline "
-                          "and the CLI does not pass --step-timeout to it: apply without --skip-preflight hangs "
-                          "on a hung host (and SIGINT cannot end it: the handlers are installed after preflight)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=subprocess.TimeoutExpired,
+    reason="preflight (core/preflight.py run -> read_facts) sends its fact read without a deadline "
+    "and the CLI does not pass --step-timeout to it: apply without --skip-preflight hangs "
+    "on a hung host (and SIGINT cannot end it: the handlers are installed after preflight)",
+)
 def test_issue12_item12_preflight_gives_up_on_a_hung_host(make_lab):
     lab = make_lab(clients=2)
     host_vars(lab, "cl0001", ansible_winrm_operation_timeout_sec=1, ansible_winrm_read_timeout_sec=2)
@@ -149,8 +164,13 @@ def test_issue12_item13_a_signal_mid_apply_interrupts_cleanly(make_lab, signum):
         lab.fault(client, latency_s=0.15)
     proc = lync2fa(*apply_args(lab, "--tasks", "client", "--forks", 2, "--skip-preflight"))
     try:
-        wait_for(lambda: journal_rows(lab.state_dir, "SELECT 1 FROM results WHERE status = 'started' AND run_id > ?",
-                                      (runs_before,)), 60, "a step's operations to be sent")
+        wait_for(
+            lambda: journal_rows(
+                lab.state_dir, "SELECT 1 FROM results WHERE status = 'started' AND run_id > ?", (runs_before,)
+            ),
+            60,
+            "a step's operations to be sent",
+        )
         signalled = time.time()
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
@@ -163,8 +183,11 @@ def test_issue12_item13_a_signal_mid_apply_interrupts_cleanly(make_lab, signum):
     assert "Traceback" not in err
     run_info = journal_json(lab)["runs"][-1]
     assert run_info["status"] == "interrupted"
-    rows = journal_rows(lab.state_dir, "SELECT host, task, status, finished_at, msg FROM results WHERE run_id = ? "
-                        "ORDER BY rowid", (run_info["id"],))
+    rows = journal_rows(
+        lab.state_dir,
+        "SELECT host, task, status, finished_at, msg FROM results WHERE run_id = ? ORDER BY rowid",
+        (run_info["id"],),
+    )
     started = [r for r in rows if r[2] == "started"]
     # A host not begun needs several requests of 0.15 s each before it could send operations.
     assert started and max(r[3] for r in started) <= signalled + 0.3, "operations were sent after the signal"
@@ -189,8 +212,13 @@ def test_issue12_item14_kill_9_mid_apply_then_resume_records_what_the_killed_run
     baseline = len(lab_operations(lab))
     proc = lync2fa(*apply_args(lab, "--tasks", "client", "--forks", 4, "--skip-preflight"))
     try:
-        first = wait_for(lambda: journal_rows(lab.state_dir, "SELECT host FROM results WHERE status = 'started' "
-                                              "AND run_id > ?", (runs_before,)), 60, "a step's operations to be sent")
+        first = wait_for(
+            lambda: journal_rows(
+                lab.state_dir, "SELECT host FROM results WHERE status = 'started' AND run_id > ?", (runs_before,)
+            ),
+            60,
+            "a step's operations to be sent",
+        )
         # The apply's Send, then its Receive (which runs the operations in the lab) are on their way.
         time.sleep(1.5 * latency)
         proc.send_signal(signal.SIGKILL)
@@ -199,11 +227,14 @@ def test_issue12_item14_kill_9_mid_apply_then_resume_records_what_the_killed_run
         proc.kill()
     in_flight_host = first[0][0]
     try:
-        wait_for(lambda: any(o["host"] == in_flight_host for o in lab_operations(lab)[baseline:]), 10,
-                 "the lab to run the in-flight operations")
-    except AssertionError:      # a loaded machine: the Receive had not left yet (checked below too)
+        wait_for(
+            lambda: any(o["host"] == in_flight_host for o in lab_operations(lab)[baseline:]),
+            10,
+            "the lab to run the in-flight operations",
+        )
+    except AssertionError:  # a loaded machine: the Receive had not left yet (checked below too)
         pass
-    time.sleep(2 * latency)     # other requests already on their way finish in the lab
+    time.sleep(2 * latency)  # other requests already on their way finish in the lab
     changed_hosts = {o["host"] for o in lab_operations(lab)[baseline:]}
     lab.clear_faults()
 
@@ -221,7 +252,7 @@ def test_issue12_item14_kill_9_mid_apply_then_resume_records_what_the_killed_run
     report = json.loads(resumed.stdout)
     for task, host in in_flight:
         result = next(r for r in report["results"] if (r["task"], r["host"]) == (task, host))
-        assert "(resumed)" not in result["msg"], result     # re-planned, not taken as done
+        assert "(resumed)" not in result["msg"], result  # re-planned, not taken as done
     journal = Journal(lab.state_dir, readonly=True)
     killed_rows = journal.results(killed)
     assert not journal.started_unfinished(killed)
@@ -245,7 +276,7 @@ def _concurrent_fact_reads(lab, hosts: list[str]) -> list[float]:
     by_name = {h.name: h for h in inventory.hosts_in("clients", None)}
     connections = [WinRMConnection(ConnectionSettings.from_host(by_name[h])) for h in hosts]
     warm = hostscript.facts_request({"x": cmdlet_fact("Get-Date")})
-    for c in connections:      # shells and processes started (paid) before timing
+    for c in connections:  # shells and processes started (paid) before timing
         c.request(warm, idempotent=True)
     query = hostscript.facts_request({"tpm": cmdlet_fact("Get-Tpm", module="TrustedPlatformModule")})
     took: list[float] = []
@@ -256,6 +287,7 @@ def _concurrent_fact_reads(lab, hosts: list[str]) -> list[float]:
         start = time.monotonic()
         conn.request(query, idempotent=True)
         took.append(time.monotonic() - start)
+
     threads = [threading.Thread(target=one, args=(c,)) for c in connections]
     for t in threads:
         t.start()
@@ -278,23 +310,29 @@ def test_issue12_item17_one_hosts_requests_are_serialised(costly_lab):
     assert took[-1] >= 3 * 0.3 - 0.05, took
 
 
-@pytest.mark.xfail(strict=True, reason="the lab's estate store holds one process-wide lock for a whole "
-                   "transaction (core/lab/state.py), and core/lab/windows/primitives.py run_request imports "
-                   "modules (paying the cost profile's import time) inside it: hosts still run one at a time")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the lab's estate store holds one process-wide lock for a whole "
+    "transaction (core/lab/state.py), and core/lab/windows/primitives.py run_request imports "
+    "modules (paying the cost profile's import time) inside it: hosts still run one at a time",
+)
 def test_issue12_item17_different_hosts_run_concurrently_in_the_lab(costly_lab):
     took = _concurrent_fact_reads(costly_lab, ["cl0001", "cl0002", "cl0003", "cl0004"])
-    assert took[-1] < 2 * 0.3 + 0.25, took     # serialised: 4 x 0.3 s
+    assert took[-1] < 2 * 0.3 + 0.25, took  # serialised: 4 x 0.3 s
 
 
-@pytest.mark.xfail(strict=True, reason="core/cli.py installs the SIGINT/SIGTERM handlers after preflight: Ctrl-C "
-                   "during preflight is a KeyboardInterrupt traceback")
+@pytest.mark.xfail(
+    strict=True,
+    reason="core/cli.py installs the SIGINT/SIGTERM handlers after preflight: Ctrl-C "
+    "during preflight is a KeyboardInterrupt traceback",
+)
 def test_issue12_item13_sigint_during_preflight_is_a_one_line_summary(make_lab):
     lab = make_lab(clients=2)
     for client in ("cl0001", "cl0002"):
         lab.fault(client, latency_s=1.0)
     proc = lync2fa(*apply_args(lab, "--tasks", "client"))
     try:
-        time.sleep(2.0)              # preflight is reading the clients' facts
+        time.sleep(2.0)  # preflight is reading the clients' facts
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -317,7 +355,7 @@ def test_issue12_item14_a_step_whose_answer_was_lost_is_journaled_as_the_change_
     report = json.loads(done.stdout)
     lost = [r for r in report["results"] if r["host"] == "cl0001"]
     assert lost and all(r["status"] == "failed" and "may have run" in r["msg"] for r in lost), lost
-    assert {op["host"] for op in lab_operations(lab)} >= {"cl0001"}    # the lab did run them
+    assert {op["host"] for op in lab_operations(lab)} >= {"cl0001"}  # the lab did run them
     lab.clear_faults()
     resumed = run(*apply_args(lab, "--tasks", "client", "--skip-preflight", "--resume", "--json"))
     assert resumed.returncode == 0, resumed.stderr
@@ -338,7 +376,7 @@ def test_issue12_item14_a_resumed_run_killed_in_turn_leaves_no_step_unsettled(ma
     lab = make_lab(clients=2)
     servers_applied(lab)
     done = run(*apply_args(lab, "--tasks", "client", "--skip-preflight"))
-    assert done.returncode == 0, done.stderr      # every change in place (made "by" the killed runs)
+    assert done.returncode == 0, done.stderr  # every change in place (made "by" the killed runs)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     journal = Journal(lab.state_dir)

@@ -1,4 +1,5 @@
 """``lync2fa journal``: a table of runs, one run's steps with readable diffs, JSON for machines."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,10 +13,28 @@ def seed(state_dir):
     journal = Journal(state_dir)
     try:
         run = journal.start_run("apply", "inventories/example", False)
-        journal.record(run, Result("ca01", "ca.authority", changed=True, before={"Hash": "SHA1"},
-                                   after={"Hash": "SHA256", "KeyLength": 4096}, duration=1.25))
-        journal.record(run, Result("ws0101", "client.enrollment", failed=True, msg="no <b>card</b> [red]here[/]",
-                                   warnings=["TPM 1.2: slow"], duration=0.5))
+        journal.record(
+            run,
+            Result(
+                "ca01",
+                "ca.authority",
+                changed=True,
+                before={"Hash": "SHA1"},
+                after={"Hash": "SHA256", "KeyLength": 4096},
+                duration=1.25,
+            ),
+        )
+        journal.record(
+            run,
+            Result(
+                "ws0101",
+                "client.enrollment",
+                failed=True,
+                msg="no <b>card</b> [red]here[/]",
+                warnings=["TPM 1.2: slow"],
+                duration=0.5,
+            ),
+        )
         journal.record(run, Result("ws0102", "client.enrollment", skipped=True, msg="skipped: TPM"))
         journal.finish_run(run, "failed")
         check = journal.start_run("plan", "inventories/example", True)
@@ -36,7 +55,7 @@ def test_runs_table(tmp_path, run_cli):
     for word in ("apply", "failed", "1", datetime.now().strftime("%Y-%m-%d")):
         assert word in apply
     assert "plan" in plan and " ok " in plan
-    assert "@" in apply                      # user@controller
+    assert "@" in apply  # user@controller
 
 
 def test_one_run_with_readable_diffs(tmp_path, run_cli):
@@ -44,7 +63,7 @@ def test_one_run_with_readable_diffs(tmp_path, run_cli):
     result = run_cli("journal", "--state-dir", tmp_path, "--run", run)
     assert result.code == 0, result.err
     assert "~ Hash: SHA1 -> SHA256" in result.out and "+ KeyLength: 4096" in result.out
-    assert "no <b>card</b> [red]here[/]" in result.out          # host text shown as is, never as markup
+    assert "no <b>card</b> [red]here[/]" in result.out  # host text shown as is, never as markup
     assert "warning: TPM 1.2: slow" in result.out
     assert "1 changed, 1 failed, 1 skipped" in result.out
 
@@ -59,8 +78,10 @@ def test_json_for_machines(tmp_path, run_cli):
     assert first["check_mode"] is False and runs[1]["check_mode"] is True
     steps = run_cli("journal", "--state-dir", tmp_path, "--run", run, "--json").json()["steps"]
     authority = next(s for s in steps if s["task"] == "ca.authority")
-    assert authority["diff"] == [{"path": "Hash", "before": "SHA1", "after": "SHA256"},
-                                 {"path": "KeyLength", "before": None, "after": 4096}]
+    assert authority["diff"] == [
+        {"path": "Hash", "before": "SHA1", "after": "SHA256"},
+        {"path": "KeyLength", "before": None, "after": 4096},
+    ]
     assert next(s for s in steps if s["failed"])["warnings"] == ["TPM 1.2: slow"]
     assert datetime.fromisoformat(authority["finished_at"])
 

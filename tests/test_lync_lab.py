@@ -1,5 +1,6 @@
 """The Lync tier end to end through the CLI, pywinrm and the lab's Lync management shell over the
 Central Management Store (lync2fa.lab.windows.lync); and that Windows model itself."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lync2fa.hostops import cmdlet, describe
 from lync2fa.lab import control
 from lync2fa.lab.estate import Estate
@@ -20,8 +22,12 @@ POOL, DIRECTOR, EDGE = "pool01.corp.lync2fa.test", "dir01.corp.lync2fa.test", "e
 METADATA = "https://sts.corp.lync2fa.test/federationmetadata/2007-06/federationmetadata.xml"
 WEB_POOL = f"CsWebServiceConfiguration/service:webserver:{POOL}"
 REGISTRAR_POOL = f"CsProxyConfiguration/service:registrar:{POOL}"
-GLOBALS = ("CsWebServiceConfiguration/global", "CsWebServiceConfiguration/site:hq", "CsProxyConfiguration/global",
-           "CsUserServicesPolicy/global")
+GLOBALS = (
+    "CsWebServiceConfiguration/global",
+    "CsWebServiceConfiguration/site:hq",
+    "CsProxyConfiguration/global",
+    "CsUserServicesPolicy/global",
+)
 
 
 def inventory_with(lab, host_vars: dict[str, dict], name: str = "custom.yml") -> Path:
@@ -64,24 +70,40 @@ def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
     planned = run(run_cli, "plan", lab, "--json")
     assert planned.code == 0, planned.err
     report = changed(planned.json())
-    assert set(report) == {("lync.web_service", "pool01"), ("lync.web_service", "dir01"),
-                           ("lync.registrar_proxy", "pool01"), ("lync.edge_proxy", "pool01")}
+    assert set(report) == {
+        ("lync.web_service", "pool01"),
+        ("lync.web_service", "dir01"),
+        ("lync.registrar_proxy", "pool01"),
+        ("lync.edge_proxy", "pool01"),
+    }
     web = report["lync.web_service", "pool01"]
     assert diff_of(web) == {
-        "scope": ("Site:HQ", f"Service:WebServer:{POOL}"),          # inherited from the site until now
-        "UseWsFedPassiveAuth": (False, True), "WsFedPassiveMetadataUri": (None, METADATA),
-        "UseCertificateAuth": (True, False), "UsePinAuth": (True, False), "UseWindowsAuth": ("Negotiate", "None")}
-    assert [w for w in web["warnings"] if "will not inherit" in w] == [(
-        f"Service:WebServer:{POOL} will not inherit MaxGroupSizeToExpand = 200 from Site:HQ: a new service "
-        "collection starts from the default (100); set it on the service collection if it matters.")]
+        "scope": ("Site:HQ", f"Service:WebServer:{POOL}"),  # inherited from the site until now
+        "UseWsFedPassiveAuth": (False, True),
+        "WsFedPassiveMetadataUri": (None, METADATA),
+        "UseCertificateAuth": (True, False),
+        "UsePinAuth": (True, False),
+        "UseWindowsAuth": ("Negotiate", "None"),
+    }
+    assert [w for w in web["warnings"] if "will not inherit" in w] == [
+        (
+            f"Service:WebServer:{POOL} will not inherit MaxGroupSizeToExpand = 200 from Site:HQ: a new service "
+            "collection starts from the default (100); set it on the service collection if it matters."
+        )
+    ]
     assert diff_of(report["lync.registrar_proxy", "pool01"]) == {
         "scope": ("Global", f"Service:Registrar:{POOL}"),
-        "UseKerberosForClientToProxyAuth": (True, False), "UseNtlmForClientToProxyAuth": (True, False)}
+        "UseKerberosForClientToProxyAuth": (True, False),
+        "UseNtlmForClientToProxyAuth": (True, False),
+    }
     assert report["lync.registrar_proxy", "pool01"]["warnings"] == [], "Global is at its defaults: nothing lost"
     assert diff_of(report["lync.edge_proxy", "pool01"])[f"Service:EdgeServer:{EDGE}.scope"] == (
-        "Global", f"Service:EdgeServer:{EDGE}")
-    director = next(r for r in planned.json()["results"]
-                    if r["task"] == "lync.registrar_proxy" and r["host"] == "dir01")
+        "Global",
+        f"Service:EdgeServer:{EDGE}",
+    )
+    director = next(
+        r for r in planned.json()["results"] if r["task"] == "lync.registrar_proxy" and r["host"] == "dir01"
+    )
     assert director["msg"].startswith("Director: its Registrar proxy settings are left alone")
     assert cs(lab) == seeded
 
@@ -89,12 +111,21 @@ def test_service_scope_with_inheritance_visible_then_idempotent(lab, run_cli):
     after = cs(lab)
     assert {k: after[k] for k in GLOBALS} == {k: seeded[k] for k in GLOBALS}, "Global and site untouched"
     assert set(after) - set(GLOBALS) == {
-        WEB_POOL, f"CsWebServiceConfiguration/service:webserver:{DIRECTOR}", REGISTRAR_POOL,
-        f"CsProxyConfiguration/service:edgeserver:{EDGE}"}
+        WEB_POOL,
+        f"CsWebServiceConfiguration/service:webserver:{DIRECTOR}",
+        REGISTRAR_POOL,
+        f"CsProxyConfiguration/service:edgeserver:{EDGE}",
+    }
     # New- starts from the defaults (MaxGroupSizeToExpand 100, not the site's 200).
-    assert after[WEB_POOL] == {**cms.WEB_DEFAULTS, "Identity": f"Service:WebServer:{POOL}",
-                               "UseWsFedPassiveAuth": True, "WsFedPassiveMetadataUri": METADATA,
-                               "UseCertificateAuth": False, "UsePinAuth": False, "UseWindowsAuth": "None"}
+    assert after[WEB_POOL] == {
+        **cms.WEB_DEFAULTS,
+        "Identity": f"Service:WebServer:{POOL}",
+        "UseWsFedPassiveAuth": True,
+        "WsFedPassiveMetadataUri": METADATA,
+        "UseCertificateAuth": False,
+        "UsePinAuth": False,
+        "UseWindowsAuth": "None",
+    }
     assert after[REGISTRAR_POOL]["UseCertificateForClientToProxyAuth"] is True
     assert run(run_cli, "apply", lab, "--json").json()["counts"]["changed"] == 0
 
@@ -121,9 +152,12 @@ def test_the_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli)
     result = changed(applied.json())["lync.web_service", "pool01"]
     executed = lab.operations("pool01")
     assert [canonical(describe(op)) for op in executed] == [canonical(o["operation"]) for o in result["operations"]]
-    assert [op["op"] for op in executed] == ["registry_set", "cmdlet"]     # the record, then New-
-    assert executed[1] == cmdlet("New-CsWebServiceConfiguration", {
-        "Identity": f"Service:WebServer:{POOL}", **WEB.wanted({"metadata_uri": METADATA})}, MODULE)
+    assert [op["op"] for op in executed] == ["registry_set", "cmdlet"]  # the record, then New-
+    assert executed[1] == cmdlet(
+        "New-CsWebServiceConfiguration",
+        {"Identity": f"Service:WebServer:{POOL}", **WEB.wanted({"metadata_uri": METADATA})},
+        MODULE,
+    )
     assert run(run_cli, "apply", lab, "--json", tasks="lync.web_service").json()["counts"]["changed"] == 0
     assert lab.operations("pool01") == executed, "a no-op re-apply sends no operation"
 
@@ -132,16 +166,28 @@ def test_inherited_collection_that_differs_from_the_defaults_warns_for_proxies_t
     glob = lab.get("cs_config", "CsProxyConfiguration/global")
     lab.put("cs_config", "CsProxyConfiguration/global", {**glob, "TreatAllClientsAsRemote": True})
     planned = changed(run(run_cli, "plan", lab, "--json", tasks="lync.registrar_proxy").json())
-    assert planned["lync.registrar_proxy", "pool01"]["warnings"] == [(
-        f"Service:Registrar:{POOL} will not inherit TreatAllClientsAsRemote = True from Global: a new service "
-        "collection starts from the default (False); set it on the service collection if it matters.")]
+    assert planned["lync.registrar_proxy", "pool01"]["warnings"] == [
+        (
+            f"Service:Registrar:{POOL} will not inherit TreatAllClientsAsRemote = True from Global: a new service "
+            "collection starts from the default (False); set it on the service collection if it matters."
+        )
+    ]
 
 
 def test_existing_service_collections_are_set_and_restored(lab, run_cli):
-    admin_web = {**cms.WEB_DEFAULTS, "Identity": f"Service:WebServer:{POOL}", "UsePinAuth": False,
-                 "UseWindowsAuth": "NTLM", "MaxGroupSizeToExpand": 500}
-    admin_proxy = {**cms.PROXY_DEFAULTS, "Identity": f"Service:Registrar:{POOL}",
-                   "UseCertificateForClientToProxyAuth": False, "TreatAllClientsAsRemote": True}
+    admin_web = {
+        **cms.WEB_DEFAULTS,
+        "Identity": f"Service:WebServer:{POOL}",
+        "UsePinAuth": False,
+        "UseWindowsAuth": "NTLM",
+        "MaxGroupSizeToExpand": 500,
+    }
+    admin_proxy = {
+        **cms.PROXY_DEFAULTS,
+        "Identity": f"Service:Registrar:{POOL}",
+        "UseCertificateForClientToProxyAuth": False,
+        "TreatAllClientsAsRemote": True,
+    }
     lab.put("cs_config", WEB_POOL, admin_web)
     lab.put("cs_config", REGISTRAR_POOL, admin_proxy)
     before = state(lab)
@@ -158,7 +204,9 @@ def test_existing_service_collections_are_set_and_restored(lab, run_cli):
     pool = changed(rolled.json())["lync.rollback", "pool01"]
     assert diff_of(pool)[f"CsWebServiceConfiguration/Service:WebServer:{POOL}.UseWindowsAuth"] == ("None", "NTLM")
     assert diff_of(pool)[f"CsProxyConfiguration/Service:EdgeServer:{EDGE}.scope"] == (
-        f"Service:EdgeServer:{EDGE}", "Global")
+        f"Service:EdgeServer:{EDGE}",
+        "Global",
+    )
     assert state(lab) == before, "modified collections restored, created ones removed"
 
 
@@ -169,28 +217,50 @@ def test_director_registrar_is_a_choice(lab, run_cli):
 
 
 def test_any_scope_but_service_is_refused(lab, run_cli):
-    inventory = inventory_with(lab, {
-        "pool01": {"lync_web_service_identity": "Global", "lync_registrar_identity": "site:HQ",
-                   "lync_edge_identities": [f"Service:WebServer:{EDGE}"],
-                   "lync_ucs_rollback": True, "lync_ucs_policy": "Global"}})
+    inventory = inventory_with(
+        lab,
+        {
+            "pool01": {
+                "lync_web_service_identity": "Global",
+                "lync_registrar_identity": "site:HQ",
+                "lync_edge_identities": [f"Service:WebServer:{EDGE}"],
+                "lync_ucs_rollback": True,
+                "lync_ucs_policy": "Global",
+            }
+        },
+    )
     seeded = cs(lab)
     refused = run(run_cli, "apply", lab, inventory=inventory)
     assert refused.code == 2
     assert refused.err.count("[GLOBAL_SCOPE]") == 4
-    for setting in ("lync_web_service_identity 'Global'", "lync_registrar_identity 'site:HQ'",
-                    "lync_edge_identities 'Service:WebServer:", "lync_ucs_policy 'Global'"):
+    for setting in (
+        "lync_web_service_identity 'Global'",
+        "lync_registrar_identity 'site:HQ'",
+        "lync_edge_identities 'Service:WebServer:",
+        "lync_ucs_policy 'Global'",
+    ):
         assert setting in refused.err
     assert cs(lab) == seeded
 
     # Even when the operator overrides the gate, the decisions refuse: Global is never changed.
     for tasks, refusal in (
-            ("lync.web_service", "FAILED  lync.web_service on pool01: Refused: Global is not a Service:WebServer:"),
-            ("lync.registrar_proxy", ("FAILED  lync.registrar_proxy on pool01: Refused: site:HQ is not a "
-                                      "Service:Registrar:<FQDN> identity")),
-            ("lync.edge_proxy", (f"FAILED  lync.edge_proxy on pool01: Refused: Service:WebServer:{EDGE} is not a "
-                                 "Service:EdgeServer:<FQDN> identity")),
-            ("lync.ucs_rollback", ("FAILED  lync.ucs_rollback on pool01: Refused: Global is not a per-user (tag) "
-                                   "policy name"))):
+        ("lync.web_service", "FAILED  lync.web_service on pool01: Refused: Global is not a Service:WebServer:"),
+        (
+            "lync.registrar_proxy",
+            ("FAILED  lync.registrar_proxy on pool01: Refused: site:HQ is not a Service:Registrar:<FQDN> identity"),
+        ),
+        (
+            "lync.edge_proxy",
+            (
+                f"FAILED  lync.edge_proxy on pool01: Refused: Service:WebServer:{EDGE} is not a "
+                "Service:EdgeServer:<FQDN> identity"
+            ),
+        ),
+        (
+            "lync.ucs_rollback",
+            ("FAILED  lync.ucs_rollback on pool01: Refused: Global is not a per-user (tag) policy name"),
+        ),
+    ):
         forced = run(run_cli, "apply", lab, "--allow-insecure", "GLOBAL_SCOPE", inventory=inventory, tasks=tasks)
         assert forced.code == 1 and refusal in forced.out, forced.out
         assert "allowed by --allow-insecure" in forced.out
@@ -224,8 +294,12 @@ def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     assert order.index("lync.ucs_rollback") < order.index("lync.web_service"), "contacts moved before 2FA is on"
     ucs = changed(applied.json())["lync.ucs_rollback", "pool01"]
     assert ucs["after"]["policy"] == {"exists": True, "UcsAllowed": False}
-    assert ucs["warnings"] == [("sip:user03@corp.lync2fa.test had the user services policy Sales; it is replaced by "
-                                "lync2fa-NoUcs (lync2fa rollback puts it back).")]
+    assert ucs["warnings"] == [
+        (
+            "sip:user03@corp.lync2fa.test had the user services policy Sales; it is replaced by "
+            "lync2fa-NoUcs (lync2fa rollback puts it back)."
+        )
+    ]
     assert ("lync.ucs_rollback", "dir01") not in changed(applied.json()), "no users are homed on a Director"
     users = lab.snapshot()["cs_user"].values()
     assert {u["UserServicesPolicy"] for u in users} == {"lync2fa-NoUcs"}
@@ -237,7 +311,8 @@ def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     assert run(run_cli, "rollback", lab, inventory=inventory).code == 0
     restored = lab.snapshot()
     assert {k: u["UserServicesPolicy"] for k, u in restored["cs_user"].items()} == {
-        k: u["UserServicesPolicy"] for k, u in before["cs_user"].items()}
+        k: u["UserServicesPolicy"] for k, u in before["cs_user"].items()
+    }
     assert restored["cs_config"] == before["cs_config"], "the policy lync2fa created is gone"
     # The contacts stay in Lync Server; the server moves them to UCS again once policy allows.
     assert not any(u["ContactsInUcs"] for u in restored["cs_user"].values())
@@ -281,26 +356,37 @@ def test_lync_shell_new_set_remove_rules(shell):
     fresh = shell.invoke("New-CsWebServiceConfiguration", {"Identity": identity, "InMemory": True})[0]
     assert fresh["MaxGroupSizeToExpand"] == 100, "New- starts from the defaults, not the site's 200"
     assert shell.store.get("cs_config", f"CsWebServiceConfiguration/{identity.lower()}") is None, "-InMemory"
-    assert _fails(shell, "Set-CsWebServiceConfiguration", {"Identity": identity, "UsePinAuth": False}).category \
+    assert (
+        _fails(shell, "Set-CsWebServiceConfiguration", {"Identity": identity, "UsePinAuth": False}).category
         == "ObjectNotFound"
+    )
     shell.invoke("New-CsWebServiceConfiguration", {"Identity": identity, "UsePinAuth": False})
     assert "already exists" in _fails(shell, "New-CsWebServiceConfiguration", {"Identity": identity}).message
     assert "already exists" in _fails(shell, "New-CsWebServiceConfiguration", {"Identity": "Global"}).message
     # No site scope for proxies; no proxy collection for a web server; only services in the topology.
     assert _fails(shell, "New-CsProxyConfiguration", {"Identity": "site:HQ"}).category == "InvalidArgument"
-    assert _fails(shell, "New-CsProxyConfiguration", {"Identity": f"Service:WebServer:{POOL}"}).category \
+    assert (
+        _fails(shell, "New-CsProxyConfiguration", {"Identity": f"Service:WebServer:{POOL}"}).category
         == "InvalidArgument"
-    assert _fails(shell, "New-CsProxyConfiguration", {"Identity": "Service:Registrar:nowhere.test"}).category \
+    )
+    assert (
+        _fails(shell, "New-CsProxyConfiguration", {"Identity": "Service:Registrar:nowhere.test"}).category
         == "ObjectNotFound"
+    )
     # Misspelt as in the doc: Windows' binder refuses it.
-    assert "UseCertifcateForClientToProxyAuth" in _fails(
-        shell, "Set-CsProxyConfiguration", {"Identity": "Global", "UseCertifcateForClientToProxyAuth": True}).message
+    assert (
+        "UseCertifcateForClientToProxyAuth"
+        in _fails(
+            shell, "Set-CsProxyConfiguration", {"Identity": "Global", "UseCertifcateForClientToProxyAuth": True}
+        ).message
+    )
     shell.invoke("Remove-CsWebServiceConfiguration", {"Identity": identity, "Confirm": False})
     assert _fails(shell, "Remove-CsWebServiceConfiguration", {"Identity": identity}).category == "ObjectNotFound"
     shell.invoke("Set-CsWebServiceConfiguration", {"Identity": "Global", "UsePinAuth": False})
     shell.invoke("Remove-CsWebServiceConfiguration", {"Identity": "Global", "Confirm": False})
-    assert shell.invoke("Get-CsWebServiceConfiguration", {"Identity": "Global"})[0]["UsePinAuth"] is True, \
+    assert shell.invoke("Get-CsWebServiceConfiguration", {"Identity": "Global"})[0]["UsePinAuth"] is True, (
         "Remove- of Global resets it to the defaults"
+    )
 
 
 def test_lync_shell_users_and_policies(shell):
@@ -308,29 +394,41 @@ def test_lync_shell_users_and_policies(shell):
     assert [u["RegistrarPool"] for u in users] == [POOL] * 4
     assert "ContactsInUcs" not in users[0], "no Get-CsUser property shows where the contacts live"
     sip = users[0]["SipAddress"]
-    assert _fails(shell, "Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "NoUcs"}).category \
+    assert (
+        _fails(shell, "Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "NoUcs"}).category
         == "ObjectNotFound"
+    )
     assert "per-user" in _fails(shell, "Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "Global"}).message
     shell.invoke("New-CsUserServicesPolicy", {"Identity": "NoUcs", "UcsAllowed": False})
     shell.invoke("Grant-CsUserServicesPolicy", {"Identity": sip, "PolicyName": "Tag:NoUcs"})
     assert shell.invoke("Get-CsUser", {"Identity": sip})[0]["UserServicesPolicy"] == "NoUcs"
-    assert _fails(shell, "Invoke-CsUcsRollback", {"Identity": "sip:nobody@corp.lync2fa.test"}).category \
-        == "ObjectNotFound"
+    assert (
+        _fails(shell, "Invoke-CsUcsRollback", {"Identity": "sip:nobody@corp.lync2fa.test"}).category == "ObjectNotFound"
+    )
     shell.invoke("Invoke-CsUcsRollback", {"Identity": sip, "Confirm": False})
     assert shell.store.get("cs_user", sip.lower())["ContactsInUcs"] is False
 
 
 def test_lync_shell_needs_network_credentials(shell):
     shell.delegated = False
-    for name, params in (("Get-CsWebServiceConfiguration", {}), ("Get-CsUser", {}),
-                         ("Set-CsProxyConfiguration", {"Identity": "Global", "UseNtlmForClientToProxyAuth": True})):
+    for name, params in (
+        ("Get-CsWebServiceConfiguration", {}),
+        ("Get-CsUser", {}),
+        ("Set-CsProxyConfiguration", {"Identity": "Global", "UseNtlmForClientToProxyAuth": True}),
+    ):
         assert _fails(shell, name, params).message.startswith("An operations error occurred.")
 
 
 def test_scope_rules():
     assert scopes.is_service_scope("service:webserver:Pool01.contoso.com", "WebServer")
-    for bad in ("Global", "site:Redmond", "Service:WebServer:", "Service:Registrar:pool01.contoso.com",
-                "Service:WebServer:pool01.contoso.com\n", "Service:WebServer:pool01 ; Global"):
+    for bad in (
+        "Global",
+        "site:Redmond",
+        "Service:WebServer:",
+        "Service:Registrar:pool01.contoso.com",
+        "Service:WebServer:pool01.contoso.com\n",
+        "Service:WebServer:pool01 ; Global",
+    ):
         assert not scopes.is_service_scope(bad, "WebServer"), bad
     assert scopes.tag_policy("NoUcs") == "Tag:NoUcs" == scopes.tag_policy("tag:NoUcs")
     assert [scopes.tag_policy(n) for n in ("Global", "site:Redmond", "Service:Registrar:x", "")] == [None] * 4

@@ -1,5 +1,6 @@
 """lync2fa preflight (issue 7): read-only checks of every host, one request per host; apply runs
 them first and changes nothing when one fails."""
+
 from __future__ import annotations
 
 from lync2fa.execution_policy import SCOPES, effective
@@ -30,10 +31,10 @@ def test_preflight_on_a_clean_lab_is_all_ok(make_lab, run_cli):
     checks = _checks(result)
     assert {status for status, _ in checks.values()} == {"ok"}, checks
     hosts = {host for host, _ in checks}
-    assert hosts == {"ca01", "adfs01", "pool01", "dir01", "cl0001"}   # every host a task targets
+    assert hosts == {"ca01", "adfs01", "pool01", "dir01", "cl0001"}  # every host a task targets
     assert checks[("cl0001", "tpm")][0] == "ok" and checks[("ca01", "certsrv https")][0] == "ok"
     assert checks[("ca01", "reach AD")][0] == "ok"
-    assert lab.operations() == []          # read-only: not a single operation
+    assert lab.operations() == []  # read-only: not a single operation
 
 
 def test_preflight_reports_each_broken_host_and_apply_changes_nothing(make_lab, run_cli):
@@ -52,7 +53,7 @@ def test_preflight_reports_each_broken_host_and_apply_changes_nothing(make_lab, 
     assert "AllSigned (MachinePolicy" in checks[("cl0001", "execution policy")][1]
     assert checks[("cl0002", "tpm")][0] == "fail"
     assert checks[("ca01", "certsrv https")][0] == "fail" and "403.4" in checks[("ca01", "certsrv https")][1]
-    assert checks[("cl0001", "tpm")][0] == "ok"     # the other hosts are fine
+    assert checks[("cl0001", "tpm")][0] == "ok"  # the other hosts are fine
 
     human = run_cli("preflight", "-i", lab.inventory)
     assert human.code == 1 and "adfs01" in human.out and "preflight:" in human.out

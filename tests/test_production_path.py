@@ -1,5 +1,6 @@
 """The lab (WS-Management server, Windows model) is not on the production import path: what runs
 against a real estate never imports it (issue 8, code health)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -24,11 +25,13 @@ def test_cli_api_and_tasks_do_not_import_the_lab():
 
 
 def test_action_plugins_do_not_import_the_lab():
-    probe = ("import sys, runpy, pathlib, lync2fa.plugins as p\n"
-             "for f in sorted((pathlib.Path(p.__file__).parent / 'action').glob('*.py')):\n"
-             "    src = f.read_text()\n"
-             "    assert 'lync2fa.lab' not in src and 'from ..lab' not in src, f\n"
-             "import lync2fa.ansible_bridge\n"
-             "print(','.join(sorted(m for m in sys.modules if m.startswith('lync2fa.lab'))))\n")
+    probe = (
+        "import sys, runpy, pathlib, lync2fa.plugins as p\n"
+        "for f in sorted((pathlib.Path(p.__file__).parent / 'action').glob('*.py')):\n"
+        "    src = f.read_text()\n"
+        "    assert 'lync2fa.lab' not in src and 'from ..lab' not in src, f\n"
+        "import lync2fa.ansible_bridge\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('lync2fa.lab'))))\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

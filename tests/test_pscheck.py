@@ -1,6 +1,7 @@
 """Static checks over every PowerShell file (issue 7), and the seeded defects they must catch. What
 a host is sent is the primitive library plus data (tests/test_seam_lab.py checks the assembled
 session loop and host script too)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import powershell_syntax
 import pytest
+
 from lync2fa.pscheck import RULES, check_files, check_text, syntax_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".venvs", "build", "dist", ".git", "node_modules", ".pytest_cache"}
-PS1_FILES = sorted(p for pattern in ("*.ps1", "*.psm1") for p in ROOT.rglob(pattern)
-                   if not SKIP_DIRS & set(p.relative_to(ROOT).parts))
+PS1_FILES = sorted(
+    p for pattern in ("*.ps1", "*.psm1") for p in ROOT.rglob(pattern) if not SKIP_DIRS & set(p.relative_to(ROOT).parts)
+)
 
 
 def rules(text: str, **kw) -> list[str]:
@@ -29,6 +32,7 @@ def only(text: str, rule: str):
 
 # ---- every PowerShell file in the repository -----------------------------------------------------
 
+
 def test_core_ps_library_is_checked_as_it_appears():
     assert all(p.suffix in (".ps1", ".psm1") for p in PS1_FILES)
     assert {p for p in PS1_FILES if p.parent == ROOT / "core" / "ps"} == set((ROOT / "core" / "ps").glob("*.ps1"))
@@ -41,6 +45,7 @@ def test_every_ps1_file_passes_the_static_checks():
 
 
 # ---- the defects of issue 7 that a static rule reproduces ----------------------------------------
+
 
 def test_defect1_script_scope_read():
     # core/scripts/lync2fa_base.ps1.j2 as of issue 7: top-level $Result, $script:Result in a function
@@ -57,8 +62,9 @@ function Add-Lync2faWarning {
     fixed = legacy.replace("$Result = [ordered]", "$script:Result = [ordered]")
     assert "PS004" not in rules(fixed)
     assert "PS004" in rules("function f { $global:Lync2faState.x }")
-    assert "PS004" not in rules("Set-Variable -Name Lync2faState -Value 1 -Scope Global\n"
-                                "function f { $global:Lync2faState }")
+    assert "PS004" not in rules(
+        "Set-Variable -Name Lync2faState -Value 1 -Scope Global\nfunction f { $global:Lync2faState }"
+    )
     assert "PS004" not in rules("function f { $global:LASTEXITCODE; $script:MyInvocation }")
     # compound assignment reads first: it does not define the variable
     assert "PS004" in rules("function f { $script:Count += 1 }")
@@ -77,19 +83,22 @@ catch { if ($_.Exception.HResult -eq -2146434962) { $wrongPin = $true } }
 
 def test_seeded_tpmvscmgr_pin_prompt():
     # a console that asks for a PIN cannot be answered from a task or a WinRM session
-    assert "PS005" in rules("& tpmvscmgr.exe create /name Lync2fa /AdminKey RANDOM /PIN PROMPT /generate\n"
-                            "if ($LASTEXITCODE -ne 0) { throw 'x' }")
+    assert "PS005" in rules(
+        "& tpmvscmgr.exe create /name Lync2fa /AdminKey RANDOM /PIN PROMPT /generate\n"
+        "if ($LASTEXITCODE -ne 0) { throw 'x' }"
+    )
     assert "PS005" in rules("$a = @('create', '/name', 'x', '/pin', 'prompt')")
 
 
 # ---- seeded failures: each rule fails on what it must catch ---------------------------------------
+
 
 def test_seeded_misspelt_parameter():
     found = only("Add-CATemplate -Nmae x -Force", "PS002")
     assert (found[0].line, found[0].col) == (1, 16)
     assert "A parameter cannot be found that matches parameter name 'Nmae'." in found[0].message
     assert rules("Add-CATemplate -Name x -Force") == []
-    assert rules("add-catemplate -na x -fo") == []                     # case and prefixes bind
+    assert rules("add-catemplate -na x -fo") == []  # case and prefixes bind
 
 
 def test_seeded_ambiguous_parameter_prefix():
@@ -100,16 +109,24 @@ def test_seeded_ambiguous_parameter_prefix():
 def test_seeded_ps7_only_parameter():
     found = only("$o = $text | ConvertFrom-Json -AsHashtable", "PS003")
     assert "ConvertFrom-Json -AsHashtable exists only in PowerShell 7" in found[0].message
-    assert "PS002" not in rules("$o = $text | ConvertFrom-Json -AsHashtable")   # the specific rule only
+    assert "PS002" not in rules("$o = $text | ConvertFrom-Json -AsHashtable")  # the specific rule only
     assert "PS003" in rules("$o = ConvertFrom-Json -InputObject $t -Depth 10")
     assert "PS003" in rules("1..3 | ForEach-Object -Parallel { $_ }")
     assert "PS003" in rules("Start-Process -FilePath x.exe -WhatIf")
 
 
 def test_seeded_ps7_only_syntax_and_cmdlets():
-    for text in ("Get-Item x && Get-Item y", "Get-Item x || Get-Item y", "$a = $b ?? 3", "$a = $x ? 1 : 2",
-                 "#requires -Version 7.2\nGet-Item x", "#Requires -PSEdition Core", "Get-Error",
-                 "$PSStyle.Reset", "function f {\n  process { }\n  clean { 'x' }\n}"):
+    for text in (
+        "Get-Item x && Get-Item y",
+        "Get-Item x || Get-Item y",
+        "$a = $b ?? 3",
+        "$a = $x ? 1 : 2",
+        "#requires -Version 7.2\nGet-Item x",
+        "#Requires -PSEdition Core",
+        "Get-Error",
+        "$PSStyle.Reset",
+        "function f {\n  process { }\n  clean { 'x' }\n}",
+    ):
         assert "PS003" in rules(text), text
     assert "PS003" not in rules("#requires -Version 5.1\nusing namespace System.Text\nGet-Item x")
 
@@ -189,9 +206,12 @@ def test_cli_prints_file_line_col_rule_message(tmp_path):
     bad.write_text("Add-CATemplate -Nmae x -Force\n")
     good = tmp_path / "good.ps1"
     good.write_text("Add-CATemplate -Name x -Force\n")
-    done = subprocess.run([sys.executable, "-m", "lync2fa.pscheck", str(bad), str(good)],
-                          check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "lync2fa.pscheck", str(bad), str(good)], check=False, capture_output=True, text=True
+    )
     assert done.returncode == 1
     assert done.stdout.startswith(f"{bad}:1:16 PS002 ")
-    done = subprocess.run([sys.executable, "-m", "lync2fa.pscheck", str(good)], check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "lync2fa.pscheck", str(good)], check=False, capture_output=True, text=True
+    )
     assert (done.returncode, done.stdout) == (0, "")

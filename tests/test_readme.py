@@ -1,4 +1,5 @@
 """The README's promises: the quick start is two commands, and the Python API example runs."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,9 @@ def test_python_api_example_runs_against_the_lab(lab, capsys):
     assert "ca01 ca.authority" in printed and "common_name" in printed
     from lync2fa.lab import control
     from lync2fa.lab.windows.adcs import ca_of
+
     store = control.open_store(lab.dir)
     try:
-        assert ca_of(store, "ca01")["common_name"] == "Lync2FA Lab Root CA"   # CertSvc registry, as Windows
+        assert ca_of(store, "ca01")["common_name"] == "Lync2FA Lab Root CA"  # CertSvc registry, as Windows
     finally:
         store.close()

@@ -6,6 +6,7 @@
 Runs only `plan` (check mode: nothing changes) and `verify` (read-only tasks). Skipped unless
 LYNC2FA_REAL_INVENTORY is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,14 @@ pytestmark = pytest.mark.skipif(not INVENTORY, reason="set LYNC2FA_REAL_INVENTOR
 
 def _options(tmp_path):
     vault = os.environ.get("LYNC2FA_REAL_VAULT_PASSWORD_FILE")
-    return ["-i", INVENTORY, "--state-dir", str(tmp_path), "--json",
-            *(["--vault-password-file", vault] if vault else [])]
+    return [
+        "-i",
+        INVENTORY,
+        "--state-dir",
+        str(tmp_path),
+        "--json",
+        *(["--vault-password-file", vault] if vault else []),
+    ]
 
 
 def test_plan_runs_every_script_on_the_real_estate_without_errors(run_cli, tmp_path):

@@ -1,5 +1,6 @@
 """Run reports: the self-contained HTML page, JSON metadata, SARIF with every finding of verify
 (checked against the OASIS schema), JUnit XML; and progress lines when stderr is not a terminal."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from lync2fa.meta import now, run_metadata, version
 from lync2fa.reports import write_all
 from lync2fa.results import Result
@@ -46,29 +48,54 @@ class Page(HTMLParser):
 
 def check_self_contained(page: Page) -> None:
     assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
-    assert all(u.startswith("#") for u in page.urls), page.urls       # in-page anchors only
+    assert all(u.startswith("#") for u in page.urls), page.urls  # in-page anchors only
     assert "style" in page.tags
 
 
 def verify_report(inventory: Path) -> RunReport:
     results = [
         Result("ca01", "ca.authority", duration=0.4),
-        Result("ca01", "templates.audit", failed=True, duration=0.2,
-               msg="1 ESC finding(s) on templates this CA issues: ESC1:WebServer2. Fix them",
-               warnings=["[ESC1] template WebServer2 lets Domain Users enroll ... Fix: build the subject from AD",
-                         "[ESC9] template Old has no security extension. (accepted in templates_accepted_findings) "
-                         "Fix: keep it on"]),
-        Result("pool01", "lync.web_service", failed=True, before={"UseWindowsAuth": "Enabled"},
-               after={"UseWindowsAuth": "None"}, msg="not in place: UseWindowsAuth"),
-        Result("ws0101", "client.verify", failed=True, duration=0.3,
-               msg=f"client not ready for two-factor sign-in: the TPMVirtualSmartCardLogon certificate of {HOSTILE} "
-                   "does not chain to the CA ca01.contoso.com\\Contoso CA; HKLM\\Software\\Lync SavePassword is 1, "
-                   "expected 0"),
+        Result(
+            "ca01",
+            "templates.audit",
+            failed=True,
+            duration=0.2,
+            msg="1 ESC finding(s) on templates this CA issues: ESC1:WebServer2. Fix them",
+            warnings=[
+                "[ESC1] template WebServer2 lets Domain Users enroll ... Fix: build the subject from AD",
+                "[ESC9] template Old has no security extension. (accepted in templates_accepted_findings) "
+                "Fix: keep it on",
+            ],
+        ),
+        Result(
+            "pool01",
+            "lync.web_service",
+            failed=True,
+            before={"UseWindowsAuth": "Enabled"},
+            after={"UseWindowsAuth": "None"},
+            msg="not in place: UseWindowsAuth",
+        ),
+        Result(
+            "ws0101",
+            "client.verify",
+            failed=True,
+            duration=0.3,
+            msg=f"client not ready for two-factor sign-in: the TPMVirtualSmartCardLogon certificate of {HOSTILE} "
+            "does not chain to the CA ca01.contoso.com\\Contoso CA; HKLM\\Software\\Lync SavePassword is 1, "
+            "expected 0",
+        ),
         Result("ws0102", "client.verify", duration=0.3),
     ]
-    findings = [{"rule": "TOKEN_REPLAY", "severity": "warning", "host": "adfs01", "task": "adfs.token_replay",
-                 "message": "adfs_prevent_token_replays is false: a captured AD FS token can be replayed",
-                 "fix": "set adfs_prevent_token_replays: true"}]
+    findings = [
+        {
+            "rule": "TOKEN_REPLAY",
+            "severity": "warning",
+            "host": "adfs01",
+            "task": "adfs.token_replay",
+            "message": "adfs_prevent_token_replays is false: a captured AD FS token can be replayed",
+            "fix": "set adfs_prevent_token_replays: true",
+        }
+    ]
     return RunReport(results, True, 7, "verify", findings=findings)
 
 
@@ -76,9 +103,11 @@ def verify_report(inventory: Path) -> RunReport:
 def inventory(tmp_path):
     path = tmp_path / "inv" / "hosts.yml"
     path.parent.mkdir()
-    path.write_text("all:\n  children:\n    ca:\n      hosts:\n        ca01:\n    adfs:\n      hosts:\n"
-                    "        adfs01:\n          adfs_prevent_token_replays: false\n    lync_pools:\n      hosts:\n"
-                    "        pool01:\n    clients:\n      hosts:\n        ws0101:\n        ws0102:\n")
+    path.write_text(
+        "all:\n  children:\n    ca:\n      hosts:\n        ca01:\n    adfs:\n      hosts:\n"
+        "        adfs01:\n          adfs_prevent_token_replays: false\n    lync_pools:\n      hosts:\n"
+        "        pool01:\n    clients:\n      hosts:\n        ws0101:\n        ws0102:\n"
+    )
     return path
 
 
@@ -100,10 +129,10 @@ def test_html_report_has_every_tier_host_and_failure_and_is_self_contained(tmp_p
         assert host in page.text
     assert "Verification checklist" in page.text
     assert "does not chain to the CA" in page.text and "UseWindowsAuth" in page.text
-    assert "TPM, card, certificate & registry" in page.text          # escaped, shown as text
-    assert HOSTILE in page.text and HOSTILE not in html                # host text escaped, never markup
+    assert "TPM, card, certificate & registry" in page.text  # escaped, shown as text
+    assert HOSTILE in page.text and HOSTILE not in html  # host text escaped, never markup
     assert f"{version()} · journal run 7" in page.text
-    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", page.text)   # ISO times with offset
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", page.text)  # ISO times with offset
 
 
 def test_json_report_carries_metadata(tmp_path, inventory):
@@ -122,16 +151,22 @@ def test_sarif_carries_every_finding_of_verify(tmp_path, inventory):
     jsonschema.validators.validator_for(schema)(schema).validate(log)
     run = log["runs"][0]
     results = {(r["ruleId"], r["level"]) for r in run["results"]}
-    assert {("ESC1", "error"), ("ESC9", "note"), ("NOT_IN_PLACE", "error"), ("CERT_CHAIN", "error"),
-            ("CHECK_FAILED", "error"), ("TOKEN_REPLAY", "warning")} <= results
+    assert {
+        ("ESC1", "error"),
+        ("ESC9", "note"),
+        ("NOT_IN_PLACE", "error"),
+        ("CERT_CHAIN", "error"),
+        ("CHECK_FAILED", "error"),
+        ("TOKEN_REPLAY", "warning"),
+    } <= results
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
     assert all(rule["help"]["text"] for rule in rules.values())
     esc1 = next(r for r in run["results"] if r["ruleId"] == "ESC1")
     location = esc1["locations"][0]
     assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("hosts.yml")
-    assert location["physicalLocation"]["region"]["startLine"] == 5                # where ca01 is declared
+    assert location["physicalLocation"]["region"]["startLine"] == 5  # where ca01 is declared
     replay = next(r for r in run["results"] if r["ruleId"] == "TOKEN_REPLAY")
-    assert replay["locations"][0]["physicalLocation"]["region"]["startLine"] == 9   # the variable itself
+    assert replay["locations"][0]["physicalLocation"]["region"]["startLine"] == 9  # the variable itself
     chain = next(r for r in run["results"] if r["ruleId"] == "CERT_CHAIN")
     assert chain["properties"]["host"] == "ws0101" and "chain" in chain["message"]["text"]
 
@@ -149,11 +184,12 @@ def test_junit_report_parses(tmp_path, inventory):
 
 # --- against the lab -------------------------------------------------------------------------------
 
+
 def test_apply_and_verify_write_html_beside_json_and_progress_lines(lab, run_cli):
     result = run_cli("apply", "-i", lab.inventory, "--state-dir", lab.state_dir, "-v")
     lines = [line for line in result.err.splitlines() if re.match(r"^\[\s*\d+/\d+\] ", line)]
     total = int(lines[0].split("/")[1].split("]")[0])
-    assert len(lines) == total > 10                              # one line per finished step, as it finishes
+    assert len(lines) == total > 10  # one line per finished step, as it finishes
     assert lines[-1].startswith(f"[{total}/{total}]")
     html_path = Path(re.search(r"report: (\S+report\.html)", result.out).group(1))
     assert html_path.exists() and (html_path.parent / "report.json").exists()
@@ -161,7 +197,7 @@ def test_apply_and_verify_write_html_beside_json_and_progress_lines(lab, run_cli
     check_self_contained(page)
     inventory = lab.load_inventory()
     for host in inventory.all_hosts():
-        if host not in {h.name for h in inventory.hosts_in("lync_edge")}:   # the Edge is configured from a pool
+        if host not in {h.name for h in inventory.hosts_in("lync_edge")}:  # the Edge is configured from a pool
             assert host in page.text, host
     for tier in ("ca", "templates", "adfs", "lync", "client"):
         assert f"Tier {tier}" in page.text, tier
@@ -175,6 +211,7 @@ def test_apply_and_verify_write_html_beside_json_and_progress_lines(lab, run_cli
 def test_version(run_cli, capsys):
     with pytest.raises(SystemExit) as exit_:
         from lync2fa import cli
+
         cli.main(["--version"])
     assert exit_.value.code == 0
     assert re.match(r"lync2fa \d+\.\d+", capsys.readouterr().out)
@@ -184,31 +221,54 @@ def test_version(run_cli, capsys):
 def test_report_renders_in_headless_chromium(tmp_path, inventory):
     html = written(tmp_path, inventory)["html"]
     shot = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--screenshot={shot}",
-                    "--window-size=1280,1600", html.resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--screenshot={shot}",
+            "--window-size=1280,1600",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
 def _step(task: str, host: str):
     from types import SimpleNamespace
+
     return SimpleNamespace(task=SimpleNamespace(name=task), host=SimpleNamespace(name=host))
 
 
 def test_live_display_counts_hosts_done_and_failed_per_tier():
     import io
 
-    from lync2fa.progress import ProgressDisplay
     from rich.console import Console
-    steps = [_step("ca.authority", "ca01"), _step("ca.web_enrollment", "ca01"),
-             _step("client.vsc", "ws1"), _step("client.vsc", "ws2"), _step("client.enrollment", "ws2")]
+
+    from lync2fa.progress import ProgressDisplay
+
+    steps = [
+        _step("ca.authority", "ca01"),
+        _step("ca.web_enrollment", "ca01"),
+        _step("client.vsc", "ws1"),
+        _step("client.vsc", "ws2"),
+        _step("client.enrollment", "ws2"),
+    ]
     display = ProgressDisplay(len(steps), Console(file=io.StringIO(), force_terminal=True), steps=steps, verbose=1)
     with display:
         display.lync2fa_task_finish(steps[0], Result("ca01", "ca.authority"))
         display.lync2fa_task_finish(steps[2], Result("ws1", "client.vsc", failed=True))
         display.lync2fa_task_finish(steps[3], Result("ws2", "client.vsc"))
         bars = {t.description.split()[0]: t for t in display.progress.tasks}
-        assert (bars["ca"].completed, bars["ca"].total) == (0, 1)            # ca01 has a step left
+        assert (bars["ca"].completed, bars["ca"].total) == (0, 1)  # ca01 has a step left
         assert (bars["client"].completed, bars["client"].total) == (1, 2)
         assert "1 failed" in bars["client"].fields["failed"]
         display.lync2fa_task_finish(steps[1], Result("ca01", "ca.web_enrollment"))
@@ -219,6 +279,7 @@ def test_line_printer_shows_operations_with_v():
     import io
 
     from lync2fa.progress import LinePrinter
+
     out = io.StringIO()
     printer = LinePrinter(2, verbose=1, check_mode=True, stream=out)
     changed = Result("ca01", "ca.authority", changed=True, duration=1.25)
@@ -235,12 +296,19 @@ def test_demo_report_shows_every_tier_and_host(tmp_path):
     """What `make demo` writes: the apply report and the verification report, every tier and host;
     rendered by headless Chromium when it is installed (tools/screenshot_report.sh)."""
     state = tmp_path / "state"
-    run = subprocess.run([sys.executable, "-m", "lync2fa.cli", "demo", "--clients", "2", "--dir", tmp_path,
-                          "--state-dir", state], capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "lync2fa.cli", "demo", "--clients", "2", "--dir", tmp_path, "--state-dir", state],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     hosts = ["ca01", "adfs01", "pool01", "dir01", "cl0001", "cl0002"]
-    for path, title in ((state / "demo-reports" / "report.html", "Apply (demo)"),
-                        (state / "demo-reports" / "verify" / "report.html", "Verification checklist")):
+    for path, title in (
+        (state / "demo-reports" / "report.html", "Apply (demo)"),
+        (state / "demo-reports" / "verify" / "report.html", "Verification checklist"),
+    ):
         page = Page(path.read_text())
         check_self_contained(page)
         assert title in page.text and "PASSED" in page.text
@@ -250,7 +318,15 @@ def test_demo_report_shows_every_tier_and_host(tmp_path):
             assert host in page.text
     if shutil.which("chromium"):
         shot = tmp_path / "report.png"
-        subprocess.run(["bash", str(Path(__file__).parents[1] / "tools" / "screenshot_report.sh"),
-                        str(state / "demo-reports" / "report.html"), str(shot)], capture_output=True, timeout=180,
-                       check=False)
+        subprocess.run(
+            [
+                "bash",
+                str(Path(__file__).parents[1] / "tools" / "screenshot_report.sh"),
+                str(state / "demo-reports" / "report.html"),
+                str(shot),
+            ],
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -1,11 +1,13 @@
 """`lync2fa rollback --tier lync,adfs` returns the lab estate to its state before apply."""
+
 from __future__ import annotations
 
 import json
 import sqlite3
 
-from lync2fa.records import RECORDS_KEY
 from test_adfs_lab import run
+
+from lync2fa.records import RECORDS_KEY
 
 # Lab bookkeeping, not Windows configuration: faults, and when the CA last reloaded its template cache.
 UNRELATED = ("lab_fault", "adcs_template_cache")
@@ -14,9 +16,12 @@ UNRELATED = ("lab_fault", "adcs_template_cache")
 def hosts_with_records(snapshot: dict) -> set[str]:
     """Hosts holding rollback records (values under HKLM:\\SOFTWARE\\lync2fa\\Created)."""
     suffix = "|" + RECORDS_KEY.lower()
-    hosts = {key.split("|", 1)[0] for key, data in snapshot.get("registry", {}).items()
-             if key.endswith(suffix) and data.get("values")}
-    return hosts | {key.split("/", 1)[0] for key in snapshot.get("created_marker", {})}   # tiers not yet ported
+    hosts = {
+        key.split("|", 1)[0]
+        for key, data in snapshot.get("registry", {}).items()
+        if key.endswith(suffix) and data.get("values")
+    }
+    return hosts | {key.split("/", 1)[0] for key in snapshot.get("created_marker", {})}  # tiers not yet ported
 
 
 def _without_time(value):
@@ -36,12 +41,18 @@ def estate(lab) -> dict:
         if not data.get("values"):
             continue
         if key.endswith("|" + RECORDS_KEY.lower()):
-            data = {**data, "values": {name: {**entry, "value": _without_time(entry["value"])}
-                                       for name, entry in data["values"].items()}}
+            data = {
+                **data,
+                "values": {
+                    name: {**entry, "value": _without_time(entry["value"])} for name, entry in data["values"].items()
+                },
+            }
         registry[key] = data
     # AD stamps each object with when it was created: a re-created object is the same object.
-    ad = {dn: {**obj, "attributes": {k: v for k, v in obj["attributes"].items() if k != "whenCreated"}}
-          for dn, obj in snapshot.get("ad", {}).items()}
+    ad = {
+        dn: {**obj, "attributes": {k: v for k, v in obj["attributes"].items() if k != "whenCreated"}}
+        for dn, obj in snapshot.get("ad", {}).items()
+    }
     return {**snapshot, "registry": registry, "ad": ad}
 
 
@@ -55,7 +66,10 @@ def test_apply_then_rollback_restores_the_estate_exactly(lab, run_cli):
     checked = run(run_cli, "rollback", lab, "--check", "--json", tasks="lync,adfs")
     assert checked.code == 0
     assert {(r["task"], r["host"]) for r in checked.json()["results"] if r["changed"]} == {
-        ("lync.rollback", "pool01"), ("lync.rollback", "dir01"), ("adfs.rollback", "adfs01")}
+        ("lync.rollback", "pool01"),
+        ("lync.rollback", "dir01"),
+        ("adfs.rollback", "adfs01"),
+    }
     assert estate(lab) == applied, "rollback --check changes nothing"
 
     rolled = run(run_cli, "rollback", lab, "--json", tasks="lync,adfs")
@@ -66,18 +80,26 @@ def test_apply_then_rollback_restores_the_estate_exactly(lab, run_cli):
     assert estate(lab) == original
     # The default lab's AD FS is 3.0+: apply and rollback each set the global policy once.
     assert [op["cmdlet"] for op in lab.operations("adfs01") if op.get("cmdlet", "").endswith("Policy")] == [
-        "Set-AdfsGlobalAuthenticationPolicy"] * 2
+        "Set-AdfsGlobalAuthenticationPolicy"
+    ] * 2
 
     # The journal records what rollback did, per host.
     db = sqlite3.connect(lab.state_dir / "journal.sqlite")
-    rows = db.execute("SELECT r.task, r.host, r.status, r.diff FROM results r JOIN runs u ON u.id = r.run_id "
-                      "WHERE u.command = 'rollback' AND u.check_mode = 0 AND r.status != 'started'").fetchall()
+    rows = db.execute(
+        "SELECT r.task, r.host, r.status, r.diff FROM results r JOIN runs u ON u.id = r.run_id "
+        "WHERE u.command = 'rollback' AND u.check_mode = 0 AND r.status != 'started'"
+    ).fetchall()
     assert {(task, host, status) for task, host, status, _ in rows} == {
-        ("lync.rollback", "pool01", "changed"), ("lync.rollback", "dir01", "changed"),
-        ("adfs.rollback", "adfs01", "changed")}
+        ("lync.rollback", "pool01", "changed"),
+        ("lync.rollback", "dir01", "changed"),
+        ("adfs.rollback", "adfs01", "changed"),
+    }
     adfs_diff = {d["path"]: d for task, _, _, diff in rows if task == "adfs.rollback" for d in json.loads(diff)}
     assert adfs_diff["trusts.pool01-PassiveAuth.present"] == {
-        "path": "trusts.pool01-PassiveAuth.present", "before": True, "after": False}
+        "path": "trusts.pool01-PassiveAuth.present",
+        "before": True,
+        "after": False,
+    }
 
     again = run(run_cli, "rollback", lab, "--json", tasks="lync,adfs")
     assert again.json()["counts"] == {"ok": 3, "changed": 0, "failed": 0, "skipped": 0}

@@ -2,6 +2,7 @@
 full client rollout costs at most 8 WS-Management requests and a no-op re-apply at most 5, in
 one PowerShell process per host (the lab counts what it received); after a full apply of every
 tier, a no-op re-apply costs every host at most 5."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,12 @@ def _requests(counters: dict) -> int:
 
 
 def _delta(after: dict, before: dict) -> dict:
-    return {"requests": _requests(after) - _requests(before),
-            "process_starts": after["process_starts"] - before["process_starts"],
-            "imports": after["imports"] - before["imports"],
-            "signals": after["requests"].get("Signal", 0) - before["requests"].get("Signal", 0)}
+    return {
+        "requests": _requests(after) - _requests(before),
+        "process_starts": after["process_starts"] - before["process_starts"],
+        "imports": after["imports"] - before["imports"],
+        "signals": after["requests"].get("Signal", 0) - before["requests"].get("Signal", 0),
+    }
 
 
 def test_issue11_client_rollout_and_noop_reapply_round_trips(make_lab, run_cli):
@@ -55,8 +58,9 @@ def test_issue11_noop_reapply_of_every_tier_round_trips(make_lab, run_cli):
     start = {host: lab.counters(host, settle_s=0.6 if i == 0 else 0) for i, host in enumerate(hosts)}
     again = run_cli("apply", *args, "--json")
     assert again.code == 0 and again.json()["counts"]["changed"] == 0, again.out
-    noop = {host: _delta(lab.counters(host, settle_s=0.6 if i == 0 else 0), start[host])
-            for i, host in enumerate(hosts)}
+    noop = {
+        host: _delta(lab.counters(host, settle_s=0.6 if i == 0 else 0), start[host]) for i, host in enumerate(hosts)
+    }
     over = {host: d for host, d in noop.items() if d["requests"] > 5}
     assert not over, over
     assert all(d["process_starts"] == 1 and d["signals"] == 0 for d in noop.values()), noop

@@ -1,8 +1,8 @@
 """Runner semantics with a fake transport: phases, per-host vs global dependencies, shells."""
+
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 from lync2fa import hostops
@@ -36,23 +36,30 @@ class FakeConnection:
     def request(self, request, secrets=None, deadline_s=None, idempotent=False):
         self.pool.requests.append((self.host, request, secrets))
         if request["kind"] == "facts":
-            return {"lync2fa": 1, "facts": {name: {"ok": True, "value": {"exists": False, "values": {}}}
-                                            for name in request["facts"]}}
+            return {
+                "lync2fa": 1,
+                "facts": {name: {"ok": True, "value": {"exists": False, "values": {}}} for name in request["facts"]},
+            }
         answers, failed = [], set()
         for group in request["groups"]:
             if any(n in failed for n in group["needs"]):
                 failed.add(group["id"])
-                answers.append({"id": group["id"], "skipped": True, "blocked_by": group["needs"][0],
-                                "operations": []})
+                answers.append({"id": group["id"], "skipped": True, "blocked_by": group["needs"][0], "operations": []})
                 continue
             self.pool.ran.append((group["id"], self.host))
             if (group["id"], self.host) in self.pool.failing:
                 failed.add(group["id"])
-                answers.append({"id": group["id"], "skipped": False,
-                                "operations": [{"ok": False, "error": {"message": "boom"}}]})
+                answers.append(
+                    {"id": group["id"], "skipped": False, "operations": [{"ok": False, "error": {"message": "boom"}}]}
+                )
             else:
-                answers.append({"id": group["id"], "skipped": False,
-                                "operations": [{"ok": True, "output": None} for _ in group["operations"]]})
+                answers.append(
+                    {
+                        "id": group["id"],
+                        "skipped": False,
+                        "operations": [{"ok": True, "output": None} for _ in group["operations"]],
+                    }
+                )
         return {"lync2fa": 1, "groups": answers}
 
 
@@ -106,12 +113,15 @@ def test_same_group_dependency_is_per_host_and_cross_group_is_global():
     report = Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), False)
     status = {(r.task, r.host): r.status for r in report.results}
     assert status[("client.enroll", "cl1")] == "changed"
-    assert status[("client.enroll", "cl2")] == "skipped"   # its own card failed
-    assert status[("client.enroll", "cl3")] == "changed"   # another client's failure does not block it
+    assert status[("client.enroll", "cl2")] == "skipped"  # its own card failed
+    assert status[("client.enroll", "cl3")] == "changed"  # another client's failure does not block it
     pool = FakePool(failing={("ca.b", "ca01")})
     report = Runner(Hooks(), pool=pool, forks=4).run(make_plan([CA, CA2, VSC, ENROLL], GROUPS), False)
     assert {r.host: r.status for r in report.results if r.task == "client.enroll"} == {
-        "cl1": "skipped", "cl2": "skipped", "cl3": "skipped"}   # no enrollment without the CA
+        "cl1": "skipped",
+        "cl2": "skipped",
+        "cl3": "skipped",
+    }  # no enrollment without the CA
 
 
 def test_each_host_runs_its_steps_in_order_and_closes_its_shell_after_its_last_phase():
@@ -124,19 +134,33 @@ def test_each_host_runs_its_steps_in_order_and_closes_its_shell_after_its_last_p
     for client in GROUPS["clients"]:
         assert [t for t, h in pool.ran if h == client] == ["client.vsc", "client.enroll"]
     closed = dict(pool.closed)
-    assert closed["ca01"] == 5       # closed at the end of phase 0, before enrollment started
+    assert closed["ca01"] == 5  # closed at the end of phase 0, before enrollment started
     assert all(closed[c] == 8 for c in GROUPS["clients"])
     assert [r.task for r in report.results] == [s.task.name for s in plan.steps]
 
 
 def test_tasks_run_in_rollout_order_with_each_tier_together():
     from lync2fa.plan import order_tasks
-    tasks = {t.name: t for t in [
-        task("client.vsc", "clients"), task("adfs.trust", "adfs"), task("ca.a", "ca"),
-        task("client.enroll", "clients", after=("client.vsc", "ca.b", "adfs.trust")),
-        task("ca.b", "ca", after=("ca.a",)), task("adfs.auth", "adfs", after=("ca.a",))]}
+
+    tasks = {
+        t.name: t
+        for t in [
+            task("client.vsc", "clients"),
+            task("adfs.trust", "adfs"),
+            task("ca.a", "ca"),
+            task("client.enroll", "clients", after=("client.vsc", "ca.b", "adfs.trust")),
+            task("ca.b", "ca", after=("ca.a",)),
+            task("adfs.auth", "adfs", after=("ca.a",)),
+        ]
+    }
     assert [t.name for t in order_tasks(tasks)] == [
-        "ca.a", "ca.b", "adfs.trust", "adfs.auth", "client.vsc", "client.enroll"]
+        "ca.a",
+        "ca.b",
+        "adfs.trust",
+        "adfs.auth",
+        "client.vsc",
+        "client.enroll",
+    ]
     # Tiers that depend on each other both ways fall back to plain dependency order.
     tasks["ca.c"] = task("ca.c", "ca", after=("adfs.auth",))
     names = [t.name for t in order_tasks(tasks)]
@@ -145,8 +169,14 @@ def test_tasks_run_in_rollout_order_with_each_tier_together():
 
 def test_secret_parameters_are_sent_apart_from_the_request():
     from lync2fa.task import Param
-    secret_task = Task(name="client.card", group="clients", facts=_facts, decide=_decide,
-                       params=(Param("audit_filter", "int", default=1), Param("pin", secret=True)))
+
+    secret_task = Task(
+        name="client.card",
+        group="clients",
+        facts=_facts,
+        decide=_decide,
+        params=(Param("audit_filter", "int", default=1), Param("pin", secret=True)),
+    )
     plan = make_plan([secret_task], {"clients": ["cl1"]})
     plan.steps[0].params["pin"] = "58203917"
     pool = FakePool()
@@ -182,25 +212,28 @@ def test_a_failed_prerequisite_skips_its_dependant_on_the_same_host():
 
 def test_resume_skips_only_identical_steps_of_the_same_inventory(tmp_path):
     from lync2fa.journal import Journal
+
     journal = Journal(tmp_path)
     plan = make_plan([CA, CA2], {"ca": ["ca01"]})
     failed = Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(
-        plan, False, inventory="prod.yml")
+        plan, False, inventory="prod.yml"
+    )
     assert not failed.ok
 
     other_inventory = FakePool()
     Runner(Hooks(), journal=journal, pool=other_inventory).run(
-        make_plan([CA, CA2], {"ca": ["ca01"]}), False, inventory="lab.yml", resume=True)
-    assert [t for t, _ in other_inventory.ran] == ["ca.a", "ca.b"]   # nothing to resume from there
+        make_plan([CA, CA2], {"ca": ["ca01"]}), False, inventory="lab.yml", resume=True
+    )
+    assert [t for t, _ in other_inventory.ran] == ["ca.a", "ca.b"]  # nothing to resume from there
 
     changed_params = make_plan([CA, CA2], {"ca": ["ca01"]})
     changed_params.steps[0].params["audit_filter"] = 2
     failed = Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(
-        plan, False, inventory="prod.yml")
+        plan, False, inventory="prod.yml"
+    )
     pool = FakePool()
-    resumed = Runner(Hooks(), journal=journal, pool=pool).run(changed_params, False, inventory="prod.yml",
-                                                               resume=True)
-    assert [t for t, _ in pool.ran] == ["ca.a", "ca.b"]   # ca.a's parameters changed: run again
+    resumed = Runner(Hooks(), journal=journal, pool=pool).run(changed_params, False, inventory="prod.yml", resume=True)
+    assert [t for t, _ in pool.ran] == ["ca.a", "ca.b"]  # ca.a's parameters changed: run again
 
     Runner(Hooks(), journal=journal, pool=FakePool(failing={("ca.b", "ca01")})).run(plan, False, inventory="prod.yml")
     pool = FakePool()
@@ -222,9 +255,12 @@ def test_a_broken_observer_is_a_warning_not_a_lost_run():
 
 def test_secret_parameters_must_be_strings_and_are_not_echoed():
     import pytest
+
     from lync2fa.task import Param, ParameterError
-    secret_task = Task(name="client.card", group="clients", facts=_facts, decide=_decide,
-                       params=(Param("pin", secret=True),))
+
+    secret_task = Task(
+        name="client.card", group="clients", facts=_facts, decide=_decide, params=(Param("pin", secret=True),)
+    )
     with pytest.raises(ParameterError) as err:
         secret_task.validate({"pin": ["Secr3tPIN!"]})
     assert "must be a string" in str(err.value) and "Secr3tPIN" not in str(err.value)
@@ -233,10 +269,13 @@ def test_secret_parameters_must_be_strings_and_are_not_echoed():
 
 def test_markup_in_a_host_message_is_printed_verbatim():
     import io
+
     from rich.console import Console
+
     from lync2fa.cli import print_report
     from lync2fa.results import Result
     from lync2fa.runner import RunReport
+
     console = Console(file=io.StringIO(), width=200)
     report = RunReport([Result("ca01", "ca.a", failed=True, msg="path [/] not found [bold]x[/bold]")], False)
     print_report(report, console)
@@ -249,8 +288,9 @@ def test_a_step_skipped_before_the_batch_still_blocks_its_dependants_in_it():
     web = task("lync.web", "pools", after=("adfs.trust",))
     proxy = task("lync.proxy", "pools", after=("lync.web",))
     pool = FakePool(failing={("adfs.trust", "adfs01")})
-    report = Runner(Hooks(), pool=pool).run(make_plan([adfs, web, proxy], {"adfs": ["adfs01"], "pools": ["pool01"]}),
-                                            False)
+    report = Runner(Hooks(), pool=pool).run(
+        make_plan([adfs, web, proxy], {"adfs": ["adfs01"], "pools": ["pool01"]}), False
+    )
     status = {r.task: r.status for r in report.results}
     assert status == {"adfs.trust": "failed", "lync.web": "skipped", "lync.proxy": "skipped"}
     assert ("lync.proxy", "pool01") not in pool.ran

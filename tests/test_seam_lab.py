@@ -1,5 +1,6 @@
 """The facts -> decision -> operations seam on the lab, with a task defined here (so that the
 Windows model, not a tier, is under test), through real pywinrm and the lab's WinRM endpoint."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def _registry_decide(ctx):
     return Decision(before, after, ops)
 
 
-REGISTRY_TASK = Task(name="seam.registry", group="clients", params=(Param("mode", default="strict"),),
-                     facts=lambda p: {"key": hostops.registry_fact(KEY, ["Mode"])}, decide=_registry_decide)
+REGISTRY_TASK = Task(
+    name="seam.registry",
+    group="clients",
+    params=(Param("mode", default="strict"),),
+    facts=lambda p: {"key": hostops.registry_fact(KEY, ["Mode"])},
+    decide=_registry_decide,
+)
 
 
 def _run(lab, task, params, check_mode=False, host="cl0001"):
@@ -41,12 +47,13 @@ def test_a_request_is_data_and_the_library_must_be_the_shipped_one():
     hostile = "x'@\n$(Remove-Item C:\\ -Recurse)`\"; '@"
     groups = [{"id": "seam.registry", "needs": [], "operations": [hostops.registry_set(KEY, "Mode", hostile)]}]
     frame = hostscript.session_frame(hostscript.apply_request(groups), None, with_library=True)
-    assert frame.count(b"\n") == 1 and frame.endswith(b"\n")        # one line of JSON, read as data
+    assert frame.count(b"\n") == 1 and frame.endswith(b"\n")  # one line of JSON, read as data
     request, _, _ = hostscript.parse_frame(frame.decode(), False)
     assert request["groups"][0]["operations"][0]["value"] == hostile
     import base64
     import gzip
     import json as json_
+
     doc = json_.loads(frame)
     tampered = hostscript.library().replace("function Invoke-Lync2faNative", "function Invoke-Lync2faNativeX", 1)
     doc["library"] = base64.b64encode(gzip.compress(tampered.encode())).decode()
@@ -61,7 +68,7 @@ def test_session_frames_carry_the_library_once_and_secrets_as_data():
     assert loaded and secrets == {"pin": "12345678"}
     assert hostscript.parse_frame(later.decode(), True)[0] == request
     with pytest.raises(hostscript.HostScriptError, match="not recognized"):
-        hostscript.parse_frame(later.decode(), False)     # no library yet: Windows would not know the function
+        hostscript.parse_frame(later.decode(), False)  # no library yet: Windows would not know the function
     assert len(later) < 200 and b"function " not in later
 
 
@@ -74,12 +81,16 @@ def test_plan_apply_reapply_and_the_lab_runs_exactly_the_decided_operations(make
     assert lab.operations("cl0001") == [hostops.registry_set(KEY, "Mode", "strict")]
     again = _run(lab, REGISTRY_TASK, {"mode": "strict"})
     assert not again.changed and not again.failed and again.operations == []
-    assert len(lab.operations("cl0001")) == 1       # a no-op re-apply sends no operation
+    assert len(lab.operations("cl0001")) == 1  # a no-op re-apply sends no operation
 
 
 def _cmdlet_task(params):
-    return Task(name="seam.cmdlet", group="clients", facts=lambda p: {},
-                decide=lambda ctx: Decision({}, {"x": 1}, [hostops.cmdlet("Get-Module", params)]))
+    return Task(
+        name="seam.cmdlet",
+        group="clients",
+        facts=lambda p: {},
+        decide=lambda ctx: Decision({}, {"x": 1}, [hostops.cmdlet("Get-Module", params)]),
+    )
 
 
 def test_a_misspelt_parameter_fails_in_the_lab_with_windows_text(make_lab):
@@ -95,9 +106,13 @@ def test_a_wrong_type_fails_in_the_lab_with_windows_text(make_lab):
     assert result.failed and "ListAvailable" in result.msg
 
 
-AD_TASK = Task(name="seam.ad", group="clients", reaches=("ad",),
-               facts=lambda p: {"config": hostops.ad_object_fact("{configurationNamingContext}", ["cn"])},
-               decide=lambda ctx: Decision({"cn": ctx.facts.value("config")["attributes"]}, {}, []))
+AD_TASK = Task(
+    name="seam.ad",
+    group="clients",
+    reaches=("ad",),
+    facts=lambda p: {"config": hostops.ad_object_fact("{configurationNamingContext}", ["cn"])},
+    decide=lambda ctx: Decision({"cn": ctx.facts.value("config")["attributes"]}, {}, []),
+)
 
 
 def test_defect2_double_hop_ntlm_session_cannot_reach_ad(make_lab):
@@ -137,9 +152,9 @@ def _requests(counters: dict) -> int:
 def test_issue11_one_process_per_host_and_few_requests(make_lab):
     lab = make_lab(clients=1)
     before = lab.counters("cl0001")
-    _run(lab, REGISTRY_TASK, {"mode": "strict"})               # apply: facts, then operations
+    _run(lab, REGISTRY_TASK, {"mode": "strict"})  # apply: facts, then operations
     applied = lab.counters("cl0001")
-    _run(lab, REGISTRY_TASK, {"mode": "strict"})               # no-op re-apply: facts only
+    _run(lab, REGISTRY_TASK, {"mode": "strict"})  # no-op re-apply: facts only
     again = lab.counters("cl0001")
     apply_requests = _requests(applied) - _requests(before)
     noop_requests = _requests(again) - _requests(applied)
@@ -155,6 +170,7 @@ def test_issue11_one_process_per_host_and_few_requests(make_lab):
 def test_what_reaches_a_host_passes_the_static_checks():
     """The session loop and the library it loads (issue 7)."""
     from lync2fa import pscheck
+
     functions = pscheck.defined_functions(hostscript.library())
     findings = pscheck.check_text(hostscript.SESSION_LOOP, "session loop", functions)
     findings += pscheck.check_text(hostscript.library(), "library")

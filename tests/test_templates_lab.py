@@ -5,6 +5,7 @@ object and its ACL in AD (converted with the tier's own ``model.record_from_ad``
 under CN=OID, the CA's enrollment service object (the templates it issues), and the rollback
 records in the CA host's registry.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ import re
 
 import pytest
 import yaml
+
 from lync2fa import adcs
 from lync2fa.adcs import EKU
 from lync2fa.hostops import describe
@@ -49,29 +51,46 @@ def template(lab, name: str = TEMPLATE) -> dict | None:
 
 def change_template(lab, name: str, attributes: dict | None = None, aces=()) -> None:
     """Change a template's raw attributes or add ACEs behind lync2fa's back (drift)."""
+
     def change(machine):
         obj = machine.directory.get(adcs.template_dn(name))
         obj["attributes"].update(attributes or {})
         for principal, rights, object_type in aces:
             sid, account = lab_directory.translate(machine.store, principal)
-            obj["acl"]["aces"].append({"sid": sid, "account": account, "rights": rights, "inherited": False,
-                                       "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS, "allow": True})
+            obj["acl"]["aces"].append(
+                {
+                    "sid": sid,
+                    "account": account,
+                    "rights": rights,
+                    "inherited": False,
+                    "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS,
+                    "allow": True,
+                }
+            )
         machine.directory.put(obj)
+
     with_machine(lab, change, commit=True)
 
 
 def oid_objects(lab) -> dict[str, dict]:
     """The OID objects under CN=OID, by their OID."""
     objects = with_machine(lab, lambda m: m.directory.children(adcs.OID_CONTAINER))
-    return {o["attributes"][adcs.TEMPLATE_OID_ATTRIBUTE][0]: o for o in objects
-            if o["attributes"].get(adcs.TEMPLATE_OID_ATTRIBUTE)}
+    return {
+        o["attributes"][adcs.TEMPLATE_OID_ATTRIBUTE][0]: o
+        for o in objects
+        if o["attributes"].get(adcs.TEMPLATE_OID_ATTRIBUTE)
+    }
 
 
 def put_oid_object(lab, oid: str, display: str) -> None:
     def create(machine):
-        machine.directory.create(adcs.OID_CONTAINER, f"{oid.rsplit('.', 1)[-1]}.0123456789ABCDEF0123456789ABCDEF",
-                                 adcs.OID_CLASS, {"flags": [1], "displayName": [display],
-                                                  adcs.TEMPLATE_OID_ATTRIBUTE: [oid]})
+        machine.directory.create(
+            adcs.OID_CONTAINER,
+            f"{oid.rsplit('.', 1)[-1]}.0123456789ABCDEF0123456789ABCDEF",
+            adcs.OID_CLASS,
+            {"flags": [1], "displayName": [display], adcs.TEMPLATE_OID_ATTRIBUTE: [oid]},
+        )
+
     with_machine(lab, create, commit=True)
 
 
@@ -87,6 +106,7 @@ def set_issued(lab, names: list[str]) -> None:
     def change(machine):
         dn = adcs.enrollment_service_dn(lab_adcs.ca_name(machine))
         machine.directory.set_attributes(dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: list(names)})
+
     with_machine(lab, change, commit=True)
 
 
@@ -143,8 +163,11 @@ def test_default_profile_plan_apply_reapply_verify(lab, run_cli):
     template_ = template(lab)
     assert template_["display_name"] == "TPM Virtual Smart Card Logon"
     assert template_["schema_version"] == 2
-    assert set(template_["ekus"]) == set(template_["application_policies"]) == {EKU["client_auth"],
-                                                                               EKU["smart_card_logon"]}
+    assert (
+        set(template_["ekus"])
+        == set(template_["application_policies"])
+        == {EKU["client_auth"], EKU["smart_card_logon"]}
+    )
     assert template_["min_key_size"] == 2048
     assert template_["providers"] == ["Microsoft Base Smart Card Crypto Provider"]
     assert template_["exportable_key"] is False and template_["enrollee_supplies_subject"] is False
@@ -175,7 +198,8 @@ def test_default_profile_plan_apply_reapply_verify(lab, run_cli):
     assert audit["task"] == "templates.audit" and audit["warnings"] == []
     # What a new Enterprise CA issues out of the box (User, WebServer), the CA tier's and this tier's.
     assert {"EnrollmentAgent", "SmartcardLogon", "SmartcardUser", "User", "WebServer", TEMPLATE} <= set(
-        audit["after"]["templates"])
+        audit["after"]["templates"]
+    )
 
 
 def test_drift_shows_one_attribute_and_is_repaired(lab, run_cli, tmp_path):
@@ -196,7 +220,8 @@ def test_drift_shows_one_attribute_and_is_repaired(lab, run_cli, tmp_path):
     updated = run_cli("apply", "-i", longer, "--state-dir", lab.state_dir, "--tasks", "templates", "--json").json()
     assert changed_results(updated)["templates.smartcard"]["diff"] == [
         {"path": "acl.Lync 2FA Users", "before": ["Enroll", "Read"], "after": ["Autoenroll", "Enroll", "Read"]},
-        {"path": "validity_days", "before": 365, "after": 730}]
+        {"path": "validity_days", "before": 365, "after": 730},
+    ]
     assert template(lab)["oid"] == oid, "updated in place, not recreated"
     assert template(lab)["validity_days"] == 730
 
@@ -205,8 +230,10 @@ def test_drift_shows_one_attribute_and_is_repaired(lab, run_cli, tmp_path):
 def ca_lab(tmp_path_factory):
     """One lab with the CA tier applied, shared by the gate tests (they never write)."""
     from conftest import Lab
+
     from lync2fa import cli
     from lync2fa.lab import control
+
     base = tmp_path_factory.mktemp("gate")
     lab = Lab(base / "lab", control.up(base / "lab"), base / "state")
     assert cli.main(["apply", *map(str, run(lab, "--tasks", "ca"))]) == 0
@@ -223,12 +250,22 @@ VARIANTS = {
     "ESC3-cosigned": ({"templates_authorized_signatures": 1, "templates_ra_application_policies": CRA}, {"ESC3"}),
     "ESC4": ({"templates_extra_acl": [{"principal": "Domain Users", "rights": ["Read", "Write"]}]}, {"ESC4"}),
     "ESC9": ({"templates_no_security_extension": True}, {"ESC9"}),
-    "ESC13": ({"templates_issuance_policies": [{"oid": "1.3.6.1.4.1.311.21.8.7.7.7", "linked_group": "Domain Admins"}]},
-              {"ESC13"}),
-    "ESC15": ({"templates_schema_version": 1, "templates_enrollee_supplies_subject": True,
-               "templates_ekus": ["secure_email"]}, {"ESC15"}),
-    "ESC15-with-ESC1": ({"templates_schema_version": 1, "templates_enrollee_supplies_subject": True},
-                        {"ESC1", "ESC15"}),
+    "ESC13": (
+        {"templates_issuance_policies": [{"oid": "1.3.6.1.4.1.311.21.8.7.7.7", "linked_group": "Domain Admins"}]},
+        {"ESC13"},
+    ),
+    "ESC15": (
+        {
+            "templates_schema_version": 1,
+            "templates_enrollee_supplies_subject": True,
+            "templates_ekus": ["secure_email"],
+        },
+        {"ESC15"},
+    ),
+    "ESC15-with-ESC1": (
+        {"templates_schema_version": 1, "templates_enrollee_supplies_subject": True},
+        {"ESC1", "ESC15"},
+    ),
     "ESC17": ({"templates_enrollee_supplies_subject": True, "templates_ekus": ["server_auth"]}, {"ESC17"}),
     "EXPORTABLE_KEY": ({"templates_exportable_key": True}, {"EXPORTABLE_KEY"}),
 }
@@ -244,8 +281,9 @@ def test_gate_refuses_each_rule_and_allows_it_explicitly(ca_lab, run_cli, tmp_pa
     assert "Fix:" in refused.err and "--allow-insecure" in refused.err
     assert template(ca_lab) is None, "nothing is written when the gate refuses"
 
-    partly = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir, "--tasks", "templates",
-                     "--allow-insecure", "ESC8")
+    partly = run_cli(
+        "plan", "-i", inventory, "--state-dir", ca_lab.state_dir, "--tasks", "templates", "--allow-insecure", "ESC8"
+    )
     assert partly.code == 2, "allowing another rule does not lift this one"
     allow = [a for rule in sorted(expected) for a in ("--allow-insecure", rule.lower())]
     allowed = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir, "--tasks", "templates", *allow)
@@ -262,11 +300,13 @@ def test_default_profile_passes_the_gate(ca_lab, run_cli):
 
 
 def test_invalid_settings_are_usage_errors(ca_lab, run_cli, tmp_path):
-    for values, text in [({"templates_ekus": ["client_auth", "bogus"]}, "bogus"),
-                         ({"templates_min_key_size": 1024}, "min_key_size"),
-                         ({"templates_name": "SmartcardUser"}, "built-in template"),
-                         ({"templates_renewal_days": 400}, "renewal_days"),
-                         ({"templates_extra_acl": [{"principal": "X", "rights": ["Everything"]}]}, "extra_acl")]:
+    for values, text in [
+        ({"templates_ekus": ["client_auth", "bogus"]}, "bogus"),
+        ({"templates_min_key_size": 1024}, "min_key_size"),
+        ({"templates_name": "SmartcardUser"}, "built-in template"),
+        ({"templates_renewal_days": 400}, "renewal_days"),
+        ({"templates_extra_acl": [{"principal": "X", "rights": ["Everything"]}]}, "extra_acl"),
+    ]:
         result = run_cli("plan", "-i", with_vars(ca_lab, tmp_path, **values), "--state-dir", ca_lab.state_dir)
         assert result.code == 2 and text in result.err, (values, result.err)
 
@@ -298,8 +338,11 @@ def test_audit_flags_a_drifted_published_template(lab, run_cli, tmp_path):
     # The built-in WebServer (enrollee supplies subject, admins only) is fine to issue.
     assert run_cli("verify", *run(lab, "--tasks", "templates")).code == 0
 
-    change_template(lab, "WebServer", aces=[("Domain Users", adcs.GENERIC_READ, None),
-                                            ("Domain Users", adcs.EXTENDED_RIGHT, adcs.ENROLL)])
+    change_template(
+        lab,
+        "WebServer",
+        aces=[("Domain Users", adcs.GENERIC_READ, None), ("Domain Users", adcs.EXTENDED_RIGHT, adcs.ENROLL)],
+    )
     flagged = run_cli("verify", *run(lab, "--tasks", "templates"))
     assert flagged.code == 1
     assert "FAILED  templates.audit on ca01" in flagged.out
@@ -315,15 +358,17 @@ def test_audit_flags_a_drifted_published_template(lab, run_cli, tmp_path):
 
 def test_esc_allowed_template_is_applied_and_then_reported_by_the_audit(lab, run_cli, tmp_path):
     inventory = with_vars(lab, tmp_path, templates_no_security_extension=True)
-    applied = run_cli("apply", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "ca,templates",
-                      "--allow-insecure", "ESC9")
+    applied = run_cli(
+        "apply", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "ca,templates", "--allow-insecure", "ESC9"
+    )
     assert applied.code == 0, applied.out + applied.err
     assert template(lab)["no_security_extension"] is True
     # verify plans what apply would: the same rule must be allowed (the template is in place) ...
     refused = run_cli("verify", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "templates")
     assert refused.code == 2 and "[ESC9]" in refused.err
-    audit = run_cli("verify", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "templates",
-                    "--allow-insecure", "ESC9")
+    audit = run_cli(
+        "verify", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "templates", "--allow-insecure", "ESC9"
+    )
     # ... and the audit of what the CA publishes still reports it as a finding.
     assert audit.code == 1 and f"ESC9:{TEMPLATE}" in audit.out
 
@@ -349,11 +394,17 @@ def test_rollback_removes_only_what_lync2fa_created(lab, run_cli):
 def test_rollback_keeps_a_template_lync2fa_did_not_create(lab, run_cli):
     """An operator who built the template by hand (walkthrough) gets it updated, never deleted."""
     assert run_cli("apply", *run(lab, "--tasks", "ca")).code == 0
+
     def hand_made(machine):
         source = machine.directory.get(adcs.template_dn("SmartcardLogon"))
         attributes = {k: v for k, v in source["attributes"].items() if k != "cn"}
-        machine.directory.create(adcs.TEMPLATES_CONTAINER, TEMPLATE, adcs.TEMPLATE_CLASS, {
-            **attributes, "displayName": ["Made by hand"], "msPKI-Template-Schema-Version": [2]})
+        machine.directory.create(
+            adcs.TEMPLATES_CONTAINER,
+            TEMPLATE,
+            adcs.TEMPLATE_CLASS,
+            {**attributes, "displayName": ["Made by hand"], "msPKI-Template-Schema-Version": [2]},
+        )
+
     with_machine(lab, hand_made, commit=True)
     applied = run_cli("apply", *run(lab, "--tasks", "templates", "--json")).json()
     diff = {d["path"] for d in changed_results(applied)["templates.smartcard"]["diff"]}
@@ -406,8 +457,12 @@ def test_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli):
     """Issue 8: what ca01 executed for templates.smartcard is the decision's operation list."""
     assert run_cli("apply", *run(lab, "--tasks", "ca")).code == 0
     planned = run_cli("plan", *run(lab, "--tasks", "templates.smartcard", "--json")).json()
-    expected = [o["operation"] for r in planned["results"] if r["task"] == "templates.smartcard"
-                for o in r.get("operations", [])]
+    expected = [
+        o["operation"]
+        for r in planned["results"]
+        if r["task"] == "templates.smartcard"
+        for o in r.get("operations", [])
+    ]
     before = len(lab.operations("ca01"))
     applied = run_cli("apply", *run(lab, "--tasks", "templates.smartcard", "--json"))
     assert applied.code == 0, applied.out
@@ -416,7 +471,8 @@ def test_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli):
     assert [canonical(describe(op)) for op in executed] == [canonical(o["operation"]) for o in result["operations"]]
     # The plan's decision too (its record carries another time: compared without the value).
     assert [canonical(describe(op)).split(" = ")[0] for op in executed] == [
-        canonical(e).split(" = ")[0] for e in expected]
+        canonical(e).split(" = ")[0] for e in expected
+    ]
     kinds = [op["op"] for op in executed]
     assert kinds[:3] == ["registry_set", "ad_create", "ad_create"], "the record first, then the OID, the template"
     assert kinds[-1] == "cmdlet" and executed[-1]["cmdlet"] == "Add-CATemplate" and executed[-1]["retry"]
@@ -430,17 +486,30 @@ def test_issue12_item3_gate_sees_ca_grants(ca_lab, run_cli, tmp_path):
     """Issue 12 item 3: the CA tier issuing WebServer and granting Enroll on it to Authenticated
     Users makes it ESC15/ESC17; the gate judges the templates as every planned change leaves them,
     so plan refuses before anything runs (and validate's SARIF names the rules)."""
-    inventory = with_vars(ca_lab, tmp_path, ca_templates=["EnrollmentAgent", "SmartcardUser", "SmartcardLogon",
-                                                          "WebServer"],
-                          ca_template="WebServer", ca_principal="Authenticated Users")
+    inventory = with_vars(
+        ca_lab,
+        tmp_path,
+        ca_templates=["EnrollmentAgent", "SmartcardUser", "SmartcardLogon", "WebServer"],
+        ca_template="WebServer",
+        ca_principal="Authenticated Users",
+    )
     before = ca_lab.snapshot()
     refused = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir)
     assert refused.code == 2, refused.out + refused.err
     assert set(re.findall(r"\[(ESC\d+)\] ca\.template_permissions on ca01", refused.err)) == {"ESC15", "ESC17"}
     assert "template WebServer" in refused.err and "Authenticated Users" in refused.err
     assert ca_lab.snapshot() == before, "refused before anything ran"
-    allowed = run_cli("plan", "-i", inventory, "--state-dir", ca_lab.state_dir,
-                      "--allow-insecure", "ESC15", "--allow-insecure", "ESC17")
+    allowed = run_cli(
+        "plan",
+        "-i",
+        inventory,
+        "--state-dir",
+        ca_lab.state_dir,
+        "--allow-insecure",
+        "ESC15",
+        "--allow-insecure",
+        "ESC17",
+    )
     assert allowed.code == 0, allowed.err
     assert "warning: [ESC17]" in allowed.out
 

@@ -1,5 +1,6 @@
 """A third-party plugin, pip-installed from tests/example_plugin, is planned and run like a
 built-in one (registered through the same entry-point group)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,21 @@ LYNC2FA = [sys.executable, "-m", "lync2fa.cli"]
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(HERE / "example_plugin")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(HERE / "example_plugin"),
+        ],
+        check=True,
+    )
     env = dict(os.environ, PYTHONPATH=str(target))
     return env
 
@@ -70,6 +84,7 @@ def _example():
 
 def test_example_decides_from_facts_without_a_lab():
     from lync2fa.decision import Context, Facts, More
+
     example = _example()
     task = example.lync2fa_tasks()[0]
     params = task.validate({})
@@ -85,14 +100,23 @@ def test_example_decides_from_facts_without_a_lab():
 
     no_ca = {"configuration": {"ok": True, "value": {"exists": False, "values": {}, "subkeys": []}}}
     facts_after = {"ca": {"ok": True, "value": {"exists": True, "values": {"AuditFilter": 0}, "subkeys": []}}}
-    assert decide(no_ca).failed                                     # apply: refused until the CA exists
+    assert decide(no_ca).failed  # apply: refused until the CA exists
     planned = decide(no_ca, check_mode=True)
     assert not planned.failed and planned.after == {"audit_filter": 127} and planned.warnings
-    with_ca = {"configuration": {"ok": True, "value": {"exists": True, "values": {"Active": "Contoso CA"},
-                                                        "subkeys": ["Contoso CA"]}}}
+    with_ca = {
+        "configuration": {
+            "ok": True,
+            "value": {"exists": True, "values": {"Active": "Contoso CA"}, "subkeys": ["Contoso CA"]},
+        }
+    }
     decision = decide(with_ca)
-    assert decision.operations[0] == {"op": "registry_set", "path": key, "name": "AuditFilter", "value": 127,
-                                      "type": "DWord"}
+    assert decision.operations[0] == {
+        "op": "registry_set",
+        "path": key,
+        "name": "AuditFilter",
+        "value": 127,
+        "type": "DWord",
+    }
     assert decision.operations[1]["cmdlet"] == "Restart-Service"
     facts_after["ca"]["value"]["values"]["AuditFilter"] = 127
     assert decide(with_ca).operations == []
@@ -108,8 +132,9 @@ def test_a_misspelt_hook_implementation_is_refused():
     plugin = types.ModuleType("typo_plugin")
 
     @hookimpl
-    def lync2fa_taks():          # noqa: ANN202 - the misspelling under test
+    def lync2fa_taks():  # noqa: ANN202 - the misspelling under test
         return []
+
     plugin.lync2fa_taks = lync2fa_taks
     pm = new_plugin_manager(load_entry_points=False)
     pm.register(plugin, name="typo")
@@ -131,10 +156,18 @@ def test_two_plugins_contributing_one_task_name_are_refused():
 
         @hookimpl
         def lync2fa_tasks():
-            return [Task(name="dup.task", group="ca", facts=lambda p: {"h": hostops.host_fact()},
-                         decide=lambda ctx: Decision())]
+            return [
+                Task(
+                    name="dup.task",
+                    group="ca",
+                    facts=lambda p: {"h": hostops.host_fact()},
+                    decide=lambda ctx: Decision(),
+                )
+            ]
+
         plugin.lync2fa_tasks = lync2fa_tasks
         return plugin
+
     pm = new_plugin_manager(load_entry_points=False)
     pm.register(make("one"), name="one")
     pm.register(make("two"), name="two")

@@ -1,5 +1,6 @@
 """lync2fa's WinRM transport (pywinrm underneath) against an in-process lab endpoint: one
 long-lived PowerShell process per host, one Send and one Receive per request."""
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,16 @@ def endpoint(tmp_path):
 
 
 def settings(port, transport="ntlm", password=PASSWORD, **kw):
-    return ConnectionSettings(host="win01", address="127.0.0.1", port=port, scheme="http", transport=transport,
-                              user=USER, password=password, **kw)
+    return ConnectionSettings(
+        host="win01",
+        address="127.0.0.1",
+        port=port,
+        scheme="http",
+        transport=transport,
+        user=USER,
+        password=password,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("transport", ["ntlm", "basic", "credssp"])
@@ -51,7 +60,7 @@ def test_the_library_rides_on_the_first_request_only(endpoint):
     conn.request(facts("a"))
     conn.request(facts("b"))
     first, second = executor.requests[0][4], executor.requests[1][4]
-    assert first > 10_000 > second          # the gzip'd library, then the request alone
+    assert first > 10_000 > second  # the gzip'd library, then the request alone
 
 
 def test_a_large_request_arrives_in_several_sends(endpoint):
@@ -84,10 +93,10 @@ def test_a_shell_lost_on_the_host_is_reopened_for_a_fact_read(endpoint):
     server, port, executor = endpoint
     conn = WinRMConnection(settings(port), backoff_s=0.01)
     conn.request(facts("a"), idempotent=True)
-    server._shells.clear()   # the host forgot the shell (e.g. WinRM service restarted)
-    assert "b" in conn.request(facts("b"), idempotent=True)["facts"]   # in a new shell and process
+    server._shells.clear()  # the host forgot the shell (e.g. WinRM service restarted)
+    assert "b" in conn.request(facts("b"), idempotent=True)["facts"]  # in a new shell and process
     assert list(server.operations("win01")).count("Create") == 2 and executor.sessions == 2
-    assert executor.requests[-1][4] > 10_000     # the new process got the library again
+    assert executor.requests[-1][4] > 10_000  # the new process got the library again
 
 
 def test_secrets_travel_beside_the_request_never_in_it(endpoint):
@@ -104,13 +113,14 @@ def test_an_apply_that_may_have_started_is_never_sent_twice(endpoint):
 
     def lost_reply(*args):
         raise WinRMTransportError("http", 503, "reply lost")
+
     conn._protocol.get_command_output_raw = lost_reply
     sent = list(server.operations("win01")).count("Send")
     with pytest.raises(TransportError) as err:
         conn.request(hostscript.apply_request([]))
     assert "may have run" in str(err.value) and "after" not in str(err.value)
-    assert list(server.operations("win01")).count("Send") == sent + 1   # not retried
-    assert "b" in conn.request(facts("b"))["facts"]                    # a new shell next time
+    assert list(server.operations("win01")).count("Send") == sent + 1  # not retried
+    assert "b" in conn.request(facts("b"))["facts"]  # a new shell next time
 
 
 def test_a_host_that_never_answers_fails_at_the_deadline(endpoint):
@@ -118,9 +128,11 @@ def test_a_host_that_never_answers_fails_at_the_deadline(endpoint):
     conn = WinRMConnection(settings(port))
     conn.request(facts("a"))
 
-    def still_working(*args):          # WinRM's OperationTimeout, again and again
+    def still_working(*args):  # WinRM's OperationTimeout, again and again
         from winrm.exceptions import WinRMOperationTimeoutError
+
         raise WinRMOperationTimeoutError()
+
     conn._protocol.get_command_output_raw = still_working
     with pytest.raises(TransportError, match="no answer in 0.3 s"):
         conn.request(facts("b"), deadline_s=0.3)

@@ -1,4 +1,5 @@
 """``lync2fa validate``: offline checks of an inventory, each finding at its file, line and key."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from lync2fa.validate import UnusableInput, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +25,9 @@ def inv(tmp_path):
     shutil.copytree(EXAMPLE, dest)
     # A transport that delegates, whatever the example uses: the seeded tests look at one mistake each.
     vars_file = dest / "group_vars" / "all" / "vars.yml"
-    vars_file.write_text(re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: credssp",
-                                vars_file.read_text()))
+    vars_file.write_text(
+        re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: credssp", vars_file.read_text())
+    )
     return dest
 
 
@@ -86,6 +89,7 @@ def test_lab_inventory_is_clean(lab, run_cli):
 
 # --- seeded mistakes: rule, severity, file, line and key --------------------------------------
 
+
 def test_yaml_shape_unknown_group_key(inv):
     hosts = inv / "hosts.yml"
     edit(hosts, "  children:\n    ca:", "  childern:\n    ca:")
@@ -96,8 +100,11 @@ def test_yaml_shape_unknown_group_key(inv):
 
 def test_yaml_hosts_as_a_list(inv):
     hosts = inv / "hosts.yml"
-    edit(hosts, "    adfs:\n      hosts:\n        adfs01:\n",
-         "    adfs:\n      hosts:\n        - adfs01\n      vars:\n        x_unused: 1\n    adfs_old:\n      hosts:\n        adfs01:\n")
+    edit(
+        hosts,
+        "    adfs:\n      hosts:\n        adfs01:\n",
+        "    adfs:\n      hosts:\n        - adfs01\n      vars:\n        x_unused: 1\n    adfs_old:\n      hosts:\n        adfs01:\n",
+    )
     issue, _ = found(inv, "INVENTORY_SHAPE", key="hosts", line=line_of(hosts, "- adfs01") - 1)
     assert issue.severity == "error" and Path(issue.file) == hosts
 
@@ -114,16 +121,22 @@ def test_choice_error(inv):
     vars_file = inv / "group_vars" / "all" / "vars.yml"
     edit(vars_file, "ca_hash_algorithm: sha256", "ca_hash_algorithm: md5")
     issue, _ = found(inv, "PARAM", key="ca_hash_algorithm")
-    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, "ca_hash_algorithm"),
-                                                                "error")
+    assert (Path(issue.file), issue.line, issue.severity) == (
+        vars_file,
+        line_of(vars_file, "ca_hash_algorithm"),
+        "error",
+    )
 
 
 def test_unknown_variable_with_closest_name(inv):
     vars_file = inv / "group_vars" / "all" / "vars.yml"
     edit(vars_file, "adfs_token_lifetime: 240", "adfs_token_lifetim: 240")
     issue, _ = found(inv, "UNKNOWN_VAR", key="adfs_token_lifetim")
-    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, "adfs_token_lifetim"),
-                                                                "error")
+    assert (Path(issue.file), issue.line, issue.severity) == (
+        vars_file,
+        line_of(vars_file, "adfs_token_lifetim"),
+        "error",
+    )
     assert "adfs_token_lifetime" in issue.message
 
 
@@ -146,8 +159,11 @@ def test_sha1_finding_at_its_variable(inv):
     vars_file = inv / "group_vars" / "all" / "vars.yml"
     edit(vars_file, "ca_hash_algorithm: sha256", "ca_hash_algorithm: sha1")
     issue, _ = found(inv, "SHA1", key="ca_hash_algorithm")
-    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, "ca_hash_algorithm"),
-                                                                "error")
+    assert (Path(issue.file), issue.line, issue.severity) == (
+        vars_file,
+        line_of(vars_file, "ca_hash_algorithm"),
+        "error",
+    )
 
 
 def test_default_pin_in_host_vars(inv):
@@ -160,11 +176,17 @@ def test_default_pin_in_host_vars(inv):
 
 def test_global_scope_lync_identity(inv):
     hosts = inv / "hosts.yml"
-    edit(hosts, "          lync2fa_fqdn: pool01.contoso.com\n",
-         "          lync2fa_fqdn: pool01.contoso.com\n          lync_web_service_identity: Global\n")
+    edit(
+        hosts,
+        "          lync2fa_fqdn: pool01.contoso.com\n",
+        "          lync2fa_fqdn: pool01.contoso.com\n          lync_web_service_identity: Global\n",
+    )
     issue, _ = found(inv, "GLOBAL_SCOPE", key="lync_web_service_identity")
-    assert (Path(issue.file), issue.line, issue.severity) == (hosts, line_of(hosts, "lync_web_service_identity"),
-                                                                "error")
+    assert (Path(issue.file), issue.line, issue.severity) == (
+        hosts,
+        line_of(hosts, "lync_web_service_identity"),
+        "error",
+    )
 
 
 def test_esc1_on_the_template(inv):
@@ -172,7 +194,10 @@ def test_esc1_on_the_template(inv):
     append(vars_file, "templates_enrollee_supplies_subject: true\ntemplates_enroll_principal_note: x\n")
     issue, _ = found(inv, "ESC1", key="templates_enrollee_supplies_subject")
     assert (Path(issue.file), issue.line, issue.severity) == (
-        vars_file, line_of(vars_file, "templates_enrollee_supplies_subject"), "error")
+        vars_file,
+        line_of(vars_file, "templates_enrollee_supplies_subject"),
+        "error",
+    )
 
 
 def test_basic_over_http(inv):
@@ -188,8 +213,11 @@ def test_certificate_validation_off(inv):
     edit(vars_file, "ansible_winrm_server_cert_validation: validate", "ansible_winrm_server_cert_validation: ignore")
     issue, _ = found(inv, "CERT_VALIDATION_OFF", key="ansible_winrm_server_cert_validation")
     assert (Path(issue.file), issue.line, issue.severity) == (
-        vars_file, line_of(vars_file, "server_cert_validation"), "warning")
-    assert len(issue.properties["hosts"]) == 8       # one finding for the group_vars line, every host named
+        vars_file,
+        line_of(vars_file, "server_cert_validation"),
+        "warning",
+    )
+    assert len(issue.properties["hosts"]) == 8  # one finding for the group_vars line, every host named
 
 
 def test_pool_without_its_trust(inv):
@@ -237,7 +265,9 @@ def test_malformed_metadata_url(inv):
 
 def test_metadata_url_names_no_adfs(inv):
     pools = inv / "group_vars" / "lync_pools.yml"
-    append(pools, "---\nlync_metadata_uri: https://sts.fabrikam.com/federationmetadata/2007-06/federationmetadata.xml\n")
+    append(
+        pools, "---\nlync_metadata_uri: https://sts.fabrikam.com/federationmetadata/2007-06/federationmetadata.xml\n"
+    )
     issue, _ = found(inv, "METADATA_HOST", key="lync_metadata_uri")
     assert (Path(issue.file), issue.line, issue.severity) == (pools, 2, "error")
 
@@ -247,7 +277,10 @@ def test_token_replay_off_is_a_warning(inv):
     append(vars_file, "adfs_prevent_token_replays: false\n")
     issue, _ = found(inv, "TOKEN_REPLAY", key="adfs_prevent_token_replays")
     assert (Path(issue.file), issue.line, issue.severity) == (
-        vars_file, line_of(vars_file, "adfs_prevent_token_replays"), "warning")
+        vars_file,
+        line_of(vars_file, "adfs_prevent_token_replays"),
+        "warning",
+    )
 
 
 def test_misspelt_role_group(inv):
@@ -266,11 +299,13 @@ def test_undefined_template_variable(inv):
 
 def test_ini_inventory(tmp_path):
     ini = tmp_path / "hosts.ini"
-    ini.write_text("[all:vars]\nansible_user=CONTOSO\\svc\nansible_password=secret-pass\n"
-                   "ansible_winrm_scheme=https\nca_common_name=Contoso CA\n\n"
-                   "[ca]\nca01 ansible_host=ca01.contoso.com lync2fa_fqdn=ca01.contoso.com\n\n"
-                   "[clients]\nws01 ansible_host=ws01.contoso.com client_user=CONTOSO\\alice client_pin=87654321 "
-                   "ansible_port=port5986\n\n[clients:vars]\nclient_office_version=16.0\n")
+    ini.write_text(
+        "[all:vars]\nansible_user=CONTOSO\\svc\nansible_password=secret-pass\n"
+        "ansible_winrm_scheme=https\nca_common_name=Contoso CA\n\n"
+        "[ca]\nca01 ansible_host=ca01.contoso.com lync2fa_fqdn=ca01.contoso.com\n\n"
+        "[clients]\nws01 ansible_host=ws01.contoso.com client_user=CONTOSO\\alice client_pin=87654321 "
+        "ansible_port=port5986\n\n[clients:vars]\nclient_office_version=16.0\n"
+    )
     result = validate([ini])
     port = next(i for i in result.issues if i.key == "ansible_port")
     assert (Path(port.file), port.line, port.rule, port.severity) == (ini, 11, "CONNECTION", "error")
@@ -283,7 +318,7 @@ def test_ini_inventory(tmp_path):
 
 def test_exit_codes_and_fail_on(inv, run_cli):
     vars_file = inv / "group_vars" / "all" / "vars.yml"
-    append(vars_file, "adfs_prevent_token_replays: false\n")      # a warning only
+    append(vars_file, "adfs_prevent_token_replays: false\n")  # a warning only
     args = ("validate", "-i", inv, "--vault-password-file", VAULT)
     assert run_cli(*args).code == 0
     assert run_cli(*args, "--fail-on", "warning").code == 1
@@ -307,18 +342,19 @@ def test_double_hop_at_the_transport(inv):
     text = vars_file.read_text()
     vars_file.write_text(re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: ntlm", text))
     issue, _ = found(inv, "DOUBLE_HOP", key="ansible_winrm_transport")
-    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, "transport: ntlm"),
-                                                                "error")
+    assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, "transport: ntlm"), "error")
     assert "lync.web_service" in issue.message and "pool01" in issue.properties["hosts"]
 
 
 def test_scripts_are_checked_with_pscheck(inv, monkeypatch):
     from lync2fa import pscheck
+
     seen = []
 
     def fake(paths):
         seen.extend(paths)
         return [pscheck.Finding(str(paths[0]), 7, 3, "PS005", "Read-Host prompts in a non-interactive session")]
+
     monkeypatch.setattr(pscheck, "check_files", fake)
     result = validate([inv], vault_password_file=VAULT)
     assert seen and all(p.endswith((".ps1", ".ps1.j2")) for p in seen)
@@ -328,6 +364,7 @@ def test_scripts_are_checked_with_pscheck(inv, monkeypatch):
 
 def test_without_pscheck_scripts_are_skipped_with_a_note(inv, monkeypatch):
     import sys
+
     monkeypatch.setitem(sys.modules, "lync2fa.pscheck", None)
     result = validate([inv], vault_password_file=VAULT)
     assert [i.severity for i in result.issues if i.rule == "PSCHECK"] == ["note"]
@@ -341,16 +378,19 @@ def test_without_the_vault_password_the_rest_is_still_checked(inv, run_cli):
     notes = {(f["rule"], Path(f["file"]).name, f["key"]) for f in clean["findings"] if f["severity"] == "note"}
     assert ("VAULT", "vault.yml", "") in notes and ("TEMPLATE", "vars.yml", "client_pin") in notes
     edit(vars_file, "ca_key_length: 4096", "ca_key_length: lots")
-    found(inv, "PARAM", key="ca_key_length")                     # (with the password)
+    found(inv, "PARAM", key="ca_key_length")  # (with the password)
     result = validate([inv], scripts=False)
     assert [(i.rule, i.line) for i in result.issues if i.severity == "error"] == [
-        ("PARAM", line_of(vars_file, "ca_key_length"))]
-    vars_file.write_text(re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: ntlm",
-                                vars_file.read_text()))
-    assert "DOUBLE_HOP" in {i.rule for i in validate([inv], scripts=False).issues}   # password vaulted
+        ("PARAM", line_of(vars_file, "ca_key_length"))
+    ]
+    vars_file.write_text(
+        re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: ntlm", vars_file.read_text())
+    )
+    assert "DOUBLE_HOP" in {i.rule for i in validate([inv], scripts=False).issues}  # password vaulted
 
 
 # --- formats -----------------------------------------------------------------------------------
+
 
 def seeded(inv: Path) -> None:
     append(inv / "group_vars" / "all" / "vars.yml", "ca_hash_algorithm_x: 1\nadfs_prevent_token_replays: false\n")
@@ -413,6 +453,7 @@ def test_json_findings(inv, run_cli):
 
 def test_ci_recipe_is_valid_yaml_and_covers_the_pipeline():
     import yaml
+
     text = (ROOT / "docs" / "ci.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
     assert len(blocks) == 2
@@ -429,9 +470,10 @@ def test_ci_recipe_is_valid_yaml_and_covers_the_pipeline():
 def test_every_plugin_rule_has_sarif_help():
     from lync2fa.plugins.templates import esc
     from lync2fa.sarif import RULES
+
     rules = set(esc.RULES)
     for source in list((ROOT / "plugins").glob("*/*.py")) + list((ROOT / "core").glob("*.py")):
         rules.update(re.findall(r'Finding\(\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
-    rules.discard("HARD1")                                  # the hookspec's example
+    rules.discard("HARD1")  # the hookspec's example
     assert rules and not sorted(rules - set(RULES)), "add help text to lync2fa.sarif.RULES"
     assert all(short and help_text for short, help_text in RULES.values())

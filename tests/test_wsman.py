@@ -41,7 +41,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, list[str], bytes]] = []
-        self.logons: list = []   # (host, LogonInfo) per command: the shell's logon
+        self.logons: list = []  # (host, LogonInfo) per command: the shell's logon
         self.lock = threading.Lock()
 
     def __call__(self, host: str, command: str, arguments: list[str], stdin: bytes, logon=None) -> CommandOutcome:
@@ -299,7 +299,7 @@ def test_latency_fault(lab, faults):
 def pki(tmp_path_factory):
     """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
     d = tmp_path_factory.mktemp("pki")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lync2fa test CA")])
     ca = (
@@ -329,9 +329,7 @@ def pki(tmp_path_factory):
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))

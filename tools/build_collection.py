@@ -12,6 +12,7 @@ tarball (galaxy.yml build_ignore): Galaxy's checks (ansible-test sanity) see the
 
     .venv/bin/python tools/build_collection.py [--output-path dist] [--galaxy PATH/ansible-galaxy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,23 @@ def build_engine_wheel(python: str = sys.executable) -> Path:
             old.unlink()
         scratch = ENGINE_DIR / ".build"
         shutil.rmtree(scratch, ignore_errors=True)
-        built = subprocess.run([python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                                "--wheel-dir", str(scratch), str(ROOT)], capture_output=True, text=True, check=False)
+        built = subprocess.run(
+            [
+                python,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--wheel-dir",
+                str(scratch),
+                str(ROOT),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if built.returncode != 0:
             raise SystemExit(f"cannot build the engine's wheel:\n{built.stdout}{built.stderr}")
         (wheel,) = scratch.glob("lync2fa-*.whl")
@@ -47,11 +63,14 @@ def build_engine_wheel(python: str = sys.executable) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-path", type=Path, default=ROOT / "dist")
-    parser.add_argument("--galaxy", default=str(Path(sys.executable).parent / "ansible-galaxy"),
-                        help="the ansible-galaxy command to build with")
+    parser.add_argument(
+        "--galaxy",
+        default=str(Path(sys.executable).parent / "ansible-galaxy"),
+        help="the ansible-galaxy command to build with",
+    )
     args = parser.parse_args(argv)
     ENGINE_DIR.mkdir(exist_ok=True)
-    with open(ENGINE_DIR / ".lock", "w") as lock:   # one build at a time: the wheel, then the tarball
+    with open(ENGINE_DIR / ".lock", "w") as lock:  # one build at a time: the wheel, then the tarball
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build(args)
 
@@ -60,8 +79,13 @@ def _build(args) -> int:
     wheel = build_engine_wheel()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_HOME"] = str(args.output_path / ".ansible")
-    done = subprocess.run([args.galaxy, "collection", "build", "--force", "--output-path", str(args.output_path),
-                           str(ROOT)], capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(
+        [args.galaxy, "collection", "build", "--force", "--output-path", str(args.output_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
     if done.returncode == 0:

@@ -19,6 +19,7 @@ Run:        .venv/bin/python tools/gen_cmdlet_catalog.py [SOURCE]
 Check only: .venv/bin/python tools/gen_cmdlet_catalog.py --check [SOURCE]   (exit 1 on drift)
 tests/test_catalog.py fails while the committed file differs from what this writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,28 @@ DEFAULT_SOURCE = Path("/work/shared/reference/cmdlets.json")
 OUTPUT = ROOT / "core" / "data" / "cmdlets.json"
 GENERATED_BY = "tools/gen_cmdlet_catalog.py"
 
-CMDLET_FIELDS = ("module", "doc", "default_parameter_set", "parameter_sets", "supports_should_process",
-                 "common_parameters", "ps7_only_accepted_values",
-                 "windows_powershell_5_1_only_accepted_values", "windows_powershell_5_1_only_parameters")
-PARAMETER_FIELDS = ("type", "aliases", "position", "position_by_set", "required_in", "sets",
-                    "accepted_values", "values_from_description", "provider")
+CMDLET_FIELDS = (
+    "module",
+    "doc",
+    "default_parameter_set",
+    "parameter_sets",
+    "supports_should_process",
+    "common_parameters",
+    "ps7_only_accepted_values",
+    "windows_powershell_5_1_only_accepted_values",
+    "windows_powershell_5_1_only_parameters",
+)
+PARAMETER_FIELDS = (
+    "type",
+    "aliases",
+    "position",
+    "position_by_set",
+    "required_in",
+    "sets",
+    "accepted_values",
+    "values_from_description",
+    "provider",
+)
 
 
 def _cmdlet(source: dict) -> dict:
@@ -46,8 +64,7 @@ def _cmdlet(source: dict) -> dict:
     if "windows_powershell_5_1_only_parameters" in out:
         out["windows_powershell_5_1_only_parameters"] = sorted(out["windows_powershell_5_1_only_parameters"])
     out["parameters"] = {
-        name: {k: p[k] for k in PARAMETER_FIELDS if k in p}
-        for name, p in source["parameters"].items()
+        name: {k: p[k] for k in PARAMETER_FIELDS if k in p} for name, p in source["parameters"].items()
     }
     return out
 
@@ -74,25 +91,37 @@ def _dash_options(table: dict) -> dict:
 def _certutil(source: dict) -> dict:
     verbs = {}
     for verb, v in source["verbs"].items():
-        names = sorted({_option_name(o)[0] for o in v.get("options", []) + v.get("older_doc_options", [])},
-                       key=str.lower)
+        names = sorted(
+            {_option_name(o)[0] for o in v.get("options", []) + v.get("older_doc_options", [])}, key=str.lower
+        )
         shape = {"options": names}
         args = {k: a for k, a in (v.get("args") or {}).items() if isinstance(a, list)}
         if args:
             shape["args"] = args
         verbs[verb] = shape
-    return {"docs": source["docs"], "style": "verb", "general_syntax": source["general_syntax"],
-            "options": _dash_options(source["options"]), "verbs": verbs,
-            "hash_algorithms": source.get("hash_algorithms", [])}
+    return {
+        "docs": source["docs"],
+        "style": "verb",
+        "general_syntax": source["general_syntax"],
+        "options": _dash_options(source["options"]),
+        "verbs": verbs,
+        "hash_algorithms": source.get("hash_algorithms", []),
+    }
 
 
 def _certreq(source: dict) -> dict:
     verbs = {_option_name(v)[0]: {} for v in source["verbs"]}
     inf = source.get("inf", {})
     keys = {k: (v if isinstance(v, list) else None) for k, v in inf.get("NewRequest_keys", {}).items()}
-    return {"docs": source["docs"], "style": "verb", "default_verb": "-submit", "syntax": source["syntax"],
-            "options": _dash_options(source["options"]), "verbs": verbs,
-            "inf": {"NewRequest_keys": keys}}
+    return {
+        "docs": source["docs"],
+        "style": "verb",
+        "default_verb": "-submit",
+        "syntax": source["syntax"],
+        "options": _dash_options(source["options"]),
+        "verbs": verbs,
+        "inf": {"NewRequest_keys": keys},
+    }
 
 
 def _tpmvscmgr(source: dict) -> dict:
@@ -106,8 +135,7 @@ def _tpmvscmgr(source: dict) -> dict:
             if isinstance(o.get("values"), list):
                 shape["values"] = o["values"]
             if isinstance(o.get("sub_options"), dict):
-                shape["sub_options"] = {k: (s if isinstance(s, list) else None)
-                                        for k, s in o["sub_options"].items()}
+                shape["sub_options"] = {k: (s if isinstance(s, list) else None) for k, s in o["sub_options"].items()}
             options[name] = shape
         verbs[verb] = {"options": options, "syntax": v.get("syntax")}
     return {"docs": source["docs"], "style": "subcommand", "verbs": verbs}
@@ -124,11 +152,20 @@ def build(source: dict, source_path: str) -> dict:
             "generated_by": GENERATED_BY,
             "generated_from": source["generated_from"],
             "note": "Facts from Microsoft's public docs, via the reference catalog; not an official "
-                    "Microsoft artifact. Regenerate, do not edit.",
+            "Microsoft artifact. Regenerate, do not edit.",
         },
-        "common_parameters": {k: common[k] for k in (
-            "windows_powershell_5_1", "risk_mitigation", "powershell_7_4_plus_only",
-            "action_preference_values_5_1", "action_preference_values_7x_extra", "doc") if k in common},
+        "common_parameters": {
+            k: common[k]
+            for k in (
+                "windows_powershell_5_1",
+                "risk_mitigation",
+                "powershell_7_4_plus_only",
+                "action_preference_values_5_1",
+                "action_preference_values_7x_extra",
+                "doc",
+            )
+            if k in common
+        },
         "cmdlets": {name: _cmdlet(c) for name, c in source["cmdlets"].items()},
         "native": {name: NATIVE[name](n) for name, n in source["native"].items() if name in NATIVE},
         "not_found": sorted(x["name"] for x in source.get("not_found", [])),

@@ -19,6 +19,7 @@ Run it after changing a task:  .venv/bin/python tools/gen_modules.py
 Check only (exit 1 on drift):  .venv/bin/python tools/gen_modules.py --check
 tests/test_ansible_collection.py fails while the files on disk differ from what this writes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ GENERATED_DIRS = ("plugins/modules", "plugins/action", "plugins/module_utils", "
 # (+ tests/sanity/ignore-2.19.txt, .ansible-lint-ignore)  # + .ansible-lint-ignore
 
 # Tier -> role (the order of tiers is the engine's: lync2fa.plan.order_tasks).
-TIER_ROLES = {"ca": "ca", "templates": "cert_templates", "adfs": "adfs", "lync": "lync_server",
-              "client": "client_enrollment"}
+TIER_ROLES = {
+    "ca": "ca",
+    "templates": "cert_templates",
+    "adfs": "adfs",
+    "lync": "lync_server",
+    "client": "client_enrollment",
+}
 ROLE_TITLES = {
     "ca": "AD CS certification authority",
     "cert_templates": "Certificate templates for virtual smart cards",
@@ -60,6 +66,7 @@ FAIL_ALONE = {"client_enrollment", "verify"}
 
 
 # -- YAML ---------------------------------------------------------------------------------
+
 
 class _Dumper(yaml.SafeDumper):
     """Block style with indented sequences (what ansible-lint's yamllint settings expect)."""
@@ -78,8 +85,15 @@ _Dumper.add_representer(str, _str_presenter)
 
 
 def to_yaml(data, start: bool = False) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
-                     allow_unicode=True, explicit_start=start)
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=120,
+        allow_unicode=True,
+        explicit_start=start,
+    )
 
 
 def yaml_file(data, comment: str = "") -> str:
@@ -88,6 +102,7 @@ def yaml_file(data, comment: str = "") -> str:
 
 
 # -- the registry, seen as tiers and roles ------------------------------------------------
+
 
 def role_of(tier: str) -> str:
     return TIER_ROLES.get(tier, tier)
@@ -111,8 +126,10 @@ def tiers_in_order(tasks: dict[str, Task]) -> list[str]:
             if task.kind == "rollback":
                 earlier, later = later, earlier
             if tiers.index(earlier) > tiers.index(later):
-                raise SystemExit(f"{task.name} runs after {dep}, which one play per tier in the order "
-                                 f"{' -> '.join(tiers)} cannot honour")
+                raise SystemExit(
+                    f"{task.name} runs after {dep}, which one play per tier in the order "
+                    f"{' -> '.join(tiers)} cannot honour"
+                )
     return tiers
 
 
@@ -139,9 +156,9 @@ class RoleVar:
     name: str
     param: Param
     tasks: tuple[str, ...]
-    has_default: bool      # the role sets it in defaults/main.yml (and passes it as is)
-    derived: bool          # computed per host by the engine when unset
-    required: bool         # every task that reads it requires it, and none derives it
+    has_default: bool  # the role sets it in defaults/main.yml (and passes it as is)
+    derived: bool  # computed per host by the engine when unset
+    required: bool  # every task that reads it requires it, and none derives it
     conflict: bool = False  # the tasks reading it disagree on its type, default or choices
 
     def spec(self, role_is_one_group: bool) -> dict:
@@ -189,14 +206,21 @@ def analyse_vars(tasks: dict[str, Task]) -> dict[str, RoleVar]:
         same = len(specs) == 1
         first = pairs[0][1]
         out[name] = RoleVar(
-            name=name, param=first if same else Param(first.name, first.type if _same_type(pairs) else "raw",
-                                                       secret=any(p.secret for _, p in pairs),
-                                                       description=first.description),
+            name=name,
+            param=first
+            if same
+            else Param(
+                first.name,
+                first.type if _same_type(pairs) else "raw",
+                secret=any(p.secret for _, p in pairs),
+                description=first.description,
+            ),
             tasks=tuple(t.name for t, _ in pairs),
             has_default=same and not derived and first.default is not None,
             derived=derived,
             required=all(p.required for _, p in pairs) and not derived,
-            conflict=not same)
+            conflict=not same,
+        )
     return out
 
 
@@ -222,6 +246,7 @@ def _sentence(text: str, capitalise: bool = True) -> str:
 
 
 # -- modules and action plugins -----------------------------------------------------------
+
 
 def option_doc(task: Task, p: Param) -> dict:
     doc: dict = {"description": [_sentence(p.description or p.name, capitalise=False)]}
@@ -283,8 +308,11 @@ def module_documentation(task: Task) -> dict:
         "short_description": _sentence(task.description or task.name).rstrip("."),
         "description": description,
         "options": {p.name: option_doc(task, p) for p in task.params},
-        "extends_documentation_fragment": ["ansible.builtin.action_common_attributes",
-                                           "ansible.builtin.action_common_attributes.flow", ENGINE_FRAGMENT],
+        "extends_documentation_fragment": [
+            "ansible.builtin.action_common_attributes",
+            "ansible.builtin.action_common_attributes.flow",
+            ENGINE_FRAGMENT,
+        ],
         "seealso": [{"module": f"{COLLECTION}.{module_name(d)}"} for d in task.after],
         "author": [AUTHOR],
     }
@@ -319,24 +347,28 @@ def engine_fragment() -> dict:
             "findings refuse the task unless their rule is listed in I(allow_insecure).",
             "Every run is recorded in lync2fa's audit journal under I(state_dir); secrets never are.",
         ],
-        "requirements": ["the lync2fa Python package (the version this collection was built from) on "
-                         "the controller: C(pip install <collection directory>), see the collection's README"],
+        "requirements": [
+            "the lync2fa Python package (the version this collection was built from) on "
+            "the controller: C(pip install <collection directory>), see the collection's README"
+        ],
     }
 
 
 def render_engine_fragment() -> str:
-    return "\n".join([
-        f"# {MARKER}",
-        "# Documentation every lync2fa.twofactor module shares (extends_documentation_fragment).",
-        "from __future__ import annotations",
-        "",
-        "",
-        "class ModuleDocFragment:",
-        '    DOCUMENTATION = r"""',
-        to_yaml(engine_fragment()).rstrip("\n"),
-        '"""',
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {MARKER}",
+            "# Documentation every lync2fa.twofactor module shares (extends_documentation_fragment).",
+            "from __future__ import annotations",
+            "",
+            "",
+            "class ModuleDocFragment:",
+            '    DOCUMENTATION = r"""',
+            to_yaml(engine_fragment()).rstrip("\n"),
+            '"""',
+            "",
+        ]
+    )
 
 
 def example_value(task: Task, p: Param):
@@ -349,10 +381,11 @@ def module_examples(task: Task) -> str:
     fqcn = f"{COLLECTION}.{module_name(task.name)}"
     described = _sentence(task.description or task.name).rstrip(".")
     examples = [
-        {"name": f"{described} (every option from the host's {task.var_prefix}* variables or defaults)",
-         fqcn: {}},
-        {"name": f"{described}, every option explicit",
-         fqcn: {p.name: example_value(task, p) for p in task.params} or {}},
+        {"name": f"{described} (every option from the host's {task.var_prefix}* variables or defaults)", fqcn: {}},
+        {
+            "name": f"{described}, every option explicit",
+            fqcn: {p.name: example_value(task, p) for p in task.params} or {},
+        },
         {"name": "Show what would change, change nothing", fqcn: {}, "check_mode": True, "diff": True},
     ]
     return to_yaml(examples)
@@ -371,8 +404,13 @@ def state_sample(task: Task) -> tuple[dict, dict] | None:
         except ValueError:
             continue
         expect = case.get("expect") or {}
-        if case.get("task") == task.name and not expect.get("failed") and isinstance(expect.get("after"), dict) \
-                and expect.get("after") and expect.get("before") != expect.get("after"):
+        if (
+            case.get("task") == task.name
+            and not expect.get("failed")
+            and isinstance(expect.get("after"), dict)
+            and expect.get("after")
+            and expect.get("before") != expect.get("after")
+        ):
             return expect.get("before") or {}, expect["after"]
     return None
 
@@ -381,27 +419,44 @@ def module_return(task: Task | None = None) -> dict:
     sample = state_sample(task) if task is not None else None
     keys = sorted(set(sample[0]) | set(sample[1])) if sample else []
     named = keys and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,40}", str(k)) for k in keys)
-    listed = (" Keys: " + ", ".join(f"C({k})" for k in keys) + ".") if named else ""   # not per-object keys
-    before = {"description": "The state the task read before changing anything (secrets masked); the same keys "
-                             "as I(after)." + listed, "returned": "success", "type": "dict"}
-    after = {"description": "The state after the task (in check mode: the state it would make)." + listed,
-             "returned": "success", "type": "dict"}
+    listed = (" Keys: " + ", ".join(f"C({k})" for k in keys) + ".") if named else ""  # not per-object keys
+    before = {
+        "description": "The state the task read before changing anything (secrets masked); the same keys "
+        "as I(after)." + listed,
+        "returned": "success",
+        "type": "dict",
+    }
+    after = {
+        "description": "The state after the task (in check mode: the state it would make)." + listed,
+        "returned": "success",
+        "type": "dict",
+    }
     if sample:
         before["sample"], after["sample"] = sample
     first = keys[0] if keys else "published"
-    change = ({"path": first, "before": sample[0].get(first), "after": sample[1].get(first)} if sample
-              else {"path": "published", "before": [], "after": ["SmartcardUser"]})
+    change = (
+        {"path": first, "before": sample[0].get(first), "after": sample[1].get(first)}
+        if sample
+        else {"path": "published", "before": [], "after": ["SmartcardUser"]}
+    )
     return {
-        "engine_task": {"description": "The lync2fa task that ran.", "returned": "always", "type": "str",
-                        "sample": task.name if task is not None else "ca.authority"},
+        "engine_task": {
+            "description": "The lync2fa task that ran.",
+            "returned": "always",
+            "type": "str",
+            "sample": task.name if task is not None else "ca.authority",
+        },
         "msg": {"description": "What happened, or why the task failed.", "returned": "always", "type": "str"},
         "before": before,
         "after": after,
-        "changes": {"description": "Attribute-level differences between I(before) and I(after), nested "
-                                   "keys as dotted paths.", "returned": "success", "type": "list",
-                    "elements": "dict", "sample": [change]},
-        "duration": {"description": "Seconds the task took.", "returned": "success", "type": "float",
-                     "sample": 0.42},
+        "changes": {
+            "description": "Attribute-level differences between I(before) and I(after), nested keys as dotted paths.",
+            "returned": "success",
+            "type": "list",
+            "elements": "dict",
+            "sample": [change],
+        },
+        "duration": {"description": "Seconds the task took.", "returned": "success", "type": "float", "sample": 0.42},
     }
 
 
@@ -422,7 +477,7 @@ def module_argument_spec(task: Task) -> dict:
     for p in task.params:
         entry = {k: v for k, v in p.argument_spec().items() if k != "required"}
         if not p.secret and LOOKS_SECRET.search(p.name):
-            entry["no_log"] = False   # a lifetime, not a token: said explicitly (validate-modules)
+            entry["no_log"] = False  # a lifetime, not a token: said explicitly (validate-modules)
         spec[p.name] = entry
     for name, option in ENGINE_OPTIONS.items():
         spec[name] = {k: option[k] for k in ("type", "elements", "default") if k in option}
@@ -453,63 +508,74 @@ def _python_dict(spec: dict, limit: int = 150) -> str:
 def render_module(task: Task) -> str:
     name = module_name(task.name)
     spec = _python_dict(module_argument_spec(task))
-    return "\n".join([
-        "#!/usr/bin/python",
-        f"# {MARKER}",
-        "# Copyright: lync2fa developers",
-        "# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)",
-        "# The module documents the task and declares its options: its action plugin",
-        f"# (plugins/action/{name}.py) decides on the controller and acts over the task's connection.",
-        "from __future__ import annotations",
-        "",
-        _raw_block("DOCUMENTATION", to_yaml(module_documentation(task))),
-        _raw_block("EXAMPLES", module_examples(task)),
-        _raw_block("RETURN", to_yaml(module_return(task))),
-        "",
-        f"ARGUMENT_SPEC = {spec}",
-        "",
-        "",
-        "def main():",
-        "    from ansible.module_utils.basic import AnsibleModule",
-        "",
-        "    AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True).fail_json(",
-        f'        msg="{COLLECTION}.{name} runs on the controller through its action plugin; "',
-        '            "it cannot be executed on a host")',
-        "",
-        "",
-        'if __name__ == "__main__":',
-        "    main()",
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/usr/bin/python",
+            f"# {MARKER}",
+            "# Copyright: lync2fa developers",
+            "# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)",
+            "# The module documents the task and declares its options: its action plugin",
+            f"# (plugins/action/{name}.py) decides on the controller and acts over the task's connection.",
+            "from __future__ import annotations",
+            "",
+            _raw_block("DOCUMENTATION", to_yaml(module_documentation(task))),
+            _raw_block("EXAMPLES", module_examples(task)),
+            _raw_block("RETURN", to_yaml(module_return(task))),
+            "",
+            f"ARGUMENT_SPEC = {spec}",
+            "",
+            "",
+            "def main():",
+            "    from ansible.module_utils.basic import AnsibleModule",
+            "",
+            "    AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True).fail_json(",
+            f'        msg="{COLLECTION}.{name} runs on the controller through its action plugin; "',
+            '            "it cannot be executed on a host")',
+            "",
+            "",
+            'if __name__ == "__main__":',
+            "    main()",
+            "",
+        ]
+    )
 
 
 def render_action(task: Task) -> str:
-    return "\n".join([
-        f"# {MARKER}",
-        f'"""Runs the lync2fa engine task {task.name}: decides on the controller, acts over the play\'s connection."""',
-        "from __future__ import annotations",
-        "",
-        "from ansible_collections.lync2fa.twofactor.plugins.plugin_utils.engine import EngineAction",
-        "",
-        "",
-        "class ActionModule(EngineAction):",
-        f'    TASK = "{task.name}"',
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {MARKER}",
+            f'"""Runs the lync2fa engine task {task.name}: decides on the controller, acts over the play\'s connection."""',
+            "from __future__ import annotations",
+            "",
+            "from ansible_collections.lync2fa.twofactor.plugins.plugin_utils.engine import EngineAction",
+            "",
+            "",
+            "class ActionModule(EngineAction):",
+            f'    TASK = "{task.name}"',
+            "",
+        ]
+    )
 
 
 # -- roles --------------------------------------------------------------------------------
 
 COMMON_ROLE_VARS = {
     "lync2fa_allow_insecure": {
-        "type": "list", "elements": "str",
-        "description": ["Refused insecure settings to accept, by rule name (e.g. C(SHA1)), as "
-                        "C(lync2fa --allow-insecure RULE) does; each is then reported as a warning.",
-                        "Unset: none."]},
+        "type": "list",
+        "elements": "str",
+        "description": [
+            "Refused insecure settings to accept, by rule name (e.g. C(SHA1)), as "
+            "C(lync2fa --allow-insecure RULE) does; each is then reported as a warning.",
+            "Unset: none.",
+        ],
+    },
     "lync2fa_state_dir": {
         "type": "path",
-        "description": ["Directory of lync2fa's audit journal on the controller.",
-                        "Unset: C($LYNC2FA_STATE_DIR), else C(.lync2fa) in the current directory."]},
+        "description": [
+            "Directory of lync2fa's audit journal on the controller.",
+            "Unset: C($LYNC2FA_STATE_DIR), else C(.lync2fa) in the current directory.",
+        ],
+    },
 }
 
 
@@ -519,13 +585,15 @@ def task_entry(task: Task, role_vars: dict[str, RoleVar], verify: bool = False) 
         var = role_vars[var_name(task, p)]
         args[p.name] = "{{ " + var.name + (" }}" if var.has_default else " | default(omit) }}")
     if verify and task.kind == "apply":
-        args["verify"] = True   # check mode; fails when the task would change something
+        args["verify"] = True  # check mode; fails when the task would change something
     args["allow_insecure"] = "{{ lync2fa_allow_insecure | default([]) }}"
     args["state_dir"] = "{{ lync2fa_state_dir | default(omit) }}"
-    return {"name": f"{_short(task.description or task.name)} ({task.name})",
-            f"{COLLECTION}.{module_name(task.name)}": args,
-            "when": f"(lync2fa_{task.group}_group | default('{task.group}')) in group_names",
-            "tags": tier_tags(task.tier)}
+    return {
+        "name": f"{_short(task.description or task.name)} ({task.name})",
+        f"{COLLECTION}.{module_name(task.name)}": args,
+        "when": f"(lync2fa_{task.group}_group | default('{task.group}')) in group_names",
+        "tags": tier_tags(task.tier),
+    }
 
 
 def tier_tags(tier: str) -> list[str]:
@@ -545,9 +613,12 @@ def role_options(tasks: list[Task], role_vars: dict[str, RoleVar]) -> dict:
     for group in groups_of(tasks):
         options[f"lync2fa_{group}_group"] = {
             "type": "str",
-            "description": [f"The inventory group the role's C({group}) tasks run on (set it in group_vars/all "
-                            "for both faces; the modules fail on a host outside it).",
-                            f"Unset: C({group})."]}
+            "description": [
+                f"The inventory group the role's C({group}) tasks run on (set it in group_vars/all "
+                "for both faces; the modules fail on a host outside it).",
+                f"Unset: C({group}).",
+            ],
+        }
     return options
 
 
@@ -555,9 +626,12 @@ def entry_point(role: str, tasks: list[Task], role_vars, rollback: bool = False)
     title = ROLE_TITLES.get(role, role)
     what = "Rolls back, in dependency order" if rollback else "Runs, in dependency order"
     lines = [f"C({t.name}) on the hosts of C({t.group}): {_sentence(t.description or t.name)}" for t in tasks]
-    return {"short_description": f"Roll back: {title}" if rollback else title,
-            "description": [f"{what}:", *lines] if lines else [f"{what}: no tasks."], "author": [AUTHOR],
-            "options": role_options(tasks, role_vars)}
+    return {
+        "short_description": f"Roll back: {title}" if rollback else title,
+        "description": [f"{what}:", *lines] if lines else [f"{what}: no tasks."],
+        "author": [AUTHOR],
+        "options": role_options(tasks, role_vars),
+    }
 
 
 def render_role(role: str, apply: list[Task], rollback: list[Task], role_vars: dict[str, RoleVar]) -> dict:
@@ -568,7 +642,8 @@ def render_role(role: str, apply: list[Task], rollback: list[Task], role_vars: d
     if rollback:
         files[f"{base}/tasks/rollback.yml"] = yaml_file(
             [task_entry(t, role_vars) for t in rollback],
-            "Rollback: removes what lync2fa created (include_role with tasks_from: rollback).")
+            "Rollback: removes what lync2fa created (include_role with tasks_from: rollback).",
+        )
     defaults = {}
     for t in apply + rollback:
         for p in t.params:
@@ -578,21 +653,27 @@ def render_role(role: str, apply: list[Task], rollback: list[Task], role_vars: d
     files[f"{base}/defaults/main.yml"] = yaml_file(
         defaults or {},
         "The engine's task defaults, under the inventory variable names the lync2fa CLI reads.\n"
-        "Variables derived per host (e.g. FQDNs) are deliberately absent: unset, the engine derives them.")
+        "Variables derived per host (e.g. FQDNs) are deliberately absent: unset, the engine derives them.",
+    )
     specs = {"main": entry_point(role, apply, role_vars)}
     if rollback:
         specs["rollback"] = entry_point(role, rollback, role_vars, rollback=True)
     files[f"{base}/meta/argument_specs.yml"] = yaml_file({"argument_specs": specs})
-    files[f"{base}/meta/main.yml"] = yaml_file({
-        "galaxy_info": {
-            "role_name": role, "namespace": COLLECTION.split(".")[0], "author": AUTHOR,
-            "description": ROLE_TITLES.get(role, role), "license": "Apache-2.0",
-            "min_ansible_version": "2.16",
-            "platforms": [{"name": "Windows", "versions": ["all"]}],
-            "galaxy_tags": ["windows", "lync", "skype", "smartcard", "twofactor"],
-        },
-        "dependencies": [],
-    })
+    files[f"{base}/meta/main.yml"] = yaml_file(
+        {
+            "galaxy_info": {
+                "role_name": role,
+                "namespace": COLLECTION.split(".")[0],
+                "author": AUTHOR,
+                "description": ROLE_TITLES.get(role, role),
+                "license": "Apache-2.0",
+                "min_ansible_version": "2.16",
+                "platforms": [{"name": "Windows", "versions": ["all"]}],
+                "galaxy_tags": ["windows", "lync", "skype", "smartcard", "twofactor"],
+            },
+            "dependencies": [],
+        }
+    )
     files[f"{base}/README.md"] = role_readme(role, apply, rollback, groups, role_vars)
     return files
 
@@ -601,32 +682,62 @@ def role_readme(role: str, apply: list[Task], rollback: list[Task], groups: list
     fq = f"{COLLECTION}.{role}"
     out = [f"# {fq}", "", f"<!-- {MARKER} -->", "", ROLE_TITLES.get(role, role) + ".", ""]
     if role == "verify":
-        out += ["What `lync2fa verify` runs: every apply task with `verify: true` (check mode; it fails when "
-                "it would change something) and every read-only verify task. Nothing is changed.", ""]
+        out += [
+            "What `lync2fa verify` runs: every apply task with `verify: true` (check mode; it fails when "
+            "it would change something) and every read-only verify task. Nothing is changed.",
+            "",
+        ]
     else:
-        out += [f"Runs the `{apply[0].tier if apply else role}` tier of lync2fa: the same tasks, parameters "
-                "and results as `lync2fa apply --tasks " + (apply[0].tier if apply else role) + "`.", ""]
-    out += ["Each task decides on the controller with the lync2fa engine and reads and changes its host "
-            "through the play's own connection (`become: runas` gives it network credentials); use "
-            "`gather_facts: false`. Hosts are picked by inventory group: "
-            + ", ".join(f"`{g}` (variable `lync2fa_{g}_group`)" for g in groups) + ".", "", "## Tasks", ""]
+        out += [
+            f"Runs the `{apply[0].tier if apply else role}` tier of lync2fa: the same tasks, parameters "
+            "and results as `lync2fa apply --tasks " + (apply[0].tier if apply else role) + "`.",
+            "",
+        ]
+    out += [
+        "Each task decides on the controller with the lync2fa engine and reads and changes its host "
+        "through the play's own connection (`become: runas` gives it network credentials); use "
+        "`gather_facts: false`. Hosts are picked by inventory group: "
+        + ", ".join(f"`{g}` (variable `lync2fa_{g}_group`)" for g in groups)
+        + ".",
+        "",
+        "## Tasks",
+        "",
+    ]
     for t in apply:
-        out.append(f"1. `{t.name}` (`{COLLECTION}.{module_name(t.name)}`, group `{t.group}`): "
-                   f"{_sentence(t.description or t.name)}")
+        out.append(
+            f"1. `{t.name}` (`{COLLECTION}.{module_name(t.name)}`, group `{t.group}`): "
+            f"{_sentence(t.description or t.name)}"
+        )
     if rollback:
         out += ["", "Rollback (`tasks_from: rollback`):", ""]
-        out += [f"1. `{t.name}` (`{COLLECTION}.{module_name(t.name)}`): {_sentence(t.description or t.name)}"
-                for t in rollback]
-    out += ["", "## Variables", "",
-            "The names are the lync2fa command line's inventory variables (`<tier>_<option>`), so one "
-            "inventory serves both faces. Defaults equal the engine's task defaults; variables marked "
-            "*derived* are computed per host from the inventory when unset.", "",
-            "| Variable | Type | Default | Description |", "|---|---|---|---|"]
+        out += [
+            f"1. `{t.name}` (`{COLLECTION}.{module_name(t.name)}`): {_sentence(t.description or t.name)}"
+            for t in rollback
+        ]
+    out += [
+        "",
+        "## Variables",
+        "",
+        "The names are the lync2fa command line's inventory variables (`<tier>_<option>`), so one "
+        "inventory serves both faces. Defaults equal the engine's task defaults; variables marked "
+        "*derived* are computed per host from the inventory when unset.",
+        "",
+        "| Variable | Type | Default | Description |",
+        "|---|---|---|---|",
+    ]
     options = role_options(apply + rollback, role_vars)
     for name, spec in options.items():
-        default = f"`{_inline(spec['default'])}`" if "default" in spec else (
-            "*required*" if spec.get("required") else
-            "*derived*" if name in role_vars and role_vars[name].derived else "")
+        default = (
+            f"`{_inline(spec['default'])}`"
+            if "default" in spec
+            else (
+                "*required*"
+                if spec.get("required")
+                else "*derived*"
+                if name in role_vars and role_vars[name].derived
+                else ""
+            )
+        )
         text = " ".join(spec["description"]).replace("|", "\\|")
         if spec.get("no_log"):
             text += " Secret (`no_log`); keep it in a vault."
@@ -662,8 +773,9 @@ def resolved_hosts(play: str, groups: list[str]) -> str:
     return "{{ hostvars.localhost.lync2fa_play_hosts." + play + " | default('" + ":".join(groups) + "') }}"
 
 
-def resolve_play(tasks: dict[str, Task], kind: str | tuple[str, ...], plays: dict[str, list[str]],
-                 check: bool = True) -> dict:
+def resolve_play(
+    tasks: dict[str, Task], kind: str | tuple[str, ...], plays: dict[str, list[str]], check: bool = True
+) -> dict:
     """The first play of every playbook: each task group's name in this inventory (the variable
     ``lync2fa_<group>_group`` of group_vars/all, else today's name), and a loud failure when a
     tier's group has no hosts (``lync2fa_allow_empty_groups: true`` skips the tier instead)."""
@@ -678,33 +790,56 @@ def resolve_play(tasks: dict[str, Task], kind: str | tuple[str, ...], plays: dic
     checks = []
     for tier, tier_groups in groups_by_tier.items() if check else ():
         for group in tier_groups:
-            checks.append({
-                "name": f"Fail when the {tier} tier's group has no hosts ({group})",
-                "ansible.builtin.assert": {
-                    "that": [f"groups[lync2fa_resolved_groups.{group}] | default([]) | length > 0"],
-                    "fail_msg": (f"the inventory group '{{{{ lync2fa_resolved_groups.{group} }}}}' of the {tier} "
-                                 f"tier has no hosts: name its group with lync2fa_{group}_group in group_vars/all, "
-                                 "or set lync2fa_allow_empty_groups: true to skip the tier"),
-                    "quiet": True},
-                "when": f"not ({source}.lync2fa_allow_empty_groups | default(lync2fa_allow_empty_groups | "
-                        "default(false)) | bool)",
-                "vars": {source: INVENTORY_VARS_EXPR},
-                "tags": tier_tags(tier)})
+            checks.append(
+                {
+                    "name": f"Fail when the {tier} tier's group has no hosts ({group})",
+                    "ansible.builtin.assert": {
+                        "that": [f"groups[lync2fa_resolved_groups.{group}] | default([]) | length > 0"],
+                        "fail_msg": (
+                            f"the inventory group '{{{{ lync2fa_resolved_groups.{group} }}}}' of the {tier} "
+                            f"tier has no hosts: name its group with lync2fa_{group}_group in group_vars/all, "
+                            "or set lync2fa_allow_empty_groups: true to skip the tier"
+                        ),
+                        "quiet": True,
+                    },
+                    "when": f"not ({source}.lync2fa_allow_empty_groups | default(lync2fa_allow_empty_groups | "
+                    "default(false)) | bool)",
+                    "vars": {source: INVENTORY_VARS_EXPR},
+                    "tags": tier_tags(tier),
+                }
+            )
     return {
         "name": "Resolve lync2fa's inventory groups",
-        "hosts": "localhost", "gather_facts": False, "any_errors_fatal": True,
-        "tasks": [{
-            "name": "Read each group's name (lync2fa_<group>_group, default the group itself)",
-            "ansible.builtin.set_fact": {"lync2fa_resolved_groups": {
-                g: "{{ " + f"{source}.lync2fa_{g}_group | default(lync2fa_{g}_group | default('{g}'))" + " }}"
-                for g in all_groups}},
-            "vars": {source: INVENTORY_VARS_EXPR},
-            "tags": ["always"]}, {
-            "name": "Each play's hosts: its groups under those names",
-            "ansible.builtin.set_fact": {"lync2fa_play_hosts": {
-                play: "{{ [" + ", ".join(f"lync2fa_resolved_groups.{g}" for g in play_groups) + "] | join(':') }}"
-                for play, play_groups in plays.items()}},
-            "tags": ["always"]}, *checks]}
+        "hosts": "localhost",
+        "gather_facts": False,
+        "any_errors_fatal": True,
+        "tasks": [
+            {
+                "name": "Read each group's name (lync2fa_<group>_group, default the group itself)",
+                "ansible.builtin.set_fact": {
+                    "lync2fa_resolved_groups": {
+                        g: "{{ " + f"{source}.lync2fa_{g}_group | default(lync2fa_{g}_group | default('{g}'))" + " }}"
+                        for g in all_groups
+                    }
+                },
+                "vars": {source: INVENTORY_VARS_EXPR},
+                "tags": ["always"],
+            },
+            {
+                "name": "Each play's hosts: its groups under those names",
+                "ansible.builtin.set_fact": {
+                    "lync2fa_play_hosts": {
+                        play: "{{ ["
+                        + ", ".join(f"lync2fa_resolved_groups.{g}" for g in play_groups)
+                        + "] | join(':') }}"
+                        for play, play_groups in plays.items()
+                    }
+                },
+                "tags": ["always"],
+            },
+            *checks,
+        ],
+    }
 
 
 # The inventory's group_vars/all as a play on localhost sees them (any inventory host carries them).
@@ -713,56 +848,96 @@ INVENTORY_VARS_EXPR = "{{ hostvars[groups['all'][0]] if groups['all'] | length >
 
 # -- playbooks ----------------------------------------------------------------------------
 
+
 def render_playbooks(tasks: dict[str, Task], tiers: list[str]) -> dict:
     applied = [t for t in tiers if of_kind(tasks, "apply", t)]
     rollback_tiers = [t for t in reversed(tiers) if of_kind(tasks, "rollback", t)]
     deploy = [resolve_play(tasks, "apply", {role_of(t): groups_of(of_kind(tasks, "apply", t)) for t in applied})] + [
-        play_for(role_of(t), groups_of(of_kind(tasks, "apply", t)), resolved=True, tags=tier_tags(t))
-        for t in applied]
-    verify = [resolve_play(tasks, VERIFY_KINDS, {"verify": groups_of(verify_tasks(tasks))}),
-              play_for("verify", groups_of(verify_tasks(tasks)), resolved=True)]
-    rollback = [resolve_play(tasks, "rollback", {role_of(t): groups_of(of_kind(tasks, "rollback", t))
-                                                 for t in rollback_tiers}, check=False), {
-        "name": "Check which tiers to roll back",
-        "hosts": "localhost", "gather_facts": False, "any_errors_fatal": True,
-        "vars": {"rollback_tiers": TIERS_EXPR},
-        "tasks": [{
-            "name": "Require lync2fa_rollback_tiers, as lync2fa rollback requires --tier",
-            "ansible.builtin.assert": {
-                "that": ["rollback_tiers | length > 0",
-                         "rollback_tiers | difference(" + repr(rollback_tiers) + ") | length == 0"],
-                "fail_msg": "Name the tiers to roll back: -e lync2fa_rollback_tiers=TIER[,TIER] (tiers with "
-                            "rollback tasks: " + (", ".join(rollback_tiers) or "none") + ")",
-                "quiet": True}}]}]
+        play_for(role_of(t), groups_of(of_kind(tasks, "apply", t)), resolved=True, tags=tier_tags(t)) for t in applied
+    ]
+    verify = [
+        resolve_play(tasks, VERIFY_KINDS, {"verify": groups_of(verify_tasks(tasks))}),
+        play_for("verify", groups_of(verify_tasks(tasks)), resolved=True),
+    ]
+    rollback = [
+        resolve_play(
+            tasks,
+            "rollback",
+            {role_of(t): groups_of(of_kind(tasks, "rollback", t)) for t in rollback_tiers},
+            check=False,
+        ),
+        {
+            "name": "Check which tiers to roll back",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "any_errors_fatal": True,
+            "vars": {"rollback_tiers": TIERS_EXPR},
+            "tasks": [
+                {
+                    "name": "Require lync2fa_rollback_tiers, as lync2fa rollback requires --tier",
+                    "ansible.builtin.assert": {
+                        "that": [
+                            "rollback_tiers | length > 0",
+                            "rollback_tiers | difference(" + repr(rollback_tiers) + ") | length == 0",
+                        ],
+                        "fail_msg": "Name the tiers to roll back: -e lync2fa_rollback_tiers=TIER[,TIER] (tiers with "
+                        "rollback tasks: " + (", ".join(rollback_tiers) or "none") + ")",
+                        "quiet": True,
+                    },
+                }
+            ],
+        },
+    ]
     for tier in rollback_tiers:
         role = role_of(tier)
         rb = of_kind(tasks, "rollback", tier)
-        rollback.append({
-            "name": f"Roll back: {ROLE_TITLES.get(role, role)}",
-            "hosts": resolved_hosts(role, groups_of(rb)),
-            "gather_facts": False, "tags": tier_tags(tier), "vars": {"rollback_tiers": TIERS_EXPR},
-            "tasks": [{"name": f"Roll back the {tier} tier",
-                       "ansible.builtin.include_role": {"name": f"{COLLECTION}.{role}", "tasks_from": "rollback"},
-                       "when": f"'{tier}' in rollback_tiers"}]})
+        rollback.append(
+            {
+                "name": f"Roll back: {ROLE_TITLES.get(role, role)}",
+                "hosts": resolved_hosts(role, groups_of(rb)),
+                "gather_facts": False,
+                "tags": tier_tags(tier),
+                "vars": {"rollback_tiers": TIERS_EXPR},
+                "tasks": [
+                    {
+                        "name": f"Roll back the {tier} tier",
+                        "ansible.builtin.include_role": {"name": f"{COLLECTION}.{role}", "tasks_from": "rollback"},
+                        "when": f"'{tier}' in rollback_tiers",
+                    }
+                ],
+            }
+        )
     return {
-        "playbooks/deploy_2fa.yml": yaml_file(deploy, (
-            "The whole rollout, one play per tier in dependency order: "
-            + " -> ".join(tiers) + ".\n"
-            "Usage: ansible-playbook -i INVENTORY playbooks/deploy_2fa.yml [--check --diff] [--tags TIER]\n"
-            "Each tier's group is the inventory's lync2fa_<group>_group (default: the group of that name).\n"
-            "A failure on a server tier stops the rollout (later tiers depend on it); clients fail alone.")),
-        "playbooks/verify_2fa.yml": yaml_file(verify, (
-            "Read-only checks that the rollout is in place (what lync2fa verify runs).\n"
-            "Usage: ansible-playbook -i INVENTORY playbooks/verify_2fa.yml")),
-        "playbooks/rollback_2fa.yml": yaml_file(rollback, (
-            "Removes what lync2fa created, tier by tier in reverse rollout order (lync2fa rollback --tier).\n"
-            "Usage: ansible-playbook -i INVENTORY playbooks/rollback_2fa.yml -e lync2fa_rollback_tiers=lync")),
+        "playbooks/deploy_2fa.yml": yaml_file(
+            deploy,
+            (
+                "The whole rollout, one play per tier in dependency order: " + " -> ".join(tiers) + ".\n"
+                "Usage: ansible-playbook -i INVENTORY playbooks/deploy_2fa.yml [--check --diff] [--tags TIER]\n"
+                "Each tier's group is the inventory's lync2fa_<group>_group (default: the group of that name).\n"
+                "A failure on a server tier stops the rollout (later tiers depend on it); clients fail alone."
+            ),
+        ),
+        "playbooks/verify_2fa.yml": yaml_file(
+            verify,
+            (
+                "Read-only checks that the rollout is in place (what lync2fa verify runs).\n"
+                "Usage: ansible-playbook -i INVENTORY playbooks/verify_2fa.yml"
+            ),
+        ),
+        "playbooks/rollback_2fa.yml": yaml_file(
+            rollback,
+            (
+                "Removes what lync2fa created, tier by tier in reverse rollout order (lync2fa rollback --tier).\n"
+                "Usage: ansible-playbook -i INVENTORY playbooks/rollback_2fa.yml -e lync2fa_rollback_tiers=lync"
+            ),
+        ),
     }
 
 
 # -e lync2fa_rollback_tiers=lync,client (as the CLI's --tier) or a YAML list; unset: an empty list.
-TIERS_EXPR = ("{{ [lync2fa_rollback_tiers | default([])] | flatten | join(',') | split(',') "
-              "| map('trim') | select | list }}")
+TIERS_EXPR = (
+    "{{ [lync2fa_rollback_tiers | default([])] | flatten | join(',') | split(',') | map('trim') | select | list }}"
+)
 
 
 def verify_tasks(tasks: dict[str, Task]) -> list[Task]:
@@ -771,6 +946,7 @@ def verify_tasks(tasks: dict[str, Task]) -> list[Task]:
 
 
 # -- everything ---------------------------------------------------------------------------
+
 
 def render_all(tasks: dict[str, Task] | None = None) -> dict[str, str]:
     """Every generated file: relative path -> content."""
@@ -804,8 +980,11 @@ def render_sanity_ignore(tasks: dict[str, Task]) -> str:
     """ansible-test's ignore file: only what Galaxy accepts. The collection is Apache-2.0 (galaxy.yml),
     so its modules carry no GPLv3 header, the one check Galaxy's guidelines let a non-GPL collection
     ignore. Nothing else is ignored (the file allows no comment lines; the reason is on each entry)."""
-    return "".join(f"plugins/modules/{module_name(n)}.py validate-modules:missing-gplv3-license "
-                   "# Apache-2.0 collection (galaxy.yml): no GPLv3 header\n" for n in sorted(tasks))
+    return "".join(
+        f"plugins/modules/{module_name(n)}.py validate-modules:missing-gplv3-license "
+        "# Apache-2.0 collection (galaxy.yml): no GPLv3 header\n"
+        for n in sorted(tasks)
+    )
 
 
 def render_lint_ignore(files: dict[str, str]) -> str:
@@ -815,10 +994,12 @@ def render_lint_ignore(files: dict[str, str]) -> str:
     inventory drives both faces; the role ``cert_templates`` therefore sets ``templates_*``,
     not ``cert_templates_*``. Only the generated defaults files that need it are listed.
     """
-    lines = [f"# {MARKER}",
-             "# Role variables are the lync2fa CLI's inventory variables (<tier>_<option>), so one inventory",
-             "# drives both faces: a role named differently from its tier cannot prefix them with its own name.",
-             "# Listed as warnings, per file; nothing else is ignored."]
+    lines = [
+        f"# {MARKER}",
+        "# Role variables are the lync2fa CLI's inventory variables (<tier>_<option>), so one inventory",
+        "# drives both faces: a role named differently from its tier cannot prefix them with its own name.",
+        "# Listed as warnings, per file; nothing else is ignored.",
+    ]
     for rel, text in sorted(files.items()):
         parts = rel.split("/")
         if len(parts) == 4 and parts[0] == "roles" and parts[2:] == ["defaults", "main.yml"]:
@@ -834,8 +1015,12 @@ def stale_files(root: Path, files: dict[str, str]) -> list[str]:
     for folder in GENERATED_DIRS:
         for path in sorted((root / folder).rglob("*")) if (root / folder).exists() else ():
             rel = path.relative_to(root).as_posix()
-            if path.is_file() and rel not in files and "__pycache__" not in rel \
-                    and MARKER in path.read_text(errors="replace"):
+            if (
+                path.is_file()
+                and rel not in files
+                and "__pycache__" not in rel
+                and MARKER in path.read_text(errors="replace")
+            ):
                 stale.append(rel)
     return stale
 
@@ -846,8 +1031,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="the collection root (default: this repository)")
     args = parser.parse_args(argv)
     files = render_all()
-    differing = [rel for rel, text in files.items()
-                 if not (args.root / rel).exists() or (args.root / rel).read_text() != text]
+    differing = [
+        rel for rel, text in files.items() if not (args.root / rel).exists() or (args.root / rel).read_text() != text
+    ]
     stale = stale_files(args.root, files)
     if args.check:
         for rel in differing:

@@ -5,6 +5,7 @@ missing (the download host may be unreachable from CI): pip comes from the inter
 ensurepip, then pip installs what ansible-test asked for (its pinned pip, from the package index
 pip is configured with). Used only while priming the venvs, never while testing.
 """
+
 import ensurepip
 import subprocess
 import sys

@@ -1,4 +1,5 @@
 """``lync2fa lab up/down``: create or restart the simulated estate in the background."""
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,9 @@ from pathlib import Path
 
 from ..paths import PathError, ensure_dir
 from ..plugin_manager import default_plugin_manager
-from . import tls
-from . import costs, windows
+from . import costs, tls, windows
 from .directory import seed_directory
-from .estate import (DEFAULT_TRANSPORT, HOSTS_YML, LAB_JSON, LAB_TRANSPORTS, Estate, default_estate,
-                     write_inventory)
+from .estate import DEFAULT_TRANSPORT, HOSTS_YML, LAB_JSON, LAB_TRANSPORTS, Estate, default_estate, write_inventory
 from .serve import READY, STORE
 from .state import EstateStore
 
@@ -65,8 +64,14 @@ def create(directory: Path, clients: int = 2, https: bool = False, transport: st
     return estate
 
 
-def up(directory: Path, clients: int = 2, https: bool = False, transport: str | None = None,
-       timeout_s: float = 60.0, profile: str | None = None) -> Path:
+def up(
+    directory: Path,
+    clients: int = 2,
+    https: bool = False,
+    transport: str | None = None,
+    timeout_s: float = 60.0,
+    profile: str | None = None,
+) -> Path:
     """Start the lab (creating it on first use); returns the inventory once every endpoint answers.
 
     ``transport`` (``ansible_winrm_transport`` in hosts.yml): credssp for a new lab unless given;
@@ -93,8 +98,13 @@ def up(directory: Path, clients: int = 2, https: bool = False, transport: str | 
         return directory / HOSTS_YML
     (directory / READY).unlink(missing_ok=True)
     with open(directory / LOG, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lync2fa.lab.serve", str(directory)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lync2fa.lab.serve", str(directory)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     (directory / PID).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout_s
     while not (directory / READY).exists():

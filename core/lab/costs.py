@@ -2,6 +2,7 @@
 importing modules. ``lync2fa lab up --profile real-estate`` makes the lab pay them (sleeps), so
 benchmarks show what a rollout would cost; the lab counts process starts, imports and WS-Management
 requests per host either way (``counters.json`` in the lab directory)."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,19 @@ PROFILES = {
     "fast": {"process_start_s": 0.0, "imports_s": {}},
     # Measured orders of magnitude on real servers (issue 11): a powershell.exe start ~0.5 s, the
     # Lync/SfB module 8 s, ADFS 2 s, AD CS and ServerManager about 1 s.
-    "real-estate": {"process_start_s": 0.5, "imports_s": {
-        "SkypeForBusiness": 8.0, "Lync": 8.0, "ADFS": 2.0, "ADCSDeployment": 1.0, "ADCSAdministration": 1.0,
-        "ServerManager": 1.0, "WebAdministration": 0.5, "TrustedPlatformModule": 0.3}},
+    "real-estate": {
+        "process_start_s": 0.5,
+        "imports_s": {
+            "SkypeForBusiness": 8.0,
+            "Lync": 8.0,
+            "ADFS": 2.0,
+            "ADCSDeployment": 1.0,
+            "ADCSAdministration": 1.0,
+            "ServerManager": 1.0,
+            "WebAdministration": 0.5,
+            "TrustedPlatformModule": 0.3,
+        },
+    },
 }
 
 
@@ -54,8 +65,14 @@ class Counters:
     def snapshot(self) -> dict:
         with self._lock:
             hosts = set(self.process_starts) | set(self.imports) | set(self.requests)
-            return {h: {"process_starts": self.process_starts[h], "imports": self.imports[h],
-                        "requests": dict(self.requests[h])} for h in sorted(hosts)}
+            return {
+                h: {
+                    "process_starts": self.process_starts[h],
+                    "imports": self.imports[h],
+                    "requests": dict(self.requests[h]),
+                }
+                for h in sorted(hosts)
+            }
 
     def flush(self) -> None:
         if self.path is None or not self._dirty:
@@ -70,6 +87,7 @@ class Counters:
             while not stop.wait(interval_s):
                 self.flush()
             self.flush()
+
         thread = threading.Thread(target=loop, name="lab-counters", daemon=True)
         thread.start()
         return thread

@@ -1,4 +1,5 @@
 """The lab's Active Directory: users and groups (enough for ACLs and enrollment)."""
+
 from __future__ import annotations
 
 from .estate import Estate
@@ -20,8 +21,15 @@ def seed_directory(store: EstateStore, estate: Estate, users: int = 4) -> None:
         store.put("ad_group", name, {"sid": sid, "members": []})
     for i in range(1, users + 1):
         sam = f"user{i:02d}"
-        store.put("ad_user", sam, {"upn": f"{sam}@{estate.domain}", "sid": f"S-1-5-21-1000-{2000 + i}",
-                                   "groups": ["Domain Users", "Lync 2FA Users"]})
+        store.put(
+            "ad_user",
+            sam,
+            {
+                "upn": f"{sam}@{estate.domain}",
+                "sid": f"S-1-5-21-1000-{2000 + i}",
+                "groups": ["Domain Users", "Lync 2FA Users"],
+            },
+        )
     group = store.get("ad_group", "Lync 2FA Users")
     group["members"] = [f"user{i:02d}" for i in range(1, users + 1)]
     store.put("ad_group", "Lync 2FA Users", group)

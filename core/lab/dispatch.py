@@ -5,23 +5,24 @@ The lab does not run PowerShell. A command is lync2fa's session loop (``open_ses
 request per stdin line), Ansible's exec wrapper carrying ``lync2fa.twofactor.host_request``, or one of a few plain commands
 (``hostname``, ``whoami``) so that Ansible ``raw`` tasks work. Anything else is refused.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import threading
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import ansible_payload, hostscript
+from . import costs, windows
 from .estate import Estate
 from .faults import FaultBook
-from .state import EstateStore
-from . import costs, windows
 from .logon import LogonInfo
+from .state import EstateStore
 from .wsman import CommandOutcome
 
-REQUEST_LOG = "requests.jsonl"   # beside the operations log: one line per lync2fa request, how it came
+REQUEST_LOG = "requests.jsonl"  # beside the operations log: one line per lync2fa request, how it came
 
 # runas become (Ansible's become_wrapper.ps1): the logon types whose token holds the account's
 # network credentials (LogonUser with the password). A Network logon has none: the double hop stays.
@@ -33,7 +34,7 @@ class Dispatcher:
     store: EstateStore
     estate: Estate
     faults: FaultBook
-    log: list = field(default_factory=list)   # (host, task, check_mode) per script, for tests
+    log: list = field(default_factory=list)  # (host, task, check_mode) per script, for tests
     # Per host, every operation the lab executed, in order (tests compare it with the plan's).
     operations: dict = field(default_factory=dict)
     oplog: Path | None = None
@@ -49,8 +50,12 @@ class Dispatcher:
             script = ansible_payload.unwrap_nested(base64.b64decode(encoded).decode("utf-16-le"))
             if ansible_payload.is_bootstrap(script):
                 return self.run_ansible_module(host, script, stdin, logon)
-            return CommandOutcome("", "lync2fa lab: this host runs lync2fa's session and the Ansible modules "
-                                  "of lync2fa.twofactor; not this script.", 1)
+            return CommandOutcome(
+                "",
+                "lync2fa lab: this host runs lync2fa's session and the Ansible modules "
+                "of lync2fa.twofactor; not this script.",
+                1,
+            )
         text = " ".join(words).strip().lower()
         if text in ("hostname", "hostname.exe"):
             return CommandOutcome(self.estate.host(host).name.upper() + "\r\n")
@@ -78,29 +83,43 @@ class Dispatcher:
         self.log.append((host_name, request.get("kind"), None))
         self.record_request(host_name, request, invocation.wrapper, logon, invocation.become, invocation.check_mode)
         if request.get("kind") != "facts" and invocation.check_mode:
-            return self._module_exit({"failed": True, "msg": "lync2fa: refused to apply operations in check mode"},
-                                     invocation)
+            return self._module_exit(
+                {"failed": True, "msg": "lync2fa: refused to apply operations in check mode"}, invocation
+            )
         machine = self.machine(host_name, logon)
         version = machine.props.get("powershell_version", "5.1")
         # What Ansible's bootstrap wrapper itself prints on an older PowerShell (2.19: 5.1; 2.16: 3.0).
         minimum, text = (3, "v3.0 or newer") if "2.16" in invocation.wrapper else (5, "v5.1")
         if int(version.split(".")[0]) < minimum:
-            return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell %s"}\r\n' % text, "", 1)
+            return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell ' + text + '"}\r\n', "", 1)
         injected = self.faults.get(host_name)
         if request.get("kind") == "apply" and injected.fail_tasks:
             ids = {g["id"] for g in request.get("groups") or []}
             if ids & set(injected.fail_tasks):
-                response = {"lync2fa": 1, "groups": [
-                    {"id": g["id"], "skipped": False, "operations": [{"ok": False, "error": {
-                        "message": f"{g['id']}: injected failure (lab fault)"}}] if g["id"] in injected.fail_tasks
-                     else []} for g in request["groups"]]}
-                return self._module_exit({"changed": True, "response": json.dumps(response, sort_keys=True)},
-                                         invocation)
+                response = {
+                    "lync2fa": 1,
+                    "groups": [
+                        {
+                            "id": g["id"],
+                            "skipped": False,
+                            "operations": [
+                                {"ok": False, "error": {"message": f"{g['id']}: injected failure (lab fault)"}}
+                            ]
+                            if g["id"] in injected.fail_tasks
+                            else [],
+                        }
+                        for g in request["groups"]
+                    ],
+                }
+                return self._module_exit(
+                    {"changed": True, "response": json.dumps(response, sort_keys=True)}, invocation
+                )
         with self.host_lock(host_name):
             response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
         self.record_operations(host_name, executed)
-        return self._module_exit({"changed": request.get("kind") == "apply",
-                                  "response": json.dumps(response, sort_keys=True)}, invocation)
+        return self._module_exit(
+            {"changed": request.get("kind") == "apply", "response": json.dumps(response, sort_keys=True)}, invocation
+        )
 
     @staticmethod
     def _module_exit(result: dict, invocation) -> CommandOutcome:
@@ -109,8 +128,9 @@ class Dispatcher:
         shown = {k: v for k, v in invocation.args.items() if not k.startswith("_ansible_")}
         if "secrets" in shown:
             shown["secrets"] = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-        return CommandOutcome(json.dumps({**result, "invocation": {"module_args": shown}}) + "\r\n",
-                              "", 1 if result.get("failed") else 0)
+        return CommandOutcome(
+            json.dumps({**result, "invocation": {"module_args": shown}}) + "\r\n", "", 1 if result.get("failed") else 0
+        )
 
     def runas(self, host_name: str, logon, become: dict) -> tuple[object, str | None]:
         """Ansible's runas become on a lab host: LogonUser with the account's password. The logon
@@ -122,25 +142,38 @@ class Dispatcher:
             # SYSTEM reaches the network as the computer account, not as the lab's admin.
             return LogonInfo(f"runas:{become.get('logon_type')}", "NT AUTHORITY\\SYSTEM", False), None
         if wanted != estate.account.split("\\")[-1].lower() or become.get("password") != estate.password:
-            return logon, (f"Failed to become user {user}: LogonUser failed (The user name or password is incorrect, "
-                           "Win32ErrorCode 1326 - 0x0000052E)")
+            return logon, (
+                f"Failed to become user {user}: LogonUser failed (The user name or password is incorrect, "
+                "Win32ErrorCode 1326 - 0x0000052E)"
+            )
         logon_type = str(become.get("logon_type") or "Interactive")
         return LogonInfo(f"runas:{logon_type}", estate.account, logon_type in RUNAS_DELEGATING), None
 
-    def record_request(self, host_name: str, request: dict, via: str, logon=None, become: dict | None = None,
-                       check_mode: bool | None = None) -> None:
+    def record_request(
+        self,
+        host_name: str,
+        request: dict,
+        via: str,
+        logon=None,
+        become: dict | None = None,
+        check_mode: bool | None = None,
+    ) -> None:
         """One line per lync2fa request in the lab's request log (``requests.jsonl``): how it came
         (lync2fa's session loop or host script, or Ansible's exec wrapper) and under which logon."""
         if not self.oplog:
             return
-        entry = {"host": host_name, "kind": request.get("kind"), "via": via,
-                 "logon": logon.as_dict() if logon is not None else None,
-                 "become": None if become is None else {k: v for k, v in become.items() if k != "password"},
-                 "check_mode": check_mode}
+        entry = {
+            "host": host_name,
+            "kind": request.get("kind"),
+            "via": via,
+            "logon": logon.as_dict() if logon is not None else None,
+            "become": None if become is None else {k: v for k, v in become.items() if k != "password"},
+            "check_mode": check_mode,
+        }
         with self._locks_guard, self.oplog.with_name(REQUEST_LOG).open("a", encoding="utf-8") as log:
             log.write(json.dumps(entry, sort_keys=True) + "\n")
 
-    def open_session(self, host: str, command: str, arguments: list[str], logon=None) -> "LabSession | None":
+    def open_session(self, host: str, command: str, arguments: list[str], logon=None) -> LabSession | None:
         """A long-lived lync2fa PowerShell process (hostscript.SESSION_LOOP), or None for a plain command."""
         words = [command, *arguments]
         lowered = [w.lower() for w in words]
@@ -165,11 +198,17 @@ class Dispatcher:
             costs.pay(cost["imports_s"].get(module, 0.0))
             if counters:
                 counters.imported(host)
+
         costs.pay(cost["process_start_s"])
         if counters:
             counters.process_started(host)
-        return windows.Machine(self.store, self.estate, self.estate.host(host),
-                               delegated=True if logon is None else bool(logon.delegated), on_import=imported)
+        return windows.Machine(
+            self.store,
+            self.estate,
+            self.estate.host(host),
+            delegated=True if logon is None else bool(logon.delegated),
+            on_import=imported,
+        )
 
     def record_operations(self, host_name: str, executed: list[dict]) -> None:
         self.operations.setdefault(host_name, []).extend(executed)
@@ -223,13 +262,25 @@ class LabSession:
         if request.get("kind") == "apply" and injected.fail_tasks:
             ids = {g["id"] for g in request.get("groups") or []}
             if ids & set(injected.fail_tasks):
-                answer = {"lync2fa": 1, "groups": [
-                    {"id": g["id"], "skipped": False, "operations": [{"ok": False, "error": {
-                        "message": f"{g['id']}: injected failure (lab fault)"}}] if g["id"] in injected.fail_tasks
-                     else []} for g in request["groups"]]}
+                answer = {
+                    "lync2fa": 1,
+                    "groups": [
+                        {
+                            "id": g["id"],
+                            "skipped": False,
+                            "operations": [
+                                {"ok": False, "error": {"message": f"{g['id']}: injected failure (lab fault)"}}
+                            ]
+                            if g["id"] in injected.fail_tasks
+                            else [],
+                        }
+                        for g in request["groups"]
+                    ],
+                }
                 return json.dumps(answer, sort_keys=True) + "\r\n"
         with dispatcher.host_lock(host):
-            response, executed = windows.primitives.run_request(self.machine, request, secrets,
-                                                                dispatcher.store.transaction)
+            response, executed = windows.primitives.run_request(
+                self.machine, request, secrets, dispatcher.store.transaction
+            )
         dispatcher.record_operations(host, executed)
         return json.dumps(response, sort_keys=True) + "\r\n"

@@ -3,6 +3,7 @@
 Saved as ``lab.json`` (mode 0600, it holds the lab's own admin password) in the lab
 directory, with ``hosts.yml``, the Ansible inventory that points at the endpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ class Estate:
     password: str
     hosts: list[LabHost]
     https: bool = False
-    transport: str = DEFAULT_TRANSPORT   # ansible_winrm_transport written into hosts.yml
+    transport: str = DEFAULT_TRANSPORT  # ansible_winrm_transport written into hosts.yml
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:
@@ -65,10 +66,10 @@ class Estate:
             json.dump(asdict(self), fh, indent=2)
 
     @classmethod
-    def load(cls, directory: Path) -> "Estate":
+    def load(cls, directory: Path) -> Estate:
         data = json.loads((directory / LAB_JSON).read_text())
         data["hosts"] = [LabHost(**h) for h in data["hosts"]]
-        data.setdefault("transport", "ntlm")   # a lab made before the transport was kept used NTLM
+        data.setdefault("transport", "ntlm")  # a lab made before the transport was kept used NTLM
         return cls(**data)
 
 
@@ -81,19 +82,36 @@ def default_estate(clients: int = 2, https: bool = False, transport: str = DEFAU
 
     hosts = [
         LabHost("ca01", ["ca"], fq("ca01"), vars={"ca_common_name": "Lync2FA Lab Root CA"}),
-        LabHost("adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts"), "adfs_version": "3.0"}),
+        LabHost(
+            "adfs01", ["adfs"], fq("adfs01"), vars={"adfs_federation_service_name": fq("sts"), "adfs_version": "3.0"}
+        ),
         LabHost("pool01", ["lync_pools"], fq("pool01")),
         LabHost("dir01", ["lync_pools"], fq("dir01"), vars={"lync2fa_lync_role": "director"}),
         LabHost("edge01", ["lync_edge"], fq("edge01")),
     ]
     width = max(4, len(str(clients)))
     # Each client: its Lync-enabled user (the lab AD has user01..user04) and its own random card PIN.
-    hosts += [LabHost(f"cl{i:0{width}d}", ["clients"], fq(f"cl{i:0{width}d}"),
-                      vars={"client_user": f"user{(i - 1) % 4 + 1:02d}",
-                            "client_pin": "".join(secrets.choice("0123456789") for _ in range(8))})
-              for i in range(1, clients + 1)]
-    return Estate(domain=domain, netbios="CORP", admin_user="lync2fa-admin",
-                  password=secrets.token_urlsafe(18), hosts=hosts, https=https, transport=transport)
+    hosts += [
+        LabHost(
+            f"cl{i:0{width}d}",
+            ["clients"],
+            fq(f"cl{i:0{width}d}"),
+            vars={
+                "client_user": f"user{(i - 1) % 4 + 1:02d}",
+                "client_pin": "".join(secrets.choice("0123456789") for _ in range(8)),
+            },
+        )
+        for i in range(1, clients + 1)
+    ]
+    return Estate(
+        domain=domain,
+        netbios="CORP",
+        admin_user="lync2fa-admin",
+        password=secrets.token_urlsafe(18),
+        hosts=hosts,
+        https=https,
+        transport=transport,
+    )
 
 
 def write_inventory(estate: Estate, directory: Path, transport: str | None = None) -> Path:
@@ -120,7 +138,11 @@ def write_inventory(estate: Estate, directory: Path, transport: str | None = Non
     for h in estate.hosts:
         for g in h.groups:
             groups.setdefault(g, {"hosts": {}})["hosts"][h.name] = {
-                "ansible_host": "127.0.0.1", "ansible_port": h.port, "lync2fa_fqdn": h.fqdn, **h.vars}
+                "ansible_host": "127.0.0.1",
+                "ansible_port": h.port,
+                "lync2fa_fqdn": h.fqdn,
+                **h.vars,
+            }
     doc = {"all": {"vars": conn, "children": groups}}
     path = directory / HOSTS_YML
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,5 +1,6 @@
 """Fault injection for the lab: per host, stored with the estate so tests and benchmarks can
 change faults while the lab runs (``lync2fa lab fault``)."""
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,13 @@ SPEC = {
     # its answer never arrives (the connection drops); 0 never.
     "drop_reply_after": ("count", 0, 1000),
 }
-DOC = {"seconds": "a number of seconds from {min:g} to {max:g}", "bool": "true or false",
-       "status": "an HTTP status from {min} to {max}, or null", "count": "a whole number from {min} to {max}",
-       "tasks": "a comma-separated list of task names"}
+DOC = {
+    "seconds": "a number of seconds from {min:g} to {max:g}",
+    "bool": "true or false",
+    "status": "an HTTP status from {min} to {max}, or null",
+    "count": "a whole number from {min} to {max}",
+    "tasks": "a comma-separated list of task names",
+}
 
 
 @dataclass
@@ -40,17 +45,23 @@ class HostFaults:
     http_status: int | None = None
     receive_timeouts: int = 0
     reject_auth: bool = False
-    fail_tasks: list[str] = field(default_factory=list)   # these tasks' scripts fail (exit 1)
-    ca_offline: bool = False                              # enrollment/template scripts fail
-    hang_receive: bool = False                            # every Receive times out, forever
-    lose_shell_after: int = 0                             # a shell is gone after this many requests
-    drop_reply_after: int = 0                             # the next request runs, its answer is lost
+    fail_tasks: list[str] = field(default_factory=list)  # these tasks' scripts fail (exit 1)
+    ca_offline: bool = False  # enrollment/template scripts fail
+    hang_receive: bool = False  # every Receive times out, forever
+    lose_shell_after: int = 0  # a shell is gone after this many requests
+    drop_reply_after: int = 0  # the next request runs, its answer is lost
 
     def transport(self) -> Faults:
-        return Faults(latency_s=self.latency_s, drop=self.drop, http_status=self.http_status,
-                      receive_timeouts=self.receive_timeouts, reject_auth=self.reject_auth,
-                      hang_receive=self.hang_receive, lose_shell_after=self.lose_shell_after,
-                      drop_reply_after=self.drop_reply_after)
+        return Faults(
+            latency_s=self.latency_s,
+            drop=self.drop,
+            http_status=self.http_status,
+            receive_timeouts=self.receive_timeouts,
+            reject_auth=self.reject_auth,
+            hang_receive=self.hang_receive,
+            lose_shell_after=self.lose_shell_after,
+            drop_reply_after=self.drop_reply_after,
+        )
 
 
 def _expected(name: str) -> str:
@@ -89,8 +100,9 @@ def check_value(name: str, value):
     kind, low, high = SPEC[name]
     ok = {
         "bool": lambda v: isinstance(v, bool),
-        "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        and low <= v <= high,
+        "seconds": lambda v: (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+        ),
         "status": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and low <= v <= high),
         "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
         "tasks": lambda v: isinstance(v, list) and all(isinstance(t, str) and t for t in v),
@@ -114,8 +126,9 @@ class FaultBook:
 
     def _check_host(self, host: str) -> None:
         if self.hosts is not None and host != "*" and host not in self.hosts:
-            raise ValueError(f"no host {host[:60]!r} in the lab; hosts: * (every host), "
-                             f"{', '.join(sorted(self.hosts))}")
+            raise ValueError(
+                f"no host {host[:60]!r} in the lab; hosts: * (every host), {', '.join(sorted(self.hosts))}"
+            )
 
     def get(self, host: str) -> HostFaults:
         merged = {**(self.store.get(KIND, "*") or {}), **(self.store.get(KIND, host) or {})}

@@ -23,6 +23,7 @@ passes it with every command: ``executor(host, command, arguments, stdin, logon=
 lab's dispatcher uses ``logon.delegated`` (or :meth:`LogonInfo.network_error`) to fail what leaves
 the host with the error Windows gives.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ NETWORK_ERRORS = {
     # ADSI / System.DirectoryServices bind to a DC as ANONYMOUS LOGON (ERROR_DS_OPERATIONS_ERROR)
     "ad": "An operations error occurred. (Exception from HRESULT: 0x80072020)",
     # The Lync/SfB Central Management Store in SQL Server with Windows authentication
-    "cms": "Cannot open database \"xds\" requested by the login. The login failed.\r\n"
-           "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.",
+    "cms": 'Cannot open database "xds" requested by the login. The login failed.\r\n'
+    "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.",
     # A certification authority on another server over DCOM (ICertRequest, certutil -config)
     "ca": "CCertRequest::Submit: Access is denied. 0x80070005 (WIN32: 5 ERROR_ACCESS_DENIED)",
 }
@@ -44,7 +45,7 @@ class LogonInfo:
     """One WinRM session's logon: ``auth`` as the connection authenticated, the ``user`` as the
     lab knows the account (``CORP\\lync2fa-admin``), and whether it holds network credentials."""
 
-    auth: str            # "ntlm" | "basic" | "credssp" | "kerberos"
+    auth: str  # "ntlm" | "basic" | "credssp" | "kerberos"
     user: str
     delegated: bool = False
 

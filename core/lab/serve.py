@@ -1,4 +1,5 @@
 """The lab's server process: ``python -m lync2fa.lab.serve DIR`` (started by ``lab up``)."""
+
 from __future__ import annotations
 
 import signal
@@ -16,8 +17,8 @@ from .wsman import WSManServer
 
 STORE = "estate.sqlite"
 READY = "ready"
-COUNTERS = "counters.json"   # process starts, imports and requests per host (lync2fa.lab.costs)
-OPLOG = "operations.jsonl"   # every operation a host executed, one JSON line each (for tests)
+COUNTERS = "counters.json"  # process starts, imports and requests per host (lync2fa.lab.costs)
+OPLOG = "operations.jsonl"  # every operation a host executed, one JSON line each (for tests)
 
 
 def serve(directory: Path) -> None:
@@ -25,13 +26,15 @@ def serve(directory: Path) -> None:
     store = EstateStore(directory / STORE)
     faults = FaultBook(store)
     counters = Counters(directory / COUNTERS)
-    dispatcher = Dispatcher(store, estate, faults,
-                            oplog=directory / OPLOG, counters=counters)
+    dispatcher = Dispatcher(store, estate, faults, oplog=directory / OPLOG, counters=counters)
     server = WSManServer(
-        {h.name: h.port for h in estate.hosts}, dispatcher, {estate.account: estate.password}, directory,
+        {h.name: h.port for h in estate.hosts},
+        dispatcher,
+        {estate.account: estate.password},
+        directory,
         tls=tls.server_context(directory) if estate.https else None,
         faults=lambda host: faults.get(host).transport(),
-        rebind_busy_ports=True,   # a saved port taken while the lab was down: rewrite hosts.yml
+        rebind_busy_ports=True,  # a saved port taken while the lab was down: rewrite hosts.yml
         on_request=counters.request,
     )
     ports = server.start()

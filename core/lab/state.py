@@ -1,12 +1,14 @@
 """The lab estate's state: JSON objects by (kind, key) in SQLite, kept across restarts."""
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -32,7 +34,7 @@ class EstateStore:
         self._depth = 0
 
     @contextmanager
-    def transaction(self, commit: bool = True) -> Iterator["EstateStore"]:
+    def transaction(self, commit: bool = True) -> Iterator[EstateStore]:
         """All writes inside commit together, or none do (on error, or when commit=False)."""
         with self._lock:
             if self._depth:
@@ -61,8 +63,9 @@ class EstateStore:
 
     def put(self, kind: str, key: str, data: Any) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)",
-                             (kind, key, json.dumps(data, sort_keys=True)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO objects VALUES (?, ?, ?)", (kind, key, json.dumps(data, sort_keys=True))
+            )
 
     def delete(self, kind: str, key: str) -> None:
         with self._lock:
@@ -76,8 +79,10 @@ class EstateStore:
     def items_prefix(self, kind: str, prefix: str) -> dict[str, Any]:
         """The objects of a kind whose key starts with ``prefix`` (an index range scan)."""
         with self._lock:
-            rows = self._db.execute("SELECT key, data FROM objects WHERE kind = ? AND key >= ? AND key < ? "
-                                    "ORDER BY key", (kind, prefix, prefix + "\U0010ffff")).fetchall()
+            rows = self._db.execute(
+                "SELECT key, data FROM objects WHERE kind = ? AND key >= ? AND key < ? ORDER BY key",
+                (kind, prefix, prefix + "\U0010ffff"),
+            ).fetchall()
         return {k: json.loads(d) for k, d in rows}
 
     def snapshot(self, exclude_kinds: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:

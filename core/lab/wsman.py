@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import base64
 import codecs
-import errno
 import collections
+import errno
 import hmac
 import http.server
 import logging
@@ -59,9 +59,9 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from xml.sax.saxutils import escape
 
 import spnego
@@ -161,7 +161,7 @@ class _Command:
     timeouts_sent: int = 0
     output: tuple[bytes, bytes, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    session: object | None = None     # a long-lived process answering stdin as it arrives
+    session: object | None = None  # a long-lived process answering stdin as it arrives
 
 
 @dataclass
@@ -172,7 +172,7 @@ class _Shell:
     owner: str
     logon: LogonInfo | None = None
     commands: dict[str, _Command] = field(default_factory=dict)
-    served: int = 0     # requests served on this shell (for Faults.lose_shell_after)
+    served: int = 0  # requests served on this shell (for Faults.lose_shell_after)
 
 
 class _WSManFault(Exception):
@@ -237,7 +237,7 @@ def _envelope(action: str, relates_to: str, body: str) -> bytes:
         f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
         f"<a:To>{ANONYMOUS}</a:To><a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>"
         f"<s:Body>{body}</s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _fault_body(fault: _WSManFault, machine: str) -> str:
@@ -317,9 +317,10 @@ class WSManServer:
         self._shells: dict[str, _Shell] = {}
         self._ops: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=500))
         self._request_log: dict[str, collections.deque[dict]] = collections.defaultdict(
-            lambda: collections.deque(maxlen=500))
+            lambda: collections.deque(maxlen=500)
+        )
         self._credssp = credssp
-        self._on_request = on_request     # (host, WS-Management action) for each SOAP request
+        self._on_request = on_request  # (host, WS-Management action) for each SOAP request
         self._credssp_tls: CredSSPTLSContext | None = None
         self._requests = 0
         self._encrypted = 0
@@ -572,8 +573,9 @@ class WSManServer:
             os.environ["NTLM_USER_FILE"] = str(self._user_file)
             if tls_context is not None:
                 inner = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.use_negotiate)
-                ctx = spnego.server(protocol="credssp", credssp_tls_context=tls_context,
-                                    credssp_negotiate_context=inner)
+                ctx = spnego.server(
+                    protocol="credssp", credssp_tls_context=tls_context, credssp_negotiate_context=inner
+                )
             return ctx, ctx.step(token)
 
     def _ntlm_step(self, ctx: spnego.ContextProxy | None, token: bytes) -> tuple[spnego.ContextProxy, bytes | None]:
@@ -649,9 +651,13 @@ class WSManServer:
             raise _shell_not_found(shell.id)
         if op == "Receive" and faults.hang_receive:
             self._stopping.wait(_operation_timeout(header))
-            raise _WSManFault("s:Receiver", "w:TimedOut",
-                              "The WS-Management service cannot complete the operation within the time specified "
-                              "in OperationTimeout.", CODE_OPERATION_TIMEOUT)
+            raise _WSManFault(
+                "s:Receiver",
+                "w:TimedOut",
+                "The WS-Management service cannot complete the operation within the time specified "
+                "in OperationTimeout.",
+                CODE_OPERATION_TIMEOUT,
+            )
         return 0 < faults.drop_reply_after and served == faults.drop_reply_after + 1
 
     @staticmethod
@@ -766,23 +772,29 @@ class WSManServer:
             stderr = render_clixml(stderr)
         out, err = stdout.encode(enc, errors="replace"), stderr.encode(enc, errors="replace")
         cid = cmd.id
-        streams = "".join(f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
-                          for name, data in (("stdout", out), ("stderr", err)) if data)
+        streams = "".join(
+            f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
+            for name, data in (("stdout", out), ("stderr", err))
+            if data
+        )
         if rc is None:
-            return (f"<rsp:ReceiveResponse>{streams}"
-                    f'<rsp:CommandState CommandId="{cid}" State="{RUNNING}"/></rsp:ReceiveResponse>')
+            return (
+                f"<rsp:ReceiveResponse>{streams}"
+                f'<rsp:CommandState CommandId="{cid}" State="{RUNNING}"/></rsp:ReceiveResponse>'
+            )
         cmd.output = (b"", b"", rc)
-        return (f"<rsp:ReceiveResponse>{streams}"
-                f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
-                f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
-                f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
-                f"</rsp:CommandState></rsp:ReceiveResponse>")
+        return (
+            f"<rsp:ReceiveResponse>{streams}"
+            f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
+            f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
+            f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
+            f"</rsp:CommandState></rsp:ReceiveResponse>"
+        )
 
     def _execute(self, shell: _Shell, cmd: _Command) -> tuple[bytes, bytes, int]:
         """Run the executor once; its exceptions become exit code 1 with the text on stderr."""
         try:
-            outcome = self._executor(shell.host, cmd.command, list(cmd.arguments), bytes(cmd.stdin),
-                                     logon=shell.logon)
+            outcome = self._executor(shell.host, cmd.command, list(cmd.arguments), bytes(cmd.stdin), logon=shell.logon)
             stdout, stderr, rc = outcome.stdout, outcome.stderr, int(outcome.exit_code)
         except Exception as exc:
             log.warning("executor failed on %s: %s: %s", shell.host, type(exc).__name__, exc)
@@ -891,7 +903,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(200)
             return
         status, payload = wsman._dispatch(ep.host, ep.port, self.logon, body)
-        if status is None:   # Faults.drop_reply_after: done, but the answer never leaves
+        if status is None:  # Faults.drop_reply_after: done, but the answer never leaves
             self.close_connection = True
             return
         if encrypted:
@@ -904,11 +916,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wsman = self.server.wsman
         logon = self.logon
         with wsman._lock:
-            wsman._request_log[self.server.host].append({
-                "status": status, "scheme": self._scheme, "encryption": self._encryption,
-                "auth": logon.auth if logon else None, "user": logon.user if logon else None,
-                "delegated": logon.delegated if logon else None,
-            })
+            wsman._request_log[self.server.host].append(
+                {
+                    "status": status,
+                    "scheme": self._scheme,
+                    "encryption": self._encryption,
+                    "auth": logon.auth if logon else None,
+                    "user": logon.user if logon else None,
+                    "delegated": logon.delegated if logon else None,
+                }
+            )
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -1050,8 +1067,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             kind = "multipart/encrypted"
         body = b"".join(
             ENC_BOUNDARY + b"\r\n\tContent-Type: " + protocol.encode() + b"\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n" % length
-            + ENC_BOUNDARY + b"\r\n" + OCTET_STREAM + stream
+            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=%d\r\n"
+            % length
+            + ENC_BOUNDARY
+            + b"\r\n"
+            + OCTET_STREAM
+            + stream
             for length, stream in streams
         )
         return body + ENC_BOUNDARY + b"--\r\n", f'{kind};protocol="{protocol}";boundary="Encrypted Boundary"'

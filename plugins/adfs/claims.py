@@ -5,16 +5,17 @@ claim types (not ``https://`` and not ``schemas.contoso.com``). They exist here 
 pass them to ``Add-/Set-AdfsRelyingPartyTrust`` as parameter values (a test checks that no
 PowerShell file carries them).
 """
+
 from __future__ import annotations
 
 import re
 
 PERMIT_CLAIM = "http://schemas.microsoft.com/authorization/claims/permit"
 PRIMARYSID_CLAIM = "http://schemas.microsoft.com/ws/2008/06/identity/claims/primarysid"
-AUTHORIZATION_RULES = ('@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "' + PERMIT_CLAIM
-                       + '", Value = "true");')
-TRANSFORM_RULES = ('@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "' + PRIMARYSID_CLAIM
-                   + '"]=> issue(claim = c);')
+AUTHORIZATION_RULES = '@RuleTemplate = "AllowAllAuthzRule" => issue(Type = "' + PERMIT_CLAIM + '", Value = "true");'
+TRANSFORM_RULES = (
+    '@RuleTemplate = "PassThroughClaims" @RuleName = "Sid" c:[Type == "' + PRIMARYSID_CLAIM + '"]=> issue(claim = c);'
+)
 TRUST_SUFFIX = "-PassiveAuth"
 FQDN = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))+")  # fullmatch
 

@@ -10,10 +10,11 @@ database on this server (Windows Internal Database), the registry and files are 
 reads Active Directory. (``Add-AdfsRelyingPartyTrust -MetadataUrl`` fetches the pool's metadata
 over anonymous https, which needs no delegated credentials.)
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from lync2fa import records
 from lync2fa.decision import Context, Decision, FactError, More
@@ -26,7 +27,7 @@ ADFS_MODULE = "ADFS"
 SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\\Microsoft.Adfs.PowerShell"
 WEB_CONFIG = "C:\\inetpub\\adfs\\ls\\web.config"
 BACKUP_SUFFIX = ".lync2fa-backup"
-IIS_SERVICE = "W3SVC"          # the docs' IISReset /Restart /NoForce: restart the web publishing service
+IIS_SERVICE = "W3SVC"  # the docs' IISReset /Restart /NoForce: restart the web publishing service
 CERTIFICATE = "CertificateAuthentication"
 TRUST_PREFIX = "adfs/trust/"
 REPLAY_RECORD = "adfs/token-replay"
@@ -35,14 +36,22 @@ INTRANET = "PrimaryIntranetAuthenticationProvider"
 EXTRANET = "PrimaryExtranetAuthenticationProvider"
 TRUST_PROPERTIES = ("Name", "MetadataUrl", "IssuanceAuthorizationRules", "IssuanceTransformRules", "TokenLifetime")
 # Trust view field -> Set-AdfsRelyingPartyTrust parameter.
-TRUST_PARAMETERS = {"metadata_url": "MetadataUrl", "authorization_rules": "IssuanceAuthorizationRules",
-                    "transform_rules": "IssuanceTransformRules", "token_lifetime": "TokenLifetime"}
+TRUST_PARAMETERS = {
+    "metadata_url": "MetadataUrl",
+    "authorization_rules": "IssuanceAuthorizationRules",
+    "transform_rules": "IssuanceTransformRules",
+    "token_lifetime": "TokenLifetime",
+}
 
-FARM_WIDE_WARNING = ("The AD FS global authentication policy applies to the whole farm: with CertificateAuthentication "
-                     "as the only primary provider, every relying party of this farm (not only Lync) now requires a "
-                     "client certificate (smart card) at sign-in.")
-NO_REPLAY_PROPERTY = ('AD FS{version} on this host has no PreventTokenReplays property; configure token replay '
-                      'detection as "Best Practices for Secure Planning and Deployment of AD FS 2.0" describes.')
+FARM_WIDE_WARNING = (
+    "The AD FS global authentication policy applies to the whole farm: with CertificateAuthentication "
+    "as the only primary provider, every relying party of this farm (not only Lync) now requires a "
+    "client certificate (smart card) at sign-in."
+)
+NO_REPLAY_PROPERTY = (
+    "AD FS{version} on this host has no PreventTokenReplays property; configure token replay "
+    'detection as "Best Practices for Secure Planning and Deployment of AD FS 2.0" describes.'
+)
 TRUST_GONE = "The relying-party trust {name} no longer exists; its previous claim rules cannot be restored."
 NO_TLS_CLIENT = "There is no TlsClient entry in <localAuthenticationTypes> of {path}."
 NO_FILE = "Could not find file '{path}'."
@@ -53,15 +62,18 @@ PROPERTIES = "adfs_properties"
 POLICY = "adfs_policy"
 SIGN_IN = "adfs_sign_in"
 SIGN_IN_BACKUP = "adfs_sign_in_backup"
-SNAPIN_ROUND = "@snapin"       # suffix of the facts read again through the 2.0 snap-in
+SNAPIN_ROUND = "@snapin"  # suffix of the facts read again through the 2.0 snap-in
 
 
-NOT_INSTALLED = ("{error} (AD FS 2.1 and later ship the ADFS module, AD FS 2.0 registers the "
-                 "Microsoft.Adfs.PowerShell snap-in: is AD FS installed on this host?)")
+NOT_INSTALLED = (
+    "{error} (AD FS 2.1 and later ship the ADFS module, AD FS 2.0 registers the "
+    "Microsoft.Adfs.PowerShell snap-in: is AD FS installed on this host?)"
+)
 
 
 def _refusing(decide: Callable[[Context], Decision | More]) -> Callable[[Context], Decision | More]:
     """A fact the decision needs could not be read: refused with Windows' error."""
+
     @functools.wraps(decide)
     def wrapper(ctx: Context) -> Decision | More:
         try:
@@ -71,6 +83,7 @@ def _refusing(decide: Callable[[Context], Decision | More]) -> Callable[[Context
             if "Modules_ModuleNotFound" in str(exc.error.get("error_id", "")):
                 text = NOT_INSTALLED.format(error=text)
             return Decision.refuse(text)
+
     return wrapper
 
 
@@ -128,7 +141,7 @@ def _version(ctx: Context) -> str:
     error = ctx.facts.error(POLICY)
     if error is not None and "CommandNotFoundException" in str(error.get("error_id", "")):
         return "2.1"
-    ctx.facts.value(POLICY)        # any other failure: refused with Windows' error
+    ctx.facts.value(POLICY)  # any other failure: refused with Windows' error
     return "3.0+"
 
 
@@ -145,24 +158,41 @@ def _text(value) -> str | None:
 # -- adfs.relying_party --------------------------------------------------------------------
 def trust_view(name: str, trust: dict | None) -> dict:
     if trust is None:
-        return {"name": name, "present": False, "metadata_url": None, "authorization_rules": None,
-                "transform_rules": None, "token_lifetime": None}
-    return {"name": trust["Name"], "present": True, "metadata_url": _text(trust.get("MetadataUrl")),
-            "authorization_rules": _text(trust.get("IssuanceAuthorizationRules")),
-            "transform_rules": _text(trust.get("IssuanceTransformRules")),
-            "token_lifetime": int(trust.get("TokenLifetime") or 0)}
+        return {
+            "name": name,
+            "present": False,
+            "metadata_url": None,
+            "authorization_rules": None,
+            "transform_rules": None,
+            "token_lifetime": None,
+        }
+    return {
+        "name": trust["Name"],
+        "present": True,
+        "metadata_url": _text(trust.get("MetadataUrl")),
+        "authorization_rules": _text(trust.get("IssuanceAuthorizationRules")),
+        "transform_rules": _text(trust.get("IssuanceTransformRules")),
+        "token_lifetime": int(trust.get("TokenLifetime") or 0),
+    }
 
 
 def _find_trust(trusts: list[dict], name: str, url: str) -> dict | None:
     """By name, else the trust already made from the pool's metadata URL (AD FS refuses a second
     trust with the same identifier, so that one is managed under its own name)."""
-    return (next((t for t in trusts if _same(t.get("Name"), name)), None)
-            or next((t for t in trusts if _same(t.get("MetadataUrl"), url)), None))
+    return next((t for t in trusts if _same(t.get("Name"), name)), None) or next(
+        (t for t in trusts if _same(t.get("MetadataUrl"), url)), None
+    )
 
 
 def _wanted_trust(current: dict, url: str, token_lifetime: int) -> dict:
-    wanted = {"name": current["name"], "present": True, "metadata_url": url, "authorization_rules": AUTHORIZATION_RULES,
-              "transform_rules": TRANSFORM_RULES, "token_lifetime": 0}
+    wanted = {
+        "name": current["name"],
+        "present": True,
+        "metadata_url": url,
+        "authorization_rules": AUTHORIZATION_RULES,
+        "transform_rules": TRANSFORM_RULES,
+        "token_lifetime": 0,
+    }
     if current["present"]:
         if _same(current["metadata_url"], url):
             wanted["metadata_url"] = current["metadata_url"]
@@ -209,14 +239,19 @@ def relying_party(ctx: Context) -> Decision | More:
         target = wanted["name"]
         if current["present"]:
             operations += records.record(recorded, TRUST_PREFIX + target, created=False, previous=current)
-            operations.append(cmdlet("Set-AdfsRelyingPartyTrust",
-                                     {"TargetName": target, **_trust_changes(current, wanted)}, module))
+            operations.append(
+                cmdlet("Set-AdfsRelyingPartyTrust", {"TargetName": target, **_trust_changes(current, wanted)}, module)
+            )
         else:
             # The doc's Add-ADFSRelyingPartyTrust -Name -MetadataURL, with the two claim rules (the
             # doc's Set-ADFSRelyingPartyTrust lines) given at once: no trust ever exists without them.
             operations += records.record(recorded, TRUST_PREFIX + target, created=True)
-            params = {"Name": target, "MetadataUrl": url, "IssuanceAuthorizationRules": AUTHORIZATION_RULES,
-                      "IssuanceTransformRules": TRANSFORM_RULES}
+            params = {
+                "Name": target,
+                "MetadataUrl": url,
+                "IssuanceAuthorizationRules": AUTHORIZATION_RULES,
+                "IssuanceTransformRules": TRANSFORM_RULES,
+            }
             if lifetime > 0:
                 params["TokenLifetime"] = lifetime
             operations.append(cmdlet("Add-AdfsRelyingPartyTrust", params, module))
@@ -255,8 +290,12 @@ def backup_path(web_config: str) -> str:
 
 def client_auth_facts(params: dict) -> dict:
     path = params["web_config"]
-    return {**_shell_facts(), **_policy_query(ADFS_MODULE), SIGN_IN: named_fact("file_text", path=path),
-            SIGN_IN_BACKUP: file_fact(backup_path(path))}
+    return {
+        **_shell_facts(),
+        **_policy_query(ADFS_MODULE),
+        SIGN_IN: named_fact("file_text", path=path),
+        SIGN_IN_BACKUP: file_fact(backup_path(path)),
+    }
 
 
 def _names(values) -> list[str]:
@@ -275,8 +314,11 @@ def _certificate_only(names: list[str]) -> list[str]:
 
 def policy_view(ctx: Context) -> dict:
     rows = ctx.facts.value(POLICY) or [{}]
-    return {"adfs_version": "3.0+", "primary_intranet": _names(rows[0].get(INTRANET)),
-            "primary_extranet": _names(rows[0].get(EXTRANET))}
+    return {
+        "adfs_version": "3.0+",
+        "primary_intranet": _names(rows[0].get(INTRANET)),
+        "primary_extranet": _names(rows[0].get(EXTRANET)),
+    }
 
 
 def _sign_in(ctx: Context, version: str, path: str) -> tuple[dict | None, list[str] | Decision]:
@@ -301,8 +343,12 @@ def client_auth(ctx: Context) -> Decision:
             wanted["primary_extranet"] = _certificate_only(current["primary_extranet"])
         if current == wanted:
             return Decision(current, wanted)
-        operations = records.record(recorded, POLICY_RECORD, created=False, previous={
-            "primary_intranet": current["primary_intranet"], "primary_extranet": current["primary_extranet"]})
+        operations = records.record(
+            recorded,
+            POLICY_RECORD,
+            created=False,
+            previous={"primary_intranet": current["primary_intranet"], "primary_extranet": current["primary_extranet"]},
+        )
         params = {INTRANET: wanted["primary_intranet"]}
         if wanted["primary_extranet"] != current["primary_extranet"]:
             params[EXTRANET] = wanted["primary_extranet"]
@@ -317,15 +363,19 @@ def client_auth(ctx: Context) -> Decision:
     has_backup = bool((ctx.facts.value(SIGN_IN_BACKUP) or {}).get("exists"))
     current = {"adfs_version": version, "local_authentication_types": names, "backup": has_backup}
     order = signin.first(names, signin.TLS_CLIENT)
-    wanted = {"adfs_version": version, "local_authentication_types": order,
-              "backup": has_backup or not signin.same(names[0], signin.TLS_CLIENT)}
+    wanted = {
+        "adfs_version": version,
+        "local_authentication_types": order,
+        "backup": has_backup or not signin.same(names[0], signin.TLS_CLIENT),
+    }
     if current == wanted:
         return Decision(current, wanted)
     operations = []
-    if not has_backup:      # the original, before the first change; never overwritten: it is the record
+    if not has_backup:  # the original, before the first change; never overwritten: it is the record
         operations.append(cmdlet("Copy-Item", {"LiteralPath": path, "Destination": backup_path(path)}))
-    operations.append(named("file_replace", path=path, text=signin.reorder(config["text"], path, order),
-                            sha256=config["sha256"]))
+    operations.append(
+        named("file_replace", path=path, text=signin.reorder(config["text"], path, order), sha256=config["sha256"])
+    )
     operations.append(cmdlet("Restart-Service", {"Name": IIS_SERVICE}))
     return Decision(current, wanted, operations)
 
@@ -333,9 +383,14 @@ def client_auth(ctx: Context) -> Decision:
 # -- adfs.rollback -------------------------------------------------------------------------
 def rollback_facts(params: dict) -> dict:
     path = params["web_config"]
-    return {**_shell_facts(), **_trusts_query(ADFS_MODULE), **_properties_query(ADFS_MODULE),
-            **_policy_query(ADFS_MODULE), SIGN_IN: named_fact("file_text", path=path),
-            SIGN_IN_BACKUP: named_fact("file_text", path=backup_path(path))}
+    return {
+        **_shell_facts(),
+        **_trusts_query(ADFS_MODULE),
+        **_properties_query(ADFS_MODULE),
+        **_policy_query(ADFS_MODULE),
+        SIGN_IN: named_fact("file_text", path=path),
+        SIGN_IN_BACKUP: named_fact("file_text", path=backup_path(path)),
+    }
 
 
 def _restore_trusts(ctx: Context, recorded: dict, module: str, out: dict) -> None:
@@ -345,15 +400,19 @@ def _restore_trusts(ctx: Context, recorded: dict, module: str, out: dict) -> Non
     trusts = list(_cmdlet_value(ctx, TRUSTS) or [])
     out["before"]["trusts"], out["after"]["trusts"] = {}, {}
     for rid, data in found.items():
-        name = rid[len(TRUST_PREFIX):]
+        name = rid[len(TRUST_PREFIX) :]
         current = trust_view(name, next((t for t in trusts if _same(t.get("Name"), name)), None))
         target = trust_view(name, None)
         if not data["created"]:
             previous = data["previous"] or {}
-            target = {"name": name, "present": True, "metadata_url": _text(previous.get("metadata_url")),
-                      "authorization_rules": _text(previous.get("authorization_rules")),
-                      "transform_rules": _text(previous.get("transform_rules")),
-                      "token_lifetime": int(previous.get("token_lifetime") or 0)}
+            target = {
+                "name": name,
+                "present": True,
+                "metadata_url": _text(previous.get("metadata_url")),
+                "authorization_rules": _text(previous.get("authorization_rules")),
+                "transform_rules": _text(previous.get("transform_rules")),
+                "token_lifetime": int(previous.get("token_lifetime") or 0),
+            }
         if not current["present"]:
             target = current
             if not data["created"]:
@@ -363,8 +422,9 @@ def _restore_trusts(ctx: Context, recorded: dict, module: str, out: dict) -> Non
             if data["created"]:
                 out["operations"].append(cmdlet("Remove-AdfsRelyingPartyTrust", {"TargetName": name}, module))
             else:
-                out["operations"].append(cmdlet("Set-AdfsRelyingPartyTrust",
-                                                {"TargetName": name, **_trust_changes(current, target)}, module))
+                out["operations"].append(
+                    cmdlet("Set-AdfsRelyingPartyTrust", {"TargetName": name, **_trust_changes(current, target)}, module)
+                )
         out["handled"].append(rid)
 
 
@@ -377,8 +437,9 @@ def _restore_token_replay(ctx: Context, recorded: dict, module: str, out: dict) 
     target = {"PreventTokenReplays": bool((data["previous"] or {}).get("PreventTokenReplays"))}
     out["before"]["token_replay"], out["after"]["token_replay"] = current, target
     if current != target:
-        out["operations"].append(cmdlet("Set-AdfsProperties", {"PreventTokenReplays": target["PreventTokenReplays"]},
-                                        module))
+        out["operations"].append(
+            cmdlet("Set-AdfsProperties", {"PreventTokenReplays": target["PreventTokenReplays"]}, module)
+        )
     out["handled"].append(REPLAY_RECORD)
 
 
@@ -387,8 +448,11 @@ def _restore_sign_in(ctx: Context, recorded: dict, version: str, out: dict) -> N
     if data is not None and version == "3.0+":
         current = policy_view(ctx)
         previous = data["previous"] or {}
-        target = {"adfs_version": version, "primary_intranet": _names(previous.get("primary_intranet")),
-                  "primary_extranet": _names(previous.get("primary_extranet"))}
+        target = {
+            "adfs_version": version,
+            "primary_intranet": _names(previous.get("primary_intranet")),
+            "primary_extranet": _names(previous.get("primary_extranet")),
+        }
         out["before"]["sign_in"], out["after"]["sign_in"] = current, target
         params = {}
         if current["primary_intranet"] != target["primary_intranet"]:
@@ -414,8 +478,9 @@ def _restore_sign_in(ctx: Context, recorded: dict, version: str, out: dict) -> N
     out["after"]["sign_in"] = {"adfs_version": version, "local_authentication_types": kept, "backup": False}
     differs = config.get("sha256") != backup.get("sha256")
     if differs:
-        out["operations"].append(cmdlet("Copy-Item", {"LiteralPath": backup_path(path), "Destination": path,
-                                                      "Force": True}))
+        out["operations"].append(
+            cmdlet("Copy-Item", {"LiteralPath": backup_path(path), "Destination": path, "Force": True})
+        )
     out["operations"].append(cmdlet("Remove-Item", {"LiteralPath": backup_path(path)}))
     if differs:
         out["operations"].append(cmdlet("Restart-Service", {"Name": IIS_SERVICE}))

@@ -5,6 +5,7 @@ the order (whitespace, comments, the rest of the file and its encoding are kept)
 The reference's step: move the ``TlsClient`` line to the top of the list. AD FS 2.x uses the first
 entry as the sign-in method.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,7 @@ def _name(element: str) -> str:
 def authentication_types(text: str, path: str) -> list[str]:
     """The names in ``<localAuthenticationTypes>``, in order."""
     _, adds = _entries(text, path)
-    return [_name(text[m.start():m.end()]) for m in adds]
+    return [_name(text[m.start() : m.end()]) for m in adds]
 
 
 def same(left: str, right: str) -> bool:
@@ -66,14 +67,14 @@ def reorder(text: str, path: str, order: list[str]) -> str:
     """The file's text with the <add> elements in ``order`` (a permutation of their names); each
     element moves as it is, the whitespace between the elements stays where it was."""
     _, adds = _entries(text, path)
-    elements = [text[m.start():m.end()] for m in adds]
+    elements = [text[m.start() : m.end()] for m in adds]
     by_name = {}
     for element in elements:
         by_name.setdefault(_name(element).lower(), []).append(element)
     moved = [by_name[name.lower()].pop(0) for name in order]
     out, position = [], 0
-    for match, element in zip(adds, moved):
-        out.append(text[position:match.start()])
+    for match, element in zip(adds, moved, strict=True):
+        out.append(text[position : match.start()])
         out.append(element)
         position = match.end()
     out.append(text[position:])

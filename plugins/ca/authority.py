@@ -8,11 +8,13 @@ validity come from the certificate itself). Both are read in the step's first re
 configuration key down to ``<CA>\\CSP`` (``depth=2``) and the My store with its certificates
 (``depth=1``; a CA's My store holds few), so a re-run costs no further round trip.
 """
+
 from __future__ import annotations
 
 import base64
 
 from cryptography import x509
+
 from lync2fa import adcs
 from lync2fa.decision import Context, Decision
 from lync2fa.hostops import cmdlet, cmdlet_fact, registry_fact
@@ -21,12 +23,19 @@ from .common import CA_CONFIG, active_ca, installed
 
 CA_TYPE = "EnterpriseRootCA"
 IDENTITY = ("ca_type", "common_name", "key_length", "hash_algorithm")
-EMPTY = {"role_installed": False, "ca_type": None, "common_name": None, "key_length": None,
-         "hash_algorithm": None, "validity_years": None}
-DRIFT = ("A CA is already installed with different {drift}; lync2fa never reinstalls a certification authority. "
-         "Adjust the ca_* variables to the installed CA or retire it by hand.")
-VALIDITY = ("The CA certificate validity differs from ca_validity_years; it applies at the next CA certificate "
-            "renewal.")
+EMPTY = {
+    "role_installed": False,
+    "ca_type": None,
+    "common_name": None,
+    "key_length": None,
+    "hash_algorithm": None,
+    "validity_years": None,
+}
+DRIFT = (
+    "A CA is already installed with different {drift}; lync2fa never reinstalls a certification authority. "
+    "Adjust the ca_* variables to the installed CA or retire it by hand."
+)
+VALIDITY = "The CA certificate validity differs from ca_validity_years; it applies at the next CA certificate renewal."
 
 
 CERTIFICATES = "certificates"
@@ -35,10 +44,13 @@ CA_VALUES = ["Active", "CAType", "CACertHash", "CNGHashAlgorithm"]
 
 
 def facts(p: dict) -> dict:
-    return {"feature": cmdlet_fact("Get-WindowsFeature", {"Name": adcs.FEATURE_CA}, ("Name", "Installed"),
-                                   module="ServerManager"),
-            CA_CONFIG: registry_fact(adcs.CERTSVC_CONFIGURATION, CA_VALUES, depth=2),
-            CERTIFICATES: registry_fact(adcs.machine_store_key("MY"), ["Blob"], depth=1)}
+    return {
+        "feature": cmdlet_fact(
+            "Get-WindowsFeature", {"Name": adcs.FEATURE_CA}, ("Name", "Installed"), module="ServerManager"
+        ),
+        CA_CONFIG: registry_fact(adcs.CERTSVC_CONFIGURATION, CA_VALUES, depth=2),
+        CERTIFICATES: registry_fact(adcs.machine_store_key("MY"), ["Blob"], depth=1),
+    }
 
 
 def _subkey(node: dict | None, name: str | None) -> dict:
@@ -50,7 +62,7 @@ def _subkey(node: dict | None, name: str | None) -> dict:
 def _thumbprint(ca_values: dict) -> str | None:
     hashes = ca_values.get("CACertHash") or []
     hashes = [hashes] if isinstance(hashes, str) else hashes
-    return str(hashes[-1]).replace(" ", "").upper() if hashes else None   # newest renewal last
+    return str(hashes[-1]).replace(" ", "").upper() if hashes else None  # newest renewal last
 
 
 def state(ctx: Context) -> dict:
@@ -65,8 +77,11 @@ def state(ctx: Context) -> dict:
     thumb = _thumbprint(ca_values)
     ca_type = ca_values.get("CAType")
     csp_values = _subkey(ca_key, "CSP").get("values") or {}
-    before.update(common_name=name, ca_type=adcs.CA_TYPES.get(int(ca_type)) if ca_type is not None else None,
-                  hash_algorithm=str(csp_values.get("CNGHashAlgorithm") or "").lower() or None)
+    before.update(
+        common_name=name,
+        ca_type=adcs.CA_TYPES.get(int(ca_type)) if ca_type is not None else None,
+        hash_algorithm=str(csp_values.get("CNGHashAlgorithm") or "").lower() or None,
+    )
     certificate = _subkey(ctx.facts.value(CERTIFICATES), thumb) if thumb else {}
     blob = (certificate.get("values") or {}).get("Blob")
     der = adcs.certificate_from_blob(base64.b64decode(blob)) if blob else None
@@ -80,9 +95,14 @@ def state(ctx: Context) -> dict:
 def decide(ctx: Context) -> Decision:
     p = ctx.params
     before = state(ctx)
-    desired = {"role_installed": True, "ca_type": CA_TYPE, "common_name": p["common_name"],
-               "key_length": p["key_length"], "hash_algorithm": p["hash_algorithm"].lower(),
-               "validity_years": p["validity_years"]}
+    desired = {
+        "role_installed": True,
+        "ca_type": CA_TYPE,
+        "common_name": p["common_name"],
+        "key_length": p["key_length"],
+        "hash_algorithm": p["hash_algorithm"].lower(),
+        "validity_years": p["validity_years"],
+    }
     if before["common_name"] is not None:
         drift = [k for k in IDENTITY if before[k] != desired[k]]
         if drift:
@@ -91,11 +111,27 @@ def decide(ctx: Context) -> Decision:
         return Decision(before=before, after=before, warnings=warnings)
     operations = []
     if not before["role_installed"]:
-        operations.append(cmdlet("Install-WindowsFeature", {"Name": adcs.FEATURE_CA, "IncludeManagementTools": True},
-                                 module="ServerManager"))
-    operations.append(cmdlet("Install-AdcsCertificationAuthority", {
-        "CAType": CA_TYPE, "CACommonName": p["common_name"], "KeyLength": p["key_length"],
-        "HashAlgorithmName": p["hash_algorithm"], "CryptoProviderName": p["crypto_provider"],
-        "ValidityPeriod": "Years", "ValidityPeriodUnits": p["validity_years"], "Force": True},
-        module="ADCSDeployment"))
+        operations.append(
+            cmdlet(
+                "Install-WindowsFeature",
+                {"Name": adcs.FEATURE_CA, "IncludeManagementTools": True},
+                module="ServerManager",
+            )
+        )
+    operations.append(
+        cmdlet(
+            "Install-AdcsCertificationAuthority",
+            {
+                "CAType": CA_TYPE,
+                "CACommonName": p["common_name"],
+                "KeyLength": p["key_length"],
+                "HashAlgorithmName": p["hash_algorithm"],
+                "CryptoProviderName": p["crypto_provider"],
+                "ValidityPeriod": "Years",
+                "ValidityPeriodUnits": p["validity_years"],
+                "Force": True,
+            },
+            module="ADCSDeployment",
+        )
+    )
     return Decision(before=before, after=desired, operations=operations)

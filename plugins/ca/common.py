@@ -1,5 +1,6 @@
 """What the CA tier's decisions share: reading the installed CA from the registry, and the
 check-mode assumption that ``ca.authority`` installs it."""
+
 from __future__ import annotations
 
 from lync2fa import adcs

@@ -8,6 +8,7 @@ and the CA's template cache (issue 7 defect 5). ``Add-CATemplate`` is therefore 
 back-off (``RETRY``) while it fails; the exact error id of "template not found" is not documented,
 so every ``Add-CATemplate`` error is retried, at most ``RETRY["attempts"]`` times.
 """
+
 from __future__ import annotations
 
 from lync2fa import adcs
@@ -26,8 +27,10 @@ def _template_fact(name: str) -> str:
 
 
 def facts(p: dict) -> dict:
-    queries = {CA_CONFIG: ca_config_fact(),
-               "issued": cmdlet_fact("Get-CATemplate", {}, ("Name",), module="ADCSAdministration")}
+    queries = {
+        CA_CONFIG: ca_config_fact(),
+        "issued": cmdlet_fact("Get-CATemplate", {}, ("Name",), module="ADCSAdministration"),
+    }
     for name in p["templates"]:
         queries[_template_fact(name)] = ad_object_fact(adcs.template_dn(name), ("cn",))
     return queries
@@ -51,6 +54,8 @@ def decide(ctx: Context) -> Decision:
             if not (ctx.facts.value(_template_fact(name)) or {}).get("exists"):
                 return Decision.refuse(NOT_IN_AD.format(name=name), before=before, warnings=warnings)
     after = {"published": sorted({*published, *missing})}
-    operations = [cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module="ADCSAdministration", retry=RETRY)
-                  for name in missing]
+    operations = [
+        cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module="ADCSAdministration", retry=RETRY)
+        for name in missing
+    ]
     return Decision(before=before, after=after, operations=operations, warnings=warnings)

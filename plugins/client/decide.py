@@ -8,6 +8,7 @@ previous value), plus the instance ID of each card it created (``VSC_KEY``, valu
 the thumbprint of each certificate it enrolled (``ENROLLED_KEY``, value = ``<SID>|<template>``),
 which the named operations write as soon as the card or certificate exists.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,6 +18,7 @@ import functools
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
+
 from lync2fa import records as rec
 from lync2fa.adcs import EKU, certificate_from_blob
 from lync2fa.decision import Context, Decision, FactError, More
@@ -33,40 +35,48 @@ from lync2fa.hostops import (
 # containers are listed.
 SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
 
-DEFAULT_PIN = "12345678"   # tpmvscmgr /pin default (and /puk default), printed in Microsoft's docs
+DEFAULT_PIN = "12345678"  # tpmvscmgr /pin default (and /puk default), printed in Microsoft's docs
 POLICY = "HKLM:\\Software\\Policies\\Microsoft\\Office\\{}\\Lync"
 POLICY_NAMES = ("DisableNTCredentials", "SavePassword")
-WANTED = 0                                   # both policy values, REG_DWORD
+WANTED = 0  # both policy values, REG_DWORD
 VSC_KEY = "HKLM:\\SOFTWARE\\lync2fa\\VirtualSmartCards"
 ENROLLED_KEY = "HKLM:\\SOFTWARE\\lync2fa\\Enrolled"
 ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
-TRUST_STORES = ("NTAuth", "Root")            # where a domain member keeps the enterprise CAs' certificates
+TRUST_STORES = ("NTAuth", "Root")  # where a domain member keeps the enterprise CAs' certificates
 MIN_SPEC = (1, 2)
-MAX_KEYS = 30                                # key containers a TPM virtual smart card holds
+MAX_KEYS = 30  # key containers a TPM virtual smart card holds
 DESTROY_TIMEOUT_S = 300
 SMART_CARD_LOGON = EKU["smart_card_logon"]
-WRONG_PIN_HRESULT = -2146434965              # 0x8010006B SCARD_W_WRONG_CHV
+WRONG_PIN_HRESULT = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
 
-NO_TPM = ("No compatible Trusted Platform Module (TPM) was found on this computer; check that the PC has a TPM "
-          "and that it is enabled in the BIOS.")
+NO_TPM = (
+    "No compatible Trusted Platform Module (TPM) was found on this computer; check that the PC has a TPM "
+    "and that it is enabled in the BIOS."
+)
 TPM_DISABLED = "The TPM is present but not enabled; enable it in the BIOS/UEFI firmware."
-KEEPS_DEFAULT_PIN = ("The card keeps the documented default PIN 12345678 (allowed by --allow-insecure DEFAULT_PIN); "
-                     "have the user change it before use.")
+KEEPS_DEFAULT_PIN = (
+    "The card keeps the documented default PIN 12345678 (allowed by --allow-insecure DEFAULT_PIN); "
+    "have the user change it before use."
+)
 WRONG_PIN_HINT = "client_pin does not match the PIN set on the card."
-RENEWAL_LOOP = ("The certificate's whole validity period is inside the renewal window: client_renew_days is not "
-                "shorter than the template's validity period; lower it, or every run enrolls again.")
+RENEWAL_LOOP = (
+    "The certificate's whole validity period is inside the renewal window: client_renew_days is not "
+    "shorter than the template's validity period; lower it, or every run enrolls again."
+)
 
 
 # -- shared reading ----------------------------------------------------------------------------
 def refusing(decide):
     """A fact Windows could not read (e.g. a user name that does not translate) refuses the step
     with Windows' own message."""
+
     @functools.wraps(decide)
     def wrapper(ctx: Context):
         try:
             return decide(ctx)
         except FactError as exc:
             return Decision.refuse(str(exc.error.get("message") or exc))
+
     return wrapper
 
 
@@ -129,22 +139,32 @@ def _certificate(entry: dict) -> x509.Certificate | None:
         return None
 
 
-def enrolled(session: dict, enrolled_values: dict, template: str,
-             renew_days: int) -> tuple[dict, x509.Certificate | None, dict | None]:
+def enrolled(
+    session: dict, enrolled_values: dict, template: str, renew_days: int
+) -> tuple[dict, x509.Certificate | None, dict | None]:
     """The certificate lync2fa enrolled for this user and template, as the user's store holds it:
     (state {status: missing|expired|renewal_due|valid, thumbprint, not_after}, certificate, store entry)."""
     thumb = enrolled_values.get(f"{session['sid']}|{template}")
-    entry = next((c for c in session.get("certificates") or [] if thumb and c["thumbprint"].upper() == str(thumb).upper()),
-                 None)
+    entry = next(
+        (c for c in session.get("certificates") or [] if thumb and c["thumbprint"].upper() == str(thumb).upper()), None
+    )
     cert = _certificate(entry) if entry else None
     missing = {"status": "missing", "thumbprint": None, "not_after": None}
     if cert is None:
         return missing, None, None
     now = dt.datetime.now(dt.UTC)
-    status = "expired" if cert.not_valid_after_utc <= now else \
-        "renewal_due" if cert.not_valid_after_utc <= now + dt.timedelta(days=renew_days) else "valid"
-    state = {"status": status, "thumbprint": entry["thumbprint"].upper(),
-             "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    status = (
+        "expired"
+        if cert.not_valid_after_utc <= now
+        else "renewal_due"
+        if cert.not_valid_after_utc <= now + dt.timedelta(days=renew_days)
+        else "valid"
+    )
+    state = {
+        "status": status,
+        "thumbprint": entry["thumbprint"].upper(),
+        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     return state, cert, entry
 
 
@@ -159,9 +179,12 @@ def on_card(entry: dict | None, card: dict | None) -> bool:
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
 def vsc_facts(p: dict) -> dict:
-    return {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
-            "created": registry_fact(VSC_KEY),
-            rec.FACT: rec.records_fact()}
+    return {
+        "tpm": named_fact("tpm"),
+        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "created": registry_fact(VSC_KEY),
+        rec.FACT: rec.records_fact(),
+    }
 
 
 @refusing
@@ -189,7 +212,10 @@ def vsc_decide(ctx: Context) -> Decision:
             f"The virtual smart card {old!r} ({iid}) that lync2fa created is still on this computer and lync2fa "
             f"keeps one card per device, so client_card_name {name!r} is not created next to it. To rename the card, "
             f"run client.rollback first (it destroys {old!r} with its certificates), or set client_card_name back "
-            f"to {old!r}.", before, warnings)
+            f"to {old!r}.",
+            before,
+            warnings,
+        )
     pin, puk = p.get("pin") or DEFAULT_PIN, p.get("puk")
     if pin == DEFAULT_PIN and not ctx.check_mode:
         warnings.append(KEEPS_DEFAULT_PIN)
@@ -197,9 +223,18 @@ def vsc_decide(ctx: Context) -> Decision:
     if puk:
         create += ["/puk", "default"]
     records = rec.parse(facts.get(rec.FACT))
-    operations = rec.record(records, f"client.vsc/{name}", True) + [named(
-        "vsc_create", create=create, default_pin=DEFAULT_PIN, pin=secret("pin") if pin != DEFAULT_PIN else None,
-        puk=secret("puk") if puk else None, timeout_s=p["task_timeout_s"], record_path=VSC_KEY, record_name=name)]
+    operations = rec.record(records, f"client.vsc/{name}", True) + [
+        named(
+            "vsc_create",
+            create=create,
+            default_pin=DEFAULT_PIN,
+            pin=secret("pin") if pin != DEFAULT_PIN else None,
+            puk=secret("puk") if puk else None,
+            timeout_s=p["task_timeout_s"],
+            record_path=VSC_KEY,
+            record_name=name,
+        )
+    ]
     return Decision(before, {"name": name, "present": True, "instance_id": None}, operations, warnings)
 
 
@@ -243,15 +278,20 @@ def settings_decide(ctx: Context) -> Decision:
 
 # -- client.enrollment ------------------------------------------------------------------------------
 def enrollment_facts(p: dict) -> dict:
-    return {"user": named_fact("user_session", user=p["user"], office_versions=[]),
-            "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
-            "created": registry_fact(VSC_KEY),
-            "enrolled": registry_fact(ENROLLED_KEY), rec.FACT: rec.records_fact()}
+    return {
+        "user": named_fact("user_session", user=p["user"], office_versions=[]),
+        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "created": registry_fact(VSC_KEY),
+        "enrolled": registry_fact(ENROLLED_KEY),
+        rec.FACT: rec.records_fact(),
+    }
 
 
 def not_signed_in(user: str, host: str) -> str:
-    return (f"{user} is not signed in on {host.upper()}: the certificate is enrolled in the user's own session "
-            "(CertEnroll runs as the user). Run client.enrollment again while the user is signed in.")
+    return (
+        f"{user} is not signed in on {host.upper()}: the certificate is enrolled in the user's own session "
+        "(CertEnroll runs as the user). Run client.enrollment again while the user is signed in."
+    )
 
 
 @refusing
@@ -268,46 +308,66 @@ def enrollment_decide(ctx: Context) -> Decision:
         return Decision(before, before)
     desired = {**view, "status": "valid", "thumbprint": None, "not_after": None}
     warnings = []
-    if state["status"] == "renewal_due" and cert is not None and \
-            (cert.not_valid_after_utc - cert.not_valid_before_utc) <= dt.timedelta(days=p["renew_days"]):
+    if (
+        state["status"] == "renewal_due"
+        and cert is not None
+        and (cert.not_valid_after_utc - cert.not_valid_before_utc) <= dt.timedelta(days=p["renew_days"])
+    ):
         warnings.append(RENEWAL_LOOP)
     problem = None
     if card is None and not ctx.assumes("client.virtual_smartcard"):
         problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
     elif card is None and ctx.check_mode:
-        warnings.append(f"No virtual smart card named {p['card_name']} yet (check mode): assuming "
-                        "client.virtual_smartcard creates it.")
+        warnings.append(
+            f"No virtual smart card named {p['card_name']} yet (check mode): assuming "
+            "client.virtual_smartcard creates it."
+        )
     # A card whose creation is pending in this same request (client.virtual_smartcard): enroll on it
     # by name; whether the user is signed in is known now either way.
     if problem is None and not (card is None and ctx.check_mode):
         if not session.get("signed_in"):
             problem = not_signed_in(p["user"], ctx.host)
         elif card is not None and len(card.get("containers") or []) >= MAX_KEYS:
-            problem = (f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} "
-                       "keys, the most a TPM virtual smart card can hold (failed enrollments leave their keys "
-                       "behind): a new key cannot be made. Run client.rollback and client.virtual_smartcard to give "
-                       "the user a new card.")
+            problem = (
+                f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} "
+                "keys, the most a TPM virtual smart card can hold (failed enrollments leave their keys "
+                "behind): a new key cannot be made. Run client.rollback and client.virtual_smartcard to give "
+                "the user a new card."
+            )
     if problem and not ctx.check_mode:
         return Decision.refuse(problem, before, warnings)
     if problem:
         warnings.append(f"{problem} (check mode)")
     sid, records = session["sid"], rec.parse(facts.get(rec.FACT))
     entry_name = f"{sid}|{p['template']}"
-    operations = rec.record(records, f"client.cert/{entry_name}", True) + [named(
-        "user_enroll", user=p["user"], sid=sid, ca_config=p["ca_config"], template=p["template"],
-        provider=p["provider"], pin=secret("pin") if p.get("pin") else DEFAULT_PIN,
-        reader=card["name"] if card else p["card_name"],
-        timeout_s=p["task_timeout_s"], hints={str(WRONG_PIN_HRESULT): WRONG_PIN_HINT},
-        record_path=ENROLLED_KEY, record_name=entry_name)]
+    operations = rec.record(records, f"client.cert/{entry_name}", True) + [
+        named(
+            "user_enroll",
+            user=p["user"],
+            sid=sid,
+            ca_config=p["ca_config"],
+            template=p["template"],
+            provider=p["provider"],
+            pin=secret("pin") if p.get("pin") else DEFAULT_PIN,
+            reader=card["name"] if card else p["card_name"],
+            timeout_s=p["task_timeout_s"],
+            hints={str(WRONG_PIN_HRESULT): WRONG_PIN_HINT},
+            record_path=ENROLLED_KEY,
+            record_name=entry_name,
+        )
+    ]
     return Decision(before, desired, operations, warnings)
 
 
 # -- client.verify ------------------------------------------------------------------------------------
 def verify_facts(p: dict) -> dict:
-    out = {"tpm": named_fact("tpm"), "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
-            "created": registry_fact(VSC_KEY),
-           "user": named_fact("user_session", user=p["user"], office_versions=[]),
-           "enrolled": registry_fact(ENROLLED_KEY)}
+    out = {
+        "tpm": named_fact("tpm"),
+        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "created": registry_fact(VSC_KEY),
+        "user": named_fact("user_session", user=p["user"], office_versions=[]),
+        "enrolled": registry_fact(ENROLLED_KEY),
+    }
     out.update({f"policy {v}": registry_fact(POLICY.format(v), list(POLICY_NAMES)) for v in p["office_versions"]})
     out.update({f"store {s}": registry_fact(f"{ENTERPRISE}\\{s}\\Certificates") for s in TRUST_STORES})
     return out
@@ -339,8 +399,9 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
     try:
-        issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                                   cert.signature_hash_algorithm)
+        issuer.public_key().verify(
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+        )
     except (InvalidSignature, TypeError, ValueError):
         return False
     now = dt.datetime.now(dt.UTC)
@@ -369,15 +430,25 @@ def verify_decide(ctx: Context) -> Decision | More:
             ekus = []
         authorities = trusted_ca_certificates(facts, ca_name)
         if not authorities:
-            warnings.append(f"The certificate of the CA {p['ca_config']} is not among this computer's enterprise CA "
-                            f"certificates ({', '.join(TRUST_STORES)} under {ENTERPRISE}); it arrives with Group Policy "
-                            "(gpupdate, certutil -pulse).")
-        certificate.update(on_card=on_card(entry, card), smart_card_logon=SMART_CARD_LOGON in ekus,
-                           chains_to_ca=any(signed_by(cert, ca) for ca in authorities))
-    view = {"tpm": {k: tpm.get(k) for k in ("present", "enabled", "spec_version")},
-            "card": card_view(card, p["card_name"]), "certificate": certificate,
-            "lync": {v: {n: policy_view(_values(facts, f"policy {v}").get(n)) for n in POLICY_NAMES}
-                     for v in p["office_versions"]}}
+            warnings.append(
+                f"The certificate of the CA {p['ca_config']} is not among this computer's enterprise CA "
+                f"certificates ({', '.join(TRUST_STORES)} under {ENTERPRISE}); it arrives with Group Policy "
+                "(gpupdate, certutil -pulse)."
+            )
+        certificate.update(
+            on_card=on_card(entry, card),
+            smart_card_logon=SMART_CARD_LOGON in ekus,
+            chains_to_ca=any(signed_by(cert, ca) for ca in authorities),
+        )
+    view = {
+        "tpm": {k: tpm.get(k) for k in ("present", "enabled", "spec_version")},
+        "card": card_view(card, p["card_name"]),
+        "certificate": certificate,
+        "lync": {
+            v: {n: policy_view(_values(facts, f"policy {v}").get(n)) for n in POLICY_NAMES}
+            for v in p["office_versions"]
+        },
+    }
     problem = tpm_problem(tpm)
     if problem:
         problems.append("TPM: " + problem)
@@ -400,17 +471,22 @@ def verify_decide(ctx: Context) -> Decision | More:
     for version, values in sorted(view["lync"].items()):
         for name, value in sorted(values.items()):
             if value != WANTED:
-                problems.append(f"HKLM\\Software\\Policies\\Microsoft\\Office\\{version}\\Lync {name} is "
-                                f"{'not set' if value is None else value}, expected {WANTED}")
+                problems.append(
+                    f"HKLM\\Software\\Policies\\Microsoft\\Office\\{version}\\Lync {name} is "
+                    f"{'not set' if value is None else value}, expected {WANTED}"
+                )
     msg = "client not ready for two-factor sign-in: " + "; ".join(problems) if problems else ""
     return Decision(view, view, warnings=warnings, msg=msg, failed=bool(problems))
 
 
 # -- client.rollback ----------------------------------------------------------------------------------
 def rollback_facts(p: dict) -> dict:
-    return {"cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
-            "created": registry_fact(VSC_KEY),
-            "enrolled": registry_fact(ENROLLED_KEY), rec.FACT: rec.records_fact()}
+    return {
+        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "created": registry_fact(VSC_KEY),
+        "enrolled": registry_fact(ENROLLED_KEY),
+        rec.FACT: rec.records_fact(),
+    }
 
 
 @refusing
@@ -427,17 +503,23 @@ def rollback_decide(ctx: Context) -> Decision:
         rid = f"client.cert/{entry}"
         if rid in records:
             certificates.append(str(thumb))
-            operations += [named("user_certificate_remove", sid=entry.split("|", 1)[0], thumbprint=str(thumb)),
-                           registry_remove(ENROLLED_KEY, entry), rec.forget(rid)]
+            operations += [
+                named("user_certificate_remove", sid=entry.split("|", 1)[0], thumbprint=str(thumb)),
+                registry_remove(ENROLLED_KEY, entry),
+                rec.forget(rid),
+            ]
     for rid in rec.with_prefix(records, "client.cert/"):
         if rid.split("/", 1)[1] not in enrolled_values:
-            operations.append(rec.forget(rid))        # an enrollment that never finished
+            operations.append(rec.forget(rid))  # an enrollment that never finished
     for rid in rec.with_prefix(records, "client.vsc/"):
         name = rid.split("/", 1)[1]
         iid = created.get(name)
-        if iid is None:   # interrupted before the instance ID was written: the one card of that name, if any
-            same = [c["instance_id"] for c in cards if c["name"] == name
-                    and c["instance_id"].upper() not in {str(v).upper() for v in created.values()}]
+        if iid is None:  # interrupted before the instance ID was written: the one card of that name, if any
+            same = [
+                c["instance_id"]
+                for c in cards
+                if c["name"] == name and c["instance_id"].upper() not in {str(v).upper() for v in created.values()}
+            ]
             iid = same[0] if len(same) == 1 else None
         names.append(name)
         if iid is not None and str(iid).upper() in present:
@@ -451,10 +533,15 @@ def rollback_decide(ctx: Context) -> Decision:
         policies.append(entry)
         previous = record.get("previous")
         if isinstance(previous, dict) and "value" in previous:
-            operations.append(registry_set(POLICY.format(version), name, previous["value"], previous.get("type", "DWord")))
+            operations.append(
+                registry_set(POLICY.format(version), name, previous["value"], previous.get("type", "DWord"))
+            )
         else:
             operations.append(registry_remove(POLICY.format(version), name))
         operations.append(rec.forget(rid))
-    before = {"certificates": sorted(certificates), "virtual_smartcards": sorted(names),
-              "policy_values": sorted(policies)}
+    before = {
+        "certificates": sorted(certificates),
+        "virtual_smartcards": sorted(names),
+        "policy_values": sorted(policies),
+    }
     return Decision(before, {"certificates": [], "virtual_smartcards": [], "policy_values": []}, operations)

@@ -24,6 +24,7 @@ Choices the doc set leaves open:
   trusts and smart-card sign-in are in place (and after the optional UCS rollback): a pool is
   never left with no way in.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlparse
@@ -60,79 +61,131 @@ def _edge_identities(host) -> list[str]:
 
 def _check_metadata_uri(p: dict) -> list[str]:
     url = urlparse(p["metadata_uri"])
-    return [] if url.scheme in ("http", "https") and url.hostname else [
-        f"metadata_uri {p['metadata_uri']!r} is not an absolute URL"]
+    return (
+        []
+        if url.scheme in ("http", "https") and url.hostname
+        else [f"metadata_uri {p['metadata_uri']!r} is not an absolute URL"]
+    )
 
 
 TASKS = [
     Task(
-        name="lync.ucs_rollback", group="lync_pools",
-        facts=decide.ucs_rollback_facts, decide=decide.ucs_rollback, reaches=("cms", "ad"),
+        name="lync.ucs_rollback",
+        group="lync_pools",
+        facts=decide.ucs_rollback_facts,
+        decide=decide.ucs_rollback,
+        reaches=("cms", "ad"),
         description="Optional: Invoke-CsUcsRollback for the pool's users and a user services policy with "
-                    "UcsAllowed $False granted to them (a rollback alone lasts 7 days)",
+        "UcsAllowed $False granted to them (a rollback alone lasts 7 days)",
         params=(
-            Param("ucs_rollback", "bool", default=False,
-                  description="Move the pool's users' contacts out of the Unified Contact Store (they vanish "
-                              "under 2FA) and keep them out"),
-            Param("ucs_policy", default="lync2fa-NoUcs",
-                  description="Per-user (tag) user services policy with UcsAllowed $False, created if missing"),
-            Param("ucs_registrar_pool", required=True,
-                  description="Registrar pool whose users are rolled back (default: the host's FQDN)"),
+            Param(
+                "ucs_rollback",
+                "bool",
+                default=False,
+                description="Move the pool's users' contacts out of the Unified Contact Store (they vanish "
+                "under 2FA) and keep them out",
+            ),
+            Param(
+                "ucs_policy",
+                default="lync2fa-NoUcs",
+                description="Per-user (tag) user services policy with UcsAllowed $False, created if missing",
+            ),
+            Param(
+                "ucs_registrar_pool",
+                required=True,
+                description="Registrar pool whose users are rolled back (default: the host's FQDN)",
+            ),
         ),
         derived={"ucs_registrar_pool": lambda host: host.fqdn},
     ),
     Task(
-        name="lync.web_service", group="lync_pools",
-        facts=decide.web_service_facts, decide=decide.web_service, reaches=("cms",),
+        name="lync.web_service",
+        group="lync_pools",
+        facts=decide.web_service_facts,
+        decide=decide.web_service,
+        reaches=("cms",),
         after=("adfs.relying_party", "adfs.client_auth", "lync.ucs_rollback"),
         description="Passive (AD FS) authentication on Service:WebServer:<pool>; Windows, certificate and "
-                    "PIN authentication off",
+        "PIN authentication off",
         params=(
-            Param("web_service_identity", required=True,
-                  description="Service:WebServer:<pool FQDN> (default: the host's FQDN); service scope only"),
-            Param("metadata_uri", required=True,
-                  description="AD FS federation metadata: https://<Federation Service Name>/federationmetadata/"
-                              "2007-06/federationmetadata.xml (default: from the adfs host)"),
+            Param(
+                "web_service_identity",
+                required=True,
+                description="Service:WebServer:<pool FQDN> (default: the host's FQDN); service scope only",
+            ),
+            Param(
+                "metadata_uri",
+                required=True,
+                description="AD FS federation metadata: https://<Federation Service Name>/federationmetadata/"
+                "2007-06/federationmetadata.xml (default: from the adfs host)",
+            ),
         ),
-        derived={"web_service_identity": lambda host: service_identity("WebServer", host.fqdn),
-                 "metadata_uri": _metadata_uri},
+        derived={
+            "web_service_identity": lambda host: service_identity("WebServer", host.fqdn),
+            "metadata_uri": _metadata_uri,
+        },
         checks=(_check_metadata_uri,),
     ),
     Task(
-        name="lync.registrar_proxy", group="lync_pools",
-        facts=decide.registrar_proxy_facts, decide=decide.registrar_proxy, reaches=("cms",),
+        name="lync.registrar_proxy",
+        group="lync_pools",
+        facts=decide.registrar_proxy_facts,
+        decide=decide.registrar_proxy,
+        reaches=("cms",),
         after=("lync.web_service",),
         description="Kerberos and NTLM off (certificate on) for client-to-proxy authentication at "
-                    "Service:Registrar:<pool>",
+        "Service:Registrar:<pool>",
         params=(
-            Param("registrar_identity", required=True,
-                  description="Service:Registrar:<pool FQDN> (default: the host's FQDN); service scope only"),
-            Param("director", "bool", default=False,
-                  description="The host is a Director (default: lync2fa_lync_role == director)"),
-            Param("director_registrar", "bool", default=False,
-                  description="Also change a Director's Registrar (the doc set does not; see the tier docs)"),
+            Param(
+                "registrar_identity",
+                required=True,
+                description="Service:Registrar:<pool FQDN> (default: the host's FQDN); service scope only",
+            ),
+            Param(
+                "director",
+                "bool",
+                default=False,
+                description="The host is a Director (default: lync2fa_lync_role == director)",
+            ),
+            Param(
+                "director_registrar",
+                "bool",
+                default=False,
+                description="Also change a Director's Registrar (the doc set does not; see the tier docs)",
+            ),
         ),
-        derived={"registrar_identity": lambda host: service_identity("Registrar", host.fqdn),
-                 "director": _is_director},
+        derived={"registrar_identity": lambda host: service_identity("Registrar", host.fqdn), "director": _is_director},
     ),
     Task(
-        name="lync.edge_proxy", group="lync_pools",
-        facts=decide.edge_proxy_facts, decide=decide.edge_proxy, reaches=("cms",),
+        name="lync.edge_proxy",
+        group="lync_pools",
+        facts=decide.edge_proxy_facts,
+        decide=decide.edge_proxy,
+        reaches=("cms",),
         after=("lync.web_service",),
         description="Kerberos and NTLM off (certificate on) for client-to-proxy authentication at "
-                    "Service:EdgeServer:<edge pool>, written from the first pool server",
+        "Service:EdgeServer:<edge pool>, written from the first pool server",
         params=(
-            Param("edge_identities", "list", elements="str", default=[],
-                  description="Service:EdgeServer:<edge FQDN> identities (default: every lync_edge host, on the "
-                              "first non-Director host of lync_pools); service scope only"),
+            Param(
+                "edge_identities",
+                "list",
+                elements="str",
+                default=[],
+                description="Service:EdgeServer:<edge FQDN> identities (default: every lync_edge host, on the "
+                "first non-Director host of lync_pools); service scope only",
+            ),
         ),
         derived={"edge_identities": _edge_identities},
     ),
     Task(
-        name="lync.rollback", group="lync_pools",
-        facts=decide.rollback_facts, decide=decide.rollback, reaches=("cms", "ad"), kind="rollback",
+        name="lync.rollback",
+        group="lync_pools",
+        facts=decide.rollback_facts,
+        decide=decide.rollback,
+        reaches=("cms", "ad"),
+        kind="rollback",
         description="Remove the service collections lync2fa created, restore the ones it modified, "
-                    "give users back their previous user services policy",
+        "give users back their previous user services policy",
     ),
 ]
 
@@ -140,25 +193,40 @@ SCOPE_FIX = "leave the variable unset (lync2fa derives Service:<service>:<FQDN> 
 
 
 def _scope_findings(plan) -> list[Finding]:
-    checks = (("lync.web_service", "web_service_identity", "WebServer"),
-              ("lync.registrar_proxy", "registrar_identity", "Registrar"),
-              ("lync.edge_proxy", "edge_identities", "EdgeServer"))
+    checks = (
+        ("lync.web_service", "web_service_identity", "WebServer"),
+        ("lync.registrar_proxy", "registrar_identity", "Registrar"),
+        ("lync.edge_proxy", "edge_identities", "EdgeServer"),
+    )
     findings = []
     for task, param, service in checks:
         for step in plan.steps_for(task):
             values = step.params[param]
             for identity in values if isinstance(values, list) else [values]:
                 if not is_service_scope(identity, service):
-                    findings.append(Finding(
-                        "GLOBAL_SCOPE", f"lync_{param} {identity!r} is not a Service:{service}:<FQDN> identity; "
-                        "lync2fa changes service scope only (Global or site scope would break sign-in for every "
-                        "client that cannot do 2FA)", SCOPE_FIX, host=step.host.name, task=task))
+                    findings.append(
+                        Finding(
+                            "GLOBAL_SCOPE",
+                            f"lync_{param} {identity!r} is not a Service:{service}:<FQDN> identity; "
+                            "lync2fa changes service scope only (Global or site scope would break sign-in for every "
+                            "client that cannot do 2FA)",
+                            SCOPE_FIX,
+                            host=step.host.name,
+                            task=task,
+                        )
+                    )
     for step in plan.steps_for("lync.ucs_rollback"):
         if step.params["ucs_rollback"] and tag_policy(step.params["ucs_policy"]) is None:
-            findings.append(Finding(
-                "GLOBAL_SCOPE", f"lync_ucs_policy {step.params['ucs_policy']!r} is not a per-user (tag) policy "
-                "name; UcsAllowed $False on the Global or a site policy would affect every user",
-                "name a per-user policy, e.g. lync2fa-NoUcs", host=step.host.name, task=step.task.name))
+            findings.append(
+                Finding(
+                    "GLOBAL_SCOPE",
+                    f"lync_ucs_policy {step.params['ucs_policy']!r} is not a per-user (tag) policy "
+                    "name; UcsAllowed $False on the Global or a site policy would affect every user",
+                    "name a per-user policy, e.g. lync2fa-NoUcs",
+                    host=step.host.name,
+                    task=step.task.name,
+                )
+            )
     return findings
 
 
@@ -168,17 +236,30 @@ def _metadata_findings(plan) -> list[Finding]:
         uri = step.params["metadata_uri"]
         host = (urlparse(uri).hostname or "").lower()
         if urlparse(uri).scheme != "https":
-            findings.append(Finding(
-                "METADATA_HTTP", f"lync_metadata_uri {uri!r} is not https: the AD FS signing keys the pool trusts "
-                "could be swapped in transit", "use https://<Federation Service Name>/federationmetadata/"
-                "2007-06/federationmetadata.xml", host=step.host.name, task=step.task.name))
+            findings.append(
+                Finding(
+                    "METADATA_HTTP",
+                    f"lync_metadata_uri {uri!r} is not https: the AD FS signing keys the pool trusts "
+                    "could be swapped in transit",
+                    "use https://<Federation Service Name>/federationmetadata/2007-06/federationmetadata.xml",
+                    host=step.host.name,
+                    task=step.task.name,
+                )
+            )
         for server in step.host.inventory.hosts_in("adfs"):
             service_name = _federation_service_name(server).lower()
             if host in (server.fqdn.lower(), server.name.lower()) and host != service_name:
-                findings.append(Finding(
-                    "FS_NAME", f"lync_metadata_uri names the AD FS server {host}, not its Federation Service "
-                    f"Name {service_name}", f"use {federation_metadata_url(service_name)}", severity="warning",
-                    host=step.host.name, task=step.task.name))
+                findings.append(
+                    Finding(
+                        "FS_NAME",
+                        f"lync_metadata_uri names the AD FS server {host}, not its Federation Service "
+                        f"Name {service_name}",
+                        f"use {federation_metadata_url(service_name)}",
+                        severity="warning",
+                        host=step.host.name,
+                        task=step.task.name,
+                    )
+                )
     return findings
 
 

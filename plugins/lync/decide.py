@@ -8,6 +8,7 @@ its site's and Global are among them, so inheritance is resolved here), the topo
 what a new collection would start from (``New-Cs...Configuration -InMemory``, which writes
 nothing), the users and the rollback records.
 """
+
 from __future__ import annotations
 
 from lync2fa import records
@@ -15,22 +16,41 @@ from lync2fa.decision import Context, Decision, Facts
 from lync2fa.hostops import cmdlet, cmdlet_fact
 
 from .scopes import is_service_scope, tag_policy
-from .settings import (COLLECTIONS, MODULE, POLICY_NOUN, POLICY_SELECT, POLICY_WANTED, PROXY, RECORD_PREFIX,
-                       RESTORE_ORDER, SERVICE_SELECT, USER_RECORD, USER_SELECT, WEB, Collection, ps_text,
-                       record_id, text)
+from .settings import (
+    COLLECTIONS,
+    MODULE,
+    POLICY_NOUN,
+    POLICY_SELECT,
+    POLICY_WANTED,
+    PROXY,
+    RECORD_PREFIX,
+    RESTORE_ORDER,
+    SERVICE_SELECT,
+    USER_RECORD,
+    USER_SELECT,
+    WEB,
+    Collection,
+    ps_text,
+    record_id,
+    text,
+)
 
 DIRECTOR_MSG = "Director: its Registrar proxy settings are left alone (lync_director_registrar is false)."
 
 
 # -- messages -----------------------------------------------------------------------------
 def scope_refusal(identity: str, services: tuple[str, ...]) -> str:
-    return (f"Refused: {identity} is not a Service:{'|'.join(services)}:<FQDN> identity; lync2fa never changes "
-            "the Global scope or a site.")
+    return (
+        f"Refused: {identity} is not a Service:{'|'.join(services)}:<FQDN> identity; lync2fa never changes "
+        "the Global scope or a site."
+    )
 
 
 def tag_refusal(name: str) -> str:
-    return (f"Refused: {name} is not a per-user (tag) policy name; lync2fa never changes the Global, a site or a "
-            "service policy.")
+    return (
+        f"Refused: {name} is not a per-user (tag) policy name; lync2fa never changes the Global, a site or a "
+        "service policy."
+    )
 
 
 def not_in_topology(service_id: str) -> str:
@@ -106,9 +126,11 @@ def not_inherited_warnings(collection: Collection, current: dict, fresh: dict, i
     for name in collection.unmanaged:
         value, default = current.get(name), fresh.get(name)
         if ps_text(value).lower() != ps_text(default).lower():
-            warnings.append(f"{identity} will not inherit {name} = {ps_text(value)} from {current.get('Identity')}: "
-                            f"a new service collection starts from the default ({ps_text(default)}); set it on the "
-                            "service collection if it matters.")
+            warnings.append(
+                f"{identity} will not inherit {name} = {ps_text(value)} from {current.get('Identity')}: "
+                f"a new service collection starts from the default ({ps_text(default)}); set it on the "
+                "service collection if it matters."
+            )
     return warnings
 
 
@@ -119,8 +141,16 @@ def _service_row(facts: Facts, name: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def ensure(collection: Collection, identity: str, wanted: dict, facts: Facts, records_by_id: dict,
-           service_name: str, fresh_name: str, configs: list[dict]) -> Decision:
+def ensure(
+    collection: Collection,
+    identity: str,
+    wanted: dict,
+    facts: Facts,
+    records_by_id: dict,
+    service_name: str,
+    fresh_name: str,
+    configs: list[dict],
+) -> Decision:
     """New- when the service has no collection of its own (it inherited one until now), Set- when
     it has one; the record goes before the change."""
     own = _find(configs, identity)
@@ -140,11 +170,15 @@ def ensure(collection: Collection, identity: str, wanted: dict, facts: Facts, re
     if own is None:
         fresh = _rows(facts, fresh_name)
         warnings = not_inherited_warnings(collection, current, fresh[0] if fresh else {}, identity)
-        operations = [*records.record(records_by_id, rid, created=True),
-                      cmdlet(f"New-{collection.noun}", {"Identity": identity, **wanted}, MODULE)]
+        operations = [
+            *records.record(records_by_id, rid, created=True),
+            cmdlet(f"New-{collection.noun}", {"Identity": identity, **wanted}, MODULE),
+        ]
     else:
-        operations = [*records.record(records_by_id, rid, created=False, previous=before),
-                      cmdlet(f"Set-{collection.noun}", {"Identity": identity, **wanted}, MODULE)]
+        operations = [
+            *records.record(records_by_id, rid, created=False, previous=before),
+            cmdlet(f"Set-{collection.noun}", {"Identity": identity, **wanted}, MODULE),
+        ]
     return Decision(before, after, operations, warnings)
 
 
@@ -157,16 +191,28 @@ def web_service_facts(p: dict) -> dict:
     identity = p["web_service_identity"]
     if not is_service_scope(identity, *WEB.services):
         return {}
-    return {"collections": collections_fact(WEB), "service": service_fact(identity),
-            "fresh": fresh_fact(WEB, identity), records.FACT: records.records_fact()}
+    return {
+        "collections": collections_fact(WEB),
+        "service": service_fact(identity),
+        "fresh": fresh_fact(WEB, identity),
+        records.FACT: records.records_fact(),
+    }
 
 
 def web_service(ctx: Context) -> Decision:
     identity = ctx.params["web_service_identity"]
     if not is_service_scope(identity, *WEB.services):
         return Decision.refuse(scope_refusal(identity, WEB.services))
-    return ensure(WEB, identity, WEB.wanted(ctx.params), ctx.facts, _records(ctx.facts), "service", "fresh",
-                  _rows(ctx.facts, "collections"))
+    return ensure(
+        WEB,
+        identity,
+        WEB.wanted(ctx.params),
+        ctx.facts,
+        _records(ctx.facts),
+        "service",
+        "fresh",
+        _rows(ctx.facts, "collections"),
+    )
 
 
 # -- lync.registrar_proxy / lync.edge_proxy -------------------------------------------------
@@ -178,8 +224,12 @@ def registrar_proxy_facts(p: dict) -> dict:
     identity = p["registrar_identity"]
     if _skip_director(p) or not is_service_scope(identity, "Registrar"):
         return {}
-    return {"collections": collections_fact(PROXY), "service": service_fact(identity),
-            "fresh": fresh_fact(PROXY, identity), records.FACT: records.records_fact()}
+    return {
+        "collections": collections_fact(PROXY),
+        "service": service_fact(identity),
+        "fresh": fresh_fact(PROXY, identity),
+        records.FACT: records.records_fact(),
+    }
 
 
 def registrar_proxy(ctx: Context) -> Decision:
@@ -189,8 +239,16 @@ def registrar_proxy(ctx: Context) -> Decision:
     identity = p["registrar_identity"]
     if not is_service_scope(identity, "Registrar"):
         return Decision.refuse(scope_refusal(identity, ("Registrar",)))
-    return ensure(PROXY, identity, PROXY.wanted(p), ctx.facts, _records(ctx.facts), "service", "fresh",
-                  _rows(ctx.facts, "collections"))
+    return ensure(
+        PROXY,
+        identity,
+        PROXY.wanted(p),
+        ctx.facts,
+        _records(ctx.facts),
+        "service",
+        "fresh",
+        _rows(ctx.facts, "collections"),
+    )
 
 
 def edge_proxy_facts(p: dict) -> dict:
@@ -215,8 +273,16 @@ def edge_proxy(ctx: Context) -> Decision:
     configs = _rows(ctx.facts, "collections")
     known = _records(ctx.facts)
     for identity in identities:
-        one = ensure(PROXY, identity, PROXY.wanted(ctx.params), ctx.facts, known, f"service/{identity}",
-                     f"fresh/{identity}", configs)
+        one = ensure(
+            PROXY,
+            identity,
+            PROXY.wanted(ctx.params),
+            ctx.facts,
+            known,
+            f"service/{identity}",
+            f"fresh/{identity}",
+            configs,
+        )
         if one.failed:
             return Decision.refuse(one.msg, before=combined.before, warnings=combined.warnings)
         combined.before[identity], combined.after[identity] = one.before, one.after
@@ -229,9 +295,11 @@ def edge_proxy(ctx: Context) -> Decision:
 def ucs_rollback_facts(p: dict) -> dict:
     if not p["ucs_rollback"] or tag_policy(p["ucs_policy"]) is None:
         return {}
-    return {"users": users_fact(), "policy": _cs(f"Get-{POLICY_NOUN}", {"Identity": tag_policy(p["ucs_policy"])},
-                                                 POLICY_SELECT),
-            records.FACT: records.records_fact()}
+    return {
+        "users": users_fact(),
+        "policy": _cs(f"Get-{POLICY_NOUN}", {"Identity": tag_policy(p["ucs_policy"])}, POLICY_SELECT),
+        records.FACT: records.records_fact(),
+    }
 
 
 def policy_view(facts: Facts, name: str) -> dict:
@@ -257,13 +325,19 @@ def ucs_rollback(ctx: Context) -> Decision:
         return Decision.refuse(tag_refusal(p["ucs_policy"]))
     name = identity[4:]
     users = pool_users(ctx.facts, "users", p["ucs_registrar_pool"])
-    before = {"policy": policy_view(ctx.facts, "policy"),
-              "users": {text(u.get("SipAddress")): text(u.get("UserServicesPolicy")) for u in users}}
-    after = {"policy": {"exists": True, **POLICY_WANTED} if users else before["policy"],
-             "users": {sip: name for sip in before["users"]}}
-    warnings = [f"{sip} had the user services policy {previous}; it is replaced by {name} (lync2fa rollback puts it "
-                "back)." for sip, previous in before["users"].items()
-                if previous is not None and previous.lower() != name.lower()]
+    before = {
+        "policy": policy_view(ctx.facts, "policy"),
+        "users": {text(u.get("SipAddress")): text(u.get("UserServicesPolicy")) for u in users},
+    }
+    after = {
+        "policy": {"exists": True, **POLICY_WANTED} if users else before["policy"],
+        "users": {sip: name for sip in before["users"]},
+    }
+    warnings = [
+        f"{sip} had the user services policy {previous}; it is replaced by {name} (lync2fa rollback puts it back)."
+        for sip, previous in before["users"].items()
+        if previous is not None and previous.lower() != name.lower()
+    ]
     if before == after:
         return Decision(before, after, warnings=warnings)
     known = _records(ctx.facts)
@@ -278,8 +352,9 @@ def ucs_rollback(ctx: Context) -> Decision:
     for sip, previous in before["users"].items():
         if previous == name:
             continue
-        operations += records.record(known, record_id(USER_RECORD, sip), created=False,
-                                     previous={"UserServicesPolicy": previous})
+        operations += records.record(
+            known, record_id(USER_RECORD, sip), created=False, previous={"UserServicesPolicy": previous}
+        )
         operations.append(cmdlet("Invoke-CsUcsRollback", {"Identity": sip, "Confirm": False}, MODULE))
         operations.append(cmdlet(f"Grant-{POLICY_NOUN}", {"Identity": sip, "PolicyName": name}, MODULE))
     return Decision(before, after, operations, warnings)
@@ -287,9 +362,14 @@ def ucs_rollback(ctx: Context) -> Decision:
 
 # -- lync.rollback ------------------------------------------------------------------------------
 def rollback_facts(p: dict) -> dict:
-    return {records.FACT: records.records_fact(), WEB.noun: collections_fact(WEB),
-            PROXY.noun: collections_fact(PROXY), "services": services_fact(), "users": users_fact(),
-            "policies": policies_fact()}
+    return {
+        records.FACT: records.records_fact(),
+        WEB.noun: collections_fact(WEB),
+        PROXY.noun: collections_fact(PROXY),
+        "services": services_fact(),
+        "users": users_fact(),
+        "policies": policies_fact(),
+    }
 
 
 def _restore_collection(collection: Collection, identity: str, data: dict, facts: Facts) -> tuple[dict, dict, list]:
@@ -321,8 +401,11 @@ def _restore_user(sip: str, data: dict, facts: Facts, warnings: list[str]) -> tu
     after = {"UserServicesPolicy": text((data.get("previous") or {}).get("UserServicesPolicy"))}
     if before == after:
         return before, after, []
-    return before, after, [cmdlet(f"Grant-{POLICY_NOUN}", {"Identity": sip, "PolicyName": after["UserServicesPolicy"]},
-                                  MODULE)]
+    return (
+        before,
+        after,
+        [cmdlet(f"Grant-{POLICY_NOUN}", {"Identity": sip, "PolicyName": after["UserServicesPolicy"]}, MODULE)],
+    )
 
 
 def _restore_policy(identity: str, data: dict, facts: Facts) -> tuple[dict, dict, list]:
@@ -335,8 +418,11 @@ def _restore_policy(identity: str, data: dict, facts: Facts) -> tuple[dict, dict
         return before, after, []
     if data["created"]:
         return before, after, [cmdlet(f"Remove-{POLICY_NOUN}", {"Identity": identity, "Confirm": False}, MODULE)]
-    return before, after, [cmdlet(f"Set-{POLICY_NOUN}", {"Identity": identity, "UcsAllowed": after["UcsAllowed"]},
-                                  MODULE)]
+    return (
+        before,
+        after,
+        [cmdlet(f"Set-{POLICY_NOUN}", {"Identity": identity, "UcsAllowed": after["UcsAllowed"]}, MODULE)],
+    )
 
 
 def rollback(ctx: Context) -> Decision:
@@ -352,7 +438,7 @@ def rollback(ctx: Context) -> Decision:
         for rid, data in known.items():
             if not rid.startswith(prefix):
                 continue
-            name = rid[len(prefix):]
+            name = rid[len(prefix) :]
             if kind in COLLECTIONS:
                 collection = COLLECTIONS[kind]
                 if not is_service_scope(name, *collection.services):
@@ -364,7 +450,7 @@ def rollback(ctx: Context) -> Decision:
                 if tag_policy(name) is None:
                     return Decision.refuse(tag_refusal(name))
                 before, after, operations = _restore_policy(tag_policy(name), data, ctx.facts)
-            key = rid[len(RECORD_PREFIX):]
+            key = rid[len(RECORD_PREFIX) :]
             decision.before[key], decision.after[key] = before, after
             decision.operations += [*operations, records.forget(rid)]
     return decision

@@ -3,6 +3,7 @@
 The plan gate (rule GLOBAL_SCOPE) and the decisions (``decide.py``, before any fact is read and
 before any operation is emitted) apply the same rules.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ def is_service_scope(identity: str, *services: str) -> bool:
     """``Service:<one of services>:<fqdn>``, case-insensitive like Lync identities."""
     for service in services:
         prefix = f"service:{service}:".lower()
-        if identity.lower().startswith(prefix) and SERVICE_FQDN.fullmatch(identity[len(prefix):]):
+        if identity.lower().startswith(prefix) and SERVICE_FQDN.fullmatch(identity[len(prefix) :]):
             return True
     return False
 

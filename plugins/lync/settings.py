@@ -8,6 +8,7 @@ authentication on and every other web-ticket method off; at ``Service:Registrar:
 certificate authentication kept on (spelt ``UseCertificateForClientToProxyAuth``, not the doc's
 ``UseCertifcate...``). Section 11.5: a per-user user services policy with ``UcsAllowed $False``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,12 +25,12 @@ BOOL, TEXT, ENUM = "bool", "text", "enum"
 class Collection:
     """A kind of Cs configuration collection lync2fa manages at service scope."""
 
-    noun: str                          # CsWebServiceConfiguration: Get-/New-/Set-/Remove-<noun>
-    services: tuple[str, ...]          # the service types whose scope lync2fa may write
-    managed: dict[str, str]            # setting -> value kind (bool, text, enum): compared, set, recorded
-    fixed: dict[str, Any]              # the managed settings whose wanted value is a constant
-    from_params: dict[str, str] = field(default_factory=dict)   # setting -> task parameter
-    site_scope: bool = False           # a service without its own collection inherits its site's first
+    noun: str  # CsWebServiceConfiguration: Get-/New-/Set-/Remove-<noun>
+    services: tuple[str, ...]  # the service types whose scope lync2fa may write
+    managed: dict[str, str]  # setting -> value kind (bool, text, enum): compared, set, recorded
+    fixed: dict[str, Any]  # the managed settings whose wanted value is a constant
+    from_params: dict[str, str] = field(default_factory=dict)  # setting -> task parameter
+    site_scope: bool = False  # a service without its own collection inherits its site's first
     # Unmanaged properties (present since Lync Server 2013) whose value a new service collection
     # does not take over from the site or Global collection it inherited: compared for a warning.
     unmanaged: tuple[str, ...] = ()
@@ -45,8 +46,10 @@ class Collection:
 
     def view(self, config: dict) -> dict:
         """The diff's view of a collection: its scope and the managed settings, normalised."""
-        return {"scope": text(config.get("Identity")),
-                **{name: normalise(kind, config.get(name)) for name, kind in self.managed.items()}}
+        return {
+            "scope": text(config.get("Identity")),
+            **{name: normalise(kind, config.get(name)) for name, kind in self.managed.items()},
+        }
 
     def settings_of(self, view: dict) -> dict:
         """A view (or a recorded previous view) as New-/Set- parameters."""
@@ -54,31 +57,73 @@ class Collection:
 
 
 WEB = Collection(
-    noun="CsWebServiceConfiguration", services=("WebServer",), site_scope=True,
-    managed={"UseWsFedPassiveAuth": BOOL, "WsFedPassiveMetadataUri": TEXT, "UseCertificateAuth": BOOL,
-             "UsePinAuth": BOOL, "UseWindowsAuth": ENUM},
+    noun="CsWebServiceConfiguration",
+    services=("WebServer",),
+    site_scope=True,
+    managed={
+        "UseWsFedPassiveAuth": BOOL,
+        "WsFedPassiveMetadataUri": TEXT,
+        "UseCertificateAuth": BOOL,
+        "UsePinAuth": BOOL,
+        "UseWindowsAuth": ENUM,
+    },
     fixed={"UseWsFedPassiveAuth": True, "UseCertificateAuth": False, "UsePinAuth": False, "UseWindowsAuth": "None"},
     from_params={"WsFedPassiveMetadataUri": "metadata_uri"},
-    unmanaged=("AllowAnonymousAccessToLWAConference", "AllowExternalAuthentication", "AutoLaunchLyncWebAccess",
-               "CASigningKeyLength", "DefaultValidityPeriodHours", "EnableCertChainDownload", "EnableGroupExpansion",
-               "InferCertChainFromSSL", "MACResolverUrl", "MaxCSRKeySize", "MaxGroupSizeToExpand",
-               "MaxValidityPeriodHours", "MinCSRKeySize", "MinValidityPeriodHours", "SecondaryLocationSourceUrl",
-               "ShowAlternateJoinOptionsExpanded", "ShowDownloadCommunicatorAttendeeLink",
-               "ShowJoinUsingLegacyClientLink"),
+    unmanaged=(
+        "AllowAnonymousAccessToLWAConference",
+        "AllowExternalAuthentication",
+        "AutoLaunchLyncWebAccess",
+        "CASigningKeyLength",
+        "DefaultValidityPeriodHours",
+        "EnableCertChainDownload",
+        "EnableGroupExpansion",
+        "InferCertChainFromSSL",
+        "MACResolverUrl",
+        "MaxCSRKeySize",
+        "MaxGroupSizeToExpand",
+        "MaxValidityPeriodHours",
+        "MinCSRKeySize",
+        "MinValidityPeriodHours",
+        "SecondaryLocationSourceUrl",
+        "ShowAlternateJoinOptionsExpanded",
+        "ShowDownloadCommunicatorAttendeeLink",
+        "ShowJoinUsingLegacyClientLink",
+    ),
 )
 
 PROXY = Collection(
-    noun="CsProxyConfiguration", services=("Registrar", "EdgeServer"), site_scope=False,
-    managed={"UseKerberosForClientToProxyAuth": BOOL, "UseNtlmForClientToProxyAuth": BOOL,
-             "UseCertificateForClientToProxyAuth": BOOL},
-    fixed={"UseKerberosForClientToProxyAuth": False, "UseNtlmForClientToProxyAuth": False,
-           "UseCertificateForClientToProxyAuth": True},
-    unmanaged=("AcceptClientCompression", "AcceptServerCompression", "AllowPartnerPollingSubscribes",
-               "DisableNtlmFor2010AndLaterClients", "DnsCacheRecordCount", "EnableLoggingAllMessageBodies",
-               "EnableWhiteSpaceKeepAlive", "LoadBalanceEdgeServers", "LoadBalanceInternalServers",
-               "MaxClientCompressionCount", "MaxClientMessageBodySizeKb", "MaxKeepAliveInterval",
-               "MaxServerCompressionCount", "MaxServerMessageBodySizeKb", "OutgoingTlsCount",
-               "RequestServerCompression", "TreatAllClientsAsRemote"),
+    noun="CsProxyConfiguration",
+    services=("Registrar", "EdgeServer"),
+    site_scope=False,
+    managed={
+        "UseKerberosForClientToProxyAuth": BOOL,
+        "UseNtlmForClientToProxyAuth": BOOL,
+        "UseCertificateForClientToProxyAuth": BOOL,
+    },
+    fixed={
+        "UseKerberosForClientToProxyAuth": False,
+        "UseNtlmForClientToProxyAuth": False,
+        "UseCertificateForClientToProxyAuth": True,
+    },
+    unmanaged=(
+        "AcceptClientCompression",
+        "AcceptServerCompression",
+        "AllowPartnerPollingSubscribes",
+        "DisableNtlmFor2010AndLaterClients",
+        "DnsCacheRecordCount",
+        "EnableLoggingAllMessageBodies",
+        "EnableWhiteSpaceKeepAlive",
+        "LoadBalanceEdgeServers",
+        "LoadBalanceInternalServers",
+        "MaxClientCompressionCount",
+        "MaxClientMessageBodySizeKb",
+        "MaxKeepAliveInterval",
+        "MaxServerCompressionCount",
+        "MaxServerMessageBodySizeKb",
+        "OutgoingTlsCount",
+        "RequestServerCompression",
+        "TreatAllClientsAsRemote",
+    ),
 )
 
 COLLECTIONS = {c.noun: c for c in (WEB, PROXY)}

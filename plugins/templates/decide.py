@@ -5,6 +5,7 @@ the rollback records) and the operations that bring AD to the profile.
 Every setting, flag bit and message is decided here (and in ``model``); the host only reads
 raw attributes and writes typed values, ACEs and the documented ADCSAdministration cmdlets.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,14 +45,18 @@ def not_in_ad(name: str) -> str:
 
 
 def assumed_in_check_mode(name: str) -> str:
-    return (f"Template {name} is not in Active Directory yet (check mode): assuming the Enterprise CA "
-            "installation creates it.")
+    return (
+        f"Template {name} is not in Active Directory yet (check mode): assuming the Enterprise CA "
+        "installation creates it."
+    )
 
 
 # -- shared facts ---------------------------------------------------------------------------
 def ca_facts() -> dict:
-    return {CA_CONFIG: ca_config_fact(),
-            "published": cmdlet_fact("Get-CATemplate", select=("Name",), module=ADCS_MODULE)}
+    return {
+        CA_CONFIG: ca_config_fact(),
+        "published": cmdlet_fact("Get-CATemplate", select=("Name",), module=ADCS_MODULE),
+    }
 
 
 def oid_facts() -> dict:
@@ -74,7 +79,7 @@ def group_of(dn: str | None) -> str | None:
     if not dn:
         return None
     rdn, value = dn, ""
-    for i, char in enumerate(dn):      # the first unescaped comma ends the RDN
+    for i, char in enumerate(dn):  # the first unescaped comma ends the RDN
         if char == "," and (i == 0 or dn[i - 1] != "\\"):
             rdn = dn[:i]
             break
@@ -108,15 +113,20 @@ def principals(p: dict) -> list[str]:
 
 def smartcard_facts(p: dict) -> dict:
     name = SMARTCARD_USER if p["profile"] == "smartcard_user" else p["name"]
-    facts = {**ca_facts(), **oid_facts(),
-             "template": ad_object_fact(adcs.template_dn(name), TEMPLATE_ATTRIBUTES, acl=True)}
+    facts = {
+        **ca_facts(),
+        **oid_facts(),
+        "template": ad_object_fact(adcs.template_dn(name), TEMPLATE_ATTRIBUTES, acl=True),
+    }
     if p["profile"] == "vsc":
-        facts.update({
-            "source": ad_object_fact(adcs.template_dn(p["source_template"]), TEMPLATE_ATTRIBUTES, acl=True),
-            "oid_base": ad_object_fact(adcs.OID_CONTAINER, [adcs.TEMPLATE_OID_ATTRIBUTE]),
-            "accounts": named_fact("account_sids", names=principals(p)),
-            records.FACT: records.records_fact(),
-        })
+        facts.update(
+            {
+                "source": ad_object_fact(adcs.template_dn(p["source_template"]), TEMPLATE_ATTRIBUTES, acl=True),
+                "oid_base": ad_object_fact(adcs.OID_CONTAINER, [adcs.TEMPLATE_OID_ATTRIBUTE]),
+                "accounts": named_fact("account_sids", names=principals(p)),
+                records.FACT: records.records_fact(),
+            }
+        )
     return facts
 
 
@@ -145,8 +155,9 @@ def _smartcard_user(ctx: Context, published: bool, warnings: list[str]) -> Decis
     request, the engine applies them first and asks again."""
     waiting = sorted(CA_TIER_CHANGES & set(ctx.planned))
     if waiting and not ctx.check_mode:
-        return Decision.refuse(f"{SMARTCARD_USER} is reported after {', '.join(waiting)} applied its changes",
-                               warnings=warnings)
+        return Decision.refuse(
+            f"{SMARTCARD_USER} is reported after {', '.join(waiting)} applied its changes", warnings=warnings
+        )
     entry = ctx.facts.value("template") or {}
     if not entry.get("exists"):
         if not ctx.check_mode:
@@ -161,8 +172,10 @@ def _link_warnings(p: dict, actual: dict[str, str | None]) -> list[str]:
     for entry in p["issuance_policies"]:
         declared, linked = entry.get("linked_group") or None, actual.get(entry["oid"])
         if (declared or "") != (linked or ""):
-            out.append(f"Issuance policy {entry['oid']} is linked to {linked or 'no group'}, not "
-                       f"{declared or 'no group'} as declared in templates_issuance_policies.")
+            out.append(
+                f"Issuance policy {entry['oid']} is linked to {linked or 'no group'}, not "
+                f"{declared or 'no group'} as declared in templates_issuance_policies."
+            )
     return out
 
 
@@ -176,7 +189,7 @@ def template_oid(previous: dict | None, base: str, taken: set[str], name: str) -
     attempt = 0
     while True:
         digest = hashlib.sha256(f"{base}|{name.lower()}|{attempt}".encode()).digest()
-        arcs = [10000000 + int.from_bytes(digest[i:i + 4], "big") % 90000000 for i in (0, 4)]
+        arcs = [10000000 + int.from_bytes(digest[i : i + 4], "big") % 90000000 for i in (0, 4)]
         oid = f"{base}.{arcs[0]}.{arcs[1]}"
         if oid not in taken:
             return oid
@@ -204,8 +217,13 @@ def _new_template_attributes(source_raw: dict, after: dict, oid: str) -> dict[st
             attributes.pop(name, None)
         else:
             attributes[name] = value
-    attributes.update({adcs.TEMPLATE_OID_ATTRIBUTE: typed("string", oid), "revision": typed("int", 100),
-                       "msPKI-Template-Minor-Revision": typed("int", 0)})
+    attributes.update(
+        {
+            adcs.TEMPLATE_OID_ATTRIBUTE: typed("string", oid),
+            "revision": typed("int", 100),
+            "msPKI-Template-Minor-Revision": typed("int", 0),
+        }
+    )
     return attributes
 
 
@@ -216,13 +234,20 @@ def _copied_aces(dn: str, source: dict | None, warnings: list[str]) -> list[dict
         if ace.get("inherited"):
             continue
         if not ace.get("account"):
-            warnings.append(f"The source template's entry for {ace.get('sid')} names no account that translates; "
-                            "it is not copied.")
+            warnings.append(
+                f"The source template's entry for {ace.get('sid')} names no account that translates; it is not copied."
+            )
             continue
         object_type = ace.get("object_type")
-        ops.append(ace_add(dn, ace["account"], int(ace["rights"]),
-                           None if not object_type or object_type == adcs.ALL_EXTENDED_RIGHTS else object_type,
-                           bool(ace.get("allow", True))))
+        ops.append(
+            ace_add(
+                dn,
+                ace["account"],
+                int(ace["rights"]),
+                None if not object_type or object_type == adcs.ALL_EXTENDED_RIGHTS else object_type,
+                bool(ace.get("allow", True)),
+            )
+        )
     return ops
 
 
@@ -232,8 +257,9 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
     sids = ctx.facts.value("accounts") or {}
     for principal in principals(p):
         if not sids.get(principal):
-            return Decision.refuse(f"Some or all identity references could not be translated: {principal}",
-                                   warnings=warnings)
+            return Decision.refuse(
+                f"Some or all identity references could not be translated: {principal}", warnings=warnings
+            )
     objects = oid_objects(ctx)
     actual_links = links(objects)
     entry = ctx.facts.value("template") or {}
@@ -256,7 +282,7 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
     dn = adcs.template_dn(name)
     operations: list[dict] = []
     if existing is None:
-        before["acl"] = {principal: None for principal in after["acl"]}   # one added line per principal
+        before["acl"] = {principal: None for principal in after["acl"]}  # one added line per principal
         recorded = records.parse(ctx.facts.get(records.FACT))
         rid = RECORD_PREFIX + name
         forest = _first(ctx.facts.value("oid_base"), adcs.TEMPLATE_OID_ATTRIBUTE) or ""
@@ -265,11 +291,26 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
         # does not take the half-made template for one that was there before.
         operations += records.record(recorded, rid, created=True, previous={"oid": oid})
         if oid not in actual_links:
-            operations.append(ad_create(adcs.OID_CONTAINER, oid_cn(oid), adcs.OID_CLASS, {
-                "flags": typed("int", adcs.OID_TEMPLATE_TYPE), "displayName": typed("string", p["display_name"]),
-                adcs.TEMPLATE_OID_ATTRIBUTE: typed("string", oid)}))
-        operations.append(ad_create(adcs.TEMPLATES_CONTAINER, name, adcs.TEMPLATE_CLASS,
-                                    _new_template_attributes(source.get("attributes") or {}, after, oid)))
+            operations.append(
+                ad_create(
+                    adcs.OID_CONTAINER,
+                    oid_cn(oid),
+                    adcs.OID_CLASS,
+                    {
+                        "flags": typed("int", adcs.OID_TEMPLATE_TYPE),
+                        "displayName": typed("string", p["display_name"]),
+                        adcs.TEMPLATE_OID_ATTRIBUTE: typed("string", oid),
+                    },
+                )
+            )
+        operations.append(
+            ad_create(
+                adcs.TEMPLATES_CONTAINER,
+                name,
+                adcs.TEMPLATE_CLASS,
+                _new_template_attributes(source.get("attributes") or {}, after, oid),
+            )
+        )
         operations += _copied_aces(dn, source, warnings)
         current_acl = model.view(base, source_name, False)["acl"] if base else {}
     else:
@@ -286,8 +327,9 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
         operations.append(ace_add(dn, principal, rights, object_type))
     if p["publish"] and name.lower() not in issued:
         # Retried while the CA does not see the template yet (replication, its template cache).
-        operations.append(cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE,
-                                 retry=PUBLISH_RETRY))
+        operations.append(
+            cmdlet("Add-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE, retry=PUBLISH_RETRY)
+        )
     elif not p["publish"] and name.lower() in issued:
         operations.append(cmdlet("Remove-CATemplate", {"Name": name, "Force": True}, module=ADCS_MODULE))
     return Decision(before=before, after=after, operations=operations, warnings=warnings)
@@ -295,9 +337,13 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
 
 # -- templates.audit ------------------------------------------------------------------------
 def audit_facts(p: dict) -> dict:
-    return {**ca_facts(), **oid_facts(),
-            "templates": ad_search_fact(adcs.TEMPLATES_CONTAINER, TEMPLATE_FILTER, TEMPLATE_ATTRIBUTES,
-                                        scope="onelevel", acl=True)}
+    return {
+        **ca_facts(),
+        **oid_facts(),
+        "templates": ad_search_fact(
+            adcs.TEMPLATES_CONTAINER, TEMPLATE_FILTER, TEMPLATE_ATTRIBUTES, scope="onelevel", acl=True
+        ),
+    }
 
 
 def _by_name(entries: list[dict]) -> dict[str, dict]:
@@ -313,8 +359,9 @@ def decide_audit(ctx: Context) -> Decision:
         return Decision.refuse(refusal)
     entries = _by_name(ctx.facts.value("templates"))
     actual_links = links(oid_objects(ctx))
-    templates = {t: model.view(model.record_from_ad(entries.get(t.lower()), actual_links), t, True)
-                 for t in sorted(published)}
+    templates = {
+        t: model.view(model.record_from_ad(entries.get(t.lower()), actual_links), t, True) for t in sorted(published)
+    }
     state = {"ca": name, "templates": templates}
     accepted = {a.lower() for a in ctx.params["accepted_findings"]}
     warnings, refused = [], []
@@ -328,18 +375,28 @@ def decide_audit(ctx: Context) -> Decision:
             if not note:
                 refused.append(key)
     if refused:
-        return Decision(before=state, after=state, warnings=warnings, failed=True,
-                        msg=f"{len(refused)} ESC finding(s) on templates this CA issues: {', '.join(refused)}. "
-                            "Fix them, or accept one on purpose with templates_accepted_findings: "
-                            "['RULE:Template']")
+        return Decision(
+            before=state,
+            after=state,
+            warnings=warnings,
+            failed=True,
+            msg=f"{len(refused)} ESC finding(s) on templates this CA issues: {', '.join(refused)}. "
+            "Fix them, or accept one on purpose with templates_accepted_findings: "
+            "['RULE:Template']",
+        )
     return Decision(before=state, after=state, warnings=warnings)
 
 
 # -- templates.rollback ---------------------------------------------------------------------
 def rollback_facts(p: dict) -> dict:
-    return {**ca_facts(), **oid_facts(), records.FACT: records.records_fact(),
-            "templates": ad_search_fact(adcs.TEMPLATES_CONTAINER, TEMPLATE_FILTER,
-                                        ("cn", adcs.TEMPLATE_OID_ATTRIBUTE), scope="onelevel")}
+    return {
+        **ca_facts(),
+        **oid_facts(),
+        records.FACT: records.records_fact(),
+        "templates": ad_search_fact(
+            adcs.TEMPLATES_CONTAINER, TEMPLATE_FILTER, ("cn", adcs.TEMPLATE_OID_ATTRIBUTE), scope="onelevel"
+        ),
+    }
 
 
 def decide_rollback(ctx: Context) -> Decision:
@@ -357,7 +414,7 @@ def decide_rollback(ctx: Context) -> Decision:
     objects = oid_objects(ctx)
     before, after, operations = {}, {}, []
     for rid, data in recorded.items():
-        name = rid[len(RECORD_PREFIX):]
+        name = rid[len(RECORD_PREFIX) :]
         entry = entries.get(name.lower())
         before[name] = {"exists": entry is not None, "published": name.lower() in issued}
         after[name] = {"exists": False, "published": False}

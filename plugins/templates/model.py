@@ -11,6 +11,7 @@ the attribute *view*, and the profile (task parameters) as a desired record.
 
 Every conversion is here, in Python; the hosts only read and write the raw attributes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,23 +24,61 @@ from lync2fa.hostops import typed
 from .esc import short_name
 
 OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")  # use fullmatch
-DEFAULT_OWNER = "Domain Admins"   # who owns a template a Domain Admin creates
-VIEW_KEYS = ("display_name", "schema_version", "ekus", "application_policies", "min_key_size", "providers",
-             "exportable_key", "subject_from_ad", "upn_in_san", "enrollee_supplies_subject", "manager_approval",
-             "prompt_user", "no_security_extension", "authorized_signatures", "ra_application_policies",
-             "issuance_policies", "validity_days", "renewal_days", "owner", "acl")
+DEFAULT_OWNER = "Domain Admins"  # who owns a template a Domain Admin creates
+VIEW_KEYS = (
+    "display_name",
+    "schema_version",
+    "ekus",
+    "application_policies",
+    "min_key_size",
+    "providers",
+    "exportable_key",
+    "subject_from_ad",
+    "upn_in_san",
+    "enrollee_supplies_subject",
+    "manager_approval",
+    "prompt_user",
+    "no_security_extension",
+    "authorized_signatures",
+    "ra_application_policies",
+    "issuance_policies",
+    "validity_days",
+    "renewal_days",
+    "owner",
+    "acl",
+)
 ATTRIBUTES = tuple(adcs.TEMPLATE_ATTRIBUTES)
 # Attributes a duplicate takes from its source (Duplicate Template in the MMC), before the profile.
-COPIED = ("flags", "pKIDefaultKeySpec", "pKIKeyUsage", "pKIMaxIssuingDepth", "pKICriticalExtensions",
-          "pKIExtendedKeyUsage", "pKIExpirationPeriod", "pKIOverlapPeriod", "pKIDefaultCSPs", "msPKI-RA-Signature",
-          "msPKI-Enrollment-Flag", "msPKI-Private-Key-Flag", "msPKI-Certificate-Name-Flag", "msPKI-Minimal-Key-Size",
-          "msPKI-Template-Schema-Version", "msPKI-Certificate-Application-Policy", "msPKI-RA-Application-Policies",
-          "msPKI-RA-Policies", "msPKI-Certificate-Policy")
+COPIED = (
+    "flags",
+    "pKIDefaultKeySpec",
+    "pKIKeyUsage",
+    "pKIMaxIssuingDepth",
+    "pKICriticalExtensions",
+    "pKIExtendedKeyUsage",
+    "pKIExpirationPeriod",
+    "pKIOverlapPeriod",
+    "pKIDefaultCSPs",
+    "msPKI-RA-Signature",
+    "msPKI-Enrollment-Flag",
+    "msPKI-Private-Key-Flag",
+    "msPKI-Certificate-Name-Flag",
+    "msPKI-Minimal-Key-Size",
+    "msPKI-Template-Schema-Version",
+    "msPKI-Certificate-Application-Policy",
+    "msPKI-RA-Application-Policies",
+    "msPKI-RA-Policies",
+    "msPKI-Certificate-Policy",
+)
 # The template rights vocabulary (Allow entries) -> the ACE lync2fa adds for it.
 RIGHT_ACES = {
-    "Read": (adcs.GENERIC_READ, None), "Write": (adcs.GENERIC_WRITE, None), "FullControl": (adcs.GENERIC_ALL, None),
-    "WriteOwner": (adcs.WRITE_OWNER, None), "WriteDacl": (adcs.WRITE_DACL, None),
-    "Enroll": (adcs.EXTENDED_RIGHT, adcs.ENROLL), "Autoenroll": (adcs.EXTENDED_RIGHT, adcs.AUTOENROLL),
+    "Read": (adcs.GENERIC_READ, None),
+    "Write": (adcs.GENERIC_WRITE, None),
+    "FullControl": (adcs.GENERIC_ALL, None),
+    "WriteOwner": (adcs.WRITE_OWNER, None),
+    "WriteDacl": (adcs.WRITE_DACL, None),
+    "Enroll": (adcs.EXTENDED_RIGHT, adcs.ENROLL),
+    "Autoenroll": (adcs.EXTENDED_RIGHT, adcs.AUTOENROLL),
 }
 
 
@@ -93,9 +132,11 @@ def _one(attributes: dict, name: str, default=None):
 
 def providers_of(values: list[str]) -> list[str]:
     """pKIDefaultCSPs ("1,Provider", "2,Other") in priority order, without the numbers."""
+
     def priority(value: str) -> int:
         head = value.split(",", 1)[0]
         return int(head) if head.strip().isdigit() else 0
+
     return [v.split(",", 1)[1] if "," in v else v for v in sorted(values, key=priority)]
 
 
@@ -111,7 +152,9 @@ def record_from_ad(entry: dict | None, links: dict[str, str | None] | None = Non
     name = _one(a, "cn") or (entry.get("dn") or "CN=?").split(",", 1)[0].split("=", 1)[-1]
     acl = entry.get("acl") or {}
     return {
-        "name": name, "display_name": _one(a, "displayName"), "oid": _one(a, "msPKI-Cert-Template-OID"),
+        "name": name,
+        "display_name": _one(a, "displayName"),
+        "oid": _one(a, "msPKI-Cert-Template-OID"),
         "schema_version": max(int(_one(a, "msPKI-Template-Schema-Version", 1) or 1), 1),
         "ekus": sorted(a.get("pKIExtendedKeyUsage") or []),
         "application_policies": sorted(a.get("msPKI-Certificate-Application-Policy") or []),
@@ -126,8 +169,10 @@ def record_from_ad(entry: dict | None, links: dict[str, str | None] | None = Non
         "no_security_extension": bool(enroll_flag & adcs.ENROLL_NO_SECURITY_EXTENSION),
         "authorized_signatures": int(_one(a, "msPKI-RA-Signature", 0) or 0),
         "ra_application_policies": sorted(a.get("msPKI-RA-Application-Policies") or []),
-        "issuance_policies": sorted(({"oid": o, "linked_group": (links or {}).get(o)}
-                                     for o in a.get("msPKI-Certificate-Policy") or []), key=lambda e: e["oid"]),
+        "issuance_policies": sorted(
+            ({"oid": o, "linked_group": (links or {}).get(o)} for o in a.get("msPKI-Certificate-Policy") or []),
+            key=lambda e: e["oid"],
+        ),
         "validity_days": adcs.period_days(_one(a, "pKIExpirationPeriod")),
         "renewal_days": adcs.period_days(_one(a, "pKIOverlapPeriod")),
         "owner": short_name(acl["owner"]) if acl.get("owner") else None,
@@ -147,14 +192,17 @@ def merge_acl(acl: list[dict], grants: list[dict]) -> list[dict]:
 def grants(p: dict) -> list[dict]:
     """The ACL entries the profile asks for: Read+Enroll(+Autoenroll) and any extra entries."""
     enroll = ["Read", "Enroll"] + (["Autoenroll"] if p["autoenroll"] else [])
-    return [{"principal": p["enroll_principal"], "rights": enroll},
-            *({"principal": a["principal"], "rights": list(a["rights"])} for a in p["extra_acl"])]
+    return [
+        {"principal": p["enroll_principal"], "rights": enroll},
+        *({"principal": a["principal"], "rights": list(a["rights"])} for a in p["extra_acl"]),
+    ]
 
 
 def policies(p: dict, links: dict[str, str | None]) -> list[dict]:
     """Issuance policies with the group each OID is actually linked to (``links``)."""
-    return sorted(({"oid": e["oid"], "linked_group": links.get(e["oid"])} for e in p["issuance_policies"]),
-                  key=lambda e: e["oid"])
+    return sorted(
+        ({"oid": e["oid"], "linked_group": links.get(e["oid"])} for e in p["issuance_policies"]), key=lambda e: e["oid"]
+    )
 
 
 def declared_policies(p: dict) -> list[dict]:
@@ -162,27 +210,40 @@ def declared_policies(p: dict) -> list[dict]:
     return [{"oid": e["oid"], "linked_group": e.get("linked_group")} for e in p["issuance_policies"]]
 
 
-def desired_record(p: dict, base: dict | None, links: dict[str, str | None] | None = None,
-                   existing: bool = False) -> dict:
+def desired_record(
+    p: dict, base: dict | None, links: dict[str, str | None] | None = None, existing: bool = False
+) -> dict:
     """The template after applying the profile to ``base``: the ``existing`` template, else the
     source template being duplicated (or nothing). ``links`` maps issuance policy OIDs to the
     group they are linked to; without it, the declared links are used (the ESC gate)."""
     record = copy.deepcopy(base or {})
     ess = p["enrollee_supplies_subject"]
     ekus = sorted({resolve_oid(e) for e in p["ekus"]})
-    record.update({
-        "name": p["name"], "display_name": p["display_name"], "schema_version": p["schema_version"],
-        "ekus": ekus, "application_policies": ekus if p["schema_version"] >= 2 else [],
-        "min_key_size": p["min_key_size"], "providers": list(p["providers"]), "exportable_key": p["exportable_key"],
-        "subject_from_ad": p["subject_from_ad"] and not ess, "upn_in_san": not ess, "enrollee_supplies_subject": ess,
-        "manager_approval": p["manager_approval"], "prompt_user": p["prompt_user"],
-        "no_security_extension": p["no_security_extension"], "authorized_signatures": p["authorized_signatures"],
-        "ra_application_policies": sorted({resolve_oid(o) for o in p["ra_application_policies"]}),
-        "issuance_policies": declared_policies(p) if links is None else policies(p, links),
-        "validity_days": p["validity_days"], "renewal_days": p["renewal_days"],
-        "owner": record.get("owner") if existing else DEFAULT_OWNER,
-        "acl": merge_acl(record.get("acl", []), grants(p)),
-    })
+    record.update(
+        {
+            "name": p["name"],
+            "display_name": p["display_name"],
+            "schema_version": p["schema_version"],
+            "ekus": ekus,
+            "application_policies": ekus if p["schema_version"] >= 2 else [],
+            "min_key_size": p["min_key_size"],
+            "providers": list(p["providers"]),
+            "exportable_key": p["exportable_key"],
+            "subject_from_ad": p["subject_from_ad"] and not ess,
+            "upn_in_san": not ess,
+            "enrollee_supplies_subject": ess,
+            "manager_approval": p["manager_approval"],
+            "prompt_user": p["prompt_user"],
+            "no_security_extension": p["no_security_extension"],
+            "authorized_signatures": p["authorized_signatures"],
+            "ra_application_policies": sorted({resolve_oid(o) for o in p["ra_application_policies"]}),
+            "issuance_policies": declared_policies(p) if links is None else policies(p, links),
+            "validity_days": p["validity_days"],
+            "renewal_days": p["renewal_days"],
+            "owner": record.get("owner") if existing else DEFAULT_OWNER,
+            "acl": merge_acl(record.get("acl", []), grants(p)),
+        }
+    )
     return record
 
 
@@ -196,20 +257,28 @@ def view(record: dict | None, name: str, published: bool) -> dict:
     v1 = record.get("schema_version", 1) < 2
     acl = {short_name(a["principal"]): sorted(a["rights"]) for a in record.get("acl", [])}
     return {
-        "name": name, "exists": True, "display_name": record.get("display_name"),
-        "schema_version": record.get("schema_version", 1), "ekus": ekus,
+        "name": name,
+        "exists": True,
+        "display_name": record.get("display_name"),
+        "schema_version": record.get("schema_version", 1),
+        "ekus": ekus,
         "application_policies": sorted(record.get("application_policies", [] if v1 else ekus)),
-        "min_key_size": record.get("min_key_size"), "providers": list(record.get("providers", [])),
+        "min_key_size": record.get("min_key_size"),
+        "providers": list(record.get("providers", [])),
         "exportable_key": bool(record.get("exportable_key")),
         "subject_from_ad": bool(record.get("subject_from_ad", not ess)),
-        "upn_in_san": bool(record.get("upn_in_san", not ess)), "enrollee_supplies_subject": ess,
-        "manager_approval": bool(record.get("manager_approval")), "prompt_user": bool(record.get("prompt_user")),
+        "upn_in_san": bool(record.get("upn_in_san", not ess)),
+        "enrollee_supplies_subject": ess,
+        "manager_approval": bool(record.get("manager_approval")),
+        "prompt_user": bool(record.get("prompt_user")),
         "no_security_extension": bool(record.get("no_security_extension")),
         "authorized_signatures": int(record.get("authorized_signatures") or 0),
         "ra_application_policies": sorted(record.get("ra_application_policies", [])),
         "issuance_policies": sorted(record.get("issuance_policies", []), key=lambda e: e["oid"]),
-        "validity_days": record.get("validity_days"), "renewal_days": record.get("renewal_days"),
-        "owner": short_name(record["owner"]) if record.get("owner") else None, "acl": acl,
+        "validity_days": record.get("validity_days"),
+        "renewal_days": record.get("renewal_days"),
+        "owner": short_name(record["owner"]) if record.get("owner") else None,
+        "acl": acl,
         "published": published,
     }
 
@@ -234,11 +303,13 @@ def raw_values(desired: dict, current_raw: dict) -> dict[str, dict]:
     enroll_flag = _set(enroll_flag, adcs.ENROLL_PEND_ALL_REQUESTS, desired["manager_approval"])
     enroll_flag = _set(enroll_flag, adcs.ENROLL_USER_INTERACTION_REQUIRED, desired["prompt_user"])
     enroll_flag = _set(enroll_flag, adcs.ENROLL_NO_SECURITY_EXTENSION, desired["no_security_extension"])
-    key_flag = _set(adcs.uint32(_one(current_raw, "msPKI-Private-Key-Flag", 0)), adcs.KEY_EXPORTABLE,
-                    desired["exportable_key"])
+    key_flag = _set(
+        adcs.uint32(_one(current_raw, "msPKI-Private-Key-Flag", 0)), adcs.KEY_EXPORTABLE, desired["exportable_key"]
+    )
 
     def strings(values):
         return typed("strings", list(values) if values else None)
+
     return {
         "displayName": typed("string", desired["display_name"]),
         "msPKI-Template-Schema-Version": typed("int", desired["schema_version"]),
@@ -259,14 +330,19 @@ def raw_values(desired: dict, current_raw: dict) -> dict[str, dict]:
 
 # Which attributes carry which view keys (an attribute is written when one of its keys differs).
 WRITES = {
-    "displayName": ("display_name",), "msPKI-Template-Schema-Version": ("schema_version",),
-    "pKIExtendedKeyUsage": ("ekus",), "msPKI-Certificate-Application-Policy": ("application_policies",),
-    "msPKI-RA-Application-Policies": ("ra_application_policies",), "msPKI-Certificate-Policy": ("issuance_policies",),
-    "msPKI-Minimal-Key-Size": ("min_key_size",), "pKIDefaultCSPs": ("providers",),
+    "displayName": ("display_name",),
+    "msPKI-Template-Schema-Version": ("schema_version",),
+    "pKIExtendedKeyUsage": ("ekus",),
+    "msPKI-Certificate-Application-Policy": ("application_policies",),
+    "msPKI-RA-Application-Policies": ("ra_application_policies",),
+    "msPKI-Certificate-Policy": ("issuance_policies",),
+    "msPKI-Minimal-Key-Size": ("min_key_size",),
+    "pKIDefaultCSPs": ("providers",),
     "msPKI-Private-Key-Flag": ("exportable_key",),
     "msPKI-Certificate-Name-Flag": ("subject_from_ad", "upn_in_san", "enrollee_supplies_subject"),
     "msPKI-Enrollment-Flag": ("manager_approval", "prompt_user", "no_security_extension"),
-    "msPKI-RA-Signature": ("authorized_signatures",), "pKIExpirationPeriod": ("validity_days",),
+    "msPKI-RA-Signature": ("authorized_signatures",),
+    "pKIExpirationPeriod": ("validity_days",),
     "pKIOverlapPeriod": ("renewal_days",),
 }
 
@@ -274,8 +350,7 @@ WRITES = {
 def changed_attributes(current: dict, desired: dict, current_raw: dict) -> dict[str, dict]:
     """The typed writes that turn the template ``current`` (a view) into ``desired`` (a view)."""
     values = raw_values(desired, current_raw)
-    return {attr: values[attr] for attr, keys in WRITES.items()
-            if any(current.get(k) != desired.get(k) for k in keys)}
+    return {attr: values[attr] for attr, keys in WRITES.items() if any(current.get(k) != desired.get(k) for k in keys)}
 
 
 def missing_rights(acl_view: dict, grants_: list[dict]) -> list[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """Account name -> SID lookups (NTAccount.Translate, the ``account_sids`` named fact of
 core/ps/Lync2fa.Accounts.ps1). LSA resolves names over the computer's secure channel, so the
 lookup needs no delegated credentials."""
+
 from __future__ import annotations
 
 from .directory import translate

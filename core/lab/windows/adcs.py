@@ -31,6 +31,7 @@ at most every ``replication_delay_s``), is "not found" for ``Add-CATemplate``.
 Other lab components read the CA through ``ca_of(store, host)`` and sign with
 ``issue_certificate(...)``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -72,14 +73,22 @@ REPLICATION_DELAY_OPTION = "ad_replication_delay_s"
 DEFAULT_REPLICATION_DELAY_S = 0.5
 HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 # The templates a new Enterprise CA issues out of the box (when they exist in AD).
-DEFAULT_ISSUED = ("DirectoryEmailReplication", "DomainControllerAuthentication", "KerberosAuthentication",
-                  "EFSRecovery", "EFS", "DomainController", "WebServer", "Machine", "User", "SubCA",
-                  "Administrator")
+DEFAULT_ISSUED = (
+    "DirectoryEmailReplication",
+    "DomainControllerAuthentication",
+    "KerberosAuthentication",
+    "EFSRecovery",
+    "EFS",
+    "DomainController",
+    "WebServer",
+    "Machine",
+    "User",
+    "SubCA",
+    "Administrator",
+)
 CERTSRV_PHYSICAL_PATH = "C:\\Windows\\system32\\CertSrv\\en-US"
-NON_INTERACTIVE = ("Windows PowerShell is in NonInteractive mode. Read and Prompt functionality is not "
-                   "available.")
-TEMPLATE_NOT_FOUND_ID = ("AddCATemplate,Microsoft.CertificateServices.Administration.Commands.CA."
-                         "AddCATemplateCommand")
+NON_INTERACTIVE = "Windows PowerShell is in NonInteractive mode. Read and Prompt functionality is not available."
+TEMPLATE_NOT_FOUND_ID = "AddCATemplate,Microsoft.CertificateServices.Administration.Commands.CA.AddCATemplateCommand"
 
 
 def _config_key(ca_name: str) -> str:
@@ -92,12 +101,13 @@ def thumbprint(cert: x509.Certificate) -> str:
 
 
 def _spaced(thumb: str) -> str:
-    return " ".join(thumb[i:i + 2].lower() for i in range(0, len(thumb), 2))
+    return " ".join(thumb[i : i + 2].lower() for i in range(0, len(thumb), 2))
 
 
 def _b64_der(cert_pem: str) -> str:
-    return base64.b64encode(x509.load_pem_x509_certificate(cert_pem.encode())
-                            .public_bytes(serialization.Encoding.DER)).decode()
+    return base64.b64encode(
+        x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
+    ).decode()
 
 
 def generalized_time(when: dt.datetime | None = None) -> str:
@@ -126,28 +136,55 @@ def make_ca_certificate(common_name: str, key_length: int, hash_algorithm: str, 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=round(365.25 * years)))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, HASHES[hash_algorithm]())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
 # -- AD skeleton ------------------------------------------------------------------------------
-PKI_CONTAINERS = ("CN=Services", "CN=Public Key Services,CN=Services",
-                  *(f"{c},CN=Public Key Services,CN=Services" for c in (
-                      "CN=Certificate Templates", "CN=Enrollment Services", "CN=Certification Authorities",
-                      "CN=AIA", "CN=OID", "CN=KRA", "CN=CDP")))
+PKI_CONTAINERS = (
+    "CN=Services",
+    "CN=Public Key Services,CN=Services",
+    *(
+        f"{c},CN=Public Key Services,CN=Services"
+        for c in (
+            "CN=Certificate Templates",
+            "CN=Enrollment Services",
+            "CN=Certification Authorities",
+            "CN=AIA",
+            "CN=OID",
+            "CN=KRA",
+            "CN=CDP",
+        )
+    ),
+)
 
 
 @seeds
@@ -160,15 +197,24 @@ def seed_pki_containers(store: EstateStore, estate: Estate) -> None:
         dn = f"{rdn},{config}" if rdn else config
         if directory.get(dn) is None:
             cn = dn.split(",", 1)[0].split("=", 1)[1]
-            directory.put({"dn": dn, "class": "configuration" if not rdn else "container",
-                           "attributes": {"cn": [cn], "whenCreated": ["20200101000000.0Z"]},
-                           "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []}})
+            directory.put(
+                {
+                    "dn": dn,
+                    "class": "configuration" if not rdn else "container",
+                    "attributes": {"cn": [cn], "whenCreated": ["20200101000000.0Z"]},
+                    "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []},
+                }
+            )
     ntauth = directory.resolve(adcs.NTAUTH_DN)
     if directory.get(ntauth) is None:
-        directory.put({"dn": ntauth, "class": "certificationAuthority",
-                       "attributes": {"cn": ["NTAuthCertificates"], "cACertificate": [],
-                                      "whenCreated": ["20200101000000.0Z"]},
-                       "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []}})
+        directory.put(
+            {
+                "dn": ntauth,
+                "class": "certificationAuthority",
+                "attributes": {"cn": ["NTAuthCertificates"], "cACertificate": [], "whenCreated": ["20200101000000.0Z"]},
+                "acl": {"owner": f"{estate.netbios}\\Enterprise Admins", "aces": []},
+            }
+        )
 
 
 # -- reading the CA (for other lab components) -------------------------------------------------
@@ -193,11 +239,18 @@ def ca_of(store: EstateStore, host_name: str, domain: str | None = None) -> dict
     der = adcs.certificate_from_blob(base64.b64decode(blob)) if blob else None
     cert_pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode() if der else None
     key_pem = (store.get(MACHINE_KEY, f"{host_name}|{thumb}") or {}).get("key_pem")
-    out = {"common_name": name, "ca_type": adcs.CA_TYPES.get(registry.value(key, "CAType")),
-           "cert_pem": cert_pem, "key_pem": key_pem, "thumbprint": thumb,
-           "hash_algorithm": str(registry.value(f"{key}\\CSP", "CNGHashAlgorithm") or "").lower() or None,
-           "crypto_provider": registry.value(f"{key}\\CSP", "Provider"), "key_length": None,
-           "validity_years": None, "published": []}
+    out = {
+        "common_name": name,
+        "ca_type": adcs.CA_TYPES.get(registry.value(key, "CAType")),
+        "cert_pem": cert_pem,
+        "key_pem": key_pem,
+        "thumbprint": thumb,
+        "hash_algorithm": str(registry.value(f"{key}\\CSP", "CNGHashAlgorithm") or "").lower() or None,
+        "crypto_provider": registry.value(f"{key}\\CSP", "Provider"),
+        "key_length": None,
+        "validity_years": None,
+        "published": [],
+    }
     if cert_pem:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         out["key_length"] = cert.public_key().key_size
@@ -222,43 +275,55 @@ def _enrollment_service(store: EstateStore, name: str, domain: str | None) -> di
 def _require_ca(machine: Machine, what: str) -> str:
     name = ca_name(machine)
     if not name:
-        raise WindowsError(f"{what}: The Certification Authority Service is not installed or not running on this "
-                           "computer. 0x80070002 (WIN32: 2 ERROR_FILE_NOT_FOUND)", "ObjectNotFound",
-                           f"{what},Microsoft.CertificateServices.Administration.Commands.CA")
+        raise WindowsError(
+            f"{what}: The Certification Authority Service is not installed or not running on this "
+            "computer. 0x80070002 (WIN32: 2 ERROR_FILE_NOT_FOUND)",
+            "ObjectNotFound",
+            f"{what},Microsoft.CertificateServices.Administration.Commands.CA",
+        )
     return name
 
 
 def _non_interactive(p: dict) -> None:
     if not p.get("Force"):
-        raise WindowsError(NON_INTERACTIVE, "InvalidOperation", "System.Management.Automation.PSInvalidOperationException")
+        raise WindowsError(
+            NON_INTERACTIVE, "InvalidOperation", "System.Management.Automation.PSInvalidOperationException"
+        )
 
 
 # -- Install-AdcsCertificationAuthority --------------------------------------------------------
 @simulates("Install-AdcsCertificationAuthority")
 def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
     if not installed(machine.store, machine.name, adcs.FEATURE_CA):
-        raise WindowsError("The Certification Authority role service is not installed. Install it with "
-                           "Install-WindowsFeature ADCS-Cert-Authority first.", "InvalidOperation",
-                           "Install-AdcsCertificationAuthority,Microsoft.CertificateServices.Deployment.Commands.CA."
-                           "InstallADCSCertificationAuthority")
+        raise WindowsError(
+            "The Certification Authority role service is not installed. Install it with "
+            "Install-WindowsFeature ADCS-Cert-Authority first.",
+            "InvalidOperation",
+            "Install-AdcsCertificationAuthority,Microsoft.CertificateServices.Deployment.Commands.CA."
+            "InstallADCSCertificationAuthority",
+        )
     _non_interactive(p)
     if ca_name(machine):
-        raise WindowsError("The Certification Authority is already installed.", "InvalidOperation",
-                           "Install-AdcsCertificationAuthority,Microsoft.CertificateServices.Deployment.Commands.CA."
-                           "InstallADCSCertificationAuthority")
+        raise WindowsError(
+            "The Certification Authority is already installed.",
+            "InvalidOperation",
+            "Install-AdcsCertificationAuthority,Microsoft.CertificateServices.Deployment.Commands.CA."
+            "InstallADCSCertificationAuthority",
+        )
     ca_type = str(p.get("CAType") or "EnterpriseRootCA")
     if ca_type not in ("EnterpriseRootCA", "StandaloneRootCA"):
         raise WindowsError(f"lab: a {ca_type} needs a parent CA, which the lab does not model")
     enterprise = ca_type.startswith("Enterprise")
     if enterprise:
-        machine.require_network("LDAP")     # writes the configuration partition on a DC
+        machine.require_network("LDAP")  # writes the configuration partition on a DC
     name = str(p.get("CACommonName") or f"{machine.estate.netbios}-{machine.name.upper()}-CA")
     provider = str(p.get("CryptoProviderName") or "RSA#Microsoft Software Key Storage Provider")
     algorithm, _, provider_name = provider.rpartition("#")
     hash_name = str(p.get("HashAlgorithmName") or "SHA256").lower()
     if hash_name not in HASHES:
-        raise WindowsError(f"The hash algorithm {hash_name} is not supported by the provider {provider_name}.",
-                           "InvalidArgument")
+        raise WindowsError(
+            f"The hash algorithm {hash_name} is not supported by the provider {provider_name}.", "InvalidArgument"
+        )
     if hash_name == "sha1":
         raise WindowsError("lab: the lab's OpenSSL refuses sha1 signatures; a sha1 CA cannot be simulated.")
     units = int(p.get("ValidityPeriodUnits") or 5)
@@ -267,8 +332,9 @@ def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
     cert_pem, key_pem = make_ca_certificate(name, int(p.get("KeyLength") or 2048), hash_name, years)
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     thumb = thumbprint(cert)
-    machine.store.put(MACHINE_KEY, f"{machine.name}|{thumb}", {"key_pem": key_pem, "provider": provider_name,
-                                                             "container": name})
+    machine.store.put(
+        MACHINE_KEY, f"{machine.name}|{thumb}", {"key_pem": key_pem, "provider": provider_name, "container": name}
+    )
     blob = base64.b64encode(adcs.certificate_blob(cert.public_bytes(serialization.Encoding.DER))).decode()
     for store_name in ("MY", "ROOT"):
         machine.registry.set(adcs.machine_store_key(store_name, thumb), "Blob", blob, "Binary")
@@ -307,27 +373,35 @@ def _publish_in_ad(machine: Machine, name: str, cert_pem: str) -> None:
     for container in (adcs.CERTIFICATION_AUTHORITIES, adcs.AIA_CONTAINER):
         dn = f"CN={name},{container}"
         if not directory.exists(dn):
-            directory.create(container, name, "certificationAuthority",
-                             {"cACertificate": [der], "whenCreated": [now]})
+            directory.create(container, name, "certificationAuthority", {"cACertificate": [der], "whenCreated": [now]})
     ntauth = directory.get(adcs.NTAUTH_DN)
     if ntauth is not None:
         directory.set_attributes(adcs.NTAUTH_DN, {"cACertificate": [*_attr(ntauth, "cACertificate"), der]})
-    existing = {o["attributes"].get("cn", [""])[0].lower()
-                for o in directory.children(adcs.TEMPLATES_CONTAINER)}
+    existing = {o["attributes"].get("cn", [""])[0].lower() for o in directory.children(adcs.TEMPLATES_CONTAINER)}
     issued = [t for t in DEFAULT_ISSUED if t.lower() in existing]
     service = adcs.enrollment_service_dn(name)
     if directory.exists(service):
         directory.delete(service)
-    directory.create(adcs.ENROLLMENT_SERVICES, name, adcs.ENROLLMENT_SERVICE_CLASS, {
-        "cACertificate": [der], "dNSHostName": [machine.host.fqdn], "displayName": [name],
-        adcs.ISSUED_TEMPLATES_ATTRIBUTE: issued, "whenCreated": [now]})
+    directory.create(
+        adcs.ENROLLMENT_SERVICES,
+        name,
+        adcs.ENROLLMENT_SERVICE_CLASS,
+        {
+            "cACertificate": [der],
+            "dNSHostName": [machine.host.fqdn],
+            "displayName": [name],
+            adcs.ISSUED_TEMPLATES_ATTRIBUTE: issued,
+            "whenCreated": [now],
+        },
+    )
 
 
 # -- templates the CA issues ---------------------------------------------------------------------
 def _load_template_cache(machine: Machine) -> dict:
     """What the CA's template cache holds after it reads the templates from its DC."""
-    names = sorted({_attr(o, "cn")[0].lower() for o in machine.directory.children(adcs.TEMPLATES_CONTAINER)
-                    if _attr(o, "cn")})
+    names = sorted(
+        {_attr(o, "cn")[0].lower() for o in machine.directory.children(adcs.TEMPLATES_CONTAINER) if _attr(o, "cn")}
+    )
     cache = {"names": names, "loaded_at": time.time()}
     _TEMPLATE_CACHES[(str(machine.store.path), machine.name)] = cache
     return cache
@@ -365,7 +439,7 @@ def get_ca_template(machine: Machine, p: dict) -> list[dict]:
     machine.require_network("LDAP")
     service = machine.directory.get(adcs.enrollment_service_dn(name))
     out = []
-    for template in (_attr(service, adcs.ISSUED_TEMPLATES_ATTRIBUTE) if service else []):
+    for template in _attr(service, adcs.ISSUED_TEMPLATES_ATTRIBUTE) if service else []:
         obj = machine.directory.get(adcs.template_dn(template)) or {"attributes": {}}
         oid = (_attr(obj, "msPKI-Cert-Template-OID") or [""])[0]
         out.append({"Name": template, "Oid": oid})
@@ -380,15 +454,21 @@ def add_ca_template(machine: Machine, p: dict) -> None:
     template = str(p["Name"])
     obj = _template_visible(machine, template)
     if obj is None:
-        raise not_found(f"The requested certificate template '{template}' was not found in Active Directory. "
-                        "0x80070002 (WIN32: 2 ERROR_FILE_NOT_FOUND)", TEMPLATE_NOT_FOUND_ID)
+        raise not_found(
+            f"The requested certificate template '{template}' was not found in Active Directory. "
+            "0x80070002 (WIN32: 2 ERROR_FILE_NOT_FOUND)",
+            TEMPLATE_NOT_FOUND_ID,
+        )
     cn = _attr(obj, "cn")[0] if _attr(obj, "cn") else template
     dn = adcs.enrollment_service_dn(name)
     service = machine.directory.get(dn)
     issued = _attr(service, adcs.ISSUED_TEMPLATES_ATTRIBUTE) if service else []
     if cn.lower() in {t.lower() for t in issued}:
-        raise WindowsError("Cannot create a file when that file already exists. 0x800700b7 (WIN32: 183 "
-                           "ERROR_ALREADY_EXISTS)", "ResourceExists", TEMPLATE_NOT_FOUND_ID)
+        raise WindowsError(
+            "Cannot create a file when that file already exists. 0x800700b7 (WIN32: 183 ERROR_ALREADY_EXISTS)",
+            "ResourceExists",
+            TEMPLATE_NOT_FOUND_ID,
+        )
     machine.directory.set_attributes(dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: [*issued, cn]})
 
 
@@ -403,25 +483,30 @@ def remove_ca_template(machine: Machine, p: dict) -> None:
     template = str(p.get("Name") or "")
     if template.lower() not in {t.lower() for t in issued}:
         raise not_found(f"The certificate template '{template}' is not issued by this CA.", TEMPLATE_NOT_FOUND_ID)
-    machine.directory.set_attributes(dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: [t for t in issued
-                                                                            if t.lower() != template.lower()]})
+    machine.directory.set_attributes(
+        dn, {adcs.ISSUED_TEMPLATES_ATTRIBUTE: [t for t in issued if t.lower() != template.lower()]}
+    )
 
 
 # -- Web Enrollment ------------------------------------------------------------------------------
 @simulates("Install-AdcsWebEnrollment")
 def install_adcs_web_enrollment(machine: Machine, p: dict) -> dict:
     if not installed(machine.store, machine.name, adcs.FEATURE_WEB_ENROLLMENT):
-        raise WindowsError("The Certification Authority Web Enrollment role service is not installed. Install it "
-                           "with Install-WindowsFeature ADCS-Web-Enrollment first.", "InvalidOperation",
-                           "Install-AdcsWebEnrollment,Microsoft.CertificateServices.Deployment.Commands.WEP."
-                           "InstallADCSWebEnrollment")
+        raise WindowsError(
+            "The Certification Authority Web Enrollment role service is not installed. Install it "
+            "with Install-WindowsFeature ADCS-Web-Enrollment first.",
+            "InvalidOperation",
+            "Install-AdcsWebEnrollment,Microsoft.CertificateServices.Deployment.Commands.WEP.InstallADCSWebEnrollment",
+        )
     _non_interactive(p)
     if not p.get("CAConfig"):
         _require_ca(machine, "Install-AdcsWebEnrollment")
     if any(a["path"].lower() == "/certsrv" for a in applications(machine)):
-        raise WindowsError("The Certification Authority Web Enrollment role service is already configured.",
-                           "InvalidOperation", "Install-AdcsWebEnrollment,Microsoft.CertificateServices."
-                           "Deployment.Commands.WEP.InstallADCSWebEnrollment")
+        raise WindowsError(
+            "The Certification Authority Web Enrollment role service is already configured.",
+            "InvalidOperation",
+            "Install-AdcsWebEnrollment,Microsoft.CertificateServices.Deployment.Commands.WEP.InstallADCSWebEnrollment",
+        )
     add_application(machine, DEFAULT_SITE, "/CertSrv", CERTSRV_PHYSICAL_PATH)
     set_config(machine, f"{DEFAULT_SITE}/CertSrv", WINDOWS_AUTH, "enabled", True)
     set_config(machine, f"{DEFAULT_SITE}/CertSrv", ACCESS, "sslFlags", "None")
@@ -435,11 +520,11 @@ def _ca_key(key_pem: str):
     return serialization.load_pem_private_key(key_pem.encode(), password=None)
 
 
-UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")          # szOID_NT_PRINCIPAL_NAME
-SID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.311.25.2")      # szOID_NTDS_CA_SECURITY_EXT
+UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # szOID_NT_PRINCIPAL_NAME
+SID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.311.25.2")  # szOID_NTDS_CA_SECURITY_EXT
 SID_OTHERNAME = x509.ObjectIdentifier("1.3.6.1.4.1.311.25.2.1")
-TEMPLATE_NAME_EXT = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2")   # v1 templates: the name
-TEMPLATE_INFO_EXT = x509.ObjectIdentifier("1.3.6.1.4.1.311.21.7")   # v2+ templates: OID + version
+TEMPLATE_NAME_EXT = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2")  # v1 templates: the name
+TEMPLATE_INFO_EXT = x509.ObjectIdentifier("1.3.6.1.4.1.311.21.7")  # v2+ templates: OID + version
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -467,15 +552,20 @@ def template_view(template: dict) -> dict:
     dict of the same meaning (``name, ekus, schema_version, oid, validity_days, upn_in_san,
     no_security_extension``)."""
     if "attributes" not in template:
-        return {"name": template.get("name"), "ekus": [adcs.EKU.get(e, e) for e in template.get("ekus", [])],
-                "schema_version": int(template.get("schema_version", 1)), "oid": template.get("oid"),
-                "validity_days": int(template.get("validity_days", 365)),
-                "upn_in_san": bool(template.get("upn_in_san", True)),
-                "no_security_extension": bool(template.get("no_security_extension"))}
+        return {
+            "name": template.get("name"),
+            "ekus": [adcs.EKU.get(e, e) for e in template.get("ekus", [])],
+            "schema_version": int(template.get("schema_version", 1)),
+            "oid": template.get("oid"),
+            "validity_days": int(template.get("validity_days", 365)),
+            "upn_in_san": bool(template.get("upn_in_san", True)),
+            "no_security_extension": bool(template.get("no_security_extension")),
+        }
 
     def first(name, default=None):
         values = _attr(template, name)
         return values[0] if values else default
+
     days = 365
     period = first("pKIExpirationPeriod")
     if period:
@@ -483,11 +573,15 @@ def template_view(template: dict) -> dict:
         days = max(1, round(-raw / 10_000_000 / 86400))
     name_flag = int(first("msPKI-Certificate-Name-Flag", adcs.NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN))
     enrollment_flag = int(first("msPKI-Enrollment-Flag", 0))
-    return {"name": first("cn"), "ekus": [str(e) for e in _attr(template, "pKIExtendedKeyUsage")],
-            "schema_version": int(first("msPKI-Template-Schema-Version", 1)),
-            "oid": first("msPKI-Cert-Template-OID"), "validity_days": days,
-            "upn_in_san": bool(name_flag & adcs.NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN),
-            "no_security_extension": bool(enrollment_flag & adcs.ENROLLMENT_FLAG_NO_SECURITY_EXTENSION)}
+    return {
+        "name": first("cn"),
+        "ekus": [str(e) for e in _attr(template, "pKIExtendedKeyUsage")],
+        "schema_version": int(first("msPKI-Template-Schema-Version", 1)),
+        "oid": first("msPKI-Cert-Template-OID"),
+        "validity_days": days,
+        "upn_in_san": bool(name_flag & adcs.NAME_FLAG_SUBJECT_ALT_REQUIRE_UPN),
+        "no_security_extension": bool(enrollment_flag & adcs.ENROLLMENT_FLAG_NO_SECURITY_EXTENSION),
+    }
 
 
 def user_subject(sam: str, domain: str) -> x509.Name:
@@ -497,8 +591,9 @@ def user_subject(sam: str, domain: str) -> x509.Name:
     return x509.Name([x509.RelativeDistinguishedName([r]) for r in rdns])
 
 
-def issue_certificate(ca: dict, template: dict, csr: x509.CertificateSigningRequest, sam: str, user: dict,
-                      domain: str) -> x509.Certificate:
+def issue_certificate(
+    ca: dict, template: dict, csr: x509.CertificateSigningRequest, sam: str, user: dict, domain: str
+) -> x509.Certificate:
     """Sign a request as an Enterprise CA does: ``ca`` from ``ca_of``, ``template`` its AD object
     (or a plain view), ``user`` ``{"upn", "sid"}``. Subject and UPN from AD, EKUs and validity
     from the template, the SID security extension unless the template turns it off (ESC9)."""
@@ -514,13 +609,27 @@ def issue_certificate(ca: dict, template: dict, csr: x509.CertificateSigningRequ
     else:
         template_ext = x509.UnrecognizedExtension(TEMPLATE_NAME_EXT, _der(0x1E, str(view["name"]).encode("utf-16-be")))
     builder = (
-        x509.CertificateBuilder().subject_name(user_subject(sam, domain)).issuer_name(ca_cert.subject)
-        .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(user_subject(sam, domain))
+        .issuer_name(ca_cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=10))
         .not_valid_after(now + dt.timedelta(days=view["validity_days"]))
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(e) for e in view["ekus"]]), critical=False)
         .add_extension(template_ext, critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
@@ -535,9 +644,12 @@ def issue_certificate(ca: dict, template: dict, csr: x509.CertificateSigningRequ
     return builder.sign(ca_key, HASHES.get(ca.get("hash_algorithm") or "sha256", hashes.SHA256)())
 
 
-def record_issued(store: EstateStore, ca_host: str, cert: x509.Certificate, requester: str, template: str,
-                  client: str) -> None:
+def record_issued(
+    store: EstateStore, ca_host: str, cert: x509.Certificate, requester: str, template: str, client: str
+) -> None:
     """The CA database row of an issued certificate (kind ``ca_issued``)."""
-    store.put(ISSUED, f"{ca_host}/{cert.serial_number:x}",
-              {"requester": requester, "template": template, "thumbprint": thumbprint(cert), "client": client})
-
+    store.put(
+        ISSUED,
+        f"{ca_host}/{cert.serial_number:x}",
+        {"requester": requester, "template": template, "thumbprint": thumbprint(cert), "client": client},
+    )

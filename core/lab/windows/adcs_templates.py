@@ -9,6 +9,7 @@ forest's base OID. The lab stores exactly that (``lync2fa.lab.windows.directory`
 friendly view, no per-task state. Windows' documented defaults of the built-in templates come
 from ``lync2fa.adcs_builtin`` (what the ESC gate also reads).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,15 +30,23 @@ def forest_oid(domain: str) -> str:
     """The forest's msPKI-Cert-Template-OID base (AD CS makes one, randomly, per forest; the lab
     derives it from the domain so that a lab is reproducible)."""
     digest = hashlib.sha256(domain.encode()).digest()
-    return "1.3.6.1.4.1.311.21.8." + ".".join(str(int.from_bytes(digest[i:i + 3], "big")) for i in range(0, 18, 3))
+    return "1.3.6.1.4.1.311.21.8." + ".".join(str(int.from_bytes(digest[i : i + 3], "big")) for i in range(0, 18, 3))
 
 
 def _acl(store: EstateStore, netbios: str, owner: str, aces) -> dict:
     out = []
     for principal, rights, object_type in aces:
         sid, account = translate(store, principal)
-        out.append({"sid": sid, "account": account, "rights": int(rights),
-                    "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS, "allow": True, "inherited": False})
+        out.append(
+            {
+                "sid": sid,
+                "account": account,
+                "rights": int(rights),
+                "object_type": object_type or adcs.ALL_EXTENDED_RIGHTS,
+                "allow": True,
+                "inherited": False,
+            }
+        )
     return {"owner": f"{netbios}\\{owner}", "aces": out}
 
 
@@ -47,8 +56,11 @@ def seed_forest_oid(store: EstateStore, estate: Estate) -> None:
     issuance policies (the Public Key Services containers are seeded by the AD CS component)."""
     directory = Directory(store, estate.domain)
     dn = directory.resolve(adcs.OID_CONTAINER)
-    obj = directory.get(dn) or {"dn": dn, "attributes": {"cn": ["OID"]},
-                                "acl": {"owner": f"{estate.netbios}\\{CONTAINER_OWNER}", "aces": []}}
+    obj = directory.get(dn) or {
+        "dn": dn,
+        "attributes": {"cn": ["OID"]},
+        "acl": {"owner": f"{estate.netbios}\\{CONTAINER_OWNER}", "aces": []},
+    }
     obj["class"] = adcs.OID_CLASS
     obj["attributes"].setdefault("displayName", ["OID"])
     obj["attributes"].setdefault(adcs.TEMPLATE_OID_ATTRIBUTE, [forest_oid(estate.domain)])
@@ -61,11 +73,18 @@ def builtin_template_object(store: EstateStore, estate: Estate, name: str) -> di
     directory = Directory(store, estate.domain)
     # Written by the installation on the DC the CA uses: visible to the CA at once.
     created = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y%m%d%H%M%S.0Z")
-    attributes = {"cn": [name], **{k: list(v) for k, v in spec["attributes"].items()},
-                  adcs.TEMPLATE_OID_ATTRIBUTE: [f"{forest_oid(estate.domain)}.1.{spec['oid_arc']}"],
-                  "whenCreated": [created]}
-    return {"dn": directory.resolve(adcs.template_dn(name)), "class": adcs.TEMPLATE_CLASS, "attributes": attributes,
-            "acl": _acl(store, estate.netbios, spec["owner"], spec["aces"])}
+    attributes = {
+        "cn": [name],
+        **{k: list(v) for k, v in spec["attributes"].items()},
+        adcs.TEMPLATE_OID_ATTRIBUTE: [f"{forest_oid(estate.domain)}.1.{spec['oid_arc']}"],
+        "whenCreated": [created],
+    }
+    return {
+        "dn": directory.resolve(adcs.template_dn(name)),
+        "class": adcs.TEMPLATE_CLASS,
+        "attributes": attributes,
+        "acl": _acl(store, estate.netbios, spec["owner"], spec["aces"]),
+    }
 
 
 def create_builtin_templates(machine: Machine) -> list[str]:
@@ -80,4 +99,3 @@ def create_builtin_templates(machine: Machine) -> list[str]:
         directory.put(builtin_template_object(machine.store, machine.estate, name))
         created.append(name)
     return created
-

@@ -24,6 +24,7 @@ each of its identifiers are unique in the farm (MSIS7612); ``-MetadataUrl`` is r
 is added, so a pool that does not resolve fails it; a trust named by ``-TargetName`` must exist;
 primary providers must be registered providers allowed for that network location.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,28 +50,51 @@ INSTALL_DIR_20 = "C:\\Program Files\\Active Directory Federation Services 2.0"
 SNAPIN_ASSEMBLY = INSTALL_DIR_20 + "\\Microsoft.IdentityServer.PowerShell.dll"
 WEB_CONFIG = "C:\\inetpub\\adfs\\ls\\web.config"
 POWERSHELL_2008R2 = "2.0"
-WMF_51 = "5.1.14409.1005"          # WMF 5.1 on Windows Server 2008 R2 SP1
+WMF_51 = "5.1.14409.1005"  # WMF 5.1 on Windows Server 2008 R2 SP1
 
 # Cmdlets AD FS 2.0 and 2.1 do not have (they came with 3.0, Windows Server 2012 R2).
-FROM_30 = {"get-adfsglobalauthenticationpolicy", "set-adfsglobalauthenticationpolicy",
-           "get-adfsauthenticationprovider", "get-adfsfarminformation"}
+FROM_30 = {
+    "get-adfsglobalauthenticationpolicy",
+    "set-adfsglobalauthenticationpolicy",
+    "get-adfsauthenticationprovider",
+    "get-adfsfarminformation",
+}
 
 # The built-in authentication providers of AD FS 3.0+ and where each may be primary.
 PROVIDERS = [
-    {"Name": "FormsAuthentication", "AllowedForPrimaryIntranet": True, "AllowedForPrimaryExtranet": True,
-     "AllowedForAdditionalAuthentication": False},
-    {"Name": "WindowsAuthentication", "AllowedForPrimaryIntranet": True, "AllowedForPrimaryExtranet": False,
-     "AllowedForAdditionalAuthentication": False},
-    {"Name": "CertificateAuthentication", "AllowedForPrimaryIntranet": True, "AllowedForPrimaryExtranet": True,
-     "AllowedForAdditionalAuthentication": True},
+    {
+        "Name": "FormsAuthentication",
+        "AllowedForPrimaryIntranet": True,
+        "AllowedForPrimaryExtranet": True,
+        "AllowedForAdditionalAuthentication": False,
+    },
+    {
+        "Name": "WindowsAuthentication",
+        "AllowedForPrimaryIntranet": True,
+        "AllowedForPrimaryExtranet": False,
+        "AllowedForAdditionalAuthentication": False,
+    },
+    {
+        "Name": "CertificateAuthentication",
+        "AllowedForPrimaryIntranet": True,
+        "AllowedForPrimaryExtranet": True,
+        "AllowedForAdditionalAuthentication": True,
+    },
 ]
-POLICY_DEFAULT = {"PrimaryIntranetAuthenticationProvider": ["WindowsAuthentication"],
-                  "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication"],
-                  "AdditionalAuthenticationProvider": [], "DeviceAuthenticationEnabled": False,
-                  "WindowsIntegratedFallbackEnabled": True}
+POLICY_DEFAULT = {
+    "PrimaryIntranetAuthenticationProvider": ["WindowsAuthentication"],
+    "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication"],
+    "AdditionalAuthenticationProvider": [],
+    "DeviceAuthenticationEnabled": False,
+    "WindowsIntegratedFallbackEnabled": True,
+}
 SIGN_IN_DEFAULT = ["Integrated", "Forms", "TlsClient", "Basic"]
-SIGN_IN_PAGES = {"Integrated": "auth/integrated/", "Forms": "FormsSignIn.aspx", "TlsClient": "auth/sslclient/",
-                 "Basic": "auth/basic/"}
+SIGN_IN_PAGES = {
+    "Integrated": "auth/integrated/",
+    "Forms": "FormsSignIn.aspx",
+    "TlsClient": "auth/sslclient/",
+    "Basic": "auth/basic/",
+}
 # Set-AdfsRelyingPartyTrust parameters that select the trust or control the cmdlet, not properties.
 CONTROL = {"TargetName", "TargetIdentifier", "TargetRelyingParty", "PassThru", "WhatIf", "Confirm"}
 
@@ -78,19 +102,22 @@ CONTROL = {"TargetName", "TargetIdentifier", "TargetRelyingParty", "PassThru", "
 def sign_in_config(types: list[str] = SIGN_IN_DEFAULT) -> str:
     """The AD FS 2.x sign-in web.config as installed (the part lync2fa reads), CRLF line ends."""
     adds = "".join(f'      <add name="{t}" page="{SIGN_IN_PAGES.get(t, t)}" />\r\n' for t in types)
-    return ('<?xml version="1.0" encoding="utf-8"?>\r\n<configuration>\r\n  <configSections>\r\n'
-            '    <section name="microsoft.identityServer.web" type="Microsoft.IdentityServer.Web.Configuration.'
-            'MicrosoftIdentityServerWebConfigurationSection, Microsoft.IdentityServer, Version=6.1.0.0, '
-            'Culture=neutral, PublicKeyToken=31bf3856ad364e35" />\r\n  </configSections>\r\n'
-            '  <microsoft.identityServer.web>\r\n    <localAuthenticationTypes>\r\n' + adds +
-            '    </localAuthenticationTypes>\r\n    <commonDomainCookie writer="" reader="" />\r\n'
-            '    <context hidden="true" />\r\n    <error page="Error.aspx" />\r\n'
-            '    <acceptedFederationProtocols saml="true" wsFederation="true" />\r\n'
-            '    <homeRealmDiscovery page="HomeRealmDiscovery.aspx" />\r\n'
-            '    <persistIdentityProviderInformation enabled="true" lifetimeInDays="30" />\r\n'
-            '    <singleSignOn enabled="true" />\r\n  </microsoft.identityServer.web>\r\n'
-            '  <system.web>\r\n    <compilation defaultLanguage="c#" debug="false" />\r\n'
-            '    <customErrors mode="RemoteOnly" />\r\n  </system.web>\r\n</configuration>\r\n')
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\r\n<configuration>\r\n  <configSections>\r\n'
+        '    <section name="microsoft.identityServer.web" type="Microsoft.IdentityServer.Web.Configuration.'
+        "MicrosoftIdentityServerWebConfigurationSection, Microsoft.IdentityServer, Version=6.1.0.0, "
+        'Culture=neutral, PublicKeyToken=31bf3856ad364e35" />\r\n  </configSections>\r\n'
+        "  <microsoft.identityServer.web>\r\n    <localAuthenticationTypes>\r\n"
+        + adds
+        + '    </localAuthenticationTypes>\r\n    <commonDomainCookie writer="" reader="" />\r\n'
+        '    <context hidden="true" />\r\n    <error page="Error.aspx" />\r\n'
+        '    <acceptedFederationProtocols saml="true" wsFederation="true" />\r\n'
+        '    <homeRealmDiscovery page="HomeRealmDiscovery.aspx" />\r\n'
+        '    <persistIdentityProviderInformation enabled="true" lifetimeInDays="30" />\r\n'
+        '    <singleSignOn enabled="true" />\r\n  </microsoft.identityServer.web>\r\n'
+        '  <system.web>\r\n    <compilation defaultLanguage="c#" debug="false" />\r\n'
+        '    <customErrors mode="RemoteOnly" />\r\n  </system.web>\r\n</configuration>\r\n'
+    )
 
 
 def version_of(machine: Machine) -> str | None:
@@ -102,8 +129,9 @@ def has_iis_sign_in(version: str) -> bool:
 
 
 # -- installation -------------------------------------------------------------------------
-def install(store: EstateStore, host: LabHost, version: str, service_name: str | None = None,
-            wmf: str | None = None) -> None:
+def install(
+    store: EstateStore, host: LabHost, version: str, service_name: str | None = None, wmf: str | None = None
+) -> None:
     """AD FS ``version`` as installed on ``host``: no trusts, replay detection off, the default
     sign-in order (2.x) or global policy (3.0+). Replaces whatever AD FS state the host had.
     ``wmf``: on 2.0, the Windows PowerShell version WMF installed (e.g. ``WMF_51``); without it the
@@ -118,21 +146,37 @@ def install(store: EstateStore, host: LabHost, version: str, service_name: str |
     props = {**props, "adfs_version": version}
     if version == "2.0":
         props["powershell_version"] = wmf or POWERSHELL_2008R2
-        for name, value in (("ApplicationBase", INSTALL_DIR_20), ("ModuleName", SNAPIN_ASSEMBLY),
-                            ("AssemblyName", "Microsoft.IdentityServer.PowerShell, Version=6.1.0.0, Culture=neutral, "
-                                             "PublicKeyToken=31bf3856ad364e35"),
-                            ("PowerShellVersion", "1.0"), ("Version", "6.1.0.0"),
-                            ("Description", "This powershell snap-in contains cmdlets used to manage Microsoft "
-                                            "Identity Server resources.")):
+        for name, value in (
+            ("ApplicationBase", INSTALL_DIR_20),
+            ("ModuleName", SNAPIN_ASSEMBLY),
+            (
+                "AssemblyName",
+                "Microsoft.IdentityServer.PowerShell, Version=6.1.0.0, Culture=neutral, "
+                "PublicKeyToken=31bf3856ad364e35",
+            ),
+            ("PowerShellVersion", "1.0"),
+            ("Version", "6.1.0.0"),
+            (
+                "Description",
+                "This powershell snap-in contains cmdlets used to manage Microsoft Identity Server resources.",
+            ),
+        ):
             registry.set(SNAPIN_KEY, name, value)
     else:
         modules.append("ADFS")
     props["modules"] = sorted(modules)
     store.put(HOST_PROPS, host.name, props)
-    store.put(PROPERTIES, host.name, {"HostName": service_name or host.fqdn,
-                                      "Identifier": f"http://{service_name or host.fqdn}/adfs/services/trust",
-                                      "PreventTokenReplays": False, "ReplayCacheExpirationInterval": 60,
-                                      "AutoCertificateRollover": True})
+    store.put(
+        PROPERTIES,
+        host.name,
+        {
+            "HostName": service_name or host.fqdn,
+            "Identifier": f"http://{service_name or host.fqdn}/adfs/services/trust",
+            "PreventTokenReplays": False,
+            "ReplayCacheExpirationInterval": 60,
+            "AutoCertificateRollover": True,
+        },
+    )
     for key in list(store.items_prefix(TRUSTS, f"{host.name}|")):
         store.delete(TRUSTS, key)
     services.add_service(store, host.name, "adfssrv", "Active Directory Federation Services")
@@ -149,8 +193,13 @@ def install(store: EstateStore, host: LabHost, version: str, service_name: str |
 @seeds
 def seed_adfs(store: EstateStore, estate: Estate) -> None:
     for host in estate.in_group("adfs"):
-        install(store, host, str(host.vars.get("adfs_version", DEFAULT_VERSION)),
-                host.vars.get("adfs_federation_service_name"), host.vars.get("wmf_version") and WMF_51)
+        install(
+            store,
+            host,
+            str(host.vars.get("adfs_version", DEFAULT_VERSION)),
+            host.vars.get("adfs_federation_service_name"),
+            host.vars.get("wmf_version") and WMF_51,
+        )
 
 
 @module_file
@@ -192,8 +241,10 @@ def _target(machine: Machine, p: dict, cmdlet: str) -> tuple[str, dict]:
 
 def _no_trust(target: str, cmdlet: str) -> WindowsError:
     # The lab's words (the docs do not give the cmdlet's text for an unknown target).
-    return not_found(f"The relying party trust '{target}' was not found in the AD FS configuration database.",
-                     f"Microsoft.IdentityServer.Management.Commands.{cmdlet.replace('-', '')}Command")
+    return not_found(
+        f"The relying party trust '{target}' was not found in the AD FS configuration database.",
+        f"Microsoft.IdentityServer.Management.Commands.{cmdlet.replace('-', '')}Command",
+    )
 
 
 def _unique_identifiers(machine: Machine, identifiers: list[str], except_key: str | None = None) -> None:
@@ -202,9 +253,12 @@ def _unique_identifiers(machine: Machine, identifiers: list[str], except_key: st
             continue
         clash = {i.lower() for i in identifiers} & {i.lower() for i in trust["Identifier"]}
         if clash:
-            raise WindowsError("MSIS7612: Each identifier for a relying party trust must be unique across all "
-                               "relying party trusts in AD FS configuration.", "InvalidOperation",
-                               "MSIS7612,Microsoft.IdentityServer.Management.Commands.AddRelyingPartyTrustCommand")
+            raise WindowsError(
+                "MSIS7612: Each identifier for a relying party trust must be unique across all "
+                "relying party trusts in AD FS configuration.",
+                "InvalidOperation",
+                "MSIS7612,Microsoft.IdentityServer.Management.Commands.AddRelyingPartyTrustCommand",
+            )
 
 
 def read_metadata(machine: Machine, url: str) -> dict:
@@ -214,14 +268,16 @@ def read_metadata(machine: Machine, url: str) -> dict:
     host = (parts.hostname or "").lower()
     pools = {h.fqdn.lower() for h in machine.estate.in_group("lync_pools")}
     if host not in pools:
-        raise WindowsError(f"The remote name could not be resolved: '{host}'", "NotSpecified",
-                           "System.Net.WebException,Microsoft.IdentityServer.Management.Commands."
-                           "AddRelyingPartyTrustCommand")
+        raise WindowsError(
+            f"The remote name could not be resolved: '{host}'",
+            "NotSpecified",
+            "System.Net.WebException,Microsoft.IdentityServer.Management.Commands.AddRelyingPartyTrustCommand",
+        )
     if not parts.path.lower().startswith("/passiveauth/"):
-        raise WindowsError("The remote server returned an error: (404) Not Found.", "NotSpecified",
-                           "System.Net.WebException")
-    return {"Identifier": [f"https://{host}/passiveauth"],
-            "WSFedEndpoint": f"https://{host}/passiveauth"}
+        raise WindowsError(
+            "The remote server returned an error: (404) Not Found.", "NotSpecified", "System.Net.WebException"
+        )
+    return {"Identifier": [f"https://{host}/passiveauth"], "WSFedEndpoint": f"https://{host}/passiveauth"}
 
 
 # -- cmdlets ------------------------------------------------------------------------------
@@ -232,11 +288,13 @@ def get_relying_party_trust(machine: Machine, p: dict) -> list[dict]:
     for trust in sorted(_trusts(machine).values(), key=lambda t: t["Name"].lower()):
         if p.get("Name") is not None and trust["Name"].lower() not in {str(n).lower() for n in p["Name"]}:
             continue
-        if p.get("Identifier") is not None and not ({str(i).lower() for i in p["Identifier"]}
-                                                     & {i.lower() for i in trust["Identifier"]}):
+        if p.get("Identifier") is not None and not (
+            {str(i).lower() for i in p["Identifier"]} & {i.lower() for i in trust["Identifier"]}
+        ):
             continue
         if p.get("PrefixIdentifier") is not None and not any(
-                i.lower().startswith(str(p["PrefixIdentifier"]).lower()) for i in trust["Identifier"]):
+            i.lower().startswith(str(p["PrefixIdentifier"]).lower()) for i in trust["Identifier"]
+        ):
             continue
         out.append(copy.deepcopy(trust))
     return out
@@ -247,11 +305,24 @@ def add_relying_party_trust(machine: Machine, p: dict) -> dict | None:
     _require(machine, "Add-AdfsRelyingPartyTrust")
     name = str(p["Name"])
     if machine.store.get(TRUSTS, _trust_key(machine, name)) is not None:
-        raise WindowsError(f"MSIS7613: The name '{name}' is already in use by another relying party trust.",
-                           "InvalidOperation", "MSIS7613")
-    trust = {"Name": name, "Identifier": [], "MetadataUrl": None, "Enabled": True, "AutoUpdateEnabled": False,
-             "IssuanceAuthorizationRules": "", "IssuanceTransformRules": "", "TokenLifetime": 0,
-             "EncryptClaims": True, "Notes": None, "WSFedEndpoint": None}
+        raise WindowsError(
+            f"MSIS7613: The name '{name}' is already in use by another relying party trust.",
+            "InvalidOperation",
+            "MSIS7613",
+        )
+    trust = {
+        "Name": name,
+        "Identifier": [],
+        "MetadataUrl": None,
+        "Enabled": True,
+        "AutoUpdateEnabled": False,
+        "IssuanceAuthorizationRules": "",
+        "IssuanceTransformRules": "",
+        "TokenLifetime": 0,
+        "EncryptClaims": True,
+        "Notes": None,
+        "WSFedEndpoint": None,
+    }
     if p.get("MetadataUrl") is not None:
         trust.update(read_metadata(machine, str(p["MetadataUrl"])), MetadataUrl=str(p["MetadataUrl"]))
     elif p.get("Identifier") is not None:
@@ -338,9 +409,11 @@ def set_global_authentication_policy(machine: Machine, p: dict) -> dict | None:
     lists are stored as given (they are a set of alternatives, the order means nothing)."""
     _require(machine, "Set-AdfsGlobalAuthenticationPolicy")
     policy = machine.store.get(POLICY, machine.name) or copy.deepcopy(POLICY_DEFAULT)
-    allowed = {"PrimaryIntranetAuthenticationProvider": "AllowedForPrimaryIntranet",
-               "PrimaryExtranetAuthenticationProvider": "AllowedForPrimaryExtranet",
-               "AdditionalAuthenticationProvider": "AllowedForAdditionalAuthentication"}
+    allowed = {
+        "PrimaryIntranetAuthenticationProvider": "AllowedForPrimaryIntranet",
+        "PrimaryExtranetAuthenticationProvider": "AllowedForPrimaryExtranet",
+        "AdditionalAuthenticationProvider": "AllowedForAdditionalAuthentication",
+    }
     for param, value in p.items():
         if param in ("WhatIf", "Confirm", "PassThru"):
             continue
@@ -350,14 +423,17 @@ def set_global_authentication_policy(machine: Machine, p: dict) -> dict | None:
             for provider in names:
                 entry = known.get(provider.lower())
                 if entry is None or not entry[allowed[param]]:
-                    raise WindowsError(f"The authentication provider '{provider}' is not registered or cannot "
-                                       f"be used for {param}.", "InvalidArgument",
-                                       "Microsoft.IdentityServer.Management.Commands."
-                                       "SetGlobalAuthenticationPolicyCommand")
+                    raise WindowsError(
+                        f"The authentication provider '{provider}' is not registered or cannot be used for {param}.",
+                        "InvalidArgument",
+                        "Microsoft.IdentityServer.Management.Commands.SetGlobalAuthenticationPolicyCommand",
+                    )
             if param != "AdditionalAuthenticationProvider" and not names:
-                raise WindowsError(f"{param} cannot be empty: at least one primary authentication provider "
-                                   "must be enabled.", "InvalidArgument",
-                                   "Microsoft.IdentityServer.Management.Commands.SetGlobalAuthenticationPolicyCommand")
+                raise WindowsError(
+                    f"{param} cannot be empty: at least one primary authentication provider must be enabled.",
+                    "InvalidArgument",
+                    "Microsoft.IdentityServer.Management.Commands.SetGlobalAuthenticationPolicyCommand",
+                )
             value = names
         policy[param] = value
     machine.store.put(POLICY, machine.name, policy)
@@ -369,5 +445,13 @@ def get_endpoint(machine: Machine, p: dict) -> list[dict]:
     _require(machine, "Get-AdfsEndpoint")
     host = (machine.store.get(PROPERTIES, machine.name) or {}).get("HostName", machine.host.fqdn)
     paths = ["/adfs/ls/", "/adfs/services/trust/mex", "/FederationMetadata/2007-06/FederationMetadata.xml"]
-    return [{"AddressPath": a, "FullUrl": f"https://{host}{a}", "Enabled": True, "Proxy": a == "/adfs/ls/",
-             "Protocol": "SAML 2.0/WS-Federation" if a == "/adfs/ls/" else "Metadata"} for a in paths]
+    return [
+        {
+            "AddressPath": a,
+            "FullUrl": f"https://{host}{a}",
+            "Enabled": True,
+            "Proxy": a == "/adfs/ls/",
+            "Protocol": "SAML 2.0/WS-Federation" if a == "/adfs/ls/" else "Metadata",
+        }
+        for a in paths
+    ]

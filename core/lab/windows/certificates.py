@@ -10,6 +10,7 @@
 A Blob is a list of (property id, reserved, length, data); property 32 is the DER certificate,
 property 2 a CRYPT_KEY_PROV_INFO with offsets (container, provider, type, flags, params, key spec).
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,7 @@ ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
 LOCAL_ROOT = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Root\\Certificates"
 ENTERPRISE_STORES = ("Root", "NTAuth", "CA")
 CERT_PROP, KEY_PROV_PROP = 32, 2
-UNTRUSTED_ROOT = -2146762487    # 0x800B0109 CERT_E_UNTRUSTEDROOT
+UNTRUSTED_ROOT = -2146762487  # 0x800B0109 CERT_E_UNTRUSTEDROOT
 
 
 def store_path(store: str) -> str:
@@ -66,7 +67,7 @@ def read_blob(value: str) -> dict:
     data, out, offset = base64.b64decode(value), {"der": None, "container": None, "provider": None}, 0
     while offset + 12 <= len(data):
         pid, _, length = struct.unpack_from("<III", data, offset)
-        body = data[offset + 12:offset + 12 + length]
+        body = data[offset + 12 : offset + 12 + length]
         if pid == CERT_PROP:
             out["der"] = base64.b64encode(body).decode()
         if pid == KEY_PROV_PROP and length >= 8:
@@ -79,8 +80,9 @@ def read_blob(value: str) -> dict:
 
 
 # -- machine stores -----------------------------------------------------------------------
-def add(machine: Machine, path: str, cert: x509.Certificate, container: str | None = None,
-        provider: str | None = None) -> str:
+def add(
+    machine: Machine, path: str, cert: x509.Certificate, container: str | None = None, provider: str | None = None
+) -> str:
     thumb = thumbprint(cert)
     machine.registry.set(f"{path}\\{thumb}", "Blob", blob(cert, container, provider), "Binary")
     return thumb
@@ -105,8 +107,9 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
     try:
-        issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                                   cert.signature_hash_algorithm)
+        issuer.public_key().verify(
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+        )
     except (InvalidSignature, TypeError, ValueError):
         return False
     now = dt.datetime.now(dt.UTC)
@@ -147,6 +150,7 @@ def pulse(machine: Machine) -> None:
     enterprise Root store, NTAuthCertificates into NTAuth. The host property ``autoenrollment:
     false`` models a PC where they do not arrive (the policy off, no DC reached)."""
     from ... import adcs
+
     if machine.props.get("autoenrollment") is False:
         return
     for cert in _ad_certificates(machine, adcs.CERTIFICATION_AUTHORITIES, children=True):
@@ -179,16 +183,23 @@ def user_certificates(machine: Machine, sid: str) -> list[dict]:
 
 
 # -- a request to an enterprise CA over DCOM (ICertRequest), as its policy module answers ------
-RPC_UNAVAILABLE = -2147023174   # 0x800706BA
+RPC_UNAVAILABLE = -2147023174  # 0x800706BA
 CA_UNREACHABLE = "The RPC server is unavailable. 0x800706ba (WIN32: 1722 RPC_S_SERVER_UNAVAILABLE)"
-UNSUPPORTED_TEMPLATE = ("The requested certificate template is not supported by this CA. 0x80094800 "
-                        "(-2146875392 CERTSRV_E_UNSUPPORTED_CERT_TYPE)")
-TEMPLATE_DENIED = ("Denied by Policy Module 0x80094012, The permissions on the certificate template do not allow "
-                   "the current user to enroll for this type of certificate.")
-KEY_LENGTH = ("The public key does not meet the minimum size required by the specified certificate template. "
-              "0x80094811 (-2146875375 CERTSRV_E_KEY_LENGTH)")
-SIGNATURES = ("The request is missing one or more required signatures. 0x80094809 "
-              "(-2146875383 CERTSRV_E_SIGNATURE_COUNT)")
+UNSUPPORTED_TEMPLATE = (
+    "The requested certificate template is not supported by this CA. 0x80094800 "
+    "(-2146875392 CERTSRV_E_UNSUPPORTED_CERT_TYPE)"
+)
+TEMPLATE_DENIED = (
+    "Denied by Policy Module 0x80094012, The permissions on the certificate template do not allow "
+    "the current user to enroll for this type of certificate."
+)
+KEY_LENGTH = (
+    "The public key does not meet the minimum size required by the specified certificate template. "
+    "0x80094811 (-2146875375 CERTSRV_E_KEY_LENGTH)"
+)
+SIGNATURES = (
+    "The request is missing one or more required signatures. 0x80094809 (-2146875383 CERTSRV_E_SIGNATURE_COUNT)"
+)
 PENDING = "Taken Under Submission (the template requires CA manager approval)."
 EVERYONE, AUTHENTICATED_USERS = "S-1-1-0", "S-1-5-11"
 

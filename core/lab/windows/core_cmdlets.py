@@ -1,4 +1,5 @@
 """Windows PowerShell 5.1's own cmdlets that facts and operations call directly."""
+
 from __future__ import annotations
 
 from .errors import WindowsError
@@ -13,13 +14,17 @@ def get_cim_instance(machine: Machine, p: dict) -> list[dict]:
     props = machine.props
     if cls.lower() == "win32_operatingsystem":
         product = props.get("product_type", SERVER)
-        caption = "Microsoft Windows 10 Enterprise" if product == WORKSTATION else \
-            "Microsoft Windows Server 2019 Datacenter"
+        caption = (
+            "Microsoft Windows 10 Enterprise" if product == WORKSTATION else "Microsoft Windows Server 2019 Datacenter"
+        )
         return [{"ProductType": product, "Caption": caption, "Version": "10.0.17763"}]
     if cls.lower() == "win32_computersystem":
         return [{"Name": machine.name.upper(), "PartOfDomain": True, "Domain": machine.estate.domain}]
-    raise WindowsError("Invalid class ", "MetadataError", "HRESULT 0x80041010,Microsoft.Management.Infrastructure."
-                       "CimCmdlets.GetCimInstanceCommand")
+    raise WindowsError(
+        "Invalid class ",
+        "MetadataError",
+        "HRESULT 0x80041010,Microsoft.Management.Infrastructure.CimCmdlets.GetCimInstanceCommand",
+    )
 
 
 @simulates("Get-Module")

@@ -3,6 +3,7 @@ attributes (lists of values, as LDAP has them) and security descriptors.
 
 Users and groups for SID translation stay in ``lync2fa.lab.directory`` (ad_user/ad_group).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ from ..state import EstateStore
 from .errors import WindowsError
 
 KIND = "ad"
-NO_SUCH_OBJECT = -2147016656   # 0x80072030
+NO_SUCH_OBJECT = -2147016656  # 0x80072030
 
 
 def naming_contexts(domain: str) -> dict[str, str]:
@@ -21,8 +22,12 @@ def naming_contexts(domain: str) -> dict[str, str]:
 
 
 def no_such_object(dn: str) -> WindowsError:
-    return WindowsError("There is no such object on the server.\r\n", "NotSpecified",
-                        f"System.DirectoryServices.DirectoryServicesCOMException ({dn})", NO_SUCH_OBJECT)
+    return WindowsError(
+        "There is no such object on the server.\r\n",
+        "NotSpecified",
+        f"System.DirectoryServices.DirectoryServicesCOMException ({dn})",
+        NO_SUCH_OBJECT,
+    )
 
 
 class Directory:
@@ -59,14 +64,22 @@ class Directory:
             raise no_such_object(parent_dn)
         dn = f"CN={cn},{parent_dn}"
         if self.exists(dn):
-            raise WindowsError("The object already exists.\r\n", "NotSpecified",
-                               "System.DirectoryServices.DirectoryServicesCOMException", -2147019886)
+            raise WindowsError(
+                "The object already exists.\r\n",
+                "NotSpecified",
+                "System.DirectoryServices.DirectoryServicesCOMException",
+                -2147019886,
+            )
         # AD stamps every new object with whenCreated (GeneralizedTime; the lab keeps milliseconds,
         # so that a replication delay below a second can be modelled).
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         stamp = now.strftime("%Y%m%d%H%M%S.") + f"{now.microsecond // 1000:03d}Z"
-        obj = {"dn": dn, "class": object_class, "attributes": {"cn": [cn], "whenCreated": [stamp], **attributes},
-               "acl": {"owner": "CORP\\Domain Admins", "aces": []}}
+        obj = {
+            "dn": dn,
+            "class": object_class,
+            "attributes": {"cn": [cn], "whenCreated": [stamp], **attributes},
+            "acl": {"owner": "CORP\\Domain Admins", "aces": []},
+        }
         self.put(obj)
         return obj
 
@@ -101,8 +114,12 @@ def translate(store: EstateStore, principal: str) -> tuple[str, str]:
         entry = store.get(kind, name)
         if entry is not None:
             return entry["sid"], _account(name, entry["sid"])
-    raise WindowsError('Exception calling "Translate" with "1" argument(s): "Some or all identity references '
-                       'could not be translated."', "NotSpecified", "IdentityNotMappedException")
+    raise WindowsError(
+        'Exception calling "Translate" with "1" argument(s): "Some or all identity references '
+        'could not be translated."',
+        "NotSpecified",
+        "IdentityNotMappedException",
+    )
 
 
 def account_of(store: EstateStore, sid: str) -> str | None:

@@ -6,6 +6,7 @@ State: kind ``file``, key ``<host>|<path lower>`` (NTFS paths are case-insensiti
 A file's bytes are its text in its encoding (``utf-8-sig`` writes the UTF-8 byte order mark), so its
 SHA-256 and size are those of the file on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,9 @@ def read(store: EstateStore, host: str, path: str) -> dict | None:
 def write(store: EstateStore, host: str, path: str, text: str, encoding: str = "utf-8-sig") -> None:
     assert encoding in ENCODINGS, encoding
     existing = read(store, host, path)
-    store.put(KIND, _key(host, path), {"path": existing["path"] if existing else path, "text": text,
-                                       "encoding": encoding})
+    store.put(
+        KIND, _key(host, path), {"path": existing["path"] if existing else path, "text": text, "encoding": encoding}
+    )
 
 
 def remove(store: EstateStore, host: str, path: str) -> None:
@@ -54,8 +56,9 @@ def file_fact(machine: Machine, path: str) -> dict:
 
 
 def _path_not_found(path: str, command: str) -> WindowsError:
-    return not_found(f"Cannot find path '{path}' because it does not exist.",
-                     f"PathNotFound,Microsoft.PowerShell.Commands.{command}")
+    return not_found(
+        f"Cannot find path '{path}' because it does not exist.", f"PathNotFound,Microsoft.PowerShell.Commands.{command}"
+    )
 
 
 def _one_path(p: dict, command: str) -> str:
@@ -107,7 +110,10 @@ def file_replace(machine: Machine, path: str, text: str, sha256: str) -> dict:
         raise WindowsError(f"Could not find file '{path}'.", "ObjectNotFound", "FileNotFoundException")
     current = digest(entry)
     if current != str(sha256).lower():
-        raise WindowsError(f"lync2fa: {path} changed since it was read (SHA-256 {current}, expected "
-                           f"{str(sha256).lower()}); nothing was written.", "InvalidOperation")
+        raise WindowsError(
+            f"lync2fa: {path} changed since it was read (SHA-256 {current}, expected "
+            f"{str(sha256).lower()}); nothing was written.",
+            "InvalidOperation",
+        )
     write(machine.store, machine.name, path, text, entry["encoding"])
     return {"sha256": digest(read(machine.store, machine.name, path))}

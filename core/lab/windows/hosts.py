@@ -1,9 +1,10 @@
 """A new lab host's Windows: its PowerShell, product type, installed modules and the
 components' initial state, by role. Components register seeders with ``@seeds``; tests change
 a host's properties (``Machine.set_props``) to model a host set up wrongly."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..estate import Estate
 from ..state import EstateStore
@@ -21,7 +22,7 @@ MODULES_BY_GROUP = {
     "clients": ["TrustedPlatformModule"],
 }
 DEFAULT_PROPS = {"powershell_version": "5.1.17763.1"}
-WORKSTATION, SERVER = 1, 3   # Win32_OperatingSystem.ProductType
+WORKSTATION, SERVER = 1, 3  # Win32_OperatingSystem.ProductType
 
 
 def seeds(func: Callable[[EstateStore, Estate], None]) -> Callable[[EstateStore, Estate], None]:
@@ -33,8 +34,11 @@ def seed(store: EstateStore, estate: Estate) -> None:
     for host in estate.hosts:
         modules = sorted({m for g in host.groups for m in MODULES_BY_GROUP.get(g, [])})
         product = WORKSTATION if "clients" in host.groups else SERVER
-        store.put(HOST_PROPS, host.name, {**DEFAULT_PROPS, "modules": modules, "groups": list(host.groups),
-                                          "product_type": product})
+        store.put(
+            HOST_PROPS,
+            host.name,
+            {**DEFAULT_PROPS, "modules": modules, "groups": list(host.groups), "product_type": product},
+        )
     for seeder in SEEDERS:
         seeder(store, estate)
 
@@ -43,6 +47,7 @@ def effective_execution_policy(machine, process: str | None = None) -> str:
     """The policy this host enforces, from its registry, by the same rules the controller uses
     (lync2fa.execution_policy): set a Group Policy value in the lab's registry to model AllSigned."""
     from ...execution_policy import SCOPES, effective
+
     registry = {}
     for scope, path in SCOPES.items():
         key = machine.registry.read(path)

@@ -15,6 +15,7 @@ The rule the lab models (issue 7 defect 6): with ``sslFlags`` requiring SSL, a r
 gets 403.4 ("SSL required"), and without an https binding the site cannot be reached over https
 at all: ``certsrv_status`` answers what a browser would get.
 """
+
 from __future__ import annotations
 
 from ..estate import Estate
@@ -51,15 +52,25 @@ def applications(machine: Machine) -> list[dict]:
 
 
 def add_application(machine: Machine, site: str, path: str, physical_path: str) -> None:
-    apps = [a for a in applications(machine) if not (a["site"].lower() == site.lower()
-                                                     and a["path"].lower() == path.lower())]
+    apps = [
+        a
+        for a in applications(machine)
+        if not (a["site"].lower() == site.lower() and a["path"].lower() == path.lower())
+    ]
     apps.append({"site": site, "path": path, "physicalPath": physical_path, "applicationPool": "DefaultAppPool"})
     machine.store.put(APPLICATIONS, machine.name, apps)
 
 
 def remove_application(machine: Machine, site: str, path: str) -> None:
-    machine.store.put(APPLICATIONS, machine.name, [a for a in applications(machine) if not (
-        a["site"].lower() == site.lower() and a["path"].lower() == path.lower())])
+    machine.store.put(
+        APPLICATIONS,
+        machine.name,
+        [
+            a
+            for a in applications(machine)
+            if not (a["site"].lower() == site.lower() and a["path"].lower() == path.lower())
+        ],
+    )
 
 
 def _config_key(machine: Machine, location: str, section: str) -> str:
@@ -88,14 +99,16 @@ def set_config(machine: Machine, location: str, section: str, name: str, value) 
 def certsrv_status(machine: Machine, scheme: str, site: str = DEFAULT_SITE) -> int | str:
     """What a browser gets for /certsrv: 200, 403.4 (SSL required over http), or "unreachable"
     (https without an https binding), 404 without the application."""
-    if scheme == "https" and not any(b["site"].lower() == site.lower() and b["protocol"] == "https"
-                                     for b in bindings(machine)):
+    if scheme == "https" and not any(
+        b["site"].lower() == site.lower() and b["protocol"] == "https" for b in bindings(machine)
+    ):
         return "unreachable"
     if not any(a["path"].lower() == "/certsrv" for a in applications(machine)):
         return 404
     ssl = config(machine, f"{site}/CertSrv", ACCESS).get("sslFlags", "None")
-    if scheme == "http" and "Ssl" in str(ssl).replace("SslNegotiateCert", "").replace("SslRequireCert", "") \
-            .replace("SslMapCert", ""):
+    if scheme == "http" and "Ssl" in str(ssl).replace("SslNegotiateCert", "").replace("SslRequireCert", "").replace(
+        "SslMapCert", ""
+    ):
         return "403.4"
     return 200
 
@@ -103,25 +116,38 @@ def certsrv_status(machine: Machine, scheme: str, site: str = DEFAULT_SITE) -> i
 @seeds
 def seed_iis(store: EstateStore, estate: Estate) -> None:
     for host in estate.in_group("ca"):
-        store.put(BINDINGS, host.name, [
-            {"site": DEFAULT_SITE, "protocol": "http", "bindingInformation": "*:80:"},
-            {"site": DEFAULT_SITE, "protocol": "https", "bindingInformation": "*:443:",
-             "certificateStoreName": "My", "certificateHash": _seed_thumbprint(host.fqdn)},
-        ])
+        store.put(
+            BINDINGS,
+            host.name,
+            [
+                {"site": DEFAULT_SITE, "protocol": "http", "bindingInformation": "*:80:"},
+                {
+                    "site": DEFAULT_SITE,
+                    "protocol": "https",
+                    "bindingInformation": "*:443:",
+                    "certificateStoreName": "My",
+                    "certificateHash": _seed_thumbprint(host.fqdn),
+                },
+            ],
+        )
 
 
 def _seed_thumbprint(fqdn: str) -> str:
     """The https binding's certificate as the host's admin enrolled it: a stable stand-in
     thumbprint (the lab does not serve TLS on port 443)."""
     import hashlib
+
     return hashlib.sha1(f"lab-https-{fqdn.lower()}".encode()).hexdigest().upper()
 
 
 @on_install("Web-Server")
 def _default_web_site(machine: Machine) -> None:
     if not any(b["site"] == DEFAULT_SITE for b in bindings(machine)):
-        machine.store.put(BINDINGS, machine.name, [
-            *bindings(machine), {"site": DEFAULT_SITE, "protocol": "http", "bindingInformation": "*:80:"}])
+        machine.store.put(
+            BINDINGS,
+            machine.name,
+            [*bindings(machine), {"site": DEFAULT_SITE, "protocol": "http", "bindingInformation": "*:80:"}],
+        )
 
 
 def _site_exists(machine: Machine, site: str) -> bool:
@@ -138,10 +164,16 @@ def get_web_binding(machine: Machine, p: dict) -> list[dict]:
             continue
         if p.get("Port") and b["bindingInformation"].split(":")[1] != str(p["Port"]):
             continue
-        out.append({"protocol": b["protocol"], "bindingInformation": b["bindingInformation"],
-                    "sslFlags": 0, "certificateHash": b.get("certificateHash", ""),
-                    "certificateStoreName": b.get("certificateStoreName", ""),
-                    "ItemXPath": f"/system.applicationHost/sites/site[@name='{b['site']}']"})
+        out.append(
+            {
+                "protocol": b["protocol"],
+                "bindingInformation": b["bindingInformation"],
+                "sslFlags": 0,
+                "certificateHash": b.get("certificateHash", ""),
+                "certificateStoreName": b.get("certificateStoreName", ""),
+                "ItemXPath": f"/system.applicationHost/sites/site[@name='{b['site']}']",
+            }
+        )
     return out
 
 
@@ -149,18 +181,27 @@ def get_web_binding(machine: Machine, p: dict) -> list[dict]:
 def new_web_binding(machine: Machine, p: dict) -> dict:
     site = str(p.get("Name") or DEFAULT_SITE)
     if not _site_exists(machine, site):
-        raise WindowsError(f"Cannot find path 'IIS:\\Sites\\{site}' because it does not exist.", "ObjectNotFound",
-                           "PathNotFound,Microsoft.IIs.PowerShell.Provider.NewWebBindingCommand")
+        raise WindowsError(
+            f"Cannot find path 'IIS:\\Sites\\{site}' because it does not exist.",
+            "ObjectNotFound",
+            "PathNotFound,Microsoft.IIs.PowerShell.Provider.NewWebBindingCommand",
+        )
     protocol = str(p.get("Protocol") or "http").lower()
     port = p.get("Port") or (443 if protocol == "https" else 80)
     info = f"{p.get('IPAddress') or '*'}:{port}:{p.get('HostHeader') or ''}"
-    if any(b["site"].lower() == site.lower() and b["protocol"] == protocol and b["bindingInformation"] == info
-           for b in bindings(machine)):
-        raise WindowsError("Cannot add duplicate collection entry of type 'binding' with combined key attributes "
-                           f"'protocol, bindingInformation' respectively set to '{protocol}, {info}'",
-                           "InvalidOperation", "Microsoft.IIs.PowerShell.Provider.NewWebBindingCommand")
-    machine.store.put(BINDINGS, machine.name, [*bindings(machine),
-                                               {"site": site, "protocol": protocol, "bindingInformation": info}])
+    if any(
+        b["site"].lower() == site.lower() and b["protocol"] == protocol and b["bindingInformation"] == info
+        for b in bindings(machine)
+    ):
+        raise WindowsError(
+            "Cannot add duplicate collection entry of type 'binding' with combined key attributes "
+            f"'protocol, bindingInformation' respectively set to '{protocol}, {info}'",
+            "InvalidOperation",
+            "Microsoft.IIs.PowerShell.Provider.NewWebBindingCommand",
+        )
+    machine.store.put(
+        BINDINGS, machine.name, [*bindings(machine), {"site": site, "protocol": protocol, "bindingInformation": info}]
+    )
     return {"protocol": protocol, "bindingInformation": info}
 
 
@@ -172,8 +213,14 @@ def get_web_application(machine: Machine, p: dict) -> list[dict]:
             continue
         if p.get("Name") and app["path"].strip("/").lower() != str(p["Name"]).strip("/").lower():
             continue
-        out.append({"path": app["path"], "PhysicalPath": app["physicalPath"],
-                    "applicationPool": app["applicationPool"], "enabledProtocols": "http"})
+        out.append(
+            {
+                "path": app["path"],
+                "PhysicalPath": app["physicalPath"],
+                "applicationPool": app["applicationPool"],
+                "enabledProtocols": "http",
+            }
+        )
     return out
 
 
@@ -184,7 +231,7 @@ def _location(p: dict) -> str:
     ps_path = p.get("PSPath") or "IIS:\\"
     if isinstance(ps_path, list):
         ps_path = ps_path[0]
-    rest = str(ps_path)[len("IIS:\\"):] if str(ps_path).upper().startswith("IIS:\\") else ""
+    rest = str(ps_path)[len("IIS:\\") :] if str(ps_path).upper().startswith("IIS:\\") else ""
     rest = rest.replace("\\", "/").removeprefix("Sites/").strip("/")
     return "/".join(x for x in (rest, str(location).strip("/")) if x)
 
@@ -194,16 +241,18 @@ def _section(p: dict) -> str:
     section = section[0] if isinstance(section, list) else section
     section = str(section).strip("/")
     if section.lower() not in SECTION_DEFAULTS:
-        raise WindowsError(f"Filename: \r\nError: Unrecognized configuration path '{section}'", "NotSpecified",
-                           "System.Runtime.InteropServices.COMException")
+        raise WindowsError(
+            f"Filename: \r\nError: Unrecognized configuration path '{section}'",
+            "NotSpecified",
+            "System.Runtime.InteropServices.COMException",
+        )
     return section
 
 
 @simulates("Get-WebConfiguration")
 def get_web_configuration(machine: Machine, p: dict) -> dict:
     section = _section(p)
-    return {**config(machine, _location(p), section), "SectionPath": "/" + section,
-            "Location": _location(p)}
+    return {**config(machine, _location(p), section), "SectionPath": "/" + section, "Location": _location(p)}
 
 
 @simulates("Get-WebConfigurationProperty")
@@ -222,21 +271,30 @@ def set_web_configuration_property(machine: Machine, p: dict) -> None:
     value = p.get("Value")
     known = {k.lower(): k for k in SECTION_DEFAULTS[section.lower()]}
     if name.lower() not in known:
-        raise WindowsError(f"Property {name} is not found on {section}.", "InvalidArgument",
-                           "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand")
+        raise WindowsError(
+            f"Property {name} is not found on {section}.",
+            "InvalidArgument",
+            "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand",
+        )
     name = known[name.lower()]
     allowed = ENUMS.get((name.lower(),))
     if allowed is not None:
         parts = [x.strip() for x in str(value).split(",")]
         bad = [x for x in parts if x.lower() not in {a.lower() for a in allowed}]
         if bad:
-            raise WindowsError(f"Enum must be one of {', '.join(allowed)}", "NotSpecified",
-                               "System.Runtime.InteropServices.COMException,"
-                               "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand")
+            raise WindowsError(
+                f"Enum must be one of {', '.join(allowed)}",
+                "NotSpecified",
+                "System.Runtime.InteropServices.COMException,"
+                "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand",
+            )
         value = ",".join(next(a for a in allowed if a.lower() == x.lower()) for x in parts)
     if location:
         site = location.split("/")[0]
         if not _site_exists(machine, site):
-            raise WindowsError(f"Cannot find path 'IIS:\\Sites\\{site}' because it does not exist.",
-                               "ObjectNotFound", "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand")
+            raise WindowsError(
+                f"Cannot find path 'IIS:\\Sites\\{site}' because it does not exist.",
+                "ObjectNotFound",
+                "Microsoft.IIs.PowerShell.Provider.SetConfigurationPropertyCommand",
+            )
     set_config(machine, location, section, name, value)

@@ -24,6 +24,7 @@ What the lab models (Microsoft's cmdlet reference for each Cs* cmdlet below):
 The error texts of the Lync shell below follow its wording as far as we know it; they could not be
 checked against a live server (the category, which decisions read, is Windows').
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,23 +41,52 @@ LAB_SITE = "Site:HQ"
 
 # Defaults of a new collection (Get-Cs...Configuration -Identity Global on a new deployment).
 WEB_DEFAULTS = {
-    "AllowAnonymousAccessToLWAConference": True, "AllowExternalAuthentication": True,
-    "AutoLaunchLyncWebAccess": False, "CASigningKeyLength": 2048, "DefaultValidityPeriodHours": 8,
-    "EnableCertChainDownload": True, "EnableGroupExpansion": True, "InferCertChainFromSSL": False,
-    "MACResolverUrl": None, "MaxCSRKeySize": 16384, "MaxGroupSizeToExpand": 100, "MaxValidityPeriodHours": 8760,
-    "MinCSRKeySize": 1024, "MinValidityPeriodHours": 1, "SecondaryLocationSourceUrl": None,
-    "ShowAlternateJoinOptionsExpanded": False, "ShowDownloadCommunicatorAttendeeLink": True,
-    "ShowJoinUsingLegacyClientLink": False, "TrustedCACerts": [], "UseCertificateAuth": True, "UsePinAuth": True,
-    "UseWindowsAuth": "Negotiate", "UseWsFedPassiveAuth": False, "WsFedPassiveMetadataUri": None,
+    "AllowAnonymousAccessToLWAConference": True,
+    "AllowExternalAuthentication": True,
+    "AutoLaunchLyncWebAccess": False,
+    "CASigningKeyLength": 2048,
+    "DefaultValidityPeriodHours": 8,
+    "EnableCertChainDownload": True,
+    "EnableGroupExpansion": True,
+    "InferCertChainFromSSL": False,
+    "MACResolverUrl": None,
+    "MaxCSRKeySize": 16384,
+    "MaxGroupSizeToExpand": 100,
+    "MaxValidityPeriodHours": 8760,
+    "MinCSRKeySize": 1024,
+    "MinValidityPeriodHours": 1,
+    "SecondaryLocationSourceUrl": None,
+    "ShowAlternateJoinOptionsExpanded": False,
+    "ShowDownloadCommunicatorAttendeeLink": True,
+    "ShowJoinUsingLegacyClientLink": False,
+    "TrustedCACerts": [],
+    "UseCertificateAuth": True,
+    "UsePinAuth": True,
+    "UseWindowsAuth": "Negotiate",
+    "UseWsFedPassiveAuth": False,
+    "WsFedPassiveMetadataUri": None,
 }
 PROXY_DEFAULTS = {
-    "AcceptClientCompression": True, "AcceptServerCompression": True, "AllowPartnerPollingSubscribes": True,
-    "DisableNtlmFor2010AndLaterClients": False, "DnsCacheRecordCount": 100, "EnableLoggingAllMessageBodies": False,
-    "EnableWhiteSpaceKeepAlive": False, "LoadBalanceEdgeServers": True, "LoadBalanceInternalServers": True,
-    "MaxClientCompressionCount": 5000, "MaxClientMessageBodySizeKb": 128, "MaxKeepAliveInterval": 900,
-    "MaxServerCompressionCount": 20, "MaxServerMessageBodySizeKb": 5000, "OutgoingTlsCount": 4,
-    "RequestServerCompression": True, "TreatAllClientsAsRemote": False, "UseCertificateForClientToProxyAuth": True,
-    "UseKerberosForClientToProxyAuth": True, "UseNtlmForClientToProxyAuth": True,
+    "AcceptClientCompression": True,
+    "AcceptServerCompression": True,
+    "AllowPartnerPollingSubscribes": True,
+    "DisableNtlmFor2010AndLaterClients": False,
+    "DnsCacheRecordCount": 100,
+    "EnableLoggingAllMessageBodies": False,
+    "EnableWhiteSpaceKeepAlive": False,
+    "LoadBalanceEdgeServers": True,
+    "LoadBalanceInternalServers": True,
+    "MaxClientCompressionCount": 5000,
+    "MaxClientMessageBodySizeKb": 128,
+    "MaxKeepAliveInterval": 900,
+    "MaxServerCompressionCount": 20,
+    "MaxServerMessageBodySizeKb": 5000,
+    "OutgoingTlsCount": 4,
+    "RequestServerCompression": True,
+    "TreatAllClientsAsRemote": False,
+    "UseCertificateForClientToProxyAuth": True,
+    "UseKerberosForClientToProxyAuth": True,
+    "UseNtlmForClientToProxyAuth": True,
 }
 POLICY_DEFAULTS = {"UcsAllowed": True, "MigrationDelayInDays": 0, "EnableAwaySinceIndication": False}
 
@@ -66,13 +96,26 @@ class Document:
         self.noun, self.xds, self.scopes, self.services, self.defaults = noun, xds, scopes, services, defaults
 
 
-DOCUMENTS = {d.noun.lower(): d for d in (
-    Document("CsWebServiceConfiguration", "WebServiceConfiguration", ("global", "site", "service"), ("WebServer",),
-             WEB_DEFAULTS),
-    Document("CsProxyConfiguration", "ProxyConfiguration", ("global", "service"), ("Registrar", "EdgeServer"),
-             PROXY_DEFAULTS),
-    Document("CsUserServicesPolicy", "UserServicesPolicy", ("global", "site", "tag"), (), POLICY_DEFAULTS),
-)}
+DOCUMENTS = {
+    d.noun.lower(): d
+    for d in (
+        Document(
+            "CsWebServiceConfiguration",
+            "WebServiceConfiguration",
+            ("global", "site", "service"),
+            ("WebServer",),
+            WEB_DEFAULTS,
+        ),
+        Document(
+            "CsProxyConfiguration",
+            "ProxyConfiguration",
+            ("global", "service"),
+            ("Registrar", "EdgeServer"),
+            PROXY_DEFAULTS,
+        ),
+        Document("CsUserServicesPolicy", "UserServicesPolicy", ("global", "site", "tag"), (), POLICY_DEFAULTS),
+    )
+}
 NOT_SETTINGS = {"identity", "inmemory", "force", "confirm", "whatif", "instance", "tenant", "filter", "localstore"}
 
 
@@ -108,8 +151,10 @@ def _document(cmdlet: str) -> Document:
 
 
 def _missing(document: Document, identity: str) -> WindowsError:
-    return not_found(f'Cannot get "{document.xds}" "{identity}" because it does not exist.',
-                     f"MissingItem,Microsoft.Rtc.Management.Internal.Get{document.xds}Cmdlet")
+    return not_found(
+        f'Cannot get "{document.xds}" "{identity}" because it does not exist.',
+        f"MissingItem,Microsoft.Rtc.Management.Internal.Get{document.xds}Cmdlet",
+    )
 
 
 def _cms(machine: Machine) -> None:
@@ -140,21 +185,31 @@ def _get(machine: Machine, p: dict, cmdlet: str) -> list[dict]:
 
 def _check_scope(machine: Machine, document: Document, scope: str, identity: str) -> None:
     if scope not in document.scopes:
-        raise WindowsError(f'The identity "{identity}" is not valid for "{document.xds}": the scope is not '
-                           "supported for this configuration.", "InvalidArgument",
-                           f"InvalidIdentity,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+        raise WindowsError(
+            f'The identity "{identity}" is not valid for "{document.xds}": the scope is not '
+            "supported for this configuration.",
+            "InvalidArgument",
+            f"InvalidIdentity,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+        )
     if scope == "site" and machine.store.get(SITE, identity.lower()) is None:
-        raise not_found(f'Cannot find site "{identity[5:]}" in the topology.',
-                        f"SiteNotFound,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+        raise not_found(
+            f'Cannot find site "{identity[5:]}" in the topology.',
+            f"SiteNotFound,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+        )
     if scope == "service":
         parts = identity.split(":", 2)
         if len(parts) != 3 or parts[1] not in document.services:
-            raise WindowsError(f'The identity "{identity}" is not valid for "{document.xds}": service scope is '
-                               f"supported only for {', '.join(document.services)}.", "InvalidArgument",
-                               f"InvalidIdentity,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+            raise WindowsError(
+                f'The identity "{identity}" is not valid for "{document.xds}": service scope is '
+                f"supported only for {', '.join(document.services)}.",
+                "InvalidArgument",
+                f"InvalidIdentity,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+            )
         if machine.store.get(SERVICE, f"{parts[1]}:{parts[2]}".lower()) is None:
-            raise not_found(f'Cannot find service "{parts[1]}:{parts[2]}" in the topology.',
-                            f"ServiceNotFound,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+            raise not_found(
+                f'Cannot find service "{parts[1]}:{parts[2]}" in the topology.',
+                f"ServiceNotFound,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+            )
 
 
 def _new(machine: Machine, p: dict, cmdlet: str) -> dict:
@@ -162,17 +217,23 @@ def _new(machine: Machine, p: dict, cmdlet: str) -> dict:
     document = _document(cmdlet)
     scope, identity = canonical(document, p["Identity"])
     if scope == "global":
-        raise WindowsError(f'"{document.xds}" "Global" already exists: the global collection is created at '
-                           "installation; change it with Set-.", "ResourceExists",
-                           f"DuplicateItem,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+        raise WindowsError(
+            f'"{document.xds}" "Global" already exists: the global collection is created at '
+            "installation; change it with Set-.",
+            "ResourceExists",
+            f"DuplicateItem,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+        )
     _check_scope(machine, document, scope, identity)
     obj = {"Identity": identity, **copy.deepcopy(document.defaults), **_settings(document, p)}
     if p.get("InMemory"):
         return obj
     if machine.store.get(CONFIG, _key(document, identity)) is not None:
-        raise WindowsError(f'Cannot create "{document.xds}" "{identity}" because it already exists. Use the '
-                           f"Set-{document.noun} cmdlet to modify it.", "ResourceExists",
-                           f"DuplicateItem,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet")
+        raise WindowsError(
+            f'Cannot create "{document.xds}" "{identity}" because it already exists. Use the '
+            f"Set-{document.noun} cmdlet to modify it.",
+            "ResourceExists",
+            f"DuplicateItem,Microsoft.Rtc.Management.Internal.New{document.xds}Cmdlet",
+        )
     machine.store.put(CONFIG, _key(document, identity), obj)
     return copy.deepcopy(obj)
 
@@ -199,7 +260,7 @@ def _remove(machine: Machine, p: dict, cmdlet: str) -> None:
         raise _missing(document, identity)
     if p.get("WhatIf"):
         return
-    if scope == "global":    # the global collection cannot be deleted: it is reset to its defaults
+    if scope == "global":  # the global collection cannot be deleted: it is reset to its defaults
         machine.store.put(CONFIG, _key(document, identity), {"Identity": "Global", **copy.deepcopy(document.defaults)})
     else:
         machine.store.delete(CONFIG, _key(document, identity))
@@ -221,8 +282,10 @@ def get_cs_service(machine: Machine, p: dict) -> list[dict]:
     if p.get("Identity") is not None:
         found = machine.store.get(SERVICE, str(p["Identity"]).lower())
         if found is None:
-            raise not_found(f'Cannot find service "{p["Identity"]}" in the topology.',
-                            "ServiceNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetServiceCmdlet")
+            raise not_found(
+                f'Cannot find service "{p["Identity"]}" in the topology.',
+                "ServiceNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetServiceCmdlet",
+            )
         return [copy.deepcopy(found)]
     roles = [name for name, value in p.items() if value is True and name not in ("PoolFqdn", "Filter")]
     if roles:
@@ -242,8 +305,10 @@ def get_cs_site(machine: Machine, p: dict) -> list[dict]:
         wanted = str(p["Identity"]).lower()
         sites = [s for s in sites if wanted in (s["Identity"].lower(), s["Identity"][5:].lower())]
         if not sites:
-            raise not_found(f'Cannot find site "{p["Identity"]}" in the topology.',
-                            "SiteNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetSiteCmdlet")
+            raise not_found(
+                f'Cannot find site "{p["Identity"]}" in the topology.',
+                "SiteNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetSiteCmdlet",
+            )
     return [copy.deepcopy(s) for s in sites]
 
 
@@ -252,21 +317,30 @@ def get_cs_pool(machine: Machine, p: dict) -> list[dict]:
     _cms(machine)
     pools: dict[str, dict] = {}
     for service in machine.store.items(SERVICE).values():
-        pool = pools.setdefault(service["PoolFqdn"].lower(), {"Identity": service["PoolFqdn"], "Fqdn":
-                                                              service["PoolFqdn"], "Site": service["SiteId"],
-                                                              "Services": [], "Computers": [service["PoolFqdn"]]})
+        pool = pools.setdefault(
+            service["PoolFqdn"].lower(),
+            {
+                "Identity": service["PoolFqdn"],
+                "Fqdn": service["PoolFqdn"],
+                "Site": service["SiteId"],
+                "Services": [],
+                "Computers": [service["PoolFqdn"]],
+            },
+        )
         pool["Services"].append(service["Identity"])
     found = sorted(pools.values(), key=lambda x: x["Identity"].lower())
     if p.get("Identity") is not None:
         found = [x for x in found if x["Identity"].lower() == str(p["Identity"]).lower()]
         if not found:
-            raise not_found(f'Cannot find pool "{p["Identity"]}" in the topology.',
-                            "PoolNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetPoolCmdlet")
+            raise not_found(
+                f'Cannot find pool "{p["Identity"]}" in the topology.',
+                "PoolNotFound,Microsoft.Rtc.Management.Deploy.Cmdlets.GetPoolCmdlet",
+            )
     return found
 
 
 # -- users (read from AD) ----------------------------------------------------------------------
-USER_INTERNAL = ("ContactsInUcs",)     # where the contacts live: no Get-CsUser property shows it
+USER_INTERNAL = ("ContactsInUcs",)  # where the contacts live: no Get-CsUser property shows it
 
 
 def _user_key(identity: str) -> str:
@@ -278,12 +352,16 @@ def _find_user(machine: Machine, identity: str, cmdlet: str) -> dict:
     user = machine.store.get(USER, _user_key(identity))
     if user is None:
         for candidate in machine.store.items(USER).values():
-            if str(identity).lower() in (candidate.get("UserPrincipalName", "").lower(),
-                                         candidate.get("DisplayName", "").lower(),
-                                         candidate.get("SamAccountName", "").lower()):
+            if str(identity).lower() in (
+                candidate.get("UserPrincipalName", "").lower(),
+                candidate.get("DisplayName", "").lower(),
+                candidate.get("SamAccountName", "").lower(),
+            ):
                 return candidate
-        raise not_found(f'Management object not found for identity "{identity}".',
-                        f"Identity,Microsoft.Rtc.Management.AD.Cmdlets.{cmdlet.replace('-', '')}Cmdlet")
+        raise not_found(
+            f'Management object not found for identity "{identity}".',
+            f"Identity,Microsoft.Rtc.Management.AD.Cmdlets.{cmdlet.replace('-', '')}Cmdlet",
+        )
     return user
 
 
@@ -309,7 +387,7 @@ def invoke_cs_ucs_rollback(machine: Machine, p: dict) -> None:
     user = _find_user(machine, p["Identity"], "Invoke-CsUcsRollback")
     if p.get("WhatIf"):
         return
-    user["ContactsInUcs"] = False            # the contacts move back into Lync Server storage
+    user["ContactsInUcs"] = False  # the contacts move back into Lync Server storage
     machine.store.put(USER, user["SipAddress"].lower(), user)
     return
 
@@ -324,12 +402,16 @@ def grant_cs_user_services_policy(machine: Machine, p: dict) -> None:
         document = DOCUMENTS["csuserservicespolicy"]
         scope, identity = canonical(document, name)
         if scope != "tag":
-            raise WindowsError(f'Cannot assign policy "{name}": only per-user (tag) policies can be granted.',
-                               "InvalidArgument", "InvalidPolicyScope,Microsoft.Rtc.Management.AD.Cmdlets."
-                               "GrantUserServicesPolicyCmdlet")
+            raise WindowsError(
+                f'Cannot assign policy "{name}": only per-user (tag) policies can be granted.',
+                "InvalidArgument",
+                "InvalidPolicyScope,Microsoft.Rtc.Management.AD.Cmdlets.GrantUserServicesPolicyCmdlet",
+            )
         if machine.store.get(CONFIG, _key(document, identity)) is None:
-            raise not_found(f'Cannot find policy "{identity[4:]}" of type "{document.xds}".',
-                            "PolicyNotFound,Microsoft.Rtc.Management.AD.Cmdlets.GrantUserServicesPolicyCmdlet")
+            raise not_found(
+                f'Cannot find policy "{identity[4:]}" of type "{document.xds}".',
+                "PolicyNotFound,Microsoft.Rtc.Management.AD.Cmdlets.GrantUserServicesPolicyCmdlet",
+            )
         name = identity[4:]
     if p.get("WhatIf"):
         return
@@ -347,27 +429,43 @@ def seed_lync(store: EstateStore, estate: Estate) -> None:
     the Unified Contact Store."""
     if not estate.in_group("lync_pools"):
         return
-    for noun, identity, extra in (("CsWebServiceConfiguration", "Global", {}),
-                                  ("CsWebServiceConfiguration", LAB_SITE, {"MaxGroupSizeToExpand": 200}),
-                                  ("CsProxyConfiguration", "Global", {}),
-                                  ("CsUserServicesPolicy", "Global", {})):
+    for noun, identity, extra in (
+        ("CsWebServiceConfiguration", "Global", {}),
+        ("CsWebServiceConfiguration", LAB_SITE, {"MaxGroupSizeToExpand": 200}),
+        ("CsProxyConfiguration", "Global", {}),
+        ("CsUserServicesPolicy", "Global", {}),
+    ):
         document = DOCUMENTS[noun.lower()]
         store.put(CONFIG, _key(document, identity), {"Identity": identity, **copy.deepcopy(document.defaults), **extra})
     store.put(SITE, LAB_SITE.lower(), {"Identity": LAB_SITE, "SiteId": 1, "DisplayName": LAB_SITE[5:]})
     services = [(s, h.fqdn) for h in estate.in_group("lync_pools") for s in ("WebServer", "Registrar")]
     services += [("EdgeServer", h.fqdn) for h in estate.in_group("lync_edge")]
     for service, fqdn in services:
-        store.put(SERVICE, f"{service}:{fqdn}".lower(), {"Identity": f"{service}:{fqdn}", "SiteId": LAB_SITE,
-                                                         "PoolFqdn": fqdn})
+        store.put(
+            SERVICE,
+            f"{service}:{fqdn}".lower(),
+            {"Identity": f"{service}:{fqdn}", "SiteId": LAB_SITE, "PoolFqdn": fqdn},
+        )
     pools = [h for h in estate.in_group("lync_pools") if h.vars.get("lync2fa_lync_role") != "director"]
     if not pools:
         return
     for i, (sam, user) in enumerate(sorted(store.items("ad_user").items())):
         sip = f"sip:{user['upn']}"
-        store.put(USER, sip.lower(), {"Identity": f"CN={sam},CN=Users,{_dc(estate.domain)}", "SipAddress": sip,
-                                      "SamAccountName": sam, "UserPrincipalName": user["upn"], "DisplayName": sam,
-                                      "Enabled": True, "RegistrarPool": pools[0].fqdn, "UserServicesPolicy": None,
-                                      "ContactsInUcs": i < 2})
+        store.put(
+            USER,
+            sip.lower(),
+            {
+                "Identity": f"CN={sam},CN=Users,{_dc(estate.domain)}",
+                "SipAddress": sip,
+                "SamAccountName": sam,
+                "UserPrincipalName": user["upn"],
+                "DisplayName": sam,
+                "Enabled": True,
+                "RegistrarPool": pools[0].fqdn,
+                "UserServicesPolicy": None,
+                "ContactsInUcs": i < 2,
+            },
+        )
 
 
 def _dc(domain: str) -> str:

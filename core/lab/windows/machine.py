@@ -5,10 +5,12 @@ A simulated cmdlet is a Python function registered with ``@simulates("Verb-Noun"
 ``Machine`` and the parameters *after* the catalog bound them (canonical names, converted
 types), exactly what the real cmdlet would see, and returns the objects it writes (dicts).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ...catalog import Catalog, CmdletError
 from ..estate import Estate, LabHost
@@ -17,7 +19,7 @@ from .directory import Directory
 from .errors import WindowsError, double_hop, not_recognized
 from .registry import Registry
 
-SIMULATED: dict[str, Callable[..., Any]] = {}     # canonical cmdlet name -> implementation
+SIMULATED: dict[str, Callable[..., Any]] = {}  # canonical cmdlet name -> implementation
 NATIVE: dict[str, Callable[..., tuple[int, str]]] = {}
 NAMED_FACTS: dict[str, Callable[..., Any]] = {}
 NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
@@ -26,14 +28,22 @@ NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
 MODULE_FILES: list[Callable[..., str | None]] = []
 HOST_PROPS = "host_props"
 # Modules every Windows PowerShell 5.1 has (the catalog's module of core cmdlets).
-CORE_MODULES = ("Microsoft.PowerShell.Core", "Microsoft.PowerShell.Management", "Microsoft.PowerShell.Utility",
-                "Microsoft.PowerShell.Security", "CimCmdlets", "PKI", "ScheduledTasks")
+CORE_MODULES = (
+    "Microsoft.PowerShell.Core",
+    "Microsoft.PowerShell.Management",
+    "Microsoft.PowerShell.Utility",
+    "Microsoft.PowerShell.Security",
+    "CimCmdlets",
+    "PKI",
+    "ScheduledTasks",
+)
 
 
 def simulates(cmdlet: str) -> Callable:
     def register(func):
         SIMULATED[cmdlet.lower()] = func
         return func
+
     return register
 
 
@@ -41,6 +51,7 @@ def native(program: str) -> Callable:
     def register(func):
         NATIVE[program.lower()] = func
         return func
+
     return register
 
 
@@ -53,6 +64,7 @@ def named_fact(name: str) -> Callable:
     def register(func):
         NAMED_FACTS[name] = func
         return func
+
     return register
 
 
@@ -60,6 +72,7 @@ def named_operation(name: str) -> Callable:
     def register(func):
         NAMED_OPERATIONS[name] = func
         return func
+
     return register
 
 
@@ -68,9 +81,9 @@ class Machine:
     store: EstateStore
     estate: Estate
     host: LabHost
-    delegated: bool = True          # the session has network credentials (CredSSP, delegated Kerberos)
+    delegated: bool = True  # the session has network credentials (CredSSP, delegated Kerberos)
     imported: set = field(default_factory=set)
-    on_import: Callable[[str], None] | None = None   # the lab's cost profile and counters
+    on_import: Callable[[str], None] | None = None  # the lab's cost profile and counters
 
     @property
     def name(self) -> str:
@@ -105,9 +118,12 @@ class Machine:
         if provides is not None:
             self.imported.add(provides)
         elif module not in CORE_MODULES and module not in self.props.get("modules", ()):
-            raise WindowsError(f"The specified module '{module}' was not loaded because no valid module file "
-                               "was found in any module directory.", "ResourceUnavailable",
-                               "Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand")
+            raise WindowsError(
+                f"The specified module '{module}' was not loaded because no valid module file "
+                "was found in any module directory.",
+                "ResourceUnavailable",
+                "Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand",
+            )
         self.imported.add(module)
         if self.on_import is not None:
             self.on_import(module)
@@ -118,14 +134,15 @@ class Machine:
             raise not_recognized(cmdlet)
         module = catalog.module(cmdlet)
         if module not in CORE_MODULES and module not in self.props.get("modules", ()) and module not in self.imported:
-            raise not_recognized(cmdlet)      # the module is not on this host: the name is unknown
+            raise not_recognized(cmdlet)  # the module is not on this host: the name is unknown
         if module not in CORE_MODULES:
-            self.import_module(module)        # PowerShell 3+ autoloads a cmdlet's module on first use
+            self.import_module(module)  # PowerShell 3+ autoloads a cmdlet's module on first use
         try:
             bound = catalog.bind(cmdlet, params)
         except CmdletError as exc:
-            raise WindowsError(exc.message, getattr(exc, "category", "InvalidArgument"),
-                               getattr(exc, "fq_error_id", "")) from None
+            raise WindowsError(
+                exc.message, getattr(exc, "category", "InvalidArgument"), getattr(exc, "fq_error_id", "")
+            ) from None
         implementation = SIMULATED.get(catalog.canonical(cmdlet).lower())
         if implementation is None:
             raise WindowsError(f"lab: {catalog.canonical(cmdlet)} is documented but not simulated by the lab")

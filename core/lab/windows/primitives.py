@@ -1,5 +1,6 @@
 """The lab's implementation of the primitive library (core/ps): the same fact kinds and
 operations, over the simulated host. Keep it in step with core/ps/*.ps1."""
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,11 @@ def read_fact(machine: Machine, query: dict) -> Any:
             for prop in query.get("select") or []:
                 if prop.lower() not in lowered:
                     # Set-StrictMode -Version 2.0: reading a missing property throws.
-                    raise WindowsError(f"The property '{prop}' cannot be found on this object. Verify that the "
-                                       "property exists.", "NotSpecified", "PropertyNotFoundStrict")
+                    raise WindowsError(
+                        f"The property '{prop}' cannot be found on this object. Verify that the property exists.",
+                        "NotSpecified",
+                        "PropertyNotFoundStrict",
+                    )
                 row[prop] = copy.deepcopy(obj[lowered[prop.lower()]])
             rows.append(row)
         return rows
@@ -45,8 +49,10 @@ def read_fact(machine: Machine, query: dict) -> Any:
         key = machine.registry.read(query["path"])
         if key is None:
             return {"exists": False, "values": {}, "subkeys": []}
-        return {"exists": True, **_registry_key(machine, query["path"], key, query.get("names"),
-                                                int(query.get("depth") or 0))}
+        return {
+            "exists": True,
+            **_registry_key(machine, query["path"], key, query.get("names"), int(query.get("depth") or 0)),
+        }
     if kind == "ad_object":
         machine.require_network("LDAP")
         obj = machine.directory.get(query["dn"])
@@ -65,12 +71,17 @@ def read_fact(machine: Machine, query: dict) -> Any:
         return found
     if kind == "file":
         from .filesystem import file_fact
+
         return file_fact(machine, query["path"])
     if kind == "host":
         props = machine.props
-        return {"powershell_version": props.get("powershell_version", "5.1.17763.1"),
-                "computer_name": machine.name.upper(), "part_of_domain": True, "domain": machine.estate.domain,
-                "user": machine.estate.account}
+        return {
+            "powershell_version": props.get("powershell_version", "5.1.17763.1"),
+            "computer_name": machine.name.upper(),
+            "part_of_domain": True,
+            "domain": machine.estate.domain,
+            "user": machine.estate.account,
+        }
     if kind == "named":
         if query["name"] not in NAMED_FACTS:
             raise WindowsError(f"lync2fa: unknown named fact {query['name']}")
@@ -82,9 +93,12 @@ def _registry_key(machine: Machine, path: str, key: dict, names: list | None, de
     """As Read-Lync2faRegistryKey: the (named) values, the subkey names and, while ``depth`` > 0,
     the subkeys read the same way under "keys"."""
     wanted = None if names is None else {str(x).lower() for x in names}
-    node = {"values": {n: copy.deepcopy(e["value"]) for n, e in key["values"].items()
-                       if wanted is None or n.lower() in wanted},
-            "subkeys": machine.registry.subkeys(path)}
+    node = {
+        "values": {
+            n: copy.deepcopy(e["value"]) for n, e in key["values"].items() if wanted is None or n.lower() in wanted
+        },
+        "subkeys": machine.registry.subkeys(path),
+    }
     if depth > 0:
         node["keys"] = {}
         for name in node["subkeys"]:
@@ -96,11 +110,16 @@ def _registry_key(machine: Machine, path: str, key: dict, names: list | None, de
 
 
 def _entry(machine: Machine, obj: dict, query: dict) -> dict:
-    out = {"exists": True, "dn": obj["dn"],
-           "attributes": machine.directory.attributes(obj, query.get("attributes") or [])}
+    out = {
+        "exists": True,
+        "dn": obj["dn"],
+        "attributes": machine.directory.attributes(obj, query.get("attributes") or []),
+    }
     if query.get("acl"):
-        aces = [{**ace, "account": ace.get("account") or account_of(machine.store, ace["sid"])}
-                for ace in obj.get("acl", {}).get("aces", [])]
+        aces = [
+            {**ace, "account": ace.get("account") or account_of(machine.store, ace["sid"])}
+            for ace in obj.get("acl", {}).get("aces", [])
+        ]
         out["acl"] = {"owner": obj.get("acl", {}).get("owner"), "aces": aces}
     return out
 
@@ -145,10 +164,12 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         machine.import_module(operation.get("module"))
         retry = operation.get("retry")
         attempt = 1
-        while True:   # as Invoke-Lync2faCmdlet: retry with back-off on the named error only
+        while True:  # as Invoke-Lync2faCmdlet: retry with back-off on the named error only
             try:
-                return {"objects": len(machine.invoke(operation["cmdlet"], operation.get("params") or {})),
-                        "attempts": attempt}
+                return {
+                    "objects": len(machine.invoke(operation["cmdlet"], operation.get("params") or {})),
+                    "attempts": attempt,
+                }
             except WindowsError as exc:
                 if not retry or attempt >= int(retry["attempts"]) or retry["on_error_id"] not in exc.error_id:
                     raise
@@ -173,11 +194,17 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         directory = machine.directory
         if kind == "ad_create":
             attributes = {n: _attribute_values(t) for n, t in operation["attributes"].items()}
-            obj = directory.create(operation["parent"], operation["cn"], operation["class"],
-                                   {n: v for n, v in attributes.items() if v is not None})
+            obj = directory.create(
+                operation["parent"],
+                operation["cn"],
+                operation["class"],
+                {n: v for n, v in attributes.items() if v is not None},
+            )
             return {"dn": obj["dn"]}
         if kind == "ad_set":
-            directory.set_attributes(operation["dn"], {n: _attribute_values(t) for n, t in operation["attributes"].items()})
+            directory.set_attributes(
+                operation["dn"], {n: _attribute_values(t) for n, t in operation["attributes"].items()}
+            )
             return None
         if kind == "ad_delete":
             directory.delete(operation["dn"])
@@ -187,14 +214,24 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
             if kind == "ace_remove":
                 return None
             from .directory import no_such_object
+
             raise no_such_object(directory.resolve(operation["dn"]))
         sid, account = translate(machine.store, operation["principal"])
-        ace = {"sid": sid, "account": account, "rights": int(operation["rights"]),
-               "object_type": operation.get("object_type") or "00000000-0000-0000-0000-000000000000",
-               "allow": bool(operation.get("allow", True)), "inherited": False}
+        ace = {
+            "sid": sid,
+            "account": account,
+            "rights": int(operation["rights"]),
+            "object_type": operation.get("object_type") or "00000000-0000-0000-0000-000000000000",
+            "allow": bool(operation.get("allow", True)),
+            "inherited": False,
+        }
         aces = obj.setdefault("acl", {"owner": "CORP\\Domain Admins", "aces": []})["aces"]
-        same = [a for a in aces if (a["sid"], a["rights"], a["object_type"], a["allow"]) ==
-                (ace["sid"], ace["rights"], ace["object_type"], ace["allow"])]
+        same = [
+            a
+            for a in aces
+            if (a["sid"], a["rights"], a["object_type"], a["allow"])
+            == (ace["sid"], ace["rights"], ace["object_type"], ace["allow"])
+        ]
         if kind == "ace_add" and not same:
             aces.append(ace)
         if kind == "ace_remove":

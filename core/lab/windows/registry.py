@@ -1,4 +1,5 @@
 """The lab's registry: per host, keys (case-insensitive paths) holding typed values."""
+
 from __future__ import annotations
 
 from ..state import EstateStore
@@ -10,7 +11,7 @@ def _norm(path: str) -> str:
     path = path.replace("/", "\\").rstrip("\\")
     for long, short in (("HKEY_LOCAL_MACHINE", "HKLM:"), ("HKEY_CURRENT_USER", "HKCU:")):
         if path.upper().startswith(long):
-            path = short + path[len(long):]
+            path = short + path[len(long) :]
     return path.lower()
 
 
@@ -32,7 +33,7 @@ class Registry:
         prefix = self._key(path) + "\\"
         names = set()
         for data in self.store.items_prefix(KIND, prefix).values():
-            names.add(data["path"].replace("/", "\\").rstrip("\\")[len(path.rstrip("\\")) + 1:].split("\\")[0])
+            names.add(data["path"].replace("/", "\\").rstrip("\\")[len(path.rstrip("\\")) + 1 :].split("\\")[0])
         return sorted(names)
 
     def value(self, path: str, name: str, default=None):
@@ -46,7 +47,7 @@ class Registry:
 
     def create_key(self, path: str) -> None:
         parts = path.replace("/", "\\").rstrip("\\").split("\\")
-        for i in range(2, len(parts) + 1):   # New-Item -Force creates the parents
+        for i in range(2, len(parts) + 1):  # New-Item -Force creates the parents
             sub = "\\".join(parts[:i])
             if not self.exists(sub):
                 self.store.put(KIND, self._key(sub), {"path": sub, "values": {}})

@@ -12,6 +12,7 @@ Windows' rules modelled:
 State: kind ``logon_session`` per host ``{"users": [sam, ...]}`` (owners of an explorer.exe), kind
 ``user_profile`` per ``<host>/<sam>`` ``{"sip_profiles": {office version: [folder, ...]}}``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,9 +33,10 @@ SESSIONS, PROFILES = "logon_session", "user_profile"
 # What Invoke-Lync2faScheduledJob gives powershell.exe (then the encoded runner): kept equal to
 # core/ps/Lync2fa.UserTask.ps1 by a test.
 RUNNER_ARGUMENTS = "-NoProfile -NonInteractive -WindowStyle Hidden -EncodedCommand"
-UNTRANSLATABLE = ('Exception calling "Translate" with "1" argument(s): "Some or all identity references could '
-                  'not be translated."')
-NOT_YET_RUN = 0x41303        # SCHED_S_TASK_HAS_NOT_RUN
+UNTRANSLATABLE = (
+    'Exception calling "Translate" with "1" argument(s): "Some or all identity references could not be translated."'
+)
+NOT_YET_RUN = 0x41303  # SCHED_S_TASK_HAS_NOT_RUN
 
 
 @seeds
@@ -63,13 +65,15 @@ def resolve_user(machine: Machine, user: str) -> tuple[str, dict]:
 
 def _policy_report(machine: Machine) -> str:
     from ...execution_policy import SCOPES
+
     set_by_gpo = []
     for scope in ("MachinePolicy", "UserPolicy"):
         key = machine.registry.read(SCOPES[scope])
         values = {n: e["value"] for n, e in (key or {}).get("values", {}).items()}
         if "EnableScripts" in values:
-            set_by_gpo.append(f"{'Restricted' if not int(values['EnableScripts'] or 0) else values.get('ExecutionPolicy')}"
-                              f" ({scope})")
+            set_by_gpo.append(
+                f"{'Restricted' if not int(values['EnableScripts'] or 0) else values.get('ExecutionPolicy')} ({scope})"
+            )
     return f" The execution policy set by Group Policy is {', '.join(set_by_gpo)}." if set_by_gpo else ""
 
 
@@ -82,16 +86,26 @@ def _blocked_by_policy(machine: Machine, arguments: str) -> bool:
     return effective_execution_policy(machine, process) in ("Restricted", "AllSigned")
 
 
-def run_job(machine: Machine, user_id: str, job: Callable[[], dict], timeout_s: int,
-            arguments: str = RUNNER_ARGUMENTS, hints: dict | None = None) -> dict:
+def run_job(
+    machine: Machine,
+    user_id: str,
+    job: Callable[[], dict],
+    timeout_s: int,
+    arguments: str = RUNNER_ARGUMENTS,
+    hints: dict | None = None,
+) -> dict:
     """Invoke-Lync2faScheduledJob: register and start the task, wait for its result file."""
     task = "lync2fa-<guid>"
     if user_id != "SYSTEM" and not signed_in(machine, short_name(user_id)):
-        raise WindowsError(f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
-                           f"0x{NOT_YET_RUN:08x}, within {timeout_s} s).{_policy_report(machine)}")
+        raise WindowsError(
+            f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
+            f"0x{NOT_YET_RUN:08x}, within {timeout_s} s).{_policy_report(machine)}"
+        )
     if _blocked_by_policy(machine, arguments):
-        raise WindowsError(f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
-                           f"0x00000001, within {timeout_s} s).{_policy_report(machine)}")
+        raise WindowsError(
+            f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
+            f"0x00000001, within {timeout_s} s).{_policy_report(machine)}"
+        )
     try:
         result = job()
     except WindowsError as exc:
@@ -107,46 +121,67 @@ def user_session(machine: Machine, user: str, office_versions: list | None = Non
     sam, record = resolve_user(machine, user)
     profile = machine.store.get(PROFILES, f"{machine.name}/{sam}") or {"sip_profiles": {}}
     folders = [f"{v}\\{f}" for v in (office_versions or []) for f in profile["sip_profiles"].get(v, [])]
-    return {"sid": record["sid"], "signed_in": signed_in(machine, sam),
-            "certificates": certificates.user_certificates(machine, record["sid"]), "sip_profiles": folders}
+    return {
+        "sid": record["sid"],
+        "signed_in": signed_in(machine, sam),
+        "certificates": certificates.user_certificates(machine, record["sid"]),
+        "sip_profiles": folders,
+    }
 
 
 def _keep(machine: Machine) -> None:
     """Windows keeps a key the card generated even when the enrollment fails afterwards: the lab
     commits the card's state at that point (each operation is otherwise all or nothing)."""
-    db = machine.store._db   # the lab store's own connection, inside its per-operation transaction
+    db = machine.store._db  # the lab store's own connection, inside its per-operation transaction
     if machine.store._depth == 1:
         db.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")
 
 
-def install_response(machine: Machine, iid: str, container: str, cert: x509.Certificate, sid: str,
-                     provider: str) -> str:
+def install_response(
+    machine: Machine, iid: str, container: str, cert: x509.Certificate, sid: str, provider: str
+) -> str:
     """IX509Enrollment::InstallResponse(AllowNone): refused while the issuing chain does not end in
     a root trusted on this PC; the key container stays on the card (orphaned)."""
     if not certificates.trusted(machine, cert):
         _keep(machine)
-        raise WindowsError("A certificate chain processed, but terminated in a root certificate which is not trusted "
-                           "by the trust provider. 0x800b0109 (-2146762487 CERT_E_UNTRUSTEDROOT)", "NotSpecified",
-                           "COMException", certificates.UNTRUSTED_ROOT)
+        raise WindowsError(
+            "A certificate chain processed, but terminated in a root certificate which is not trusted "
+            "by the trust provider. 0x800b0109 (-2146762487 CERT_E_UNTRUSTEDROOT)",
+            "NotSpecified",
+            "COMException",
+            certificates.UNTRUSTED_ROOT,
+        )
     return certificates.add(machine, certificates.user_store_path(sid), cert, container, provider)
 
 
-def enroll_on_card(machine: Machine, sam: str, record: dict, ca_config: str, template: str, provider: str,
-                   pin: str, reader: str | None, check_trust: bool = True) -> str:
+def enroll_on_card(
+    machine: Machine,
+    sam: str,
+    record: dict,
+    ca_config: str,
+    template: str,
+    provider: str,
+    pin: str,
+    reader: str | None,
+    check_trust: bool = True,
+) -> str:
     """The user's job (Invoke-Lync2faEnrollJob): the CA certificate over DCOM, its trust, a new key
     on the card, the request, InstallResponse. Returns the new certificate's thumbprint."""
     ca_host, ca = certificates.find_ca(machine, ca_config, "CCertRequest::GetCACertificate")
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
     if check_trust and not certificates.trusted(machine, ca_cert):
-        raise WindowsError(f"The certificate of {ca_cert.subject.rfc4514_string()} does not chain to a root trusted "
-                           "on this computer (UntrustedRoot); no key was generated on the card.", "NotSpecified",
-                           "COMException", certificates.UNTRUSTED_ROOT)
+        raise WindowsError(
+            f"The certificate of {ca_cert.subject.rfc4514_string()} does not chain to a root trusted "
+            "on this computer (UntrustedRoot); no key was generated on the card.",
+            "NotSpecified",
+            "COMException",
+            certificates.UNTRUSTED_ROOT,
+        )
     cards = tpm.cards(machine)
     iid, _ = tpm.card_by_name(machine, reader) if reader else (next(iter(sorted(cards)), None), None)
     container, key = tpm.new_key_container(machine, iid, pin)
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
-           .sign(key, hashes.SHA256()))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
     try:
         cert = certificates.submit(machine, ca_host, ca, template, csr, sam, record)
     except WindowsError:
@@ -156,17 +191,30 @@ def enroll_on_card(machine: Machine, sam: str, record: dict, ca_config: str, tem
 
 
 @named_operation("user_enroll")
-def user_enroll(machine: Machine, user: str, sid: str, ca_config: str, template: str, provider: str, pin: str,
-                reader: str | None = None, timeout_s: int = 300, hints: dict | None = None, record_path: str = "",
-                record_name: str = "") -> dict:
+def user_enroll(
+    machine: Machine,
+    user: str,
+    sid: str,
+    ca_config: str,
+    template: str,
+    provider: str,
+    pin: str,
+    reader: str | None = None,
+    timeout_s: int = 300,
+    hints: dict | None = None,
+    record_path: str = "",
+    record_name: str = "",
+) -> dict:
     code, text = machine.run_native("certutil.exe", ["-pulse"])
     if code != 0:
         raise WindowsError(f"certutil.exe -pulse failed (exit code {code}): {text.strip()}")
     sam, record = resolve_user(machine, user)
 
     def job() -> dict:
-        return {"ok": True, "thumbprint": enroll_on_card(machine, sam, record, ca_config, template, provider,
-                                                         pin, reader)}
+        return {
+            "ok": True,
+            "thumbprint": enroll_on_card(machine, sam, record, ca_config, template, provider, pin, reader),
+        }
 
     result = run_job(machine, user, job, timeout_s, hints=hints)
     machine.registry.set(record_path, record_name, result["thumbprint"], "String")
@@ -187,8 +235,9 @@ def sip_profile_remove(machine: Machine, sid: str, version: str, folder: str) ->
     for key, profile in machine.store.items_prefix(PROFILES, f"{machine.name}/").items():
         record = machine.store.get("ad_user", key.split("/", 1)[1])
         if record and record["sid"] == sid:
-            kept = {v: [f for f in fs if not (v == version and f == folder)]
-                    for v, fs in profile["sip_profiles"].items()}
+            kept = {
+                v: [f for f in fs if not (v == version and f == folder)] for v, fs in profile["sip_profiles"].items()
+            }
             kept = {v: fs for v, fs in kept.items() if fs}
             if kept:
                 machine.store.put(PROFILES, key, {**profile, "sip_profiles": kept})

@@ -10,6 +10,7 @@ hooks registered with ``@on_install`` (e.g. IIS creates the Default Web Site).
 name is Windows' ``ArgumentNotValid`` error; installing an installed feature is
 ``NoChangeNeeded``; ``-IncludeManagementTools`` adds the feature's RSAT tools.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,22 +25,44 @@ KIND = "windows_feature"
 
 # name -> (display name, depends on, modules it brings, management tools (features), their modules)
 FEATURES: dict[str, dict] = {
-    "ADCS-Cert-Authority": {"display": "Certification Authority", "depends": [],
-                            "modules": ["ADCSDeployment", "ADCSAdministration"],
-                            "tools": ["RSAT-ADCS", "RSAT-ADCS-Mgmt"]},
-    "ADCS-Web-Enrollment": {"display": "Certification Authority Web Enrollment",
-                            "depends": ["Web-Server"], "modules": ["ADCSDeployment"], "tools": []},
-    "Web-Server": {"display": "Web Server (IIS)", "depends": [], "modules": ["WebAdministration"],
-                   "tools": ["Web-Mgmt-Console"]},
-    "ADFS-Federation": {"display": "Active Directory Federation Services", "depends": [],
-                        "modules": ["ADFS"], "tools": []},
-    "RSAT-ADCS": {"display": "Active Directory Certificate Services Tools", "depends": [], "modules": [],
-                  "tools": []},
-    "RSAT-ADCS-Mgmt": {"display": "Certification Authority Management Tools", "depends": [],
-                       "modules": ["ADCSAdministration"], "tools": []},
+    "ADCS-Cert-Authority": {
+        "display": "Certification Authority",
+        "depends": [],
+        "modules": ["ADCSDeployment", "ADCSAdministration"],
+        "tools": ["RSAT-ADCS", "RSAT-ADCS-Mgmt"],
+    },
+    "ADCS-Web-Enrollment": {
+        "display": "Certification Authority Web Enrollment",
+        "depends": ["Web-Server"],
+        "modules": ["ADCSDeployment"],
+        "tools": [],
+    },
+    "Web-Server": {
+        "display": "Web Server (IIS)",
+        "depends": [],
+        "modules": ["WebAdministration"],
+        "tools": ["Web-Mgmt-Console"],
+    },
+    "ADFS-Federation": {
+        "display": "Active Directory Federation Services",
+        "depends": [],
+        "modules": ["ADFS"],
+        "tools": [],
+    },
+    "RSAT-ADCS": {"display": "Active Directory Certificate Services Tools", "depends": [], "modules": [], "tools": []},
+    "RSAT-ADCS-Mgmt": {
+        "display": "Certification Authority Management Tools",
+        "depends": [],
+        "modules": ["ADCSAdministration"],
+        "tools": [],
+    },
     "Web-Mgmt-Console": {"display": "IIS Management Console", "depends": [], "modules": [], "tools": []},
-    "RSAT-AD-PowerShell": {"display": "Active Directory module for Windows PowerShell", "depends": [],
-                           "modules": ["ActiveDirectory"], "tools": []},
+    "RSAT-AD-PowerShell": {
+        "display": "Active Directory module for Windows PowerShell",
+        "depends": [],
+        "modules": ["ActiveDirectory"],
+        "tools": [],
+    },
 }
 # What other lab components do when a feature arrives (feature name lower -> hooks).
 INSTALL_HOOKS: dict[str, list[Callable[[Machine], None]]] = {}
@@ -49,6 +72,7 @@ def on_install(feature: str) -> Callable:
     def register(func: Callable[[Machine], None]) -> Callable[[Machine], None]:
         INSTALL_HOOKS.setdefault(feature.lower(), []).append(func)
         return func
+
     return register
 
 
@@ -61,9 +85,11 @@ def _canonical(name: str) -> str:
     for known in FEATURES:
         if known.lower() == str(name).lower():
             return known
-    raise WindowsError(f"ArgumentNotValid: The role, role service, or feature name is not valid: '{name}'. The name "
-                       "was not found.", "InvalidArgument",
-                       "NameDoesNotExist,Microsoft.Windows.ServerManager.Commands.AddWindowsFeatureCommand")
+    raise WindowsError(
+        f"ArgumentNotValid: The role, role service, or feature name is not valid: '{name}'. The name was not found.",
+        "InvalidArgument",
+        "NameDoesNotExist,Microsoft.Windows.ServerManager.Commands.AddWindowsFeatureCommand",
+    )
 
 
 def _names(value) -> list[str]:
@@ -104,8 +130,15 @@ def get_windows_feature(machine: Machine, p: dict) -> list[dict]:
         # Get-WindowsFeature writes nothing for an unknown name (no error), as Windows does.
         for name in matches:
             state = "Installed" if installed(machine.store, machine.name, name) else "Available"
-            out.append({"Name": name, "DisplayName": FEATURES[name]["display"], "Installed": state == "Installed",
-                        "InstallState": state, "FeatureType": "Role Service" if name.startswith("ADCS-") else "Feature"})
+            out.append(
+                {
+                    "Name": name,
+                    "DisplayName": FEATURES[name]["display"],
+                    "Installed": state == "Installed",
+                    "InstallState": state,
+                    "FeatureType": "Role Service" if name.startswith("ADCS-") else "Feature",
+                }
+            )
     return out
 
 
@@ -118,8 +151,12 @@ def install_windows_feature(machine: Machine, p: dict) -> dict:
         for feature in features:
             if mark_installed(machine, feature):
                 changed.append(feature)
-    return {"Success": True, "RestartNeeded": "No", "ExitCode": "Success" if changed else "NoChangeNeeded",
-            "FeatureResult": [{"Name": n, "DisplayName": FEATURES[n]["display"]} for n in changed]}
+    return {
+        "Success": True,
+        "RestartNeeded": "No",
+        "ExitCode": "Success" if changed else "NoChangeNeeded",
+        "FeatureResult": [{"Name": n, "DisplayName": FEATURES[n]["display"]} for n in changed],
+    }
 
 
 @simulates("Uninstall-WindowsFeature")
@@ -129,6 +166,9 @@ def uninstall_windows_feature(machine: Machine, p: dict) -> dict:
         if installed(machine.store, machine.name, name):
             machine.store.delete(KIND, f"{machine.name}|{name.lower()}")
             removed.append(name)
-    return {"Success": True, "RestartNeeded": "Yes" if removed else "No",
-            "ExitCode": "Success" if removed else "NoChangeNeeded",
-            "FeatureResult": [{"Name": n, "DisplayName": FEATURES[n]["display"]} for n in removed]}
+    return {
+        "Success": True,
+        "RestartNeeded": "Yes" if removed else "No",
+        "ExitCode": "Success" if removed else "NoChangeNeeded",
+        "FeatureResult": [{"Name": n, "DisplayName": FEATURES[n]["display"]} for n in removed],
+    }

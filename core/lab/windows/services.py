@@ -5,6 +5,7 @@ State: kind ``service``, key ``<host>|<service name lower>``, value ``{"Name", "
 ``add_service`` (AD FS: adfssrv, and W3SVC where the 2.x sign-in pages live in IIS). A restart is
 an event, not configuration: it leaves the state as it was (the lab's operation log shows it).
 """
+
 from __future__ import annotations
 
 from ..state import EstateStore
@@ -19,8 +20,11 @@ def _key(host: str, name: str) -> str:
 
 
 def add_service(store: EstateStore, host: str, name: str, display_name: str, start_type: str = "Automatic") -> None:
-    store.put(KIND, _key(host, name), {"Name": name, "DisplayName": display_name, "Status": "Running",
-                                       "StartType": start_type})
+    store.put(
+        KIND,
+        _key(host, name),
+        {"Name": name, "DisplayName": display_name, "Status": "Running", "StartType": start_type},
+    )
 
 
 def remove_service(store: EstateStore, host: str, name: str) -> None:
@@ -33,8 +37,10 @@ def _names(p: dict) -> list[str]:
 
 
 def _missing(name: str, command: str):
-    return not_found(f"Cannot find any service with service name '{name}'.",
-                     f"NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.{command}")
+    return not_found(
+        f"Cannot find any service with service name '{name}'.",
+        f"NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.{command}",
+    )
 
 
 @simulates("Get-Service")

@@ -6,6 +6,7 @@ admin key kind, and key containers with real RSA 2048 keys, at most ``MAX_CONTAI
 tpmvscmgr has no list verb; a TPM holds at most ``MAX_CARDS`` cards. State: kind ``vsc`` per host,
 ``{"cards": {instance id: card}}``; the TPM itself is the host property ``tpm``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,11 +26,11 @@ from .machine import HOST_PROPS, Machine, named_fact, named_operation, native, s
 
 CARDS = "vsc"
 READER_PREFIX = "ROOT\\SMARTCARDREADER\\"
-DEFAULT_PIN = "12345678"          # tpmvscmgr /pin default, /puk default
-MAX_CARDS = 10                    # virtual smart cards per TPM
-MAX_CONTAINERS = 30               # key containers per TPM virtual smart card
-WRONG_PIN = -2146434965           # 0x8010006B SCARD_W_WRONG_CHV
-CARD_FULL = -2146435032           # 0x80100028 SCARD_E_WRITE_TOO_MANY
+DEFAULT_PIN = "12345678"  # tpmvscmgr /pin default, /puk default
+MAX_CARDS = 10  # virtual smart cards per TPM
+MAX_CONTAINERS = 30  # key containers per TPM virtual smart card
+WRONG_PIN = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
+CARD_FULL = -2146435032  # 0x80100028 SCARD_E_WRITE_TOO_MANY
 
 
 @seeds
@@ -37,8 +38,11 @@ def seed_tpm(store: EstateStore, estate: Estate) -> None:
     """Every lab client: a TPM 2.0, present, enabled and ready."""
     for host in estate.in_group("clients"):
         props = store.get(HOST_PROPS, host.name) or {}
-        store.put(HOST_PROPS, host.name, {**props, "tpm": {"present": True, "ready": True, "enabled": True,
-                                                           "spec_version": "2.0, 0, 1.38"}})
+        store.put(
+            HOST_PROPS,
+            host.name,
+            {**props, "tpm": {"present": True, "ready": True, "enabled": True, "spec_version": "2.0, 0, 1.38"}},
+        )
 
 
 def tpm_of(machine: Machine) -> dict:
@@ -48,9 +52,13 @@ def tpm_of(machine: Machine) -> dict:
 @simulates("Get-Tpm")
 def get_tpm(machine: Machine, p: dict) -> dict:
     tpm = tpm_of(machine)
-    return {"TpmPresent": bool(tpm.get("present")), "TpmReady": bool(tpm.get("ready")),
-            "TpmEnabled": bool(tpm.get("present")), "TpmActivated": bool(tpm.get("present")),
-            "TpmOwned": bool(tpm.get("ready"))}
+    return {
+        "TpmPresent": bool(tpm.get("present")),
+        "TpmReady": bool(tpm.get("ready")),
+        "TpmEnabled": bool(tpm.get("present")),
+        "TpmActivated": bool(tpm.get("present")),
+        "TpmOwned": bool(tpm.get("ready")),
+    }
 
 
 @named_fact("tpm")
@@ -98,9 +106,14 @@ def card_by_name(machine: Machine, name: str) -> tuple[str | None, dict | None]:
 @named_fact("virtual_smartcards")
 def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[dict]:
     """The cards, and with a key storage provider, the key containers on each (NCryptEnumKeys)."""
-    return [{"instance_id": iid, "name": card["name"],
-             "containers": sorted(card.get("containers", {})) if provider else None}
-            for iid, card in sorted(cards(machine).items())]
+    return [
+        {
+            "instance_id": iid,
+            "name": card["name"],
+            "containers": sorted(card.get("containers", {})) if provider else None,
+        }
+        for iid, card in sorted(cards(machine).items())
+    ]
 
 
 def change_pin(machine: Machine, iid: str, current: str, new: str, puk: bool = False) -> None:
@@ -109,8 +122,12 @@ def change_pin(machine: Machine, iid: str, current: str, new: str, puk: bool = F
     card = by_instance[iid]
     field = "puk" if puk else "pin"
     if not secret_matches(card.get(field), current):
-        raise WindowsError("The card cannot be accessed because the wrong PIN was presented.", "NotSpecified",
-                           "COMException", WRONG_PIN)
+        raise WindowsError(
+            "The card cannot be accessed because the wrong PIN was presented.",
+            "NotSpecified",
+            "COMException",
+            WRONG_PIN,
+        )
     card[field] = hash_secret(new)
     save_cards(machine, by_instance)
 
@@ -120,20 +137,35 @@ def new_key_container(machine: Machine, iid: str, pin: str) -> tuple[str, rsa.RS
     by_instance = cards(machine)
     card = by_instance.get(iid)
     if card is None:
-        raise WindowsError("The smart card cannot be found. 0x8010002c (-2146435028 SCARD_E_NO_SMARTCARD)",
-                           "NotSpecified", "COMException", -2146435028)
+        raise WindowsError(
+            "The smart card cannot be found. 0x8010002c (-2146435028 SCARD_E_NO_SMARTCARD)",
+            "NotSpecified",
+            "COMException",
+            -2146435028,
+        )
     if not secret_matches(card.get("pin"), pin):
-        raise WindowsError("The card cannot be accessed because the wrong PIN was presented. 0x8010006b "
-                           "(-2146434965 SCARD_W_WRONG_CHV)", "NotSpecified", "COMException", WRONG_PIN)
+        raise WindowsError(
+            "The card cannot be accessed because the wrong PIN was presented. 0x8010006b "
+            "(-2146434965 SCARD_W_WRONG_CHV)",
+            "NotSpecified",
+            "COMException",
+            WRONG_PIN,
+        )
     if len(card.get("containers", {})) >= MAX_CONTAINERS:
-        raise WindowsError("An attempt was made to write more data than would fit in the target object. 0x80100028 "
-                           f"(-2146435032 SCARD_E_WRITE_TOO_MANY): the card holds {MAX_CONTAINERS} keys",
-                           "NotSpecified", "COMException", CARD_FULL)
+        raise WindowsError(
+            "An attempt was made to write more data than would fit in the target object. 0x80100028 "
+            f"(-2146435032 SCARD_E_WRITE_TOO_MANY): the card holds {MAX_CONTAINERS} keys",
+            "NotSpecified",
+            "COMException",
+            CARD_FULL,
+        )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     container = "{" + str(uuid.uuid4()).upper() + "}"
     card.setdefault("containers", {})[container] = {
-        "key_pem": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()}
+        "key_pem": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+    }
     save_cards(machine, by_instance)
     return container, key
 
@@ -150,8 +182,10 @@ def tpmvscmgr(machine: Machine, args: list[str]) -> tuple[int, str]:
     if verb == "create":
         tpm = tpm_of(machine)
         if not tpm.get("present") or not tpm.get("ready"):
-            return 1, ("Creating TPM Smart Card...\r\nTPM Smart Card creation failed: the TPM is not present or not "
-                       "ready (0x80284001 TBS_E_INTERNAL_ERROR).")
+            return 1, (
+                "Creating TPM Smart Card...\r\nTPM Smart Card creation failed: the TPM is not present or not "
+                "ready (0x80284001 TBS_E_INTERNAL_ERROR)."
+            )
         by_instance = cards(machine)
         if len(by_instance) >= MAX_CARDS:
             return 1, f"Creating TPM Smart Card...\r\nThis TPM already holds {MAX_CARDS} virtual smart cards."
@@ -160,14 +194,20 @@ def tpmvscmgr(machine: Machine, args: list[str]) -> tuple[int, str]:
         number = next(n for n in range(10000) if f"{READER_PREFIX}{n:04d}" not in by_instance)
         iid = f"{READER_PREFIX}{number:04d}"
         puk = _option(args, "/puk")
-        by_instance[iid] = {"name": _option(args, "/name"), "pin": hash_secret(DEFAULT_PIN),
-                            "puk": hash_secret(DEFAULT_PIN) if puk else None,
-                            "admin_key": (_option(args, "/adminkey") or "").lower(), "containers": {}}
+        by_instance[iid] = {
+            "name": _option(args, "/name"),
+            "pin": hash_secret(DEFAULT_PIN),
+            "puk": hash_secret(DEFAULT_PIN) if puk else None,
+            "admin_key": (_option(args, "/adminkey") or "").lower(),
+            "containers": {},
+        }
         save_cards(machine, by_instance)
-        return 0, ("Creating TPM Smart Card...\r\nInitializing the Virtual Smart Card component...\r\n"
-                   "Creating the Virtual Smart Card component...\r\nInitializing the Virtual Smart Card Simulator..."
-                   "\r\nCreating the Virtual Smart Card Simulator...\r\nTPM Smart Card created.\r\n"
-                   f"Smart Card Reader Device Instance ID = {iid}\r\n")
+        return 0, (
+            "Creating TPM Smart Card...\r\nInitializing the Virtual Smart Card component...\r\n"
+            "Creating the Virtual Smart Card component...\r\nInitializing the Virtual Smart Card Simulator..."
+            "\r\nCreating the Virtual Smart Card Simulator...\r\nTPM Smart Card created.\r\n"
+            f"Smart Card Reader Device Instance ID = {iid}\r\n"
+        )
     if verb == "destroy":
         iid = _option(args, "/instance") or ""
         by_instance = cards(machine)
@@ -188,8 +228,16 @@ INSTANCE = re.compile(r"ROOT\\SMARTCARDREADER\\[0-9]{4}")
 
 
 @named_operation("vsc_create")
-def vsc_create(machine: Machine, create: list, default_pin: str, pin=None, puk=None, timeout_s: int = 300,
-               record_path: str = "", record_name: str = "") -> dict:
+def vsc_create(
+    machine: Machine,
+    create: list,
+    default_pin: str,
+    pin=None,
+    puk=None,
+    timeout_s: int = 300,
+    record_path: str = "",
+    record_name: str = "",
+) -> dict:
     from .scheduled_tasks import run_job
 
     def job() -> dict:
@@ -209,8 +257,10 @@ def vsc_create(machine: Machine, create: list, default_pin: str, pin=None, puk=N
             code, text = _destroy(machine, iid)
             if code == 0:
                 raise WindowsError(f"{exc.message} The new card {iid} was destroyed again.") from None
-            raise WindowsError(f"{exc.message} The new card {iid} could NOT be destroyed again (exit code {code}: "
-                               f"{text.strip()}): run tpmvscmgr.exe destroy /instance {iid} on this computer.") from None
+            raise WindowsError(
+                f"{exc.message} The new card {iid} could NOT be destroyed again (exit code {code}: "
+                f"{text.strip()}): run tpmvscmgr.exe destroy /instance {iid} on this computer."
+            ) from None
         return {"ok": True, "instance_id": iid}
 
     result = run_job(machine, "SYSTEM", job, timeout_s)
