@@ -92,28 +92,9 @@ class Dispatcher:
         minimum, text = (3, "v3.0 or newer") if "2.16" in invocation.wrapper else (5, "v5.1")
         if int(version.split(".")[0]) < minimum:
             return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell ' + text + '"}\r\n', "", 1)
-        injected = self.faults.get(host_name)
-        if request.get("kind") == "apply" and injected.fail_tasks:
-            ids = {g["id"] for g in request.get("groups") or []}
-            if ids & set(injected.fail_tasks):
-                response = {
-                    "lync2fa": 1,
-                    "groups": [
-                        {
-                            "id": g["id"],
-                            "skipped": False,
-                            "operations": [
-                                {"ok": False, "error": {"message": f"{g['id']}: injected failure (lab fault)"}}
-                            ]
-                            if g["id"] in injected.fail_tasks
-                            else [],
-                        }
-                        for g in request["groups"]
-                    ],
-                }
-                return self._module_exit(
-                    {"changed": True, "response": json.dumps(response, sort_keys=True)}, invocation
-                )
+        failure = injected_failure(self.faults, host_name, request)
+        if failure is not None:
+            return self._module_exit({"changed": True, "response": json.dumps(failure, sort_keys=True)}, invocation)
         with self.host_lock(host_name):
             response, executed = windows.primitives.run_request(machine, request, secret_values, self.store.transaction)
         self.record_operations(host_name, executed)
@@ -223,6 +204,28 @@ class Dispatcher:
             return self._host_locks.setdefault(host_name, threading.Lock())
 
 
+def injected_failure(faults: FaultBook, host: str, request: dict) -> dict | None:
+    """The answer of an apply whose groups include a task with a ``fail_tasks`` lab fault: that
+    task's first operation fails, as a script that throws half-way; nothing is executed."""
+    failing = set(faults.get(host).fail_tasks)
+    groups = request.get("groups") or []
+    if request.get("kind") != "apply" or not failing & {g["id"] for g in groups}:
+        return None
+    return {
+        "lync2fa": 1,
+        "groups": [
+            {
+                "id": g["id"],
+                "skipped": False,
+                "operations": [{"ok": False, "error": {"message": f"{g['id']}: injected failure (lab fault)"}}]
+                if g["id"] in failing
+                else [],
+            }
+            for g in groups
+        ],
+    }
+
+
 class LabSession:
     """One simulated powershell.exe running the session loop: each complete stdin line is a
     request, answered with one line on stdout; imported modules stay loaded for the process."""
@@ -256,28 +259,11 @@ class LabSession:
         except (hostscript.HostScriptError, ValueError) as exc:
             return json.dumps({"lync2fa": 1, "failed": True, "error": {"message": str(exc)}}) + "\r\n"
         dispatcher = self.dispatcher
-        injected = dispatcher.faults.get(host)
         dispatcher.log.append((host, request.get("kind"), None))
         dispatcher.record_request(host, request, "lync2fa session loop", self.logon)
-        if request.get("kind") == "apply" and injected.fail_tasks:
-            ids = {g["id"] for g in request.get("groups") or []}
-            if ids & set(injected.fail_tasks):
-                answer = {
-                    "lync2fa": 1,
-                    "groups": [
-                        {
-                            "id": g["id"],
-                            "skipped": False,
-                            "operations": [
-                                {"ok": False, "error": {"message": f"{g['id']}: injected failure (lab fault)"}}
-                            ]
-                            if g["id"] in injected.fail_tasks
-                            else [],
-                        }
-                        for g in request["groups"]
-                    ],
-                }
-                return json.dumps(answer, sort_keys=True) + "\r\n"
+        answer = injected_failure(dispatcher.faults, host, request)
+        if answer is not None:
+            return json.dumps(answer, sort_keys=True) + "\r\n"
         with dispatcher.host_lock(host):
             response, executed = windows.primitives.run_request(
                 self.machine, request, secrets, dispatcher.store.transaction
