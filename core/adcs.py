@@ -16,7 +16,12 @@ host (``lync2fa.hostops.CONFIG_NC``).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from .hostops import CONFIG_NC
 
@@ -230,3 +235,18 @@ def certificate_from_blob(blob: bytes) -> bytes | None:
             return blob[offset + 12 : offset + 12 + size]
         offset += 12 + size
     return None
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``cert`` names ``issuer`` as its issuer, carries its valid RSA signature, and the issuer is
+    within its validity now (one link of a chain, as X509Chain checks it)."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        issuer.public_key().verify(  # type: ignore[call-arg, union-attr]  # RSA keys: AD CS issues RSA here
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+        )
+    except (InvalidSignature, TypeError, ValueError, AttributeError):
+        return False
+    now = dt.datetime.now(dt.UTC)
+    return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc

@@ -16,11 +16,9 @@ import datetime as dt
 import functools
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding
 
 from lync2fa import records as rec
-from lync2fa.adcs import EKU, certificate_from_blob
+from lync2fa.adcs import EKU, certificate_from_blob, signed_by
 from lync2fa.decision import Context, Decision, FactError, More
 from lync2fa.hostops import (
     named,
@@ -393,19 +391,6 @@ def trusted_ca_certificates(facts, ca_name: str) -> list[x509.Certificate]:
             if ca_name.lower() in (str(c).lower() for c in cns):
                 out.append(cert)
     return out
-
-
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        issuer.public_key().verify(
-            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
-        )
-    except (InvalidSignature, TypeError, ValueError):
-        return False
-    now = dt.datetime.now(dt.UTC)
-    return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
 
 
 @refusing

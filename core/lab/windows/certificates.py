@@ -14,14 +14,12 @@ property 2 a CRYPT_KEY_PROV_INFO with offsets (container, provider, type, flags,
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import struct
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 
+from ...adcs import signed_by
 from .errors import WindowsError
 from .machine import NATIVE, Machine, native
 
@@ -101,19 +99,6 @@ def certificates_in(machine: Machine, path: str) -> dict[str, x509.Certificate]:
 
 def roots(machine: Machine) -> list[x509.Certificate]:
     return [*certificates_in(machine, store_path("Root")).values(), *certificates_in(machine, LOCAL_ROOT).values()]
-
-
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        issuer.public_key().verify(
-            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
-        )
-    except (InvalidSignature, TypeError, ValueError):
-        return False
-    now = dt.datetime.now(dt.UTC)
-    return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
 
 
 def trusted(machine: Machine, cert: x509.Certificate) -> bool:
