@@ -245,23 +245,6 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
         kind=api.VERIFY_KINDS if kind == "verify" else kind,
         pm=pm,
     )
-    if kind in ("apply", "rollback") and not check_mode and not args.skip_preflight:
-        checked = preflight.run(
-            inventory, {t.name: t for t in plan.tasks}, limit=set(args.limit) if args.limit else None, forks=args.forks
-        )
-        if not checked.ok:
-            if args.json:
-                print(json.dumps({"preflight": checked.as_dict()}, indent=2))
-            else:
-                preflight.print_table(checked, out)
-                out.print(
-                    "apply refused: preflight failed (nothing was changed); fix the hosts or pass --skip-preflight",
-                    highlight=False,
-                )
-            return EXIT_FAILED
-    display = _progress(plan, args, check_mode or kind == "verify")
-    pm.register(display)
-    started = meta_now()
     stop, received = threading.Event(), []
 
     def interrupt(signum, _frame):
@@ -271,12 +254,28 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with display:
-            report = _run(args, plan, check_mode, pm, kind, stop)
+        if kind in ("apply", "rollback") and not check_mode and not args.skip_preflight:
+            refused = _preflight(args, inventory, plan, out, stop)
+            if received:
+                print(
+                    f"lync2fa: interrupted by {signal.Signals(received[0]).name} during preflight: nothing was changed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 128 + int(received[0])
+            if refused:
+                return EXIT_FAILED
+        display = _progress(plan, args, check_mode or kind == "verify")
+        pm.register(display)
+        started = meta_now()
+        try:
+            with display:
+                report = _run(args, plan, check_mode, pm, kind, stop)
+        finally:
+            pm.unregister(display)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        pm.unregister(display)
     meta = run_metadata(report.command, args.inventory, started, meta_now(), report.run_id, report.check_mode)
     report_dir = args.report_dir or (
         Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
@@ -310,6 +309,29 @@ def _progress(plan, args, check_mode: bool):
             return LinePrinter(len(plan.steps), args.verbose, check_mode, stream=io.StringIO())
         return ProgressDisplay(len(plan.steps), steps=plan.steps, verbose=args.verbose)
     return LinePrinter(len(plan.steps), args.verbose, check_mode)
+
+
+def _preflight(args, inventory, plan, out: Console, stop) -> bool:
+    """Run the read-only checks first; True (and the table printed) when one failed."""
+    checked = preflight.run(
+        inventory,
+        {t.name: t for t in plan.tasks},
+        limit=set(args.limit) if args.limit else None,
+        forks=args.forks,
+        deadline_s=args.step_timeout,
+        stop=stop,
+    )
+    if checked.ok:
+        return False
+    if args.json:
+        print(json.dumps({"preflight": checked.as_dict()}, indent=2))
+    else:
+        preflight.print_table(checked, out)
+        out.print(
+            "apply refused: preflight failed (nothing was changed); fix the hosts or pass --skip-preflight",
+            highlight=False,
+        )
+    return True
 
 
 def _run(args, plan, check_mode, pm, kind, stop=None) -> RunReport:

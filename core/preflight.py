@@ -21,7 +21,7 @@ from .transport import ConnectionPool, TransportError
 
 MINIMUM_POWERSHELL = (5, 1)
 # Modules a host must offer, per tier it serves (either name of a tuple will do).
-MODULES_BY_TIER = {
+MODULES_BY_TIER: dict[str, list[tuple[str, ...]]] = {
     "ca": [("ServerManager",)],
     "templates": [],
     "adfs": [("ADFS",)],
@@ -185,9 +185,17 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
 
 
 def run(
-    inventory, tasks: dict, limit: set[str] | None = None, forks: int = 16, pool: ConnectionPool | None = None
+    inventory,
+    tasks: dict,
+    limit: set[str] | None = None,
+    forks: int = 16,
+    pool: ConnectionPool | None = None,
+    deadline_s: float | None = None,
+    stop=None,
 ) -> PreflightReport:
-    """Read the facts of every host any task targets (once per host) and evaluate them."""
+    """Read the facts of every host any task targets (once per host) and evaluate them.
+    ``deadline_s``: a host that does not answer in time fails its check; ``stop`` (an Event, set
+    by SIGINT/SIGTERM): hosts not started yet are not checked."""
     hosts: dict[str, tuple] = {}
     for task in tasks.values():
         for host in inventory.hosts_in(task.group, limit):
@@ -198,9 +206,11 @@ def run(
 
     def check(entry) -> list[Check]:
         host, tiers, reaches = entry
+        if stop is not None and stop.is_set():
+            return [Check(host.name, "preflight", "fail", "not checked: the run was interrupted")]
         settings = ConnectionSettings.from_host(host)
         try:
-            facts = read_facts(pool.get(settings), queries(tiers, reaches))
+            facts = read_facts(pool.get(settings), queries(tiers, reaches), deadline_s)
         except hostscript.HostScriptError as exc:
             text = str(exc)
             if "ConvertFrom-Json" in text:

@@ -137,13 +137,6 @@ def test_issue12_item12_a_read_timeout_is_no_answer_and_is_never_retried(make_la
     assert all(r["status"] == "changed" for r in results if r["host"] == "cl0002")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=subprocess.TimeoutExpired,
-    reason="preflight (core/preflight.py run -> read_facts) sends its fact read without a deadline "
-    "and the CLI does not pass --step-timeout to it: apply without --skip-preflight hangs "
-    "on a hung host (and SIGINT cannot end it: the handlers are installed after preflight)",
-)
 def test_issue12_item12_preflight_gives_up_on_a_hung_host(make_lab):
     lab = make_lab(clients=2)
     host_vars(lab, "cl0001", ansible_winrm_operation_timeout_sec=1, ansible_winrm_read_timeout_sec=2)
@@ -310,22 +303,11 @@ def test_issue12_item17_one_hosts_requests_are_serialised(costly_lab):
     assert took[-1] >= 3 * 0.3 - 0.05, took
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lab's estate store holds one process-wide lock for a whole "
-    "transaction (core/lab/state.py), and core/lab/windows/primitives.py run_request imports "
-    "modules (paying the cost profile's import time) inside it: hosts still run one at a time",
-)
 def test_issue12_item17_different_hosts_run_concurrently_in_the_lab(costly_lab):
     took = _concurrent_fact_reads(costly_lab, ["cl0001", "cl0002", "cl0003", "cl0004"])
     assert took[-1] < 2 * 0.3 + 0.25, took  # serialised: 4 x 0.3 s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/cli.py installs the SIGINT/SIGTERM handlers after preflight: Ctrl-C "
-    "during preflight is a KeyboardInterrupt traceback",
-)
 def test_issue12_item13_sigint_during_preflight_is_a_one_line_summary(make_lab):
     lab = make_lab(clients=2)
     for client in ("cl0001", "cl0002"):

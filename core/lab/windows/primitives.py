@@ -8,9 +8,10 @@ import copy
 import time
 from typing import Any
 
+from ...catalog import Catalog
 from .directory import account_of, translate
 from .errors import WindowsError
-from .machine import NAMED_FACTS, NAMED_OPERATIONS, Machine
+from .machine import CORE_MODULES, NAMED_FACTS, NAMED_OPERATIONS, Machine
 
 
 def resolve_secrets(value: Any, secrets: dict) -> Any:
@@ -55,10 +56,10 @@ def read_fact(machine: Machine, query: dict) -> Any:
         }
     if kind == "ad_object":
         machine.require_network("LDAP")
-        obj = machine.directory.get(query["dn"])
-        if obj is None:
+        ad_obj = machine.directory.get(query["dn"])
+        if ad_obj is None:
             return {"exists": False, "attributes": {}}
-        return _entry(machine, obj, query)
+        return _entry(machine, ad_obj, query)
     if kind == "ad_search":
         machine.require_network("LDAP")
         base = machine.directory.resolve(query["base"])
@@ -93,7 +94,7 @@ def _registry_key(machine: Machine, path: str, key: dict, names: list | None, de
     """As Read-Lync2faRegistryKey: the (named) values, the subkey names and, while ``depth`` > 0,
     the subkeys read the same way under "keys"."""
     wanted = None if names is None else {str(x).lower() for x in names}
-    node = {
+    node: dict[str, Any] = {
         "values": {
             n: copy.deepcopy(e["value"]) for n, e in key["values"].items() if wanted is None or n.lower() in wanted
         },
@@ -194,13 +195,13 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         directory = machine.directory
         if kind == "ad_create":
             attributes = {n: _attribute_values(t) for n, t in operation["attributes"].items()}
-            obj = directory.create(
+            created = directory.create(
                 operation["parent"],
                 operation["cn"],
                 operation["class"],
                 {n: v for n, v in attributes.items() if v is not None},
             )
-            return {"dn": obj["dn"]}
+            return {"dn": created["dn"]}
         if kind == "ad_set":
             directory.set_attributes(
                 operation["dn"], {n: _attribute_values(t) for n, t in operation["attributes"].items()}
@@ -250,12 +251,30 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
     raise WindowsError(f"lync2fa: unknown operation {kind}")
 
 
+def _preload(machine: Machine, item: dict) -> None:
+    """Import what a fact or operation needs before the estate store is locked: under the
+    real-estate profile an import costs seconds, and another host must not wait for it (the store's
+    lock is the lab's, not Windows'; issue 12 item 17). Errors surface from the call itself."""
+    try:
+        machine.import_module(item.get("module"))
+        cmdlet = item.get("cmdlet")
+        catalog = Catalog.load()
+        if cmdlet and catalog.has(cmdlet):
+            module = catalog.module(cmdlet)
+            if module not in CORE_MODULES and module in machine.props.get("modules", ()):
+                machine.import_module(module)
+    except WindowsError:
+        pass
+
+
 def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> tuple[dict, list[dict]]:
     """(response, executed operations): facts are read in a transaction that is rolled back;
     each operation commits on its own; the first failure ends its group, and the groups that
     need a failed one are skipped, as the PowerShell frame does."""
     if request.get("kind") == "facts":
         facts = {}
+        for query in (request.get("facts") or {}).values():
+            _preload(machine, query)
         with transaction(commit=False):
             for name, query in (request.get("facts") or {}).items():
                 try:
@@ -275,6 +294,7 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
         done = []
         for operation in group.get("operations") or []:
             executed.append(operation)
+            _preload(machine, operation)
             try:
                 with transaction(commit=True):
                     machine.import_module(operation.get("module"))
