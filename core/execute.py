@@ -35,7 +35,13 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return bool(self.decision.operations) and not self.failed and not self.skipped
+        """Whether the host was (or, in check mode, would be) changed: a step that failed after
+        some of its operations succeeded did change it, and the journal must say so."""
+        if self.skipped:
+            return False
+        if self.applied:
+            return any(done.get("ok") for done in self.applied)
+        return bool(self.decision.operations) and not self.failed
 
 
 def read_facts(connection, queries: dict[str, dict], deadline_s: float | None = None) -> Facts:

@@ -294,3 +294,50 @@ def test_a_step_skipped_before_the_batch_still_blocks_its_dependants_in_it():
     status = {r.task: r.status for r in report.results}
     assert status == {"adfs.trust": "failed", "lync.web": "skipped", "lync.proxy": "skipped"}
     assert ("lync.proxy", "pool01") not in pool.ran
+
+
+def test_a_step_that_fails_half_way_is_recorded_as_changed_and_failed(tmp_path):
+    """Its first operations changed the host: the audit must not say 'nothing changed'."""
+    from lync2fa.journal import Journal
+
+    two_ops = Task(
+        name="ca.two",
+        group="ca",
+        facts=_facts,
+        decide=lambda ctx: Decision(
+            {"x": 0},
+            {"x": 2},
+            [
+                hostops.registry_set("HKLM:\\SOFTWARE\\T", "A", 1, "DWord"),
+                hostops.registry_set("HKLM:\\SOFTWARE\\T", "B", 2, "DWord"),
+            ],
+        ),
+    )
+
+    class HalfWay(FakeConnection):
+        def request(self, request, secrets=None, deadline_s=None, idempotent=False):
+            if request["kind"] == "apply":
+                return {
+                    "lync2fa": 1,
+                    "groups": [
+                        {
+                            "id": "ca.two",
+                            "skipped": False,
+                            "operations": [
+                                {"ok": True, "output": None},
+                                {"ok": False, "error": {"message": "Access is denied."}},
+                            ],
+                        }
+                    ],
+                }
+            return super().request(request, secrets, deadline_s, idempotent)
+
+    pool = FakePool()
+    pool.get = lambda settings: HalfWay(pool, settings.host)
+    journal = Journal(tmp_path)
+    report = Runner(Hooks(), journal=journal, pool=pool).run(make_plan([two_ops], {"ca": ["ca01"]}), False)
+    (result,) = report.results
+    assert result.failed and result.changed and "operation 2 of 2" in result.msg
+    row = [r for r in journal.results(report.run_id) if r["status"] != "started"][-1]
+    assert row["changed"] == 1 and row["failed"] == 1
+    journal.close()
