@@ -11,7 +11,7 @@ from .wsman import Faults
 
 KIND = "lab_fault"
 # The documented values of each fault: (kind, minimum, maximum) for numbers.
-SPEC = {
+SPEC: dict[str, tuple[str, float | None, float | None]] = {
     "latency_s": ("seconds", 0.0, 600.0),
     "drop": ("bool", None, None),
     "http_status": ("status", 100, 599),
@@ -98,13 +98,17 @@ def parse_setting(setting: str) -> tuple[str, object]:
 def check_value(name: str, value):
     """A fault's value, checked against its documented type and range (ValueError otherwise)."""
     kind, low, high = SPEC[name]
+
+    def within(v: float) -> bool:
+        if low is None or high is None:  # SPEC gives every number kind its range
+            raise ValueError(f"fault {name}: SPEC has no range for a {kind}")
+        return low <= v <= high
+
     ok = {
         "bool": lambda v: isinstance(v, bool),
-        "seconds": lambda v: (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
-        ),
-        "status": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and low <= v <= high),
-        "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+        "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and within(v),
+        "status": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and within(v)),
+        "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and within(v),
         "tasks": lambda v: isinstance(v, list) and all(isinstance(t, str) and t for t in v),
     }[kind](value)
     if not ok:

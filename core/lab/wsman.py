@@ -62,6 +62,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from xml.sax.saxutils import escape
 
 import spnego
@@ -150,6 +151,14 @@ handler threads. ``logon`` is the shell's: how its session authenticated and whe
 network credentials (``logon.delegated``)."""
 
 
+class CommandSession(Protocol):
+    """A long-lived process from the executor's ``open_session`` (e.g. the lab's LabSession)."""
+
+    def feed(self, data: bytes) -> tuple[str, str, int | None]:
+        """(stdout, stderr, exit code once the process ended) for the stdin received so far."""
+        ...
+
+
 @dataclass
 class _Command:
     id: str
@@ -161,7 +170,7 @@ class _Command:
     timeouts_sent: int = 0
     output: tuple[bytes, bytes, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    session: object | None = None  # a long-lived process answering stdin as it arrives
+    session: CommandSession | None = None  # a long-lived process answering stdin as it arrives
 
 
 @dataclass
@@ -378,6 +387,8 @@ class WSManServer:
         if self._thread is None or self._stopping.is_set():
             return
         self._stopping.set()
+        if self._wake_w is None:  # start() makes it before it starts the thread
+            raise RuntimeError("WSManServer.stop: the server was started without its wake-up socket")
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -505,7 +516,7 @@ class WSManServer:
                 with self._lock:
                     self._connections.discard(raw)
                     self._connections.add(conn)
-            _Handler(conn, addr, ep)
+            _Handler(conn, addr, ep)  # type: ignore[arg-type]  # socketserver only stores "server"; _Handler reads an _Endpoint
         except (OSError, ssl.SSLError) as exc:
             log.debug("connection to %s from %s ended: %s", ep.host, addr, exc)
         except Exception:
@@ -576,6 +587,8 @@ class WSManServer:
                 ctx = spnego.server(
                     protocol="credssp", credssp_tls_context=tls_context, credssp_negotiate_context=inner
                 )
+            if ctx is None:  # cannot happen: without a context, tls_context was made above
+                raise RuntimeError("CredSSP: no acceptor context to advance")
             return ctx, ctx.step(token)
 
     def _ntlm_step(self, ctx: spnego.ContextProxy | None, token: bytes) -> tuple[spnego.ContextProxy, bytes | None]:
@@ -741,11 +754,12 @@ class WSManServer:
                     CODE_OPERATION_TIMEOUT,
                 )
             if cmd.session is not None and cmd.output is None:
-                return self._receive_session(shell, cmd)
-            first = cmd.output is None
-            if first:
-                cmd.output = self._execute(shell, cmd)
-        stdout, stderr, rc = cmd.output if first else (b"", b"", cmd.output[2])
+                return self._receive_session(shell, cmd, cmd.session)
+            output = cmd.output
+            first = output is None
+            if output is None:
+                output = cmd.output = self._execute(shell, cmd)
+        stdout, stderr, rc = output if first else (b"", b"", output[2])
         cid = cmd.id
         streams = "".join(
             f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
@@ -760,11 +774,11 @@ class WSManServer:
             f"</rsp:CommandState></rsp:ReceiveResponse>"
         )
 
-    def _receive_session(self, shell: _Shell, cmd: _Command) -> str:
-        """A running process: what it wrote for the stdin received so far; Done once stdin ended
-        (or the process died)."""
+    def _receive_session(self, shell: _Shell, cmd: _Command, session: CommandSession) -> str:
+        """A running process (``session``, the command's): what it wrote for the stdin received so
+        far; Done once stdin ended (or the process died)."""
         data, cmd.stdin = bytes(cmd.stdin), bytearray()
-        stdout, stderr, rc = cmd.session.feed(data)
+        stdout, stderr, rc = session.feed(data)
         if rc is None and cmd.stdin_ended:
             rc = 0
         enc = _codec(shell.codepage)
@@ -902,6 +916,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body.strip():  # e.g. the blank POST that sets up message encryption
             self._reply(200)
             return
+        if self.logon is None:  # _authenticate returned True, so it set the request's logon
+            raise RuntimeError(f"WSMan {ep.host}: a request authenticated without a logon")
         status, payload = wsman._dispatch(ep.host, ep.port, self.logon, body)
         if status is None:  # Faults.drop_reply_after: done, but the answer never leaves
             self.close_connection = True
@@ -986,7 +1002,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wsman = self.server.wsman
         try:
             raw = base64.b64decode(token)
-            ctx = self.ctx if self.ctx_kind == "credssp" and not self.ctx.complete else None
+            # ctx_kind is set only together with ctx (and _forget clears both)
+            ctx = self.ctx if self.ctx is not None and self.ctx_kind == "credssp" and not self.ctx.complete else None
             self.ctx, out = wsman._credssp_step(ctx, raw)
             self.ctx_kind, self.conn_logon = "credssp", None
         except Exception as exc:  # TLS failure, bad token, public key mismatch
@@ -1014,6 +1031,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """The account whose password the client delegated (TSCredentials), if it is the account
         that authenticated and the password is right; else None (Windows: the logon fails)."""
         wsman = self.server.wsman
+        if self.ctx is None:  # only called once the CredSSP context completed
+            raise RuntimeError("CredSSP: no context to read the delegated credentials from")
         creds = self.ctx.get_extra_info("client_credential")
         if not all(hasattr(creds, a) for a in ("domain_name", "username", "password")):
             log.info("CredSSP to %s: no password credentials delegated", self.server.host)
@@ -1053,6 +1072,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _wrap(self, payload: bytes) -> tuple[bytes, str]:
         """Seal a response as the request was sealed; returns (body, Content-Type)."""
+        if self.ctx is None:  # only called for a request _unwrap opened with this context
+            raise ValueError("no authenticated context on this connection")
         protocol = SEAL_PROTOCOL[self.ctx_kind]
         if self.ctx_kind == "credssp":
             chunks = [payload[i : i + CREDSSP_CHUNK] for i in range(0, len(payload), CREDSSP_CHUNK)] or [b""]
@@ -1062,8 +1083,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 streams.append((len(chunk), struct.pack("<I", len(sealed.header)) + sealed.header + sealed.data))
             kind = "multipart/x-multi-encrypted" if len(chunks) > 1 else "multipart/encrypted"
         else:
-            sealed = self.ctx.wrap(payload, encrypt=True).data  # 16-byte signature + RC4-sealed data
-            streams = [(len(payload), struct.pack("<I", 16) + sealed)]
+            signed_sealed = self.ctx.wrap(payload, encrypt=True).data  # 16-byte signature + RC4-sealed data
+            streams = [(len(payload), struct.pack("<I", 16) + signed_sealed)]
             kind = "multipart/encrypted"
         body = b"".join(
             ENC_BOUNDARY + b"\r\n\tContent-Type: " + protocol.encode() + b"\r\n"

@@ -11,7 +11,7 @@ from .machine import Machine, named_fact
 
 @named_fact("account_sids")
 def account_sids(machine: Machine, names: list[str] | None = None) -> dict:
-    sids = {}
+    sids: dict[str, str | None] = {}
     for name in names or []:
         try:
             sids[name] = translate(machine.store, name)[0]

@@ -37,11 +37,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ... import adcs
@@ -71,7 +73,12 @@ _TEMPLATE_CACHES: dict[tuple[str, str], dict] = {}
 LAB_OPTION = "lab_option"
 REPLICATION_DELAY_OPTION = "ad_replication_delay_s"
 DEFAULT_REPLICATION_DELAY_S = 0.5
-HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 # The templates a new Enterprise CA issues out of the box (when they exist in AD).
 DEFAULT_ISSUED = (
     "DirectoryEmailReplication",
@@ -129,6 +136,14 @@ def replication_delay_s(store: EstateStore) -> float:
 
 
 # -- the CA certificate ---------------------------------------------------------------------
+def _signing_hash(algorithm: hashes.HashAlgorithm) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+    """A hash of HASHES that certificates can be signed with. SHA1 is a name the CA setup knows
+    (and refuses), but cryptography cannot sign with it: the error its sign() raises."""
+    if isinstance(algorithm, (hashes.SHA256, hashes.SHA384, hashes.SHA512)):
+        return algorithm
+    raise UnsupportedAlgorithm(f'Hash algorithm "{algorithm.name}" not supported for signatures')
+
+
 def make_ca_certificate(common_name: str, key_length: int, hash_algorithm: str, years: int) -> tuple[str, str]:
     """A real root CA: RSA key and self-signed certificate (PEM strings)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_length)
@@ -160,7 +175,7 @@ def make_ca_certificate(common_name: str, key_length: int, hash_algorithm: str, 
         )
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, HASHES[hash_algorithm]())
+        .sign(key, _signing_hash(HASHES[hash_algorithm]()))
     )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -253,7 +268,10 @@ def ca_of(store: EstateStore, host_name: str, domain: str | None = None) -> dict
     }
     if cert_pem:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-        out["key_length"] = cert.public_key().key_size
+        public_key = cert.public_key()
+        if not isinstance(public_key, (rsa.RSAPublicKey, dsa.DSAPublicKey, ec.EllipticCurvePublicKey)):
+            raise ValueError(f"the certificate of CA {name} has a {type(public_key).__name__}, which has no key length")
+        out["key_length"] = public_key.key_size
         out["validity_years"] = round((cert.not_valid_after_utc - cert.not_valid_before_utc).days / 365.25)
     service = _enrollment_service(store, name, domain)
     if service is not None:
@@ -362,14 +380,17 @@ def _publish_in_ad(machine: Machine, name: str, cert_pem: str) -> None:
     directory = machine.directory
     der = _b64_der(cert_pem)
     now = generalized_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    builtin_templates: Callable[[Machine], list[str]] | None
     try:
         from .adcs_templates import (
             create_builtin_templates,  # the templates component, when present
         )
+
+        builtin_templates = create_builtin_templates
     except ImportError:
-        create_builtin_templates = None
-    if create_builtin_templates is not None:
-        create_builtin_templates(machine)
+        builtin_templates = None
+    if builtin_templates is not None:
+        builtin_templates(machine)
     for container in (adcs.CERTIFICATION_AUTHORITIES, adcs.AIA_CONTAINER):
         dn = f"CN={name},{container}"
         if not directory.exists(dn):
@@ -641,7 +662,7 @@ def issue_certificate(
     if not view["no_security_extension"]:
         sid = x509.SubjectAlternativeName([x509.OtherName(SID_OTHERNAME, _der(0x04, user["sid"].encode()))])
         builder = builder.add_extension(x509.UnrecognizedExtension(SID_EXTENSION, sid.public_bytes()), critical=False)
-    return builder.sign(ca_key, HASHES.get(ca.get("hash_algorithm") or "sha256", hashes.SHA256)())
+    return builder.sign(ca_key, _signing_hash(HASHES.get(ca.get("hash_algorithm") or "sha256", hashes.SHA256)()))
 
 
 def record_issued(

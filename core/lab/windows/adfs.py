@@ -28,6 +28,7 @@ primary providers must be registered providers allowed for that network location
 from __future__ import annotations
 
 import copy
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..estate import Estate, LabHost
@@ -61,7 +62,7 @@ FROM_30 = {
 }
 
 # The built-in authentication providers of AD FS 3.0+ and where each may be primary.
-PROVIDERS = [
+PROVIDERS: list[dict[str, Any]] = [
     {
         "Name": "FormsAuthentication",
         "AllowedForPrimaryIntranet": True,
@@ -310,7 +311,7 @@ def add_relying_party_trust(machine: Machine, p: dict) -> dict | None:
             "InvalidOperation",
             "MSIS7613",
         )
-    trust = {
+    trust: dict[str, Any] = {
         "Name": name,
         "Identifier": [],
         "MetadataUrl": None,

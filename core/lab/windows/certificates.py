@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -62,7 +63,8 @@ def blob(cert: x509.Certificate, container: str | None = None, provider: str | N
 
 def read_blob(value: str) -> dict:
     """Read-Lync2faCertificateBlob: {"der" (base64), "container", "provider"}."""
-    data, out, offset = base64.b64decode(value), {"der": None, "container": None, "provider": None}, 0
+    out: dict[str, str | None] = {"der": None, "container": None, "provider": None}
+    data, offset = base64.b64decode(value), 0
     while offset + 12 <= len(data):
         pid, _, length = struct.unpack_from("<III", data, offset)
         body = data[offset + 12 : offset + 12 + length]
@@ -209,7 +211,7 @@ def find_ca(machine: Machine, ca_config: str, call: str) -> tuple[str, dict]:
 
 
 def _attribute(obj: dict, name: str, default=None):
-    values = next((v for k, v in obj["attributes"].items() if k.lower() == name.lower()), [])
+    values: list[Any] = next((v for k, v in obj["attributes"].items() if k.lower() == name.lower()), [])
     return values[0] if values else default
 
 
@@ -233,7 +235,7 @@ def may_enroll(machine: Machine, template: dict, sam: str, user: dict) -> bool:
 
 
 def template_providers(template: dict) -> list[str]:
-    values = next((v for k, v in template["attributes"].items() if k.lower() == "pkidefaultcsps"), [])
+    values: list[Any] = next((v for k, v in template["attributes"].items() if k.lower() == "pkidefaultcsps"), [])
     return [str(v).split(",", 1)[-1] for v in sorted(values)]
 
 

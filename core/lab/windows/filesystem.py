@@ -116,4 +116,7 @@ def file_replace(machine: Machine, path: str, text: str, sha256: str) -> dict:
             "InvalidOperation",
         )
     write(machine.store, machine.name, path, text, entry["encoding"])
-    return {"sha256": digest(read(machine.store, machine.name, path))}
+    written = read(machine.store, machine.name, path)
+    if written is None:  # write just stored it
+        raise RuntimeError(f"lab filesystem: {path} is missing right after it was written")
+    return {"sha256": digest(written)}

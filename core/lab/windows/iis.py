@@ -34,7 +34,7 @@ ACCESS = "system.webServer/security/access"
 EXTENDED_PROTECTION = "system.webServer/security/authentication/windowsAuthentication/extendedProtection"
 WINDOWS_AUTH = "system.webServer/security/authentication/windowsAuthentication"
 # The IIS schema's defaults (%windir%\system32\inetsrv\config\schema\IIS_schema.xml).
-SECTION_DEFAULTS = {
+SECTION_DEFAULTS: dict[str, dict[str, object]] = {
     ACCESS.lower(): {"sslFlags": "None", "flags": "Script, Read"},
     EXTENDED_PROTECTION.lower(): {"tokenChecking": "None", "flags": "None"},
     WINDOWS_AUTH.lower(): {"enabled": False, "authPersistNonNTLM": True, "useKernelMode": True},

@@ -40,7 +40,7 @@ CONFIG, SERVICE, SITE, USER = "cs_config", "cs_service", "cs_site", "cs_user"
 LAB_SITE = "Site:HQ"
 
 # Defaults of a new collection (Get-Cs...Configuration -Identity Global on a new deployment).
-WEB_DEFAULTS = {
+WEB_DEFAULTS: dict[str, object] = {
     "AllowAnonymousAccessToLWAConference": True,
     "AllowExternalAuthentication": True,
     "AutoLaunchLyncWebAccess": False,

@@ -55,6 +55,8 @@ class Registry:
     def set(self, path: str, name: str, value, value_type: str = "String") -> None:
         self.create_key(path)
         key = self.read(path)
+        if key is None:  # create_key just stored it
+            raise RuntimeError(f"lab registry: the key {path} is missing right after it was created")
         for existing in list(key["values"]):
             if existing.lower() == name.lower():
                 del key["values"][existing]

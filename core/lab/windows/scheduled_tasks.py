@@ -180,6 +180,8 @@ def enroll_on_card(
         )
     cards = tpm.cards(machine)
     iid, _ = tpm.card_by_name(machine, reader) if reader else (next(iter(sorted(cards)), None), None)
+    if iid is None:  # no card, or no reader of that name: what CX509PrivateKey.Create would report
+        raise tpm.no_smartcard()
     container, key = tpm.new_key_container(machine, iid, pin)
     csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
     try:

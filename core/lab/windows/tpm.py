@@ -132,17 +132,22 @@ def change_pin(machine: Machine, iid: str, current: str, new: str, puk: bool = F
     save_cards(machine, by_instance)
 
 
+def no_smartcard() -> WindowsError:
+    """SCARD_E_NO_SMARTCARD: the card (or the reader asked for) is not there."""
+    return WindowsError(
+        "The smart card cannot be found. 0x8010002c (-2146435028 SCARD_E_NO_SMARTCARD)",
+        "NotSpecified",
+        "COMException",
+        -2146435028,
+    )
+
+
 def new_key_container(machine: Machine, iid: str, pin: str) -> tuple[str, rsa.RSAPrivateKey]:
     """CX509PrivateKey.Create on the card: the PIN opens it, the card must have room (30 keys)."""
     by_instance = cards(machine)
     card = by_instance.get(iid)
     if card is None:
-        raise WindowsError(
-            "The smart card cannot be found. 0x8010002c (-2146435028 SCARD_E_NO_SMARTCARD)",
-            "NotSpecified",
-            "COMException",
-            -2146435028,
-        )
+        raise no_smartcard()
     if not secret_matches(card.get("pin"), pin):
         raise WindowsError(
             "The card cannot be accessed because the wrong PIN was presented. 0x8010006b "
