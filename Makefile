@@ -37,9 +37,11 @@ demo: $(STAMP)
 test: $(STAMP) $(LINES)
 	PATH="$(CURDIR)/$(BIN):$$PATH" LYNC2FA_WHEELS="$(CURDIR)/$(WHEELS)" $(BIN)/python -m pytest -n 2 -q
 
+# Issue 11's side-by-side benchmark (not part of `make test`; ~1 h on 2 cores): lync2fa, ansible-playbook and a
+# naive pywinrm script at 10, 100 and 1,000 clients; e.g. BENCH_ARGS='--clients 10 100' for a shorter run.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # After adding or changing a task: regenerate the Ansible modules, action plugins, roles, playbooks.
 modules: $(STAMP)
