@@ -21,7 +21,7 @@ import re
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .hostops import CONFIG_NC
 
@@ -243,9 +243,15 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
     try:
-        issuer.public_key().verify(  # type: ignore[call-arg, union-attr]  # RSA keys: AD CS issues RSA here
-            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
-        )
+        key = issuer.public_key()
+        # A PKCS#1 v1.5 signature verifies with an RSA key and a hash; any other kind of key, or a
+        # signature without a hash, is no such signature (verify() would refuse it with a TypeError).
+        if not isinstance(key, rsa.RSAPublicKey):
+            return False
+        algorithm = cert.signature_hash_algorithm
+        if algorithm is None:
+            return False
+        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
     except (InvalidSignature, TypeError, ValueError, AttributeError):
         return False
     now = dt.datetime.now(dt.UTC)

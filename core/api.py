@@ -161,18 +161,14 @@ def run_step(
     tasks = collect_tasks(pm)
     task = tasks[task_name]
     host = inventory.host(host_name)
-    step = Step(
-        task,
-        host,
-        params_for(task, host, overrides),
-        settings if settings is not None else ConnectionSettings.from_host(host),
-    )
+    connection = settings if settings is not None else ConnectionSettings.from_host(host)
+    step = Step(task, host, params_for(task, host, overrides), connection)
     double_hop = reach.refusals([step])
     if double_hop:
         raise PlanError(reach.message(double_hop))
     single = Plan(tasks=[task], steps=[step])
     single.findings = gate(gate_findings(inventory, tasks, step, pm, gate_cache, overrides), set(allow_insecure))
-    single.warnings.extend(list(step.connection.warnings) + [str(f) for f in single.findings])
+    single.warnings.extend(list(connection.warnings) + [str(f) for f in single.findings])
     report = run(
         single,
         check_mode=check_mode,
@@ -236,12 +232,17 @@ def _gate_context(inventory: Inventory, tasks: dict, step: Step | None, kind: st
     return Plan(tasks=ordered, steps=steps)
 
 
-class _NoConnection:
-    """Connection settings of a step the gate only judges (it never runs)."""
+class _NoConnection(ConnectionSettings):
+    """Connection settings of a step the gate only judges (it never runs): every value empty, no
+    endpoint, and a session that delegates (the gate judges parameters, not the double hop)."""
 
-    host = address = transport = endpoint = password = ""
-    warnings: tuple = ()
-    delegates = True
+    @property
+    def delegates(self) -> bool:
+        return True
+
+    @property
+    def endpoint(self) -> str:
+        return ""
 
 
-_NO_CONNECTION = _NoConnection()
+_NO_CONNECTION = _NoConnection(host="", address="", port=0, scheme="", transport="", user="", password="")

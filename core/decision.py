@@ -50,7 +50,7 @@ class Facts:
     def not_found(self, name: str) -> bool:
         """The read failed because the object does not exist (Windows' ObjectNotFound)."""
         error = self.error(name)
-        return bool(error) and error.get("category") == "ObjectNotFound"
+        return error is not None and error.get("category") == "ObjectNotFound"
 
     def merged(self, more: dict) -> Facts:
         return Facts({**self.raw, **more})

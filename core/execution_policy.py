@@ -48,8 +48,9 @@ def effective(
             policy = _canonical(values.get("ExecutionPolicy"))
             if policy:
                 return policy, scope
-    if _canonical(process):
-        return _canonical(process), "Process"
+    process_policy = _canonical(process)
+    if process_policy:
+        return process_policy, "Process"
     for scope in ("CurrentUser", "LocalMachine"):
         policy = _canonical(((registry.get(scope) or {}).get("values") or {}).get("ExecutionPolicy"))
         if policy and policy != "Undefined":

@@ -45,6 +45,7 @@ def lync2fa_tasks() -> list[Task]:
                          facts=audit_filter_facts, decide=decide_audit_filter,
                          params=(Param("audit_filter", "int", default=127, minimum=0, maximum=127),))]
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this
 
 
 @hookspec
@@ -65,6 +66,7 @@ def lync2fa_validate_plan(plan: Plan) -> list[Finding]:
                     for s in plan.steps_for("hardening.audit_filter")
                     if s.params["audit_filter"] != 127]
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations, never this
 
 
 @hookspec

@@ -52,7 +52,7 @@ def registry_fact(path: str, names: list[str] | None = None, depth: int = 0) -> 
     decision depends on (``CertSvc\\Configuration`` and its CA, a store and its certificates) are
     one fact, not one round trip each."""
     assert depth >= 0, depth
-    query = {"kind": "registry", "path": path, "names": None if names is None else list(names)}
+    query: dict[str, Any] = {"kind": "registry", "path": path, "names": None if names is None else list(names)}
     if depth:
         query["depth"] = int(depth)
     return query

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ class _Manager(InventoryManager):
 
 
 class Inventory:
-    def __init__(self, sources: list[str | Path], vault_password_file: str | Path | None = None):
+    def __init__(self, sources: Sequence[str | Path], vault_password_file: str | Path | None = None):
         for src in sources:
             if not Path(src).exists():
                 raise InventoryError(f"inventory not found: {src}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class InventoryMap:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def build(sources: list[str | Path], decrypt=None) -> InventoryMap:
+def build(sources: Sequence[str | Path], decrypt=None) -> InventoryMap:
     """Map the inventory ``sources`` (files or directories, as given to ``-i``). ``decrypt``
     turns a vault-encrypted file's bytes into its text (``None``: such files are skipped)."""
     imap = InventoryMap()

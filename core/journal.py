@@ -304,7 +304,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return db
 
 
-def displayed_status(run: dict) -> str:
+def displayed_status(run: dict) -> str | None:
     """A run's status as it should be shown: one still "running" whose process is gone on this
     controller (killed, or the machine went down) is "interrupted"."""
     status = run.get("status")

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -147,9 +148,12 @@ def _status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]"
 
 
+_Justify = Literal["left", "right"]
+
+
 def print_runs(rows: list[dict], console: Console) -> None:
     table = Table(title="lync2fa journal", title_justify="left", header_style="bold")
-    for name, justify in (
+    columns: tuple[tuple[str, _Justify], ...] = (
         ("run", "right"),
         ("started", "left"),
         ("command", "left"),
@@ -161,7 +165,8 @@ def print_runs(rows: list[dict], console: Console) -> None:
         ("skipped", "right"),
         ("took", "right"),
         ("status", "left"),
-    ):
+    )
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
     for run in rows:
         c = run["counts"]
@@ -198,13 +203,14 @@ def print_steps(run: dict, rows: list[dict], console: Console) -> None:
         highlight=False,
     )
     table = Table(header_style="bold")
-    for name, justify in (
+    step_columns: tuple[tuple[str, _Justify], ...] = (
         ("task", "left"),
         ("host", "left"),
         ("status", "left"),
         ("took", "right"),
         ("message", "left"),
-    ):
+    )
+    for name, justify in step_columns:
         table.add_column(name, justify=justify, overflow="fold")
     for step in rows:
         table.add_row(

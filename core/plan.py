@@ -26,7 +26,9 @@ class Step:
     task: Task
     host: HostContext
     params: dict
-    connection: ConnectionSettings
+    # None only in the plan validate hands plugins' checks, for a host whose connection settings do
+    # not read; the planner refuses such a host, so every step that runs has its settings.
+    connection: ConnectionSettings | None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -51,7 +53,7 @@ class Plan:
 
     def secrets(self) -> set[str]:
         """Every secret value in the plan (passwords, secret params), for redaction."""
-        values = {s.connection.password for s in self.steps}
+        values = {s.connection.password for s in self.steps if s.connection is not None}
         for s in self.steps:
             values.update(str(s.params[name]) for name in s.task.secret_params if s.params.get(name))
         return {v for v in values if v}

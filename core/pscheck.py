@@ -37,6 +37,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
 
 from .catalog import Catalog, CmdletError
 
@@ -243,9 +247,9 @@ def _variable_name(node) -> tuple[str, str] | None:
 
 @dataclass
 class _Command:
-    node: object
+    node: Node
     name: str | None  # None when the command name is computed
-    name_node: object
+    name_node: Node | None
     params: list  # [(name without '-', node, colon value node or None)]
     splatted: bool
     args: list  # literal values of the elements, in order ('' when not literal)
@@ -592,7 +596,7 @@ def _is_plain_assignment_target(node) -> bool:
 
 def _named_values(cmd: _Command) -> dict[str, str]:
     """-Name value pairs of a command with literal values (lower-case names, first letters as typed)."""
-    out = {}
+    out: dict[str, str] = {}
     node = next((c for c in cmd.node.children if c.type == "command_elements"), None)
     if node is None:
         return out
@@ -628,7 +632,7 @@ def _statement_of(node):
 
 
 def _next_statements(statement, count: int) -> list:
-    out = []
+    out: list = []
     sibling = statement.next_named_sibling
     while sibling is not None and len(out) < count:
         if sibling.type not in ("empty_statement", "comment"):

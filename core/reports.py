@@ -133,7 +133,7 @@ def locate(found: list[Issue], inventory: str | list[str] | None) -> list[Issue]
                 continue
             defs = imap.definitions(word)
             mine = [d for d in defs if d.scope == "host" and d.name == issue.host]
-            where = (mine or defs or [None])[0]
+            where = mine[0] if mine else defs[0] if defs else None
             if where:
                 issue.key = word
                 break

@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -120,14 +121,16 @@ class Runner:
         check_mode = check_mode or verify
         redact = Redactor(plan.secrets())
         done: dict[tuple[str, str], str] = {}
-        resumed_from = self.journal.unfinished_run(command, inventory) if (resume and self.journal) else None
+        resumed_from = None
         unsettled: dict[int, tuple[set, set, set]] = {}
-        if resumed_from is not None:
-            done = self.journal.succeeded_steps(resumed_from)
-            # Sent but never finished (the controller died), or sent and then failed (e.g. the answer
-            # was lost after the host ran them), in the resumed run or the runs it resumed in turn:
-            # re-planned now; what their facts show is put on those runs' record below.
-            unsettled = self.journal.unsettled(resumed_from)
+        if resume and self.journal:
+            resumed_from = self.journal.unfinished_run(command, inventory)
+            if resumed_from is not None:
+                done = self.journal.succeeded_steps(resumed_from)
+                # Sent but never finished (the controller died), or sent and then failed (e.g. the answer
+                # was lost after the host ran them), in the resumed run or the runs it resumed in turn:
+                # re-planned now; what their facts show is put on those runs' record below.
+                unsettled = self.journal.unsettled(resumed_from)
         run_id = (
             self.journal.start_run(command, inventory, check_mode, resumed_from=resumed_from) if self.journal else None
         )
@@ -243,17 +246,19 @@ class Runner:
         resumed_from,
         results: dict,
         run_id,
-        sent_failed: set = frozenset(),
+        sent_failed: AbstractSet = frozenset(),
         resent: dict | None = None,
     ) -> None:
         """Close the audit gap of a killed controller: a step that run ``resumed_from`` sent but
         never recorded is journaled there as changed when this run found it already in place. So is
         one it sent and recorded as failed (its answer lost after the host ran it). ``resent``: steps
         a later run sent again (so it was not in place then), with that run."""
+        journal = self.journal
+        assert journal is not None, "unsettled steps come from the journal"
         resent = resent or {}
         for key in sorted((in_flight | sent_failed) & set(resent)):
             if key in in_flight:
-                self.journal.record(
+                journal.record(
                     resumed_from,
                     Result(key[1], key[0], msg=(f"interrupted before it finished; run {resent[key]} sent it again")),
                 )
@@ -261,7 +266,7 @@ class Runner:
             result = results.get(key)
             if result is None or result.failed or result.skipped or result.changed:
                 continue
-            self.journal.record(
+            journal.record(
                 resumed_from,
                 Result(
                     result.host,
@@ -279,12 +284,12 @@ class Runner:
                 msg = f"interrupted before it finished; completed by run {run_id}"
             else:
                 msg = f"changed by this run before it was interrupted (run {run_id} found the change in place)"
-            self.journal.record(
+            journal.record(
                 resumed_from, Result(result.host, result.task, changed=not result.changed, msg=msg, failed=False)
             )
 
     @staticmethod
-    def _blocker(step: Step, plan: Plan, results: dict, batch: set = frozenset()) -> str | None:
+    def _blocker(step: Step, plan: Plan, results: dict, batch: AbstractSet = frozenset()) -> str | None:
         for dep_name in step.task.after:
             dep_steps = plan.steps_for(dep_name)
             if not dep_steps:
@@ -321,8 +326,10 @@ class Runner:
                 for step in pending:
                     self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
 
+        connection = steps[0].connection
+        assert connection is not None, "a planned step has its connection settings"
         batch = execute.HostBatch(
-            self.pool.get(steps[0].connection),
+            self.pool.get(connection),
             check_mode,
             secrets_of=secret_values,
             started=journal_started,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+if TYPE_CHECKING:
+    from .inventory import HostContext
 
 
 class ParameterError(ValueError):
@@ -48,7 +51,7 @@ class Param:
 
 
 # A host-derived default: gets the HostContext (inventory view of one host), returns a value.
-Derived = Callable[["HostContext"], Any]  # noqa: F821 (defined in lync2fa.inventory)
+Derived = Callable[["HostContext"], Any]
 # A semantic check on validated parameters: returns error strings.
 Checker = Callable[[dict], list]
 

@@ -47,6 +47,8 @@ try:  # CredSSP refusals come from requests-credssp's auth handler, not as HTTP 
     CREDSSP_AUTH_ERRORS: tuple[type[Exception], ...] = (AuthenticationException, NTStatusException)
 except ImportError:  # pragma: no cover - the credssp extra is not installed
     CREDSSP_AUTH_ERRORS = ()
+# Authentication refusals, whichever library reports them.
+AUTH_ERRORS: tuple[type[Exception], ...] = (InvalidCredentialsError, *CREDSSP_AUTH_ERRORS)
 
 
 def protocol_kwargs(s: ConnectionSettings) -> dict:
@@ -169,6 +171,7 @@ class WinRMConnection:
             transport.session = self._translate("open shell", transport.build_session)
             transport.session.trust_env = False
             self._shell_id = self._call("open shell", self._protocol.open_shell, codepage=UTF8_CODEPAGE)
+        assert self._protocol is not None, "a shell id comes with its protocol (set together, _reset clears both)"
         return self._protocol, self._shell_id
 
     def _request_once(self, request: dict, secrets: dict | None, deadline_s: float | None) -> dict:
@@ -227,7 +230,7 @@ class WinRMConnection:
         """pywinrm's and requests' exceptions as TransportError (host, operation, cause)."""
         try:
             return func(*args, **kwargs)
-        except (InvalidCredentialsError, *CREDSSP_AUTH_ERRORS):
+        except AUTH_ERRORS:
             raise TransportError(
                 self.settings.host,
                 operation,

@@ -18,11 +18,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding
-from .inventory import ROLE_GROUPS, Inventory, InventoryError
+from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError
 from .inventory_map import Definition, InventoryMap, build, closest
 from .meta import now
 from .plan import Plan, Step, order_tasks, params_for
@@ -539,10 +540,10 @@ class _Validator:
                     "adfs_federation_service_name",
                     host.name,
                 )
-        for (task, host), p in self.params.items():
+        for (task, host_name), p in self.params.items():
             for key, value in p.items():
                 if isinstance(value, str) and key.endswith(("_uri", "_url")):
-                    self._check_url(task, host, key, value)
+                    self._check_url(task, host_name, key, value)
 
     def _check_url(self, task: str, host: str, param: str, value: str) -> None:
         var = f"{task.split('.')[0]}_{param}"
@@ -621,14 +622,14 @@ class _Validator:
             return
         for pool in pools:
             if str(pool.fqdn).lower() not in trusted:
-                server = adfs[0].name
+                server_name = adfs[0].name
                 self.add(
                     "POOL_WITHOUT_TRUST",
                     "error",
                     f"pool {pool.name} ({pool.fqdn}) has no AD FS relying-party trust: adfs_pools does not list it",
-                    self.loc("adfs_pools", server),
+                    self.loc("adfs_pools", server_name),
                     "adfs_pools",
-                    server,
+                    server_name,
                     "adfs.relying_party",
                     fix=f"add {pool.fqdn} to adfs_pools, or leave adfs_pools unset",
                 )
@@ -698,19 +699,24 @@ class _Validator:
                 )
 
     def check_plugin_findings(self) -> None:
-        steps, self._hops = [], {}
+        steps: list[Step] = []
+        # (where the transport is set, transport) -> {"hosts": [host], "tasks": {task: {resource}}}
+        self._hops: dict[tuple[Definition | None, str], dict[str, Any]] = {}
         for task in order_tasks({n: t for n, t in self.tasks.items() if t.kind != "rollback"}):
             for host in self.inventory.hosts_in(task.group):
                 params = self.params.get((task.name, host.name))
                 if params is None:
                     continue
                 try:
-                    connection = ConnectionSettings.from_host(_Lenient(host) if self.encrypted else host)
+                    # A _Lenient host is the HostContext with var() (same signature) reading vault
+                    # data as a placeholder; every other attribute is the HostContext's.
+                    lenient = cast(HostContext, _Lenient(host)) if self.encrypted else host
+                    connection = ConnectionSettings.from_host(lenient)
                 except (ConnectionConfigError, InventoryError):
                     connection = None
                 steps.append(Step(task, host, params, connection))
                 if connection is not None:
-                    self._double_hop(steps[-1])
+                    self._double_hop(steps[-1], connection)
         self._report_double_hops()
         plan = Plan(tasks=[t for t in self.tasks.values() if any(s.task is t for s in steps)], steps=steps)
         try:
@@ -721,8 +727,9 @@ class _Validator:
         for finding in (f for batch in batches for f in batch or ()):
             self._place_finding(finding)
 
-    def _double_hop(self, step: Step) -> None:
-        """A step that reaches AD, the CMS or a CA from a session without network credentials."""
+    def _double_hop(self, step: Step, connection: ConnectionSettings) -> None:
+        """A step that reaches AD, the CMS or a CA from a session without network credentials
+        (``connection``: the step's)."""
         try:
             from .reach import RESOURCE_NAMES, unreachable
 
@@ -731,7 +738,7 @@ class _Validator:
             return
         if missing:
             where = self.loc("ansible_winrm_transport", step.host.name)
-            entry = self._hops.setdefault((where, step.connection.transport), {"hosts": [], "tasks": {}})
+            entry = self._hops.setdefault((where, connection.transport), {"hosts": [], "tasks": {}})
             entry["hosts"].append(step.host.name)
             for r in missing:
                 entry["tasks"].setdefault(step.task.name, set()).add(RESOURCE_NAMES.get(r, r))

@@ -78,13 +78,14 @@ def to_json(result: Validation, fail_on: str = "error") -> str:
 
 def to_junit(result: Validation, fail_on: str = "error") -> str:
     failing = result.failing(fail_on)
+    elapsed = f"{max(0.0, result.finished - result.started):.3f}"
     suites = ET.Element(
         "testsuites",
         name="lync2fa validate",
         tests="0",
         failures=str(len(failing)),
         errors="0",
-        time=f"{max(0.0, result.finished - result.started):.3f}",
+        time=elapsed,
     )
     suite = ET.SubElement(
         suites,
@@ -95,7 +96,7 @@ def to_junit(result: Validation, fail_on: str = "error") -> str:
         failures=str(len(failing)),
         timestamp=iso(result.started) or "",
         hostname=socket.gethostname(),
-        time=suites.get("time"),
+        time=elapsed,
     )
     props = ET.SubElement(suite, "properties")
     for name, value in (("version", version()), ("inventory", ",".join(result.sources)), ("fail_on", fail_on)):

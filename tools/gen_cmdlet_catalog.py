@@ -27,6 +27,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = Path("/work/shared/reference/cmdlets.json")
@@ -77,10 +78,10 @@ def _option_name(spec: str) -> tuple[str, bool]:
 
 def _dash_options(table: dict) -> dict:
     """certutil/certreq option table (name + value placeholder -> prose) -> {name: shape}."""
-    options = {}
+    options: dict[str, dict[str, Any]] = {}
     for spec, text in table.items():
         name, takes_value = _option_name(spec)
-        shape = {"takes_value": takes_value}
+        shape: dict[str, Any] = {"takes_value": takes_value}
         alias = re.match(r"\((-\w+)\)", text or "")
         if alias:
             shape["aliases"] = [alias.group(1)]
@@ -89,12 +90,12 @@ def _dash_options(table: dict) -> dict:
 
 
 def _certutil(source: dict) -> dict:
-    verbs = {}
+    verbs: dict[str, dict[str, Any]] = {}
     for verb, v in source["verbs"].items():
         names = sorted(
             {_option_name(o)[0] for o in v.get("options", []) + v.get("older_doc_options", [])}, key=str.lower
         )
-        shape = {"options": names}
+        shape: dict[str, Any] = {"options": names}
         args = {k: a for k, a in (v.get("args") or {}).items() if isinstance(a, list)}
         if args:
             shape["args"] = args
@@ -110,7 +111,7 @@ def _certutil(source: dict) -> dict:
 
 
 def _certreq(source: dict) -> dict:
-    verbs = {_option_name(v)[0]: {} for v in source["verbs"]}
+    verbs: dict[str, dict] = {_option_name(v)[0]: {} for v in source["verbs"]}
     inf = source.get("inf", {})
     keys = {k: (v if isinstance(v, list) else None) for k, v in inf.get("NewRequest_keys", {}).items()}
     return {
@@ -129,7 +130,7 @@ def _tpmvscmgr(source: dict) -> dict:
     for verb, v in source["subcommands"].items():
         options = {}
         for name, o in v["options"].items():
-            shape = {"takes_value": bool(o.get("takes_value"))}
+            shape: dict[str, Any] = {"takes_value": bool(o.get("takes_value"))}
             if o.get("required"):
                 shape["required"] = True
             if isinstance(o.get("values"), list):

@@ -28,6 +28,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -420,13 +421,13 @@ def module_return(task: Task | None = None) -> dict:
     keys = sorted(set(sample[0]) | set(sample[1])) if sample else []
     named = keys and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,40}", str(k)) for k in keys)
     listed = (" Keys: " + ", ".join(f"C({k})" for k in keys) + ".") if named else ""  # not per-object keys
-    before = {
+    before: dict[str, Any] = {
         "description": "The state the task read before changing anything (secrets masked); the same keys "
         "as I(after)." + listed,
         "returned": "success",
         "type": "dict",
     }
-    after = {
+    after: dict[str, Any] = {
         "description": "The state after the task (in check mode: the state it would make)." + listed,
         "returned": "success",
         "type": "dict",
@@ -580,7 +581,7 @@ COMMON_ROLE_VARS = {
 
 
 def task_entry(task: Task, role_vars: dict[str, RoleVar], verify: bool = False) -> dict:
-    args = {}
+    args: dict[str, Any] = {}
     for p in task.params:
         var = role_vars[var_name(task, p)]
         args[p.name] = "{{ " + var.name + (" }}" if var.has_default else " | default(omit) }}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from lync2fa import records
 from lync2fa.decision import Context, Decision, FactError, More
@@ -493,7 +494,14 @@ def rollback(ctx: Context) -> Decision | More:
         return more
     recorded = records.parse(ctx.facts.get(records.FACT))
     version, module = _version(ctx), _module(ctx)
-    out = {"before": {}, "after": {}, "operations": [], "warnings": [], "handled": [], "refusal": None}
+    out: dict[str, Any] = {
+        "before": {},
+        "after": {},
+        "operations": [],
+        "warnings": [],
+        "handled": [],
+        "refusal": None,
+    }
     _restore_trusts(ctx, recorded, module, out)
     _restore_token_replay(ctx, recorded, module, out)
     _restore_sign_in(ctx, recorded, version, out)

@@ -68,7 +68,7 @@ def reorder(text: str, path: str, order: list[str]) -> str:
     element moves as it is, the whitespace between the elements stays where it was."""
     _, adds = _entries(text, path)
     elements = [text[m.start() : m.end()] for m in adds]
-    by_name = {}
+    by_name: dict[str, list[str]] = {}
     for element in elements:
         by_name.setdefault(_name(element).lower(), []).append(element)
     moved = [by_name[name.lower()].pop(0) for name in order]

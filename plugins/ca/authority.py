@@ -12,8 +12,10 @@ configuration key down to ``<CA>\\CSP`` (``depth=2``) and the My store with its 
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from lync2fa import adcs
 from lync2fa.decision import Context, Decision
@@ -23,7 +25,7 @@ from .common import CA_CONFIG, active_ca, installed
 
 CA_TYPE = "EnterpriseRootCA"
 IDENTITY = ("ca_type", "common_name", "key_length", "hash_algorithm")
-EMPTY = {
+EMPTY: dict[str, Any] = {
     "role_installed": False,
     "ca_type": None,
     "common_name": None,
@@ -87,7 +89,11 @@ def state(ctx: Context) -> dict:
     der = adcs.certificate_from_blob(base64.b64decode(blob)) if blob else None
     if der:
         cert = x509.load_der_x509_certificate(der)
-        before["key_length"] = cert.public_key().key_size
+        key = cert.public_key()
+        if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, dsa.DSAPublicKey)):
+            # AD CS makes a CA's key RSA, ECDSA or DSA: the kinds that have a size.
+            raise TypeError(f"the CA certificate's {type(key).__name__} has no key size")
+        before["key_length"] = key.key_size
         before["validity_years"] = round((cert.not_valid_after_utc - cert.not_valid_before_utc).days / 365.25)
     return before
 

@@ -20,7 +20,9 @@ def facts(p: dict) -> dict:
 
 
 def _same_principal(account: str | None, principal: str) -> bool:
-    return bool(account) and account.split("\\")[-1].lower() == principal.split("\\")[-1].lower()
+    if not account:
+        return False
+    return account.split("\\")[-1].lower() == principal.split("\\")[-1].lower()
 
 
 def rights(acl: dict | None, principal: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+from typing import Any
 
 from cryptography import x509
 
@@ -148,7 +149,7 @@ def enrolled(
     )
     cert = _certificate(entry) if entry else None
     missing = {"status": "missing", "thumbprint": None, "not_after": None}
-    if cert is None:
+    if entry is None or cert is None:  # without an entry there is no certificate
         return missing, None, None
     now = dt.datetime.now(dt.UTC)
     status = (
@@ -253,7 +254,9 @@ def policy_id(version: str, name: str) -> str:
 def settings_decide(ctx: Context) -> Decision:
     p, facts = ctx.params, ctx.facts
     records = rec.parse(facts.get(rec.FACT))
-    before, after, operations = {"policies": {}}, {"policies": {}}, []
+    before: dict[str, Any] = {"policies": {}}
+    after: dict[str, Any] = {"policies": {}}
+    operations: list[dict] = []
     for version in p["office_versions"]:
         values = _values(facts, f"policy {version}")
         current = {n: values.get(n) for n in POLICY_NAMES}

@@ -447,9 +447,10 @@ def rollback(ctx: Context) -> Decision:
             elif kind == USER_RECORD:
                 before, after, operations = _restore_user(name, data, ctx.facts, decision.warnings)
             else:
-                if tag_policy(name) is None:
+                policy = tag_policy(name)
+                if policy is None:
                     return Decision.refuse(tag_refusal(name))
-                before, after, operations = _restore_policy(tag_policy(name), data, ctx.facts)
+                before, after, operations = _restore_policy(policy, data, ctx.facts)
             key = rid[len(RECORD_PREFIX) :]
             decision.before[key], decision.after[key] = before, after
             decision.operations += [*operations, records.forget(rid)]

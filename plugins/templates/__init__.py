@@ -258,7 +258,9 @@ def planned_templates(plan) -> list[tuple[str, str, dict]]:
                 continue
             p = step.params
             if p["profile"] == "smartcard_user":
-                planned[decide.SMARTCARD_USER.lower()] = (step.task.name, builtin_record(decide.SMARTCARD_USER))
+                smartcard_user = builtin_record(decide.SMARTCARD_USER)
+                assert smartcard_user is not None, "Smartcard User is a built-in template"
+                planned[decide.SMARTCARD_USER.lower()] = (step.task.name, smartcard_user)
             else:
                 planned[p["name"].lower()] = (
                     step.task.name,

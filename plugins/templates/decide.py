@@ -265,7 +265,7 @@ def _duplicate(ctx: Context, issued: set[str], warnings: list[str]) -> Decision:
     entry = ctx.facts.value("template") or {}
     existing = model.record_from_ad(entry, actual_links)
     before = model.view(existing, name, name.lower() in issued)
-    source = None
+    source: dict = {}  # the source template's fact: read only when the template is created
     if existing is None:
         source = ctx.facts.value("source") or {}
         base = model.record_from_ad(source, actual_links)
