@@ -197,6 +197,7 @@ def measure(
         "peak_procs": monitor.peak_procs,
         "lab_cpu_s": round(_cpu_of(lab_pid) - lab_cpu, 2),
         "outcome": _outcome(tail, proc.returncode),
+        "load_1m_after": round(os.getloadavg()[0], 2),
         "hosts": per_host,
     }
 
@@ -517,11 +518,12 @@ def render(results: dict) -> str:
         "(sum of PSS; sum of RSS in brackets, which counts the pages Ansible's forks share once per process); "
         "lab CPU = the simulated estate's own CPU (same cores); per client = mean WS-Management requests / "
         "powershell.exe starts / module imports per client (handshake excluded); servers: the same per server host; "
-        "floor = the least the run could take on this lab (see benchmarks/README.md).",
+        "floor = the least the run could take on this lab (see benchmarks/README.md); load = the machine's 1-minute "
+        "load average when the run ended (other work on the machine shows there).",
         "",
         "| clients | run | wall s | floor s | x floor | controller CPU s | CPU ms/host | peak PSS MB (RSS) | "
-        "lab CPU s | per client req/starts/imports | servers req/starts/imports | outcome |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "lab CPU s | per client req/starts/imports | servers req/starts/imports | outcome | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in results["sizes"]:
         n = size["clients"]
@@ -534,7 +536,7 @@ def render(results: dict) -> str:
             lines.append(
                 f"| {n} | {label} | {run['wall_s']} | {fl} | {run['wall_s'] / fl:.2f} | {cpu:.1f} | "
                 f"{cpu / hosts * 1000:.0f} | {run['peak_pss_mb']:.0f} ({run['peak_rss_mb']:.0f}) | "
-                f"{run['lab_cpu_s']} | {c} | {s} | {run['outcome']} |"
+                f"{run['lab_cpu_s']} | {c} | {s} | {run['outcome']} | {run.get('load_1m_after', '-')} |"
             )
         for label, ex in size.get("extrapolated", {}).items():
             fl = size["floors"]["apply"]["seconds"]
@@ -542,7 +544,7 @@ def render(results: dict) -> str:
             lines.append(
                 f"| {n} | {label} **extrapolated** (linear from {ex['from']}) | ~{ex['wall_s']} | {fl} | "
                 f"~{ex['wall_s'] / fl:.1f} | ~{cpu:.0f} | ~{cpu / hosts * 1000:.0f} | "
-                f"~{ex['peak_pss_mb']:.0f} ({ex['peak_rss_mb']:.0f}) | - | - | - | not run |"
+                f"~{ex['peak_pss_mb']:.0f} ({ex['peak_rss_mb']:.0f}) | - | - | - | not run | - |"
             )
     lines += [
         "",
