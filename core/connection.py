@@ -162,9 +162,9 @@ def _stays_on_this_machine(url: str, proxy: str | None = None) -> bool:
     """The URL's host is loopback and the proxy, if the inventory names one, is loopback too (the
     environment's proxies are never used: lync2fa gives pywinrm ``proxy=None``)."""
     hostname = (urlsplit(url).hostname or "").lower()
-    if not _is_loopback(hostname):
+    if not is_loopback(hostname):
         return False
-    return proxy is None or _is_loopback((urlsplit(proxy).hostname or "").lower())
+    return proxy is None or is_loopback((urlsplit(proxy).hostname or "").lower())
 
 
 def _proxy(host: HostContext) -> str | None:
@@ -258,7 +258,8 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _is_loopback(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """localhost or an address in 127.0.0.0/8 or ::1 (what never leaves this machine)."""
     if address == "localhost":
         return True
     try:

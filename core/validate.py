@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
 
-from .connection import ConnectionConfigError, ConnectionSettings
+from .connection import ConnectionConfigError, ConnectionSettings, is_loopback
 from .findings import Finding
 from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError
 from .inventory_map import Definition, InventoryMap, build, closest
@@ -426,7 +426,7 @@ class _Validator:
                     fix="validate against ansible_winrm_ca_trust_path",
                 )
             address = str(self._var(host, "ansible_host", name) or name)
-            loopback = _is_loopback(address)
+            loopback = is_loopback(address)
             if scheme == "http" and transport in ("basic", "plaintext"):
                 allowed = bool(self._var(host, "lync2fa_allow_insecure_transport", False))
                 self.add(
@@ -884,15 +884,6 @@ def script_paths(tasks: dict[str, Task]) -> list[str]:
         if isinstance(template, Path) and template.exists() and str(template.resolve()) not in found:
             found.append(str(template.resolve()))
     return found
-
-
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_address(value: str) -> bool:

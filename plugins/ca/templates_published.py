@@ -15,7 +15,7 @@ from lync2fa import adcs
 from lync2fa.decision import Context, Decision
 from lync2fa.hostops import ad_object_fact, cmdlet, cmdlet_fact, retry_policy
 
-from .common import CA_CONFIG, NO_CA, NO_CA_CHECK_MODE, active_ca, ca_config_fact
+from .common import CA_CONFIG, active_ca, ca_config_fact, without_ca
 
 # 1 + 2 + 4 + 8 + 16 s: half a minute for replication inside a site and the CA's cache.
 RETRY = retry_policy(attempts=6, delay_s=1.0, on_error_id="AddCATemplateCommand")
@@ -38,11 +38,11 @@ def facts(p: dict) -> dict:
 
 def decide(ctx: Context) -> Decision:
     p = ctx.params
-    warnings = []
+    warnings: list[str] = []
+    refused = without_ca(ctx, warnings)
+    if refused is not None:
+        return refused
     if active_ca(ctx.facts) is None:
-        if not ctx.check_mode:
-            return Decision.refuse(NO_CA)
-        warnings.append(NO_CA_CHECK_MODE)
         published = []
     else:
         published = sorted(str(row["Name"]) for row in ctx.facts.value("issued") or [])

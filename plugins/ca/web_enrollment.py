@@ -18,14 +18,7 @@ from lync2fa import adcs
 from lync2fa.decision import Context, Decision
 from lync2fa.hostops import cmdlet, cmdlet_fact
 
-from .common import (
-    CA_CONFIG,
-    NO_CA,
-    NO_CA_CHECK_MODE,
-    active_ca,
-    ca_config_fact,
-    installed,
-)
+from .common import CA_CONFIG, ca_config_fact, installed, without_ca
 
 SITE = "Default Web Site"
 APPLICATION = "CertSrv"
@@ -83,11 +76,10 @@ def requires_ssl(flags) -> bool:
 
 def decide(ctx: Context) -> Decision:
     p = ctx.params
-    warnings = []
-    if active_ca(ctx.facts) is None:
-        if not ctx.check_mode:
-            return Decision.refuse(NO_CA)
-        warnings.append(NO_CA_CHECK_MODE)
+    warnings: list[str] = []
+    refused = without_ca(ctx, warnings)
+    if refused is not None:
+        return refused
     before = {
         "role_installed": installed(ctx.facts.value("feature")),
         "configured": False,
