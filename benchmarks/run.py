@@ -171,11 +171,16 @@ def measure(
     monitor = TreeMonitor(proc.pid)
     monitor.start()
     tail: list[str] = []
+    recap: list[str] = []
     for line in proc.stdout:
         if log is not subprocess.DEVNULL:
             log.write(line)
-        tail.append(line.rstrip("\n"))
-        del tail[:-400]
+        line = line.rstrip("\n")
+        if " : ok=" in line:  # Ansible's PLAY RECAP: one line per host, all kept
+            recap.append(line)
+        else:
+            tail.append(line)
+            del tail[:-400]
     proc.wait()
     wall = time.perf_counter() - started
     monitor.stop.set()
@@ -196,9 +201,9 @@ def measure(
         "peak_pss_mb": round(monitor.peak_pss / 2**20, 1),
         "peak_procs": monitor.peak_procs,
         "lab_cpu_s": round(_cpu_of(lab_pid) - lab_cpu, 2),
-        "outcome": _outcome(tail, proc.returncode),
+        "outcome": _outcome(tail + recap, proc.returncode),
         "load_1m_after": round(os.getloadavg()[0], 2),
-        "hosts": per_host,
+        "counters": summarize(per_host),
     }
 
 
@@ -459,24 +464,34 @@ def machine() -> dict:
     }
 
 
-def _per_host(run: dict) -> tuple[str, str]:
-    """(clients: mean requests / starts / imports, servers: host req/starts/imports ...)."""
-    hosts = run["hosts"]
-    clients = [h for name, h in hosts.items() if name.startswith("cl")]
+def summarize(per_host: dict[str, dict]) -> dict:
+    """The lab's counters of a run: the clients' means (and extremes), each server host as is."""
+    clients = [h for name, h in per_host.items() if name.startswith("cl")]
+    out: dict = {"servers": {name: h for name, h in sorted(per_host.items()) if not name.startswith("cl")}}
     if clients:
         n = len(clients)
-        c = (
-            f"{sum(h['requests'] for h in clients) / n:.1f} / {sum(h['process_starts'] for h in clients) / n:.1f} / "
-            f"{sum(h['imports'] for h in clients) / n:.1f}"
-        )
-    else:
-        c = "-"
+        actions = sorted({a for h in clients for a in h["by_action"]})
+        out["clients"] = {
+            "hosts": n,
+            **{k: round(sum(h[k] for h in clients) / n, 2) for k in ("requests", "process_starts", "imports")},
+            "requests_min": min(h["requests"] for h in clients),
+            "requests_max": max(h["requests"] for h in clients),
+            "by_action": {a: round(sum(h["by_action"].get(a, 0) for h in clients) / n, 2) for a in actions},
+        }
+    return out
+
+
+def _per_host(run: dict) -> tuple[str, str]:
+    """(clients: mean requests / starts / imports, servers: host req/starts/imports ...)."""
+    counters = run["counters"]
+    c = counters.get("clients")
+    clients = f"{c['requests']:.1f} / {c['process_starts']:.1f} / {c['imports']:.1f}" if c else "-"
     servers = " ".join(
         f"{name} {h['requests']}/{h['process_starts']}/{h['imports']}"
-        for name, h in sorted(hosts.items())
-        if not name.startswith("cl") and h["requests"]
+        for name, h in counters["servers"].items()
+        if h["requests"]
     )
-    return c, servers or "-"
+    return clients, servers or "-"
 
 
 def _extrapolate(sizes: list[dict], face_label: str, clients: int) -> dict | None:
