@@ -72,20 +72,36 @@ class RunReport:
 def phases(plan: Plan) -> list[list]:
     """Split the ordered tasks into phases separated only by cross-group dependencies.
 
-    A task goes in the phase after its latest cross-group prerequisite, and in the same phase as
-    a same-group one. Inside a phase every host runs its own steps one after the other (one
-    shell, a pipeline per host) while hosts run concurrently; a barrier separates phases.
+    A task may not run before the phase after its latest cross-group prerequisite (nor before a
+    same-group one's phase); within that bound it runs as late as it may: with its same-group
+    dependants, and without any, with the rest of its group. Each host thus has as few phases as
+    the dependencies allow: one PowerShell process, one fact read and one apply for a client's
+    whole rollout. Inside a phase every host runs its own steps one after the other (one shell, a
+    pipeline per host) while hosts run concurrently; a barrier separates phases.
     """
-    phase_of: dict[str, int] = {}
     group_of = {t.name: t.group for t in plan.tasks}
+    earliest: dict[str, int] = {}
     for task in plan.tasks:
-        phase_of[task.name] = max(
-            [phase_of[d] + (0 if group_of[d] == task.group else 1) for d in task.after if d in phase_of], default=0
+        earliest[task.name] = max(
+            [earliest[d] + (0 if group_of[d] == task.group else 1) for d in task.after if d in earliest], default=0
         )
+    last_of_group: dict[str, int] = {}
+    for task in plan.tasks:
+        last_of_group[task.group] = max(last_of_group.get(task.group, 0), earliest[task.name])
+    dependants: dict[str, list] = {t.name: [] for t in plan.tasks}
+    for task in plan.tasks:
+        for dep in task.after:
+            if dep in dependants:
+                dependants[dep].append(task)
+    phase_of: dict[str, int] = {}
+    for task in reversed(plan.tasks):  # dependants first
+        bounds = [phase_of[d.name] - (0 if d.group == task.group else 1) for d in dependants[task.name]]
+        latest = min(bounds) if bounds else last_of_group[task.group]
+        phase_of[task.name] = max(earliest[task.name], latest)
     out: list[list] = [[] for _ in range(max(phase_of.values(), default=-1) + 1)]
     for task in plan.tasks:
         out[phase_of[task.name]].append(task)
-    return out
+    return [tasks for tasks in out if tasks]
 
 
 class Runner:
@@ -139,6 +155,9 @@ class Runner:
         stages = phases(plan)
         last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
         phase_of = {t.name: i for i, tasks in enumerate(stages) for t in tasks}
+        by_host_all: dict[str, list[Step]] = {}
+        for planned_step in plan.steps:
+            by_host_all.setdefault(planned_step.host.name, []).append(planned_step)
         # Per host, the facts read for its steps of every phase, valid while nothing was applied
         # anywhere since (a no-op re-apply or a plan reads each host once).
         cache: dict[str, dict] = {}
@@ -190,9 +209,9 @@ class Runner:
                 else:
                     todo.append(step)
                     batch.add(step.key)
+            phase = phase_of[steps[0].task.name]
             if todo:
-                phase = phase_of[todo[0].task.name]
-                later = [s for s in plan.steps if s.host.name == todo[0].host.name and phase_of[s.task.name] > phase]
+                later = [s for s in by_host_all[todo[0].host.name] if phase_of[s.task.name] > phase]
                 results.update(
                     self._run_batch(
                         todo,
@@ -205,18 +224,19 @@ class Runner:
                         applied=bump,
                     )
                 )
+            if last_stage[steps[0].host.name] == phase:
+                # Its last phase: the shell (and its PowerShell process) goes now, not at the phase's
+                # end, so a run holds at most --forks sessions open whatever the number of hosts.
+                self.pool.close_host(steps[0].host.name)
 
         try:
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
-                for index, tasks in enumerate(stages):
+                for tasks in stages:
                     by_host: dict[str, list[Step]] = {}
                     for task in tasks:
                         for step in plan.steps_for(task.name):
                             by_host.setdefault(step.host.name, []).append(step)
                     for _ in workers.map(run_host, by_host.values()):
-                        pass
-                    finished = [host for host, last in last_stage.items() if last == index]
-                    for _ in workers.map(self.pool.close_host, finished):  # deleted concurrently
                         pass
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(

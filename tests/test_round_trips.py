@@ -53,6 +53,7 @@ def test_issue11_noop_reapply_of_every_tier_round_trips(make_lab, run_cli):
     args = ("-i", lab.inventory, "--state-dir", lab.state_dir, "--skip-preflight")
     applied = run_cli("apply", *args, "--json")
     assert applied.code == 0, applied.out
+    lab.counters("ca01")  # lets the lab write its counters (every 0.2 s) before they are listed
     hosts = sorted(json.loads((lab.dir / "counters.json").read_text()))
     assert {"ca01", "adfs01", "pool01", "cl0001"} <= set(hosts), hosts
     start = {host: lab.counters(host, settle_s=0.6 if i == 0 else 0) for i, host in enumerate(hosts)}

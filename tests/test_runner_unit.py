@@ -103,9 +103,20 @@ ENROLL = task("client.enroll", "clients", after=("client.vsc", "ca.b"))
 GROUPS = {"ca": ["ca01"], "clients": ["cl1", "cl2", "cl3"]}
 
 
-def test_phases_split_only_on_cross_group_dependencies():
+def test_phases_split_only_on_cross_group_dependencies_and_keep_a_group_together():
     plan = make_plan([CA, CA2, VSC, ENROLL], GROUPS)
-    assert [[t.name for t in p] for p in phases(plan)] == [["ca.a", "ca.b", "client.vsc"], ["client.enroll"]]
+    # client.vsc waits for the phase of its dependant, so a client's whole rollout is one phase
+    assert [[t.name for t in p] for p in phases(plan)] == [["ca.a", "ca.b"], ["client.vsc", "client.enroll"]]
+    alone = task("client.settings", "clients")  # no dependant: with the rest of its group
+    plan = make_plan([CA, CA2, VSC, alone, ENROLL], GROUPS)
+    assert [[t.name for t in p] for p in phases(plan)] == [
+        ["ca.a", "ca.b"],
+        ["client.vsc", "client.settings", "client.enroll"],
+    ]
+    early = task("ca.early", "ca")
+    later = task("adfs.x", "adfs", after=("ca.early",))
+    plan = make_plan([early, later], {"ca": ["ca01"], "adfs": ["adfs01"]})
+    assert [[t.name for t in p] for p in phases(plan)] == [["ca.early"], ["adfs.x"]]  # bounded by its dependant
 
 
 def test_same_group_dependency_is_per_host_and_cross_group_is_global():
@@ -134,8 +145,10 @@ def test_each_host_runs_its_steps_in_order_and_closes_its_shell_after_its_last_p
     for client in GROUPS["clients"]:
         assert [t for t, h in pool.ran if h == client] == ["client.vsc", "client.enroll"]
     closed = dict(pool.closed)
-    assert closed["ca01"] == 5  # closed at the end of phase 0, before enrollment started
-    assert all(closed[c] == 8 for c in GROUPS["clients"])
+    assert closed["ca01"] == 2  # closed after its last phase, before any client started
+    for client in GROUPS["clients"]:  # each client's shell closes as soon as its own steps ended
+        assert [t for t, h in pool.ran[: closed[client]] if h == client] == ["client.vsc", "client.enroll"]
+    assert len(pool.closed) == 4
     assert [r.task for r in report.results] == [s.task.name for s in plan.steps]
 
 
