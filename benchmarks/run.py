@@ -510,6 +510,13 @@ def _extrapolate(sizes: list[dict], face_label: str, clients: int) -> dict | Non
     }
 
 
+RUN_ORDER = ("lync2fa plan", "lync2fa apply", "lync2fa re-apply", "ansible apply", "naive apply")
+
+
+def _order(label: str) -> int:
+    return RUN_ORDER.index(label) if label in RUN_ORDER else len(RUN_ORDER)
+
+
 def render(results: dict) -> str:
     m, a = results["machine"], results["args"]
     lines = [
@@ -543,7 +550,7 @@ def render(results: dict) -> str:
     for size in results["sizes"]:
         n = size["clients"]
         hosts = n + 4
-        for label, run in size["runs"].items():
+        for label, run in sorted(size["runs"].items(), key=lambda item: _order(item[0])):
             kind = "noop" if label in ("lync2fa plan", "lync2fa re-apply") else "apply"
             fl = size["floors"].get(kind, {}).get("seconds")
             cpu = run["cpu_user_s"] + run["cpu_sys_s"]
