@@ -50,7 +50,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from lync2fa import api, hostscript  # noqa: E402
 from lync2fa.lab import control, costs  # noqa: E402
-from lync2fa.lab.estate import HOSTS_YML, Estate  # noqa: E402
 from lync2fa.lab.faults import FaultBook  # noqa: E402
 from lync2fa.runner import phases  # noqa: E402
 
@@ -332,30 +331,9 @@ def floor(inventory_path: Path, kind: str, forks: int, latency: float, profile: 
     }
 
 
-def lab_up(lab_dir: Path, profile: str, as_is: bool = False, timeout_s: float = 900) -> Path:
-    """Start a laid-out lab with a cost profile: ``lync2fa lab up`` (``as_is``), else the same server
-    through benchmarks/lab_serve.py (module imports paid outside the estate's global lock)."""
-    if as_is:
-        return control.up(lab_dir, profile=profile, timeout_s=timeout_s)
-    control.set_profile(lab_dir, profile)
-    (lab_dir / control.READY).unlink(missing_ok=True)
-    with open(lab_dir / control.LOG, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "lab_serve.py"), str(lab_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    (lab_dir / control.PID).write_text(str(proc.pid))
-    deadline = time.monotonic() + timeout_s
-    while not (lab_dir / control.READY).exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            control.down(lab_dir)
-            raise RuntimeError(f"the lab did not start:\n{(lab_dir / control.LOG).read_text()[-3000:]}")
-        time.sleep(0.05)
-    control._wait_for_endpoints(Estate.load(lab_dir), deadline)
-    return lab_dir / HOSTS_YML
+def lab_up(lab_dir: Path, profile: str, timeout_s: float = 900) -> Path:
+    """Start a laid-out lab with a cost profile (``lync2fa lab up --profile``)."""
+    return control.up(lab_dir, profile=profile, timeout_s=timeout_s)
 
 
 # -- one size -----------------------------------------------------------------------------------
@@ -371,7 +349,7 @@ def run_size(clients: int, args, work: Path, log_dir: Path) -> dict:
             continue
         lab_dir = work / f"{face}-{clients}"
         shutil.copytree(template, lab_dir)
-        inventory = lab_up(lab_dir, args.profile, as_is=args.lab_as_is)
+        inventory = lab_up(lab_dir, args.profile)
         try:
             store = control.open_store(lab_dir)
             FaultBook(store).set("*", latency_s=args.latency)
@@ -644,11 +622,6 @@ def main() -> int:
         type=int,
         default=1000,
         help="larger sizes are extrapolated for ansible-playbook (linear, labelled)",
-    )
-    parser.add_argument(
-        "--lab-as-is",
-        action="store_true",
-        help="start the lab with `lync2fa lab up` (its imports serialise across hosts)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not write RESULTS.md / results.json")
     parser.add_argument("--keep-logs", type=Path, help="directory for each command's output")

@@ -1,4 +1,5 @@
 """Code health in `make test` (issue 8): ruff (lint and format) and mypy with zero findings."""
+
 from __future__ import annotations
 
 import shutil
