@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import execute
@@ -102,6 +102,31 @@ def phases(plan: Plan) -> list[list]:
     for task in plan.tasks:
         out[phase_of[task.name]].append(task)
     return [tasks for tasks in out if tasks]
+
+
+def batches(plan: Plan, stages: list[list]) -> tuple[dict, dict]:
+    """The host batches of a run, keyed (phase, host), and what each needs done before it starts:
+    the same host's batch of the previous phase it has, and for a cross-group prerequisite, the
+    batches of every host running that prerequisite ("everywhere", as the dependency rule says)."""
+    phase_of = {t.name: i for i, tasks in enumerate(stages) for t in tasks}
+    units: dict[tuple[int, str], list[Step]] = {}
+    for step in plan.steps:
+        units.setdefault((phase_of[step.task.name], step.host.name), []).append(step)
+    holders: dict[str, set[tuple[int, str]]] = {}
+    for key, steps in units.items():
+        for step in steps:
+            holders.setdefault(step.task.name, set()).add(key)
+    needs: dict[tuple[int, str], set[tuple[int, str]]] = {}
+    for key, steps in units.items():
+        phase, host = key
+        wanted = {(p, host) for p in range(phase) if (p, host) in units}
+        for step in steps:
+            for dep in step.task.after:
+                if dep in holders and plan.steps_for(dep)[0].task.group != step.task.group:
+                    wanted |= holders[dep]
+        wanted.discard(key)
+        needs[key] = wanted
+    return units, needs
 
 
 class Runner:
@@ -230,14 +255,26 @@ class Runner:
                 self.pool.close_host(steps[0].host.name)
 
         try:
+            units, needs = batches(plan, stages)
             with ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="lync2fa") as workers:
-                for tasks in stages:
-                    by_host: dict[str, list[Step]] = {}
-                    for task in tasks:
-                        for step in plan.steps_for(task.name):
-                            by_host.setdefault(step.host.name, []).append(step)
-                    for _ in workers.map(run_host, by_host.values()):
-                        pass
+                # A host's batch starts as soon as the batches it needs are done (its own earlier one,
+                # and every host's batch holding a cross-group prerequisite): no barrier between
+                # phases, so a group whose prerequisites are met overlaps with the others.
+                waiting = {key: set(keys) for key, keys in needs.items()}
+                dependants: dict[tuple[int, str], list[tuple[int, str]]] = {key: [] for key in units}
+                for key, keys in needs.items():
+                    for need in keys:
+                        dependants[need].append(key)
+                running = {workers.submit(run_host, units[key]): key for key, keys in waiting.items() if not keys}
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        key = running.pop(future)
+                        future.result()
+                        for dependant in dependants[key]:
+                            waiting[dependant].discard(key)
+                            if not waiting[dependant]:
+                                running[workers.submit(run_host, units[dependant])] = dependant
             ordered = [results[s.key] for s in plan.steps if s.key in results]
             report = RunReport(
                 ordered,

@@ -11,6 +11,7 @@ import re
 import sqlite3
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -341,7 +342,11 @@ def test_enrollment_fails_the_way_the_ca_and_the_card_would(make_lab, run_cli, t
     lab.put(scheduled_tasks.SESSIONS, "cl0001", {"users": ["user01"]})
     wrong = tmp_path / "wrong.yml"
     pin = str(host_vars(lab, "cl0001").var("client_pin"))
-    wrong.write_text(lab.inventory.read_text().replace(pin, "87654321" if pin != "87654321" else "13572468"))
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["children"]["clients"]["hosts"]["cl0001"]["client_pin"] = (
+        "87654321" if pin != "87654321" else "13572468"
+    )
+    wrong.write_text(yaml.safe_dump(inventory))
     containers = len(card_of(lab, "cl0001")[1]["containers"])
     bad_pin = run(run_cli, lab, "apply", "--tasks", "client", inventory=wrong)
     # issue 7 defect 10: the wrong PIN is recognised by the base exception's HResult
