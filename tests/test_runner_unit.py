@@ -354,3 +354,18 @@ def test_a_step_that_fails_half_way_is_recorded_as_changed_and_failed(tmp_path):
     row = [r for r in journal.results(report.run_id) if r["status"] != "started"][-1]
     assert row["changed"] == 1 and row["failed"] == 1
     journal.close()
+
+
+def test_a_batch_waits_only_for_what_it_needs_not_for_a_phase_barrier():
+    """Clients need the CA's batch, not the pools': with no barrier they overlap with the pools."""
+    from lync2fa.runner import batches
+
+    ca, pools = task("ca.a", "ca"), task("lync.web", "pools", after=("ca.a",))
+    vsc, enroll = task("client.vsc", "clients"), task("client.enroll", "clients", after=("client.vsc", "ca.a"))
+    plan = make_plan([ca, pools, vsc, enroll], {"ca": ["ca01"], "pools": ["pool01"], "clients": ["cl1", "cl2"]})
+    stages = phases(plan)
+    units, needs = batches(plan, stages)
+    client_batch = next(key for key in units if key[1] == "cl1")
+    assert [s.task.name for s in units[client_batch]] == ["client.vsc", "client.enroll"]
+    assert needs[client_batch] == {next(key for key in units if key[1] == "ca01")}
+    assert next(key for key in units if key[1] == "ca01") in needs[next(key for key in units if key[1] == "pool01")]
