@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,31 @@ def bind_error(cmdlet: str, params: dict) -> CmdletError:
 def test_committed_catalog_is_what_the_tool_generates():
     done = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "gen_cmdlet_catalog.py"), "--check", str(SHARED)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/reference/cmdlets.json is not on this machine")
+def test_generated_catalog_does_not_depend_on_where_the_checkout_lives(tmp_path):
+    """CI checks out elsewhere (not /work): the same source must give the same committed file."""
+    project = tmp_path / "elsewhere" / "main"
+    (project / "tools").mkdir(parents=True)
+    (project / "core" / "data").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "shared" / "reference").mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "gen_cmdlet_catalog.py", project / "tools")
+    shutil.copy(ROOT / "core" / "data" / "cmdlets.json", project / "core" / "data")
+    shutil.copy(SHARED, tmp_path / "elsewhere" / "shared" / "reference")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "tools/gen_cmdlet_catalog.py",
+            "--check",
+            str(project.parent / "shared" / "reference" / "cmdlets.json"),
+        ],
+        cwd=project,
         check=False,
         capture_output=True,
         text=True,

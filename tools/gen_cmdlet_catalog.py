@@ -2,11 +2,11 @@
 """Generate ``core/data/cmdlets.json`` (package data ``lync2fa/data/cmdlets.json``) from the shared
 reference catalog of documented PowerShell signatures.
 
-Source: ``/work/shared/reference/cmdlets.json`` (``../shared/reference/cmdlets.json`` seen from the
-project), built from Microsoft's platyPS docs (MicrosoftDocs/PowerShell-Docs reference/5.1,
-MicrosoftDocs/windows-powershell-docs, MicrosoftDocs/office-docs-powershell) and the windows-commands
-pages of tpmvscmgr, certutil and certreq; its own ``generated_from`` names the commits. The product
-never reads ../shared: it reads only the file this tool writes.
+Source: ``../shared/reference/cmdlets.json`` (seen from the project root), built from Microsoft's
+platyPS docs (MicrosoftDocs/PowerShell-Docs reference/5.1, MicrosoftDocs/windows-powershell-docs,
+MicrosoftDocs/office-docs-powershell) and the windows-commands pages of tpmvscmgr, certutil and certreq;
+its own ``generated_from`` names the commits. The product never reads ../shared: it reads only the file
+this tool writes.
 
 What is kept, per cmdlet: module, doc path, default and documented parameter sets, every parameter's
 type, aliases, position, required_in, sets, accepted_values, values_from_description and provider,
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = Path("/work/shared/reference/cmdlets.json")
+DEFAULT_SOURCE = ROOT.parent / "shared" / "reference" / "cmdlets.json"
 OUTPUT = ROOT / "core" / "data" / "cmdlets.json"
 GENERATED_BY = "tools/gen_cmdlet_catalog.py"
 
@@ -175,7 +175,10 @@ def build(source: dict, source_path: str) -> dict:
 
 def render(source_file: Path) -> str:
     source = json.loads(source_file.read_text(encoding="utf-8"))
-    shown = "../shared/reference/cmdlets.json" if source_file.resolve() == DEFAULT_SOURCE else str(source_file)
+    # Name the source relative to the project so the output does not depend on where the checkout lives.
+    shown = (
+        "../shared/reference/cmdlets.json" if source_file.resolve() == DEFAULT_SOURCE.resolve() else source_file.name
+    )
     return json.dumps(build(source, shown), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
 
 
