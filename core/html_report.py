@@ -33,6 +33,12 @@ def _show(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _operations(result) -> list:
+    """A step's operations as the report shows them: each one's line and result (the full
+    operation, ``detail``, is for machines: the --json report)."""
+    return [{k: v for k, v in op.items() if k != "detail"} for op in getattr(result, "operations", None) or []]
+
+
 @dataclass
 class HostView:
     name: str
@@ -91,7 +97,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["show"] = _show
-    env.filters["operations"] = lambda r: list(getattr(r, "operations", None) or [])
+    env.filters["operations"] = _operations
     env.filters["seconds"] = lambda s: f"{s:.1f} s" if s >= 1 else f"{s * 1000:.0f} ms"
     return env
 

@@ -21,7 +21,9 @@ class Result:
     after: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     duration: float = 0.0
-    operations: list = field(default_factory=list)  # what was (or would be) applied, for -v and reports
+    # What was (or would be) applied, in order: {"operation": one line for -v and reports, "detail":
+    # the operation as decided (secrets as their placeholders), "result": what the host answered}.
+    operations: list = field(default_factory=list)
 
     @property
     def status(self) -> str:

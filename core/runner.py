@@ -432,7 +432,7 @@ class Runner:
         result.warnings += decision.warnings
         applied = outcome.applied + [None] * len(decision.operations)
         result.operations = [
-            {"operation": describe(op), **({"result": done} if done else {})}
+            {"operation": describe(op), "detail": op, **({"result": done} if done else {})}
             for op, done in zip(decision.operations, applied, strict=False)
         ]
         result.changed, result.failed, result.skipped = outcome.changed, outcome.failed, outcome.skipped
