@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import lab_operations
 import pytest
 
 from lync2fa import api, cli
@@ -89,6 +90,28 @@ class Lab:
         lines = path.read_text().splitlines() if path.exists() else []
         entries = [json.loads(line) for line in lines]
         return [e["operation"] for e in entries if host is None or e["host"] == host]
+
+    def mark(self) -> int:
+        """Where the lab's operation log ends now (``ran_as_decided(..., since=mark)``)."""
+        path = self.dir / "operations.jsonl"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def executed(self, since: int = 0) -> dict[str, list[dict]]:
+        """Per host, in order, the operations the lab executed after ``since`` (a ``mark()``)."""
+        path = self.dir / "operations.jsonl"
+        out: dict[str, list[dict]] = {}
+        for line in (path.read_text().splitlines() if path.exists() else [])[since:]:
+            entry = json.loads(line)
+            out.setdefault(entry["host"], []).append(entry["operation"])
+        return out
+
+    def ran_as_decided(self, report: dict, since: int = 0) -> dict[str, list[dict]]:
+        """Assert that every host executed, after ``since``, exactly the operations the CLI
+        ``--json`` report says were decided for it (in full, in order); returns them per host."""
+        executed, wanted = self.executed(since), lab_operations.decided(report)
+        for host in sorted(set(executed) | set(wanted)):
+            assert executed.get(host, []) == wanted.get(host, []), f"{host} executed other operations than decided"
+        return executed
 
     def counters(self, host: str, settle_s: float = 0.6) -> dict:
         """Process starts, module imports and WS-Management requests the lab counted for a host
