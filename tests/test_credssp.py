@@ -11,12 +11,14 @@ given to ``winrm.Protocol``, without a connection.
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 import winrm
 import yaml
 from requests_credssp.exceptions import NTStatusException
 from session_executor import EchoExecutor, facts
+from winrm.exceptions import InvalidCredentialsError
 from winrm.protocol import Protocol
 
 from lync2fa import api, hostscript
@@ -149,11 +151,23 @@ def test_ntlm_shell_logon_is_not_delegated(lab):
     }
 
 
-@pytest.mark.parametrize("user, password", [(USER, PASSWORD), (LOCAL_USER, LOCAL_PASSWORD)])
-def test_basic_logon_is_accepted_but_never_delegated(lab, user, password):
+@pytest.mark.parametrize("user", [LOCAL_USER, ".\\" + LOCAL_USER, "CL01\\" + LOCAL_USER])
+def test_basic_logon_of_a_local_account_is_accepted_but_never_delegated(lab, user):
     server, ports, executor = lab
-    session(ports["cl01"], "basic", user, password).run_cmd("hostname")
-    assert executor.calls[0][2] == LogonInfo("basic", user, delegated=False)
+    assert session(ports["cl01"], "basic", user, LOCAL_PASSWORD).run_cmd("hostname").std_out == b"CL01\r\n"
+    assert executor.calls[0][2] == LogonInfo("basic", LOCAL_USER, delegated=False)
+
+
+@pytest.mark.parametrize("user", [USER, "lync2fa-admin@corp.lync2fa.test", "lync2fa-admin", "CA01\\" + LOCAL_USER])
+def test_basic_refuses_a_domain_account_with_401_whatever_the_password(lab, user):
+    """WinRM's Basic logs on local accounts only: DOMAIN\\user and user@domain get a 401 although
+    the password is right, and a bare name is looked up among the host's local accounts only."""
+    server, ports, executor = lab
+    password = LOCAL_PASSWORD if user.endswith(LOCAL_USER) else PASSWORD  # CA01\\...: another host's name
+    with pytest.raises(InvalidCredentialsError):
+        session(ports["cl01"], "basic", user, password).run_cmd("hostname")
+    log = server.request_log("cl01")
+    assert log and {r["status"] for r in log} == {401} and executor.calls == []
 
 
 def test_credssp_and_ntlm_logons_of_a_local_account(lab):
@@ -349,3 +363,21 @@ def test_lab_inventory_defaults_to_credssp_and_keeps_a_chosen_transport(tmp_path
     control.create(tmp_path / "b", clients=1, transport="ntlm")
     s = settings(tmp_path / "b")
     assert (s.transport, s.delegates) == ("ntlm", False)
+
+
+def test_a_basic_lab_signs_in_with_the_hosts_local_account_and_refuses_the_domain_admin(make_lab):
+    """``lab up --transport basic``: the inventory names the local account every lab host has (its
+    own generated password, not the domain admin's); the domain admin over Basic gets a 401."""
+    from lync2fa.lab.estate import Estate
+
+    lab = make_lab(clients=1, transport="basic")
+    estate = Estate.load(lab.dir)
+    s = ConnectionSettings.from_host(lab.load_inventory().host("ca01"))
+    assert (s.transport, s.user, s.password) == ("basic", estate.local_user, estate.local_password)
+    assert "\\" not in s.user and s.password != estate.password and not s.delegates
+    conn = WinRMConnection(s)
+    assert conn.request(facts("a"))["facts"]["a"]["ok"]
+    conn.close()
+    domain_admin = dataclasses.replace(s, user=estate.account, password=estate.password)
+    with pytest.raises(TransportError, match="authentication refused for user .* \\(basic\\)"):
+        WinRMConnection(domain_admin, retries=0).request(facts("b"))

@@ -14,7 +14,7 @@ from lync2fa.connection import ConnectionSettings
 from lync2fa.lab.wsman import WSManServer
 from lync2fa.transport import SESSION_ARGS, TransportError, WinRMConnection
 
-USER, PASSWORD = "LAB\\admin", "S3cret-for-tests"
+USER, PASSWORD = "admin", "S3cret-for-tests"  # a local account: Basic takes no domain account
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from winrm.protocol import Protocol
 
 from lync2fa.lab.wsman import CommandOutcome, Faults, WSManServer, render_clixml, split_command_line
 
-USER = "LAB\\administrator"
+USER = "administrator"  # a local account: Basic logs on local accounts only
 PASSWORD = "Sup3r-Secret!"
 CREDENTIALS = {USER: PASSWORD}
 
@@ -175,8 +175,14 @@ def test_wrong_basic_password_is_rejected(lab, executor):
     _, ports = lab
     with pytest.raises(InvalidCredentialsError):
         protocol(ports["web01"], password="wrong").open_shell()
-    ok = Protocol(url(ports["web01"]), transport="basic", username="administrator", password=PASSWORD, proxy=None)
-    assert ok.open_shell()  # the bare user name matches LAB\administrator
+    with pytest.raises(InvalidCredentialsError):  # a domain account: Basic takes local accounts only
+        Protocol(
+            url(ports["web01"]), transport="basic", username="LAB\\administrator", password=PASSWORD, proxy=None
+        ).open_shell()
+    ok = Protocol(
+        url(ports["web01"]), transport="basic", username="WEB01\\administrator", password=PASSWORD, proxy=None
+    )
+    assert ok.open_shell()  # HOST\\user: the host's own (local) account
 
 
 def test_run_ps_stderr_comes_back_as_clixml_and_is_cleaned(lab):

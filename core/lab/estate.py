@@ -20,6 +20,7 @@ HOSTS_YML = "hosts.yml"
 # CA-reaching tasks need a session with network credentials (the double hop).
 LAB_TRANSPORTS = ("credssp", "ntlm", "basic")
 DEFAULT_TRANSPORT = "credssp"
+LOCAL_USER = "lync2fa-local"
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Estate:
     hosts: list[LabHost]
     https: bool = False
     transport: str = DEFAULT_TRANSPORT  # ansible_winrm_transport written into hosts.yml
+    # A local account on every lab host, for Basic (which logs on local accounts only).
+    local_user: str = LOCAL_USER
+    local_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:
@@ -58,6 +62,17 @@ class Estate:
     def account(self) -> str:
         return f"{self.netbios}\\{self.admin_user}"
 
+    @property
+    def credentials(self) -> dict[str, str]:
+        """What every lab host's WinRM service accepts: the domain admin and the local account."""
+        return {self.account: self.password, self.local_user: self.local_password}
+
+    def login(self, transport: str) -> tuple[str, str]:
+        """(user, password) for the inventory: Basic takes local accounts only, the rest the domain admin."""
+        if transport == "basic":
+            return self.local_user, self.local_password
+        return self.account, self.password
+
     # -- persistence ------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         path = directory / LAB_JSON
@@ -70,7 +85,10 @@ class Estate:
         data = json.loads((directory / LAB_JSON).read_text())
         data["hosts"] = [LabHost(**h) for h in data["hosts"]]
         data.setdefault("transport", "ntlm")  # a lab made before the transport was kept used NTLM
-        return cls(**data)
+        estate = cls(**data)
+        if "local_password" not in data:  # a lab made before it had a local account: keep the new one
+            estate.save(directory)
+        return estate
 
 
 def default_estate(clients: int = 2, https: bool = False, transport: str = DEFAULT_TRANSPORT) -> Estate:
@@ -118,15 +136,17 @@ def write_inventory(estate: Estate, directory: Path, transport: str | None = Non
     """An Ansible inventory with the connection vars for every lab endpoint.
 
     ``transport`` (default: the estate's) becomes ``ansible_winrm_transport``; over http NTLM and
-    CredSSP encrypt every message (pywinrm's ``message_encryption: auto``).
+    CredSSP encrypt every message (pywinrm's ``message_encryption: auto``). Basic signs in with
+    the hosts' local account, the others with the domain admin.
     """
     transport = transport or estate.transport
     if transport not in LAB_TRANSPORTS:
         raise ValueError(f"the lab accepts {', '.join(LAB_TRANSPORTS)}, not {transport!r}")
+    user, password = estate.login(transport)
     conn = {
         "ansible_connection": "winrm",
-        "ansible_user": estate.account,
-        "ansible_password": estate.password,
+        "ansible_user": user,
+        "ansible_password": password,
         "ansible_winrm_transport": transport,
         "ansible_winrm_scheme": "https" if estate.https else "http",
         "lync2fa_domain": estate.domain,

@@ -9,9 +9,9 @@ DCOM). Windows' rules, as the lab models them:
 auth          delegated    why
 ============  ===========  ============================================================
 ``ntlm``      no           a network logon from a challenge/response: no password, no ticket
-``basic``     no           the lab accepts a domain account over Basic (Windows does when
-                           the service allows Basic), but the session holds no network
-                           credentials; Ansible's table: local accounts, no delegation
+``basic``     no           local accounts only (Windows' WinRM service answers 401 to a
+                           domain account); the session holds no network credentials;
+                           Ansible's table: local accounts, no delegation
 ``credssp``   yes          the client sends the password itself (TSCredentials) after the
                            handshake; the lab checks it is the account's password
 ``kerberos``  if asked     only with a forwarded TGT (``ansible_winrm_kerberos_delegation``)
@@ -20,8 +20,10 @@ auth          delegated    why
 
 The WS-Management server (``wsman.py``) records a :class:`LogonInfo` when a shell is created and
 passes it with every command: ``executor(host, command, arguments, stdin, logon=logon)``. The
-lab's dispatcher uses ``logon.delegated`` (or :meth:`LogonInfo.network_error`) to fail what leaves
-the host with the error Windows gives.
+lab's dispatcher gives ``logon.delegated`` to the host's ``Machine``, whose ``require_network``
+fails what leaves the host with the error Windows gives (:func:`network_error`), unless the
+resource is on the host itself (a domain controller's AD, a Standard Edition server's CMS, the
+host's own CA).
 """
 
 from __future__ import annotations
@@ -35,9 +37,20 @@ NETWORK_ERRORS = {
     # The Lync/SfB Central Management Store in SQL Server with Windows authentication
     "cms": 'Cannot open database "xds" requested by the login. The login failed.\r\n'
     "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'.",
-    # A certification authority on another server over DCOM (ICertRequest, certutil -config)
-    "ca": "CCertRequest::Submit: Access is denied. 0x80070005 (WIN32: 5 ERROR_ACCESS_DENIED)",
+    # A certification authority on another server over DCOM (ICertRequest, certutil -config): the
+    # CertSrv Request interface grants access to the CERTSVC_DCOM_ACCESS group (Everyone, Domain
+    # Users, Domain Computers: KB 903220, "DCOM security enhancements in Windows Server 2003 SP1"),
+    # which ANONYMOUS LOGON is not in: the call fails E_ACCESSDENIED. The caller prefixes its method.
+    "ca": "Access is denied. 0x80070005 (WIN32: 5 ERROR_ACCESS_DENIED)",
 }
+
+
+def network_error(reach: str, delegated: bool) -> str | None:
+    """Windows' error for an operation that reaches ``reach`` ("ad", "cms" or "ca") beyond the
+    host from a session with (``delegated``) or without network credentials; None when it can."""
+    if reach not in NETWORK_ERRORS:
+        raise ValueError(f"unknown reach {reach!r} (one of {', '.join(NETWORK_ERRORS)})")
+    return None if delegated else NETWORK_ERRORS[reach]
 
 
 @dataclass(frozen=True)
@@ -55,11 +68,9 @@ class LogonInfo:
         return self.user.rpartition("\\")[0]
 
     def network_error(self, reach: str) -> str | None:
-        """Windows' error for an operation that reaches ``reach`` ("ad", "cms" or "ca") beyond the
-        host from this session, or None when the session can (it holds network credentials)."""
-        if reach not in NETWORK_ERRORS:
-            raise ValueError(f"unknown reach {reach!r} (one of {', '.join(NETWORK_ERRORS)})")
-        return None if self.delegated else NETWORK_ERRORS[reach]
+        """Windows' error for an operation that reaches ``reach`` beyond the host from this
+        session, or None when the session can (it holds network credentials)."""
+        return network_error(reach, self.delegated)
 
     def as_dict(self) -> dict:
         return {"auth": self.auth, "user": self.user, "delegated": self.delegated}

@@ -30,7 +30,7 @@ def serve(directory: Path) -> None:
     server = WSManServer(
         {h.name: h.port for h in estate.hosts},
         dispatcher,
-        {estate.account: estate.password},
+        estate.credentials,
         directory,
         tls=tls.server_context(directory) if estate.https else None,
         faults=lambda host: faults.get(host).transport(),

@@ -12,11 +12,12 @@ Design
   descriptors, not threads. Each accepted connection gets its own handler thread that runs a
   ``BaseHTTPRequestHandler`` (HTTP/1.1 keep-alive). One handler instance per TCP connection is
   exactly what NTLM needs: it authenticates the connection, not single requests.
-* **Auth.** Basic (checked on every request), NTLM via pyspnego's pure-Python acceptor, and
-  CredSSP (as with ``Enable-WSManCredSSP -Role Server``) via pyspnego's CredSSP acceptor: a TLS
-  handshake inside ``Authorization: CredSSP`` headers (TLS 1.2 at most, with the service's own
-  self-signed RSA certificate, see :func:`lync2fa.lab.tls.credssp_certificate`), SPNEGO/NTLM
-  inside it, then the client's TSCredentials, which must be the account's own password.
+* **Auth.** Basic (checked on every request; local accounts only, as on Windows), NTLM via
+  pyspnego's pure-Python acceptor, and CredSSP (as with ``Enable-WSManCredSSP -Role Server``) via
+  pyspnego's CredSSP acceptor: a TLS handshake inside ``Authorization: CredSSP`` headers (TLS 1.2
+  at most, with the service's own self-signed RSA certificate, see
+  :func:`lync2fa.lab.tls.credssp_certificate`), SPNEGO/NTLM inside it, then the client's
+  TSCredentials, which must be the account's own password.
   pyspnego looks NTLM credentials up in the file named by the process-global ``NTLM_USER_FILE``
   env var, so the variable is set, under a process-wide lock, right before every acceptor
   step; several servers with different credentials can then live in one process.
@@ -531,14 +532,27 @@ class WSManServer:
 
     # ----------------------------------------------------------------- auth
 
-    def _check_basic(self, token: str) -> str | None:
-        """Return the credential name for a valid Basic token, else None."""
+    def _check_basic(self, token: str, host: str) -> str | None:
+        """The local account a valid Basic token names, else None (a 401).
+
+        WinRM's Basic authentication logs on local accounts only: "You can supply UserName and
+        Password for a domain account when using negotiate or Kerberos authentication, or for a
+        local account with Basic authentication" (learn.microsoft.com/windows/win32/winrm/
+        connectionoptions-username). So ``DOMAIN\\user`` and ``user@domain`` are refused whatever
+        the password; ``user``, ``.\\user`` and ``HOST\\user`` name the host's own (local) accounts,
+        the credentials without a domain part.
+        """
         try:
             user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
         domain, _, name = user.rpartition("\\")
-        return self._check_password(domain, name, password)
+        if "@" in name or domain.lower() not in ("", ".", host.lower()):
+            return None
+        for account, known in self._credentials.items():
+            if "\\" not in account and account.lower() == name.lower():
+                return account if hmac.compare_digest(password.encode(), known.encode()) else None
+        return None
 
     def _check_password(self, domain: str, user: str, password: str) -> str | None:
         """The credential name for ``DOMAIN\\user`` (or a bare ``user``) with this password, else None."""
@@ -967,7 +981,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            user = wsman._check_basic(token.strip())
+            user = wsman._check_basic(token.strip(), self.server.host)
             if user is not None:
                 # Basic: a cleartext network logon; the session holds no network credentials.
                 self.logon = LogonInfo("basic", user, delegated=False)
