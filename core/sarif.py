@@ -137,8 +137,9 @@ RULES: dict[str, tuple[str, str]] = {
     "VAULT": ("Vault-encrypted data cannot be decrypted", "Pass the right --vault-password-file."),
     "UNKNOWN_VAR": (
         "Variable no task declares",
-        "A <tier>_<parameter> variable that matches no task parameter is ignored: check its spelling "
-        "against `lync2fa plugins` and the tier READMEs.",
+        "A <tier>_<parameter> variable that matches no task parameter is ignored, and so is a misspelt "
+        "Ansible connection variable (ansible_pasword): check its spelling against `lync2fa plugins`, "
+        "the tier READMEs and Ansible's winrm connection documentation.",
     ),
     "PARAM": (
         "Invalid task parameter",

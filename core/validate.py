@@ -16,11 +16,13 @@ import ipaddress
 import re
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
 
+from .ansible_vars import ANSIBLE_VARS, WINRM_VARS
 from .connection import ConnectionConfigError, ConnectionSettings, is_loopback
 from .findings import Finding
 from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError
@@ -50,47 +52,6 @@ EXTRA_VARS = {
     "lync2fa_state_dir": "the journal's directory (roles)",
     "lync2fa_allow_insecure": "rules accepted as warnings (roles)",
     "lync2fa_rollback_tiers": "tiers rollback_2fa.yml undoes",
-}
-# ansible_winrm_* variables Ansible's winrm connection plugin and pywinrm understand.
-WINRM_VARS = {
-    f"ansible_winrm_{n}"
-    for n in (
-        "scheme",
-        "path",
-        "transport",
-        "server_cert_validation",
-        "ca_trust_path",
-        "cert_pem",
-        "cert_key_pem",
-        "kerberos_delegation",
-        "kerberos_hostname_override",
-        "message_encryption",
-        "credssp_disable_tlsv1_2",
-        "credssp_auth_mechanism",
-        "credssp_minimum_version",
-        "send_cbt",
-        "proxy",
-        "operation_timeout_sec",
-        "read_timeout_sec",
-        "connection_timeout",
-        "kinit_cmd",
-        "kinit_args",
-        "kinit_env_vars",
-        "user",
-        "password",
-        "pass",
-        "service",
-        "realm",
-        "reconnection_retries",
-        "reconnection_backoff",
-        "keytab",
-        "noprofile",
-        "ca_trust",
-        "auth_timeout",
-        "shell",
-        "port",
-        "host",
-    )
 }
 
 
@@ -196,6 +157,11 @@ class _Validator:
         self.known = {t.var_prefix + p.name for t in self.tasks.values() for p in t.params} | set(EXTRA_VARS)
         self.group_names = set(groups)
         self.params: dict[tuple[str, str], dict] = {}
+        # (task, host) whose parameters are not known: refused (PARAM, TEMPLATE) or built from a
+        # malformed DNS name; the cross-references that need them are skipped, not guessed.
+        self.unknown_params: set[tuple[str, str]] = set()
+        self.bad_fqdns: set[str] = set()  # malformed lync2fa_fqdn values (BAD_FQDN)
+        self._findings_per_host: Counter[str] = Counter()
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -225,6 +191,8 @@ class _Validator:
         fix: str = "",
         kind: str = "inventory",
     ) -> None:
+        if host:
+            self._findings_per_host[host] += 1
         loc = loc or (self.imap.locate_host(host) if host else None)
         file, line, col = (loc.file, loc.line, loc.col) if loc else (self.imap.first_file(), 1, 1)
         key = key or (loc.key if loc else "")
@@ -275,8 +243,9 @@ class _Validator:
         self.check_groups()
         self.check_names()
         self.check_connections()
+        self.check_dns_names()
         self.check_params()
-        self.check_names_and_urls()
+        self.check_urls()
         self.check_cross_references()
         self.check_plugin_findings()
         if scripts:
@@ -348,6 +317,19 @@ class _Validator:
                     key,
                     fix=f"rename it to {near}" if near else "remove it",
                 )
+            elif key not in self.known and key not in ANSIBLE_VARS:
+                # Any other name may be the user's own (vault_*, a role's): only a near miss of a
+                # known one is a finding. Never the value: it may be a secret.
+                near = closest(key, self.known | ANSIBLE_VARS, cutoff=0.85)
+                if near:
+                    self.add(
+                        "UNKNOWN_VAR",
+                        "warning",
+                        f"{key} is not a variable lync2fa or Ansible reads; did you mean {near}?",
+                        d,
+                        key,
+                        fix=f"rename it to {near}, or ignore this if {key} is your own variable",
+                    )
 
     def _unreadable(self, message: str) -> tuple[str, str]:
         """Severity and message of a value that cannot be read: a note when no vault password was
@@ -366,7 +348,7 @@ class _Validator:
 
     def check_connections(self) -> None:
         for name, host in self.hosts.items():
-            before = len(self._issues)
+            before = self._findings_per_host[name]
             port = self._var(host, "ansible_port", 5986)
             try:
                 port = int(port)
@@ -467,7 +449,7 @@ class _Validator:
                     name,
                     fix="set ansible_user (group_vars/all) for the WinRM logon",
                 )
-            if len(self._issues) == before:
+            if self._findings_per_host[name] == before:  # else from_host refuses what was just reported
                 try:
                     ConnectionSettings.from_host(host)
                 except ConnectionConfigError as exc:
@@ -478,12 +460,25 @@ class _Validator:
     def check_params(self) -> None:
         for task in order_tasks(self.tasks):
             for host in self.inventory.hosts_in(task.group):
+                key = (task.name, host.name)
                 try:
-                    self.params[(task.name, host.name)] = params_for(task, host)
+                    params = params_for(task, host)
                 except ParameterError as exc:
+                    self.unknown_params.add(key)
                     self._param_error(task, host, str(exc))
+                    continue
                 except InventoryError as exc:
+                    self.unknown_params.add(key)
                     self._template_issue(exc, host.name, task.name)
+                    continue
+                if self._names_bad_fqdn(" ".join(_texts(params.values()))):
+                    self.unknown_params.add(key)  # a scope or URL built from it: BAD_FQDN says it
+                else:
+                    self.params[key] = params
+
+    def _names_bad_fqdn(self, text: str) -> bool:
+        """Whether ``text`` contains a malformed ``lync2fa_fqdn`` (already a BAD_FQDN finding)."""
+        return any(re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text) for name in self.bad_fqdns)
 
     def _template_issue(self, exc: Exception, host: str, task: str = "") -> None:
         match = re.search(r"cannot read variable (\S+):", str(exc))
@@ -495,22 +490,25 @@ class _Validator:
         text = text.split(": ", 1)[1] if text.startswith(task.name + ": ") else text
         names = [p.name for p in task.params]
         for part in text.split("; "):
-            mentioned = sorted((m.start(), n) for n in names for m in [re.search(rf"\b{re.escape(n)}\b", part)] if m)
-            if mentioned:
-                param = mentioned[0][1]
-            else:
+            if self._names_bad_fqdn(part):
+                continue  # e.g. adfs_pools' default, the pools' lync2fa_fqdn: BAD_FQDN is the finding
+            by_var = _first_named(part, {task.var_prefix + n: n for n in names})
+            param = by_var or _first_named(part, {n: n for n in names})
+            if not param:
                 defined = [n for n in names if self.at(task.var_prefix + n, host.name)]
                 param = defined[0] if len(defined) == 1 else ""
             var = task.var_prefix + param if param else ""
-            message = (
-                f"{var}: {part}" if var and not part.startswith(param) else (task.var_prefix + part if var else part)
-            )
+            if by_var or not var:
+                message = part
+            else:
+                message = task.var_prefix + part if part.startswith(param) else f"{var}: {part}"
             self.add("PARAM", "error", message, self.loc(var, host.name) if var else None, var, host.name, task.name)
 
-    def check_names_and_urls(self) -> None:
+    def check_dns_names(self) -> None:
         for name, host in self.hosts.items():
             fqdn = self._var(host, "lync2fa_fqdn")
             if fqdn is not None and not (isinstance(fqdn, str) and FQDN.fullmatch(fqdn)):
+                self.bad_fqdns.add(str(fqdn))
                 self.add(
                     "BAD_FQDN",
                     "error",
@@ -540,6 +538,8 @@ class _Validator:
                     "adfs_federation_service_name",
                     host.name,
                 )
+
+    def check_urls(self) -> None:
         for (task, host_name), p in self.params.items():
             for key, value in p.items():
                 if isinstance(value, str) and key.endswith(("_uri", "_url")):
@@ -600,6 +600,7 @@ class _Validator:
             )
             return
         trusted: dict[str, str] = {}
+        complete = not any(("adfs.relying_party", server.name) in self.unknown_params for server in adfs)
         for server in adfs:
             listed = (self.params.get(("adfs.relying_party", server.name)) or {}).get("pools")
             if listed is None:
@@ -618,7 +619,7 @@ class _Validator:
                         server.name,
                         "adfs.relying_party",
                     )
-        if "adfs.relying_party" not in self.tasks:
+        if "adfs.relying_party" not in self.tasks or not complete:
             return
         for pool in pools:
             if str(pool.fqdn).lower() not in trusted:
@@ -635,6 +636,9 @@ class _Validator:
                 )
 
     def _issued_templates(self) -> set[str] | None:
+        """The templates the CA issues, None when unknown (no CA tier, or its parameters refused)."""
+        if any(task in ("ca.templates_published", "templates.smartcard") for task, _ in self.unknown_params):
+            return None
         issued: set[str] = set()
         found = False
         for (task, _host), p in self.params.items():
@@ -830,6 +834,27 @@ class _Validator:
                 fix=f"a defect of lync2fa's script {Path(path).name}: report it (pscheck rule {rule})",
             )
             first[(rule, line, col, message)] = self._issues[(rule, path, line, Path(path).name)]
+
+
+def _first_named(text: str, names: dict[str, str]) -> str:
+    """The value of the ``names`` key that ``text`` names first, as a whole word (``_`` is part of
+    one: ``min_key_size`` is not named by ``templates_min_key_size``), else ""."""
+    hits = sorted(
+        (m.start(), value)
+        for word, value in names.items()
+        if (m := re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text))
+    )
+    return hits[0][1] if hits else ""
+
+
+def _texts(values) -> list[str]:
+    """The strings among parameter values (a list's elements included)."""
+    found: list[str] = []
+    for value in values:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                found.append(item)
+    return found
 
 
 class _Lenient:

@@ -389,6 +389,149 @@ def test_without_the_vault_password_the_rest_is_still_checked(inv, run_cli):
     assert "DOUBLE_HOP" in {i.rule for i in validate([inv], scripts=False).issues}  # password vaulted
 
 
+# --- each seeded mistake: exactly its own finding, at its variable -----------------------------
+
+# (file to seed, how: (old, new) to replace or a text to append, the rule, key and line expected)
+OWN_FINDING = {
+    "out of range in group_vars": (
+        "group_vars/all/vars.yml",
+        "templates_min_key_size: 1024\n",
+        ("PARAM", "templates_min_key_size", "templates_min_key_size"),
+    ),
+    "out of range in host_vars": (
+        "host_vars/ca01.yml",
+        "---\nca_validity_years: 99\n",
+        ("PARAM", "ca_validity_years", "ca_validity_years"),
+    ),
+    "token lifetime out of range": (
+        "group_vars/all/vars.yml",
+        ("adfs_token_lifetime: 240", "adfs_token_lifetime: 99999"),
+        ("PARAM", "adfs_token_lifetime", "adfs_token_lifetime"),
+    ),
+    "malformed pool FQDN": (
+        "hosts.yml",
+        ("lync2fa_fqdn: pool01.contoso.com", "lync2fa_fqdn: pool_01.contoso.com"),
+        ("BAD_FQDN", "lync2fa_fqdn", "pool_01.contoso.com"),
+    ),
+    "malformed Director FQDN": (
+        "hosts.yml",
+        ("lync2fa_fqdn: dirpool01.contoso.com", "lync2fa_fqdn: dirpool01..contoso.com"),
+        ("BAD_FQDN", "lync2fa_fqdn", "dirpool01..contoso.com"),
+    ),
+    "malformed Edge FQDN": (
+        "hosts.yml",
+        ("lync2fa_fqdn: edgepool01.contoso.com", "lync2fa_fqdn: -edgepool01.contoso.com"),
+        ("BAD_FQDN", "lync2fa_fqdn", "-edgepool01.contoso.com"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OWN_FINDING, ids=str)
+def test_each_seeded_mistake_gives_exactly_its_own_finding_at_its_variable(inv, case):
+    """No finding that only follows from it (a cross-reference to the parameters it broke, a
+    scope built from the malformed name), none at the host's line instead of the variable's."""
+    relpath, seed, (rule, key, needle) = OWN_FINDING[case]
+    path = inv / relpath
+    if isinstance(seed, tuple):
+        edit(path, *seed)
+    else:
+        append(path, seed)
+    result = validate([inv], vault_password_file=VAULT, scripts=False)
+    got = [(i.rule, i.key, Path(i.file), i.line) for i in inventory_findings(result.issues)]
+    assert got == [(rule, key, path, line_of(path, needle))]
+
+
+def test_out_of_range_message_names_the_variable_once(inv):
+    append(inv / "host_vars" / "ca01.yml", "---\nca_validity_years: 99\n")
+    issue, _ = found(inv, "PARAM", key="ca_validity_years")
+    assert issue.message == "variable ca_validity_years must be from 1 to 50, not 99"
+
+
+def set_vars(path: Path, **values) -> None:
+    """Set top-level variables of a vars file in place (no duplicate keys)."""
+    text = path.read_text()
+    for name, value in values.items():
+        text, n = re.subn(rf"(?m)^{name}: .*$", f"{name}: {value}", text)
+        if not n:
+            text += f"{name}: {value}\n"
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(
+    "seed, rule, key",
+    [
+        ({"ansible_winrm_transport": "basic"}, "INSECURE_TRANSPORT", "ansible_winrm_transport"),
+        ({"ansible_winrm_message_encryption": "never"}, "UNENCRYPTED_TRANSPORT", "ansible_winrm_message_encryption"),
+    ],
+    ids=["basic", "message_encryption never"],
+)
+def test_insecure_http_for_every_host_is_one_finding_at_group_vars(inv, seed, rule, key):
+    vars_file = inv / "group_vars" / "all" / "vars.yml"
+    set_vars(vars_file, ansible_port=5985, ansible_winrm_scheme="http", **seed)
+    result = validate([inv], vault_password_file=VAULT, scripts=False)
+    findings = inventory_findings(result.issues)
+    assert [(i.rule, i.key, Path(i.file), i.line) for i in findings] == [
+        (rule, key, vars_file, line_of(vars_file, f"{key}:"))
+    ]
+    assert len(findings[0].properties["hosts"]) == 8
+
+
+def test_misspelt_variables_outside_the_tiers_warn_without_their_values(inv):
+    vars_file = inv / "group_vars" / "all" / "vars.yml"
+    append(vars_file, "clinet_pin: '87654321'\nansible_pasword: not-shown-pw\nansible_usr: not-shown-user\n")
+    result = validate([inv], vault_password_file=VAULT, scripts=False)
+    unknown = {i.key: i for i in result.issues if i.rule == "UNKNOWN_VAR"}
+    for typo, meant in (
+        ("clinet_pin", "client_pin"),
+        ("ansible_pasword", "ansible_password"),
+        ("ansible_usr", "ansible_user"),
+    ):
+        issue = unknown[typo]
+        assert (Path(issue.file), issue.line, issue.severity) == (vars_file, line_of(vars_file, f"{typo}:"), "warning")
+        assert meant in issue.message and meant in issue.fix
+    text = json.dumps([i.as_dict() for i in result.issues])
+    assert "87654321" not in text and "not-shown" not in text
+
+
+def test_unrelated_user_variables_do_not_warn(inv):
+    append(
+        inv / "group_vars" / "all" / "vars.yml",
+        "site_name: HQ\nbackup_dir: /srv/backup\nntp_server: ntp.contoso.com\nansible_python_interpreter: auto\n"
+        "ansible_become_method: runas\nansible_psrp_auth: negotiate\nvault_edge_passwords: {}\n",
+    )
+    result = validate([inv], vault_password_file=VAULT, scripts=False)
+    assert not [(i.key, i.message) for i in result.issues if i.rule == "UNKNOWN_VAR"]
+
+
+def test_known_ansible_variables_cover_what_ansible_documents():
+    """Every variable Ansible's winrm and psrp connections, runas become and PowerShell shell
+    plugins read, and every connection/become magic variable, is known (none is taken for a typo)."""
+    from ansible.constants import MAGIC_VARIABLE_MAPPING
+    from ansible.plugins.loader import (
+        become_loader,
+        connection_loader,
+        fragment_loader,
+        init_plugin_loader,
+        shell_loader,
+    )
+    from ansible.utils.plugin_docs import get_docstring
+
+    from lync2fa.ansible_vars import ANSIBLE_VARS
+
+    init_plugin_loader()
+    documented = {name for names in MAGIC_VARIABLE_MAPPING.values() for name in names}
+    for loader, plugin in (
+        (connection_loader, "winrm"),
+        (connection_loader, "psrp"),
+        (become_loader, "runas"),
+        (shell_loader, "powershell"),
+    ):
+        doc = get_docstring(loader.find_plugin_with_context(plugin).plugin_resolved_path, fragment_loader)[0]
+        documented |= {v["name"] for o in doc["options"].values() for v in o.get("vars") or ()}
+    documented.discard("inventory_hostname")  # set by Ansible, not the inventory
+    assert not sorted(documented - ANSIBLE_VARS)
+
+
 # --- formats -----------------------------------------------------------------------------------
 
 
