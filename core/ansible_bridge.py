@@ -314,14 +314,6 @@ def _check_collection_library(action: ActionBase) -> None:
     _LIBRARY_CHECKED.add(str(util))
 
 
-def engine_missing_message(error: Exception) -> str:
-    """What a controller without the engine is told (the collection's plugin_utils uses the same words)."""
-    return (
-        f"install lync2fa, the Python package this collection runs on the controller: "
-        f"{sys.executable} -m pip install <collection directory> ({error})"
-    )
-
-
 class EngineAction(ActionBase):
     """Base of every ``lync2fa.twofactor`` action plugin: subclasses set ``TASK``."""
 

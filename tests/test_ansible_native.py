@@ -411,3 +411,62 @@ def test_async_is_refused_with_ansibles_message(lab, tmp_path):
     result = playbook(lab, tmp_path, book, "--check")
     assert "does not support async" in result.stdout, result.stdout[-2000:]
     assert not requests(lab)
+
+
+def test_renamed_groups_hold_under_limit_roles_and_rollback(lab, tmp_path):
+    """A misnamed or renamed group never gives a green run that did nothing: the plays find the
+    renamed group under --limit, a role fails on a host outside its group, and rollback checks the
+    groups of the tiers it is asked to roll back."""
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    children = inventory["all"]["children"]
+    children["pki"] = children.pop("ca")
+    inventory["all"]["vars"]["lync2fa_ca_group"] = "pki"
+    renamed = write(tmp_path, "hosts.yml", yaml.safe_dump(inventory))
+    limited = playbook(
+        lab, tmp_path, PLAYBOOKS / "deploy_2fa.yml", "--check", "--tags", "ca", "--limit", "ca01", inventory=renamed
+    )
+    assert limited.returncode == 0, limited.stdout[-3000:]
+    assert recap(limited.stdout)["ca01"]["ok"] >= 5, limited.stdout[-3000:]  # the CA play ran on pki's host
+    # A role on a host outside the group it targets fails (no variable names the group here).
+    del inventory["all"]["vars"]["lync2fa_ca_group"]
+    unnamed = write(tmp_path, "unnamed.yml", yaml.safe_dump(inventory))
+    book = write(
+        tmp_path,
+        "role.yml",
+        "---\n- name: CA role on group pki\n  hosts: pki\n  gather_facts: false\n"
+        "  roles:\n    - role: lync2fa.twofactor.ca\n",
+    )
+    role = playbook(lab, tmp_path, book, "--check", inventory=unnamed)
+    assert role.returncode != 0 and recap(role.stdout)["ca01"]["failed"] == 1, role.stdout[-3000:]
+    assert "targets the inventory group 'ca'" in role.stdout, role.stdout[-3000:]
+    # The multi-group verify role: a host in none of its groups fails its first task.
+    book = write(
+        tmp_path,
+        "verify.yml",
+        "---\n- name: Verify role on group pki\n  hosts: pki\n  gather_facts: false\n"
+        "  roles:\n    - role: lync2fa.twofactor.verify\n",
+    )
+    verify = playbook(lab, tmp_path, book, inventory=unnamed)
+    assert verify.returncode != 0 and "ca01 is in none of the groups lync2fa.twofactor.verify acts on" in verify.stdout
+    # Rollback of a tier whose group is empty fails; another tier's empty group does not matter.
+    rollback = playbook(
+        lab,
+        tmp_path,
+        PLAYBOOKS / "rollback_2fa.yml",
+        "--check",
+        "-e",
+        "lync2fa_rollback_tiers=templates",
+        inventory=unnamed,
+    )
+    assert rollback.returncode != 0, rollback.stdout[-3000:]
+    assert "the inventory group 'ca' of the templates tier has no hosts" in rollback.stdout
+    other = playbook(
+        lab,
+        tmp_path,
+        PLAYBOOKS / "rollback_2fa.yml",
+        "--check",
+        "-e",
+        "lync2fa_rollback_tiers=adfs",
+        inventory=unnamed,
+    )
+    assert other.returncode == 0, other.stdout[-3000:]

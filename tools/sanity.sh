@@ -37,4 +37,8 @@ print(re.search(r"pip=.(\d+(?:\.\d+)*)", inspect.getsource(r.get_venv_packages))
     args+=(--prime-venvs)
 fi
 cd "$TREE"
+if ! command -v pwsh >/dev/null 2>&1; then
+    # the left-out module's ignore entries would be reported as unused
+    sed -i '/^plugins\/modules\/host_request\./d' tests/sanity/ignore-*.txt
+fi
 exec "$(dirname "$PY")/ansible-test" "${args[@]}"

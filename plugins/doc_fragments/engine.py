@@ -54,6 +54,6 @@ notes:
     their rule is listed in I(allow_insecure).
   - "Every run is recorded in lync2fa's audit journal under I(state_dir); secrets never are."
 requirements:
-  - "the lync2fa Python package (the version this collection was built from) on the controller: C(pip install <collection\
-    \ directory>), see the collection's README"
+  - 'the lync2fa Python package (the version this collection was built from) on the controller:'
+  - C(pip install <collection>/engine/lync2fa-<version>-py3-none-any.whl), the wheel the collection carries
 """

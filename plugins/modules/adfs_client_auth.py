@@ -72,11 +72,11 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(adfs_version),
     C(backup), C(local_authentication_types).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     adfs_version: '2.0'
-    local_authentication_types:
+    local_authentication_types: &id001
       - Forms
       - TlsClient
       - Integrated
@@ -84,11 +84,11 @@ before:
     backup: true
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(adfs_version), C(backup), C(local_authentication_types).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     adfs_version: '2.0'
-    local_authentication_types:
+    local_authentication_types: &id002
       - TlsClient
       - Forms
       - Integrated
@@ -96,13 +96,13 @@ after:
     backup: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: adfs_version
-      before: '2.0'
-      after: '2.0'
+    - path: local_authentication_types
+      before: *id001
+      after: *id002
 duration:
   description: Seconds the task took.
   returned: success

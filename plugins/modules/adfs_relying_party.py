@@ -69,7 +69,7 @@ msg:
   type: str
 before:
   description: The state the task read before changing anything (secrets masked); the same keys as I(after).
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     pool01-PassiveAuth:
@@ -90,7 +90,7 @@ before:
       token_lifetime: null
 after:
   description: 'The state after the task (in check mode: the state it would make).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     pool01-PassiveAuth:
@@ -113,7 +113,7 @@ after:
       token_lifetime: 0
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

@@ -65,7 +65,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(sign_in),
     C(token_replay).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     token_replay:
@@ -80,7 +80,7 @@ before:
       backup: true
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(sign_in), C(token_replay).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     token_replay:
@@ -95,7 +95,7 @@ after:
       backup: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

@@ -57,19 +57,19 @@ msg:
   type: str
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(PreventTokenReplays).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     PreventTokenReplays: false
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(PreventTokenReplays).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     PreventTokenReplays: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

@@ -59,6 +59,18 @@ options:
         line).'
     type: str
     default: RSA#Microsoft Software Key Storage Provider
+  install_user:
+    description:
+      - "Enterprise Admin account Install-AdcsCertificationAuthority -Credential writes AD as, e.g. 'CORP\\pki-admin'; with\
+        \ it an NTLM session needs no delegation."
+      - 'When left out: the host variable C(ca_install_user) (the same resolution as the lync2fa command line).'
+    type: str
+  install_password:
+    description:
+      - Password of ca_install_user, from a vault-encrypted ca_install_password.
+      - 'When left out: the host variable C(ca_install_password) (the same resolution as the lync2fa command line).'
+      - 'Secret: never logged (C(no_log)); keep it in a vault.'
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -77,6 +89,8 @@ EXAMPLES = r"""
     hash_algorithm: sha256
     validity_years: 10
     crypto_provider: RSA#Microsoft Software Key Storage Provider
+    install_user: "{{ ca_install_user }}"
+    install_password: "{{ ca_install_password }}"
 - name: Show what would change, change nothing
   lync2fa.twofactor.ca_authority: {}
   check_mode: true
@@ -96,7 +110,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(ca_type),
     C(common_name), C(hash_algorithm), C(key_length), C(role_installed), C(validity_years).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     role_installed: false
@@ -108,7 +122,7 @@ before:
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(ca_type), C(common_name), C(hash_algorithm),
     C(key_length), C(role_installed), C(validity_years).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     role_installed: true
@@ -119,7 +133,7 @@ after:
     validity_years: 10
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
@@ -140,6 +154,8 @@ ARGUMENT_SPEC = {
     'hash_algorithm': {'type': 'str', 'default': 'sha256', 'choices': ['sha256', 'sha384', 'sha512', 'sha1']},
     'validity_years': {'type': 'int', 'default': 10},
     'crypto_provider': {'type': 'str', 'default': 'RSA#Microsoft Software Key Storage Provider'},
+    'install_user': {'type': 'str'},
+    'install_password': {'type': 'str', 'no_log': True},
     'allow_insecure': {'type': 'list', 'elements': 'str', 'default': []},
     'verify': {'type': 'bool', 'default': False},
     'state_dir': {'type': 'path'},

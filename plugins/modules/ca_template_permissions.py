@@ -74,7 +74,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(autoenroll),
     C(enroll), C(principal), C(read), C(template).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     template: SmartcardUser
@@ -85,7 +85,7 @@ before:
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(autoenroll), C(enroll), C(principal),
     C(read), C(template).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     template: SmartcardUser
@@ -95,13 +95,13 @@ after:
     autoenroll: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: autoenroll
+    - path: enroll
       before: false
-      after: false
+      after: true
 duration:
   description: Seconds the task took.
   returned: success

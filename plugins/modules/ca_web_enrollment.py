@@ -73,7 +73,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(configured),
     C(extended_protection), C(require_ssl), C(role_installed).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     role_installed: true
@@ -83,7 +83,7 @@ before:
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(configured), C(extended_protection),
     C(require_ssl), C(role_installed).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     role_installed: true
@@ -92,13 +92,13 @@ after:
     extended_protection: Require
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: configured
-      before: true
-      after: true
+    - path: extended_protection
+      before: Allow
+      after: Require
 duration:
   description: Seconds the task took.
   returned: success

@@ -75,6 +75,13 @@ options:
     choices:
       - Microsoft Base Smart Card Crypto Provider
       - Microsoft Smart Card Key Storage Provider
+  key_length:
+    description:
+      - "RSA key length, in bits, of the key made on the card; default: the template's minimum, templates_min_key_size (a\
+        \ TPM virtual smart card holds 2048-bit keys)."
+      - 'When left out: the host variable C(client_key_length), else a value derived per host from the inventory (the same
+        resolution as the lync2fa command line).'
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -102,6 +109,7 @@ EXAMPLES = r"""
     renew_days: 42
     task_timeout_s: 300
     provider: Microsoft Base Smart Card Crypto Provider
+    key_length: "{{ client_key_length }}"
 - name: Show what would change, change nothing
   lync2fa.twofactor.client_enrollment: {}
   check_mode: true
@@ -121,7 +129,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(card),
     C(not_after), C(status), C(template), C(thumbprint), C(user).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     user: CORP\user01
@@ -133,7 +141,7 @@ before:
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(card), C(not_after), C(status),
     C(template), C(thumbprint), C(user).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     user: CORP\user01
@@ -144,13 +152,13 @@ after:
     not_after: null
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: card
-      before: Lync2FA
-      after: Lync2FA
+    - path: status
+      before: missing
+      after: valid
 duration:
   description: Seconds the task took.
   returned: success
@@ -172,6 +180,7 @@ ARGUMENT_SPEC = {
         'default': 'Microsoft Base Smart Card Crypto Provider',
         'choices': ['Microsoft Base Smart Card Crypto Provider', 'Microsoft Smart Card Key Storage Provider'],
     },
+    'key_length': {'type': 'int', 'no_log': False},
     'allow_insecure': {'type': 'list', 'elements': 'str', 'default': []},
     'verify': {'type': 'bool', 'default': False},
     'state_dir': {'type': 'path'},

@@ -77,32 +77,32 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(policies),
     C(sip_profiles).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
-    policies: &id001
+    policies:
       '15.0':
         DisableNTCredentials: 0
         SavePassword: 0
-    sip_profiles:
+    sip_profiles: &id001
       - 15.0\sip_user01@corp.lync2fa.test
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(policies), C(sip_profiles).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
-    policies: &id002
+    policies:
       '15.0':
         DisableNTCredentials: 0
         SavePassword: 0
-    sip_profiles: []
+    sip_profiles: &id002 []
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: policies
+    - path: sip_profiles
       before: *id001
       after: *id002
 duration:

@@ -52,29 +52,29 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(certificates),
     C(policy_values), C(virtual_smartcards).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
-    certificates: &id001 []
-    virtual_smartcards:
+    certificates: []
+    virtual_smartcards: &id001
       - Lync2FA
     policy_values: []
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(certificates), C(policy_values),
     C(virtual_smartcards).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
-    certificates: &id002 []
-    virtual_smartcards: []
+    certificates: []
+    virtual_smartcards: &id002 []
     policy_values: []
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: certificates
+    - path: virtual_smartcards
       before: *id001
       after: *id002
 duration:

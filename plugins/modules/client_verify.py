@@ -100,23 +100,62 @@ msg:
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
-  returned: success
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(card),
+    C(certificate), C(lync), C(tpm).'
+  returned: when the engine ran the task, also when it failed
   type: dict
+  sample:
+    tpm:
+      present: true
+      enabled: true
+      spec_version: '2.0'
+    card:
+      name: Lync2FA
+      present: true
+      instance_id: ROOT\SMARTCARDREADER\0000
+    certificate:
+      status: valid
+      thumbprint: 65C07459BAEC17A4FEFEAB1E67BEDD6C31BA7236
+      not_after: '2098-01-01T00:00:00Z'
+      on_card: true
+      chains_to_ca: true
+      smart_card_logon: true
+    lync:
+      '15.0':
+        DisableNTCredentials: 0
+        SavePassword: 0
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
-  returned: success
+  description: 'The state the task checked (it changes nothing: the same as I(before)). Keys: C(card), C(certificate), C(lync),
+    C(tpm).'
+  returned: when the engine ran the task, also when it failed
   type: dict
+  sample:
+    tpm:
+      present: true
+      enabled: true
+      spec_version: '2.0'
+    card:
+      name: Lync2FA
+      present: true
+      instance_id: ROOT\SMARTCARDREADER\0000
+    certificate:
+      status: valid
+      thumbprint: 65C07459BAEC17A4FEFEAB1E67BEDD6C31BA7236
+      not_after: '2098-01-01T00:00:00Z'
+      on_card: true
+      chains_to_ca: true
+      smart_card_logon: true
+    lync:
+      '15.0':
+        DisableNTCredentials: 0
+        SavePassword: 0
 changes:
-  description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  description: 'Attribute-level differences between I(before) and I(after), nested keys as dotted paths (always empty: the
+    task changes nothing).'
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
-  sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+  sample: []
 duration:
   description: Seconds the task took.
   returned: success

@@ -95,7 +95,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(instance_id),
     C(name), C(present).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     name: Lync2FA
@@ -103,7 +103,7 @@ before:
     instance_id: null
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(instance_id), C(name), C(present).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     name: Lync2FA
@@ -111,13 +111,13 @@ after:
     instance_id: null
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
-    - path: instance_id
-      before: null
-      after: null
+    - path: present
+      before: false
+      after: true
 duration:
   description: Seconds the task took.
   returned: success

@@ -16,6 +16,10 @@ $spec = @{
     supports_check_mode = $true
 }
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+# Windows PowerShell 5.1 or nothing (ansible-core 2.16's wrapper runs modules from PowerShell 3.0).
+if ($PSVersionTable.PSVersion -lt [Version]'5.1') {
+    $module.FailJson(('lync2fa needs Windows PowerShell 5.1 (WMF 5.1); this host runs ' + $PSVersionTable.PSVersion))
+}
 $ProgressPreference = 'SilentlyContinue'
 
 $lync2faRequest = ConvertTo-Lync2faHashtable -Value ($module.Params.request | ConvertFrom-Json)

@@ -53,7 +53,7 @@ msg:
   type: str
 before:
   description: The state the task read before changing anything (secrets masked); the same keys as I(after).
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     CsWebServiceConfiguration/Service:WebServer:pool01.contoso.com: &id001
@@ -65,7 +65,7 @@ before:
       UseWindowsAuth: None
 after:
   description: 'The state after the task (in check mode: the state it would make).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     CsWebServiceConfiguration/Service:WebServer:pool01.contoso.com: &id002
@@ -77,7 +77,7 @@ after:
       UseWindowsAuth: Negotiate
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

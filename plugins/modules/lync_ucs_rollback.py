@@ -77,7 +77,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(policy),
     C(users).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     policy: &id001
@@ -89,7 +89,7 @@ before:
       sip:user03@contoso.com: Sales
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(policy), C(users).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     policy: &id002
@@ -101,7 +101,7 @@ after:
       sip:user03@contoso.com: lync2fa-NoUcs
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

@@ -74,7 +74,7 @@ msg:
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(UseCertificateAuth),
     C(UsePinAuth), C(UseWindowsAuth), C(UseWsFedPassiveAuth), C(WsFedPassiveMetadataUri), C(scope).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     scope: Site:HQ
@@ -86,7 +86,7 @@ before:
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(UseCertificateAuth), C(UsePinAuth),
     C(UseWindowsAuth), C(UseWsFedPassiveAuth), C(WsFedPassiveMetadataUri), C(scope).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     scope: Service:WebServer:pool01.contoso.com
@@ -97,7 +97,7 @@ after:
     UseWindowsAuth: None
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

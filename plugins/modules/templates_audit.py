@@ -57,23 +57,333 @@ msg:
   returned: always
   type: str
 before:
-  description: The state the task read before changing anything (secrets masked); the same keys as I(after).
-  returned: success
+  description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(ca),
+    C(templates).'
+  returned: when the engine ran the task, also when it failed
   type: dict
+  sample:
+    ca: Contoso Root CA
+    templates:
+      EnrollmentAgent:
+        name: EnrollmentAgent
+        exists: true
+        display_name: Enrollment Agent
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.1
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Enhanced Cryptographic Provider v1.0
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      SmartcardLogon:
+        name: SmartcardLogon
+        exists: true
+        display_name: Smartcard Logon
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      SmartcardUser:
+        name: SmartcardUser
+        exists: true
+        display_name: Smartcard User
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+          - 1.3.6.1.5.5.7.3.4
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      TPMVirtualSmartCardLogon:
+        name: TPMVirtualSmartCardLogon
+        exists: true
+        display_name: TPM Virtual Smart Card Logon
+        schema_version: 2
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        application_policies:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: true
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Domain Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+          Lync 2FA Users:
+            - Enroll
+            - Read
+        published: true
 after:
-  description: 'The state after the task (in check mode: the state it would make).'
-  returned: success
+  description: 'The state the task checked (it changes nothing: the same as I(before)). Keys: C(ca), C(templates).'
+  returned: when the engine ran the task, also when it failed
   type: dict
+  sample:
+    ca: Contoso Root CA
+    templates:
+      EnrollmentAgent:
+        name: EnrollmentAgent
+        exists: true
+        display_name: Enrollment Agent
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.1
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Enhanced Cryptographic Provider v1.0
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      SmartcardLogon:
+        name: SmartcardLogon
+        exists: true
+        display_name: Smartcard Logon
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      SmartcardUser:
+        name: SmartcardUser
+        exists: true
+        display_name: Smartcard User
+        schema_version: 1
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+          - 1.3.6.1.5.5.7.3.4
+        application_policies: []
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: false
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Enterprise Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+        published: true
+      TPMVirtualSmartCardLogon:
+        name: TPMVirtualSmartCardLogon
+        exists: true
+        display_name: TPM Virtual Smart Card Logon
+        schema_version: 2
+        ekus:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        application_policies:
+          - 1.3.6.1.4.1.311.20.2.2
+          - 1.3.6.1.5.5.7.3.2
+        min_key_size: 2048
+        providers:
+          - Microsoft Base Smart Card Crypto Provider
+        exportable_key: false
+        subject_from_ad: true
+        upn_in_san: true
+        enrollee_supplies_subject: false
+        manager_approval: false
+        prompt_user: true
+        no_security_extension: false
+        authorized_signatures: 0
+        ra_application_policies: []
+        issuance_policies: []
+        validity_days: 365
+        renewal_days: 42
+        owner: Domain Admins
+        acl:
+          Authenticated Users:
+            - Read
+          Domain Admins:
+            - Enroll
+            - Read
+            - Write
+          Enterprise Admins:
+            - Enroll
+            - Read
+            - Write
+          Lync 2FA Users:
+            - Enroll
+            - Read
+        published: true
 changes:
-  description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  description: 'Attribute-level differences between I(before) and I(after), nested keys as dotted paths (always empty: the
+    task changes nothing).'
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
-  sample:
-    - path: published
-      before: []
-      after:
-        - SmartcardUser
+  sample: []
 duration:
   description: Seconds the task took.
   returned: success

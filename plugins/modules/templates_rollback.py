@@ -50,7 +50,7 @@ msg:
   type: str
 before:
   description: 'The state the task read before changing anything (secrets masked); the same keys as I(after). Keys: C(templates).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     templates: &id001
@@ -59,7 +59,7 @@ before:
         published: true
 after:
   description: 'The state after the task (in check mode: the state it would make). Keys: C(templates).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     templates: &id002
@@ -68,7 +68,7 @@ after:
         published: false
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:

@@ -264,7 +264,7 @@ before:
     C(exportable_key), C(issuance_policies), C(manager_approval), C(min_key_size), C(name), C(no_security_extension), C(owner),
     C(prompt_user), C(providers), C(published), C(ra_application_policies), C(renewal_days), C(schema_version), C(subject_from_ad),
     C(upn_in_san), C(validity_days).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     name: TPMVirtualSmartCardLogon
@@ -313,7 +313,7 @@ after:
     C(authorized_signatures), C(display_name), C(ekus), C(enrollee_supplies_subject), C(exists), C(exportable_key), C(issuance_policies),
     C(manager_approval), C(min_key_size), C(name), C(no_security_extension), C(owner), C(prompt_user), C(providers), C(published),
     C(ra_application_policies), C(renewal_days), C(schema_version), C(subject_from_ad), C(upn_in_san), C(validity_days).'
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: dict
   sample:
     name: TPMVirtualSmartCardLogon
@@ -360,7 +360,7 @@ after:
     published: true
 changes:
   description: Attribute-level differences between I(before) and I(after), nested keys as dotted paths.
-  returned: success
+  returned: when the engine ran the task, also when it failed
   type: list
   elements: dict
   sample:
