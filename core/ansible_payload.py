@@ -58,6 +58,10 @@ $spec = @{{
     supports_check_mode = $true
 }}
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+# Windows PowerShell 5.1 or nothing (ansible-core 2.16's wrapper runs modules from PowerShell 3.0).
+if {hostscript.PS_TOO_OLD} {{
+    $module.FailJson({hostscript.PS_TOO_OLD_MESSAGE})
+}}
 $ProgressPreference = 'SilentlyContinue'
 
 $lync2faRequest = ConvertTo-Lync2faHashtable -Value ($module.Params.request | ConvertFrom-Json)

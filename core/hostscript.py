@@ -72,17 +72,43 @@ def apply_request(groups: list[dict]) -> dict:
     return {"kind": "apply", "groups": groups}
 
 
+# -- Windows PowerShell 5.1 or nothing ------------------------------------------------------------
+# What the library needs (Windows Management Framework 5.1 on Windows Server 2008 R2 to 2012 R2).
+# The session loop and the Ansible module check it before anything else, so an older host answers
+# every request with this failure and runs nothing of it; preflight reports it as its own check.
+MINIMUM_POWERSHELL = (5, 1)
+POWERSHELL_REQUIRED = "lync2fa needs Windows PowerShell 5.1 (WMF 5.1)"
+# PowerShell: true below the minimum ([Version] compares as Windows does: 5.0.10586 < 5.1 <= 5.1.14409.1005).
+PS_TOO_OLD = f"($PSVersionTable.PSVersion -lt [Version]'{MINIMUM_POWERSHELL[0]}.{MINIMUM_POWERSHELL[1]}')"
+# PowerShell: the failure's text, the host's version appended (a System.Version: digits and dots).
+PS_TOO_OLD_MESSAGE = f"('{POWERSHELL_REQUIRED}; this host runs ' + $PSVersionTable.PSVersion)"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"5.1.17763.1"`` -> (5, 1, 17763, 1), as [Version] orders them."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def powershell_too_old(version: str) -> str | None:
+    """The failure a host with this Windows PowerShell version answers, or None from 5.1 on."""
+    if version_tuple(version) >= MINIMUM_POWERSHELL:
+        return None
+    return f"{POWERSHELL_REQUIRED}; this host runs {version}"
+
+
 # -- the long-lived session: one PowerShell process per host, one JSON line per request ---------
 # The loop below is the process's whole command line (-EncodedCommand, well under WinRS' 8191
 # characters). Each request arrives as one line of JSON on stdin: the first also carries the
 # library (gzip, base64), dot-sourced once, so that functions and imported modules stay loaded for the
 # host's later requests; secrets travel in the same data, never in script text. Each answer is
-# one line of JSON on stdout.
+# one line of JSON on stdout. Below Windows PowerShell 5.1 every request is answered with the
+# failure (written without ConvertTo-Json, which PowerShell 2.0 lacks), nothing read or run.
 SESSION_LOOP = "\n".join(
     [
         "Set-StrictMode -Version 2.0",
         "$ErrorActionPreference = 'Stop'",
         "$ProgressPreference = 'SilentlyContinue'",
+        f"$lync2faTooOld = {PS_TOO_OLD}",
         "$lync2faUtf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false",
         "[Console]::OutputEncoding = $lync2faUtf8",
         "$lync2faIn = New-Object -TypeName System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), "
@@ -91,6 +117,12 @@ SESSION_LOOP = "\n".join(
         "while ($true) {",
         "    $lync2faLine = $lync2faIn.ReadLine()",
         "    if ($null -eq $lync2faLine) { break }",
+        "    if ($lync2faTooOld) {",
+        '        [Console]::Out.WriteLine(\'{"lync2fa":1,"failed":true,"error":{"message":"\' + '
+        f"{PS_TOO_OLD_MESSAGE} + '\"}}}}')",
+        "        [Console]::Out.Flush()",
+        "        continue",
+        "    }",
         "    try {",
         "        $lync2faFrame = $lync2faLine | ConvertFrom-Json",
         "        if ($null -ne $lync2faFrame.library) {",

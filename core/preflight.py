@@ -19,7 +19,6 @@ from .execute import read_facts
 from .hostops import ad_object_fact, cmdlet_fact, host_fact, named_fact, registry_fact
 from .transport import ConnectionPool, TransportError
 
-MINIMUM_POWERSHELL = (5, 1)
 # Modules a host must offer, per tier it serves (either name of a tuple will do).
 MODULES_BY_TIER: dict[str, list[tuple[str, ...]]] = {
     "ca": [("ServerManager",)],
@@ -94,13 +93,8 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
 
     info = facts.get("host") or {}
     version = str(info.get("powershell_version", "0"))
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    add(
-        "powershell",
-        "ok" if parts >= MINIMUM_POWERSHELL else "fail",
-        f"Windows PowerShell {version}"
-        + ("" if parts >= MINIMUM_POWERSHELL else "; lync2fa needs Windows PowerShell 5.1 (WMF 5.1)"),
-    )
+    too_old = hostscript.powershell_too_old(version)
+    add("powershell", "fail" if too_old else "ok", too_old or f"Windows PowerShell {version}")
     os_rows = facts.get("os") or [{}]
     product = os_rows[0].get("ProductType") if os_rows else None
     policy, scope = execution_policy.effective(
@@ -213,16 +207,8 @@ def run(
             facts = read_facts(pool.get(settings), queries(tiers, reaches), deadline_s)
         except hostscript.HostScriptError as exc:
             text = str(exc)
-            if "ConvertFrom-Json" in text:
-                return [
-                    Check(
-                        host.name,
-                        "powershell",
-                        "fail",
-                        "Windows PowerShell older than 3.0 (no "
-                        "ConvertFrom-Json); lync2fa needs Windows PowerShell 5.1 (WMF 5.1)",
-                    )
-                ]
+            if hostscript.POWERSHELL_REQUIRED in text:  # the session's own check refused the host
+                return [Check(host.name, "powershell", "fail", text[text.index(hostscript.POWERSHELL_REQUIRED) :])]
             return [Check(host.name, "host script", "fail", text)]
         except TransportError as exc:
             return [Check(host.name, "connection", "fail", str(exc))]

@@ -89,9 +89,12 @@ class Dispatcher:
         machine = self.machine(host_name, logon)
         version = machine.props.get("powershell_version", "5.1")
         # What Ansible's bootstrap wrapper itself prints on an older PowerShell (2.19: 5.1; 2.16: 3.0).
-        minimum, text = (3, "v3.0 or newer") if "2.16" in invocation.wrapper else (5, "v5.1")
-        if int(version.split(".")[0]) < minimum:
+        minimum, text = ((3, 0), "v3.0 or newer") if "2.16" in invocation.wrapper else ((5, 1), "v5.1")
+        if hostscript.version_tuple(version) < minimum:
             return CommandOutcome('{"failed":true,"msg":"Ansible requires PowerShell ' + text + '"}\r\n', "", 1)
+        too_old = hostscript.powershell_too_old(version)  # host_request.ps1's own first check
+        if too_old:
+            return self._module_exit({"failed": True, "msg": too_old}, invocation)
         failure = injected_failure(self.faults, host_name, request)
         if failure is not None:
             return self._module_exit({"changed": True, "response": json.dumps(failure, sort_keys=True)}, invocation)
@@ -234,11 +237,8 @@ class LabSession:
         self.dispatcher, self.machine, self.logon = dispatcher, machine, logon
         self.pending = bytearray()
         self.library_loaded = False
-        self.failed: str | None = None
-        version = machine.props.get("powershell_version", "5.1")
-        if int(version.split(".")[0]) < 3:
-            # Windows PowerShell 2.0: no ConvertFrom-Json; the loop dies on its first request.
-            self.failed = str(windows.errors.not_recognized("ConvertFrom-Json"))
+        # The loop's first check: below Windows PowerShell 5.1 every request gets this failure.
+        self.too_old = hostscript.powershell_too_old(machine.props.get("powershell_version", "5.1"))
 
     def feed(self, data: bytes) -> tuple[str, str, int | None]:
         """(stdout, stderr, exit code when the process ended) for the lines complete so far."""
@@ -247,12 +247,12 @@ class LabSession:
         while b"\n" in self.pending:
             line, _, rest = bytes(self.pending).partition(b"\n")
             self.pending = bytearray(rest)
-            if self.failed:
-                return "", self.failed + "\r\n", 1
             out.append(self._answer(line.decode("utf-8")))
         return "".join(out), "", None
 
     def _answer(self, line: str) -> str:
+        if self.too_old:
+            return json.dumps({"lync2fa": 1, "failed": True, "error": {"message": self.too_old}}) + "\r\n"
         host = self.machine.name
         try:
             request, secrets, self.library_loaded = hostscript.parse_frame(line, self.library_loaded)
