@@ -498,11 +498,21 @@ class _Validator:
                 defined = [n for n in names if self.at(task.var_prefix + n, host.name)]
                 param = defined[0] if len(defined) == 1 else ""
             var = task.var_prefix + param if param else ""
+            if self._follows_from_refused(task, host, param):
+                continue
             if by_var or not var:
                 message = part
             else:
                 message = task.var_prefix + part if part.startswith(param) else f"{var}: {part}"
             self.add("PARAM", "error", message, self.loc(var, host.name) if var else None, var, host.name, task.name)
+
+    def _follows_from_refused(self, task: Task, host, param: str) -> bool:
+        """Whether ``param`` is a host-derived default (not set for ``host``) of a task that runs
+        after one whose parameters were refused: its value came from there (client_key_length from
+        templates_min_key_size), and that task's finding says what to fix."""
+        if not param or param not in task.derived or host.has_var(task.var_prefix + param):
+            return False
+        return any(refused in task.after for refused, _ in self.unknown_params)
 
     def check_dns_names(self) -> None:
         for name, host in self.hosts.items():
