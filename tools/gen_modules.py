@@ -562,7 +562,7 @@ def render_action(task: Task) -> str:
 
 # -- roles --------------------------------------------------------------------------------
 
-COMMON_ROLE_VARS = {
+COMMON_ROLE_VARS: dict[str, dict[str, Any]] = {
     "lync2fa_allow_insecure": {
         "type": "list",
         "elements": "str",
@@ -846,7 +846,7 @@ def resolve_play(
             groups_by_tier[task.tier].append(task.group)
     all_groups = list(dict.fromkeys(g for gs in groups_by_tier.values() for g in gs))
     source = "lync2fa_inventory_vars"
-    checks = []
+    checks: list[dict[str, Any]] = []
     for tier, tier_groups in groups_by_tier.items():
         for group in tier_groups:
             allowed = f"not ({source}.lync2fa_allow_empty_groups | default(lync2fa_allow_empty_groups | default(false)) | bool)"
