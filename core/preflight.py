@@ -27,6 +27,12 @@ MODULES_BY_TIER: dict[str, list[tuple[str, ...]]] = {
     "lync": [("SkypeForBusiness", "Lync")],
     "client": [("TrustedPlatformModule",)],
 }
+# Modules a tier's own task brings with the Windows feature it installs (ca.authority:
+# ADCS-Cert-Authority; ca.web_enrollment: ADCS-Web-Enrollment and IIS): reported, and their
+# absence before the first rollout is a note, never a failure.
+INSTALLED_BY_TASK: dict[str, list[tuple[str, str]]] = {
+    "ca": [("ADCSDeployment", "ca.authority"), ("WebAdministration", "ca.web_enrollment")],
+}
 VSC_LIMIT = 10  # virtual smart cards per TPM (tpmvscmgr)
 # AD FS 2.0 has no ADFS module: its cmdlets are the snap-in registered here (lync2fa imports its assembly).
 ADFS_SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\\Microsoft.Adfs.PowerShell"
@@ -60,7 +66,10 @@ class PreflightReport:
 
 
 def queries(tiers: set[str], reaches: set[str]) -> dict[str, dict]:
-    wanted = sorted({name for tier in tiers for names in MODULES_BY_TIER.get(tier, []) for name in names})
+    wanted = sorted(
+        {name for tier in tiers for names in MODULES_BY_TIER.get(tier, []) for name in names}
+        | {name for tier in tiers for name, _ in INSTALLED_BY_TASK.get(tier, [])}
+    )
     out = {
         "host": host_fact(),
         "os": cmdlet_fact("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}, ["ProductType", "Caption"]),
@@ -132,6 +141,12 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
                     f"module {names[0]}",
                     "ok" if found else "fail",
                     f"{found[0]} present" if found else f"none of {', '.join(names)} is installed ({tier} tier)",
+                )
+            for name, task in INSTALLED_BY_TASK.get(tier, []):
+                add(
+                    f"module {name}",
+                    "ok",
+                    f"{name} present" if name.lower() in present else f"{name} not installed yet: installed by {task}",
                 )
     if "ad" in facts.raw:
         if facts.ok("ad"):

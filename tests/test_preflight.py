@@ -37,6 +37,28 @@ def test_preflight_on_a_clean_lab_is_all_ok(make_lab, run_cli):
     assert lab.operations() == []  # read-only: not a single operation
 
 
+def test_preflight_reports_the_ca_modules_the_rollout_installs_and_never_fails_on_their_absence(make_lab, run_cli):
+    lab = make_lab(clients=1)
+
+    def module_checks() -> dict:
+        result = run_cli("preflight", "-i", lab.inventory, "--json", "--limit", "ca01")
+        assert result.code == 0, result.out
+        checks = _checks(result)
+        return {name: checks[("ca01", f"module {name}")] for name in ("ADCSDeployment", "WebAdministration")}
+
+    lab.set_machine_props("ca01", modules=["ServerManager"])  # before the rollout installed AD CS and IIS
+    assert module_checks() == {
+        "ADCSDeployment": ("ok", "ADCSDeployment not installed yet: installed by ca.authority"),
+        "WebAdministration": ("ok", "WebAdministration not installed yet: installed by ca.web_enrollment"),
+    }
+    lab.set_machine_props("ca01", modules=["ADCSDeployment", "ServerManager", "WebAdministration"])
+    assert module_checks() == {
+        "ADCSDeployment": ("ok", "ADCSDeployment present"),
+        "WebAdministration": ("ok", "WebAdministration present"),
+    }
+    assert lab.operations() == []
+
+
 def test_preflight_reports_each_broken_host_and_apply_changes_nothing(make_lab, run_cli):
     lab = make_lab(clients=2)
     lab.set_machine_props("adfs01", powershell_version="2.0")
