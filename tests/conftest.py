@@ -84,24 +84,23 @@ class Lab:
         finally:
             store.close()
 
+    def _oplog(self) -> list[dict]:
+        """The lab's log of executed operations: ``{"host", "operation"}`` entries, in order."""
+        path = self.dir / "operations.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
     def operations(self, host: str | None = None) -> list:
         """The operations the lab executed (per host, in order), as the lab logged them."""
-        path = self.dir / "operations.jsonl"
-        lines = path.read_text().splitlines() if path.exists() else []
-        entries = [json.loads(line) for line in lines]
-        return [e["operation"] for e in entries if host is None or e["host"] == host]
+        return [e["operation"] for e in self._oplog() if host is None or e["host"] == host]
 
     def mark(self) -> int:
         """Where the lab's operation log ends now (``ran_as_decided(..., since=mark)``)."""
-        path = self.dir / "operations.jsonl"
-        return len(path.read_text().splitlines()) if path.exists() else 0
+        return len(self._oplog())
 
     def executed(self, since: int = 0) -> dict[str, list[dict]]:
         """Per host, in order, the operations the lab executed after ``since`` (a ``mark()``)."""
-        path = self.dir / "operations.jsonl"
         out: dict[str, list[dict]] = {}
-        for line in (path.read_text().splitlines() if path.exists() else [])[since:]:
-            entry = json.loads(line)
+        for entry in self._oplog()[since:]:
             out.setdefault(entry["host"], []).append(entry["operation"])
         return out
 

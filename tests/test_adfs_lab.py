@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from lab_operations import by_task, timeless
 
-from lync2fa.hostops import describe
 from lync2fa.lab import control
 from lync2fa.lab.estate import Estate
 from lync2fa.lab.windows import adfs, filesystem
@@ -168,20 +168,16 @@ def test_defect1_warning_does_not_fail_adfs_client_auth(lab, run_cli):
 
 def test_the_lab_runs_exactly_the_operations_the_decision_produced(lab, run_cli):
     planned = run(run_cli, "plan", lab, "--json", tasks="adfs.client_auth").json()
-    plan_ops = [o["operation"] for r in planned["results"] for o in r["operations"]]
     assert lab.operations("adfs01") == []
     applied = run(run_cli, "apply", lab, "--json", tasks="adfs.client_auth").json()
-    apply_ops = [o["operation"] for r in applied["results"] for o in r["operations"]]
-    executed = lab.operations("adfs01")
-    # The lab's log keeps a cmdlet's parameters in JSON key order: compare them as a set.
-    assert [sorted(describe(op).split(" -")) for op in executed] == [sorted(o.split(" -")) for o in apply_ops]
+    executed = lab.ran_as_decided(applied)["adfs01"]
     assert [op.get("cmdlet") or op["op"] for op in executed] == ["registry_set", "Set-AdfsGlobalAuthenticationPolicy"]
     assert executed[1]["params"] == {
         "PrimaryIntranetAuthenticationProvider": ["CertificateAuthentication"],
         "PrimaryExtranetAuthenticationProvider": ["CertificateAuthentication"],
     }
     # The plan decided the same (its record carries its own time).
-    assert [o.split(" = ")[0] for o in plan_ops] == [o.split(" = ")[0] for o in apply_ops]
+    assert timeless(by_task(planned)["adfs.client_auth"]) == timeless(executed)
     assert run(run_cli, "apply", lab, "--json", tasks="adfs.client_auth").json()["counts"]["changed"] == 0
     assert len(lab.operations("adfs01")) == 2, "a no-op re-apply sends no operation"
 
