@@ -15,7 +15,8 @@ In check mode and on a no-op re-apply nothing but the fact reads is sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import hostscript
@@ -95,6 +96,9 @@ class HostBatch:
         self.read_also = list(read_also or ())
         self.applied = applied or (lambda: None)
         self.rounds: dict[tuple[str, str], int] = {}  # More rounds per step
+        # Seconds spent on each step: its decisions, its group's time on the host, and an even share
+        # of the requests it took part in (a fact read, the apply request's transport).
+        self.spent: dict[tuple[str, str], float] = {}
 
     def run(self, steps: list) -> dict[tuple[str, str], Outcome]:
         outcomes: dict[tuple[str, str], Outcome] = {}
@@ -117,7 +121,9 @@ class HostBatch:
                     waiting.remove(step)
                     progressed = True
                     continue
+                clock = time.monotonic()
                 answer = self._decide(step, facts[step.key], pending)
+                self._charge([step.key], time.monotonic() - clock)
                 if isinstance(answer, More):
                     more[step.key] = answer.facts
                     continue
@@ -135,7 +141,9 @@ class HostBatch:
                 if answer.operations and not answer.failed:
                     pending.append(step)
             if more:
+                clock = time.monotonic()
                 read = self._read_more(more)
+                self._charge(more, time.monotonic() - clock)
                 for key, extra in read.items():
                     facts[key] = facts[key].merged(extra)
                     self.rounds[key] = self.rounds.get(key, 0) + 1
@@ -155,12 +163,20 @@ class HostBatch:
         return outcomes
 
     # -- internals --------------------------------------------------------------------
+    def _charge(self, keys: Iterable[tuple[str, str]], seconds: float) -> None:
+        """Spread ``seconds`` evenly over the steps ``keys``."""
+        keys = list(keys)
+        for key in keys:
+            self.spent[key] = self.spent.get(key, 0.0) + seconds / len(keys)
+
     def _facts(self, steps: list) -> dict[tuple[str, str], Facts]:
         """The steps' facts: from the cache, else one read (with the later phases' steps)."""
         missing = [s for s in steps if s.key not in self.cache]
         if missing:
             also = [s for s in self.read_also if s.key not in self.cache and s not in missing]
+            clock = time.monotonic()
             self.cache.update(self._read(missing + also))
+            self._charge([s.key for s in missing], time.monotonic() - clock)  # later phases read for free
             self.read_also = []
         return {s.key: self.cache[s.key] for s in steps}
 
@@ -226,10 +242,12 @@ class HostBatch:
         self.started(pending)
         self.applied()
         self.cache.clear()  # what was read before is stale now
+        clock = time.monotonic()
         try:
             response = self.connection.request(hostscript.apply_request(groups), secrets or None, self.deadline_s)
             _check(response)
         except Exception as exc:
+            self._charge([s.key for s in pending], time.monotonic() - clock)
             for step in pending:
                 outcome = outcomes[step.key]
                 outcome.failed, outcome.msg = True, str(exc)
@@ -237,6 +255,7 @@ class HostBatch:
                 raise
             return
         answers = {a["id"]: a for a in response.get("groups") or []}
+        self._charge_apply(pending, answers, time.monotonic() - clock)
         for step in pending:
             outcome = outcomes[step.key]
             answer = answers.get(step.task.name)
@@ -258,6 +277,22 @@ class HostBatch:
                 else:
                     if len(outcome.applied) < len(ops):
                         outcome.failed, outcome.msg = True, f"only {len(outcome.applied)} of {len(ops)} operations ran"
+
+    def _charge_apply(self, pending: list, answers: dict, seconds: float) -> None:
+        """Each step its group's time on the host (``elapsed_ms``), and an even share of the rest of
+        the apply request (transport, the session's start)."""
+        on_host = {s.key: _seconds((answers.get(s.task.name) or {}).get("elapsed_ms")) for s in pending}
+        scale = min(1.0, seconds / (sum(on_host.values()) or 1.0))  # never more than the request took
+        for key, own in on_host.items():
+            self._charge([key], own * scale)
+        self._charge(on_host, max(0.0, seconds - sum(on_host.values()) * scale))
+
+
+def _seconds(milliseconds) -> float:
+    """A host-reported ``elapsed_ms`` in seconds; 0 when absent (a skipped group) or not a number."""
+    if isinstance(milliseconds, int | float) and not isinstance(milliseconds, bool) and milliseconds > 0:
+        return milliseconds / 1000
+    return 0.0
 
 
 def _check(response: dict) -> None:

@@ -98,6 +98,21 @@ def lync2fa_task_start(step: Step) -> None:
 
 
 @hookspec
+def lync2fa_host_batch(host: str, stage: str, steps: list[Step]) -> None:
+    """Called when one host's steps go to it together (one fact read, one apply request for all):
+    ``stage`` is ``"started"`` (the batch begins: its facts are read, its steps decided) or
+    ``"applying"`` (the operations of ``steps`` are being sent). A batch can take long (a client's
+    whole rollout is one); its steps finish when it returns.
+
+    Example::
+
+        @hookimpl
+        def lync2fa_host_batch(host, stage, steps):
+            print(f"{host}: {stage} {len(steps)} step(s)")
+    """
+
+
+@hookspec
 def lync2fa_task_finish(step: Step, result: Result) -> None:
     """Called when a step finished, with its ``lync2fa.results.Result``.
 

@@ -1,8 +1,10 @@
 """Progress as ordinary lync2fa plugins (task start/finish hooks).
 
 On a terminal, :class:`ProgressDisplay` keeps one live bar per tier (hosts done and failed).
-Elsewhere (CI logs), :class:`LinePrinter` prints one line per step as it finishes, so a long run
-shows where it is. With ``-v`` both also show the operations a step sent (``result.operations``).
+Elsewhere (CI logs), :class:`LinePrinter` prints a line when a host's batch starts and when it
+starts applying (a client's whole rollout is one batch), and one line per step as it finishes, so
+a long run shows where it is. With ``-v`` both also show the operations a step sent
+(``result.operations``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from rich.progress import (
 )
 
 from .hookspecs import hookimpl
+
+BATCH_NAMES = 4  # task names shown in a batch's line; more are "..."
 
 
 def _tier(step) -> str:
@@ -113,7 +117,8 @@ class ProgressDisplay:
 
 
 class LinePrinter:
-    """One line per finished step (``[12/40] changed  ca.authority on ca01 (1.2 s)``) on stderr."""
+    """On stderr: a line per host batch stage (``cl0001: applying client.vsc, client.enrollment
+    (2 steps)``) and one per finished step (``[12/40] changed  ca.authority on ca01 (1.2 s)``)."""
 
     def __init__(self, total: int, verbose: int = 0, check_mode: bool = False, stream=None):
         self.total, self.verbose, self.check_mode = total, verbose, check_mode
@@ -137,6 +142,18 @@ class LinePrinter:
         pass
 
     @hookimpl
+    def lync2fa_host_batch(self, host, stage, steps):
+        names = [s.task.name for s in steps]
+        shown = ", ".join(names[:BATCH_NAMES]) + (", ..." if len(names) > BATCH_NAMES else "")
+        with self._lock:
+            self._write([f"{host}: {stage} {shown} ({len(names)} step{'' if len(names) == 1 else 's'})"])
+
+    def _write(self, lines: list[str]) -> None:
+        """Under ``self._lock``: a step's lines stay together, and in the order they are counted."""
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+
+    @hookimpl
     def lync2fa_task_finish(self, step, result):
         status = result.status
         if status == "changed" and self.check_mode:
@@ -153,5 +170,4 @@ class LinePrinter:
             lines = [line]
             if self.verbose:
                 lines += [f"    {_describe(op)}" for op in _operations(result)]
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+            self._write(lines)

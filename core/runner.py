@@ -38,6 +38,11 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
     interrupted: bool = False  # SIGINT/SIGTERM: steps not started are reported skipped
+    # When each step ran, as seconds since the run started (start, end): a step of a host batch
+    # spans the batch. What the report shows as a tier's elapsed time (tiers overlap).
+    spans: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    elapsed_s: float = 0.0  # the run's wall time
+    plan: Plan | None = field(default=None, repr=False)  # what ran, for the report's hosts without steps
 
     @property
     def failed(self) -> list[Result]:
@@ -176,6 +181,8 @@ class Runner:
             self.journal.start_run(command, inventory, check_mode, resumed_from=resumed_from) if self.journal else None
         )
         results: dict[tuple[str, str], Result] = {}
+        run_started = time.monotonic()
+        spans: dict[tuple[str, str], tuple[float, float]] = {}
         status = "interrupted"
         stages = phases(plan)
         last_stage = {s.host.name: i for i, tasks in enumerate(stages) for t in tasks for s in plan.steps_for(t.name)}
@@ -201,7 +208,12 @@ class Runner:
             with guard:
                 generation[0] += 1
 
+        def since_start() -> float:
+            return round(time.monotonic() - run_started, 4)
+
         def run_host(steps: list[Step]) -> None:
+            begun = since_start()
+            spans.update({step.key: (begun, begun) for step in steps})  # a step not sent takes no time
             if self.stop.is_set():
                 for step in steps:
                     results[step.key] = self._finish(
@@ -237,6 +249,7 @@ class Runner:
             phase = phase_of[steps[0].task.name]
             if todo:
                 later = [s for s in by_host_all[todo[0].host.name] if phase_of[s.task.name] > phase]
+                batch_started = since_start()
                 results.update(
                     self._run_batch(
                         todo,
@@ -249,6 +262,8 @@ class Runner:
                         applied=bump,
                     )
                 )
+                batch_ended = since_start()
+                spans.update({step.key: (batch_started, batch_ended) for step in todo})
             if last_stage[steps[0].host.name] == phase:
                 # Its last phase: the shell (and its PowerShell process) goes now, not at the phase's
                 # end, so a run holds at most --forks sessions open whatever the number of hosts.
@@ -283,6 +298,9 @@ class Runner:
                 command=command,
                 warnings=list(plan.warnings),
                 findings=[f.as_dict() for f in plan.findings],
+                spans=spans,
+                elapsed_s=since_start(),
+                plan=plan,
             )
             resent: dict[tuple[str, str], int] = {}  # a step sent again by a later run of the chain
             for old_run in sorted(unsettled, reverse=True):
@@ -377,11 +395,16 @@ class Runner:
         placeholders = {s.key: Result(s.host.name, s.task.name) for s in steps}
         for step in steps:
             self._observe("lync2fa_task_start", placeholders[step.key], step=step)
+        host = steps[0].host.name
+        self._observe("lync2fa_host_batch", placeholders[steps[0].key], host=host, stage="started", steps=steps)
 
         def journal_started(pending: list[Step]) -> None:
             if self.journal and run_id is not None:
                 for step in pending:
                     self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
+            self._observe(
+                "lync2fa_host_batch", placeholders[pending[0].key], host=host, stage="applying", steps=pending
+            )
 
         connection = steps[0].connection
         assert connection is not None, "a planned step has its connection settings"
@@ -412,7 +435,7 @@ class Runner:
                 )
                 for s in steps
             }
-        elapsed = round(time.monotonic() - started, 4)
+        durations = self._durations(steps, batch.spent, time.monotonic() - started)
         results = {}
         for step in steps:
             outcome = outcomes.get(step.key) or execute.Outcome(execute.Decision(), skipped=True, msg="not run")
@@ -421,9 +444,16 @@ class Runner:
             if verify and step.task.kind == "apply" and result.changed and not result.failed:
                 result.failed, result.changed = True, False
                 result.msg = "not in place: " + ", ".join(c["path"] for c in result.diff)
-            result.duration = elapsed
+            result.duration = durations[step.key]
             results[step.key] = self._finish(step, run_id, redact, result)
         return results
+
+    @staticmethod
+    def _durations(steps: list[Step], spent: dict, elapsed: float) -> dict[tuple[str, str], float]:
+        """Each step's share of its batch: what the batch measured for it (``HostBatch.spent``) and
+        an even share of the rest (the connection, the journal), so that they add up to the batch."""
+        rest = max(0.0, elapsed - sum(spent.get(s.key, 0.0) for s in steps)) / len(steps)
+        return {s.key: round(spent.get(s.key, 0.0) + rest, 4) for s in steps}
 
     @staticmethod
     def _fill(result: Result, outcome) -> None:
@@ -448,7 +478,9 @@ class Runner:
     def _observe(self, hook: str, warn_into: Result, **kwargs) -> None:
         """Call an observer hook; a broken observer is a warning, never a lost run."""
         try:
-            getattr(self.hooks, hook)(**kwargs)
+            call = getattr(self.hooks, hook, None)
+            if call is not None:  # an observer object need not implement every hook
+                call(**kwargs)
         except Exception as exc:  # third-party code
             warn_into.warnings.append(f"observer hook {hook} failed: {type(exc).__name__}: {exc}")
 

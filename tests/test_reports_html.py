@@ -46,6 +46,27 @@ class Page(HTMLParser):
         return " ".join(" ".join(self.chunks).split())
 
 
+EDGE_FROM_POOL = "edge01 configured from pool01 (lync.edge_proxy)"
+CHROMIUM = [
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def rendered(html: Path) -> Page:
+    """The page as headless Chromium parsed and laid it out (its DOM after rendering)."""
+    dom = subprocess.run(
+        [*CHROMIUM, "--dump-dom", html.resolve().as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
+    return Page(dom.stdout)
+
+
 def check_self_contained(page: Page) -> None:
     assert "script" not in page.tags and "link" not in page.tags and "iframe" not in page.tags
     assert all(u.startswith("#") for u in page.urls), page.urls  # in-page anchors only
@@ -195,10 +216,9 @@ def test_apply_and_verify_write_html_beside_json_and_progress_lines(lab, run_cli
     assert html_path.exists() and (html_path.parent / "report.json").exists()
     page = Page(html_path.read_text())
     check_self_contained(page)
-    inventory = lab.load_inventory()
-    for host in inventory.all_hosts():
-        if host not in {h.name for h in inventory.hosts_in("lync_edge")}:  # the Edge is configured from a pool
-            assert host in page.text, host
+    for host in lab.load_inventory().all_hosts():
+        assert host in page.text, host
+    assert EDGE_FROM_POOL in page.text  # the Edge has no step: the pool server's step configures it
     for tier in ("ca", "templates", "adfs", "lync", "client"):
         assert f"Tier {tier}" in page.text, tier
     verify = run_cli("verify", "-i", lab.inventory, "--state-dir", lab.state_dir, "--json")
@@ -222,24 +242,18 @@ def test_report_renders_in_headless_chromium(tmp_path, inventory):
     html = written(tmp_path, inventory)["html"]
     shot = tmp_path / "report.png"
     subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--screenshot={shot}",
-            "--window-size=1280,1600",
-            html.resolve().as_uri(),
-        ],
+        [*CHROMIUM, f"--screenshot={shot}", "--window-size=1280,1600", html.resolve().as_uri()],
         capture_output=True,
         timeout=120,
         check=False,
     )
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    page = rendered(html)
+    for tier in ("ca", "templates", "lync", "client"):
+        assert f"Tier {tier}" in page.text, tier
+    for host in ("ca01", "pool01", "ws0101", "ws0102"):
+        assert host in page.text, host
+    assert "Verification checklist" in page.text and "does not chain to the CA" in page.text
 
 
 def _step(task: str, host: str):
@@ -304,19 +318,28 @@ def test_demo_report_shows_every_tier_and_host(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    hosts = ["ca01", "adfs01", "pool01", "dir01", "cl0001", "cl0002"]
-    for path, title in (
+    hosts = ["ca01", "adfs01", "pool01", "dir01", "edge01", "cl0001", "cl0002"]
+    reports = (
         (state / "demo-reports" / "report.html", "Apply (demo)"),
         (state / "demo-reports" / "verify" / "report.html", "Verification checklist"),
-    ):
+    )
+    for path, title in reports:
         page = Page(path.read_text())
         check_self_contained(page)
         assert title in page.text and "PASSED" in page.text
         for tier in ("ca", "templates", "adfs", "lync", "client"):
             assert f"Tier {tier}" in page.text
         for host in hosts:
-            assert host in page.text
+            assert host in page.text, host
+    assert EDGE_FROM_POOL in Page(reports[0][0].read_text()).text
     if shutil.which("chromium"):
+        for path, title in reports:
+            page = rendered(path)
+            assert title in page.text and "PASSED" in page.text
+            for tier in ("ca", "templates", "adfs", "lync", "client"):
+                assert f"Tier {tier}" in page.text, (path, tier)
+            for host in hosts:
+                assert host in page.text, (path, host)
         shot = tmp_path / "report.png"
         subprocess.run(
             [
@@ -330,3 +353,31 @@ def test_demo_report_shows_every_tier_and_host(tmp_path):
             check=False,
         )
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_report_lists_hosts_without_steps_with_the_step_that_configures_them(tmp_path):
+    """The Edge has no step of its own: the pool server's step names it. A host of a group no task
+    targets is listed as such; one a --limit left out of a targeted group is not listed at all."""
+    from lync2fa.html_report import hosts_without_steps, render
+    from lync2fa.inventory import Inventory
+    from lync2fa.plan import Plan, Step
+    from lync2fa.task import Task
+
+    path = tmp_path / "hosts.yml"
+    path.write_text(
+        "all:\n  children:\n    lync_pools:\n      hosts:\n        pool01:\n        pool02:\n"
+        "    lync_edge:\n      hosts:\n        edge01:\n          lync2fa_fqdn: edge01.contoso.invalid\n"
+        "    monitoring:\n      hosts:\n        scom01:\n"
+    )
+    inventory = Inventory([path])
+    edge_proxy = Task(name="lync.edge_proxy", group="lync_pools", facts=lambda p: {}, decide=lambda ctx: None)
+    params = {"edge_identities": ["Service:EdgeServer:edge01.contoso.invalid"]}
+    plan = Plan(tasks=[edge_proxy], steps=[Step(edge_proxy, inventory.host("pool01"), params, None)])
+    report = RunReport([Result("pool01", "lync.edge_proxy", changed=True)], False, 3, plan=plan)
+    assert hosts_without_steps(report) == [
+        ("edge01", "configured from pool01 (lync.edge_proxy)"),
+        ("scom01", "no task of this run targets its group(s): monitoring"),
+    ]  # pool02: left out by --limit
+    page = Page(render(report, run_metadata("apply", str(path), now(), now(), 3), []))
+    assert "steps on 1 host(s); 2 host(s) without steps" in page.text
+    assert "edge01 configured from pool01 (lync.edge_proxy)" in page.text
