@@ -128,34 +128,43 @@ def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
     warnings = []
     if s.scheme == "https" and s.cert_validation == "ignore":
         warnings.append(f"{host.name}: TLS certificate validation is off (ansible_winrm_server_cert_validation=ignore)")
-    local = _stays_on_this_machine(s.endpoint, s.proxy)
-    insecure = []
-    if s.scheme == "http" and s.transport in CLEAR_PASSWORD_TRANSPORTS and not local:
-        insecure.append(
+    insecure = clear_text_risks(s.scheme, [s.transport], s.message_encryption, s.endpoint, s.proxy)
+    if insecure:
+        warnings += refuse_or_warn(host.name, s.endpoint, insecure, _bool(host, ALLOW_INSECURE_VAR, False))
+    return replace(s, warnings=tuple(warnings))
+
+
+def clear_text_risks(
+    scheme: str, transports: list[str], message_encryption: str, endpoint: str, proxy: str | None = None
+) -> list[tuple[str, str]]:
+    """What would cross the network in clear to ``endpoint``: (why, what to do instead) pairs. Both
+    faces judge with it: the CLI from the inventory, the Ansible face from the play's connection."""
+    if scheme != "http" or _stays_on_this_machine(endpoint, proxy):
+        return []
+    if any(t in CLEAR_PASSWORD_TRANSPORTS for t in transports):
+        return [
             ("Basic authentication over plain http sends the password in clear text", "use ntlm (encrypted) or https")
-        )
-    if (
-        s.scheme == "http"
-        and s.message_encryption == "never"
-        and not local
-        and s.transport not in CLEAR_PASSWORD_TRANSPORTS
-    ):
-        insecure.append(
+        ]
+    if message_encryption == "never":
+        return [
             (
                 "ansible_winrm_message_encryption: never over plain http sends every script and its "
                 "secrets (PINs, PUKs, passwords) in clear text",
                 "remove ansible_winrm_message_encryption (auto encrypts over http) or use https",
             )
+        ]
+    return []
+
+
+def refuse_or_warn(host: str, endpoint: str, risks: list[tuple[str, str]], allowed: bool) -> list[str]:
+    """Refuse the first risk unless ``allowed`` (lync2fa_allow_insecure_transport for this host);
+    allowed, each becomes a warning."""
+    if risks and not allowed:
+        why, fix = risks[0]
+        raise ConnectionConfigError(
+            f"{host}: {why} to {endpoint}; {fix}, or set {ALLOW_INSECURE_VAR}: true for this host"
         )
-    if insecure:
-        allowed = _bool(host, ALLOW_INSECURE_VAR, False)
-        for why, fix in insecure:
-            if not allowed:
-                raise ConnectionConfigError(
-                    f"{host.name}: {why} to {s.endpoint}; {fix}, or set {ALLOW_INSECURE_VAR}: true for this host"
-                )
-            warnings.append(f"{host.name}: {why} ({ALLOW_INSECURE_VAR}: true)")
-    return replace(s, warnings=tuple(warnings))
+    return [f"{host}: {why} ({ALLOW_INSECURE_VAR}: true)" for why, _fix in risks]
 
 
 def _stays_on_this_machine(url: str, proxy: str | None = None) -> bool:
