@@ -34,6 +34,13 @@ def secret(name: str) -> dict:
     return {"secret": name}
 
 
+def credential(user: str, password: dict) -> dict:
+    """A cmdlet parameter of type PSCredential: the host builds it from ``user`` and ``password``
+    (a ``secret(...)``) just before the call (ConvertTo-Lync2faCredential)."""
+    assert set(password) == {"secret"}, "a credential's password is a secret placeholder"
+    return {"pscredential": {"user": user, "password": password}}
+
+
 # -- facts --------------------------------------------------------------------------------
 def cmdlet_fact(
     cmdlet: str, params: dict | None = None, select: tuple[str, ...] | list[str] = (), module: str | None = None
@@ -187,5 +194,7 @@ def describe(operation: dict) -> str:
 def _short(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secret"}:
         return "<secret>"
+    if isinstance(value, dict) and set(value) == {"pscredential"}:
+        return f"<credential of {value['pscredential']['user']}>"
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -4,18 +4,27 @@ A WinRM logon over NTLM, Basic, a certificate, or Kerberos without delegation ha
 credentials: Windows refuses whatever then leaves the host (LDAP to a domain controller, the Lync
 Central Management Store in SQL on another server, a CA over DCOM) with "An operations error
 occurred." or access denied. Tasks declare what they reach (``Task.reaches``); the planner
-refuses such steps before anything runs, naming the ways out.
+refuses such steps before anything runs, naming the ways out, unless the resource is on the host
+itself (``lync2fa_local_resources``) or the step gives its cmdlet an explicit credential.
 """
 
 from __future__ import annotations
 
 RESOURCE_NAMES = {"ad": "Active Directory", "cms": "the Lync Central Management Store", "ca": "a remote CA"}
 LOCAL_VAR = "lync2fa_local_resources"
+# Steps whose cmdlet takes an explicit credential for what it reaches: task -> (the resource, the
+# parameters giving the user and the password). The cmdlet logs on with them itself, so the
+# session's lack of network credentials does not matter for that resource.
+EXPLICIT_CREDENTIALS = {
+    "ca.authority": ("ad", "install_user", "install_password"),  # Install-AdcsCertificationAuthority -Credential
+}
 WAYS_OUT = (
     "use a transport that delegates: ansible_winrm_transport: credssp, or kerberos with "
     "ansible_winrm_kerberos_delegation: true (docs/real-estate.md);",
     f"or, when the resource is on that host itself (a CA on a domain controller, a Standard Edition "
     f"server holding its CMS), say so with {LOCAL_VAR}: [ad, cms, ca];",
+    "or give an explicit credential where the cmdlet takes one, such as "
+    "Install-AdcsCertificationAuthority -Credential (ca_install_user and a vaulted ca_install_password);",
     "with Ansible, become: true and become_method: runas give the task a network logon.",
 )
 
@@ -25,8 +34,11 @@ def unreachable(step) -> list[str]:
     if not step.task.reaches or step.connection.delegates:
         return []
     local = step.host.var(LOCAL_VAR) or []
-    local = {str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(","))}
-    return [r for r in step.task.reaches if r not in local]
+    covered = {str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(","))}
+    resource, user, password = EXPLICIT_CREDENTIALS.get(step.task.name, (None, "", ""))
+    if resource is not None and step.params.get(user) and step.params.get(password):
+        covered.add(resource)
+    return [r for r in step.task.reaches if r not in covered]
 
 
 def refusals(steps) -> list[str]:

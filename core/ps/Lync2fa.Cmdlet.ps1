@@ -3,10 +3,23 @@
     Documented cmdlets, called with parameters splatted from JSON (never spliced into code).
 #>
 
+function ConvertTo-Lync2faCredential {
+    <#
+    .SYNOPSIS
+        A PSCredential from {user, password}; the password is a secret already resolved from stdin.
+    #>
+    param([hashtable]$Value)
+    $password = New-Object -TypeName System.Security.SecureString
+    foreach ($character in ([string]$Value['password']).ToCharArray()) { $password.AppendChar($character) }
+    $password.MakeReadOnly()
+    return New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList ([string]$Value['user']), $password
+}
+
 function ConvertTo-Lync2faSplat {
     <#
     .SYNOPSIS
-        JSON parameters as a splat: true is a present switch, false an absent one, arrays stay arrays.
+        JSON parameters as a splat: true is a present switch, false an absent one, arrays stay arrays,
+        {pscredential: {user, password}} becomes a PSCredential.
     #>
     param([hashtable]$Parameters)
     $splat = @{}
@@ -14,6 +27,9 @@ function ConvertTo-Lync2faSplat {
     foreach ($name in $Parameters.Keys) {
         $value = $Parameters[$name]
         if ($value -is [array]) { $value = [string[]]$value }
+        elseif ($value -is [hashtable] -and $value.Count -eq 1 -and $value.ContainsKey('pscredential')) {
+            $value = ConvertTo-Lync2faCredential -Value $value['pscredential']
+        }
         $splat[$name] = $value
     }
     return $splat

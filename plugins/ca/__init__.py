@@ -26,6 +26,14 @@ def _ca_name(p: dict) -> list[str]:
     return [] if SAFE_NAME.fullmatch(p["common_name"]) else [f"common_name {p['common_name']!r} is not a valid CA name"]
 
 
+def _install_credential(p: dict) -> list[str]:
+    """The installation credential is a pair: a user without its password (or the reverse) is a
+    mistake, never a prompt."""
+    if bool(p.get("install_user")) == bool(p.get("install_password")):
+        return []
+    return ["ca_install_user and ca_install_password go together (the password from ansible-vault)"]
+
+
 TASKS = [
     Task(
         name="ca.authority",
@@ -56,8 +64,18 @@ TASKS = [
                 default="RSA#Microsoft Software Key Storage Provider",
                 description="Key storage provider for the CA key",
             ),
+            Param(
+                "install_user",
+                description="Enterprise Admin account Install-AdcsCertificationAuthority -Credential "
+                "writes AD as, e.g. 'CORP\\pki-admin'; with it an NTLM session needs no delegation",
+            ),
+            Param(
+                "install_password",
+                secret=True,
+                description="Password of ca_install_user, from a vault-encrypted ca_install_password",
+            ),
         ),
-        checks=(_key_length, _ca_name),
+        checks=(_key_length, _ca_name, _install_credential),
     ),
     Task(
         name="ca.web_enrollment",

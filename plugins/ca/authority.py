@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from lync2fa import adcs
 from lync2fa.decision import Context, Decision
-from lync2fa.hostops import cmdlet, cmdlet_fact, registry_fact
+from lync2fa.hostops import cmdlet, cmdlet_fact, credential, registry_fact, secret
 
 from .common import CA_CONFIG, active_ca, installed
 
@@ -136,6 +136,12 @@ def decide(ctx: Context) -> Decision:
                 "ValidityPeriod": "Years",
                 "ValidityPeriodUnits": p["validity_years"],
                 "Force": True,
+                # AD is written as this account, not the session's (which may not reach AD: reach.py)
+                **(
+                    {"Credential": credential(p["install_user"], secret("install_password"))}
+                    if p.get("install_user")
+                    else {}
+                ),
             },
             module="ADCSDeployment",
         )

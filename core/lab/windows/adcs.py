@@ -20,7 +20,8 @@ What Windows keeps, the lab keeps in the same places:
 * the CA database of issued certificates: kind ``ca_issued``, key ``<ca host>/<serial hex>``.
 
 Windows' rules modelled: an Enterprise CA's installation and every template read/write go to a
-domain controller (``Machine.require_network``: the double hop); ``Install-*`` without ``-Force``
+domain controller (``Machine.require_network``: the double hop; the installation's ``-Credential``
+logs on with its own password instead); ``Install-*`` without ``-Force``
 prompts, which a non-interactive session refuses; a template written to AD moments ago is not yet
 visible to the CA (directory replication and the CA's template cache, issue 7 defect 5): an
 object whose ``whenCreated`` is less than ``replication_delay_s`` old (store kind ``lab_option``,
@@ -60,7 +61,7 @@ from .iis import (
     applications,
     set_config,
 )
-from .machine import Machine, simulates
+from .machine import Machine, PSCredential, simulates
 from .registry import Registry
 from .servermanager import installed
 from .services import add_service
@@ -310,6 +311,26 @@ def _non_interactive(p: dict) -> None:
 
 
 # -- Install-AdcsCertificationAuthority --------------------------------------------------------
+LOGON_FAILURE = "The user name or password is incorrect. 0x8007052e (WIN32: 1326 ERROR_LOGON_FAILURE)"
+
+
+def _reach_directory(machine: Machine, credential: PSCredential | None) -> None:
+    """An Enterprise CA's installation writes the configuration partition on a DC: as the
+    session (the double hop), or as ``-Credential`` ("a user account that is a member of the
+    Enterprise Admin group is required": the cmdlet's documentation), a logon of its own that
+    holds network credentials over any transport."""
+    if credential is None:
+        machine.require_network("ad")
+    elif not machine.logon_user(credential):
+        raise WindowsError(
+            LOGON_FAILURE,
+            "SecurityError",
+            "Install-AdcsCertificationAuthority,Microsoft.CertificateServices.Deployment.Commands.CA."
+            "InstallADCSCertificationAuthority",
+            -2147023570,  # 0x8007052E
+        )
+
+
 @simulates("Install-AdcsCertificationAuthority")
 def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
     if not installed(machine.store, machine.name, adcs.FEATURE_CA):
@@ -333,7 +354,7 @@ def install_adcs_certification_authority(machine: Machine, p: dict) -> dict:
         raise WindowsError(f"lab: a {ca_type} needs a parent CA, which the lab does not model")
     enterprise = ca_type.startswith("Enterprise")
     if enterprise:
-        machine.require_network("LDAP")  # writes the configuration partition on a DC
+        _reach_directory(machine, p.get("Credential"))
     name = str(p.get("CACommonName") or f"{machine.estate.netbios}-{machine.name.upper()}-CA")
     provider = str(p.get("CryptoProviderName") or "RSA#Microsoft Software Key Storage Provider")
     algorithm, _, provider_name = provider.rpartition("#")
@@ -457,7 +478,7 @@ def _template_visible(machine: Machine, template: str) -> dict | None:
 @simulates("Get-CATemplate")
 def get_ca_template(machine: Machine, p: dict) -> list[dict]:
     name = _require_ca(machine, "Get-CATemplate")
-    machine.require_network("LDAP")
+    machine.require_network("ad")
     service = machine.directory.get(adcs.enrollment_service_dn(name))
     out = []
     for template in _attr(service, adcs.ISSUED_TEMPLATES_ATTRIBUTE) if service else []:
@@ -470,7 +491,7 @@ def get_ca_template(machine: Machine, p: dict) -> list[dict]:
 @simulates("Add-CATemplate")
 def add_ca_template(machine: Machine, p: dict) -> None:
     name = _require_ca(machine, "Add-CATemplate")
-    machine.require_network("LDAP")
+    machine.require_network("ad")
     _non_interactive(p)
     template = str(p["Name"])
     obj = _template_visible(machine, template)
@@ -496,7 +517,7 @@ def add_ca_template(machine: Machine, p: dict) -> None:
 @simulates("Remove-CATemplate")
 def remove_ca_template(machine: Machine, p: dict) -> None:
     name = _require_ca(machine, "Remove-CATemplate")
-    machine.require_network("LDAP")
+    machine.require_network("ad")
     _non_interactive(p)
     dn = adcs.enrollment_service_dn(name)
     service = machine.directory.get(dn)

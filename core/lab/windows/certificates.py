@@ -193,7 +193,8 @@ EVERYONE, AUTHENTICATED_USERS = "S-1-1-0", "S-1-5-11"
 
 def find_ca(machine: Machine, ca_config: str, call: str) -> tuple[str, dict]:
     """The CA ``<host FQDN>\\<name>`` names, reached over RPC from this PC (``ca_offline`` on the
-    PC or the CA host: the RPC server is unavailable)."""
+    PC or the CA host: the RPC server is unavailable; another host's CA from a logon without
+    network credentials: access denied, the double hop)."""
     from ..faults import FaultBook
     from .adcs import ca_of
 
@@ -202,6 +203,8 @@ def find_ca(machine: Machine, ca_config: str, call: str) -> tuple[str, dict]:
     for host in machine.estate.in_group("ca"):
         if host.fqdn.lower() != fqdn.lower():
             continue
+        if host.name != machine.name:
+            machine.require_network("ca", call)
         ca = ca_of(machine.store, host.name, machine.estate.domain)
         if ca and (ca.get("common_name") or "").lower() == name.lower() and ca.get("cert_pem"):
             if faults.get(machine.name).ca_offline or faults.get(host.name).ca_offline:

@@ -5,6 +5,14 @@ Windows (e.g. category ObjectNotFound for a missing Lync collection)."""
 from __future__ import annotations
 
 OPERATIONS_ERROR = -2147016672  # 0x80072020, ERROR_DS_OPERATIONS_ERROR (LDAP without credentials)
+SQL_EXCEPTION = -2146232060  # 0x80131904, System.Data.SqlClient.SqlException's HResult
+ACCESS_DENIED = -2147024891  # 0x80070005, E_ACCESSDENIED
+# The second hop each resource fails with: the exception that surfaces, and its HResult.
+DOUBLE_HOP = {
+    "ad": ("System.Runtime.InteropServices.COMException", OPERATIONS_ERROR),
+    "cms": ("System.Data.SqlClient.SqlException", SQL_EXCEPTION),
+    "ca": ("System.Runtime.InteropServices.COMException", ACCESS_DENIED),
+}
 
 
 class WindowsError(Exception):
@@ -20,14 +28,11 @@ def not_found(message: str, error_id: str = "") -> WindowsError:
     return WindowsError(message, "ObjectNotFound", error_id, -2146233087)
 
 
-def double_hop(what: str) -> WindowsError:
-    """What Windows answers when a session without network credentials leaves the host."""
-    return WindowsError(
-        "An operations error occurred.\r\n",
-        "NotSpecified",
-        f"System.Runtime.InteropServices.COMException ({what})",
-        OPERATIONS_ERROR,
-    )
+def double_hop(reach: str, message: str) -> WindowsError:
+    """What Windows answers when a session without network credentials reaches ``reach`` ("ad",
+    "cms", "ca") beyond the host: ``message`` is its text (``lync2fa.lab.logon.network_error``)."""
+    exception, hresult = DOUBLE_HOP[reach]
+    return WindowsError(message, "NotSpecified", exception, hresult)
 
 
 def not_recognized(name: str) -> WindowsError:

@@ -158,7 +158,7 @@ def _missing(document: Document, identity: str) -> WindowsError:
 
 
 def _cms(machine: Machine) -> None:
-    machine.require_network("CMS")
+    machine.require_network("cms")
 
 
 def _settings(document: Document, params: dict) -> dict:
@@ -371,7 +371,7 @@ def _public(user: dict) -> dict:
 
 @simulates("Get-CsUser")
 def get_cs_user(machine: Machine, p: dict) -> list[dict]:
-    machine.require_network("AD")
+    machine.require_network("ad")
     if p.get("Filter") is not None or p.get("LdapFilter") is not None:
         raise WindowsError("lab: Get-CsUser -Filter/-LdapFilter is documented but not simulated by the lab")
     if p.get("Identity") is not None:
@@ -382,7 +382,7 @@ def get_cs_user(machine: Machine, p: dict) -> list[dict]:
 
 @simulates("Invoke-CsUcsRollback")
 def invoke_cs_ucs_rollback(machine: Machine, p: dict) -> None:
-    machine.require_network("AD")
+    machine.require_network("ad")
     _cms(machine)
     user = _find_user(machine, p["Identity"], "Invoke-CsUcsRollback")
     if p.get("WhatIf"):
@@ -394,7 +394,7 @@ def invoke_cs_ucs_rollback(machine: Machine, p: dict) -> None:
 
 @simulates("Grant-CsUserServicesPolicy")
 def grant_cs_user_services_policy(machine: Machine, p: dict) -> None:
-    machine.require_network("AD")
+    machine.require_network("ad")
     _cms(machine)
     user = _find_user(machine, p["Identity"], "Grant-CsUserServicesPolicy")
     name = p.get("PolicyName")

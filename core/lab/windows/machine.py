@@ -8,12 +8,15 @@ types), exactly what the real cmdlet would see, and returns the objects it write
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hmac
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...catalog import Catalog, CmdletError
 from ..estate import Estate, LabHost
+from ..logon import network_error
 from ..state import EstateStore
 from .directory import Directory
 from .errors import WindowsError, double_hop, not_recognized
@@ -27,6 +30,10 @@ NAMED_OPERATIONS: dict[str, Callable[..., Any]] = {}
 # function gets the Machine and the path and returns the catalog module whose cmdlets it gives, or None.
 MODULE_FILES: list[Callable[..., str | None]] = []
 HOST_PROPS = "host_props"
+# Win32_OperatingSystem.ProductType of a domain controller (hosts.py: 1 workstation, 3 server).
+# Host property ``cms_local: true``: a Standard Edition server, whose own SQL Server Express
+# instance (RTC) holds the Lync Central Management Store.
+DOMAIN_CONTROLLER = 2
 # Modules every Windows PowerShell 5.1 has (the catalog's module of core cmdlets).
 CORE_MODULES = (
     "Microsoft.PowerShell.Core",
@@ -76,6 +83,22 @@ def named_operation(name: str) -> Callable:
     return register
 
 
+@dataclass(frozen=True)
+class PSCredential:
+    """A System.Management.Automation.PSCredential as a cmdlet gets it: the library builds one
+    (ConvertTo-Lync2faCredential) from the typed value ``lync2fa.hostops.credential`` gives."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+def _parameter_value(value: Any) -> Any:
+    """A parameter value as ConvertTo-Lync2faSplat hands it to the cmdlet."""
+    if isinstance(value, dict) and set(value) == {"pscredential"}:
+        return PSCredential(str(value["pscredential"]["user"]), str(value["pscredential"]["password"]))
+    return value
+
+
 @dataclass
 class Machine:
     store: EstateStore
@@ -105,10 +128,45 @@ class Machine:
     def set_props(self, **changes: Any) -> None:
         self.store.put(HOST_PROPS, self.host.name, {**self.props, **changes})
 
-    def require_network(self, what: str) -> None:
-        """Leaving the host needs network credentials: the double hop (issue 7)."""
-        if not self.delegated:
-            raise double_hop(what)
+    def logon_user(self, credential: PSCredential) -> bool:
+        """LogonUser with an explicit credential (a cmdlet's -Credential): the lab's domain account
+        as ``CORP\\name``, ``name@domain`` or ``name``, with its password. Such a logon holds
+        network credentials, whatever the session's transport."""
+        user, estate = credential.user.lower(), self.estate
+        domain, _, name = user.rpartition("\\")
+        name, _, upn_domain = name.partition("@")
+        return (
+            name == estate.admin_user.lower()
+            and domain in ("", estate.netbios.lower())
+            and upn_domain in ("", estate.domain.lower())
+            and hmac.compare_digest(credential.password.encode(), estate.password.encode())
+        )
+
+    @contextmanager
+    def logon(self, delegated: bool) -> Iterator[None]:
+        """Run as another logon on this host: a scheduled task as a signed-in user holds that
+        user's network credentials, whatever the WinRM session's transport."""
+        session, self.delegated = self.delegated, delegated
+        try:
+            yield
+        finally:
+            self.delegated = session
+
+    def holds(self, reach: str) -> bool:
+        """Whether ``reach`` ("ad", "cms") is on this host itself: a domain controller's AD, a
+        Standard Edition server's CMS. A remote CA is the caller's to tell (``find_ca``)."""
+        if reach == "ad":
+            return self.props.get("product_type") == DOMAIN_CONTROLLER
+        return reach == "cms" and bool(self.props.get("cms_local"))
+
+    def require_network(self, reach: str, call: str = "") -> None:
+        """Reaching ``reach`` ("ad", "cms", "ca"; "LDAP" is "ad") beyond this host needs network
+        credentials: the double hop (issue 7). ``call`` (e.g. "CCertRequest::Submit") prefixes
+        the error as the failing COM method does."""
+        reach = "ad" if reach.lower() == "ldap" else reach.lower()
+        message = None if self.holds(reach) else network_error(reach, self.delegated)
+        if message is not None:
+            raise double_hop(reach, f"{call}: {message}" if call else message)
 
     # -- commands ---------------------------------------------------------------------
     def import_module(self, module: str | None) -> None:
@@ -138,7 +196,7 @@ class Machine:
         if module not in CORE_MODULES:
             self.import_module(module)  # PowerShell 3+ autoloads a cmdlet's module on first use
         try:
-            bound = catalog.bind(cmdlet, params)
+            bound = catalog.bind(cmdlet, {name: _parameter_value(value) for name, value in params.items()})
         except CmdletError as exc:
             raise WindowsError(
                 exc.message, getattr(exc, "category", "InvalidArgument"), getattr(exc, "fq_error_id", "")

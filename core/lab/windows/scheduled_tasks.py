@@ -107,7 +107,8 @@ def run_job(
             f"0x00000001, within {timeout_s} s).{_policy_report(machine)}"
         )
     try:
-        result = job()
+        with machine.logon(delegated=True):  # the task runs in the user's own logon session
+            result = job()
     except WindowsError as exc:
         hint = (hints or {}).get(str(exc.hresult))
         message = exc.message + (f"; {hint}" if hint else "")
