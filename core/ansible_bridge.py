@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from . import ansible_payload, api, groups, hostscript
-from .connection import ConnectionConfigError
+from .connection import ALLOW_INSECURE_VAR, ConnectionConfigError, clear_text_risks, refuse_or_warn
 from .findings import InsecurePlanError
 from .gate_cache import GateCache
 from .inventory import InventoryError, plain
@@ -225,18 +226,35 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
             return default
         return default if value is None else value
 
-    auth, delegates = "", False
+    auth, delegates, warnings = "", False, []
+    address = str(option("remote_addr") or getattr(action._play_context, "remote_addr", "") or host)
     if kind == "winrm":
+        extras = option("_extras", {}) or {}
+        port = int(option("port", 5986) or 5986)
+        scheme = str(option("scheme") or ("http" if port == 5985 else "https")).lower()
         transports = option("transport") or []
-        transports = [transports] if isinstance(transports, str) else list(transports)
-        auth = ",".join(str(t) for t in transports) or "ntlm"
+        transports = [transports] if isinstance(transports, str) else [str(t) for t in transports if t]
+        if not transports:  # what ansible.builtin.winrm picks when none is set (its _build_winrm_kwargs)
+            user = str(option("remote_user") or "")
+            transports = ["kerberos"] if "@" in user else (["ssl"] if scheme == "https" else ["plaintext"])
+        auth = ",".join(transports)
         delegates = "credssp" in transports or (
             "kerberos" in transports
             and bool(option("kerberos_delegation", task_vars.get("ansible_winrm_kerberos_delegation", False)))
         )
+        endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
+        encryption = str(extras.get("ansible_winrm_message_encryption", "auto")).lower()
+        risks = clear_text_risks(scheme, transports, encryption, endpoint, extras.get("ansible_winrm_proxy") or None)
+        warnings += refuse_or_warn(host, endpoint, risks, _allowed_insecure(action, task_vars) if risks else False)
     elif kind == "psrp":
         auth = str(option("auth", "negotiate"))
         delegates = auth == "credssp" or (auth in ("kerberos", "negotiate") and bool(option("negotiate_delegate")))
+        port = int(option("port", 5986) or 5986)
+        scheme = str(option("protocol") or ("http" if port == 5985 else "https")).lower()
+        endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
+        encryption = str(option("message_encryption", "auto")).lower()
+        risks = clear_text_risks(scheme, [auth], encryption, endpoint, option("proxy") or None)
+        warnings += refuse_or_warn(host, endpoint, risks, _allowed_insecure(action, task_vars) if risks else False)
     become = action._connection.become if getattr(action._play_context, "become", False) else None
     if become is not None and getattr(become, "name", "").rsplit(".", 1)[-1] == "runas":
         flags = str(become.get_option("become_flags") or "")
@@ -244,8 +262,18 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         delegates = delegates or logon in RUNAS_DELEGATING
         auth = (auth + "+" if auth else "") + f"runas:{logon}"
     name = kind + (f"/{auth}" if auth else "")
-    address = getattr(action._play_context, "remote_addr", "") or host
-    return PlaySettings(host=host, transport=name, delegates=delegates, endpoint=f"ansible:{kind}://{address}")
+    return PlaySettings(
+        host=host, transport=name, delegates=delegates, endpoint=f"ansible:{kind}://{address}", warnings=tuple(warnings)
+    )
+
+
+def _allowed_insecure(action: ActionBase, task_vars: Mapping) -> bool:
+    """The host's lync2fa_allow_insecure_transport, parsed as Ansible parses booleans."""
+    raw = action._templar.template(task_vars.get(ALLOW_INSECURE_VAR, False))
+    try:
+        return boolean(raw, strict=True)
+    except TypeError:
+        raise ConnectionConfigError(f"{ALLOW_INSECURE_VAR} must be a boolean (true/false, yes/no)") from None
 
 
 class PlayConnection:

@@ -470,3 +470,39 @@ def test_renamed_groups_hold_under_limit_roles_and_rollback(lab, tmp_path):
         inventory=unnamed,
     )
     assert other.returncode == 0, other.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    "connection, refused",
+    [
+        ({"ansible_winrm_transport": "basic"}, "Basic authentication over plain http"),
+        ({}, "Basic authentication over plain http"),  # ansible.builtin.winrm's default over http: plaintext
+        ({"ansible_winrm_transport": "ntlm", "ansible_winrm_message_encryption": "never"}, "message_encryption: never"),
+    ],
+)
+def test_the_ansible_face_refuses_clear_text_before_connecting(tmp_path, connection, refused):
+    """Issue 12 items 1-2 on the Ansible face: the play's own winrm connection is judged as the CLI
+    judges the inventory, before anything is sent (the host does not resolve: a connection attempt
+    would be UNREACHABLE, not a refusal)."""
+    hostvars = {
+        "ansible_host": "ca01.invalid",
+        "ansible_connection": "winrm",
+        "ansible_port": 5985,
+        "ansible_winrm_scheme": "http",
+        "ansible_user": "CORP\\\\admin",
+        "ansible_password": "not-sent",
+        **connection,
+    }
+    inventory = write(
+        tmp_path, "hosts.yml", yaml.safe_dump({"all": {"children": {"ca": {"hosts": {"ca01": hostvars}}}}})
+    )
+    book = write(
+        tmp_path,
+        "one.yml",
+        "---\n- name: One CA task\n  hosts: ca01\n  gather_facts: false\n"
+        "  tasks:\n    - name: CA\n      lync2fa.twofactor.ca_authority: {}\n      check_mode: true\n",
+    )
+    result = run("ansible-playbook", "-i", inventory, book, workdir=tmp_path, LYNC2FA_STATE_DIR=tmp_path / "state")
+    counts = recap(result.stdout)["ca01"]
+    assert counts["failed"] == 1 and counts["unreachable"] == 0, result.stdout[-2000:]
+    assert refused in result.stdout and "lync2fa_allow_insecure_transport" in result.stdout
