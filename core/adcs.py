@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -208,11 +209,16 @@ ENROLLMENT_FLAG_NO_SECURITY_EXTENSION = ENROLL_NO_SECURITY_EXTENSION  # msPKI-En
 
 
 # -- certificate stores as Windows keeps them in the registry -----------------------------
-# HKLM:\SOFTWARE\Microsoft\SystemCertificates\<STORE>\Certificates\<THUMBPRINT>, value "Blob":
+# <hive>\SOFTWARE\Microsoft\SystemCertificates\<STORE>\Certificates\<THUMBPRINT>, value "Blob":
 # serialized properties {id: u32, reserved: u32 = 1, length: u32, data}; id 32 is the DER
-# certificate (CERT_CERT_PROP_ID).
-SYSTEM_CERTIFICATES = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates"
+# certificate (CERT_CERT_PROP_ID), id 2 the key's provider (CERT_KEY_PROV_INFO_PROP_ID: a
+# CRYPT_KEY_PROV_INFO whose first two fields are offsets of the container and provider names).
+# The library only reads a Blob's bytes; they are parsed here, once.
+SYSTEM_CERTIFICATES_KEY = "SOFTWARE\\Microsoft\\SystemCertificates"
+SYSTEM_CERTIFICATES = f"HKLM:\\{SYSTEM_CERTIFICATES_KEY}"
 CERT_CERT_PROP_ID = 32
+CERT_KEY_PROV_INFO_PROP_ID = 2
+_PROPERTY_HEAD = struct.Struct("<III")  # id, reserved, length
 
 
 def machine_store_key(store: str = "MY", thumbprint: str | None = None) -> str:
@@ -220,21 +226,47 @@ def machine_store_key(store: str = "MY", thumbprint: str | None = None) -> str:
     return f"{key}\\{thumbprint.upper()}" if thumbprint else key
 
 
-def certificate_blob(der: bytes) -> bytes:
-    """The registry "Blob" of a certificate (only its DER property)."""
-    return CERT_CERT_PROP_ID.to_bytes(4, "little") + (1).to_bytes(4, "little") + len(der).to_bytes(4, "little") + der
+def user_store_key(store: str = "My") -> str:
+    """A user's certificate store, relative to the root of their registry hive (HKEY_USERS\\<SID>)."""
+    return f"{SYSTEM_CERTIFICATES_KEY}\\{store}\\Certificates"
+
+
+def _key_prov_info(container: str, provider: str) -> bytes:
+    """A serialized CRYPT_KEY_PROV_INFO: offsets of the two names, provider type 1 (PROV_RSA_FULL),
+    no flags or parameters, key spec 1 (AT_KEYEXCHANGE), then the names (UTF-16, NUL-terminated)."""
+    head = 7 * 4
+    names = [(text + "\0").encode("utf-16-le") for text in (container, provider)]
+    return struct.pack("<7I", head, head + len(names[0]), 1, 0, 0, 0, 1) + b"".join(names)
+
+
+def certificate_blob(der: bytes, container: str | None = None, provider: str | None = None) -> bytes:
+    """The registry "Blob" of a certificate: its DER, after its key's provider when given."""
+    props = [] if container is None else [(CERT_KEY_PROV_INFO_PROP_ID, _key_prov_info(container, provider or ""))]
+    props.append((CERT_CERT_PROP_ID, der))
+    return b"".join(_PROPERTY_HEAD.pack(pid, 1, len(data)) + data for pid, data in props)
+
+
+def read_certificate_blob(blob: bytes) -> dict:
+    """A registry "Blob" read: {"der": bytes | None, "container": str | None, "provider": str | None}."""
+    out: dict = {"der": None, "container": None, "provider": None}
+    offset = 0
+    while offset + _PROPERTY_HEAD.size <= len(blob):
+        prop, _, size = _PROPERTY_HEAD.unpack_from(blob, offset)
+        data = blob[offset + _PROPERTY_HEAD.size : offset + _PROPERTY_HEAD.size + size]
+        if prop == CERT_CERT_PROP_ID:
+            out["der"] = data
+        if prop == CERT_KEY_PROV_INFO_PROP_ID and size >= 8:
+            for name, at in (("container", 0), ("provider", 4)):
+                start = struct.unpack_from("<I", data, at)[0]
+                if 0 < start < size:
+                    out[name] = data[start:].decode("utf-16-le", errors="replace").split("\0")[0]
+        offset += _PROPERTY_HEAD.size + size
+    return out
 
 
 def certificate_from_blob(blob: bytes) -> bytes | None:
     """The DER certificate in a registry "Blob", or None."""
-    offset = 0
-    while offset + 12 <= len(blob):
-        prop = int.from_bytes(blob[offset : offset + 4], "little")
-        size = int.from_bytes(blob[offset + 8 : offset + 12], "little")
-        if prop == CERT_CERT_PROP_ID:
-            return blob[offset + 12 : offset + 12 + size]
-        offset += 12 + size
-    return None
+    return read_certificate_blob(blob)["der"]
 
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -551,7 +551,8 @@ def test_issue7_defect4_lab_install_response_refuses_an_untrusted_root_and_orpha
 def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy(lab3, run_cli):
     """AllSigned by Group Policy overrides -ExecutionPolicy Bypass for -File scripts: the old runner's
     task never wrote its output. The runner passes -EncodedCommand with a hidden window, and when a
-    -File runner is blocked the error names the policy."""
+    -File runner is blocked the error names the policy: the decision read it from the registry and
+    gave the job its note (the library knows no policy of its own)."""
     from pathlib import Path
 
     import lync2fa
@@ -565,6 +566,10 @@ def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy
             w.registry(host).set(GPO_POLICY, "ExecutionPolicy", "AllSigned", "String")
     applied = run(run_cli, lab3, "apply", "--tasks", "client", "--limit", "cl0001")
     assert applied.code == 0, applied.out
+    note = " The execution policy set by Group Policy is AllSigned (MachinePolicy)."
+    executed = [json.loads(line)["operation"] for line in (lab3.dir / "operations.jsonl").read_text().splitlines()]
+    jobs = {o["name"]: o["args"]["policy_note"] for o in executed if o["op"] == "named" and "policy_note" in o["args"]}
+    assert jobs == {"vsc_create": note, "user_enroll": note}
     with Windows(lab3) as w:
         machine = _machine(w, "cl0002")
         from lync2fa.lab.windows.errors import WindowsError
@@ -576,9 +581,10 @@ def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy
                 lambda: {"ok": True},
                 300,
                 arguments="-NoProfile -ExecutionPolicy Bypass -File C:\\run.ps1",
+                policy_note=jobs["vsc_create"],
             )
         assert "wrote no result" in blocked.value.message
-        assert "The execution policy set by Group Policy is AllSigned (MachinePolicy)." in blocked.value.message
+        assert blocked.value.message.endswith(note)
 
 
 def test_issue7_defect9_rollback_destroys_the_card_the_way_creation_made_it(lab3, run_cli):

@@ -39,7 +39,7 @@ function Get-Lync2faDirectoryAcl {
     .SYNOPSIS
         An entry's explicit and inherited ACEs as data: SID, account, rights bits, object type, allow.
     #>
-    param($Entry)
+    param([System.DirectoryServices.DirectoryEntry]$Entry)
     $rules = $Entry.ObjectSecurity.GetAccessRules($true, $true, [System.Security.Principal.SecurityIdentifier])
     $aces = New-Object -TypeName System.Collections.ArrayList
     foreach ($rule in $rules) {
@@ -62,7 +62,7 @@ function ConvertFrom-Lync2faEntry {
     .SYNOPSIS
         The requested attributes of an entry (each a list of values) and, when asked, its ACL.
     #>
-    param($Entry, $Attributes, [bool]$WithAcl)
+    param([System.DirectoryServices.DirectoryEntry]$Entry, $Attributes, [bool]$WithAcl)
     $values = @{}
     foreach ($name in @($Attributes)) {
         if ($null -eq $name) { continue }
@@ -123,7 +123,7 @@ function Set-Lync2faEntryAttributes {
     .SYNOPSIS
         Write typed attributes on an entry (a null value clears the attribute) and commit.
     #>
-    param($Entry, [hashtable]$Attributes)
+    param([System.DirectoryServices.DirectoryEntry]$Entry, [hashtable]$Attributes)
     foreach ($name in $Attributes.Keys) {
         $typed = $Attributes[$name]
         if ($null -eq $typed['value']) {

@@ -47,8 +47,11 @@ function Read-Lync2faNamedFact {
     <#
     .SYNOPSIS
         The few facts no generic query expresses (named readers, one file per concern).
+    .PARAMETER Arguments
+        The query's args: a hashtable, as every JSON object of a request is converted
+        (ConvertTo-Lync2faHashtable, Resolve-Lync2faValue).
     #>
-    param([string]$Name, $Arguments)
+    param([string]$Name, [hashtable]$Arguments)
     switch ($Name) {
         'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
         'tpm' { return Read-Lync2faTpm }
@@ -63,8 +66,10 @@ function Invoke-Lync2faNamedOperation {
     <#
     .SYNOPSIS
         The few imperative jobs no generic operation expresses (named primitives, one file per concern).
+    .PARAMETER Arguments
+        The operation's args (a hashtable, as for Read-Lync2faNamedFact).
     #>
-    param([string]$Name, $Arguments)
+    param([string]$Name, [hashtable]$Arguments)
     switch ($Name) {
         'vsc_create' { return New-Lync2faVirtualSmartCard -Arguments $Arguments -NativeSource $Lync2faNativeMethodsSource }
         'vsc_destroy' { return Remove-Lync2faVirtualSmartCard -Arguments $Arguments }

@@ -95,7 +95,7 @@ function Get-Lync2faError {
     .SYNOPSIS
         An error record as data; COM errors are unwrapped (they arrive inside MethodInvocationException).
     #>
-    param($ErrorRecord)
+    param([System.Management.Automation.ErrorRecord]$ErrorRecord)
     $base = $ErrorRecord.Exception.GetBaseException()
     return @{
         message  = [string]$base.Message

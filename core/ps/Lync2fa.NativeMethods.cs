@@ -6,7 +6,8 @@ using System.Text;
 // lync2fa's P/Invoke for TPM virtual smart cards, compiled by Add-Type from this text (shipped as
 // data inside the host script). Unverified on hardware: see plugins/client/README.md.
 //  - Reader(name): the PC/SC reader of a card, from the reader device's PnP friendly name; the
-//    one place reader names are matched (exactly, else the single reader starting with it).
+//    one place reader names are matched (exactly, else the single reader named after it with an
+//    index: the smart card service names a reader "<friendly name> <n>", e.g. "Lync2FA 0").
 //  - Change(...): changes a PIN through the card's own minidriver (Smart Card Minidriver
 //    Specification: CardAcquireContext, CardChangeAuthenticator/Ex), the UI-less path under
 //    every CSP/KSP.
@@ -93,6 +94,19 @@ public static class Lync2faNativeMethods
         return new string(buffer, 0, length).Split(new char[] { '\0' }, StringSplitOptions.RemoveEmptyEntries);
     }
 
+    // The index the smart card service appends to a reader's friendly name: decimal digits.
+    static bool IsIndex(string text)
+    {
+        foreach (char c in text) {
+            if (c < '0' || c > '9') {
+                return false;
+            }
+        }
+        return text.Length > 0;
+    }
+
+    // The reader named exactly name, else the single one named name, a space and an index: a card
+    // "Lync2FA" is the reader "Lync2FA 0" (or "Lync2FA 1" beside another), never "Lync2FA-old 0".
     static string Match(string[] readers, string name)
     {
         List<string> matches = new List<string>();
@@ -100,7 +114,7 @@ public static class Lync2faNativeMethods
             if (string.Equals(reader, name, StringComparison.OrdinalIgnoreCase)) {
                 return reader;
             }
-            if (reader.StartsWith(name, StringComparison.OrdinalIgnoreCase)) {
+            if (reader.StartsWith(name + " ", StringComparison.OrdinalIgnoreCase) && IsIndex(reader.Substring(name.Length + 1))) {
                 matches.Add(reader);
             }
         }

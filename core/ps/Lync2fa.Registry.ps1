@@ -29,7 +29,7 @@ function Read-Lync2faRegistryKey {
     .SYNOPSIS
         One open key: its values (all when Names is null, else the named ones), its subkey names and, while Depth is above 0, its subkeys read the same way.
     #>
-    param([Microsoft.Win32.RegistryKey]$Key, $Names, [int]$Depth)
+    param([Microsoft.Win32.RegistryKey]$Key, [string[]]$Names, [int]$Depth)
     $present = @($Key.GetValueNames())
     $wanted = $present
     if ($null -ne $Names) { $wanted = @($Names) }

@@ -111,7 +111,7 @@ function Invoke-Lync2faCardCreateJob {
         The SYSTEM job: create the card with the arguments Python gave, then change its default
         PIN (and PUK) through the card's minidriver; if that fails the new card is destroyed again.
     .PARAMETER Data
-        create (tpmvscmgr arguments), default_pin, pin, puk, native (C# text).
+        create (tpmvscmgr arguments), default_pin, pin, puk, reader_wait_s, native (C# text).
     #>
     param([hashtable]$Data)
     $created = Invoke-Lync2faCardTool -Arguments ([string[]]@($Data['create']))
@@ -126,7 +126,7 @@ function Invoke-Lync2faCardCreateJob {
     try {
         if ($Data['pin'] -or $Data['puk']) {
             Add-Lync2faNativeMethods -Source ([string]$Data['native'])
-            $reader = Resolve-Lync2faCardReader -InstanceId $instance
+            $reader = Resolve-Lync2faCardReader -InstanceId $instance -WaitSeconds ([int]$Data['reader_wait_s'])
             if ($Data['pin']) {
                 [Lync2faNativeMethods]::Change($reader, $false, [string]$Data['default_pin'], [string]$Data['pin'])
             }
@@ -165,13 +165,15 @@ function Resolve-Lync2faCardReader {
     <#
     .SYNOPSIS
         The PC/SC reader name of a card from its device instance ID: the device's PnP name (waiting
-        up to 30 s for a new card to appear), matched by Lync2faNativeMethods.Reader, the one helper.
+        for a new card to appear), matched by Lync2faNativeMethods.Reader, the one helper.
     .PARAMETER InstanceId
         ROOT\SMARTCARDREADER\000n.
+    .PARAMETER WaitSeconds
+        How long a new card may take to appear.
     #>
-    param([string]$InstanceId)
+    param([string]$InstanceId, [int]$WaitSeconds)
     $filter = 'DeviceID = ''' + ($InstanceId -replace '\\', '\\') + ''''
-    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    $deadline = [DateTime]::UtcNow.AddSeconds($WaitSeconds)
     $name = $null
     while ($null -eq $name) {
         $name = (Get-CimInstance -ClassName 'Win32_PnPEntity' -Filter $filter).Name
@@ -192,14 +194,14 @@ function New-Lync2faVirtualSmartCard {
         registry value Python named (record_path\record_name) as soon as it exists.
     .PARAMETER Arguments
         create (tpmvscmgr arguments), default_pin, pin, puk (secrets or null), timeout_s,
-        record_path, record_name.
+        reader_wait_s, policy_note, record_path, record_name.
     .PARAMETER NativeSource
         The C# text of Lync2fa.NativeMethods.cs.
     #>
     param([hashtable]$Arguments, [string]$NativeSource)
-    $data = @{ create = @($Arguments['create']); default_pin = [string]$Arguments['default_pin']; pin = $Arguments['pin']; puk = $Arguments['puk']; native = $NativeSource }
+    $data = @{ create = @($Arguments['create']); default_pin = [string]$Arguments['default_pin']; pin = $Arguments['pin']; puk = $Arguments['puk']; reader_wait_s = [int]$Arguments['reader_wait_s']; native = $NativeSource }
     $job = Get-Lync2faJobScript -Functions @('Invoke-Lync2faCardTool', 'Remove-Lync2faCardNow', 'Add-Lync2faNativeMethods', 'Resolve-Lync2faCardReader', 'Invoke-Lync2faCardCreateJob') -Entry 'Invoke-Lync2faCardCreateJob'
-    $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{}
+    $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{} -PolicyNote ([string]$Arguments['policy_note'])
     Set-Lync2faRegistryValue -Operation @{ path = [string]$Arguments['record_path']; name = [string]$Arguments['record_name']; value = [string]$result.instance_id; type = 'String' }
     return @{ instance_id = [string]$result.instance_id }
 }
@@ -209,10 +211,10 @@ function Remove-Lync2faVirtualSmartCard {
     .SYNOPSIS
         Named operation vsc_destroy: tpmvscmgr destroy in a SYSTEM job (as creation runs).
     .PARAMETER Arguments
-        instance_id, timeout_s.
+        instance_id, timeout_s, policy_note.
     #>
     param([hashtable]$Arguments)
     $job = Get-Lync2faJobScript -Functions @('Invoke-Lync2faCardTool', 'Remove-Lync2faCardNow', 'Invoke-Lync2faCardDestroyJob') -Entry 'Invoke-Lync2faCardDestroyJob'
-    $result = Invoke-Lync2faScheduledJob -Script $job -Data @{ instance_id = [string]$Arguments['instance_id'] } -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{}
+    $result = Invoke-Lync2faScheduledJob -Script $job -Data @{ instance_id = [string]$Arguments['instance_id'] } -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{} -PolicyNote ([string]$Arguments['policy_note'])
     return @{ instance_id = [string]$result.instance_id }
 }

@@ -102,31 +102,12 @@ function Get-Lync2faJobScript {
     return ($parts -join "`r`n")
 }
 
-function Get-Lync2faPolicyReport {
-    <#
-    .SYNOPSIS
-        The execution policy Group Policy sets on this computer (MachinePolicy, UserPolicy), as text
-        ('' when none): "Turn on Script Execution", EnableScripts 0 = Restricted, 1 with ExecutionPolicy.
-    #>
-    $set = @()
-    foreach ($scope in @(@('MachinePolicy', 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'), @('UserPolicy', 'HKCU:\SOFTWARE\Policies\Microsoft\Windows\PowerShell'))) {
-        $values = Get-ItemProperty -LiteralPath $scope[1] -ErrorAction SilentlyContinue
-        if ($null -ne $values -and $null -ne $values.PSObject.Properties['EnableScripts']) {
-            $policy = 'Restricted'
-            if ([int]$values.EnableScripts -ne 0 -and $null -ne $values.PSObject.Properties['ExecutionPolicy']) { $policy = [string]$values.ExecutionPolicy }
-            $set += ($policy + ' (' + $scope[0] + ')')
-        }
-    }
-    if ($set.Count -eq 0) { return '' }
-    return (' The execution policy set by Group Policy is ' + ($set -join ', ') + '.')
-}
-
 function Invoke-Lync2faScheduledJob {
     <#
     .SYNOPSIS
         Run a job in a one-shot scheduled task (UserId SYSTEM, or the user in their interactive
         session) and return what it returned; throw its error (with the hint Python gave for its
-        HResult) or, when it wrote nothing, say so with the Group Policy execution policy.
+        HResult) or, when it wrote nothing, say so (with Python's note on the execution policy).
     .PARAMETER Script
         The job's script text (Get-Lync2faJobScript).
     .PARAMETER Data
@@ -139,8 +120,11 @@ function Invoke-Lync2faScheduledJob {
         How long the job may run.
     .PARAMETER Hints
         Text appended to a job error, by its base exception's HResult (decimal string).
+    .PARAMETER PolicyNote
+        Text appended when the job wrote no result: the execution policy Group Policy sets, as
+        Python read it from the registry ('' when none).
     #>
-    param([string]$Script, [hashtable]$Data, [string]$UserId, [string]$ReaderSid, [int]$TimeoutSeconds, [hashtable]$Hints)
+    param([string]$Script, [hashtable]$Data, [string]$UserId, [string]$ReaderSid, [int]$TimeoutSeconds, [hashtable]$Hints, [string]$PolicyNote)
     $folder = New-Lync2faTaskFolder -ReaderSid $ReaderSid
     $inputPath = Join-Path -Path $folder -ChildPath 'job.json'
     $outputPath = Join-Path -Path $folder -ChildPath 'out.json'
@@ -187,7 +171,7 @@ function Invoke-Lync2faScheduledJob {
             if ($ended -or [DateTime]::UtcNow -gt $deadline) {
                 Start-Sleep -Milliseconds 500
                 if (Test-Path -LiteralPath $outputPath) { break }
-                throw ('The scheduled task ' + $taskName + ' (as ' + $UserId + ') wrote no result (state ' + $state + ', last result 0x' + ('{0:x8}' -f [int]$info.LastTaskResult) + ', within ' + $TimeoutSeconds + ' s).' + (Get-Lync2faPolicyReport))
+                throw ('The scheduled task ' + $taskName + ' (as ' + $UserId + ') wrote no result (state ' + $state + ', last result 0x' + ('{0:x8}' -f [int]$info.LastTaskResult) + ', within ' + $TimeoutSeconds + ' s).' + $PolicyNote)
             }
             Start-Sleep -Milliseconds 500
         }
@@ -257,41 +241,15 @@ function Get-Lync2faProfilePath {
     return [Environment]::ExpandEnvironmentVariables([string]$entry.ProfileImagePath)
 }
 
-function Read-Lync2faCertificateBlob {
-    <#
-    .SYNOPSIS
-        A registry store's Blob: (property id, reserved, length, data) entries; property 32 is the
-        DER certificate, 2 the key provider info (CRYPT_KEY_PROV_INFO with offsets: container, provider).
-    #>
-    param([byte[]]$Blob)
-    $out = @{ der = $null; container = $null; provider = $null }
-    $offset = 0
-    while ($offset + 12 -le $Blob.Length) {
-        $id = [BitConverter]::ToUInt32($Blob, $offset)
-        $length = [int][BitConverter]::ToUInt32($Blob, $offset + 8)
-        $data = New-Object -TypeName byte[] -ArgumentList $length
-        [Array]::Copy($Blob, $offset + 12, $data, 0, $length)
-        if ($id -eq 32) { $out.der = [Convert]::ToBase64String($data) }
-        if ($id -eq 2 -and $length -ge 8) {
-            foreach ($field in @(@('container', 0), @('provider', 4))) {
-                $start = [int][BitConverter]::ToUInt32($data, $field[1])
-                if ($start -gt 0 -and $start -lt $length) {
-                    $out[$field[0]] = ([Text.Encoding]::Unicode.GetString($data, $start, $length - $start) -split "`0")[0]
-                }
-            }
-        }
-        $offset += 12 + $length
-    }
-    return $out
-}
-
 function Read-Lync2faUserSession {
     <#
     .SYNOPSIS
         Named fact user_session: the user's SID, whether they are signed in interactively (own an
-        explorer.exe), the certificates of their My store, and their Lync SIP profile folders.
+        explorer.exe), the certificates of a store of theirs (thumbprint and registry Blob, base64:
+        Python reads it), and the folders matching a filter in folders of their profile.
     .PARAMETER Arguments
-        user (DOMAIN\name), office_versions.
+        user (DOMAIN\name), store (key relative to the user's hive), lync_folders (version ->
+        folder relative to the profile), sip_filter (Get-ChildItem -Filter).
     #>
     param([hashtable]$Arguments)
     $sid = Resolve-Lync2faUserSid -User ([string]$Arguments['user'])
@@ -300,16 +258,15 @@ function Read-Lync2faUserSession {
         $owner = Invoke-CimMethod -InputObject $process -MethodName 'GetOwnerSid'
         if ([string]$owner.Sid -eq $sid) { $signedIn = $true }
     }
+    $store = [string]$Arguments['store']
     $certificates = Invoke-Lync2faUserHive -Sid $sid -Action {
         param($Root)
         $found = New-Object -TypeName System.Collections.ArrayList
         if ($Root) {
-            foreach ($key in @(Get-ChildItem -LiteralPath ($Root + '\Software\Microsoft\SystemCertificates\My\Certificates') -ErrorAction SilentlyContinue)) {
+            foreach ($key in @(Get-ChildItem -LiteralPath ($Root + '\' + $store) -ErrorAction SilentlyContinue)) {
                 $blob = $key.GetValue('Blob')
                 if ($null -ne $blob) {
-                    $entry = Read-Lync2faCertificateBlob -Blob ([byte[]]$blob)
-                    $entry['thumbprint'] = [string]$key.PSChildName
-                    [void]$found.Add($entry)
+                    [void]$found.Add(@{ thumbprint = [string]$key.PSChildName; blob = [Convert]::ToBase64String([byte[]]$blob) })
                 }
             }
         }
@@ -317,10 +274,11 @@ function Read-Lync2faUserSession {
     }
     $profiles = New-Object -TypeName System.Collections.ArrayList
     $profilePath = Get-Lync2faProfilePath -Sid $sid
-    if ($null -ne $profilePath) {
-        foreach ($version in @($Arguments['office_versions'])) {
-            $lync = Join-Path -Path $profilePath -ChildPath ('AppData\Local\Microsoft\Office\' + [string]$version + '\Lync')
-            foreach ($folder in @(Get-ChildItem -LiteralPath $lync -Directory -Filter 'sip_*' -ErrorAction SilentlyContinue)) {
+    $folders = $Arguments['lync_folders']
+    if ($null -ne $profilePath -and $folders -is [hashtable]) {
+        foreach ($version in @($folders.Keys)) {
+            $lync = Join-Path -Path $profilePath -ChildPath ([string]$folders[$version])
+            foreach ($folder in @(Get-ChildItem -LiteralPath $lync -Directory -Filter ([string]$Arguments['sip_filter']) -ErrorAction SilentlyContinue)) {
                 [void]$profiles.Add(([string]$version + '\' + $folder.Name))
             }
         }
@@ -332,10 +290,11 @@ function Invoke-Lync2faEnrollJob {
     <#
     .SYNOPSIS
         The user's job: read the CA certificate from the CA (DCOM, the user's own logon), fail with
-        no key made unless its chain ends in a trusted root; then CertEnroll on the card (key never
-        exportable, PIN given to the provider, silent), submit, install the response.
+        no key made unless its chain ends in a trusted root; then CertEnroll on the card (the key as
+        Python set it, PIN given to the provider, silent), submit, install the response.
     .PARAMETER Data
-        ca_config, provider, pin, template, reader (PnP name or null), native (C# text).
+        ca_config, provider, key_spec, key_length, export_policy, pin, template, reader (PnP name
+        or null), native (C# text).
     #>
     param([hashtable]$Data)
     $authority = New-Object -ComObject 'CertificateAuthority.Request'
@@ -349,9 +308,9 @@ function Invoke-Lync2faEnrollJob {
     }
     $key = New-Object -ComObject 'X509Enrollment.CX509PrivateKey'
     $key.ProviderName = [string]$Data['provider']
-    $key.KeySpec = 1
-    $key.Length = 2048
-    $key.ExportPolicy = 0
+    $key.KeySpec = [int]$Data['key_spec']
+    $key.Length = [int]$Data['key_length']
+    $key.ExportPolicy = [int]$Data['export_policy']
     $key.Pin = [string]$Data['pin']
     if ($Data['reader']) {
         Add-Lync2faNativeMethods -Source ([string]$Data['native'])
@@ -378,7 +337,8 @@ function Invoke-Lync2faUserEnrollment {
         Named operation user_enroll: pull the enterprise roots (certutil -pulse), enroll as the user
         in their session, write the new thumbprint to the registry value Python named.
     .PARAMETER Arguments
-        user, sid, ca_config, template, provider, pin (secret), reader, timeout_s, hints, record_path, record_name.
+        user, sid, ca_config, template, provider, key_spec, key_length, export_policy, pin (secret),
+        reader, timeout_s, hints, policy_note, record_path, record_name.
     .PARAMETER NativeSource
         The C# text of Lync2fa.NativeMethods.cs.
     #>
@@ -389,27 +349,42 @@ function Invoke-Lync2faUserEnrollment {
     $code = $LASTEXITCODE
     $ErrorActionPreference = $previous
     if ($code -ne 0) { throw ('certutil.exe -pulse failed (exit code ' + $code + '): ' + $pulse.Trim()) }
-    $data = @{ ca_config = [string]$Arguments['ca_config']; provider = [string]$Arguments['provider']; pin = [string]$Arguments['pin']; template = [string]$Arguments['template']; reader = $Arguments['reader']; native = $NativeSource }
+    $data = @{ ca_config = [string]$Arguments['ca_config']; provider = [string]$Arguments['provider']; key_spec = [int]$Arguments['key_spec']; key_length = [int]$Arguments['key_length']; export_policy = [int]$Arguments['export_policy']; pin = [string]$Arguments['pin']; template = [string]$Arguments['template']; reader = $Arguments['reader']; native = $NativeSource }
     $job = Get-Lync2faJobScript -Functions @('Add-Lync2faNativeMethods', 'Invoke-Lync2faEnrollJob') -Entry 'Invoke-Lync2faEnrollJob'
-    $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId ([string]$Arguments['user']) -ReaderSid ([string]$Arguments['sid']) -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints $Arguments['hints']
+    $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId ([string]$Arguments['user']) -ReaderSid ([string]$Arguments['sid']) -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints $Arguments['hints'] -PolicyNote ([string]$Arguments['policy_note'])
     Set-Lync2faRegistryValue -Operation @{ path = [string]$Arguments['record_path']; name = [string]$Arguments['record_name']; value = [string]$result['thumbprint']; type = 'String' }
     return @{ thumbprint = [string]$result['thumbprint'] }
+}
+
+function Assert-Lync2faRelativePath {
+    <#
+    .SYNOPSIS
+        A path below a root (a profile folder, a user's hive) as given: relative, no empty, '.' or
+        '..' step, no wildcard; throws otherwise (a removal never leaves its root).
+    #>
+    param([string]$Path)
+    $steps = @($Path -split '\\')
+    if ([IO.Path]::IsPathRooted($Path) -or $Path.Contains('/') -or $Path.Contains(':') -or $Path.IndexOfAny([char[]]'*?') -ge 0 -or @($steps | Where-Object { $_ -eq '' -or $_ -eq '.' -or $_ -eq '..' }).Count -gt 0) {
+        throw ('lync2fa: not a path below the user''s profile or hive: ' + $Path)
+    }
+    return $Path
 }
 
 function Remove-Lync2faUserCertificate {
     <#
     .SYNOPSIS
-        Named operation user_certificate_remove: one certificate out of the user's My store (a missing one is not an error).
+        Named operation user_certificate_remove: one certificate out of a store of the user's (a missing one is not an error).
     .PARAMETER Arguments
-        sid, thumbprint.
+        sid, store (key relative to the user's hive), thumbprint.
     #>
     param([hashtable]$Arguments)
     $thumbprint = [string]$Arguments['thumbprint']
     if ($thumbprint -notmatch '^[0-9A-Fa-f]{40}$') { throw ('lync2fa: not a thumbprint: ' + $thumbprint) }
+    $key = Assert-Lync2faRelativePath -Path ([string]$Arguments['store'] + '\' + $thumbprint)
     Invoke-Lync2faUserHive -Sid ([string]$Arguments['sid']) -Action {
         param($Root)
         if ($Root) {
-            Remove-Item -LiteralPath ($Root + '\Software\Microsoft\SystemCertificates\My\Certificates\' + $thumbprint) -Recurse -Force -ErrorAction SilentlyContinue
+            Remove-Item -LiteralPath ($Root + '\' + $key) -Recurse -Force -ErrorAction SilentlyContinue
         }
     } | Out-Null
 }
@@ -417,18 +392,14 @@ function Remove-Lync2faUserCertificate {
 function Remove-Lync2faSipProfile {
     <#
     .SYNOPSIS
-        Named operation sip_profile_remove: one cached Lync SIP profile folder of the user.
+        Named operation sip_profile_remove: one folder of the user's profile (a cached Lync SIP profile).
     .PARAMETER Arguments
-        sid, version (e.g. 15.0), folder (sip_*).
+        sid, path (relative to the profile folder).
     #>
     param([hashtable]$Arguments)
-    $version = [string]$Arguments['version']
-    $folder = [string]$Arguments['folder']
-    if ($version -notmatch '^[0-9]{2}\.0$' -or $folder -notmatch '^sip_[^\\/]+$' -or $folder -match '\.\.') {
-        throw ('lync2fa: not a SIP profile folder: ' + $version + '\' + $folder)
-    }
+    $relative = Assert-Lync2faRelativePath -Path ([string]$Arguments['path'])
     $profilePath = Get-Lync2faProfilePath -Sid ([string]$Arguments['sid'])
     if ($null -eq $profilePath) { return }
-    $path = Join-Path -Path $profilePath -ChildPath ('AppData\Local\Microsoft\Office\' + $version + '\Lync\' + $folder)
+    $path = Join-Path -Path $profilePath -ChildPath $relative
     if (Test-Path -LiteralPath $path) { Remove-Item -LiteralPath $path -Recurse -Force }
 }

@@ -8,6 +8,7 @@ the facts each task reads and its decision are in ``decide.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from lync2fa.adcs import SAFE_NAME
@@ -15,6 +16,7 @@ from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
 
+from ..templates import TASKS as TEMPLATE_TASKS
 from . import decide
 from .decide import DEFAULT_PIN, SMART_CARD_KSP
 
@@ -29,6 +31,19 @@ def _ca_config(host):
     if not cas or not cas[0].has_var("ca_common_name"):
         return None
     return f"{cas[0].fqdn}\\{cas[0].var('ca_common_name')}"
+
+
+# The template's minimum key size is the templates tier's setting (templates_min_key_size): the
+# client makes keys of that length, read where that tier reads it, never set a second time.
+TEMPLATE_TASK = next(t for t in TEMPLATE_TASKS if t.name == "templates.smartcard")
+MIN_KEY_SIZE = next(p for p in TEMPLATE_TASK.params if p.name == "min_key_size")
+
+
+def _key_length(host):
+    """templates_min_key_size as templates.smartcard reads it: on the first host of its group, else its default."""
+    owners = host.inventory.hosts_in(TEMPLATE_TASK.group)
+    var = TEMPLATE_TASK.var_prefix + MIN_KEY_SIZE.name
+    return owners[0].var(var) if owners and owners[0].has_var(var) else MIN_KEY_SIZE.default
 
 
 CARD_NAME = Param("card_name", default="Lync2FA", description="Name of the TPM virtual smart card (tpmvscmgr /name)")
@@ -173,7 +188,7 @@ TASKS = [
         facts=decide.enrollment_facts,
         decide=decide.enrollment_decide,
         after=("client.virtual_smartcard", "ca.templates_published", "ca.template_permissions", "templates.smartcard"),
-        derived={"ca_config": _ca_config},
+        derived={"ca_config": _ca_config, "key_length": _key_length},
         description="Enroll the user's smart-card certificate onto the virtual smart card, in the user's session",
         params=(
             USER,
@@ -188,6 +203,13 @@ TASKS = [
                 default=SMART_CARD_CSP,
                 choices=(SMART_CARD_CSP, SMART_CARD_KSP),
                 description="Provider that creates the key on the card (the template may require one)",
+            ),
+            dataclasses.replace(
+                MIN_KEY_SIZE,
+                name="key_length",
+                default=None,
+                description="RSA key length, in bits, of the key made on the card; default: the template's "
+                "minimum, templates_min_key_size (a TPM virtual smart card holds 2048-bit keys)",
             ),
         ),
         checks=(_secrets, _names, _ca),

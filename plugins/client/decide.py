@@ -18,8 +18,9 @@ from typing import Any
 
 from cryptography import x509
 
+from lync2fa import execution_policy
 from lync2fa import records as rec
-from lync2fa.adcs import EKU, certificate_from_blob, signed_by
+from lync2fa.adcs import EKU, certificate_from_blob, read_certificate_blob, signed_by, user_store_key
 from lync2fa.decision import Context, Decision, FactError, More
 from lync2fa.hostops import (
     named,
@@ -47,6 +48,18 @@ MAX_KEYS = 30  # key containers a TPM virtual smart card holds
 DESTROY_TIMEOUT_S = 300
 SMART_CARD_LOGON = EKU["smart_card_logon"]
 WRONG_PIN_HRESULT = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
+READER_WAIT_S = 30  # how long a new card may take to appear under Smart card readers
+
+# Where the user's things are (the user tasks of Lync2fa.UserTask.ps1 are given these paths).
+USER_STORE = user_store_key()  # the user's My store, relative to the root of their registry hive
+LYNC_FOLDER = "AppData\\Local\\Microsoft\\Office\\{}\\Lync"  # an Office version's, relative to the profile
+SIP_PROFILES = "sip_*"  # the cached SIP profile folders in it (Get-ChildItem -Filter)
+
+# The key CertEnroll makes on the card (IX509PrivateKey KeySpec, Length, ExportPolicy). A TPM
+# virtual smart card holds RSA 2048-bit keys; the length is the template's minimum (key_length).
+KEY_SPEC = 1  # XCN_AT_KEYEXCHANGE: the smart card logon key
+EXPORT_NONE = 0  # XCN_NCRYPT_ALLOW_EXPORT_NONE: the key never leaves the card
+VSC_KEY_BITS = 2048
 
 NO_TPM = (
     "No compatible Trusted Platform Module (TPM) was found on this computer; check that the PC has a TPM "
@@ -131,9 +144,19 @@ def _registry_kind(value) -> str:
     return "MultiString" if isinstance(value, list) else "String"
 
 
+def store_entry(raw: dict) -> dict:
+    """A certificate of the user's store as the fact gives it (thumbprint, registry Blob in base64)
+    read: {thumbprint, der (bytes or None), container, provider}."""
+    try:
+        blob = base64.b64decode(raw.get("blob") or "")
+    except (TypeError, ValueError):
+        blob = b""
+    return {"thumbprint": raw["thumbprint"], **read_certificate_blob(blob)}
+
+
 def _certificate(entry: dict) -> x509.Certificate | None:
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(entry["der"]))
+        return x509.load_der_x509_certificate(entry["der"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -144,9 +167,10 @@ def enrolled(
     """The certificate lync2fa enrolled for this user and template, as the user's store holds it:
     (state {status: missing|expired|renewal_due|valid, thumbprint, not_after}, certificate, store entry)."""
     thumb = enrolled_values.get(f"{session['sid']}|{template}")
-    entry = next(
+    raw = next(
         (c for c in session.get("certificates") or [] if thumb and c["thumbprint"].upper() == str(thumb).upper()), None
     )
+    entry = store_entry(raw) if raw else None
     cert = _certificate(entry) if entry else None
     missing = {"status": "missing", "thumbprint": None, "not_after": None}
     if entry is None or cert is None:  # without an entry there is no certificate
@@ -177,12 +201,22 @@ def on_card(entry: dict | None, card: dict | None) -> bool:
 
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
+def job_policy_facts() -> dict:
+    """The Group Policy execution policy, named when a scheduled job writes no result."""
+    return execution_policy.fact_queries(execution_policy.GROUP_POLICY)
+
+
+def policy_note(facts) -> str:
+    return execution_policy.group_policy_note(execution_policy.registry_from(facts))
+
+
 def vsc_facts(p: dict) -> dict:
     return {
         "tpm": named_fact("tpm"),
         "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
         "created": registry_fact(VSC_KEY),
         rec.FACT: rec.records_fact(),
+        **job_policy_facts(),
     }
 
 
@@ -230,6 +264,8 @@ def vsc_decide(ctx: Context) -> Decision:
             pin=secret("pin") if pin != DEFAULT_PIN else None,
             puk=secret("puk") if puk else None,
             timeout_s=p["task_timeout_s"],
+            reader_wait_s=READER_WAIT_S,
+            policy_note=policy_note(facts),
             record_path=VSC_KEY,
             record_name=name,
         )
@@ -242,8 +278,14 @@ def settings_facts(p: dict) -> dict:
     out = {f"policy {v}": registry_fact(POLICY.format(v), list(POLICY_NAMES)) for v in p["office_versions"]}
     out[rec.FACT] = rec.records_fact()
     if p["clear_sip_profiles"]:
-        out["user"] = named_fact("user_session", user=p["user"], office_versions=list(p["office_versions"]))
+        out["user"] = user_session_fact(p["user"], p["office_versions"])
     return out
+
+
+def user_session_fact(user: str, office_versions=()) -> dict:
+    """The user's SID, sign-in, certificates and, per Office version, SIP profile folders."""
+    lync_folders = {v: LYNC_FOLDER.format(v) for v in office_versions}
+    return named_fact("user_session", user=user, store=USER_STORE, lync_folders=lync_folders, sip_filter=SIP_PROFILES)
 
 
 def policy_id(version: str, name: str) -> str:
@@ -273,19 +315,29 @@ def settings_decide(ctx: Context) -> Decision:
         before["sip_profiles"], after["sip_profiles"] = folders, []
         for entry in folders:
             version, _, folder = entry.partition("\\")
-            operations.append(named("sip_profile_remove", sid=session["sid"], version=version, folder=folder))
+            path = f"{LYNC_FOLDER.format(version)}\\{folder}"
+            operations.append(named("sip_profile_remove", sid=session["sid"], path=path))
     return Decision(before, after, operations)
 
 
 # -- client.enrollment ------------------------------------------------------------------------------
 def enrollment_facts(p: dict) -> dict:
     return {
-        "user": named_fact("user_session", user=p["user"], office_versions=[]),
+        "user": user_session_fact(p["user"]),
         "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
         "created": registry_fact(VSC_KEY),
         "enrolled": registry_fact(ENROLLED_KEY),
         rec.FACT: rec.records_fact(),
+        **job_policy_facts(),
     }
+
+
+def key_too_long(bits: int) -> str:
+    return (
+        f"The certificate template requires keys of at least {bits} bits (templates_min_key_size), but a TPM "
+        f"virtual smart card holds RSA {VSC_KEY_BITS}-bit keys: the card cannot make such a key, and the CA "
+        f"refuses a shorter one (CERTSRV_E_KEY_LENGTH). Set templates_min_key_size to {VSC_KEY_BITS}."
+    )
 
 
 def not_signed_in(user: str, host: str) -> str:
@@ -315,6 +367,8 @@ def enrollment_decide(ctx: Context) -> Decision:
         and (cert.not_valid_after_utc - cert.not_valid_before_utc) <= dt.timedelta(days=p["renew_days"])
     ):
         warnings.append(RENEWAL_LOOP)
+    if p["key_length"] > VSC_KEY_BITS:  # a setting, not a state: refused in check mode too
+        return Decision.refuse(key_too_long(p["key_length"]), before, warnings)
     problem = None
     if card is None and not ctx.assumes("client.virtual_smartcard"):
         problem = f"No virtual smart card named {p['card_name']} on this computer; run client.virtual_smartcard first."
@@ -349,10 +403,14 @@ def enrollment_decide(ctx: Context) -> Decision:
             ca_config=p["ca_config"],
             template=p["template"],
             provider=p["provider"],
+            key_spec=KEY_SPEC,
+            key_length=p["key_length"],
+            export_policy=EXPORT_NONE,
             pin=secret("pin") if p.get("pin") else DEFAULT_PIN,
             reader=card["name"] if card else p["card_name"],
             timeout_s=p["task_timeout_s"],
             hints={str(WRONG_PIN_HRESULT): WRONG_PIN_HINT},
+            policy_note=policy_note(facts),
             record_path=ENROLLED_KEY,
             record_name=entry_name,
         )
@@ -366,7 +424,7 @@ def verify_facts(p: dict) -> dict:
         "tpm": named_fact("tpm"),
         "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
         "created": registry_fact(VSC_KEY),
-        "user": named_fact("user_session", user=p["user"], office_versions=[]),
+        "user": user_session_fact(p["user"]),
         "enrolled": registry_fact(ENROLLED_KEY),
     }
     out.update({f"policy {v}": registry_fact(POLICY.format(v), list(POLICY_NAMES)) for v in p["office_versions"]})
@@ -474,6 +532,7 @@ def rollback_facts(p: dict) -> dict:
         "created": registry_fact(VSC_KEY),
         "enrolled": registry_fact(ENROLLED_KEY),
         rec.FACT: rec.records_fact(),
+        **job_policy_facts(),
     }
 
 
@@ -492,7 +551,7 @@ def rollback_decide(ctx: Context) -> Decision:
         if rid in records:
             certificates.append(str(thumb))
             operations += [
-                named("user_certificate_remove", sid=entry.split("|", 1)[0], thumbprint=str(thumb)),
+                named("user_certificate_remove", sid=entry.split("|", 1)[0], store=USER_STORE, thumbprint=str(thumb)),
                 registry_remove(ENROLLED_KEY, entry),
                 rec.forget(rid),
             ]
@@ -511,7 +570,9 @@ def rollback_decide(ctx: Context) -> Decision:
             iid = same[0] if len(same) == 1 else None
         names.append(name)
         if iid is not None and str(iid).upper() in present:
-            operations.append(named("vsc_destroy", instance_id=str(iid), timeout_s=DESTROY_TIMEOUT_S))
+            operations.append(
+                named("vsc_destroy", instance_id=str(iid), timeout_s=DESTROY_TIMEOUT_S, policy_note=policy_note(facts))
+            )
         if name in created:
             operations.append(registry_remove(VSC_KEY, name))
         operations.append(rec.forget(rid))

@@ -7,19 +7,18 @@
 * The user's store: ``HKEY_USERS\\<SID>\\Software\\Microsoft\\SystemCertificates\\My\\Certificates\\
   <THUMBPRINT>`` ``Blob``, with the key's provider and container (CERT_KEY_PROV_INFO_PROP_ID).
 
-A Blob is a list of (property id, reserved, length, data); property 32 is the DER certificate,
-property 2 a CRYPT_KEY_PROV_INFO with offsets (container, provider, type, flags, params, key spec).
+A Blob is a list of serialized certificate properties (``lync2fa.adcs.read_certificate_blob``).
 """
 
 from __future__ import annotations
 
 import base64
-import struct
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from ... import adcs
 from ...adcs import signed_by
 from .errors import WindowsError
 from .machine import NATIVE, Machine, native
@@ -27,7 +26,6 @@ from .machine import NATIVE, Machine, native
 ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
 LOCAL_ROOT = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Root\\Certificates"
 ENTERPRISE_STORES = ("Root", "NTAuth", "CA")
-CERT_PROP, KEY_PROV_PROP = 32, 2
 UNTRUSTED_ROOT = -2146762487  # 0x800B0109 CERT_E_UNTRUSTEDROOT
 
 
@@ -35,48 +33,27 @@ def store_path(store: str) -> str:
     return f"{ENTERPRISE}\\{store}\\Certificates"
 
 
-def user_store_path(sid: str) -> str:
-    return f"Registry::HKEY_USERS\\{sid}\\Software\\Microsoft\\SystemCertificates\\My\\Certificates"
+def user_store_path(sid: str, store: str | None = None) -> str:
+    """A user's store in their loaded hive; ``store`` relative to the hive (default: their My store)."""
+    return f"Registry::HKEY_USERS\\{sid}\\{store or adcs.user_store_key()}"
 
 
 def thumbprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA1()).hex().upper()
 
 
-# -- blobs --------------------------------------------------------------------------------
-def _key_prov_info(container: str, provider: str) -> bytes:
-    head = 7 * 4
-    container_bytes = (container + "\0").encode("utf-16-le")
-    provider_bytes = (provider + "\0").encode("utf-16-le")
-    return struct.pack("<7I", head, head + len(container_bytes), 1, 0, 0, 0, 1) + container_bytes + provider_bytes
-
-
+# -- blobs (lync2fa.adcs reads and writes them, for the tiers and the lab alike) ----------
 def blob(cert: x509.Certificate, container: str | None = None, provider: str | None = None) -> str:
     """The registry Blob (base64, as a Binary value reads back) of a certificate."""
-    props = []
-    if container is not None:
-        props.append((KEY_PROV_PROP, _key_prov_info(container, provider or "")))
-    props.append((CERT_PROP, cert.public_bytes(serialization.Encoding.DER)))
-    data = b"".join(struct.pack("<III", pid, 1, len(value)) + value for pid, value in props)
-    return base64.b64encode(data).decode()
+    return base64.b64encode(
+        adcs.certificate_blob(cert.public_bytes(serialization.Encoding.DER), container, provider)
+    ).decode()
 
 
 def read_blob(value: str) -> dict:
-    """Read-Lync2faCertificateBlob: {"der" (base64), "container", "provider"}."""
-    out: dict[str, str | None] = {"der": None, "container": None, "provider": None}
-    data, offset = base64.b64decode(value), 0
-    while offset + 12 <= len(data):
-        pid, _, length = struct.unpack_from("<III", data, offset)
-        body = data[offset + 12 : offset + 12 + length]
-        if pid == CERT_PROP:
-            out["der"] = base64.b64encode(body).decode()
-        if pid == KEY_PROV_PROP and length >= 8:
-            for name, at in (("container", 0), ("provider", 4)):
-                start = struct.unpack_from("<I", body, at)[0]
-                if 0 < start < length:
-                    out[name] = body[start:].decode("utf-16-le").split("\0")[0]
-        offset += 12 + length
-    return out
+    """{"der" (base64), "container", "provider"} of a Blob (base64)."""
+    entry = adcs.read_certificate_blob(base64.b64decode(value))
+    return {**entry, "der": base64.b64encode(entry["der"]).decode() if entry["der"] else None}
 
 
 # -- machine stores -----------------------------------------------------------------------
@@ -136,8 +113,6 @@ def pulse(machine: Machine) -> None:
     account (no delegation needed): the certificates under Certification Authorities in AD into the
     enterprise Root store, NTAuthCertificates into NTAuth. The host property ``autoenrollment:
     false`` models a PC where they do not arrive (the policy off, no DC reached)."""
-    from ... import adcs
-
     if machine.props.get("autoenrollment") is False:
         return
     for cert in _ad_certificates(machine, adcs.CERTIFICATION_AUTHORITIES, children=True):
@@ -159,13 +134,14 @@ def certutil(machine: Machine, args: list[str]) -> tuple[int, str]:
     return 1, f"lab: certutil {' '.join(args[:1])} is not simulated"
 
 
-def user_certificates(machine: Machine, sid: str) -> list[dict]:
-    path = user_store_path(sid)
+def user_certificates(machine: Machine, sid: str, store: str) -> list[dict]:
+    """What Read-Lync2faUserSession returns of a user's store: each certificate's thumbprint and Blob."""
+    path = user_store_path(sid, store)
     out = []
     for thumb in machine.registry.subkeys(path):
         value = machine.registry.value(f"{path}\\{thumb}", "Blob")
         if value:
-            out.append({"thumbprint": thumb.upper(), **read_blob(value)})
+            out.append({"thumbprint": thumb.upper(), "blob": value})
     return sorted(out, key=lambda c: c["thumbprint"])
 
 
@@ -219,8 +195,6 @@ def _attribute(obj: dict, name: str, default=None):
 
 
 def may_enroll(machine: Machine, template: dict, sam: str, user: dict) -> bool:
-    from ... import adcs
-
     sids = {user["sid"], EVERYONE, AUTHENTICATED_USERS}
     for group in user.get("groups", []):
         entry = machine.store.get("ad_group", group)
@@ -244,7 +218,6 @@ def template_providers(template: dict) -> list[str]:
 
 def submit(machine: Machine, ca_host: str, ca: dict, template_name: str, csr, sam: str, user: dict) -> x509.Certificate:
     """ICertRequest::Submit as the user: the Enterprise policy module's checks, then the CA signs."""
-    from ... import adcs
     from .adcs import issue_certificate, record_issued
 
     template = machine.directory.get(adcs.template_dn(template_name))

@@ -10,12 +10,14 @@ Windows' rules modelled:
 * the job itself (``run_job``): what it returns, or its error with the base exception's HResult.
 
 State: kind ``logon_session`` per host ``{"users": [sam, ...]}`` (owners of an explorer.exe), kind
-``user_profile`` per ``<host>/<sam>`` ``{"sip_profiles": {office version: [folder, ...]}}``.
+``user_profile`` per ``<host>/<sam>`` ``{"folders": [path relative to the profile, ...]}`` (the
+folders lync2fa looks at: Lync's cached SIP profiles).
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 from collections.abc import Callable
 
 from cryptography import x509
@@ -37,6 +39,7 @@ UNTRANSLATABLE = (
     'Exception calling "Translate" with "1" argument(s): "Some or all identity references could not be translated."'
 )
 NOT_YET_RUN = 0x41303  # SCHED_S_TASK_HAS_NOT_RUN
+LYNC_FOLDER = "AppData\\Local\\Microsoft\\Office\\{}\\Lync"  # where Lync keeps a user's SIP profiles
 
 
 @seeds
@@ -47,7 +50,8 @@ def seed_sessions(store: EstateStore, estate: Estate) -> None:
         if user:
             sam = short_name(user)
             store.put(SESSIONS, host.name, {"users": [sam]})
-            store.put(PROFILES, f"{host.name}/{sam}", {"sip_profiles": {"15.0": [f"sip_{sam}@{estate.domain}"]}})
+            folder = f"{LYNC_FOLDER.format('15.0')}\\sip_{sam}@{estate.domain}"
+            store.put(PROFILES, f"{host.name}/{sam}", {"folders": [folder]})
 
 
 def signed_in(machine: Machine, sam: str) -> bool:
@@ -61,20 +65,6 @@ def resolve_user(machine: Machine, user: str) -> tuple[str, dict]:
     if record is None:
         raise WindowsError(UNTRANSLATABLE, "NotSpecified", "IdentityNotMappedException")
     return sam, record
-
-
-def _policy_report(machine: Machine) -> str:
-    from ...execution_policy import SCOPES
-
-    set_by_gpo = []
-    for scope in ("MachinePolicy", "UserPolicy"):
-        key = machine.registry.read(SCOPES[scope])
-        values = {n: e["value"] for n, e in (key or {}).get("values", {}).items()}
-        if "EnableScripts" in values:
-            set_by_gpo.append(
-                f"{'Restricted' if not int(values['EnableScripts'] or 0) else values.get('ExecutionPolicy')} ({scope})"
-            )
-    return f" The execution policy set by Group Policy is {', '.join(set_by_gpo)}." if set_by_gpo else ""
 
 
 def _blocked_by_policy(machine: Machine, arguments: str) -> bool:
@@ -93,18 +83,20 @@ def run_job(
     timeout_s: int,
     arguments: str = RUNNER_ARGUMENTS,
     hints: dict | None = None,
+    policy_note: str = "",
 ) -> dict:
-    """Invoke-Lync2faScheduledJob: register and start the task, wait for its result file."""
+    """Invoke-Lync2faScheduledJob: register and start the task, wait for its result file; when the
+    task wrote none, the error ends with the note Python gave (the Group Policy execution policy)."""
     task = "lync2fa-<guid>"
     if user_id != "SYSTEM" and not signed_in(machine, short_name(user_id)):
         raise WindowsError(
             f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
-            f"0x{NOT_YET_RUN:08x}, within {timeout_s} s).{_policy_report(machine)}"
+            f"0x{NOT_YET_RUN:08x}, within {timeout_s} s).{policy_note}"
         )
     if _blocked_by_policy(machine, arguments):
         raise WindowsError(
             f"The scheduled task {task} (as {user_id}) wrote no result (state Ready, last result "
-            f"0x00000001, within {timeout_s} s).{_policy_report(machine)}"
+            f"0x00000001, within {timeout_s} s).{policy_note}"
         )
     try:
         with machine.logon(delegated=True):  # the task runs in the user's own logon session
@@ -117,16 +109,24 @@ def run_job(
 
 
 # -- facts and operations (Lync2fa.UserTask.ps1) -----------------------------------------
+def _children(folders: list[str], parent: str, pattern: str) -> list[str]:
+    """Get-ChildItem -LiteralPath <parent> -Directory -Filter <pattern>: the names of the folders
+    right under ``parent`` (paths relative to the profile, case-insensitive)."""
+    prefix = parent.rstrip("\\").lower() + "\\"
+    names = {f[len(prefix) :].split("\\")[0] for f in folders if f.lower().startswith(prefix)}
+    return sorted(n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower()))
+
+
 @named_fact("user_session")
-def user_session(machine: Machine, user: str, office_versions: list | None = None) -> dict:
+def user_session(machine: Machine, user: str, store: str, lync_folders: dict, sip_filter: str) -> dict:
     sam, record = resolve_user(machine, user)
-    profile = machine.store.get(PROFILES, f"{machine.name}/{sam}") or {"sip_profiles": {}}
-    folders = [f"{v}\\{f}" for v in (office_versions or []) for f in profile["sip_profiles"].get(v, [])]
+    folders = (machine.store.get(PROFILES, f"{machine.name}/{sam}") or {}).get("folders", [])
+    found = [f"{v}\\{name}" for v, path in lync_folders.items() for name in _children(folders, path, sip_filter)]
     return {
         "sid": record["sid"],
         "signed_in": signed_in(machine, sam),
-        "certificates": certificates.user_certificates(machine, record["sid"]),
-        "sip_profiles": folders,
+        "certificates": certificates.user_certificates(machine, record["sid"], store),
+        "sip_profiles": found,
     }
 
 
@@ -166,9 +166,11 @@ def enroll_on_card(
     pin: str,
     reader: str | None,
     check_trust: bool = True,
+    key: tuple[int, int, int] = (tpm.VSC_KEY_BITS, 1, 0),
 ) -> str:
     """The user's job (Invoke-Lync2faEnrollJob): the CA certificate over DCOM, its trust, a new key
-    on the card, the request, InstallResponse. Returns the new certificate's thumbprint."""
+    on the card (``key``: length, spec, export policy), the request, InstallResponse. Returns the new
+    certificate's thumbprint."""
     ca_host, ca = certificates.find_ca(machine, ca_config, "CCertRequest::GetCACertificate")
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
     if check_trust and not certificates.trusted(machine, ca_cert):
@@ -183,8 +185,8 @@ def enroll_on_card(
     iid, _ = tpm.card_by_name(machine, reader) if reader else (next(iter(sorted(cards)), None), None)
     if iid is None:  # no card, or no reader of that name: what CX509PrivateKey.Create would report
         raise tpm.no_smartcard()
-    container, key = tpm.new_key_container(machine, iid, pin)
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    container, private_key = tpm.new_key_container(machine, iid, pin, *key)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(private_key, hashes.SHA256())
     try:
         cert = certificates.submit(machine, ca_host, ca, template, csr, sam, record)
     except WindowsError:
@@ -201,13 +203,19 @@ def user_enroll(
     ca_config: str,
     template: str,
     provider: str,
+    key_spec: int,
+    key_length: int,
+    export_policy: int,
     pin: str,
     reader: str | None = None,
     timeout_s: int = 300,
     hints: dict | None = None,
+    policy_note: str = "",
     record_path: str = "",
     record_name: str = "",
 ) -> dict:
+    """The user's key is made as IX509PrivateKey is set (``key_length``, ``key_spec``,
+    ``export_policy``): the card refuses a size it cannot make."""
     code, text = machine.run_native("certutil.exe", ["-pulse"])
     if code != 0:
         raise WindowsError(f"certutil.exe -pulse failed (exit code {code}): {text.strip()}")
@@ -216,34 +224,50 @@ def user_enroll(
     def job() -> dict:
         return {
             "ok": True,
-            "thumbprint": enroll_on_card(machine, sam, record, ca_config, template, provider, pin, reader),
+            "thumbprint": enroll_on_card(
+                machine,
+                sam,
+                record,
+                ca_config,
+                template,
+                provider,
+                pin,
+                reader,
+                key=(key_length, key_spec, export_policy),
+            ),
         }
 
-    result = run_job(machine, user, job, timeout_s, hints=hints)
+    result = run_job(machine, user, job, timeout_s, hints=hints, policy_note=policy_note)
     machine.registry.set(record_path, record_name, result["thumbprint"], "String")
     return {"thumbprint": result["thumbprint"]}
 
 
+def _below(path: str) -> str:
+    """Assert-Lync2faRelativePath: relative, no empty, '.' or '..' step, no wildcard."""
+    steps = path.split("\\")
+    if not path or path.startswith("\\") or any(c in path for c in "/:*?") or {"", ".", ".."} & set(steps):
+        raise WindowsError(f"lync2fa: not a path below the user's profile or hive: {path}")
+    return path
+
+
 @named_operation("user_certificate_remove")
-def user_certificate_remove(machine: Machine, sid: str, thumbprint: str) -> None:
+def user_certificate_remove(machine: Machine, sid: str, store: str, thumbprint: str) -> None:
     if len(thumbprint) != 40 or any(c not in "0123456789abcdefABCDEF" for c in thumbprint):
         raise WindowsError(f"lync2fa: not a thumbprint: {thumbprint}")
-    machine.registry.remove_key(f"{certificates.user_store_path(sid)}\\{thumbprint.upper()}")
+    key = _below(store + "\\" + thumbprint.upper())
+    machine.registry.remove_key(f"Registry::HKEY_USERS\\{sid}\\{key}")
 
 
 @named_operation("sip_profile_remove")
-def sip_profile_remove(machine: Machine, sid: str, version: str, folder: str) -> None:
-    if not folder.startswith("sip_") or "\\" in folder or "/" in folder or ".." in folder:
-        raise WindowsError(f"lync2fa: not a SIP profile folder: {version}\\{folder}")
+def sip_profile_remove(machine: Machine, sid: str, path: str) -> None:
+    """Remove-Item -Recurse of a folder of the user's profile."""
+    gone = _below(path).lower()
     for key, profile in machine.store.items_prefix(PROFILES, f"{machine.name}/").items():
         record = machine.store.get("ad_user", key.split("/", 1)[1])
         if record and record["sid"] == sid:
-            kept = {
-                v: [f for f in fs if not (v == version and f == folder)] for v, fs in profile["sip_profiles"].items()
-            }
-            kept = {v: fs for v, fs in kept.items() if fs}
+            kept = [f for f in profile["folders"] if f.lower() != gone and not f.lower().startswith(gone + "\\")]
             if kept:
-                machine.store.put(PROFILES, key, {**profile, "sip_profiles": kept})
+                machine.store.put(PROFILES, key, {**profile, "folders": kept})
             else:
                 machine.store.delete(PROFILES, key)
 

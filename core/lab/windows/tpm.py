@@ -2,7 +2,11 @@
 
 A card is a ``ROOT\\SMARTCARDREADER\\000n`` device whose PnP name is the ``/name`` given to
 ``tpmvscmgr create``; it holds a PIN (kept as salted PBKDF2, never the value), a PUK or none, the
-admin key kind, and key containers with real RSA 2048 keys, at most ``MAX_CONTAINERS``.
+admin key kind, and key containers with real RSA 2048 keys, at most ``MAX_CONTAINERS``. Its PC/SC
+reader name is not its PnP name: the smart card service names a reader after the device's friendly
+name plus an index that keeps reader names unique ("Microsoft Virtual Smart Card 0", "Lync2FA 0",
+a second "Lync2FA" card "Lync2FA 1"); lync2fa goes from one to the other only through
+Lync2faNativeMethods.Reader, which :func:`pcsc_reader` models.
 tpmvscmgr has no list verb; a TPM holds at most ``MAX_CARDS`` cards. State: kind ``vsc`` per host,
 ``{"cards": {instance id: card}}``; the TPM itself is the host property ``tpm``.
 """
@@ -31,6 +35,7 @@ MAX_CARDS = 10  # virtual smart cards per TPM
 MAX_CONTAINERS = 30  # key containers per TPM virtual smart card
 WRONG_PIN = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
 CARD_FULL = -2146435032  # 0x80100028 SCARD_E_WRITE_TOO_MANY
+INDEX = re.compile(r"[0-9]+")  # what the smart card service appends to a reader's friendly name
 
 
 @seeds
@@ -95,12 +100,54 @@ def save_cards(machine: Machine, by_instance: dict[str, dict]) -> None:
         machine.store.delete(CARDS, machine.name)
 
 
-def card_by_name(machine: Machine, name: str) -> tuple[str | None, dict | None]:
-    """The card whose reader has this PnP name (exact, as Lync2faNativeMethods.Reader first tries)."""
+def reader_name(card: dict) -> str:
+    """The card's PC/SC reader name (a card kept before the lab recorded it: index 0)."""
+    return card.get("reader") or f"{card['name']} 0"
+
+
+def _new_reader_name(by_instance: dict[str, dict], name: str) -> str:
+    """The smart card service's name for a new reader: its friendly name and the lowest free index."""
+    taken = {reader_name(card).lower() for card in by_instance.values()}
+    return next(f"{name} {n}" for n in range(len(by_instance) + 1) if f"{name} {n}".lower() not in taken)
+
+
+def pcsc_reader(machine: Machine, name: str) -> str:
+    """Lync2faNativeMethods.Reader(name) (core/ps/Lync2fa.NativeMethods.cs): of SCardListReaders'
+    names, the one equal to ``name``, else the single one that is ``name``, a space and an index;
+    else the InvalidOperationException it throws."""
+    readers = [reader_name(card) for _, card in sorted(cards(machine).items())]
+    for reader in readers:
+        if reader.lower() == name.lower():
+            return reader
+    indexed = [r for r in readers if r.lower().startswith(name.lower() + " ") and INDEX.fullmatch(r[len(name) + 1 :])]
+    if len(indexed) != 1:
+        raise WindowsError(
+            f"Expected one smart card reader named after '{name}', found {len(indexed)}.",
+            "NotSpecified",
+            "InvalidOperationException",
+            -2146233079,  # 0x80131509 COR_E_INVALIDOPERATION
+        )
+    return indexed[0]
+
+
+def card_by_name(machine: Machine, name: str) -> tuple[str, dict]:
+    """The card a PnP name leads to as lync2fa goes there: Lync2faNativeMethods.Reader's PC/SC
+    reader, then the card in it (raises Reader's exception when no single reader matches)."""
+    reader = pcsc_reader(machine, name)
     for iid, card in sorted(cards(machine).items()):
-        if card["name"].lower() == (name or "").lower():
+        if reader_name(card) == reader:
             return iid, card
-    return None, None
+    raise no_smartcard()
+
+
+def _containers(machine: Machine, card: dict) -> list[str] | None:
+    """Get-Lync2faVirtualSmartCards: the containers in the reader Reader(PnP name) finds; none
+    (null) when Reader throws."""
+    try:
+        _, found = card_by_name(machine, card["name"])
+    except WindowsError:
+        return None
+    return sorted(found.get("containers", {}))
 
 
 @named_fact("virtual_smartcards")
@@ -110,7 +157,7 @@ def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[di
         {
             "instance_id": iid,
             "name": card["name"],
-            "containers": sorted(card.get("containers", {})) if provider else None,
+            "containers": _containers(machine, card) if provider else None,
         }
         for iid, card in sorted(cards(machine).items())
     ]
@@ -201,6 +248,7 @@ def tpmvscmgr(machine: Machine, args: list[str]) -> tuple[int, str]:
         puk = _option(args, "/puk")
         by_instance[iid] = {
             "name": _option(args, "/name"),
+            "reader": _new_reader_name(by_instance, _option(args, "/name") or ""),
             "pin": hash_secret(DEFAULT_PIN),
             "puk": hash_secret(DEFAULT_PIN) if puk else None,
             "admin_key": (_option(args, "/adminkey") or "").lower(),
@@ -254,10 +302,12 @@ def vsc_create(
             raise WindowsError(f"tpmvscmgr.exe create did not report the instance ID of the new card: {text.strip()}")
         iid = found.group(0)
         try:
+            # Resolve-Lync2faCardReader, then Change: the new device's PnP name through Reader
+            reader_card = card_by_name(machine, cards(machine)[iid]["name"])[0] if pin or puk else iid
             if pin:
-                change_pin(machine, iid, default_pin, pin)
+                change_pin(machine, reader_card, default_pin, pin)
             if puk:
-                change_pin(machine, iid, default_pin, puk, puk=True)
+                change_pin(machine, reader_card, default_pin, puk, puk=True)
         except WindowsError as exc:
             code, text = _destroy(machine, iid)
             if code == 0:
