@@ -33,8 +33,10 @@ READER_PREFIX = "ROOT\\SMARTCARDREADER\\"
 DEFAULT_PIN = "12345678"  # tpmvscmgr /pin default, /puk default
 MAX_CARDS = 10  # virtual smart cards per TPM
 MAX_CONTAINERS = 30  # key containers per TPM virtual smart card
+VSC_KEY_BITS = 2048  # the one RSA key size a TPM virtual smart card makes
 WRONG_PIN = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
 CARD_FULL = -2146435032  # 0x80100028 SCARD_E_WRITE_TOO_MANY
+BAD_FLAGS = -2146893815  # 0x80090009 NTE_BAD_FLAGS
 INDEX = re.compile(r"[0-9]+")  # what the smart card service appends to a reader's friendly name
 
 
@@ -189,12 +191,24 @@ def no_smartcard() -> WindowsError:
     )
 
 
-def new_key_container(machine: Machine, iid: str, pin: str) -> tuple[str, rsa.RSAPrivateKey]:
-    """CX509PrivateKey.Create on the card: the PIN opens it, the card must have room (30 keys)."""
+def new_key_container(
+    machine: Machine, iid: str, pin: str, bits: int = VSC_KEY_BITS, key_spec: int = 1, export_policy: int = 0
+) -> tuple[str, rsa.RSAPrivateKey]:
+    """CX509PrivateKey.Create on the card: a key size the card supports, the PIN opens it, the card
+    must have room (30 keys). The key spec and export policy asked for are kept with the container."""
     by_instance = cards(machine)
     card = by_instance.get(iid)
     if card is None:
         raise no_smartcard()
+    if bits != VSC_KEY_BITS:
+        # The smart card provider takes the key length in the upper 16 bits of CryptGenKey's flags
+        # and refuses a length the card cannot make as invalid flags.
+        raise WindowsError(
+            "CertEnroll::CX509PrivateKey::Create: Invalid flags specified. 0x80090009 (-2146893815 NTE_BAD_FLAGS)",
+            "NotSpecified",
+            "COMException",
+            BAD_FLAGS,
+        )
     if not secret_matches(card.get("pin"), pin):
         raise WindowsError(
             "The card cannot be accessed because the wrong PIN was presented. 0x8010006b "
@@ -211,12 +225,14 @@ def new_key_container(machine: Machine, iid: str, pin: str) -> tuple[str, rsa.RS
             "COMException",
             CARD_FULL,
         )
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     container = "{" + str(uuid.uuid4()).upper() + "}"
     card.setdefault("containers", {})[container] = {
         "key_pem": key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        ).decode(),
+        "key_spec": key_spec,
+        "export_policy": export_policy,
     }
     save_cards(machine, by_instance)
     return container, key
@@ -288,6 +304,8 @@ def vsc_create(
     pin=None,
     puk=None,
     timeout_s: int = 300,
+    reader_wait_s: int = 30,
+    policy_note: str = "",
     record_path: str = "",
     record_name: str = "",
 ) -> dict:
@@ -318,13 +336,13 @@ def vsc_create(
             ) from None
         return {"ok": True, "instance_id": iid}
 
-    result = run_job(machine, "SYSTEM", job, timeout_s)
+    result = run_job(machine, "SYSTEM", job, timeout_s, policy_note=policy_note)
     machine.registry.set(record_path, record_name, result["instance_id"], "String")
     return {"instance_id": result["instance_id"]}
 
 
 @named_operation("vsc_destroy")
-def vsc_destroy(machine: Machine, instance_id: str, timeout_s: int = 300) -> dict:
+def vsc_destroy(machine: Machine, instance_id: str, timeout_s: int = 300, policy_note: str = "") -> dict:
     from .scheduled_tasks import run_job
 
     def job() -> dict:
@@ -333,4 +351,4 @@ def vsc_destroy(machine: Machine, instance_id: str, timeout_s: int = 300) -> dic
             raise WindowsError(f"tpmvscmgr.exe destroy failed (exit code {code}): {text.strip()}")
         return {"ok": True, "instance_id": instance_id}
 
-    return {"instance_id": run_job(machine, "SYSTEM", job, timeout_s)["instance_id"]}
+    return {"instance_id": run_job(machine, "SYSTEM", job, timeout_s, policy_note=policy_note)["instance_id"]}
