@@ -103,7 +103,27 @@ def test_a_misspelt_parameter_fails_in_the_lab_with_windows_text(make_lab):
 def test_a_wrong_type_fails_in_the_lab_with_windows_text(make_lab):
     lab = make_lab(clients=1)
     result = _run(lab, _cmdlet_task({"ListAvailable": "yes"}), {})
-    assert result.failed and "ListAvailable" in result.msg
+    assert result.failed
+    assert (
+        "Cannot convert 'System.String' to the type 'System.Management.Automation.SwitchParameter' required by "
+        "parameter 'ListAvailable'." in result.msg
+    )
+
+
+def test_a_registry_value_of_the_wrong_type_fails_through_winrm_and_the_session_goes_on(make_lab):
+    lab = make_lab(clients=1)
+    wrong = Task(
+        name="seam.dword",
+        group="clients",
+        facts=lambda p: {},
+        decide=lambda ctx: Decision({}, {"n": "abc"}, [hostops.registry_set(KEY, "Count", "abc", "DWord")]),
+    )
+    result = _run(lab, wrong, {})
+    assert result.failed
+    assert 'Cannot convert value "abc" to type "System.Int32". Error: "Input string was not in a correct format."' in (
+        result.msg
+    )
+    assert not _run(lab, REGISTRY_TASK, {"mode": "strict"}).failed  # the host still answers
 
 
 AD_TASK = Task(

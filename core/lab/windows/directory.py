@@ -10,6 +10,7 @@ import datetime as dt
 
 from ..directory import short_name
 from ..state import EstateStore
+from . import schema
 from .errors import WindowsError
 
 KIND = "ad"
@@ -59,10 +60,12 @@ class Directory:
         return self.get(dn) is not None
 
     def create(self, parent: str, cn: str, object_class: str, attributes: dict[str, list]) -> dict:
+        """A new object of a class the schema defines (``attributes`` as stored, not checked)."""
         parent_dn = self.resolve(parent)
         if not self.exists(parent_dn):
             raise no_such_object(parent_dn)
         dn = f"CN={cn},{parent_dn}"
+        object_class = schema.object_class(object_class, dn)
         if self.exists(dn):
             raise WindowsError(
                 "The object already exists.\r\n",

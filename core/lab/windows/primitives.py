@@ -3,15 +3,23 @@ operations, over the simulated host. Keep it in step with core/ps/*.ps1."""
 
 from __future__ import annotations
 
-import base64
 import copy
+import inspect
+import logging
+import re
 import time
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from ... import hostscript
 from ...catalog import Catalog
-from .directory import account_of, translate
+from . import pscast, schema
+from .directory import account_of, no_such_object, translate
 from .errors import WindowsError
 from .machine import CORE_MODULES, NAMED_FACTS, NAMED_OPERATIONS, Machine
+
+LOG = logging.getLogger(__name__)
 
 
 def resolve_secrets(value: Any, secrets: dict) -> Any:
@@ -86,8 +94,76 @@ def read_fact(machine: Machine, query: dict) -> Any:
     if kind == "named":
         if query["name"] not in NAMED_FACTS:
             raise WindowsError(f"lync2fa: unknown named fact {query['name']}")
-        return NAMED_FACTS[query["name"]](machine, **(query.get("args") or {}))
+        implementation = NAMED_FACTS[query["name"]]
+        return implementation(machine, **_named_arguments("fact", query["name"], query.get("args"), implementation))
     raise WindowsError(f"lync2fa: unknown fact kind {kind}")
+
+
+# -- named primitives: their parameters are the keys core/ps reads from $Arguments ------------------
+DISPATCHERS = {"fact": "Read-Lync2faNamedFact", "operation": "Invoke-Lync2faNamedOperation"}
+
+
+@dataclass(frozen=True)
+class NamedSignature:
+    function: str  # the PowerShell function the dispatcher calls
+    keys: tuple[str, ...]  # what it reads from $Arguments
+    ints: frozenset[str]  # the keys it casts [int]
+
+
+def _function_body(text: str, name: str) -> str:
+    start = re.search(rf"^function {re.escape(name)}\s*\{{", text, re.M)
+    if start is None:
+        raise KeyError(f"core/ps defines no function {name}")
+    end = re.search(r"^function ", text[start.end() :], re.M)
+    return text[start.end() : start.end() + end.start()] if end else text[start.end() :]
+
+
+@cache
+def named_signatures(kind: str) -> dict[str, NamedSignature]:
+    """Each named fact or operation of the primitive library (core/ps/Lync2fa.Dispatch.ps1): the
+    function its dispatcher calls and the ``$Arguments['key']`` it (or that function) reads."""
+    text = hostscript.library()
+    found = {}
+    for line in re.finditer(
+        r"^\s*'(\w+)'\s*\{\s*return\s+([\w-]+)(.*)\}\s*$", _function_body(text, DISPATCHERS[kind]), re.M
+    ):
+        name, function, call = line.groups()
+        read = call + (_function_body(text, function) if re.search(r"-Arguments\s+\$Arguments\b", call) else "")
+        keys = dict.fromkeys(re.findall(r"\$Arguments\['(\w+)'\]", read))
+        ints = frozenset(re.findall(r"\[int\]\$Arguments\['(\w+)'\]", read))
+        found[name] = NamedSignature(function, tuple(keys), ints)
+    return found
+
+
+def _named_arguments(kind: str, name: str, args: dict | None, implementation) -> dict:
+    """``args`` as the named primitive takes them. PowerShell passes the primitive a hashtable, so
+    Windows would ignore a misspelt key and read $null for a missing one: the lab refuses both, as
+    PowerShell refuses an unknown or a missing mandatory parameter (the lab implementation needs
+    what it does not default), and casts the [int] keys as the primitive does."""
+    signature = named_signatures(kind)[name]
+    declared = {key.lower(): key for key in signature.keys}
+    out = {}
+    for key, value in (args or {}).items():
+        canonical = declared.get(str(key).lower())
+        if canonical is None:
+            raise WindowsError(
+                f"A parameter cannot be found that matches parameter name '{key}'.",
+                "InvalidArgument",
+                f"NamedParameterNotFound,{signature.function}",
+            )
+        out[canonical] = pscast.to_int(value) if canonical in signature.ints else value
+    missing = [
+        p.name
+        for p in list(inspect.signature(implementation).parameters.values())[1:]
+        if p.default is inspect.Parameter.empty and p.name not in out
+    ]
+    if missing:
+        raise WindowsError(
+            f"Cannot process command because of one or more missing mandatory parameters: {' '.join(missing)}.",
+            "InvalidArgument",
+            f"MissingMandatoryParameter,{signature.function}",
+        )
+    return out
 
 
 def _registry_key(machine: Machine, path: str, key: dict, names: list | None, depth: int) -> dict:
@@ -145,18 +221,45 @@ def _ldap_match(obj: dict, ldap_filter: str) -> bool:
 
 
 # -- operations ---------------------------------------------------------------------------
+class CommittedFailure(WindowsError):
+    """A failure after part of the operation was committed on Windows: that part stays (an
+    ad_create whose attributes fail leaves the new, bare object, as New-Lync2faDirectoryObject
+    commits it before writing them)."""
+
+
 def _attribute_values(typed: dict) -> list | None:
+    """As ConvertTo-Lync2faAttributeValue: the .NET value(s) ADSI is handed (bytes for an octet string)."""
     value, kind = typed["value"], typed["type"]
     if value is None:
         return None
     if kind == "int":
-        return [int(value)]
+        return [pscast.to_int(value)]
     if kind == "strings":
-        return [str(v) for v in value]
+        return [pscast.to_string(v) for v in (value if isinstance(value, list) else [value])]
     if kind == "bytes":
-        base64.b64decode(value, validate=True)
-        return [value]
-    return [str(value)]
+        return [pscast.from_base64(value)]
+    return [pscast.to_string(value)]
+
+
+def _ldap_values(dn: str, attributes: dict) -> dict[str, list | None]:
+    return schema.ldap_values(dn, {n: _attribute_values(t) for n, t in attributes.items()})
+
+
+def _registry_value(value: Any, value_type: str) -> Any:
+    """As Set-Lync2faRegistryValue converts it for New-ItemProperty -PropertyType."""
+    kind = value_type.lower()
+    if kind == "dword":
+        return pscast.to_int(value)
+    if kind == "qword":
+        return pscast.to_int(value, "Int64")
+    if kind == "multistring":
+        return [pscast.to_string(v) for v in (value if isinstance(value, list) else [value])]
+    if kind == "binary":
+        pscast.from_base64(value)
+        return value
+    if kind in ("string", "expandstring") and value is not None and not isinstance(value, (list, dict)):
+        return pscast.to_string(value)
+    return value
 
 
 def apply_operation(machine: Machine, operation: dict) -> Any:
@@ -177,11 +280,7 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
                 time.sleep(float(retry["delay_s"]) * 2 ** (attempt - 1))
                 attempt += 1
     if kind == "registry_set":
-        value = operation["value"]
-        if operation["type"] in ("DWord", "QWord"):
-            value = int(value)
-        elif operation["type"] == "MultiString":
-            value = [str(v) for v in (value if isinstance(value, list) else [value])]
+        value = _registry_value(operation["value"], operation["type"])
         machine.registry.set(operation["path"], operation["name"], value, operation["type"])
         return None
     if kind == "registry_remove":
@@ -194,18 +293,18 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         machine.require_network("LDAP")
         directory = machine.directory
         if kind == "ad_create":
-            attributes = {n: _attribute_values(t) for n, t in operation["attributes"].items()}
-            created = directory.create(
-                operation["parent"],
-                operation["cn"],
-                operation["class"],
-                {n: v for n, v in attributes.items() if v is not None},
-            )
+            created = directory.create(operation["parent"], operation["cn"], operation["class"], {})
+            try:
+                attributes = _ldap_values(created["dn"], operation["attributes"])
+            except WindowsError as exc:
+                raise CommittedFailure(exc.message, exc.category, exc.error_id, exc.hresult) from None
+            directory.set_attributes(created["dn"], {n: v for n, v in attributes.items() if v is not None})
             return {"dn": created["dn"]}
         if kind == "ad_set":
-            directory.set_attributes(
-                operation["dn"], {n: _attribute_values(t) for n, t in operation["attributes"].items()}
-            )
+            dn = directory.resolve(operation["dn"])
+            if not directory.exists(dn):  # Set-Lync2faDirectoryObject finds the entry first
+                raise no_such_object(dn)
+            directory.set_attributes(dn, _ldap_values(dn, operation["attributes"]))
             return None
         if kind == "ad_delete":
             directory.delete(operation["dn"])
@@ -214,16 +313,21 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         if obj is None:
             if kind == "ace_remove":
                 return None
-            from .directory import no_such_object
-
             raise no_such_object(directory.resolve(operation["dn"]))
+        # As New-Lync2faAce: translate, [ActiveDirectoryRights][int] rights, [guid] object type.
         sid, account = translate(machine.store, operation["principal"])
+        rights = pscast.to_flags(
+            pscast.to_int(operation.get("rights")),
+            "System.DirectoryServices.ActiveDirectoryRights",
+            pscast.ACTIVE_DIRECTORY_RIGHTS,
+        )
+        object_type = pscast.to_string(operation.get("object_type"))
         ace = {
             "sid": sid,
             "account": account,
-            "rights": int(operation["rights"]),
-            "object_type": operation.get("object_type") or "00000000-0000-0000-0000-000000000000",
-            "allow": bool(operation.get("allow", True)),
+            "rights": rights,
+            "object_type": pscast.to_guid(object_type) if object_type else "00000000-0000-0000-0000-000000000000",
+            "allow": bool(operation.get("allow")),
             "inherited": False,
         }
         aces = obj.setdefault("acl", {"owner": "CORP\\Domain Admins", "aces": []})["aces"]
@@ -247,7 +351,9 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
     if kind == "named":
         if operation["name"] not in NAMED_OPERATIONS:
             raise WindowsError(f"lync2fa: unknown named operation {operation['name']}")
-        return NAMED_OPERATIONS[operation["name"]](machine, **(operation.get("args") or {}))
+        implementation = NAMED_OPERATIONS[operation["name"]]
+        arguments = _named_arguments("operation", operation["name"], operation.get("args"), implementation)
+        return implementation(machine, **arguments)
     raise WindowsError(f"lync2fa: unknown operation {kind}")
 
 
@@ -267,6 +373,30 @@ def _preload(machine: Machine, item: dict) -> None:
         pass
 
 
+def _apply_one(machine: Machine, operation: dict, secrets: dict, transaction) -> Any:
+    """One operation in its own transaction: a failure rolls it back, but what a CommittedFailure
+    says Windows committed stays."""
+    with transaction(commit=True):
+        machine.import_module(operation.get("module"))
+        try:
+            return apply_operation(machine, resolve_secrets(operation, secrets))
+        except CommittedFailure as exc:
+            failure = exc
+    raise failure
+
+
+def _lab_defect(exc: Exception) -> dict:
+    """A Python error in the lab is the lab's defect, not Windows' answer: it fails the fact or
+    operation with a text that says so (and is logged with its traceback); the session goes on."""
+    LOG.error("lab defect", exc_info=exc)
+    return {
+        "message": f"lync2fa lab defect: {type(exc).__name__}: {exc}",
+        "category": "NotSpecified",
+        "error_id": "LabDefect",
+        "hresult": -2146233087,
+    }
+
+
 def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> tuple[dict, list[dict]]:
     """(response, executed operations): facts are read in a transaction that is rolled back;
     each operation commits on its own; the first failure ends its group, and the groups that
@@ -282,6 +412,8 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
                     facts[name] = {"ok": True, "value": read_fact(machine, query)}
                 except WindowsError as exc:
                     facts[name] = {"ok": False, "error": exc.as_error()}
+                except Exception as exc:  # a lab defect: a failed fact, the session goes on
+                    facts[name] = {"ok": False, "error": _lab_defect(exc)}
         return {"lync2fa": 1, "facts": facts}, []
     failed: set[str] = set()
     answers, executed = [], []
@@ -296,12 +428,11 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
             executed.append(operation)
             _preload(machine, operation)
             try:
-                with transaction(commit=True):
-                    machine.import_module(operation.get("module"))
-                    output = apply_operation(machine, resolve_secrets(operation, secrets))
-                done.append({"ok": True, "output": output})
-            except WindowsError as exc:
-                done.append({"ok": False, "error": exc.as_error()})
+                done.append({"ok": True, "output": _apply_one(machine, operation, secrets, transaction)})
+            except Exception as exc:  # a WindowsError, or a lab defect: a failed operation either way
+                done.append(
+                    {"ok": False, "error": exc.as_error() if isinstance(exc, WindowsError) else _lab_defect(exc)}
+                )
                 failed.add(group["id"])
                 break
         answers.append({"id": group["id"], "skipped": False, "operations": done})
