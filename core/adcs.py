@@ -111,8 +111,9 @@ def is_broad(principal: str) -> bool:
 
 
 # -- names --------------------------------------------------------------------------------
-# A CA common name or a template cn lync2fa accepts (use fullmatch).
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+# A CA common name or a template cn lync2fa accepts (use fullmatch): inner spaces only, as AD
+# ignores one at either end when it looks the name up (lync2fa.adcs_builtin.builtin_name).
+SAFE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?")
 
 
 # -- certificate templates (MS-CRTD) ------------------------------------------------------

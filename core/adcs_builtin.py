@@ -140,8 +140,16 @@ BUILTIN_NAMES = (
 )
 
 
+def builtin_name(name: str, names: tuple[str, ...] = BUILTIN_NAMES) -> str | None:
+    """The built-in template ``name`` finds in AD, or None. AD matches a cn case-insensitively, and
+    an unescaped space at either end of a DN's value is not part of it (RFC 4514 section 3): "webserver"
+    and "WebServer " are WebServer. Parameters refuse such spaces; this judges a name as AD will."""
+    key = name.strip().lower()
+    return next((n for n in names if n.lower() == key), None)
+
+
 def is_builtin(name: str) -> bool:
-    return name.lower() in {n.lower() for n in BUILTIN_NAMES}
+    return builtin_name(name) is not None
 
 
 def as_fact(name: str, netbios: str = "CORP") -> dict:

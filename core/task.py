@@ -112,7 +112,7 @@ class Task:
                 f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
                 "in YAML: an unquoted number is read as a number (01234567 even as octal)"
             )
-        problems = self._line_breaks(values)
+        problems = self._line_breaks(values) or self._untrimmed(values)
         if problems:
             raise ParameterError(f"{self.name}: " + "; ".join(problems))
         result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
@@ -146,6 +146,32 @@ class Task:
                 problems.append(
                     f"{self.var_prefix}{p.name} {clip(repr(value))} has {where}: refused, not "
                     "stripped; remove it from the inventory value"
+                )
+        return problems
+
+    def _untrimmed(self, values: dict) -> list[str]:
+        """No name begins or ends with whitespace (issue 12 items 3/4): refused, never stripped.
+        Windows drops it when it looks a name up (an unescaped space at either end of a DN's value
+        is not part of it, RFC 4514 section 3), so "WebServer " would grant on the built-in
+        WebServer while the ESC gate and the built-in checks saw another name. Secrets are not
+        names: a PIN is taken as given."""
+        problems = []
+        for p in self.params:
+            if p.secret or p.type not in ("str", "list"):
+                continue
+            value = values.get(p.name)
+            items = value if isinstance(value, list) else [value]
+            texts = [t for item in items for t in (item.values() if isinstance(item, dict) else [item])]
+            for text in texts:
+                if not isinstance(text, str) or text == text.strip():
+                    continue
+                leading = text != text.lstrip()
+                where = "its start" if leading else "its end"
+                what = "a space" if (text[0] if leading else text[-1]) == " " else "whitespace"
+                problems.append(
+                    f"{self.var_prefix}{p.name} {clip(repr(text))} has {what} at {where}: refused, not stripped "
+                    "(Active Directory and Windows ignore it when they look a name up, so it would name another "
+                    "object than the checks saw); remove it from the inventory value"
                 )
         return problems
 

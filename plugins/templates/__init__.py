@@ -9,7 +9,7 @@ keeps to the Lync docs' plain path (the CA tier issues Smartcard User) and only 
 from __future__ import annotations
 
 from lync2fa.adcs import EKU, SAFE_NAME
-from lync2fa.adcs_builtin import BUILTIN_TEMPLATES, as_fact, is_builtin
+from lync2fa.adcs_builtin import BUILTIN_TEMPLATES, as_fact, builtin_name, is_builtin
 from lync2fa.findings import Finding
 from lync2fa.hookspecs import hookimpl
 from lync2fa.task import Param, Task
@@ -228,7 +228,7 @@ TASKS = [
 
 def builtin_record(name: str) -> dict | None:
     """A built-in template as Windows installs it (Windows' documented defaults), in the tier's terms."""
-    real = next((n for n in BUILTIN_TEMPLATES if n.lower() == name.lower()), None)
+    real = builtin_name(name, tuple(BUILTIN_TEMPLATES))
     return model.record_from_ad(as_fact(real)) if real else None
 
 
