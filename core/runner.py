@@ -398,7 +398,10 @@ class Runner:
         host = steps[0].host.name
         self._observe("lync2fa_host_batch", placeholders[steps[0].key], host=host, stage="started", steps=steps)
 
+        sent: set[tuple[str, str]] = set()  # steps whose operations went to the host
+
         def journal_started(pending: list[Step]) -> None:
+            sent.update(s.key for s in pending)
             if self.journal and run_id is not None:
                 for step in pending:
                     self.journal.record_started(run_id, step.host.name, step.task.name, fingerprint(step))
@@ -429,9 +432,15 @@ class Runner:
                 for s in steps
             }
         except Exception as exc:  # a bug must fail the host's steps, not the whole run
+            # ... and keep what was decided; a step already sent may have run (issue 12 item 14).
+            error = f"internal error: {type(exc).__name__}: {exc}"
             outcomes = {
                 s.key: execute.Outcome(
-                    execute.Decision(), failed=True, msg=f"internal error: {type(exc).__name__}: {exc}"
+                    batch.decided.get(s.key) or execute.Decision(),
+                    failed=True,
+                    msg=f"its operations may have run (the next plan shows the state): {error}"
+                    if s.key in sent
+                    else error,
                 )
                 for s in steps
             }

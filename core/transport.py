@@ -151,12 +151,14 @@ class WinRMConnection:
     # -- internals --------------------------------------------------------------------
     def _reset(self, close: bool) -> None:
         """Forget the shell; ``close`` first asks the host to delete it (best effort), so that
-        abandoned shells do not count against the host's MaxShellsPerUser."""
+        abandoned shells do not count against the host's MaxShellsPerUser. Whatever closing raises
+        (CredSSP's AuthenticationException too) is dropped, unlogged: it must not replace the error
+        that made us close, e.g. an apply that may have run (issue 12 item 14)."""
         if close and self._protocol and self._shell_id:
             try:  # deleting the shell ends its process: no Signal needed
                 self.round_trips += 1
                 self._protocol.close_shell(self._shell_id)
-            except (WinRMError, requests.RequestException):
+            except Exception:  # best effort, see above
                 pass
         self._protocol, self._shell_id = None, None
         self._session_id, self._library_sent = None, False
