@@ -56,7 +56,29 @@ class UsageError(Exception):
 
 
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    """A comma-separated selection; an empty one is refused (it would otherwise mean "all")."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("names nothing (an empty list): name at least one, or leave the option out")
+    return items
+
+
+MAX_FORKS = 256  # hosts worked on at once: threads and WinRM connections on the controller
+
+
+def _forks(value: str) -> int:
+    try:
+        forks = int(value)
+    except ValueError:
+        forks = 0
+    if not 1 <= forks <= MAX_FORKS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_FORKS}, not {value[:40]!r}")
+    return forks
+
+
+def _limit(args) -> set[str] | None:
+    """--limit as the hosts it names; None when not given (an empty one was refused by _csv)."""
+    return set(args.limit) if args.limit is not None else None
 
 
 def _seconds(value: str) -> float:
@@ -87,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="accept a refused insecure setting (e.g. SHA1, ESC8); reported as a warning",
         )
         p.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR), help="journal directory")
-        p.add_argument("--forks", type=int, default=16, help="hosts worked on at once")
+        p.add_argument(
+            "--forks", type=_forks, default=16, help=f"hosts worked on at once (1 to {MAX_FORKS}, default 16)"
+        )
         p.add_argument("--report-dir", help="also write JSON, JUnit XML and SARIF reports here")
         p.add_argument("--json", action="store_true", help="print the results as JSON")
         p.add_argument(
@@ -138,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="the simulated estate").add_subparsers(dest="lab_command", required=True)
     up = lab.add_parser("up", help="start the lab in the background (creating it on first use)")
     up.add_argument("--dir", required=True)
-    up.add_argument("--clients", type=int, default=2)
+    up.add_argument("--clients", type=int, default=2, help="client hosts in a new lab (0 to 10000, default 2)")
     up.add_argument("--https", action="store_true", help="HTTPS endpoints with a generated certificate")
     up.add_argument(
         "--transport",
@@ -168,14 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     preflight.add_argument("-i", "--inventory", action="append", required=True, help="Ansible inventory (repeatable)")
     preflight.add_argument("--vault-password-file", help="file holding the ansible-vault password")
     preflight.add_argument("--limit", type=_csv, help="only these hosts, comma-separated")
-    preflight.add_argument("--forks", type=int, default=16, help="hosts checked at once")
+    preflight.add_argument(
+        "--forks", type=_forks, default=16, help=f"hosts checked at once (1 to {MAX_FORKS}, default 16)"
+    )
     preflight.add_argument("--json", action="store_true", help="print the checks as JSON")
 
     plugins = sub.add_parser("plugins", help="list plugins and their tasks")
     plugins.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="a lab in a temporary directory, the rollout applied, the lab stopped")
-    demo.add_argument("--clients", type=int, default=3)
+    demo.add_argument("--clients", type=int, default=3, help="client hosts in the lab (0 to 10000, default 3)")
     demo.add_argument("--dir", help="keep the lab in this directory (default: a temporary one)")
     demo.add_argument("--state-dir", default=str(api.DEFAULT_STATE_DIR), help="journal and reports")
 
@@ -232,6 +258,9 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     api.check_state_dir(
         args.state_dir, changes=kind in ("apply", "rollback") and not check_mode, wait_lock=args.wait_lock
     )
+    reports = _default_reports(args, kind, check_mode)
+    if reports is not None:
+        ensure_dir(reports, "report directory", create=False)
     inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
     pm = default_plugin_manager()
     only = args.tasks
@@ -240,7 +269,7 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     plan = api.plan(
         inventory,
         only=only,
-        limit=set(args.limit) if args.limit else None,
+        limit=_limit(args),
         allow_insecure=set(args.allow_insecure),
         kind=api.VERIFY_KINDS if kind == "verify" else kind,
         pm=pm,
@@ -277,11 +306,8 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     meta = run_metadata(report.command, args.inventory, started, meta_now(), report.run_id, report.check_mode)
-    report_dir = args.report_dir or (
-        Path(args.state_dir) / "reports" / f"run-{report.run_id or 'latest'}"
-        if kind in ("apply", "verify", "rollback") and not check_mode
-        else None
-    )
+    reports = _default_reports(args, kind, check_mode)
+    report_dir = args.report_dir or (reports / f"run-{report.run_id or 'latest'}" if reports else None)
     paths = write_all(report, Path(report_dir), meta, {t.name: t.description for t in plan.tasks}) if report_dir else {}
     if args.json:
         print(to_json(report, meta))
@@ -302,6 +328,13 @@ def cmd_run(args, check_mode: bool, out: Console, kind: str = "apply") -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _default_reports(args, kind: str, check_mode: bool) -> Path | None:
+    """Where a run that changes (or verifies) hosts writes its reports without --report-dir."""
+    if args.report_dir or check_mode or kind not in ("apply", "verify", "rollback"):
+        return None
+    return Path(args.state_dir) / "reports"
+
+
 def _progress(plan, args, check_mode: bool):
     """A live display per tier on a terminal; one line per finished step elsewhere (CI logs)."""
     if sys.stderr.isatty():
@@ -316,7 +349,7 @@ def _preflight(args, inventory, plan, out: Console, stop) -> bool:
     checked = preflight.run(
         inventory,
         {t.name: t for t in plan.tasks},
-        limit=set(args.limit) if args.limit else None,
+        limit=_limit(args),
         forks=args.forks,
         deadline_s=args.step_timeout,
         stop=stop,
@@ -499,12 +532,17 @@ def _demo(lab_dir: Path, state_dir: Path, clients: int, out: Console) -> int:
 
 
 def cmd_journal(args, out: Console) -> int:
+    import sqlite3
+
+    from .journal import JOURNAL_FILE, explain
     from .journal_view import JournalMissing, show
 
     try:
         show(Path(args.state_dir), args.run, args.json, out)
     except JournalMissing as exc:
         raise UsageError(str(exc)) from None
+    except sqlite3.DatabaseError as exc:  # damage found while reading: exit 2 naming the journal
+        raise JournalError(explain(Path(args.state_dir) / JOURNAL_FILE, exc)) from None
     return EXIT_OK
 
 
@@ -546,7 +584,7 @@ def cmd_validate(args, out: Console, err: Console) -> int:
 def cmd_preflight(args, out: Console) -> int:
     inventory = api.load_inventory(*args.inventory, vault_password_file=args.vault_password_file)
     tasks = {n: t for n, t in api.tasks().items() if t.kind == "apply"}
-    checked = preflight.run(inventory, tasks, limit=set(args.limit) if args.limit else None, forks=args.forks)
+    checked = preflight.run(inventory, tasks, limit=_limit(args), forks=args.forks)
     if args.json:
         print(json.dumps(checked.as_dict(), indent=2))
     else:

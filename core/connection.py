@@ -8,17 +8,22 @@ that URL would go through), never from ``ansible_host`` alone.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from .inventory import HostContext
+from .task import clip
 
 TRANSPORTS = ("ntlm", "basic", "plaintext", "kerberos", "credssp", "ssl", "certificate")
 # Transports that send the password itself (HTTP Basic): in clear over http.
 CLEAR_PASSWORD_TRANSPORTS = ("basic", "plaintext", "ssl")
+BASIC_IN_CLEAR = "Basic authentication over plain http sends the password in clear text"
 SCHEMES = ("http", "https")
 MESSAGE_ENCRYPTION = ("auto", "always", "never")
 CERT_VALIDATION = ("validate", "ignore")  # what pywinrm (and so Ansible) accepts
@@ -36,7 +41,42 @@ DELEGATES = {
 
 
 class ConnectionConfigError(ValueError):
-    pass
+    """A host's connection refused before any connection is made. ``var`` names the variable to
+    fix and ``rule`` the kind of refusal (how ``lync2fa validate`` places and names its finding)."""
+
+    def __init__(self, message: str, var: str = "", rule: str = "CONNECTION", fix: str = ""):
+        super().__init__(message)
+        self.var, self.rule, self.fix = var, rule, fix
+
+
+@dataclass(frozen=True)
+class Concern:
+    """Something allowed about a host's connection that is still worth saying: a ``warning`` on
+    every run (``str()``), or a ``note`` only ``lync2fa validate`` shows."""
+
+    host: str
+    rule: str
+    var: str
+    severity: str
+    text: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.text}"
+
+
+class Risk(NamedTuple):
+    """What would cross the network in clear, why, and which variable causes it."""
+
+    why: str
+    fix: str
+    rule: str
+    var: str
+
+    @property
+    def allowed(self) -> str:
+        """The warning every run gives when the host allows it."""
+        return f"{self.why} ({ALLOW_INSECURE_VAR}: true)"
 
 
 @dataclass(frozen=True)
@@ -54,13 +94,18 @@ class ConnectionSettings:
     operation_timeout: int = 20
     read_timeout: int = 30
     path: str = "/wsman"
-    warnings: tuple[str, ...] = ()
+    concerns: tuple[Concern, ...] = ()
     # Delegation (the double hop): Ansible's ansible_winrm_kerberos_delegation and friends.
     kerberos_delegation: bool = False
     kerberos_hostname_override: str | None = None
     credssp_disable_tlsv1_2: bool = False
     # ansible_winrm_proxy: the only proxy lync2fa uses (never the environment's HTTP(S)_PROXY).
     proxy: str | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What every run says about this connection (allowed risks, certificate validation off)."""
+        return tuple(str(c) for c in self.concerns if c.severity == "warning")
 
     @property
     def delegates(self) -> bool:
@@ -87,7 +132,11 @@ class ConnectionSettings:
         user = host.var("ansible_user") or host.var("ansible_winrm_user")
         password = host.var("ansible_password") or host.var("ansible_winrm_password") or ""
         if not user:
-            raise ConnectionConfigError(f"{host.name}: ansible_user is not set")
+            raise ConnectionConfigError(
+                f"{host.name}: ansible_user is not set",
+                "ansible_user",
+                fix="set ansible_user (group_vars/all) for the WinRM logon",
+            )
         validation = _choice(host, "ansible_winrm_server_cert_validation", "validate", CERT_VALIDATION)
         encryption = _choice(host, "ansible_winrm_message_encryption", "auto", MESSAGE_ENCRYPTION)
         path = _path(host)
@@ -96,7 +145,8 @@ class ConnectionSettings:
         if read_timeout <= operation_timeout:
             raise ConnectionConfigError(
                 f"{host.name}: ansible_winrm_read_timeout_sec ({read_timeout}) must be greater than "
-                f"ansible_winrm_operation_timeout_sec ({operation_timeout})"
+                f"ansible_winrm_operation_timeout_sec ({operation_timeout})",
+                "ansible_winrm_read_timeout_sec",
             )
         settings = cls(
             host=host.name,
@@ -124,47 +174,74 @@ def _judge(host: HostContext, s: ConnectionSettings) -> ConnectionSettings:
     """Refuse (or, when allowed for this host, warn about) what would cross the network in clear."""
     endpoint = urlsplit(s.endpoint)
     if (endpoint.hostname or "").lower() != s.address.lower().strip("[]") or endpoint.port != s.port:
-        raise ConnectionConfigError(f"{host.name}: ansible_host {s.address!r} is not a host name or IP address")
-    warnings = []
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_host {_short(s.address)} is not a host name or IP address", "ansible_host"
+        )
+    concerns = []
     if s.scheme == "https" and s.cert_validation == "ignore":
-        warnings.append(f"{host.name}: TLS certificate validation is off (ansible_winrm_server_cert_validation=ignore)")
+        concerns.append(
+            Concern(
+                host.name,
+                "CERT_VALIDATION_OFF",
+                "ansible_winrm_server_cert_validation",
+                "warning",
+                "TLS certificate validation is off (ansible_winrm_server_cert_validation=ignore): anyone "
+                "between the controller and the host can impersonate it and read the credentials",
+                "validate against ansible_winrm_ca_trust_path",
+            )
+        )
     insecure = clear_text_risks(s.scheme, [s.transport], s.message_encryption, s.endpoint, s.proxy)
     if insecure:
-        warnings += refuse_or_warn(host.name, s.endpoint, insecure, _bool(host, ALLOW_INSECURE_VAR, False))
-    return replace(s, warnings=tuple(warnings))
+        route = s.endpoint + (f" through ansible_winrm_proxy {s.proxy}" if s.proxy else "")
+        refuse_or_warn(host.name, route, insecure, _bool(host, ALLOW_INSECURE_VAR, False))
+        concerns += [Concern(host.name, r.rule, r.var, "warning", r.allowed, r.fix) for r in insecure]
+    elif s.scheme == "http" and s.transport in CLEAR_PASSWORD_TRANSPORTS:
+        concerns.append(
+            Concern(
+                host.name,
+                "INSECURE_TRANSPORT",
+                "ansible_winrm_transport",
+                "note",
+                f"{BASIC_IN_CLEAR} (loopback only: it never leaves this machine)",
+            )
+        )
+    return replace(s, concerns=tuple(concerns))
 
 
 def clear_text_risks(
     scheme: str, transports: list[str], message_encryption: str, endpoint: str, proxy: str | None = None
-) -> list[tuple[str, str]]:
-    """What would cross the network in clear to ``endpoint``: (why, what to do instead) pairs. Both
-    faces judge with it: the CLI from the inventory, the Ansible face from the play's connection."""
+) -> list[Risk]:
+    """What would cross the network in clear to ``endpoint``. Both faces judge with it: the CLI
+    from the inventory, the Ansible face from the play's connection."""
     if scheme != "http" or _stays_on_this_machine(endpoint, proxy):
         return []
     if any(t in CLEAR_PASSWORD_TRANSPORTS for t in transports):
-        return [
-            ("Basic authentication over plain http sends the password in clear text", "use ntlm (encrypted) or https")
-        ]
+        return [Risk(BASIC_IN_CLEAR, "use ntlm (encrypted) or https", "INSECURE_TRANSPORT", "ansible_winrm_transport")]
     if message_encryption == "never":
         return [
-            (
+            Risk(
                 "ansible_winrm_message_encryption: never over plain http sends every script and its "
                 "secrets (PINs, PUKs, passwords) in clear text",
                 "remove ansible_winrm_message_encryption (auto encrypts over http) or use https",
+                "UNENCRYPTED_TRANSPORT",
+                "ansible_winrm_message_encryption",
             )
         ]
     return []
 
 
-def refuse_or_warn(host: str, endpoint: str, risks: list[tuple[str, str]], allowed: bool) -> list[str]:
+def refuse_or_warn(host: str, endpoint: str, risks: list[Risk], allowed: bool) -> list[str]:
     """Refuse the first risk unless ``allowed`` (lync2fa_allow_insecure_transport for this host);
     allowed, each becomes a warning."""
     if risks and not allowed:
-        why, fix = risks[0]
+        risk = risks[0]
         raise ConnectionConfigError(
-            f"{host}: {why} to {endpoint}; {fix}, or set {ALLOW_INSECURE_VAR}: true for this host"
+            f"{host}: {risk.why} to {redact_url(endpoint)}; {risk.fix}, or set {ALLOW_INSECURE_VAR}: true for this host",
+            risk.var,
+            risk.rule,
+            fix=f"{risk.fix}, or set {ALLOW_INSECURE_VAR}: true for this host",
         )
-    return [f"{host}: {why} ({ALLOW_INSECURE_VAR}: true)" for why, _fix in risks]
+    return [f"{host}: {risk.allowed}" for risk in risks]
 
 
 def _stays_on_this_machine(url: str, proxy: str | None = None) -> bool:
@@ -180,23 +257,45 @@ def _proxy(host: HostContext) -> str | None:
     value = host.var("ansible_winrm_proxy")
     if value in (None, ""):
         return None
-    parts = urlsplit(str(value))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConnectionConfigError(f"{host.name}: ansible_winrm_proxy {str(value)[:80]!r} is not an http(s) URL")
+    try:
+        parts = urlsplit(str(value))
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed '[' or a bad IPv6 literal
+        hostname = None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_winrm_proxy {_short(redact_url(str(value)))} is not an http(s) URL",
+            "ansible_winrm_proxy",
+        )
     return str(value)
 
 
 def _address(host: HostContext) -> str:
     address = host.var("ansible_host", host.name)
     if not isinstance(address, str) or not address.strip():
-        raise ConnectionConfigError(f"{host.name}: ansible_host must be a host name or IP address")
+        raise ConnectionConfigError(f"{host.name}: ansible_host must be a host name or IP address", "ansible_host")
     address = address.strip()
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
     bad = set(address) & set("/@?#\\ \t\r\n%")
-    if bad or any(ord(c) < 0x20 for c in address):
-        raise ConnectionConfigError(f"{host.name}: ansible_host {_short(address)} is not a host name or IP address")
+    if bad or any(ord(c) < 0x20 for c in address) or len(address) > 253:
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_host {_short(address)} is not a host name or IP address", "ansible_host"
+        )
+    if ":" in address and not _is_ipv6(address):
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_host {_short(address)} is not a host name or IP address "
+            "(the port goes in ansible_port)",
+            "ansible_host",
+        )
     return address
+
+
+def _is_ipv6(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 6
+    except ValueError:
+        return False
 
 
 def _path(host: HostContext) -> str:
@@ -213,7 +312,8 @@ def _path(host: HostContext) -> str:
     ):
         raise ConnectionConfigError(
             f"{host.name}: ansible_winrm_path {_short(path)} is not a URL path "
-            "(it must start with '/', e.g. /wsman, without '@', '://', '?' or '#')"
+            "(it must start with '/', e.g. /wsman, without '@', '://', '?' or '#')",
+            "ansible_winrm_path",
         )
     return path
 
@@ -223,8 +323,11 @@ def _transport(host: HostContext) -> str:
     first = raw[0] if isinstance(raw, list) and raw else str(raw).split(",")[0]
     transport = str(first).strip().lower()
     if transport not in TRANSPORTS:
+        near = difflib.get_close_matches(transport, TRANSPORTS, n=1, cutoff=0.6)
         raise ConnectionConfigError(
-            f"{host.name}: unknown ansible_winrm_transport {_short(first)} (one of {', '.join(TRANSPORTS)})"
+            f"{host.name}: unknown ansible_winrm_transport {_short(first)} (one of {', '.join(TRANSPORTS)})",
+            "ansible_winrm_transport",
+            fix=f"did you mean {near[0]}?" if near else "",
         )
     return transport
 
@@ -233,7 +336,7 @@ def _choice(host: HostContext, name: str, default: str, allowed: tuple[str, ...]
     raw = host.var(name, default)
     value = str(raw).strip().lower() if isinstance(raw, str) else None
     if value not in allowed:
-        raise ConnectionConfigError(f"{host.name}: {name} must be one of {', '.join(allowed)}, not {_short(raw)}")
+        raise ConnectionConfigError(f"{host.name}: {name} must be one of {', '.join(allowed)}, not {_short(raw)}", name)
     return value
 
 
@@ -245,10 +348,10 @@ def _int(host: HostContext, name: str, default: int, minimum: int, maximum: int)
         value = int(raw)
     except (TypeError, ValueError):
         raise ConnectionConfigError(
-            f"{host.name}: {name} must be an integer from {minimum} to {maximum}, not {_short(raw)}"
+            f"{host.name}: {name} must be an integer from {minimum} to {maximum}, not {_short(raw)}", name
         ) from None
     if not minimum <= value <= maximum:
-        raise ConnectionConfigError(f"{host.name}: {name} must be from {minimum} to {maximum}, not {value}")
+        raise ConnectionConfigError(f"{host.name}: {name} must be from {minimum} to {maximum}, not {value}", name)
     return value
 
 
@@ -258,13 +361,21 @@ def _bool(host: HostContext, name: str, default: bool) -> bool:
         return boolean(raw, strict=True)
     except TypeError:
         raise ConnectionConfigError(
-            f"{host.name}: {name} must be a boolean (true/false, yes/no), not {_short(raw)}"
+            f"{host.name}: {name} must be a boolean (true/false, yes/no), not {_short(raw)}", name
         ) from None
 
 
 def _short(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    return clip(repr(value), limit)
+
+
+# scheme://userinfo@ in a URL: a proxy's (or any URL's) user and password.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user and password of every URL in it masked (``socks5://***@proxy``)."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def is_loopback(address: str) -> bool:

@@ -25,6 +25,10 @@ try:  # ansible-core 2.19+: vaulted values decrypt lazily through a process-wide
     from ansible.parsing.vault import VaultSecretsContext
 except ImportError:  # ansible-core 2.16 to 2.18: the loader's secrets are enough
     VaultSecretsContext = None
+try:  # ansible-core 2.19+: values carry their source (file, line) as a tag
+    from ansible._internal._datatag._tags import Origin
+except ImportError:  # ansible-core 2.16 to 2.18
+    Origin = None
 from ansible.template import Templar
 from ansible.utils.display import Display
 from ansible.vars.manager import VariableManager
@@ -115,7 +119,7 @@ class Inventory:
         self._failures: dict[str, list[str]] = {}
         self._capture = threading.RLock()
         self.loader = DataLoader()
-        vault_password_file = vault_password_file or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") or None
+        vault_password_file = vault_password_file_or_env(vault_password_file)
         if vault_password_file:
             _add_vault_secret(self.loader, Path(vault_password_file).expanduser())
         try:
@@ -138,13 +142,21 @@ class Inventory:
     # -- Ansible's display, captured: it would quote inventory lines holding secrets ---------------
     @contextlib.contextmanager
     def quiet(self, convert: bool = True):
-        """Ansible's warnings while reading the inventory are kept (redacted) in ``warnings``,
-        and its parse failures in ``_failures``, instead of being printed with source lines."""
+        """Ansible's warnings and deprecations while reading the inventory are kept (redacted) in
+        ``warnings``, and its parse failures in ``_failures``, instead of being printed: every
+        Display channel that takes an ``obj`` or an exception quotes the source lines around it
+        (an INI host line, or the YAML lines above a key, PINs and passwords included)."""
         display = Display()
+        handlers = {
+            "warning": self._on_warning,
+            "deprecated": self._on_deprecated,
+            "error_as_warning": self._on_failure,
+            "error": self._on_error,
+        }
         with self._capture:
-            saved = display.__dict__.get("warning"), display.__dict__.get("error_as_warning")
-            display.warning = self._on_warning
-            display.error_as_warning = self._on_failure
+            saved = {attr: display.__dict__.get(attr) for attr in handlers}
+            for attr, handler in handlers.items():
+                setattr(display, attr, handler)
             try:
                 yield
             except AnsibleError as exc:
@@ -152,7 +164,7 @@ class Inventory:
                     raise
                 raise InventoryError(self._vault_message(exc) or f"cannot read inventory: {_describe(exc)}") from None
             finally:
-                for attr, value in zip(("warning", "error_as_warning"), saved, strict=True):
+                for attr, value in saved.items():
                     if value is None:
                         display.__dict__.pop(attr, None)
                     else:
@@ -175,6 +187,21 @@ class Inventory:
         text = str(msg).strip()
         if text.startswith(("Unable to parse ", "No inventory was parsed")):
             return  # reported as an error, with its reason
+        self._keep(text, obj)
+
+    def _on_deprecated(self, msg, version=None, removed=False, date=None, collection_name=None, **kwargs):
+        if removed:  # what Ansible does with a removed feature
+            raise AnsibleError(str(msg))
+        self._keep(f"deprecated: {str(msg).strip()}", kwargs.get("obj"))
+
+    def _on_error(self, msg, wrap_text=True, stderr=True):
+        if isinstance(msg, BaseException):
+            self._on_failure(None, msg)
+        else:
+            self._keep(str(msg).strip(), None)
+
+    def _keep(self, text: str, obj) -> None:
+        """A warning's first line, after the file and line it is about, with secret lines' words redacted."""
         origin = _origin_of(obj)
         where = f"{_where(origin)}: " if origin else ""
         self.warnings.append(redact(where + _first_line_text(text), _secret_tokens(origin.path if origin else None)))
@@ -231,6 +258,11 @@ class Inventory:
         return [h.name for h in self.manager.get_hosts()]
 
 
+def vault_password_file_or_env(given: str | Path | None) -> str | Path | None:
+    """The vault password file given, else ``$ANSIBLE_VAULT_PASSWORD_FILE`` (as Ansible reads it)."""
+    return given or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") or None
+
+
 def _first_line(exc: Exception) -> str:
     text = str(getattr(exc, "message", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -241,8 +273,11 @@ def _first_line_text(text: str) -> str:
 
 
 def _origin_of(obj):
-    """An Ansible Origin (path, line) from an error's ``obj``, if it is one."""
-    return obj if obj is not None and hasattr(obj, "path") and hasattr(obj, "line_num") else None
+    """An Ansible Origin (path, line) from an error's ``obj``: an Origin, or a value tagged with one
+    (ansible-core 2.19+)."""
+    if obj is not None and hasattr(obj, "path") and hasattr(obj, "line_num"):
+        return obj
+    return Origin.get_tag(obj) if Origin is not None and obj is not None else None
 
 
 def _where(origin) -> str:

@@ -6,6 +6,7 @@ only when its script reported success.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from .paths import PathError, ensure_dir
 from .results import Result
+from .runlock import is_held
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,7 +65,7 @@ class Journal:
         try:
             self._db = self._open_readonly() if readonly else self._open_writable(state_dir)
         except sqlite3.DatabaseError as exc:
-            raise JournalError(self._explain(exc)) from None
+            raise JournalError(explain(self.path, exc)) from None
         if not readonly:
             self._identity = self._stat()
 
@@ -77,6 +79,7 @@ class Journal:
         # Many Ansible forks may write at once: wait for the lock rather than fail.
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
         try:
+            check_schema(db, self.path)
             # WAL + NORMAL: every result is committed (an interrupted run keeps what it did) without an
             # fsync per result, which would dominate a run over thousands of clients.
             db.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +90,7 @@ class Journal:
                 if key not in columns:
                     db.execute(sql)
             db.commit()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, JournalError):
             db.close()
             raise
         return db
@@ -96,17 +99,6 @@ class Journal:
         if not self.path.exists():
             raise JournalError(f"no journal at {self.path} (nothing has run with this --state-dir)")
         return open_readonly(self.path)
-
-    def _explain(self, exc: sqlite3.DatabaseError) -> str:
-        text = str(exc)
-        if "not a database" in text or "malformed" in text or "no such table" in text:
-            return (
-                f"the journal {self.path} is not a lync2fa journal or is corrupt ({text}); move it away "
-                "(keep it for the audit) and run again to start a new journal"
-            )
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            return f"the journal {self.path} cannot be written ({text}): check the state directory's permissions"
-        return f"the journal {self.path} cannot be used: {text}"
 
     def _stat(self) -> tuple[int, int]:
         st = os.stat(self.path)
@@ -135,7 +127,7 @@ class Journal:
                 with self._db:
                     return self._db.execute(sql, args)
             except sqlite3.DatabaseError as exc:
-                raise JournalError(self._explain(exc)) from None
+                raise JournalError(explain(self.path, exc)) from None
 
     def start_run(self, command: str, inventory: str, check_mode: bool, resumed_from: int | None = None) -> int:
         """``resumed_from``: the run this one resumes (``--resume``)."""
@@ -235,7 +227,7 @@ class Journal:
         rows = self._query("SELECT * FROM runs ORDER BY id")
         for row in rows:
             row.setdefault("pid", None)
-            row["status"] = displayed_status(row)
+            row["status"] = displayed_status(row, self.path.parent)
         return rows
 
     def results(self, run_id: int | None = None) -> list[dict]:
@@ -264,7 +256,7 @@ class Journal:
             try:
                 cur = self._db.execute(sql, args)
             except sqlite3.DatabaseError as exc:
-                raise JournalError(self._explain(exc)) from None
+                raise JournalError(explain(self.path, exc)) from None
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
@@ -272,10 +264,55 @@ class Journal:
         self._db.close()
 
 
+def explain(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """What is wrong with the journal at ``path``, and what to do, from SQLite's error."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text or "no such table" in text or "no such column" in text:
+        return (
+            f"the journal {path} is not a lync2fa journal or is corrupt ({text}); move it away "
+            "(keep it for the audit) and run again to start a new journal"
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"the journal {path} cannot be written ({text}): check the state directory's permissions"
+    return f"the journal {path} cannot be used: {text}"
+
+
+@functools.cache
+def _schema_columns() -> dict[str, tuple[str, ...]]:
+    """Each table's columns as SCHEMA creates them, in order (the later MIGRATIONS are optional)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        return {t: tuple(row[1] for row in db.execute(f"PRAGMA table_info({t})")) for t in ("runs", "results")}
+    finally:
+        db.close()
+
+
+def check_schema(db: sqlite3.Connection, path: Path) -> None:
+    """The journal's tables have SCHEMA's columns (JournalError naming the first missing one):
+    another program's database would otherwise fail later, on a query. A table that does not
+    exist yet is created by SCHEMA (and ``runs`` is read first, so its absence is caught there)."""
+    for table, wanted in _schema_columns().items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        missing = [c for c in wanted if c not in have]
+        if have and missing:
+            raise JournalError(explain(path, sqlite3.OperationalError(f"no such column: {table}.{missing[0]}")))
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """The journal at ``path`` for reading only: never created, migrated or written, and readable
-    in a read-only state directory. There a WAL journal cannot get its shared-memory file, so a
-    copy of the journal and its write-ahead log (the latest results after a crash) is read."""
+    in a read-only state directory. A file that is not a lync2fa journal is a JournalError."""
+    try:
+        db = _connect_readonly(path)
+        check_schema(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(explain(path, exc)) from None
+    return db
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """In a read-only state directory a WAL journal cannot get its shared-memory file, so a copy
+    of the journal and its write-ahead log (the latest results after a crash) is read."""
     try:
         db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=60)
         db.execute("SELECT count(*) FROM runs").fetchone()
@@ -304,12 +341,18 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return db
 
 
-def displayed_status(run: dict) -> str | None:
-    """A run's status as it should be shown: one still "running" whose process is gone on this
-    controller (killed, or the machine went down) is "interrupted"."""
+def displayed_status(run: dict, state_dir: Path | None = None) -> str | None:
+    """A run's status as it should be shown: one still "running" on this controller is
+    "interrupted" (killed, or the machine went down) when its process is gone, or, for a run that
+    changes hosts (it holds ``<state_dir>/run.lock`` while it lives), when no process holds that
+    lock: its PID may since have been given to another process."""
     status = run.get("status")
+    if status != "running" or run.get("controller") != socket.gethostname():
+        return status
     pid = run.get("pid")
-    if status == "running" and pid and run.get("controller") == socket.gethostname() and not _alive(pid):
+    if pid and not _alive(pid):
+        return "interrupted"
+    if state_dir is not None and not run.get("check_mode") and is_held(Path(state_dir)) is False:
         return "interrupted"
     return status
 

@@ -36,13 +36,14 @@ class JournalMissing(Exception):
     """No journal where one was asked for (a usage error: exit code 2)."""
 
 
-def _displayed_status(run: dict) -> str:
-    """A run still "running" whose process is gone shows as interrupted (when the journal knows)."""
+def _displayed_status(run: dict, state_dir: Path | None = None) -> str:
+    """A run still "running" whose process is gone, or that no longer holds the state directory's
+    run lock, shows as interrupted (when the journal knows)."""
     try:
         from .journal import displayed_status
     except ImportError:
         return run.get("status") or "-"
-    return displayed_status(run) or "-"
+    return displayed_status(run, state_dir) or "-"
 
 
 def open_readonly(state_dir: Path) -> sqlite3.Connection:
@@ -90,15 +91,16 @@ def _counts(rows: list[dict]) -> dict:
     return counts
 
 
-def runs(db: sqlite3.Connection) -> list[dict]:
-    """Every run with its step counts, oldest first, times as ISO-8601 (local time, with offset)."""
+def runs(db: sqlite3.Connection, state_dir: Path | None = None) -> list[dict]:
+    """Every run with its step counts, oldest first, times as ISO-8601 (local time, with offset);
+    ``state_dir``: the journal's, whose run lock tells a live run from a dead one."""
     by_run: dict[int, list[dict]] = {}
     for row in _rows(db, "SELECT run_id, task, host, status FROM results ORDER BY rowid"):
         by_run.setdefault(row["run_id"], []).append(row)
     out = []
     for run in _rows(db, "SELECT * FROM runs ORDER BY id"):
         run["counts"] = _counts(_final(by_run.get(run["id"], [])))
-        run["status"] = _displayed_status(run)
+        run["status"] = _displayed_status(run, state_dir)
         run["check_mode"] = bool(run.get("check_mode"))
         run["duration_s"] = (
             round(run["finished_at"] - run["started_at"], 3)
@@ -244,7 +246,7 @@ def show(state_dir: Path, run_id: int | None, as_json: bool, console: Console) -
         )
     db = open_readonly(state_dir)
     try:
-        all_runs = runs(db)
+        all_runs = runs(db, state_dir)
         if run_id is None:
             if as_json:
                 print(json.dumps({"journal": str(state_dir / JOURNAL), "runs": all_runs}, indent=2, default=str))

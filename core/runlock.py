@@ -76,9 +76,18 @@ class RunLock:
         self.release()
 
 
-def holders(path: Path, own_fd: int | None = None) -> str:
-    """Who holds the lock: the PIDs the kernel lists for the lock file (Linux /proc/locks), else
-    the PID the exclusive holder wrote into it."""
+def is_held(state_dir: Path) -> bool | None:
+    """Whether any process holds ``<state_dir>/run.lock`` (exclusive or shared), read from the
+    kernel's lock table without taking the lock; None when that table cannot be read."""
+    path = Path(state_dir) / LOCK_FILE
+    if not path.exists():
+        return False
+    pids = _kernel_holders(path)
+    return None if pids is None else bool(pids)
+
+
+def _kernel_holders(path: Path) -> list[int] | None:
+    """The PIDs holding a flock on ``path`` (Linux /proc/locks), None when it cannot be read."""
     pids: list[int] = []
     try:
         inode = os.stat(path).st_ino
@@ -90,7 +99,14 @@ def holders(path: Path, own_fd: int | None = None) -> str:
                     if pid not in pids:
                         pids.append(pid)
     except (OSError, ValueError):
-        pass
+        return None
+    return pids
+
+
+def holders(path: Path, own_fd: int | None = None) -> str:
+    """Who holds the lock: the PIDs the kernel lists for the lock file (Linux /proc/locks), else
+    the PID the exclusive holder wrote into it."""
+    pids = _kernel_holders(path) or []
     try:
         written = path.read_text().split()
     except OSError:

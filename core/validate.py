@@ -16,28 +16,27 @@ import ipaddress
 import re
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
 
 from .ansible_vars import ANSIBLE_VARS, WINRM_VARS
-from .connection import ConnectionConfigError, ConnectionSettings, is_loopback
+from .connection import ConnectionConfigError, ConnectionSettings, redact_url
 from .findings import Finding
-from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError
+from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError, vault_password_file_or_env
 from .inventory_map import Definition, InventoryMap, build, closest
 from .meta import now
 from .plan import Plan, Step, order_tasks, params_for
 from .plugin_manager import collect_tasks, default_plugin_manager
 from .results import Redactor
 from .sarif import SEVERITIES, Issue, at_or_above
-from .task import ParameterError, Task
+from .task import ParameterError, Task, clip
 
 FQDN = re.compile(r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")
 HOSTNAME = re.compile(r"(?=.{1,253}\Z)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 WORD = re.compile(r"[a-z][a-z0-9_]*[a-z0-9]")
-TRANSPORTS = ("ntlm", "basic", "plaintext", "kerberos", "credssp", "ssl", "certificate")
+PASSWORD_VARS = frozenset({"ansible_password", "ansible_winrm_password"})
 
 # Variables lync2fa reads besides the tasks' <tier>_<parameter> ones.
 EXTRA_VARS = {
@@ -90,6 +89,7 @@ def validate(
     sources: list[str | Path], vault_password_file: str | Path | None = None, pm=None, scripts: bool = True
 ) -> Validation:
     started = now()
+    vault_password_file = vault_password_file_or_env(vault_password_file)  # as plan reads it
     v = _Validator([str(s) for s in sources], vault_password_file, pm or default_plugin_manager())
     v.run(scripts)
     result = Validation(
@@ -161,7 +161,7 @@ class _Validator:
         # malformed DNS name; the cross-references that need them are skipped, not guessed.
         self.unknown_params: set[tuple[str, str]] = set()
         self.bad_fqdns: set[str] = set()  # malformed lync2fa_fqdn values (BAD_FQDN)
-        self._findings_per_host: Counter[str] = Counter()
+        self._keys: set[tuple[str, str]] = set()  # (host, variable) with a finding
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -191,11 +191,13 @@ class _Validator:
         fix: str = "",
         kind: str = "inventory",
     ) -> None:
-        if host:
-            self._findings_per_host[host] += 1
+        # No message echoes a pasted 100 KB value whole, or a URL's password.
+        message, fix = redact_url(clip(message, 2000)), redact_url(clip(fix, 2000))
         loc = loc or (self.imap.locate_host(host) if host else None)
         file, line, col = (loc.file, loc.line, loc.col) if loc else (self.imap.first_file(), 1, 1)
         key = key or (loc.key if loc else "")
+        if host:
+            self._keys.add((host, key))
         ident = (rule, file, line, key)
         if ident in self._issues:
             known = self._issues[ident]
@@ -242,8 +244,8 @@ class _Validator:
         self.collect_secrets()
         self.check_groups()
         self.check_names()
-        self.check_connections()
         self.check_dns_names()
+        self.check_connections()
         self.check_params()
         self.check_urls()
         self.check_cross_references()
@@ -347,115 +349,34 @@ class _Validator:
             return None
 
     def check_connections(self) -> None:
+        """Each host's connection as plan reads and judges it (``ConnectionSettings.from_host``, one
+        judgement for both faces): a refusal is an error at the variable it names, an allowed risk
+        a warning (or a note: Basic to loopback). A variable that already has a finding (BAD_FQDN
+        on ansible_host) is not reported twice."""
         for name, host in self.hosts.items():
-            before = self._findings_per_host[name]
-            port = self._var(host, "ansible_port", 5986)
+            # Without the vault password the (vaulted) password reads as a placeholder: it decides nothing.
+            readable = cast(HostContext, _Lenient(host, PASSWORD_VARS)) if self.encrypted else host
             try:
-                port = int(port)
-                if not 1 <= port <= 65535:
-                    raise ValueError
-            except (TypeError, ValueError):
+                settings = ConnectionSettings.from_host(readable)
+            except ConnectionConfigError as exc:
+                if (name, exc.var) not in self._keys:
+                    where = self.loc(exc.var, name) if exc.var else self.imap.locate_host(name)
+                    message = str(exc).removeprefix(f"{name}: ")
+                    self.add(exc.rule, "error", message, where, exc.var, name, fix=exc.fix)
+                continue
+            except InventoryError as exc:
+                self._template_issue(exc, name)
+                continue
+            for concern in settings.concerns:
                 self.add(
-                    "CONNECTION",
-                    "error",
-                    f"ansible_port {port!r} is not a TCP port (1-65535)",
-                    self.loc("ansible_port", name),
-                    "ansible_port",
+                    concern.rule,
+                    concern.severity,
+                    concern.text,
+                    self.loc(concern.var, name),
+                    concern.var,
                     name,
+                    fix=concern.fix,
                 )
-                port = 5986
-            scheme = self._var(host, "ansible_winrm_scheme", "http" if port == 5985 else "https")
-            if scheme not in ("http", "https"):
-                self.add(
-                    "CONNECTION",
-                    "error",
-                    f"ansible_winrm_scheme {scheme!r} is neither http nor https",
-                    self.loc("ansible_winrm_scheme", name),
-                    "ansible_winrm_scheme",
-                    name,
-                )
-            transport = str(self._var(host, "ansible_winrm_transport", "ntlm") or "ntlm").split(",")[0].strip()
-            if transport not in TRANSPORTS:
-                near = closest(transport, TRANSPORTS, cutoff=0.6)
-                self.add(
-                    "CONNECTION",
-                    "error",
-                    f"ansible_winrm_transport {transport!r} is not one of {', '.join(TRANSPORTS)}",
-                    self.loc("ansible_winrm_transport", name),
-                    "ansible_winrm_transport",
-                    name,
-                    fix=f"did you mean {near}?" if near else "",
-                )
-            validation = self._var(host, "ansible_winrm_server_cert_validation", "validate")
-            if validation not in ("validate", "ignore"):
-                self.add(
-                    "CONNECTION",
-                    "error",
-                    f"ansible_winrm_server_cert_validation {validation!r} is neither validate nor ignore",
-                    self.loc("ansible_winrm_server_cert_validation", name),
-                    "ansible_winrm_server_cert_validation",
-                    name,
-                )
-            elif validation == "ignore" and scheme == "https":
-                self.add(
-                    "CERT_VALIDATION_OFF",
-                    "warning",
-                    "ansible_winrm_server_cert_validation is ignore: anyone "
-                    "between the controller and the host can impersonate it and read the credentials",
-                    self.loc("ansible_winrm_server_cert_validation", name),
-                    "ansible_winrm_server_cert_validation",
-                    name,
-                    fix="validate against ansible_winrm_ca_trust_path",
-                )
-            address = str(self._var(host, "ansible_host", name) or name)
-            loopback = is_loopback(address)
-            if scheme == "http" and transport in ("basic", "plaintext"):
-                allowed = bool(self._var(host, "lync2fa_allow_insecure_transport", False))
-                self.add(
-                    "INSECURE_TRANSPORT",
-                    "note" if loopback else "warning" if allowed else "error",
-                    f"ansible_winrm_transport {transport} over plain http sends the password in clear text"
-                    + (
-                        " (loopback only)"
-                        if loopback
-                        else " (allowed by lync2fa_allow_insecure_transport)"
-                        if allowed
-                        else ""
-                    ),
-                    self.loc("ansible_winrm_transport", name),
-                    "ansible_winrm_transport",
-                    name,
-                    fix="use ntlm, kerberos or credssp (message encryption), or https",
-                )
-            encryption = self._var(host, "ansible_winrm_message_encryption", "auto")
-            if scheme == "http" and encryption == "never" and not loopback:
-                self.add(
-                    "UNENCRYPTED_TRANSPORT",
-                    "error",
-                    "ansible_winrm_message_encryption is never over plain "
-                    "http: every command and result crosses the network in clear text",
-                    self.loc("ansible_winrm_message_encryption", name),
-                    "ansible_winrm_message_encryption",
-                    name,
-                    fix="keep ansible_winrm_message_encryption: auto, or use https",
-                )
-            if not (self._var(host, "ansible_user") or self._var(host, "ansible_winrm_user")):
-                self.add(
-                    "CONNECTION",
-                    "error",
-                    "ansible_user is not set",
-                    self.imap.locate_host(name),
-                    "ansible_user",
-                    name,
-                    fix="set ansible_user (group_vars/all) for the WinRM logon",
-                )
-            if self._findings_per_host[name] == before:  # else from_host refuses what was just reported
-                try:
-                    ConnectionSettings.from_host(host)
-                except ConnectionConfigError as exc:
-                    self.add("CONNECTION", "error", str(exc), self.imap.locate_host(name), "", name)
-                except InventoryError as exc:
-                    self._template_issue(exc, name)
 
     def check_params(self) -> None:
         for task in order_tasks(self.tasks):
@@ -522,7 +443,7 @@ class _Validator:
                 self.add(
                     "BAD_FQDN",
                     "error",
-                    f"lync2fa_fqdn {fqdn!r} is not a fully qualified DNS name",
+                    f"lync2fa_fqdn {clip(repr(fqdn), 80)} is not a fully qualified DNS name",
                     self.loc("lync2fa_fqdn", name),
                     "lync2fa_fqdn",
                     name,
@@ -532,7 +453,7 @@ class _Validator:
                 self.add(
                     "BAD_FQDN",
                     "error",
-                    f"ansible_host {address!r} is neither a DNS name nor an IP address",
+                    f"ansible_host {clip(repr(address), 80)} is neither a DNS name nor an IP address",
                     self.loc("ansible_host", name),
                     "ansible_host",
                     name,
@@ -543,7 +464,7 @@ class _Validator:
                 self.add(
                     "BAD_FQDN",
                     "error",
-                    f"adfs_federation_service_name {service!r} is not a fully qualified DNS name",
+                    f"adfs_federation_service_name {clip(repr(service), 80)} is not a fully qualified DNS name",
                     self.loc("adfs_federation_service_name", host.name),
                     "adfs_federation_service_name",
                     host.name,
@@ -566,7 +487,7 @@ class _Validator:
             self.add(
                 "BAD_URL",
                 "error",
-                f"{var} {value!r} is not an absolute URL with a DNS name",
+                f"{var} {clip(repr(value), 120)} is not an absolute URL with a DNS name",
                 self.loc(var, host),
                 var,
                 host,
@@ -869,15 +790,17 @@ def _texts(values) -> list[str]:
 
 class _Lenient:
     """A host whose unreadable values (vault data without its password) read as a placeholder,
-    so the transport's own checks (the double hop) still run."""
+    so the transport's own checks (the double hop) still run; with ``only``, just those variables."""
 
-    def __init__(self, host):
-        self._host = host
+    def __init__(self, host, only: frozenset[str] | None = None):
+        self._host, self._only = host, only
 
     def var(self, name, default=None):
         try:
             return self._host.var(name, default)
         except InventoryError:
+            if self._only is not None and name not in self._only:
+                raise
             return "********"
 
     def __getattr__(self, name):

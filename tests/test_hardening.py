@@ -593,7 +593,8 @@ def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
     dead.wait()
     journal._db.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, gone))
     journal._db.commit()
-    statuses = {r["id"]: (r["status"], r["pid"]) for r in journal.runs()}
+    with RunLock(tmp_path):  # as a live apply holds it (without it, "mine" is dead too)
+        statuses = {r["id"]: (r["status"], r["pid"]) for r in journal.runs()}
     assert statuses[mine] == ("running", os.getpid())
     assert statuses[gone][0] == "interrupted"
     journal.close()

@@ -20,6 +20,7 @@ from .state import EstateStore
 
 PID = "lab.pid"
 LOG = "lab.log"
+MAX_CLIENTS = 10000  # what one lab process serves (each client is a simulated host in its store)
 
 
 class LabError(RuntimeError):
@@ -77,6 +78,8 @@ def up(
     ``transport`` (``ansible_winrm_transport`` in hosts.yml): credssp for a new lab unless given;
     given for an existing lab, the inventory is rewritten with it (the lab accepts them all).
     """
+    if isinstance(clients, bool) or not isinstance(clients, int) or not 0 <= clients <= MAX_CLIENTS:
+        raise LabError(f"--clients must be from 0 to {MAX_CLIENTS}, not {clients!r}")
     directory = _lab_dir(directory)
     if transport is not None and transport not in LAB_TRANSPORTS:
         raise LabError(f"the lab accepts {', '.join(LAB_TRANSPORTS)}, not {transport!r}")
