@@ -581,11 +581,11 @@ COMMON_ROLE_VARS: dict[str, dict[str, Any]] = {
     },
     "lync2fa_force_group": {
         "type": "bool",
-        "default": False,
         "description": [
             "Run the role's tasks on hosts outside the inventory groups they target (each module's "
             "I(force_group)). Off: such a host fails the task, so a misnamed group never gives a green run "
             "that did nothing.",
+            "Unset: false.",
         ],
     },
 }
@@ -901,12 +901,11 @@ def resolve_play(
                 "name": "Each play's hosts: its groups under those names",
                 "ansible.builtin.set_fact": {
                     "lync2fa_play_hosts": {
-                        play: "{{ ["
-                        + ", ".join(f"hostvars.localhost.lync2fa_resolved_groups.{g}" for g in play_groups)
-                        + "] | join(':') }}"
+                        play: "{{ [" + ", ".join(f"lync2fa_names.{g}" for g in play_groups) + "] | join(':') }}"
                         for play, play_groups in plays.items()
                     }
                 },
+                "vars": {"lync2fa_names": "{{ hostvars.localhost.lync2fa_resolved_groups }}"},
                 "run_once": True,
                 "delegate_to": "localhost",
                 "delegate_facts": True,
