@@ -126,6 +126,9 @@ function Invoke-Lync2faRequest {
         Secret values by name (from stdin, never from script text).
     .PARAMETER Imported
         Modules already imported by this PowerShell process (kept across a session's requests).
+    .OUTPUTS
+        facts (name -> ok, value or error), or groups (id, skipped, operations and, for a group that
+        ran, elapsed_ms: its time on this host, the step's share of the request).
     #>
     param([hashtable]$Request, [hashtable]$Secrets, [hashtable]$Imported)
     if ($null -eq $Imported) { $Imported = @{} }
@@ -155,6 +158,7 @@ function Invoke-Lync2faRequest {
             continue
         }
         $done = New-Object -TypeName System.Collections.ArrayList
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()  # the group's own time, for the step's duration
         foreach ($operation in @($group['operations'])) {
             try {
                 Import-Lync2faModule -Name ([string]$operation['module']) -Imported $Imported
@@ -168,7 +172,7 @@ function Invoke-Lync2faRequest {
                 break
             }
         }
-        [void]$answers.Add(@{ id = $id; skipped = $false; operations = $done.ToArray() })
+        [void]$answers.Add(@{ id = $id; skipped = $false; operations = $done.ToArray(); elapsed_ms = [int64]$clock.ElapsedMilliseconds })
     }
     return @{ lync2fa = 1; groups = $answers.ToArray() }
 }

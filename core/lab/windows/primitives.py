@@ -400,7 +400,8 @@ def _lab_defect(exc: Exception) -> dict:
 def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> tuple[dict, list[dict]]:
     """(response, executed operations): facts are read in a transaction that is rolled back;
     each operation commits on its own; the first failure ends its group, and the groups that
-    need a failed one are skipped, as the PowerShell frame does."""
+    need a failed one are skipped, as the PowerShell frame does; a group that ran reports its
+    ``elapsed_ms`` on the host (the frame's stopwatch)."""
     if request.get("kind") == "facts":
         facts = {}
         for query in (request.get("facts") or {}).values():
@@ -423,7 +424,7 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
             failed.add(group["id"])
             answers.append({"id": group["id"], "skipped": True, "blocked_by": blocked[0], "operations": []})
             continue
-        done = []
+        done, clock = [], time.monotonic()
         for operation in group.get("operations") or []:
             executed.append(operation)
             _preload(machine, operation)
@@ -435,5 +436,6 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
                 )
                 failed.add(group["id"])
                 break
-        answers.append({"id": group["id"], "skipped": False, "operations": done})
+        elapsed_ms = round((time.monotonic() - clock) * 1000)
+        answers.append({"id": group["id"], "skipped": False, "operations": done, "elapsed_ms": elapsed_ms})
     return {"lync2fa": 1, "groups": answers}, executed
