@@ -94,11 +94,18 @@ function Get-Lync2faError {
     <#
     .SYNOPSIS
         An error record as data; COM errors are unwrapped (they arrive inside MethodInvocationException).
+    .DESCRIPTION
+        The HResult is the base exception's. The message is the base exception's for a .NET/COM method
+        call (MethodInvocationException only adds "Exception calling ..."), else the error's own: a cast
+        error's base is a bare FormatException ("Input string was not in a correct format."), while its
+        own message names the value and the type.
     #>
     param([System.Management.Automation.ErrorRecord]$ErrorRecord)
     $base = $ErrorRecord.Exception.GetBaseException()
+    $text = $ErrorRecord.Exception.Message
+    if ($ErrorRecord.Exception -is [System.Management.Automation.MethodInvocationException]) { $text = $base.Message }
     return @{
-        message  = [string]$base.Message
+        message  = [string]$text
         hresult  = [int]$base.HResult
         category = [string]$ErrorRecord.CategoryInfo.Category
         error_id = [string]$ErrorRecord.FullyQualifiedErrorId
