@@ -17,6 +17,7 @@ from .connection import ConnectionSettings
 from .decision import Facts
 from .execute import read_facts
 from .hostops import ad_object_fact, cmdlet_fact, host_fact, named_fact, registry_fact
+from .reach import needs_network
 from .transport import ConnectionPool, TransportError
 
 # Modules a host must offer, per tier it serves (either name of a tuple will do).
@@ -210,7 +211,8 @@ def run(
         for host in inventory.hosts_in(task.group, limit):
             _, tiers, reaches = hosts.setdefault(host.name, (host, set(), set()))
             tiers.add(task.tier)
-            reaches.update(task.reaches)
+            # what its own session must reach (not what is on the host, nor what a credential covers)
+            reaches.update(needs_network(task, host, lambda name, t=task, h=host: h.var(t.var_prefix + name)))
     pool = pool or ConnectionPool()
 
     def check(entry) -> list[Check]:

@@ -31,14 +31,21 @@ WAYS_OUT = (
 
 def unreachable(step) -> list[str]:
     """What ``step`` needs beyond its host that its session cannot reach (empty when fine)."""
-    if not step.task.reaches or step.connection.delegates:
+    if step.connection.delegates:
         return []
-    local = step.host.var(LOCAL_VAR) or []
+    return needs_network(step.task, step.host, step.params.get)
+
+
+def needs_network(task, host, param) -> list[str]:
+    """What ``task`` on ``host`` reaches beyond the host with the session's own credentials: its
+    ``reaches`` less the resources on the host itself and the one an explicit credential covers
+    (``param(name)``: the task's parameter value). The planner and preflight both ask this."""
+    local = host.var(LOCAL_VAR) or []
     covered = {str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(","))}
-    resource, user, password = EXPLICIT_CREDENTIALS.get(step.task.name, (None, "", ""))
-    if resource is not None and step.params.get(user) and step.params.get(password):
+    resource, user, password = EXPLICIT_CREDENTIALS.get(task.name, (None, "", ""))
+    if resource is not None and param(user) and param(password):
         covered.add(resource)
-    return [r for r in step.task.reaches if r not in covered]
+    return [r for r in task.reaches if r not in covered]
 
 
 def refusals(steps) -> list[str]:

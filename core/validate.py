@@ -690,7 +690,8 @@ class _Validator:
                     "ansible_winrm_transport",
                     host,
                     fix="ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: "
-                    "true, or lync2fa_local_resources when the resource is on the host itself",
+                    "true, or lync2fa_local_resources when the resource is on the host itself, or for "
+                    "ca.authority ca_install_user and a vaulted ca_install_password (its cmdlet's -Credential)",
                 )
 
     def _place_finding(self, f: Finding) -> None:

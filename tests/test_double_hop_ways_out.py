@@ -63,8 +63,8 @@ def test_ntlm_with_an_install_credential_plans_and_installs_the_enterprise_ca(ma
     password = Estate.load(lab.dir).password
     set_host_vars(lab, "ca01", ca_install_user="CORP\\lync2fa-admin", ca_install_password=password)
     assert build_plan(lab.load_inventory(), {"ca.authority": TASKS["ca.authority"]}).steps  # not refused
-    # preflight reads AD as the session, which NTLM cannot: the credential is the cmdlet's only.
-    applied = cli(run_cli, lab, "apply", "ca.authority", "--skip-preflight")
+    # preflight asks of the session only what it must reach itself: the cmdlet's credential covers AD.
+    applied = cli(run_cli, lab, "apply", "ca.authority")
     assert applied.code == 0, applied.out + applied.err
     assert (ca_installed(lab) or {}).get("common_name") == "Lync2FA Lab Root CA"
     install = next(o for o in lab.operations("ca01") if o.get("cmdlet") == "Install-AdcsCertificationAuthority")
@@ -117,7 +117,7 @@ def test_ntlm_on_a_standard_edition_server_applies_the_cms_only_lync_tasks(make_
     lab.set_machine_props("pool01", cms_local=True)
     set_host_vars(lab, "pool01", lync2fa_local_resources=["cms"])
     tasks = "lync.web_service,lync.registrar_proxy,lync.edge_proxy"
-    applied = cli(run_cli, lab, "apply", tasks, "--limit", "pool01", "--skip-preflight", "--json")
+    applied = cli(run_cli, lab, "apply", tasks, "--limit", "pool01", "--json")  # preflight included
     assert applied.code == 0, applied.out + applied.err
     assert {(r["task"], r["changed"]) for r in applied.json()["results"]} == {
         ("lync.web_service", True),
