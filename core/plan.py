@@ -96,11 +96,14 @@ def order_tasks(tasks: dict[str, Task]) -> list[Task]:
 def select_tasks(
     tasks: dict[str, Task], only: list[str] | None, kind: str | tuple[str, ...] = "apply"
 ) -> dict[str, Task]:
-    """Tasks of one kind (or several); ``only`` names tasks or whole tiers (``ca`` = every ``ca.*``)."""
+    """Tasks of one kind (or several); ``only`` names tasks or whole tiers (``ca`` = every ``ca.*``).
+    ``None`` selects every task; an empty selection is an error, never "everything"."""
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     tasks = {n: t for n, t in tasks.items() if t.kind in kinds}
-    if not only:
+    if only is None:
         return tasks
+    if not only:
+        raise PlanError(f"an empty selection of {kind} tasks: name tasks or tiers, or select none to run them all")
     unknown = [o for o in only if o not in tasks and not any(t.tier == o for t in tasks.values())]
     if unknown:
         raise PlanError(f"unknown {kind} task or tier: {', '.join(unknown)}")

@@ -377,3 +377,14 @@ def test_a_changing_run_is_live_only_while_the_run_lock_is_held(tmp_path, capfd)
     assert statuses() == {apply_run: "interrupted", plan_run: "running"}
     with RunLock(tmp_path, command="apply"):
         assert statuses() == {apply_run: "running", plan_run: "running"}
+
+
+def test_an_empty_task_selection_through_the_api_is_an_error_not_everything():
+    """Issue 12 item 6 below the command line: ``only=[]`` selects nothing, and says so."""
+    from lync2fa.plan import PlanError, select_tasks
+    from lync2fa.plugin_manager import collect_tasks, default_plugin_manager
+
+    tasks = collect_tasks(default_plugin_manager())
+    assert select_tasks(tasks, None) == {n: t for n, t in tasks.items() if t.kind == "apply"}
+    with pytest.raises(PlanError, match="empty selection"):
+        select_tasks(tasks, [])

@@ -381,3 +381,14 @@ def test_report_lists_hosts_without_steps_with_the_step_that_configures_them(tmp
     page = Page(render(report, run_metadata("apply", str(path), now(), now(), 3), []))
     assert "steps on 1 host(s); 2 host(s) without steps" in page.text
     assert "edge01 configured from pool01 (lync.edge_proxy)" in page.text
+
+
+def test_junit_suite_time_is_the_runs_wall_time_not_the_sum_of_overlapping_steps():
+    from lync2fa.reports import to_junit
+    from lync2fa.results import Result
+    from lync2fa.runner import RunReport
+
+    steps = [Result(host=f"cl{i}", task="client.enrollment", duration=10.0) for i in range(5)]
+    report = RunReport(results=steps, check_mode=False, elapsed_s=12.5)  # five hosts in parallel
+    suite = ET.fromstring(to_junit(report))
+    assert float(suite.get("time")) == 12.5
