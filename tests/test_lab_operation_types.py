@@ -235,3 +235,19 @@ def test_a_lab_defect_is_a_failed_operation_and_the_next_one_still_runs(ca01, mo
     assert failed["operations"][0]["ok"] is False
     assert failed["operations"][0]["error"]["message"].startswith("lync2fa lab defect: KeyError")
     assert after["operations"] == [{"ok": True, "output": None}]
+
+
+@pytest.mark.parametrize(
+    "name, like",
+    [("..", "sip_*"), ("sip_a\\..\\..", "sip_*"), ("Documents", "sip_*"), ("sip_x", "")],
+)
+def test_a_sip_profile_removal_never_leaves_a_matching_direct_child(name, like):
+    """The one recursive removal a decision can send: the library (and the lab) refuse any folder
+    that is not a direct child matching the filter that found it."""
+    from lync2fa.lab.windows import scheduled_tasks
+    from lync2fa.lab.windows.errors import WindowsError
+
+    with pytest.raises(WindowsError, match="not a folder matching"):
+        scheduled_tasks.sip_profile_remove(
+            None, "S-1-5-21-1", "AppData\\Local\\Microsoft\\Office\\15.0\\Lync", name, like
+        )

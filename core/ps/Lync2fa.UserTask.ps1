@@ -393,13 +393,21 @@ function Remove-Lync2faSipProfile {
     <#
     .SYNOPSIS
         Named operation sip_profile_remove: one folder of the user's profile (a cached Lync SIP profile).
+    .DESCRIPTION
+        Removes only a direct child of a folder below the profile whose name matches the filter that
+        found it (the user_session fact's): a recursive removal never reaches anything else.
     .PARAMETER Arguments
-        sid, path (relative to the profile folder).
+        sid, parent (relative to the profile folder), folder (one folder name), like (its -like filter).
     #>
     param([hashtable]$Arguments)
-    $relative = Assert-Lync2faRelativePath -Path ([string]$Arguments['path'])
+    $parent = Assert-Lync2faRelativePath -Path ([string]$Arguments['parent'])
+    $name = [string]$Arguments['folder']
+    $like = [string]$Arguments['like']
+    if ([string]::IsNullOrEmpty($like) -or $name.IndexOfAny([char[]]'\/:*?') -ge 0 -or $name -eq '.' -or $name -eq '..' -or -not ($name -like $like)) {
+        throw ('lync2fa: not a folder matching ' + $like + ': ' + $name)
+    }
     $profilePath = Get-Lync2faProfilePath -Sid ([string]$Arguments['sid'])
     if ($null -eq $profilePath) { return }
-    $path = Join-Path -Path $profilePath -ChildPath $relative
+    $path = Join-Path -Path (Join-Path -Path $profilePath -ChildPath $parent) -ChildPath $name
     if (Test-Path -LiteralPath $path) { Remove-Item -LiteralPath $path -Recurse -Force }
 }

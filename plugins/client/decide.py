@@ -315,8 +315,15 @@ def settings_decide(ctx: Context) -> Decision:
         before["sip_profiles"], after["sip_profiles"] = folders, []
         for entry in folders:
             version, _, folder = entry.partition("\\")
-            path = f"{LYNC_FOLDER.format(version)}\\{folder}"
-            operations.append(named("sip_profile_remove", sid=session["sid"], path=path))
+            operations.append(
+                named(
+                    "sip_profile_remove",
+                    sid=session["sid"],
+                    parent=LYNC_FOLDER.format(version),
+                    folder=folder,
+                    like=SIP_PROFILES,
+                )
+            )
     return Decision(before, after, operations)
 
 

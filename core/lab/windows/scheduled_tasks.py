@@ -39,7 +39,7 @@ UNTRANSLATABLE = (
     'Exception calling "Translate" with "1" argument(s): "Some or all identity references could not be translated."'
 )
 NOT_YET_RUN = 0x41303  # SCHED_S_TASK_HAS_NOT_RUN
-LYNC_FOLDER = "AppData\\Local\\Microsoft\\Office\\{}\\Lync"  # where Lync keeps a user's SIP profiles
+LYNC_FOLDER = "AppData\\Local\\Microsoft\\Office\\{}\\Lync"  # where Lync keeps a user's SIP profiles (a Windows fact the lab models, as the client tier knows it)
 
 
 @seeds
@@ -259,9 +259,17 @@ def user_certificate_remove(machine: Machine, sid: str, store: str, thumbprint: 
 
 
 @named_operation("sip_profile_remove")
-def sip_profile_remove(machine: Machine, sid: str, path: str) -> None:
-    """Remove-Item -Recurse of a folder of the user's profile."""
-    gone = _below(path).lower()
+def sip_profile_remove(machine: Machine, sid: str, parent: str, folder: str, like: str) -> None:
+    """Remove-Item -Recurse of one folder of the user's profile: a direct child of ``parent`` whose
+    name matches ``like`` (PowerShell's -like), as the library checks before removing."""
+    if (
+        not like
+        or any(c in folder for c in "\\/:*?")
+        or folder in (".", "..")
+        or not fnmatch.fnmatchcase(folder.lower(), like.lower())
+    ):
+        raise WindowsError(f"lync2fa: not a folder matching {like}: {folder}")
+    gone = (_below(parent) + "\\" + folder).lower()
     for key, profile in machine.store.items_prefix(PROFILES, f"{machine.name}/").items():
         record = machine.store.get("ad_user", key.split("/", 1)[1])
         if record and record["sid"] == sid:
