@@ -23,7 +23,7 @@ from winrm.protocol import Protocol
 
 from lync2fa import api, hostscript
 from lync2fa.connection import ConnectionSettings
-from lync2fa.lab.logon import LogonInfo
+from lync2fa.lab.logon import LogonInfo, network_error
 from lync2fa.lab.wsman import CREDSSP_PROTOCOL, WSManServer
 from lync2fa.transport import TransportError, WinRMConnection, protocol_kwargs
 
@@ -135,7 +135,7 @@ def test_credssp_shell_logon_is_delegated(lab):
     server, ports, executor = lab
     session(ports["ca01"], "credssp").run_cmd("hostname")
     assert executor.calls == [("ca01", "hostname", LogonInfo("credssp", USER, delegated=True))]
-    assert executor.calls[0][2].network_error("ad") is None
+    assert network_error("ad", executor.calls[0][2].delegated) is None
     assert {r["delegated"] for r in server.request_log("ca01") if r["status"] == 200} == {True}
 
 
@@ -144,8 +144,8 @@ def test_ntlm_shell_logon_is_not_delegated(lab):
     session(ports["ca01"], "ntlm").run_cmd("hostname")
     logon = executor.calls[0][2]
     assert logon == LogonInfo("ntlm", USER, delegated=False)
-    assert logon.network_error("ad") == "An operations error occurred. (Exception from HRESULT: 0x80072020)"
-    assert "ANONYMOUS LOGON" in logon.network_error("cms")
+    assert network_error("ad", logon.delegated) == "An operations error occurred. (Exception from HRESULT: 0x80072020)"
+    assert "ANONYMOUS LOGON" in network_error("cms", logon.delegated)
     assert {r["encryption"] for r in server.request_log("ca01") if r["status"] == 200 and not r["scheme"]} == {
         "application/HTTP-SPNEGO-session-encrypted"
     }

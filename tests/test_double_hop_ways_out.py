@@ -15,8 +15,10 @@ import pytest
 import yaml
 
 from lync2fa.lab import control
+from lync2fa.lab.dispatch import Dispatcher
 from lync2fa.lab.estate import Estate
-from lync2fa.lab.logon import NETWORK_ERRORS
+from lync2fa.lab.faults import FaultBook
+from lync2fa.lab.logon import NETWORK_ERRORS, LogonInfo
 from lync2fa.lab.windows import Machine, adcs, certificates, errors, scheduled_tasks
 from lync2fa.lab.windows.machine import DOMAIN_CONTROLLER
 from lync2fa.plan import PlanError, build_plan
@@ -204,3 +206,31 @@ def test_a_users_scheduled_task_reaches_the_ca_from_an_ntlm_session(estate):
 
     assert scheduled_tasks.run_job(client, "CORP\\user01", job, timeout_s=5) == {"ca": "ca01"}
     assert not client.delegated  # the session itself still has none
+
+
+# -- become runas: LogonUser with the account's password, as a cmdlet's -Credential logs on ---------
+def test_runas_with_the_password_but_another_domain_is_refused_as_a_windows_logon_failure(tmp_path):
+    """The same check as ``Install-AdcsCertificationAuthority -Credential``: the lab's domain account
+    in its own domain (``CORP\\name``, ``name@domain``), with its password; not another domain's."""
+    control.create(tmp_path / "lab", clients=0)
+    store = control.open_store(tmp_path / "lab")
+    estate = Estate.load(tmp_path / "lab")
+    session = LogonInfo("ntlm", estate.account)
+    runas = Dispatcher(store, estate, FaultBook(store)).runas
+    try:
+        for user in (estate.account, f"{estate.admin_user}@{estate.domain}"):
+            logon, error = runas("ca01", session, {"user": user, "password": estate.password})
+            assert error is None and logon == LogonInfo("runas:Interactive", estate.account, True)
+        for user, password in (
+            (f"OTHER\\{estate.admin_user}", estate.password),
+            (f"{estate.admin_user}@other.invalid", estate.password),
+            (estate.account, "not-the-password"),
+        ):
+            logon, error = runas("ca01", session, {"user": user, "password": password})
+            assert logon is session
+            assert error == (
+                f"Failed to become user {user}: LogonUser failed (The user name or password is incorrect, "
+                "Win32ErrorCode 1326 - 0x0000052E)"
+            )
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ from .. import ansible_payload, hostscript
 from . import costs, windows
 from .estate import Estate
 from .faults import FaultBook
-from .logon import LogonInfo
+from .logon import LogonInfo, logon_user
 from .state import EstateStore
 from .wsman import CommandOutcome
 
@@ -125,7 +125,7 @@ class Dispatcher:
         if wanted in ("system", "nt authority\\system", "localsystem"):
             # SYSTEM reaches the network as the computer account, not as the lab's admin.
             return LogonInfo(f"runas:{become.get('logon_type')}", "NT AUTHORITY\\SYSTEM", False), None
-        if wanted != estate.account.split("\\")[-1].lower() or become.get("password") != estate.password:
+        if not logon_user(estate, user, str(become.get("password") or "")):
             return logon, (
                 f"Failed to become user {user}: LogonUser failed (The user name or password is incorrect, "
                 "Win32ErrorCode 1326 - 0x0000052E)"

@@ -28,7 +28,12 @@ host's own CA).
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .estate import Estate
 
 # What Windows answers when a session without network credentials reaches beyond its host.
 NETWORK_ERRORS = {
@@ -53,6 +58,20 @@ def network_error(reach: str, delegated: bool) -> str | None:
     return None if delegated else NETWORK_ERRORS[reach]
 
 
+def logon_user(estate: Estate, user: str, password: str) -> bool:
+    """LogonUser with an explicit password (a cmdlet's -Credential, runas become): the lab's domain
+    account as ``CORP\\name``, ``name@domain`` or ``name``, with its password (compared in
+    constant time)."""
+    domain, _, name = user.lower().rpartition("\\")
+    name, _, upn_domain = name.partition("@")
+    return (
+        name == estate.admin_user.lower()
+        and domain in ("", estate.netbios.lower())
+        and upn_domain in ("", estate.domain.lower())
+        and hmac.compare_digest(password.encode(), estate.password.encode())
+    )
+
+
 @dataclass(frozen=True)
 class LogonInfo:
     """One WinRM session's logon: ``auth`` as the connection authenticated, the ``user`` as the
@@ -66,11 +85,6 @@ class LogonInfo:
     def domain(self) -> str:
         """The account's domain (NetBIOS name), or "" for a bare (local) name."""
         return self.user.rpartition("\\")[0]
-
-    def network_error(self, reach: str) -> str | None:
-        """Windows' error for an operation that reaches ``reach`` beyond the host from this
-        session, or None when the session can (it holds network credentials)."""
-        return network_error(reach, self.delegated)
 
     def as_dict(self) -> dict:
         return {"auth": self.auth, "user": self.user, "delegated": self.delegated}

@@ -8,7 +8,6 @@ types), exactly what the real cmdlet would see, and returns the objects it write
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 from ...catalog import Catalog, CmdletError
 from ..estate import Estate, LabHost
-from ..logon import network_error
+from ..logon import logon_user, network_error
 from ..state import EstateStore
 from .directory import Directory
 from .errors import WindowsError, double_hop, not_recognized
@@ -129,18 +128,9 @@ class Machine:
         self.store.put(HOST_PROPS, self.host.name, {**self.props, **changes})
 
     def logon_user(self, credential: PSCredential) -> bool:
-        """LogonUser with an explicit credential (a cmdlet's -Credential): the lab's domain account
-        as ``CORP\\name``, ``name@domain`` or ``name``, with its password. Such a logon holds
+        """LogonUser with an explicit credential (a cmdlet's -Credential): such a logon holds
         network credentials, whatever the session's transport."""
-        user, estate = credential.user.lower(), self.estate
-        domain, _, name = user.rpartition("\\")
-        name, _, upn_domain = name.partition("@")
-        return (
-            name == estate.admin_user.lower()
-            and domain in ("", estate.netbios.lower())
-            and upn_domain in ("", estate.domain.lower())
-            and hmac.compare_digest(credential.password.encode(), estate.password.encode())
-        )
+        return logon_user(self.estate, credential.user, credential.password)
 
     @contextmanager
     def logon(self, delegated: bool) -> Iterator[None]:
@@ -160,10 +150,9 @@ class Machine:
         return reach == "cms" and bool(self.props.get("cms_local"))
 
     def require_network(self, reach: str, call: str = "") -> None:
-        """Reaching ``reach`` ("ad", "cms", "ca"; "LDAP" is "ad") beyond this host needs network
-        credentials: the double hop (issue 7). ``call`` (e.g. "CCertRequest::Submit") prefixes
-        the error as the failing COM method does."""
-        reach = "ad" if reach.lower() == "ldap" else reach.lower()
+        """Reaching ``reach`` ("ad", "cms", "ca") beyond this host needs network credentials: the
+        double hop (issue 7). ``call`` (e.g. "CCertRequest::Submit") prefixes the error as the
+        failing COM method does."""
         message = None if self.holds(reach) else network_error(reach, self.delegated)
         if message is not None:
             raise double_hop(reach, f"{call}: {message}" if call else message)

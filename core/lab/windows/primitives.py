@@ -63,13 +63,13 @@ def read_fact(machine: Machine, query: dict) -> Any:
             **_registry_key(machine, query["path"], key, query.get("names"), int(query.get("depth") or 0)),
         }
     if kind == "ad_object":
-        machine.require_network("LDAP")
+        machine.require_network("ad")
         ad_obj = machine.directory.get(query["dn"])
         if ad_obj is None:
             return {"exists": False, "attributes": {}}
         return _entry(machine, ad_obj, query)
     if kind == "ad_search":
-        machine.require_network("LDAP")
+        machine.require_network("ad")
         base = machine.directory.resolve(query["base"])
         found = []
         for obj in machine.directory.children(base):
@@ -290,7 +290,7 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
             machine.registry.remove_value(operation["path"], operation["name"])
         return None
     if kind in ("ad_create", "ad_set", "ad_delete", "ace_add", "ace_remove"):
-        machine.require_network("LDAP")
+        machine.require_network("ad")
         directory = machine.directory
         if kind == "ad_create":
             created = directory.create(operation["parent"], operation["cn"], operation["class"], {})
