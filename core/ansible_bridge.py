@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from . import ansible_payload, api, groups, hostscript
-from .connection import ALLOW_INSECURE_VAR, ConnectionConfigError, clear_text_risks, refuse_or_warn
+from .connection import ALLOW_INSECURE_VAR, ConnectionConfigError, ansible_bool, clear_text_risks, refuse_or_warn
 from .findings import InsecurePlanError
 from .gate_cache import GateCache
 from .inventory import InventoryError, plain
@@ -245,7 +244,9 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
         encryption = str(extras.get("ansible_winrm_message_encryption", "auto")).lower()
         risks = clear_text_risks(scheme, transports, encryption, endpoint, extras.get("ansible_winrm_proxy") or None)
-        warnings += refuse_or_warn(host, endpoint, risks, _allowed_insecure(action, task_vars) if risks else False)
+        warnings += refuse_or_warn(
+            host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
+        )
     elif kind == "psrp":
         auth = str(option("auth", "negotiate"))
         delegates = auth == "credssp" or (auth in ("kerberos", "negotiate") and bool(option("negotiate_delegate")))
@@ -254,7 +255,9 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
         encryption = str(option("message_encryption", "auto")).lower()
         risks = clear_text_risks(scheme, [auth], encryption, endpoint, option("proxy") or None)
-        warnings += refuse_or_warn(host, endpoint, risks, _allowed_insecure(action, task_vars) if risks else False)
+        warnings += refuse_or_warn(
+            host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
+        )
     become = action._connection.become if getattr(action._play_context, "become", False) else None
     if become is not None and getattr(become, "name", "").rsplit(".", 1)[-1] == "runas":
         flags = str(become.get_option("become_flags") or "")
@@ -267,13 +270,9 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
     )
 
 
-def _allowed_insecure(action: ActionBase, task_vars: Mapping) -> bool:
+def _allowed_insecure(action: ActionBase, task_vars: Mapping, host: str) -> bool:
     """The host's lync2fa_allow_insecure_transport, parsed as Ansible parses booleans."""
-    raw = action._templar.template(task_vars.get(ALLOW_INSECURE_VAR, False))
-    try:
-        return boolean(raw, strict=True)
-    except TypeError:
-        raise ConnectionConfigError(f"{ALLOW_INSECURE_VAR} must be a boolean (true/false, yes/no)") from None
+    return ansible_bool(action._templar.template(task_vars.get(ALLOW_INSECURE_VAR, False)), ALLOW_INSECURE_VAR, host)
 
 
 class PlayConnection:

@@ -259,10 +259,10 @@ def _proxy(host: HostContext) -> str | None:
         return None
     try:
         parts = urlsplit(str(value))
-        hostname = parts.hostname
+        scheme, hostname = parts.scheme, parts.hostname
     except ValueError:  # e.g. an unclosed '[' or a bad IPv6 literal
-        hostname = None
-    if parts.scheme not in ("http", "https") or not hostname:
+        scheme, hostname = "", None
+    if scheme not in ("http", "https") or not hostname:
         raise ConnectionConfigError(
             f"{host.name}: ansible_winrm_proxy {_short(redact_url(str(value)))} is not an http(s) URL",
             "ansible_winrm_proxy",
@@ -356,12 +356,17 @@ def _int(host: HostContext, name: str, default: int, minimum: int, maximum: int)
 
 
 def _bool(host: HostContext, name: str, default: bool) -> bool:
-    raw = host.var(name, default)
+    return ansible_bool(host.var(name, default), name, host.name)
+
+
+def ansible_bool(raw, name: str, host: str) -> bool:
+    """``raw`` as Ansible reads a boolean (``false``/``no``/``off``/``0`` are false in INI and YAML
+    alike); anything else is an error naming the host and the variable."""
     try:
         return boolean(raw, strict=True)
     except TypeError:
         raise ConnectionConfigError(
-            f"{host.name}: {name} must be a boolean (true/false, yes/no), not {_short(raw)}", name
+            f"{host}: {name} must be a boolean (true/false, yes/no), not {_short(raw)}", name
         ) from None
 
 

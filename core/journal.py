@@ -352,7 +352,8 @@ def displayed_status(run: dict, state_dir: Path | None = None) -> str | None:
     pid = run.get("pid")
     if pid and not _alive(pid):
         return "interrupted"
-    if state_dir is not None and not run.get("check_mode") and is_held(Path(state_dir)) is False:
+    changes = not run.get("check_mode") and run.get("command") not in ("verify", "plan")  # verify: no lock
+    if state_dir is not None and changes and is_held(Path(state_dir)) is False:
         return "interrupted"
     return status
 

@@ -28,6 +28,13 @@ WAYS_OUT = (
     "with Ansible, become: true and become_method: runas give the task a network logon.",
 )
 
+# The same ways out in one line, for a finding's fix (lync2fa validate).
+WAYS_OUT_SHORT = (
+    "ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: true, or "
+    f"{LOCAL_VAR} when the resource is on the host itself, or for ca.authority ca_install_user and a "
+    "vaulted ca_install_password (its cmdlet's -Credential)"
+)
+
 
 def unreachable(step) -> list[str]:
     """What ``step`` needs beyond its host that its session cannot reach (empty when fine)."""

@@ -10,6 +10,7 @@ process, so no Signal is sent.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 
@@ -25,6 +26,8 @@ from winrm.exceptions import (
 
 from . import hostscript
 from .connection import ConnectionSettings
+
+log = logging.getLogger(__name__)
 
 SESSION_ARGS = [
     "-NoProfile",
@@ -158,8 +161,8 @@ class WinRMConnection:
             try:  # deleting the shell ends its process: no Signal needed
                 self.round_trips += 1
                 self._protocol.close_shell(self._shell_id)
-            except Exception:  # best effort, see above
-                pass
+            except Exception as exc:  # best effort, see above (its type only: the text may quote the request)
+                log.debug("closing the shell on %s failed: %s", self.settings.host, type(exc).__name__)
         self._protocol, self._shell_id = None, None
         self._session_id, self._library_sent = None, False
 

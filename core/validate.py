@@ -29,6 +29,7 @@ from .inventory_map import Definition, InventoryMap, build, closest
 from .meta import now
 from .plan import Plan, Step, order_tasks, params_for
 from .plugin_manager import collect_tasks, default_plugin_manager
+from .reach import RESOURCE_NAMES, WAYS_OUT_SHORT, unreachable
 from .results import Redactor
 from .sarif import SEVERITIES, Issue, at_or_above
 from .task import ParameterError, Task, clip
@@ -666,10 +667,8 @@ class _Validator:
         """A step that reaches AD, the CMS or a CA from a session without network credentials
         (``connection``: the step's)."""
         try:
-            from .reach import RESOURCE_NAMES, unreachable
-
             missing = unreachable(step)
-        except (ImportError, AttributeError, InventoryError):
+        except (AttributeError, InventoryError):
             return
         if missing:
             where = self.loc("ansible_winrm_transport", step.host.name)
@@ -689,9 +688,7 @@ class _Validator:
                     where,
                     "ansible_winrm_transport",
                     host,
-                    fix="ansible_winrm_transport: credssp, or kerberos with ansible_winrm_kerberos_delegation: "
-                    "true, or lync2fa_local_resources when the resource is on the host itself, or for "
-                    "ca.authority ca_install_user and a vaulted ca_install_password (its cmdlet's -Credential)",
+                    fix=WAYS_OUT_SHORT,
                 )
 
     def _place_finding(self, f: Finding) -> None:

@@ -168,7 +168,9 @@ def test_validate_refuses_exactly_the_connections_plan_refuses(tmp_path, fmt, ho
     assert (plan_refuses, bool(errors)) == (refused, refused), [i.message for i in result.issues]
     if refused:
         assert result.exit_code() == 1 and len(errors) == 1, [i.message for i in errors]
-    assert not any("allowed by" in i.message for i in result.issues if refused)
+    if not refused:  # clear text let through says why: the host's override, or it stays on loopback
+        risky = [i.message for i in result.issues if "clear text" in i.message]
+        assert all("allow_insecure_transport: true" in m or "loopback only" in m for m in risky), risky
 
 
 def test_validate_places_each_connection_finding_at_its_variable(tmp_path):
@@ -388,3 +390,21 @@ def test_an_empty_task_selection_through_the_api_is_an_error_not_everything():
     assert select_tasks(tasks, None) == {n: t for n, t in tasks.items() if t.kind == "apply"}
     with pytest.raises(PlanError, match="empty selection"):
         select_tasks(tasks, [])
+
+
+def test_a_malformed_proxy_url_is_a_configuration_error_not_a_crash(tmp_path):
+    path = _ca_inventory(tmp_path, {"ansible_winrm_proxy": "http://[abc"}, "yaml")
+    with pytest.raises(ConnectionConfigError, match="is not an http"):
+        ConnectionSettings.from_host(api.load_inventory(path).host(REMOTE))
+
+
+def test_a_live_verify_reads_running_though_it_holds_no_run_lock(tmp_path):
+    """verify changes nothing and takes no run lock: a free lock (an earlier apply's run.lock
+    file left behind) must not make it look interrupted; a changing run without it does."""
+    journal = Journal(tmp_path)
+    verify = journal.start_run("verify", "hosts.yml", False)
+    apply = journal.start_run("apply", "hosts.yml", False)
+    RunLock(tmp_path).acquire().release()  # the lock file exists, nobody holds it
+    statuses = {r["id"]: r["status"] for r in journal.runs()}
+    assert statuses[verify] == "running" and statuses[apply] == "interrupted"
+    journal.close()
