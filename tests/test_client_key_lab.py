@@ -6,8 +6,6 @@ and the lab refuses what Windows refuses on the way (the card, then the CA)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -19,10 +17,9 @@ from lync2fa.lab.windows import certificates, scheduled_tasks, tpm
 from lync2fa.lab.windows.adcs import ca_of
 from lync2fa.lab.windows.errors import WindowsError
 from lync2fa.lab.windows.machine import Machine
+from lync2fa.plugins.client.decide import VSC_KEY_BITS
 
 TEMPLATE = "TPMVirtualSmartCardLogon"
-VSC_KEY_BITS = 2048  # the RSA key size a TPM virtual smart card makes
-NTE_BAD_FLAGS = -2146893815  # 0x80090009
 CERTSRV_E_KEY_LENGTH = -2146875375  # 0x80094811
 
 
@@ -42,8 +39,13 @@ def minimal_key_size(lab, bits: int) -> None:
 
 
 def executed(lab, name: str) -> list[dict]:
-    lines = (lab.dir / "operations.jsonl").read_text().splitlines()
-    return [op["args"] for op in (json.loads(line)["operation"] for line in lines) if op.get("name") == name]
+    """The arguments of every ``name`` operation the lab executed."""
+    return [op["args"] for op in lab.operations() if op.get("name") == name]
+
+
+def test_the_client_tier_knows_the_key_size_the_lab_card_makes():
+    """The tier's constant states a Windows fact the lab models on its own: they must agree."""
+    assert VSC_KEY_BITS == tpm.VSC_KEY_BITS
 
 
 def test_a_template_asking_for_a_longer_key_than_the_card_holds_is_refused_before_any_key_is_made(lab1, run_cli):
@@ -71,7 +73,7 @@ def test_the_card_key_is_made_as_the_decision_sets_it(lab1, run_cli):
     assert (args["key_length"], args["key_spec"], args["export_policy"]) == (VSC_KEY_BITS, 1, 0)
     [(cert, entry)] = user_certificate(lab1, "cl0001", "user01")
     container = card_of(lab1, "cl0001")[1]["containers"][entry["container"]]
-    assert cert.public_key().key_size == VSC_KEY_BITS
+    assert cert.public_key().key_size == tpm.VSC_KEY_BITS
     assert (container["key_spec"], container["export_policy"]) == (1, 0)
 
 
@@ -86,7 +88,7 @@ def test_the_lab_refuses_what_windows_refuses_on_the_way(lab1, run_cli):
         iid, _ = card_of(lab1, "cl0001")
         with pytest.raises(WindowsError) as long_key:
             tpm.new_key_container(machine, iid, pin, 4096)
-        assert long_key.value.hresult == NTE_BAD_FLAGS and "NTE_BAD_FLAGS" in long_key.value.message
+        assert long_key.value.hresult == tpm.BAD_FLAGS and "NTE_BAD_FLAGS" in long_key.value.message
         record = w.store.get("ad_user", "user01")
         with pytest.raises(WindowsError) as enrolled:
             scheduled_tasks.user_enroll(
@@ -104,7 +106,7 @@ def test_the_lab_refuses_what_windows_refuses_on_the_way(lab1, run_cli):
                 record_path="HKLM:\\SOFTWARE\\lync2fa\\Enrolled",
                 record_name="x",
             )
-        assert enrolled.value.hresult == NTE_BAD_FLAGS
+        assert enrolled.value.hresult == tpm.BAD_FLAGS
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
         with pytest.raises(WindowsError) as short_key:

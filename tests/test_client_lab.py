@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import re
 import sqlite3
 
@@ -567,7 +566,7 @@ def test_issue7_defect7_the_task_runner_is_not_blocked_by_a_gpo_execution_policy
     applied = run(run_cli, lab3, "apply", "--tasks", "client", "--limit", "cl0001")
     assert applied.code == 0, applied.out
     note = " The execution policy set by Group Policy is AllSigned (MachinePolicy)."
-    executed = [json.loads(line)["operation"] for line in (lab3.dir / "operations.jsonl").read_text().splitlines()]
+    executed = lab3.operations()
     jobs = {o["name"]: o["args"]["policy_note"] for o in executed if o["op"] == "named" and "policy_note" in o["args"]}
     assert jobs == {"vsc_create": note, "user_enroll": note}
     with Windows(lab3) as w:
@@ -591,7 +590,7 @@ def test_issue7_defect9_rollback_destroys_the_card_the_way_creation_made_it(lab3
     assert run(run_cli, lab3, "apply", "--tasks", "client.virtual_smartcard", "--limit", "cl0001").code == 0
     rolled = run(run_cli, lab3, "rollback", "--tier", "client", "--limit", "cl0001", "--json")
     assert rolled.code == 0, rolled.out
-    executed = [json.loads(line)["operation"] for line in (lab3.dir / "operations.jsonl").read_text().splitlines()]
+    executed = lab3.operations()
     named_ops = [o["name"] for o in executed if o["op"] == "named"]
     assert named_ops == ["vsc_create", "vsc_destroy"]  # both SYSTEM jobs of Lync2fa.SmartCard.ps1
     assert not [o for o in executed if o["op"] == "native"]  # never tpmvscmgr from the WinRM session

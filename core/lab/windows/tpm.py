@@ -33,6 +33,7 @@ READER_PREFIX = "ROOT\\SMARTCARDREADER\\"
 DEFAULT_PIN = "12345678"  # tpmvscmgr /pin default, /puk default
 MAX_CARDS = 10  # virtual smart cards per TPM
 MAX_CONTAINERS = 30  # key containers per TPM virtual smart card
+# Windows' fact, modelled apart from the client tier's VSC_KEY_BITS (the lab models Windows, the tier knows it).
 VSC_KEY_BITS = 2048  # the one RSA key size a TPM virtual smart card makes
 WRONG_PIN = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
 CARD_FULL = -2146435032  # 0x80100028 SCARD_E_WRITE_TOO_MANY
