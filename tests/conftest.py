@@ -9,10 +9,14 @@ from pathlib import Path
 
 import lab_operations
 import pytest
+import yaml
 
 from lync2fa import api, cli
 from lync2fa.lab import control
+from lync2fa.lab.estate import Estate
 from lync2fa.lab.faults import FaultBook
+from lync2fa.lab.windows import Machine
+from lync2fa.lab.windows.adcs import ca_of
 
 PROXY_VARS = (
     "HTTP_PROXY",
@@ -129,6 +133,26 @@ class Lab:
         """Model a host set up differently (PowerShell version, TPM, modules...)."""
         self.put("host_props", host, {**self.machine_props(host), **changes})
 
+    def ca_of(self, host: str) -> dict | None:
+        """The CA installed on ``host``, read back where Windows keeps it (the lab's AD CS
+        component); None without one."""
+        store = control.open_store(self.dir)
+        try:
+            return ca_of(store, host)
+        finally:
+            store.close()
+
+    def inventory_with(self, host_vars: dict[str, dict], name: str = "custom.yml") -> Path:
+        """The lab's inventory with extra host vars (what an operator would set), written beside it
+        as ``name`` (``self.inventory.name``: the lab's inventory itself)."""
+        doc = yaml.safe_load(self.inventory.read_text())
+        for group in doc["all"]["children"].values():
+            for host, hv in group["hosts"].items():
+                hv.update(host_vars.get(host, {}))
+        path = self.inventory.parent / name
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
     def load_inventory(self):
         return api.load_inventory(self.inventory)
 
@@ -156,6 +180,16 @@ def make_lab(tmp_path_factory):
 def lab(make_lab) -> Lab:
     """A fresh lab with two clients, CredSSP (with its message encryption) over http."""
     return make_lab()
+
+
+@pytest.fixture
+def ca01(tmp_path):
+    """The ``Machine`` of a fresh lab estate's ca01 (not served), with network credentials."""
+    control.create(tmp_path / "lab", clients=0)
+    store = control.open_store(tmp_path / "lab")
+    estate = Estate.load(tmp_path / "lab")
+    yield Machine(store, estate, estate.host("ca01"), delegated=True)
+    store.close()
 
 
 @dataclass

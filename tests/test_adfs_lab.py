@@ -3,9 +3,6 @@ default; 2.0 with WMF 5.1 and 2.1 installed on the lab host for the IIS sign-in 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from lab_operations import by_task, timeless
 
 from lync2fa.lab import control
@@ -19,17 +16,6 @@ DEFAULT_ORDER = ["Integrated", "Forms", "TlsClient", "Basic"]
 BACKUP = adfs.WEB_CONFIG + ".lync2fa-backup"
 TRUSTS = adfs.TRUSTS
 POLICY = adfs.POLICY
-
-
-def inventory_with(lab, host_vars: dict[str, dict], name: str = "custom.yml") -> Path:
-    """The lab's inventory with extra host vars (what an operator would set)."""
-    doc = yaml.safe_load(lab.inventory.read_text())
-    for group in doc["all"]["children"].values():
-        for host, hv in group["hosts"].items():
-            hv.update(host_vars.get(host, {}))
-    path = lab.inventory.parent / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def run(run_cli, command, lab, *extra, inventory=None, tasks="adfs"):
@@ -280,7 +266,7 @@ def test_existing_trust_with_erratum_claims_is_corrected_then_restored(lab, run_
         )
     store.close()
     legacy = dict(lab.snapshot()[TRUSTS])
-    inventory = inventory_with(lab, {"adfs01": {"adfs_token_lifetime": 240}})
+    inventory = lab.inventory_with({"adfs01": {"adfs_token_lifetime": 240}})
 
     result = run(run_cli, "apply", lab, "--json", inventory=inventory, tasks="adfs.relying_party")
     assert result.code == 0
@@ -320,7 +306,7 @@ def test_a_second_trust_for_the_same_metadata_is_refused_by_ad_fs(lab, run_cli):
 
 
 def test_unreachable_pool_metadata_fails_and_lync_is_not_cut_off(lab, run_cli):
-    inventory = inventory_with(lab, {"adfs01": {"adfs_pools": ["ghost.corp.lync2fa.test"]}})
+    inventory = lab.inventory_with({"adfs01": {"adfs_pools": ["ghost.corp.lync2fa.test"]}})
 
     def web_services() -> dict:
         return {
@@ -346,7 +332,7 @@ def test_adfs3_intranet_only_leaves_the_extranet_list(lab, run_cli):
         "PrimaryExtranetAuthenticationProvider": ["FormsAuthentication", "CertificateAuthentication"],
     }
     lab.put(POLICY, "adfs01", policy)
-    intranet_only = inventory_with(lab, {"adfs01": {"adfs_extranet": False}})
+    intranet_only = lab.inventory_with({"adfs01": {"adfs_extranet": False}})
     applied = run(run_cli, "apply", lab, "--json", inventory=intranet_only, tasks="adfs.client_auth")
     assert applied.code == 0
     # The certificate provider already listed keeps its spelling; the extranet list is not touched.

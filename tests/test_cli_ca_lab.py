@@ -21,14 +21,6 @@ from lync2fa.lab.windows import Machine, iis
 from lync2fa.lab.windows import adcs as lab_adcs
 
 
-def ca_state(lab) -> dict | None:
-    store = control.open_store(lab.dir)
-    try:
-        return lab_adcs.ca_of(store, "ca01")
-    finally:
-        store.close()
-
-
 def with_machine(lab, func, commit: bool = False):
     """Run ``func(machine)`` on the lab's ca01 model (reads, or a change behind lync2fa's back)."""
     store = control.open_store(lab.dir)
@@ -74,7 +66,7 @@ def test_plan_apply_reapply(lab, run_cli):
     assert applied.code == 0, applied.out + applied.err
     assert "changed ca.authority on ca01" in applied.out
     assert "+ common_name: Lync2FA Lab Root CA" in applied.out
-    ca = ca_state(lab)
+    ca = lab.ca_of("ca01")
     assert ca["ca_type"] == "EnterpriseRootCA" and ca["hash_algorithm"] == "sha256" and ca["key_length"] == 4096
     # A new Enterprise CA issues its default templates (those in AD) plus the three of the procedure.
     assert ca["published"] == ["EnrollmentAgent", "SmartcardLogon", "SmartcardUser", "User", "WebServer"]
@@ -156,7 +148,7 @@ def test_issue7_defect5_add_ca_template_right_after_the_template_was_written_is_
         "apply", "-i", inventory, "--state-dir", lab.state_dir, "--tasks", "ca.templates_published", "--json"
     )
     assert result.code == 0, result.out
-    assert "Fresh Smartcard" in ca_state(lab)["published"]
+    assert "Fresh Smartcard" in lab.ca_of("ca01")["published"]
     done = next(r for r in result.json()["results"] if r["task"] == "ca.templates_published")
     assert done["operations"][0]["result"]["output"]["attempts"] >= 2
 
@@ -177,7 +169,7 @@ def test_issue7_defect6_web_enrollment_without_https_binding_is_refused(lab, run
 
 def test_ca_certificate_is_real_and_self_signed(lab, run_cli):
     assert run_cli(*apply_args(lab)).code == 0
-    ca = ca_state(lab)
+    ca = lab.ca_of("ca01")
     cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
     assert cert.subject == cert.issuer
     assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "Lync2FA Lab Root CA"
@@ -224,7 +216,7 @@ def test_drift_is_planned_and_repaired(lab, run_cli):
         }
     ]
     assert run_cli(*apply_args(lab)).code == 0
-    assert "SmartcardLogon" in ca_state(lab)["published"]
+    assert "SmartcardLogon" in lab.ca_of("ca01")["published"]
 
 
 def test_wrong_password_is_a_clear_failure(lab, run_cli, tmp_path):
@@ -235,7 +227,7 @@ def test_wrong_password_is_a_clear_failure(lab, run_cli, tmp_path):
     result = run_cli(*apply_args(lab)[:2], bad, "--state-dir", lab.state_dir, "--tasks", "ca", "--skip-preflight")
     assert result.code == 1
     assert "ca01: open shell failed: authentication refused for user" in result.out
-    assert ca_state(lab) is None
+    assert lab.ca_of("ca01") is None
     # No shell, no step: each of the host's steps fails with the shell's error, none is done.
     assert _journal_statuses(lab) == {
         (task, "failed")
@@ -258,7 +250,7 @@ def test_failing_script_changes_nothing_and_is_not_recorded_done(lab, run_cli):
     assert result.code == 1
     assert "FAILED  ca.templates_published on ca01" in result.out
     assert "injected failure" in result.out
-    assert ca_state(lab)["published"] == ["User", "WebServer"]  # the CA's defaults only
+    assert lab.ca_of("ca01")["published"] == ["User", "WebServer"]  # the CA's defaults only
     statuses = dict(_journal_statuses(lab))
     assert statuses["ca.templates_published"] == "failed"
     assert statuses["ca.authority"] == "changed"
@@ -302,7 +294,7 @@ def test_sha1_is_refused_unless_allowed(lab, run_cli, tmp_path):
     refused = run_cli("apply", "-i", sha1, "--state-dir", lab.state_dir, "--tasks", "ca")
     assert refused.code == 2
     assert "[SHA1]" in refused.err and "--allow-insecure" in refused.err
-    assert ca_state(lab) is None
+    assert lab.ca_of("ca01") is None
     # Allowed: planned with a warning (the lab's OpenSSL 3 cannot sign with sha1, so plan only).
     allowed = run_cli("plan", "-i", sha1, "--state-dir", lab.state_dir, "--tasks", "ca", "--allow-insecure", "sha1")
     assert allowed.code == 0, allowed.out

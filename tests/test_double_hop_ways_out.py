@@ -12,14 +12,13 @@ a CA on another server with access denied over DCOM.
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from lync2fa.lab import control
 from lync2fa.lab.dispatch import Dispatcher
 from lync2fa.lab.estate import Estate
 from lync2fa.lab.faults import FaultBook
 from lync2fa.lab.logon import NETWORK_ERRORS, LogonInfo
-from lync2fa.lab.windows import Machine, adcs, certificates, errors, scheduled_tasks
+from lync2fa.lab.windows import Machine, certificates, errors, scheduled_tasks
 from lync2fa.lab.windows.machine import DOMAIN_CONTROLLER
 from lync2fa.plan import PlanError, build_plan
 from lync2fa.plugin_manager import collect_tasks, default_plugin_manager
@@ -29,25 +28,8 @@ TASKS = collect_tasks(default_plugin_manager())
 CA_CONFIG = "ca01.corp.lync2fa.test\\Lync2FA Lab Root CA"
 
 
-def set_host_vars(lab, host: str, **values) -> None:
-    """Add inventory variables to one host of the lab's hosts.yml."""
-    doc = yaml.safe_load(lab.inventory.read_text())
-    for group in doc["all"]["children"].values():
-        if host in group["hosts"]:
-            group["hosts"][host].update(values)
-    lab.inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
 def cli(run_cli, lab, command: str, tasks: str, *extra: str):
     return run_cli(command, "-i", lab.inventory, "--state-dir", lab.state_dir, "--tasks", tasks, *extra)
-
-
-def ca_installed(lab) -> dict | None:
-    store = control.open_store(lab.dir)
-    try:
-        return adcs.ca_of(store, "ca01")
-    finally:
-        store.close()
 
 
 # -- an explicit credential: Install-AdcsCertificationAuthority -Credential ---------------------
@@ -63,12 +45,14 @@ def test_refusal_names_the_explicit_credential_way_out(make_lab):
 def test_ntlm_with_an_install_credential_plans_and_installs_the_enterprise_ca(make_lab, run_cli):
     lab = make_lab(clients=0, transport="ntlm")
     password = Estate.load(lab.dir).password
-    set_host_vars(lab, "ca01", ca_install_user="CORP\\lync2fa-admin", ca_install_password=password)
+    lab.inventory_with(
+        {"ca01": {"ca_install_user": "CORP\\lync2fa-admin", "ca_install_password": password}}, lab.inventory.name
+    )
     assert build_plan(lab.load_inventory(), {"ca.authority": TASKS["ca.authority"]}).steps  # not refused
     # preflight asks of the session only what it must reach itself: the cmdlet's credential covers AD.
     applied = cli(run_cli, lab, "apply", "ca.authority")
     assert applied.code == 0, applied.out + applied.err
-    assert (ca_installed(lab) or {}).get("common_name") == "Lync2FA Lab Root CA"
+    assert (lab.ca_of("ca01") or {}).get("common_name") == "Lync2FA Lab Root CA"
     install = next(o for o in lab.operations("ca01") if o.get("cmdlet") == "Install-AdcsCertificationAuthority")
     # The password travels as a secret placeholder, never in the operation (nor in the output).
     assert install["params"]["Credential"] == {
@@ -79,11 +63,14 @@ def test_ntlm_with_an_install_credential_plans_and_installs_the_enterprise_ca(ma
 
 def test_a_wrong_install_password_fails_as_windows_logon_failure(make_lab, run_cli):
     lab = make_lab(clients=0, transport="ntlm")
-    set_host_vars(lab, "ca01", ca_install_user="CORP\\lync2fa-admin", ca_install_password="not-the-password")
+    lab.inventory_with(
+        {"ca01": {"ca_install_user": "CORP\\lync2fa-admin", "ca_install_password": "not-the-password"}},
+        lab.inventory.name,
+    )
     applied = cli(run_cli, lab, "apply", "ca.authority", "--skip-preflight")
     assert applied.code != 0
     assert "The user name or password is incorrect. 0x8007052e" in applied.out + applied.err
-    assert ca_installed(lab) is None
+    assert lab.ca_of("ca01") is None
 
 
 def test_install_user_and_password_go_together():
@@ -97,27 +84,28 @@ def test_install_user_and_password_go_together():
 def test_ntlm_on_a_domain_controller_applies_the_ca_tier(make_lab, run_cli):
     lab = make_lab(clients=0, transport="ntlm")
     lab.set_machine_props("ca01", product_type=DOMAIN_CONTROLLER)
-    set_host_vars(lab, "ca01", lync2fa_local_resources=["ad"])
+    lab.inventory_with({"ca01": {"lync2fa_local_resources": ["ad"]}}, lab.inventory.name)
     applied = cli(run_cli, lab, "apply", "ca")  # preflight included: the DC's session reads AD
     assert applied.code == 0, applied.out + applied.err
-    assert (ca_installed(lab) or {}).get("common_name") == "Lync2FA Lab Root CA"
+    assert (lab.ca_of("ca01") or {}).get("common_name") == "Lync2FA Lab Root CA"
     again = cli(run_cli, lab, "apply", "ca", "--json")
     assert again.code == 0 and not any(r["changed"] for r in again.json()["results"])
 
 
 def test_local_resources_on_a_host_that_is_not_a_domain_controller_fails_as_windows_does(make_lab, run_cli):
     lab = make_lab(clients=0, transport="ntlm")
-    set_host_vars(lab, "ca01", lync2fa_local_resources=["ad"])  # a claim the host does not bear out
+    # a claim the host does not bear out:
+    lab.inventory_with({"ca01": {"lync2fa_local_resources": ["ad"]}}, lab.inventory.name)
     applied = cli(run_cli, lab, "apply", "ca.authority", "--skip-preflight")
     assert applied.code != 0
     assert "An operations error occurred." in applied.out + applied.err
-    assert ca_installed(lab) is None
+    assert lab.ca_of("ca01") is None
 
 
 def test_ntlm_on_a_standard_edition_server_applies_the_cms_only_lync_tasks(make_lab, run_cli):
     lab = make_lab(clients=0, transport="ntlm")
     lab.set_machine_props("pool01", cms_local=True)
-    set_host_vars(lab, "pool01", lync2fa_local_resources=["cms"])
+    lab.inventory_with({"pool01": {"lync2fa_local_resources": ["cms"]}}, lab.inventory.name)
     tasks = "lync.web_service,lync.registrar_proxy,lync.edge_proxy"
     applied = cli(run_cli, lab, "apply", tasks, "--limit", "pool01", "--json")  # preflight included
     assert applied.code == 0, applied.out + applied.err

@@ -11,8 +11,6 @@ import pytest
 
 from lync2fa import adcs, hostscript
 from lync2fa import hostops as h
-from lync2fa.lab import control
-from lync2fa.lab.estate import Estate
 from lync2fa.lab.windows import Machine, primitives
 from lync2fa.lab.windows.machine import NAMED_FACTS, NAMED_OPERATIONS
 
@@ -32,15 +30,6 @@ CLASS_VIOLATION = (
 CONSTRAINT = ("A constraint violation occurred.\r\n", -2147016657)
 INVALID_DN = ("An invalid dn syntax has been specified.\r\n", -2147016654)
 OID_DN = adcs.OID_CONTAINER
-
-
-@pytest.fixture
-def ca01(tmp_path):
-    control.create(tmp_path / "lab", clients=0)
-    store = control.open_store(tmp_path / "lab")
-    estate = Estate.load(tmp_path / "lab")
-    yield Machine(store, estate, estate.host("ca01"), delegated=True)
-    store.close()
 
 
 def _answers(m: Machine, *operations: dict) -> list[dict]:

@@ -12,7 +12,6 @@ import json
 
 import pytest
 from lab_operations import by_task
-from test_lync_lab import inventory_with
 
 from lync2fa import api
 from lync2fa.hostops import describe
@@ -26,7 +25,7 @@ ROLLBACK_TIERS = sorted({name.split(".", 1)[0] for name, task in TASKS.items() i
 def test_every_host_executes_exactly_what_every_task_decided_in_a_rollout_and_its_rollback(make_lab, run_cli):
     lab = make_lab(clients=1)
     # lync.ucs_rollback changes nothing unless asked to (the lab's users are homed on pool01).
-    inventory = inventory_with(lab, {"pool01": {"lync_ucs_rollback": True}})
+    inventory = lab.inventory_with({"pool01": {"lync_ucs_rollback": True}})
 
     def cli(command: str, *extra: str):
         result = run_cli(command, "-i", inventory, "--state-dir", lab.state_dir, "--json", *extra)

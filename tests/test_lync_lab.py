@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lync2fa.hostops import cmdlet
 from lync2fa.lab import control
@@ -28,17 +27,6 @@ GLOBALS = (
     "CsProxyConfiguration/global",
     "CsUserServicesPolicy/global",
 )
-
-
-def inventory_with(lab, host_vars: dict[str, dict], name: str = "custom.yml") -> Path:
-    """The lab's inventory with extra host vars (what an operator would set)."""
-    doc = yaml.safe_load(lab.inventory.read_text())
-    for group in doc["all"]["children"].values():
-        for host, hv in group["hosts"].items():
-            hv.update(host_vars.get(host, {}))
-    path = lab.inventory.parent / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def run(run_cli, command, lab, *extra, inventory=None, tasks="lync"):
@@ -203,14 +191,13 @@ def test_existing_service_collections_are_set_and_restored(lab, run_cli):
 
 
 def test_director_registrar_is_a_choice(lab, run_cli):
-    inventory = inventory_with(lab, {"dir01": {"lync_director_registrar": True}})
+    inventory = lab.inventory_with({"dir01": {"lync_director_registrar": True}})
     assert run(run_cli, "apply", lab, inventory=inventory, tasks="lync.registrar_proxy").code == 0
     assert cs(lab)[f"CsProxyConfiguration/service:registrar:{DIRECTOR}"]["UseNtlmForClientToProxyAuth"] is False
 
 
 def test_any_scope_but_service_is_refused(lab, run_cli):
-    inventory = inventory_with(
-        lab,
+    inventory = lab.inventory_with(
         {
             "pool01": {
                 "lync_web_service_identity": "Global",
@@ -261,10 +248,10 @@ def test_any_scope_but_service_is_refused(lab, run_cli):
 
 
 def test_metadata_uri_must_be_https_and_name_the_federation_service(lab, run_cli):
-    plain = inventory_with(lab, {"pool01": {"lync_metadata_uri": METADATA.replace("https:", "http:")}}, "http.yml")
+    plain = lab.inventory_with({"pool01": {"lync_metadata_uri": METADATA.replace("https:", "http:")}}, "http.yml")
     refused = run(run_cli, "plan", lab, inventory=plain)
     assert refused.code == 2 and "[METADATA_HTTP]" in refused.err
-    server = inventory_with(lab, {"pool01": {"lync_metadata_uri": METADATA.replace("sts.", "adfs01.")}}, "server.yml")
+    server = lab.inventory_with({"pool01": {"lync_metadata_uri": METADATA.replace("sts.", "adfs01.")}}, "server.yml")
     warned = run(run_cli, "plan", lab, inventory=server)
     assert warned.code == 0
     assert "warning: [FS_NAME]" in warned.out and "not its Federation Service Name sts.corp.lync2fa.test" in warned.out
@@ -277,7 +264,7 @@ def test_ucs_rollback_moves_contacts_and_keeps_them_out(lab, run_cli):
     lab.put("cs_config", "CsUserServicesPolicy/tag:sales", {**glob, "Identity": "Tag:Sales"})
     before = lab.snapshot()
     assert [u["ContactsInUcs"] for u in before["cs_user"].values()] == [True, True, False, False]
-    inventory = inventory_with(lab, {"pool01": {"lync_ucs_rollback": True}, "dir01": {"lync_ucs_rollback": True}})
+    inventory = lab.inventory_with({"pool01": {"lync_ucs_rollback": True}, "dir01": {"lync_ucs_rollback": True}})
 
     applied = run(run_cli, "apply", lab, "--json", inventory=inventory)
     assert applied.code == 0, applied.out

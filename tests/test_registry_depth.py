@@ -4,25 +4,12 @@ first read alone (no further round trip)."""
 
 from __future__ import annotations
 
-import pytest
-
 from lync2fa import adcs, api
 from lync2fa import hostops as h
 from lync2fa.decision import Context, Facts
-from lync2fa.lab import control
-from lync2fa.lab.estate import Estate
 from lync2fa.lab.windows import Machine, primitives
 
 KEY = "HKLM:\\SOFTWARE\\Lync2faTest"
-
-
-@pytest.fixture
-def ca01(tmp_path):
-    control.create(tmp_path / "lab", clients=0)
-    store = control.open_store(tmp_path / "lab")
-    estate = Estate.load(tmp_path / "lab")
-    yield Machine(store, estate, estate.host("ca01"), delegated=True)
-    store.close()
 
 
 def _apply(m: Machine, operation: dict):
