@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from inventory_files import BASE, REMOTE
+from inventory_files import good as _good
+from inventory_files import write as _write
 
 from lync2fa import api
 from lync2fa.connection import ConnectionConfigError, ConnectionSettings
@@ -23,9 +26,6 @@ from lync2fa.inventory import InventoryError
 from lync2fa.journal import Journal, JournalError
 from lync2fa.plan import Plan, PlanError
 from lync2fa.runlock import RunLock, RunLockError
-
-REMOTE = "ca01.corp.invalid"
-BASE = {"ansible_user": "CORP\\admin", "ansible_password": "S3cret-Passw0rd"}
 
 
 def _inventory(tmp_path, host_vars: dict, name: str = REMOTE, group: str = "ca", fmt: str = "yaml"):
@@ -292,11 +292,6 @@ GOOD = {
 }
 
 
-def _write(path, text):
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.parametrize(
     "name,text,reason",
     [
@@ -323,7 +318,7 @@ def test_a_broken_inventory_names_file_and_reason_and_never_shows_secret_lines(t
 
 
 def test_a_broken_second_inventory_file_is_not_silently_dropped(tmp_path):
-    good = _write(tmp_path / "good.yml", yaml.safe_dump(GOOD))
+    good = _good(tmp_path, GOOD)
     broken = _write(tmp_path / "broken.yml", "all:\n  hosts: [\n")
     with pytest.raises(InventoryError, match=f"{broken}"):
         api.load_inventory(good, broken)
@@ -365,7 +360,7 @@ def test_the_cli_exits_2_for_an_unusable_inventory(tmp_path, capsys, argv):
     broken = _write(tmp_path / "hosts.yml", "all:\n  hosts: [\n")
     assert cli.main([*argv, "-i", str(broken), "--state-dir", str(tmp_path / "state")]) == 2
     assert str(broken) in capsys.readouterr().err
-    good = _write(tmp_path / "good.yml", yaml.safe_dump(GOOD))
+    good = _good(tmp_path, GOOD)
     assert cli.main([*argv, "-i", str(good), "--limit", "nosuchhost", "--state-dir", str(tmp_path / "s")]) == 2
     assert "--limit nosuchhost: no such host" in capsys.readouterr().err
 
@@ -494,10 +489,6 @@ def test_lab_fault_accepts_documented_values(lab_dir, capsys):
 # -- 9. environment errors are exit 2 with a reason, before anything runs ----------------------------
 
 
-def _good(tmp_path):
-    return str(_write(tmp_path / "good.yml", yaml.safe_dump(GOOD)))
-
-
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_a_corrupt_journal_is_exit_2_naming_it_before_anything_runs(tmp_path, capsys, command):
     from lync2fa import cli
@@ -505,7 +496,8 @@ def test_a_corrupt_journal_is_exit_2_naming_it_before_anything_runs(tmp_path, ca
     state = tmp_path / "state"
     state.mkdir()
     (state / "journal.sqlite").write_bytes(b"this is not a database" * 100)
-    assert cli.main([command, "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
+    inventory = str(_good(tmp_path, GOOD))
+    assert cli.main([command, "-i", inventory, "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
     err = capsys.readouterr().err
     assert f"{state / 'journal.sqlite'} is not a lync2fa journal or is corrupt" in err
     with pytest.raises(JournalError, match="corrupt"):
@@ -520,7 +512,7 @@ def test_a_directory_under_a_file_is_exit_2_before_anything_runs(tmp_path, capsy
     argv = [
         "apply",
         "-i",
-        _good(tmp_path),
+        str(_good(tmp_path, GOOD)),
         "--tasks",
         "ca.authority",
         "--state-dir",
@@ -572,7 +564,7 @@ def test_a_read_only_state_directory_is_exit_2_and_its_journal_can_still_be_read
         "sys.exit(cli.main(['apply', '-i', sys.argv[2], '--tasks', 'ca.authority', '--state-dir', sys.argv[1]]))\n"
     )
     done = subprocess.run(
-        [*_unprivileged(), sys.executable, "-c", code, str(readonly_state), _good(tmp_path)],
+        [*_unprivileged(), sys.executable, "-c", code, str(readonly_state), str(_good(tmp_path, GOOD))],
         capture_output=True,
         text=True,
         timeout=120,
@@ -621,9 +613,9 @@ def test_an_old_journal_gets_the_pid_column(tmp_path):
 def test_a_second_apply_on_the_same_state_directory_exits_2_naming_the_holder(tmp_path, capsys):
     from lync2fa import cli
 
-    state = tmp_path / "state"
+    state, inventory = tmp_path / "state", str(_good(tmp_path, GOOD))
     with RunLock(state, command="apply"):
-        assert cli.main(["apply", "-i", _good(tmp_path), "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
+        assert cli.main(["apply", "-i", inventory, "--tasks", "ca.authority", "--state-dir", str(state)]) == 2
         assert f"PID {os.getpid()}" in capsys.readouterr().err
         with pytest.raises(RunLockError, match=f"holds the state directory {state} \\(PID {os.getpid()}"):
             api.run(Plan(tasks=[], steps=[]), state_dir=state)

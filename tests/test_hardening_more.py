@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from inventory_files import BASE, PASSWORD, REMOTE
+from inventory_files import good as _good
+from inventory_files import write as _write
 
 from lync2fa import api, cli, preflight
 from lync2fa.connection import ConnectionConfigError, ConnectionSettings
@@ -21,17 +24,8 @@ from lync2fa.journal import Journal
 from lync2fa.runlock import RunLock
 from lync2fa.validate import validate
 
-REMOTE = "ca01.corp.invalid"
 CLIENT = "cl01.invalid"
-PIN, PASSWORD = "87654321", "Pw-Secret-1"
-BASE = {"ansible_user": "CORP\\admin", "ansible_password": PASSWORD}
-# The ca tier reaches AD: a transport that delegates (CredSSP) passes the double-hop check.
-GOOD = {
-    "all": {
-        "vars": {"ansible_winrm_transport": "credssp"},
-        "children": {"ca": {"hosts": {REMOTE: {**BASE, "ca_common_name": "Contoso Root CA"}}}},
-    }
-}
+PIN = "87654321"
 
 
 @pytest.fixture
@@ -56,17 +50,8 @@ def _cli(capfd, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def _good(tmp_path: Path, doc: dict = GOOD) -> Path:
-    return _write(tmp_path / "good.yml", yaml.safe_dump(doc))
-
-
 def _ca_inventory(tmp_path: Path, host_vars: dict, fmt: str) -> Path:
-    """One CA host with ``host_vars`` on top of GOOD's, as YAML or as one INI line."""
+    """One CA host with ``host_vars`` on top of ONE_CA's, as YAML or as one INI line."""
     merged = {**BASE, "ansible_winrm_transport": "credssp", "ca_common_name": "Contoso", **host_vars}
     if fmt == "ini":
         return _write(tmp_path / "hosts.ini", "[ca]\n" + " ".join([REMOTE] + [f"{k}={v}" for k, v in merged.items()]))
