@@ -469,6 +469,12 @@ class Runner:
         decision = outcome.decision
         result.before, result.after = decision.before, decision.after
         result.warnings += decision.warnings
+        # what the host warned while applying (e.g. Install-WindowsFeature: automatic updating is off)
+        result.warnings += [
+            f"{describe(op)}: {text}"
+            for op, done in zip(decision.operations, outcome.applied, strict=False)
+            for text in (done.get("warnings") or [])
+        ]
         applied = outcome.applied + [None] * len(decision.operations)
         result.operations = [
             {"operation": describe(op), "detail": op, **({"result": done} if done else {})}

@@ -202,7 +202,7 @@ class WinRMConnection:
         self._library_sent = True
         started = time.monotonic()
         stdout, stderr = bytearray(), bytearray()
-        while b"\n" not in stdout:
+        while not _answered(stdout):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
                 raise TransportError(
                     self.settings.host, "receive answer", f"no answer in {deadline_s:g} s", may_have_run=True
@@ -217,11 +217,10 @@ class WinRMConnection:
                 raise
             stdout += out
             stderr += err
-            if done and b"\n" not in stdout:
+            if done and not _answered(stdout):
                 detail = _clean_clixml(bytes(stderr)).decode("utf-8", "replace").strip() or f"exit code {code}"
                 raise hostscript.HostScriptError(f"the host's PowerShell ended: {detail}")
-        line = bytes(stdout).split(b"\n", 1)[0].decode("utf-8", "replace")
-        return hostscript.parse_response(line)
+        return hostscript.parse_response(bytes(stdout).decode("utf-8", "replace"))
 
     def _call(self, operation: str, func, *args, may_have_run: bool = False, **kwargs):
         self.round_trips += 1
@@ -295,6 +294,14 @@ class WinRMConnection:
             if "not installed" in cause and self.settings.transport in EXTRAS:
                 cause += f" (install it with: pip install 'lync2fa[{EXTRAS[self.settings.transport]}]')"
             raise TransportError(self.settings.host, operation, cause) from None
+
+
+def _answered(stdout: bytearray) -> bool:
+    """Whether the host has written its answer: a complete line that is the JSON response. Other
+    lines (a console host writes stray warnings or Write-Host text to stdout) are not the answer:
+    taking one for it would fail this request and hand its answer to the next."""
+    complete = bytes(stdout).rsplit(b"\n", 1)[0] if b"\n" in stdout else b""
+    return any(line.strip().startswith(b"{") and b'"lync2fa"' in line for line in complete.split(b"\n"))
 
 
 def _clean_clixml(stderr: bytes) -> bytes:

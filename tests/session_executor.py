@@ -24,6 +24,8 @@ class EchoSession:
             self.owner.requests.append((self.host, request, secrets, self.logon, len(line)))
             if request.get("kind") == "THROW":
                 return "", "Something went wrong on the host", 1
+            if request.get("kind") == "WARN":  # a console host writes a stray warning to stdout first
+                out.append("WARNING: Windows automatic updating is not enabled.\r\n")
             facts = {name: {"ok": True, "value": {"line": len(line)}} for name in request.get("facts", {})}
             out.append(json.dumps({"lync2fa": 1, "facts": facts}) + "\r\n")
         return "".join(out), "", None

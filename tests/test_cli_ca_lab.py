@@ -347,3 +347,22 @@ def test_restart_moves_an_endpoint_whose_port_was_taken_and_rewrites_the_invento
         assert again.code == 0 and again.json()["counts"]["changed"] == 0  # same estate, new port
     finally:
         squatter.close()
+
+
+def test_a_warning_the_host_writes_while_applying_is_reported_with_its_step(make_lab, run_cli):
+    """Install-WindowsFeature warns when Windows Update is off: the warning travels as data with its
+    operation's result (never as a stray stdout line) and is reported on the step that caused it."""
+    lab = make_lab(clients=0)
+    lab.set_machine_props("ca01", windows_update=True)  # web enrollment's feature install stays quiet
+    applied = run_cli(*apply_args(lab, "--json"))
+    assert applied.code == 0, applied.err
+    warned = {r["task"]: r["warnings"] for r in applied.json()["results"]}
+    assert not any("automatic updating" in w for ws in warned.values() for w in ws), warned
+    fresh = make_lab(clients=0)  # Windows Update not turned on: the common case
+    applied = run_cli(*apply_args(fresh, "--json"))
+    assert applied.code == 0, applied.err
+    warned = {r["task"]: r["warnings"] for r in applied.json()["results"]}
+    assert any(
+        w.startswith("Install-WindowsFeature") and "Windows automatic updating is not enabled" in w
+        for w in warned["ca.authority"]
+    ), warned["ca.authority"]

@@ -136,3 +136,14 @@ def test_a_host_that_never_answers_fails_at_the_deadline(endpoint):
     conn._protocol.get_command_output_raw = still_working
     with pytest.raises(TransportError, match="no answer in 0.3 s"):
         conn.request(facts("b"), deadline_s=0.3)
+
+
+def test_a_stray_line_before_the_answer_is_not_taken_for_it(endpoint):
+    """A console host prints "WARNING: ..." to stdout: the answer is still the JSON line, and the
+    next request gets its own answer, not this one's (no desynchronised session)."""
+    _, port, _ = endpoint
+    conn = WinRMConnection(settings(port))
+    first = conn.request({"kind": "WARN", "facts": {"a": {}}})
+    second = conn.request(facts("b"))
+    conn.close()
+    assert sorted(first["facts"]) == ["a"] and sorted(second["facts"]) == ["b"]

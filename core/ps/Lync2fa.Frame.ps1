@@ -170,8 +170,14 @@ function Invoke-Lync2faRequest {
             try {
                 Import-Lync2faModule -Name ([string]$operation['module']) -Imported $Imported
                 $resolved = Resolve-Lync2faValue -Value $operation -Secrets $Secrets
-                $output = Invoke-Lync2faOperation -Operation $resolved
-                [void]$done.Add(@{ ok = $true; output = (ConvertTo-Lync2faPlain -Value $output) })
+                # Warnings (stream 3) would reach the console host, i.e. stdout, as "WARNING: ..." lines
+                # around the answer: Install-WindowsFeature's "Windows automatic updating is not enabled",
+                # for one. Redirected here, they travel as data with the operation's result.
+                $streams = @(Invoke-Lync2faOperation -Operation $resolved 3>&1)
+                $warned = @($streams | Where-Object { $_ -is [System.Management.Automation.WarningRecord] } | ForEach-Object { [string]$_.Message })
+                $output = @($streams | Where-Object { $_ -isnot [System.Management.Automation.WarningRecord] })
+                if ($output.Count -eq 1) { $output = $output[0] } elseif ($output.Count -eq 0) { $output = $null }
+                [void]$done.Add(@{ ok = $true; output = (ConvertTo-Lync2faPlain -Value $output); warnings = $warned })
             }
             catch {
                 [void]$done.Add(@{ ok = $false; error = (Get-Lync2faError -ErrorRecord $_) })

@@ -106,6 +106,8 @@ class Machine:
     delegated: bool = True  # the session has network credentials (CredSSP, delegated Kerberos)
     imported: set = field(default_factory=set)
     on_import: Callable[[str], None] | None = None  # the lab's cost profile and counters
+    # Warning records the running operation wrote (stream 3); the library returns them with its result.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -428,8 +428,10 @@ def run_request(machine: Machine, request: dict, secrets: dict, transaction) -> 
         for operation in group.get("operations") or []:
             executed.append(operation)
             _preload(machine, operation)
+            machine.warnings = []
             try:
-                done.append({"ok": True, "output": _apply_one(machine, operation, secrets, transaction)})
+                output = _apply_one(machine, operation, secrets, transaction)
+                done.append({"ok": True, "output": output, "warnings": machine.warnings})
             except Exception as exc:  # a WindowsError, or a lab defect: a failed operation either way
                 done.append(
                     {"ok": False, "error": exc.as_error() if isinstance(exc, WindowsError) else _lab_defect(exc)}

@@ -151,12 +151,22 @@ def install_windows_feature(machine: Machine, p: dict) -> dict:
         for feature in features:
             if mark_installed(machine, feature):
                 changed.append(feature)
+    if changed and not machine.props.get("windows_update"):
+        machine.warnings.append(WINDOWS_UPDATE_OFF)
     return {
         "Success": True,
         "RestartNeeded": "No",
         "ExitCode": "Success" if changed else "NoChangeNeeded",
         "FeatureResult": [{"Name": n, "DisplayName": FEATURES[n]["display"]} for n in changed],
     }
+
+
+# What Install-WindowsFeature warns after installing something on a server whose Windows Update is
+# not turned on (the common case on a fresh server; host property windows_update: true silences it).
+WINDOWS_UPDATE_OFF = (
+    "Windows automatic updating is not enabled. To ensure that your newly-installed role or feature is "
+    "automatically updated, turn on Windows Update."
+)
 
 
 @simulates("Uninstall-WindowsFeature")
