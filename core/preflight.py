@@ -17,8 +17,10 @@ from .connection import ConnectionSettings
 from .decision import Facts
 from .execute import read_facts
 from .hostops import ad_object_fact, cmdlet_fact, host_fact, named_fact, registry_fact
-from .reach import needs_network
+from .reach import LOCAL_VAR, local_resources, needs_network
 from .transport import ConnectionPool, TransportError
+
+DOMAIN_CONTROLLER = "2"  # Win32_OperatingSystem.ProductType: 1 workstation, 2 domain controller, 3 server
 
 # Modules a host must offer, per tier it serves (either name of a tuple will do).
 MODULES_BY_TIER: dict[str, list[tuple[str, ...]]] = {
@@ -95,7 +97,11 @@ def queries(tiers: set[str], reaches: set[str]) -> dict[str, dict]:
     return out
 
 
-def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delegates: bool) -> list[Check]:
+def evaluate(
+    host: str, tiers: set[str], reaches: set[str], facts: Facts, delegates: bool, local: frozenset = frozenset()
+) -> list[Check]:
+    """The checks of one host from its facts; ``local``: what its inventory says is on the host
+    itself (lync2fa_local_resources), checked where the facts can tell."""
     checks: list[Check] = []
 
     def add(name: str, status: str, detail: str) -> None:
@@ -107,6 +113,16 @@ def evaluate(host: str, tiers: set[str], reaches: set[str], facts: Facts, delega
     add("powershell", "fail" if too_old else "ok", too_old or f"Windows PowerShell {version}")
     os_rows = facts.get("os") or [{}]
     product = os_rows[0].get("ProductType") if os_rows else None
+    if "ad" in local and product is not None:
+        is_dc = str(product) == DOMAIN_CONTROLLER
+        add(
+            "local AD",
+            "ok" if is_dc else "fail",
+            "a domain controller: AD is on this host"
+            if is_dc
+            else f"{LOCAL_VAR} says AD is on this host, but it is not a domain controller (ProductType "
+            f"{product}): its steps that reach AD would fail with the double hop",
+        )
     policy, scope = execution_policy.effective(
         {s: facts.get(f"policy_{s}") for s in execution_policy.SCOPES}, product, process="Bypass"
     )
@@ -229,7 +245,7 @@ def run(
             return [Check(host.name, "host script", "fail", text)]
         except TransportError as exc:
             return [Check(host.name, "connection", "fail", str(exc))]
-        return evaluate(host.name, tiers, reaches, facts, settings.delegates)
+        return evaluate(host.name, tiers, reaches, facts, settings.delegates, frozenset(local_resources(host)))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, forks)) as workers:

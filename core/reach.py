@@ -47,12 +47,19 @@ def needs_network(task, host, param) -> list[str]:
     """What ``task`` on ``host`` reaches beyond the host with the session's own credentials: its
     ``reaches`` less the resources on the host itself and the one an explicit credential covers
     (``param(name)``: the task's parameter value). The planner and preflight both ask this."""
-    local = host.var(LOCAL_VAR) or []
-    covered = {str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(","))}
+    covered = local_resources(host)
     resource, user, password = EXPLICIT_CREDENTIALS.get(task.name, (None, "", ""))
     if resource is not None and param(user) and param(password):
         covered.add(resource)
     return [r for r in task.reaches if r not in covered]
+
+
+def local_resources(host) -> set[str]:
+    """What the inventory says is on ``host`` itself (``lync2fa_local_resources``: ad, cms, ca)."""
+    local = host.var(LOCAL_VAR) or []
+    return {
+        str(v).strip().lower() for v in (local if isinstance(local, list) else str(local).split(",")) if str(v).strip()
+    }
 
 
 def refusals(steps) -> list[str]:

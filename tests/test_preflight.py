@@ -93,3 +93,17 @@ def test_effective_execution_policy_follows_powershells_precedence():
     assert effective({"LocalMachine": machine}, 1, process="Bypass") == ("Bypass", "Process")
     assert effective({"LocalMachine": machine}, 1) == ("Unrestricted", "LocalMachine")
     assert effective({}, 1) == ("Restricted", "default") and effective({}, 3) == ("RemoteSigned", "default")
+
+
+def test_preflight_checks_a_local_ad_claim_against_the_host(make_lab, run_cli):
+    """lync2fa_local_resources: [ad] lifts the double-hop refusal; preflight checks the claim (the host
+    must be a domain controller), so a wrong claim fails before apply, not halfway through it."""
+    lab = make_lab(clients=0, transport="ntlm")
+    text = lab.inventory.read_text().replace("ca01:\n", "ca01:\n          lync2fa_local_resources: [ad]\n", 1)
+    lab.inventory.write_text(text)
+    result = run_cli("preflight", "-i", lab.inventory, "--json", "--limit", "ca01")
+    status, detail = _checks(result)[("ca01", "local AD")]
+    assert result.code == 1 and status == "fail" and "not a domain controller" in detail
+    lab.set_machine_props("ca01", product_type=2)  # it is one
+    result = run_cli("preflight", "-i", lab.inventory, "--json", "--limit", "ca01")
+    assert _checks(result)[("ca01", "local AD")][0] == "ok"
