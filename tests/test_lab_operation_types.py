@@ -223,7 +223,7 @@ def test_a_lab_defect_is_a_failed_operation_and_the_next_one_still_runs(ca01, mo
     failed, after = response["groups"]
     assert failed["operations"][0]["ok"] is False
     assert failed["operations"][0]["error"]["message"].startswith("lync2fa lab defect: KeyError")
-    assert after["operations"] == [{"ok": True, "output": None}]
+    assert after["operations"] == [{"ok": True, "output": None, "warnings": []}]
 
 
 @pytest.mark.parametrize(
