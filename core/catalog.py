@@ -19,7 +19,11 @@ Its ``header`` names the source and the doc commits.
   ``ResolveParameterSetAmbiguityBasedOnMandatoryParameters``: the sets every bound parameter belongs
   to; several left -> the default set when it is one of them, else the one set whose mandatory
   parameters are all bound, else "Parameter set cannot be resolved";
-* missing mandatory parameters as a non-interactive host reports them (no prompt).
+* missing mandatory parameters as a non-interactive host reports them (no prompt);
+* an older platform's module (``platform=``, e.g. "Windows Server 2012 R2"): the cmdlets and parameters
+  its docs lack (the entry's ``absent_in``) do not exist there, so naming one fails as it does on that
+  host ("... is not recognized ...", "A parameter cannot be found that matches parameter name ...").
+  Without ``platform`` the current docs (Windows Server 2016 and later) apply.
 
 Error texts are PowerShell's own, from ``src/System.Management.Automation/resources/
 ParameterBinderStrings.resx`` (NamedParameterNotFound, AmbiguousParameter, CannotConvertArgument,
@@ -232,7 +236,8 @@ class Catalog:
         self._common = dict(common.get("windows_powershell_5_1", {}))
         self._risk = dict(common.get("risk_mitigation", {}))
         self._action_values = list(common.get("action_preference_values_5_1", []))
-        self._parameter_tables: dict[str, dict] = {}
+        self._parameter_tables: dict[tuple[str, str | None], dict] = {}
+        self.platforms = frozenset(p for entry in self.cmdlets.values() for p in entry.get("absent_in", {}))
 
     @classmethod
     def load(cls) -> Catalog:
@@ -265,14 +270,26 @@ class Catalog:
         """Parameters documented for PowerShell 7 only (name -> first 7.x docs that have it)."""
         return dict(self.info(cmdlet).get("ps7_only_parameters") or {})
 
-    def parameters(self, cmdlet: str) -> dict[str, dict]:
-        """Every parameter Windows PowerShell 5.1 binds for this cmdlet, documented and common:
-        canonical name -> {"type", "aliases", "sets", "required_in", ...}."""
+    def absent_in(self, cmdlet: str, platform: str | None) -> list[str] | str:
+        """What ``platform``'s docs lack of this cmdlet: its parameter names, or "cmdlet" when the
+        cmdlet itself is not there. None (the current docs) lacks nothing."""
+        if platform is None:
+            return []
+        if platform not in self.platforms:
+            raise ValueError(f"unknown platform {platform!r}; the catalog knows {sorted(self.platforms)}")
+        return self.info(cmdlet).get("absent_in", {}).get(platform, [])
+
+    def parameters(self, cmdlet: str, platform: str | None = None) -> dict[str, dict]:
+        """Every parameter Windows PowerShell 5.1 binds for this cmdlet, documented and common, on
+        ``platform`` (None: the current docs): canonical name -> {"type", "aliases", "sets", ...}."""
         name = self.canonical(cmdlet)
-        table = self._parameter_tables.get(name)
+        table = self._parameter_tables.get((name, platform))
         if table is None:
             entry = self.cmdlets[name]
-            table = dict(entry["parameters"])
+            absent = self.absent_in(name, platform)
+            if absent == "cmdlet":
+                raise not_recognized(name)
+            table = {k: v for k, v in entry["parameters"].items() if k not in absent}
             if entry.get("common_parameters", True):
                 for common, aliases in self._common.items():
                     table.setdefault(
@@ -299,7 +316,7 @@ class Catalog:
                                 "common": True,
                             },
                         )
-            self._parameter_tables[name] = table
+            self._parameter_tables[(name, platform)] = table
         return table
 
     def resolve_parameter(self, cmdlet: str, name: str) -> str:
@@ -338,19 +355,21 @@ class Catalog:
 
     # ---- binding -------------------------------------------------------------------------------
 
-    def bind(self, cmdlet: str, params: dict) -> dict:
-        """Bind a splat (name -> JSON value) as PowerShell 5.1 would; return {canonical name: value}.
+    def bind(self, cmdlet: str, params: dict, platform: str | None = None) -> dict:
+        """Bind a splat (name -> JSON value) as PowerShell 5.1 would on ``platform`` (None: the
+        current docs); return {canonical name: value}.
 
-        Raises CmdletError with Windows' text for an unknown, ambiguous or repeated name, a value
-        that does not convert or is not in the documented set, parameters from different parameter
-        sets, or a missing mandatory parameter."""
-        return self.bind_set(cmdlet, params)[1]
+        Raises CmdletError with Windows' text for a cmdlet the platform lacks, an unknown (or not
+        there on that platform), ambiguous or repeated name, a value that does not convert or is
+        not in the documented set, parameters from different parameter sets, or a missing
+        mandatory parameter."""
+        return self.bind_set(cmdlet, params, platform)[1]
 
-    def bind_set(self, cmdlet: str, params: dict) -> tuple[str | None, dict]:
+    def bind_set(self, cmdlet: str, params: dict, platform: str | None = None) -> tuple[str | None, dict]:
         """``bind``, also returning the parameter set chosen (None when no set had to be chosen)."""
         name = self.canonical(cmdlet)
         entry = self.cmdlets[name]
-        table = self.parameters(name)
+        table = self.parameters(name, platform)
         binder = _Binder(name, entry["module"])
         bound: dict = {}
         for given, value in (params or {}).items():

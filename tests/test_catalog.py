@@ -120,6 +120,46 @@ def test_ps7_only_parameters_are_unknown_in_5_1():
     assert bind_error("Start-Process", {"FilePath": "x", "WhatIf": True}).error_id == "NamedParameterNotFound"
 
 
+OLD = "Windows Server 2012 R2"
+
+
+def test_catalog_keeps_what_the_2012_r2_docs_lack():
+    """The generator keeps the reference's 2012 R2 comparison: the 2016+-only parameters of AD FS and
+    a cmdlet that came later."""
+    assert CAT.platforms == {OLD}
+    assert "ClientAuthenticationMethods" in CAT.absent_in("Set-AdfsGlobalAuthenticationPolicy", OLD)
+    assert "ExtranetLockoutMode" in CAT.absent_in("Set-AdfsProperties", OLD)
+    assert CAT.absent_in("Get-AdfsFarmInformation", OLD) == "cmdlet"
+    assert CAT.absent_in("Set-AdfsGlobalAuthenticationPolicy", None) == []
+    with pytest.raises(ValueError):
+        CAT.absent_in("Set-AdfsProperties", "Windows Server 2016")  # the current docs: platform None
+
+
+def test_an_older_platform_does_not_find_the_parameters_it_lacks():
+    params = {"ClientAuthenticationMethods": "None", "PrimaryIntranetAuthenticationProvider": ["x"]}
+    assert CAT.bind("Set-AdfsGlobalAuthenticationPolicy", params)["ClientAuthenticationMethods"] == "None"
+    with pytest.raises(CmdletError) as info:
+        CAT.bind("Set-AdfsGlobalAuthenticationPolicy", params, OLD)
+    assert (
+        info.value.message == "A parameter cannot be found that matches parameter name 'ClientAuthenticationMethods'."
+    )
+    assert info.value.error_id == "NamedParameterNotFound"
+    # What 2012 R2 has still binds there, by prefix too: -Client no longer means the missing parameter.
+    assert CAT.bind("Set-AdfsGlobalAuthenticationPolicy", {"PrimaryIntranet": ["x"]}, OLD) == {
+        "PrimaryIntranetAuthenticationProvider": ["x"]
+    }
+    with pytest.raises(CmdletError) as info:
+        CAT.bind("Set-AdfsGlobalAuthenticationPolicy", {"Client": "None"}, OLD)
+    assert info.value.error_id == "NamedParameterNotFound"
+
+
+def test_an_older_platform_does_not_recognize_a_cmdlet_that_came_later():
+    assert CAT.bind("Get-AdfsFarmInformation", {}) == {}
+    with pytest.raises(CmdletError) as info:
+        CAT.bind("Get-AdfsFarmInformation", {}, OLD)
+    assert info.value.category == "ObjectNotFound" and "is not recognized" in info.value.message
+
+
 def test_switch_takes_bool_or_number_never_a_string():
     assert CAT.bind("Add-CATemplate", {"Name": "x", "Force": 0})["Force"] is False
     err = bind_error("Add-CATemplate", {"Name": "x", "Force": "true"})

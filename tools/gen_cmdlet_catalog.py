@@ -10,8 +10,8 @@ this tool writes.
 
 What is kept, per cmdlet: module, doc path, default and documented parameter sets, every parameter's
 type, aliases, position, required_in, sets, accepted_values, values_from_description and provider,
-ps7_only_parameters, the 5.1/7 accepted-value differences, supports_should_process and
-common_parameters. Prose (notes, descriptions, doc histories) is dropped. The ``native`` section is
+ps7_only_parameters, the 5.1/7 accepted-value differences, supports_should_process,
+common_parameters, and what an older Windows Server lacks (``absent_in``, below). Prose (notes, descriptions, doc histories) is dropped. The ``native`` section is
 reduced to the shapes an argument check needs (verbs, options and whether they take a value, the
 documented value lists). Output is deterministic (sorted keys, fixed separators).
 
@@ -58,8 +58,29 @@ PARAMETER_FIELDS = (
 )
 
 
+# The source compares each Windows Server cmdlet with the archived winserver2012r2-ps docs
+# (``docsets_compared``); 2016, 2019, 2022 and 2025 document the same parameter names. Kept per cmdlet as
+# ``absent_in``: {platform: [parameters its docs lack]}, or {platform: "cmdlet"} when the cmdlet itself
+# is not documented there.
+OLDER_DOCSETS = {"winserver2012r2-ps (archived)": "Windows Server 2012 R2"}
+
+
+def _absent_in(source: dict) -> dict[str, Any]:
+    absent: dict[str, Any] = {}
+    for docset, platform in OLDER_DOCSETS.items():
+        compared = (source.get("docsets_compared") or {}).get(docset)
+        if isinstance(compared, str) and compared.startswith("no such cmdlet"):
+            absent[platform] = "cmdlet"
+        elif isinstance(compared, dict) and compared.get("absent_from_this_docset"):
+            absent[platform] = sorted(compared["absent_from_this_docset"])
+    return absent
+
+
 def _cmdlet(source: dict) -> dict:
     out = {k: source[k] for k in CMDLET_FIELDS if k in source}
+    absent = _absent_in(source)
+    if absent:
+        out["absent_in"] = absent
     # ps7_only_parameters maps name -> "from 7.4 docs": the version is a fact, keep it.
     out["ps7_only_parameters"] = dict(source.get("ps7_only_parameters") or {})
     if "windows_powershell_5_1_only_parameters" in out:
