@@ -21,6 +21,10 @@ PS006  native program's exit code unchecked: no ``$LASTEXITCODE`` in the stateme
        three statements of the same block
 PS007  ``.Exception.HResult``: COM errors arrive wrapped in MethodInvocationException whose HResult
        is the wrapper's (0x80131509, COR_E_INVALIDOPERATION), not the COM code (issue 7 defect 10)
+PS008  a native program's stderr redirected (``2>&1``, ``2>``, ``*>``) where the function (or file) has
+       not set ``$ErrorActionPreference`` to 'Continue' / 'SilentlyContinue' before it: under the
+       session's 'Stop', Windows PowerShell 5.1 ends the call at the first stderr line (see
+       ``_stderr_message``)
 
 A line (or the line above it) holding ``# pscheck: ignore PS00N[,PS00M]`` silences those rules there.
 
@@ -53,6 +57,7 @@ RULES = {
     "PS005": "prompts in a non-interactive session",
     "PS006": "native exit code unchecked",
     "PS007": "COM HResult read through the wrapper",
+    "PS008": "native stderr redirected under 'Stop'",
 }
 
 # PowerShell-Docs reference/7.x has these cmdlets and reference/5.1 does not (first version).
@@ -135,6 +140,9 @@ AUTOMATIC_VARIABLES = {
 NEXT_STATEMENTS = 3
 _VERB_NOUN = re.compile(r"^[A-Za-z]+-[A-Za-z][A-Za-z0-9]*$")
 _IGNORE = re.compile(r"pscheck:\s*ignore\s+((?:PS\d{3}\s*,?\s*)+)", re.IGNORECASE)
+_STDERR_REDIRECT = re.compile(r"^[2*]>")
+_QUIET_PREFERENCES = {"continue", "silentlycontinue"}
+_FUNCTIONS = ("function_statement", "filter_statement")
 _PIN_PROMPT = re.compile(r"""['"]?/(pin|puk|adminkey)['"]?\s*[,\s]\s*['"]?prompt\b""", re.IGNORECASE)
 _WRAPPERS = {
     "unary_expression",
@@ -356,6 +364,7 @@ class _Checker:
         for cmd in commands:
             self._cmdlet(cmd)
             self._native(cmd)
+            self._native_stderr(cmd)
         self._scopes()
         self._pin_prompt()
         return sorted(set(self.findings))
@@ -491,12 +500,13 @@ class _Checker:
                 )
 
     # PS006
+    def _is_native(self, name: str) -> bool:
+        base = re.split(r"[\\/]", name)[-1].lower()
+        return base.endswith((".exe", ".com")) or self.cat.native_name(base) is not None
+
     def _native(self, cmd: _Command) -> None:
         name = cmd.name
-        if not name:
-            return
-        base = re.split(r"[\\/]", name)[-1].lower()
-        if not (base.endswith((".exe", ".com")) or self.cat.native_name(base)):
+        if not name or not self._is_native(name):
             return
         statement = _statement_of(cmd.node)
         if statement is None:
@@ -513,6 +523,22 @@ class _Checker:
             f"failing native program; read $LASTEXITCODE within the next "
             f"{NEXT_STATEMENTS} statements",
         )
+
+    # PS008
+    def _native_stderr(self, cmd: _Command) -> None:
+        """A native program (or a computed ``& (...)`` command, which may be one) whose stderr is
+        redirected, where the last ``$ErrorActionPreference =`` before it in its function (or file)
+        is not a literal 'Continue' / 'SilentlyContinue'."""
+        if cmd.name is not None and not self._is_native(cmd.name):
+            return
+        redirect = next((r for r in _stderr_redirections(cmd.node)), None)
+        if redirect is None:
+            return
+        value = _preference_before(cmd.node, self.tree.root_node)
+        if value is not None and value.lower() in _QUIET_PREFERENCES:
+            return
+        what = cmd.name or _text(cmd.name_node).strip() or "a computed command"
+        self.add(redirect, "PS008", _stderr_message(what, _text(redirect).strip(), value))
 
     # PS007 and PS005 $Host.UI prompts
     def _member_access(self, node) -> None:
@@ -578,6 +604,66 @@ def _scope_message(scope: str, name: str) -> str:
         f"-EncodedCommand (its script scope is the global scope), and under Set-StrictMode the read "
         f"throws (issue 7 defect 1)"
     )
+
+
+def _stderr_message(what: str, redirect: str, value: str | None) -> str:
+    """Windows PowerShell 5.1 wraps each stderr line of a native program in an ErrorRecord when the
+    error stream is redirected, and applies $ErrorActionPreference to it: under 'Stop' (the
+    session's) the first line is a terminating NativeCommandError, thrown before $LASTEXITCODE or
+    the output can be looked at (PowerShell/PowerShell#3996; about_Redirection). PowerShell 7.2 made
+    stderr exempt (PR #13361, then $PSNativeCommandUseErrorActionPreference), which Windows Server's
+    5.1 does not have."""
+    now = "is not set before it in its function" if value is None else f"was last set to {value} before it"
+    return (
+        f"{what}: stderr redirected ({redirect}) while $ErrorActionPreference {now}: under the session's "
+        f"'Stop', Windows PowerShell 5.1 throws a terminating NativeCommandError at the first stderr "
+        f"line, before the exit code is read; set $ErrorActionPreference = 'Continue' before the call "
+        f"(restore it in finally) and let $LASTEXITCODE decide"
+    )
+
+
+def _stderr_redirections(command) -> Iterator:
+    """The redirections of a command's error stream (``2>&1``, ``2>``, ``2>>``, ``*>``). The grammar
+    reads ``2>$null`` as a bare word: that counts too."""
+    for elements in (c for c in command.children if c.type == "command_elements"):
+        for el in elements.children:
+            if el.type == "redirection" and el.children and _STDERR_REDIRECT.match(_text(el.children[0])):
+                yield el
+            elif el.type == "generic_token" and _STDERR_REDIRECT.match(_text(el)):
+                yield el
+
+
+def _function_of(node, root):
+    current = node.parent
+    while current is not None and current.type not in _FUNCTIONS:
+        current = current.parent
+    return current if current is not None else root
+
+
+def _preference_before(node, root) -> str | None:
+    """The literal last assigned to ``$ErrorActionPreference`` before ``node`` in its function (or the
+    file), or the expression's text when it is not a literal; None when there is no such assignment.
+    Textual: an assignment in a branch not taken counts as made."""
+    scope = _function_of(node, root)
+    value = None
+    for sub in _walk(scope):
+        if sub.start_byte >= node.start_byte:
+            break
+        if sub.type != "assignment_expression" or _function_of(sub, root) != scope:
+            continue
+        target = next((c for c in sub.children if c.type == "left_assignment_expression"), None)
+        op = next((c for c in sub.children if c.type == "assignement_operator"), None)
+        variable = next((v for v in _walk(target) if v.type == "variable"), None) if target is not None else None
+        named = _variable_name(variable) if variable is not None else None
+        if named is None or named[1].lower() != "erroractionpreference" or _text(op).strip() != "=":
+            continue
+        literal = sub.children[-1]
+        while literal.child_count == 1 and literal.type != "string_literal":
+            literal = literal.children[0]
+        value = _string_value(literal)
+        if value is None:
+            value = _text(sub.children[-1]).strip()
+    return value
 
 
 def _is_plain_assignment_target(node) -> bool:

@@ -35,16 +35,32 @@ function Read-Lync2faFileFact {
 function Invoke-Lync2faNative {
     <#
     .SYNOPSIS
-        Run a native program with its arguments; an exit code outside ok_codes is an error.
+        Run a native program with its arguments; an exit code outside ok_codes is an error. Returns
+        the exit code, the stdout text and the stderr text.
+    .DESCRIPTION
+        With its stderr redirected, Windows PowerShell 5.1 applies $ErrorActionPreference to each
+        stderr line: under the session's 'Stop' the first one is a terminating NativeCommandError
+        before the exit code is known (PowerShell/PowerShell#3996; 7.2 changed it, 5.1 did not).
+        'Continue' around the call, and the exit code decides.
     #>
     param([hashtable]$Operation)
     $arguments = [string[]]@($Operation['args'])
-    $output = & ([string]$Operation['program']) @arguments 2>&1 | Out-String
-    $code = $LASTEXITCODE
+    $previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    try {
+        $lines = @(& ([string]$Operation['program']) @arguments 2>&1)
+        $code = $LASTEXITCODE
+    }
+    finally {
+        $ErrorActionPreference = $previous
+    }
+    $stderr = (@($lines | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] } | ForEach-Object { [string]$_ }) -join "`n").Trim()
+    $output = (@($lines | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] } | ForEach-Object { [string]$_ }) -join "`n").Trim()
     $ok = @(0)
     if ($null -ne $Operation['ok_codes']) { $ok = @($Operation['ok_codes']) }
     if ($ok -notcontains $code) {
-        throw ([string]$Operation['program'] + ' exited with code ' + $code + ': ' + $output.Trim())
+        $text = @(@($output, $stderr) | Where-Object { $_ }) -join "`n"
+        throw ([string]$Operation['program'] + ' exited with code ' + $code + ': ' + $text)
     }
-    return @{ exit_code = $code; output = $output.Trim() }
+    return @{ exit_code = $code; output = $output; stderr = $stderr }
 }

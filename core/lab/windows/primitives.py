@@ -347,7 +347,8 @@ def apply_operation(machine: Machine, operation: dict) -> Any:
         code, output = machine.run_native(operation["program"], operation["args"])
         if code not in (operation.get("ok_codes") or [0]):
             raise WindowsError(f"{operation['program']} exited with code {code}: {output.strip()}")
-        return {"exit_code": code, "output": output.strip()}
+        # Invoke-Lync2faNative's result; the lab's programs write one stream (their text is stdout).
+        return {"exit_code": code, "output": output.strip(), "stderr": ""}
     if kind == "named":
         if operation["name"] not in NAMED_OPERATIONS:
             raise WindowsError(f"lync2fa: unknown named operation {operation['name']}")
