@@ -19,6 +19,12 @@ State, per host: ``adfs_properties`` (Get-AdfsProperties), ``adfs_relying_party_
 ``<host>|<name lower>``, Get-AdfsRelyingPartyTrust's properties), ``adfs_global_authentication_policy``
 (3.0+), the sign-in ``web.config`` as a file (``filesystem``), the services adfssrv and W3SVC.
 
+The host's ``platform`` property follows the version (``PLATFORM``): up to 3.0 the cmdlets are bound
+against the Windows Server 2012 R2 docs, so a parameter that came with AD FS on Windows Server 2016
+(e.g. ``Set-AdfsGlobalAuthenticationPolicy -ClientAuthenticationMethods``) is not found, as on such a
+host. 2.0 and 2.1 have no docs of their own in the catalog; 2012 R2's are the closest, and an upper
+bound (a parameter absent from 3.0 was not in 2.x either).
+
 Windows' rules modelled: cmdlets a version does not have are not recognized; a trust's name and
 each of its identifiers are unique in the farm (MSIS7612); ``-MetadataUrl`` is read when the trust
 is added, so a pool that does not resolve fails it; a trust named by ``-TargetName`` must exist;
@@ -44,7 +50,6 @@ TRUSTS = "adfs_relying_party_trust"
 POLICY = "adfs_global_authentication_policy"
 
 DEFAULT_VERSION = "3.0"
-VERSIONS = ("2.0", "2.1", "3.0", "4.0", "5.0")
 SNAPIN = "Microsoft.Adfs.PowerShell"
 SNAPIN_KEY = "HKLM:\\SOFTWARE\\Microsoft\\PowerShell\\1\\PowerShellSnapIns\\" + SNAPIN
 INSTALL_DIR_20 = "C:\\Program Files\\Active Directory Federation Services 2.0"
@@ -53,13 +58,18 @@ WEB_CONFIG = "C:\\inetpub\\adfs\\ls\\web.config"
 POWERSHELL_2008R2 = "2.0"
 WMF_51 = "5.1.14409.1005"  # WMF 5.1 on Windows Server 2008 R2 SP1
 
-# Cmdlets AD FS 2.0 and 2.1 do not have (they came with 3.0, Windows Server 2012 R2).
+# Cmdlets AD FS 2.0 and 2.1 do not have (they came with 3.0, Windows Server 2012 R2). Those that came
+# later (Get-AdfsFarmInformation, 2016) the catalog refuses by ``PLATFORM``.
 FROM_30 = {
     "get-adfsglobalauthenticationpolicy",
     "set-adfsglobalauthenticationpolicy",
     "get-adfsauthenticationprovider",
-    "get-adfsfarminformation",
 }
+# The catalog platform whose docs the host's cmdlets follow (core/catalog.py ``absent_in``); 4.0 (2016)
+# and 5.0 (2019) have the current docs (None).
+OLDEST_DOCS = "Windows Server 2012 R2"
+PLATFORM = {"2.0": OLDEST_DOCS, "2.1": OLDEST_DOCS, "3.0": OLDEST_DOCS, "4.0": None, "5.0": None}
+VERSIONS = tuple(PLATFORM)
 
 # The built-in authentication providers of AD FS 3.0+ and where each may be primary.
 PROVIDERS: list[dict[str, Any]] = [
@@ -144,7 +154,7 @@ def install(
     registry = Registry(store, host.name)
     if registry.exists(SNAPIN_KEY):
         registry.remove_key(SNAPIN_KEY)
-    props = {**props, "adfs_version": version}
+    props = {**props, "adfs_version": version, "platform": PLATFORM[version]}
     if version == "2.0":
         props["powershell_version"] = wmf or POWERSHELL_2008R2
         for name, value in (

@@ -187,7 +187,9 @@ class Machine:
         if module not in CORE_MODULES:
             self.import_module(module)  # PowerShell 3+ autoloads a cmdlet's module on first use
         try:
-            bound = catalog.bind(cmdlet, {name: _parameter_value(value) for name, value in params.items()})
+            # props "platform": an older Windows Server whose modules lack later cmdlets/parameters.
+            values = {name: _parameter_value(value) for name, value in params.items()}
+            bound = catalog.bind(cmdlet, values, self.props.get("platform"))
         except CmdletError as exc:
             raise WindowsError(
                 exc.message, getattr(exc, "category", "InvalidArgument"), getattr(exc, "fq_error_id", "")
