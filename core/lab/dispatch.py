@@ -191,6 +191,7 @@ class Dispatcher:
             self.estate,
             self.estate.host(host),
             delegated=True if logon is None else bool(logon.delegated),
+            network_logon=True,  # every WinRM session is a network logon
             on_import=imported,
         )
 

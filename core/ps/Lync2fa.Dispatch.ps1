@@ -55,7 +55,8 @@ function Read-Lync2faNamedFact {
     switch ($Name) {
         'account_sids' { return Read-Lync2faAccountSids -Names ([string[]]@($Arguments['names'])) }
         'tpm' { return Read-Lync2faTpm }
-        'virtual_smartcards' { return Get-Lync2faVirtualSmartCards -NativeSource $Lync2faNativeMethodsSource -Provider ([string]$Arguments['provider']) }
+        'virtual_smartcards' { return Get-Lync2faVirtualSmartCards -NativeSource $Lync2faNativeMethodsSource -Provider '' }
+        'virtual_smartcard_keys' { return Get-Lync2faCardKeys -Arguments $Arguments -NativeSource $Lync2faNativeMethodsSource }
         'user_session' { return Read-Lync2faUserSession -Arguments $Arguments }
         'file_text' { return Read-Lync2faFileText -Path ([string]$Arguments['path']) }
         default { throw ('lync2fa: unknown named fact ' + $Name) }

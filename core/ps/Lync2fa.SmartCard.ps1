@@ -2,7 +2,9 @@
 .SYNOPSIS
     TPM virtual smart cards: the TPM and the cards as facts; create and destroy a card, both the
     same way (tpmvscmgr.exe in a SYSTEM scheduled task: the smart card service refuses a WinRM
-    network logon, SYSTEM is served). Python decides which card and with which arguments.
+    network logon, SYSTEM is served). The key containers on the cards are read the same way (in
+    the session, SCardEstablishContext fails: SCARD_E_NO_SERVICE 0x8010001D). Python decides which
+    card and with which arguments.
 #>
 
 function Read-Lync2faTpm {
@@ -45,8 +47,8 @@ function Get-Lync2faVirtualSmartCards {
     <#
     .SYNOPSIS
         The virtual smart cards (tpmvscmgr has no list verb): the ROOT\SMARTCARDREADER\* devices,
-        their PnP name (the card's /name) and, when the smart card service answers, the key
-        containers on each.
+        their PnP name (the card's /name) and, when the smart card service answers (a scheduled
+        task's logon: Get-Lync2faCardKeys), the key containers on each; null where it does not.
     .PARAMETER NativeSource
         The C# text of Lync2fa.NativeMethods.cs.
     .PARAMETER Provider
@@ -70,6 +72,35 @@ function Get-Lync2faVirtualSmartCards {
         [void]$cards.Add(@{ instance_id = [string]$device.DeviceID; name = [string]$device.Name; containers = $containers })
     }
     return ,$cards.ToArray()
+}
+
+function Invoke-Lync2faCardKeysJob {
+    <#
+    .SYNOPSIS
+        The SYSTEM job listing the cards with the key containers on each.
+    .PARAMETER Data
+        provider, native (C# text).
+    #>
+    param([hashtable]$Data)
+    $cards = Get-Lync2faVirtualSmartCards -NativeSource ([string]$Data['native']) -Provider ([string]$Data['provider'])
+    return @{ ok = $true; cards = $cards }
+}
+
+function Get-Lync2faCardKeys {
+    <#
+    .SYNOPSIS
+        Named fact virtual_smartcard_keys: the cards with their key containers, listed in a SYSTEM
+        job (the smart card service refuses the WinRM session's network logon).
+    .PARAMETER Arguments
+        provider, timeout_s, policy_note.
+    .PARAMETER NativeSource
+        The C# text of Lync2fa.NativeMethods.cs.
+    #>
+    param([hashtable]$Arguments, [string]$NativeSource)
+    $data = @{ provider = [string]$Arguments['provider']; native = $NativeSource }
+    $job = Get-Lync2faJobScript -Functions @('Add-Lync2faNativeMethods', 'Get-Lync2faVirtualSmartCards', 'Invoke-Lync2faCardKeysJob') -Entry 'Invoke-Lync2faCardKeysJob'
+    $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{} -PolicyNote ([string]$Arguments['policy_note'])
+    return ,@($result['cards'])
 }
 
 function Invoke-Lync2faCardTool {

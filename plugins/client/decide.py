@@ -34,6 +34,7 @@ from lync2fa.hostops import (
 # The key storage provider of smart cards: where enrollment makes its keys, where the cards' key
 # containers are listed.
 SMART_CARD_KSP = "Microsoft Smart Card Key Storage Provider"
+KEYS_TIMEOUT_S = 120  # the SYSTEM job listing the cards' key containers (client.verify has no task_timeout_s)
 
 DEFAULT_PIN = "12345678"  # tpmvscmgr /pin default (and /puk default), printed in Microsoft's docs
 POLICY = "HKLM:\\Software\\Policies\\Microsoft\\Office\\{}\\Lync"
@@ -191,13 +192,37 @@ def enrolled(
     return state, cert, entry
 
 
-def on_card(entry: dict | None, card: dict | None) -> bool:
-    """The certificate's key is in a smart-card provider and, when the card lists its key
-    containers, in one of the configured card's."""
+def on_card(entry: dict | None, card: dict | None) -> bool | None:
+    """The certificate's key is in a smart-card provider and in one of the configured card's key
+    containers; None (unknown) when the card's containers could not be listed."""
     if not entry or "Smart Card" not in str(entry.get("provider") or "") or card is None:
         return False
     containers = card.get("containers")
-    return containers is None or entry.get("container") in containers
+    return None if containers is None else entry.get("container") in containers
+
+
+def cards_fact() -> dict:
+    """The cards, as the WinRM session sees them (their devices, no key containers)."""
+    return named_fact("virtual_smartcards")
+
+
+def keys_round(ctx: Context, timeout_s: int) -> More | None:
+    """Once a card is known: the cards again with their key containers, listed in a SYSTEM job
+    (the smart card service refuses the WinRM session's network logon: SCARD_E_NO_SERVICE)."""
+    if "keys" in ctx.facts.raw:
+        return None
+    if find_card(ctx.facts.value("cards") or [], _values(ctx.facts, "created"), ctx.params["card_name"]) is None:
+        return None
+    keys = named_fact(
+        "virtual_smartcard_keys", provider=SMART_CARD_KSP, timeout_s=timeout_s, policy_note=policy_note(ctx.facts)
+    )
+    return More({"keys": keys})
+
+
+def card_with_keys(facts, name: str) -> dict | None:
+    """The configured card with its key containers (null: unknown) once the keys were read."""
+    cards = facts.value("keys") if "keys" in facts.raw else facts.value("cards")
+    return find_card(cards or [], _values(facts, "created"), name)
 
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
@@ -213,7 +238,7 @@ def policy_note(facts) -> str:
 def vsc_facts(p: dict) -> dict:
     return {
         "tpm": named_fact("tpm"),
-        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "cards": cards_fact(),
         "created": registry_fact(VSC_KEY),
         rec.FACT: rec.records_fact(),
         **job_policy_facts(),
@@ -331,7 +356,7 @@ def settings_decide(ctx: Context) -> Decision:
 def enrollment_facts(p: dict) -> dict:
     return {
         "user": user_session_fact(p["user"]),
-        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "cards": cards_fact(),
         "created": registry_fact(VSC_KEY),
         "enrolled": registry_fact(ENROLLED_KEY),
         rec.FACT: rec.records_fact(),
@@ -347,6 +372,14 @@ def key_too_long(bits: int) -> str:
     )
 
 
+def unknown_keys(name: str, card: dict) -> str:
+    return (
+        f"The key containers on the virtual smart card {name} ({card['instance_id']}) could not be listed: "
+        f"whether it holds the certificate's key, and whether it has room for a new one ({MAX_KEYS} keys at "
+        "most), is unknown."
+    )
+
+
 def not_signed_in(user: str, host: str) -> str:
     return (
         f"{user} is not signed in on {host.upper()}: the certificate is enrolled in the user's own session "
@@ -355,19 +388,25 @@ def not_signed_in(user: str, host: str) -> str:
 
 
 @refusing
-def enrollment_decide(ctx: Context) -> Decision:
+def enrollment_decide(ctx: Context) -> Decision | More:
     p, facts = ctx.params, ctx.facts
+    more = keys_round(ctx, p["task_timeout_s"])
+    if more:
+        return more
     session = facts.value("user")
-    card = find_card(facts.value("cards") or [], _values(facts, "created"), p["card_name"])
+    card = card_with_keys(facts, p["card_name"])
+    keys = None if card is None else card.get("containers")
     state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
-    if state["status"] != "missing" and not on_card(entry, card):
+    warnings = []
+    if card is not None and keys is None:
+        warnings.append(unknown_keys(p["card_name"], card))
+    if state["status"] != "missing" and on_card(entry, card) is False:
         state = {"status": "missing", "thumbprint": None, "not_after": None}
     view = {"user": p["user"], "template": p["template"], "card": p["card_name"]}
     before = {**view, **state}
     if state["status"] == "valid":
-        return Decision(before, before)
+        return Decision(before, before, warnings=warnings)
     desired = {**view, "status": "valid", "thumbprint": None, "not_after": None}
-    warnings = []
     if (
         state["status"] == "renewal_due"
         and cert is not None
@@ -389,7 +428,7 @@ def enrollment_decide(ctx: Context) -> Decision:
     if problem is None and not (card is None and ctx.check_mode):
         if not session.get("signed_in"):
             problem = not_signed_in(p["user"], ctx.host)
-        elif card is not None and len(card.get("containers") or []) >= MAX_KEYS:
+        elif card is not None and keys is not None and len(keys) >= MAX_KEYS:
             problem = (
                 f"The virtual smart card {p['card_name']} ({card['instance_id']}) already holds {MAX_KEYS} "
                 "keys, the most a TPM virtual smart card can hold (failed enrollments leave their keys "
@@ -429,7 +468,7 @@ def enrollment_decide(ctx: Context) -> Decision:
 def verify_facts(p: dict) -> dict:
     out = {
         "tpm": named_fact("tpm"),
-        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "cards": cards_fact(),
         "created": registry_fact(VSC_KEY),
         "user": user_session_fact(p["user"]),
         "enrolled": registry_fact(ENROLLED_KEY),
@@ -469,9 +508,14 @@ def verify_decide(ctx: Context) -> Decision | More:
     wanted = {k: q for k, q in _store_blobs(facts).items() if k not in facts.raw}
     if wanted:
         return More(wanted)
+    more = keys_round(ctx, KEYS_TIMEOUT_S)
+    if more:
+        return more
     warnings, problems = [], []
     tpm = facts.value("tpm") or {}
-    card = find_card(facts.value("cards") or [], _values(facts, "created"), p["card_name"])
+    card = card_with_keys(facts, p["card_name"])
+    if card is not None and card.get("containers") is None:
+        warnings.append(unknown_keys(p["card_name"], card))
     session = facts.value("user")
     state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
     certificate = {**state, "on_card": False, "chains_to_ca": False, "smart_card_logon": False}
@@ -515,7 +559,7 @@ def verify_decide(ctx: Context) -> Decision | More:
             problems.append(f"the {what} expired on {certificate['not_after']}")
         elif certificate["status"] == "renewal_due":
             warnings.append(f"the {what} expires on {certificate['not_after']}: run client.enrollment to renew it")
-        if not certificate["on_card"]:
+        if certificate["on_card"] is False:
             problems.append(f"the key of the {what} is not on the smart card {p['card_name']!r}")
         if not certificate["chains_to_ca"]:
             problems.append(f"the {what} does not chain to the CA {p['ca_config']}")
@@ -535,7 +579,7 @@ def verify_decide(ctx: Context) -> Decision | More:
 # -- client.rollback ----------------------------------------------------------------------------------
 def rollback_facts(p: dict) -> dict:
     return {
-        "cards": named_fact("virtual_smartcards", provider=SMART_CARD_KSP),
+        "cards": cards_fact(),
         "created": registry_fact(VSC_KEY),
         "enrolled": registry_fact(ENROLLED_KEY),
         rec.FACT: rec.records_fact(),

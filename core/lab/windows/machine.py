@@ -104,6 +104,9 @@ class Machine:
     estate: Estate
     host: LabHost
     delegated: bool = True  # the session has network credentials (CredSSP, delegated Kerberos)
+    # A WinRM session's powershell.exe runs in a network logon (the dispatcher opens every session
+    # so); a scheduled task does not (``logon``). A Machine opened directly is the host's own.
+    network_logon: bool = False
     imported: set = field(default_factory=set)
     on_import: Callable[[str], None] | None = None  # the lab's cost profile and counters
     # Warning records the running operation wrote (stream 3); the library returns them with its result.
@@ -137,12 +140,14 @@ class Machine:
     @contextmanager
     def logon(self, delegated: bool) -> Iterator[None]:
         """Run as another logon on this host: a scheduled task as a signed-in user holds that
-        user's network credentials, whatever the WinRM session's transport."""
-        session, self.delegated = self.delegated, delegated
+        user's network credentials, whatever the WinRM session's transport, and is no network
+        logon (the smart card service serves it)."""
+        session = (self.delegated, self.network_logon)
+        self.delegated, self.network_logon = delegated, False
         try:
             yield
         finally:
-            self.delegated = session
+            self.delegated, self.network_logon = session
 
     def holds(self, reach: str) -> bool:
         """Whether ``reach`` ("ad", "cms") is on this host itself: a domain controller's AD, a

@@ -9,6 +9,9 @@ a second "Lync2FA" card "Lync2FA 1"); lync2fa goes from one to the other only th
 Lync2faNativeMethods.Reader, which :func:`pcsc_reader` models.
 tpmvscmgr has no list verb; a TPM holds at most ``MAX_CARDS`` cards. State: kind ``vsc`` per host,
 ``{"cards": {instance id: card}}``; the TPM itself is the host property ``tpm``.
+The smart card service refuses a WinRM network logon (Lync2fa.SmartCard.ps1's header): readers, key
+containers and PINs are reached only from a scheduled task (SYSTEM or the user's session), and the
+lab refuses them from the session as Lync2faNativeMethods reports it (:func:`card_service`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ VSC_KEY_BITS = 2048  # the one RSA key size a TPM virtual smart card makes
 WRONG_PIN = -2146434965  # 0x8010006B SCARD_W_WRONG_CHV
 CARD_FULL = -2146435032  # 0x80100028 SCARD_E_WRITE_TOO_MANY
 BAD_FLAGS = -2146893815  # 0x80090009 NTE_BAD_FLAGS
+NO_SERVICE = 0x8010001D  # SCARD_E_NO_SERVICE: "The Smart Card Resource Manager is not running."
+INVALID_OPERATION = -2146233079  # 0x80131509 COR_E_INVALIDOPERATION
 INDEX = re.compile(r"[0-9]+")  # what the smart card service appends to a reader's friendly name
 
 
@@ -114,10 +119,34 @@ def _new_reader_name(by_instance: dict[str, dict], name: str) -> str:
     return next(f"{name} {n}" for n in range(len(by_instance) + 1) if f"{name} {n}".lower() not in taken)
 
 
+def card_service(machine: Machine, call: str | None = None) -> None:
+    """SCardEstablishContext from a WinRM network logon: the smart card service does not serve it
+    (SCARD_E_NO_SERVICE). Lync2faNativeMethods.Check throws it as an InvalidOperationException
+    (Reader, Containers and Change all begin so); a CertEnroll ``call`` as its COMException. A
+    scheduled task's logon is served."""
+    if not machine.network_logon:
+        return
+    if call is None:
+        raise WindowsError(
+            f"SCardEstablishContext failed: 0x{NO_SERVICE:08x}",
+            "NotSpecified",
+            "InvalidOperationException",
+            INVALID_OPERATION,
+        )
+    raise WindowsError(
+        f"{call}: The Smart Card Resource Manager is not running. 0x{NO_SERVICE:08x} "
+        f"({NO_SERVICE - 2**32} SCARD_E_NO_SERVICE)",
+        "NotSpecified",
+        "COMException",
+        NO_SERVICE - 2**32,
+    )
+
+
 def pcsc_reader(machine: Machine, name: str) -> str:
     """Lync2faNativeMethods.Reader(name) (core/ps/Lync2fa.NativeMethods.cs): of SCardListReaders'
     names, the one equal to ``name``, else the single one that is ``name``, a space and an index;
     else the InvalidOperationException it throws."""
+    card_service(machine)
     readers = [reader_name(card) for _, card in sorted(cards(machine).items())]
     for reader in readers:
         if reader.lower() == name.lower():
@@ -128,7 +157,7 @@ def pcsc_reader(machine: Machine, name: str) -> str:
             f"Expected one smart card reader named after '{name}', found {len(indexed)}.",
             "NotSpecified",
             "InvalidOperationException",
-            -2146233079,  # 0x80131509 COR_E_INVALIDOPERATION
+            INVALID_OPERATION,
         )
     return indexed[0]
 
@@ -145,7 +174,7 @@ def card_by_name(machine: Machine, name: str) -> tuple[str, dict]:
 
 def _containers(machine: Machine, card: dict) -> list[str] | None:
     """Get-Lync2faVirtualSmartCards: the containers in the reader Reader(PnP name) finds; none
-    (null) when Reader throws."""
+    (null) when Reader throws (no single such reader; the smart card service refuses the logon)."""
     try:
         _, found = card_by_name(machine, card["name"])
     except WindowsError:
@@ -153,9 +182,9 @@ def _containers(machine: Machine, card: dict) -> list[str] | None:
     return sorted(found.get("containers", {}))
 
 
-@named_fact("virtual_smartcards")
 def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[dict]:
-    """The cards, and with a key storage provider, the key containers on each (NCryptEnumKeys)."""
+    """Get-Lync2faVirtualSmartCards: the cards, and with a key storage provider, the key containers
+    on each (NCryptEnumKeys), which only a scheduled task's logon can list."""
     return [
         {
             "instance_id": iid,
@@ -166,8 +195,26 @@ def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[di
     ]
 
 
+@named_fact("virtual_smartcards")
+def virtual_smartcards_fact(machine: Machine) -> list[dict]:
+    """The cards as the session sees them (PnP devices; no key containers: see ``card_keys``)."""
+    return virtual_smartcards(machine)
+
+
+@named_fact("virtual_smartcard_keys")
+def card_keys(machine: Machine, provider: str, timeout_s: int = 300, policy_note: str = "") -> list[dict]:
+    """Get-Lync2faCardKeys: the cards with their key containers, listed in a SYSTEM job."""
+    from .scheduled_tasks import run_job
+
+    def job() -> dict:
+        return {"ok": True, "cards": virtual_smartcards(machine, provider)}
+
+    return run_job(machine, "SYSTEM", job, timeout_s, policy_note=policy_note)["cards"]
+
+
 def change_pin(machine: Machine, iid: str, current: str, new: str, puk: bool = False) -> None:
     """CardChangeAuthenticator(Ex) through the minidriver: the current PIN (or PUK) must match."""
+    card_service(machine)
     by_instance = cards(machine)
     card = by_instance[iid]
     field = "puk" if puk else "pin"
@@ -197,6 +244,7 @@ def new_key_container(
 ) -> tuple[str, rsa.RSAPrivateKey]:
     """CX509PrivateKey.Create on the card: a key size the card supports, the PIN opens it, the card
     must have room (30 keys). The key spec and export policy asked for are kept with the container."""
+    card_service(machine, "CertEnroll::CX509PrivateKey::Create")
     by_instance = cards(machine)
     card = by_instance.get(iid)
     if card is None:
