@@ -189,3 +189,43 @@ def test_office_profile_folders_are_no_longer_exempt():
     """'\\Lync\\' was vocabulary while only a record id used it; it is a path in the PowerShell too."""
     assert _setting_like("\\Lync\\")
     assert _written_in("$p = 'AppData\\Local\\Microsoft\\Office\\' + $v + '\\Lync\\' + $f", "\\Lync\\")
+
+
+# -- numbers only the library writes ---------------------------------------------------------------
+# A number wider than 16 bits (an HResult, a mask, a size) in the primitive library is a decision,
+# and comes from Python as an argument, unless it is one of these Windows constants the library
+# compares with. (The C# files are Win32 bindings: their numbers are the API's and are not scanned.
+# English sentences are not scanned either: the library's own error texts say what failed and are
+# not told apart from a decision's message by any rule precise enough to test.)
+WINDOWS_CONSTANTS = {
+    # FileSystemRights that let an account write, delete or re-permission (Assert-Lync2faAdminFolder):
+    # the library's own guard on the folder a secret passes through, not a tier's setting.
+    0x500D0156,
+    # SCHED_S_TASK_HAS_NOT_RUN: Get-ScheduledTaskInfo's LastTaskResult before the task first ran.
+    0x41303,
+}
+WIDE = 0xFFFF
+_NUMBER = re.compile(r"(?<![\w$.\-\\])(-?)(0x[0-9a-fA-F]+|\d+)(?![\w.])")
+
+
+def _wide_numbers(powershell: str) -> set[int]:
+    """Integer literals of more than 16 bits in PowerShell text (comments and help stripped)."""
+    found = set()
+    for match in _NUMBER.finditer(_strip_comments(powershell)):
+        value = int(match.group(2), 0) * (-1 if match.group(1) else 1)
+        if abs(value) > WIDE:
+            found.add(value)
+    return found
+
+
+def test_no_wide_number_lives_only_in_the_library():
+    library = "\n".join(p.read_text() for p in sorted((ROOT / "core" / "ps").glob("*.ps1")))
+    assert _wide_numbers(library) - WINDOWS_CONSTANTS == set()
+
+
+def test_the_number_check_sees_an_hresult_the_decision_should_pass():
+    # core/ps/Lync2fa.UserTask.ps1 before the fix: CERT_E_UNTRUSTEDROOT written in the job itself
+    legacy = "return @{ ok = $false; hresult = -2146762487; msg = 'x' }"
+    assert _wide_numbers(legacy) == {-2146762487}
+    assert _wide_numbers("$mask = 0x20000 # 0x40000 in a comment\n<# 0x50000 #>") == {0x20000}
+    assert _wide_numbers("$sid = 'S-1-5-21-3623811015-3361044348-30300820-1013'; $n = 65535; $g = [guid]'0B5E2D1C-1111'") == set()

@@ -290,21 +290,23 @@ function Invoke-Lync2faEnrollJob {
     <#
     .SYNOPSIS
         The user's job: read the CA certificate from the CA (DCOM, the user's own logon), fail with
-        no key made unless its chain ends in a trusted root; then CertEnroll on the card (the key as
-        Python set it, PIN given to the provider, silent), submit, install the response.
+        no key made unless its chain ends in a trusted root (the revocation mode, failure HResult and
+        message as Python gave them); then CertEnroll on the card (the key as Python set it, PIN
+        given to the provider, silent), submit, install the response.
     .PARAMETER Data
         ca_config, provider, key_spec, key_length, export_policy, pin, template, reader (PnP name
-        or null), native (C# text).
+        or null), native (C# text), revocation_mode (X509RevocationMode name), untrusted_hresult,
+        untrusted_message (composite format: {0} the CA certificate's subject, {1} the chain status).
     #>
     param([hashtable]$Data)
     $authority = New-Object -ComObject 'CertificateAuthority.Request'
     $der = [Convert]::FromBase64String([string]$authority.GetCACertificate(0, [string]$Data['ca_config'], 1))
     $caCertificate = New-Object -TypeName Security.Cryptography.X509Certificates.X509Certificate2 -ArgumentList (, $der)
     $chain = New-Object -TypeName Security.Cryptography.X509Certificates.X509Chain
-    $chain.ChainPolicy.RevocationMode = [Security.Cryptography.X509Certificates.X509RevocationMode]::NoCheck
+    $chain.ChainPolicy.RevocationMode = [Security.Cryptography.X509Certificates.X509RevocationMode][string]$Data['revocation_mode']
     if (-not $chain.Build($caCertificate)) {
         $status = @($chain.ChainStatus | ForEach-Object { [string]$_.Status }) -join ', '
-        return @{ ok = $false; hresult = -2146762487; msg = ('The certificate of ' + $caCertificate.Subject + ' does not chain to a root trusted on this computer (' + $status + '); no key was generated on the card.') }
+        return @{ ok = $false; hresult = [int]$Data['untrusted_hresult']; msg = ([string]$Data['untrusted_message'] -f $caCertificate.Subject, $status) }
     }
     $key = New-Object -ComObject 'X509Enrollment.CX509PrivateKey'
     $key.ProviderName = [string]$Data['provider']
@@ -338,7 +340,8 @@ function Invoke-Lync2faUserEnrollment {
         in their session, write the new thumbprint to the registry value Python named.
     .PARAMETER Arguments
         user, sid, ca_config, template, provider, key_spec, key_length, export_policy, pin (secret),
-        reader, timeout_s, hints, policy_note, record_path, record_name.
+        reader, timeout_s, hints, policy_note, revocation_mode, untrusted_hresult, untrusted_message
+        (the trust check before the key is made), record_path, record_name.
     .PARAMETER NativeSource
         The C# text of Lync2fa.NativeMethods.cs.
     #>
@@ -349,7 +352,7 @@ function Invoke-Lync2faUserEnrollment {
     $code = $LASTEXITCODE
     $ErrorActionPreference = $previous
     if ($code -ne 0) { throw ('certutil.exe -pulse failed (exit code ' + $code + '): ' + $pulse.Trim()) }
-    $data = @{ ca_config = [string]$Arguments['ca_config']; provider = [string]$Arguments['provider']; key_spec = [int]$Arguments['key_spec']; key_length = [int]$Arguments['key_length']; export_policy = [int]$Arguments['export_policy']; pin = [string]$Arguments['pin']; template = [string]$Arguments['template']; reader = $Arguments['reader']; native = $NativeSource }
+    $data = @{ ca_config = [string]$Arguments['ca_config']; provider = [string]$Arguments['provider']; key_spec = [int]$Arguments['key_spec']; key_length = [int]$Arguments['key_length']; export_policy = [int]$Arguments['export_policy']; pin = [string]$Arguments['pin']; template = [string]$Arguments['template']; reader = $Arguments['reader']; native = $NativeSource; revocation_mode = [string]$Arguments['revocation_mode']; untrusted_hresult = [int]$Arguments['untrusted_hresult']; untrusted_message = [string]$Arguments['untrusted_message'] }
     $job = Get-Lync2faJobScript -Functions @('Add-Lync2faNativeMethods', 'Invoke-Lync2faEnrollJob') -Entry 'Invoke-Lync2faEnrollJob'
     $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId ([string]$Arguments['user']) -ReaderSid ([string]$Arguments['sid']) -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints $Arguments['hints'] -PolicyNote ([string]$Arguments['policy_note'])
     Set-Lync2faRegistryValue -Operation @{ path = [string]$Arguments['record_path']; name = [string]$Arguments['record_name']; value = [string]$result['thumbprint']; type = 'String' }

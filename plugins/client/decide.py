@@ -72,6 +72,16 @@ KEEPS_DEFAULT_PIN = (
     "have the user change it before use."
 )
 WRONG_PIN_HINT = "client_pin does not match the PIN set on the card."
+# The user's job checks that the CA's certificate chains to a root this PC trusts before it makes a
+# key (InstallResponse refusing an untrusted root would leave the key orphaned on the card). Revocation
+# is not part of that check (X509RevocationMode): it asks whether the root has arrived yet, and the PC
+# may not reach the CA's CRL before it has its first certificate.
+CHAIN_REVOCATION_MODE = "NoCheck"
+UNTRUSTED_ROOT_HRESULT = -2146762487  # 0x800B0109 CERT_E_UNTRUSTEDROOT, the job's failure when it is not trusted
+# .NET composite format (PowerShell -f): {0} the CA certificate's subject, {1} the chain's status.
+UNTRUSTED_CA = (
+    "The certificate of {0} does not chain to a root trusted on this computer ({1}); no key was generated on the card."
+)
 RENEWAL_LOOP = (
     "The certificate's whole validity period is inside the renewal window: client_renew_days is not "
     "shorter than the template's validity period; lower it, or every run enrolls again."
@@ -457,6 +467,9 @@ def enrollment_decide(ctx: Context) -> Decision | More:
             timeout_s=p["task_timeout_s"],
             hints={str(WRONG_PIN_HRESULT): WRONG_PIN_HINT},
             policy_note=policy_note(facts),
+            revocation_mode=CHAIN_REVOCATION_MODE,
+            untrusted_hresult=UNTRUSTED_ROOT_HRESULT,
+            untrusted_message=UNTRUSTED_CA,
             record_path=ENROLLED_KEY,
             record_name=entry_name,
         )

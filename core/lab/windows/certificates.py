@@ -26,7 +26,10 @@ from .machine import NATIVE, Machine, native
 ENTERPRISE = "HKLM:\\SOFTWARE\\Microsoft\\EnterpriseCertificates"
 LOCAL_ROOT = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Root\\Certificates"
 ENTERPRISE_STORES = ("Root", "NTAuth", "CA")
-UNTRUSTED_ROOT = -2146762487  # 0x800B0109 CERT_E_UNTRUSTEDROOT
+# 0x800B0109 CERT_E_UNTRUSTEDROOT: Windows' error (InstallResponse) for a chain ending in an untrusted
+# root. The lab's model of Windows, apart from the client tier's UNTRUSTED_ROOT_HRESULT (the HResult
+# its enrollment job reports for the same condition, checked before any key is made).
+UNTRUSTED_ROOT = -2146762487
 
 
 def store_path(store: str) -> str:

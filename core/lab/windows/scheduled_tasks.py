@@ -23,10 +23,11 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from ...catalog import Catalog, CmdletError
 from ..directory import short_name
 from ..estate import Estate
 from ..state import EstateStore
-from . import certificates, tpm
+from . import certificates, pscast, tpm
 from .errors import WindowsError
 from .hosts import effective_execution_policy, seeds
 from .machine import Machine, named_fact, named_operation
@@ -156,6 +157,29 @@ def install_response(
     return certificates.add(machine, certificates.user_store_path(sid), cert, container, provider)
 
 
+# System.Security.Cryptography.X509Certificates.X509RevocationMode, as Enum.GetNames lists it.
+REVOCATION_MODES = ["NoCheck", "Online", "Offline"]
+
+
+def cast_revocation_mode(value) -> str:
+    """``[X509RevocationMode][string]$value``, with PowerShell's cast error. The lab's CAs publish no
+    CRL a PC could fetch, so a chain built with revocation checking is not modelled."""
+    try:
+        mode = Catalog._enum(
+            pscast._Cast(),
+            "",
+            "X509RevocationMode",
+            "System.Security.Cryptography.X509Certificates.X509RevocationMode",
+            pscast.to_string(value),
+            REVOCATION_MODES,
+        )
+    except CmdletError as exc:
+        raise WindowsError(exc.message, exc.category, exc.fq_error_id) from None
+    if mode != "NoCheck":
+        raise WindowsError(f"lab: X509Chain.Build with RevocationMode {mode} is not modelled (no CRL to fetch)")
+    return mode
+
+
 def enroll_on_card(
     machine: Machine,
     sam: str,
@@ -167,20 +191,20 @@ def enroll_on_card(
     reader: str | None,
     check_trust: bool = True,
     key: tuple[int, int, int] = (tpm.VSC_KEY_BITS, 1, 0),
+    trust: tuple[str, int, str] = ("", 0, ""),
 ) -> str:
     """The user's job (Invoke-Lync2faEnrollJob): the CA certificate over DCOM, its trust, a new key
     on the card (``key``: length, spec, export policy), the request, InstallResponse. Returns the new
-    certificate's thumbprint."""
+    certificate's thumbprint. ``trust``: the decision's revocation mode, and the HResult and message
+    (composite format: subject, chain status) the job fails with when the chain ends in no trusted
+    root; ``check_trust`` False skips that check (a test reaching InstallResponse)."""
     ca_host, ca = certificates.find_ca(machine, ca_config, "CCertRequest::GetCACertificate")
     ca_cert = x509.load_pem_x509_certificate(ca["cert_pem"].encode())
-    if check_trust and not certificates.trusted(machine, ca_cert):
-        raise WindowsError(
-            f"The certificate of {ca_cert.subject.rfc4514_string()} does not chain to a root trusted "
-            "on this computer (UntrustedRoot); no key was generated on the card.",
-            "NotSpecified",
-            "COMException",
-            certificates.UNTRUSTED_ROOT,
-        )
+    if check_trust:
+        cast_revocation_mode(trust[0])
+        if not certificates.trusted(machine, ca_cert):
+            message = trust[2].format(ca_cert.subject.rfc4514_string(), "UntrustedRoot")  # PowerShell's -f
+            raise WindowsError(message, "NotSpecified", "COMException", trust[1])
     cards = tpm.cards(machine)
     iid, _ = tpm.card_by_name(machine, reader) if reader else (next(iter(sorted(cards)), None), None)
     if iid is None:  # no card, or no reader of that name: what CX509PrivateKey.Create would report
@@ -211,14 +235,19 @@ def user_enroll(
     timeout_s: int = 300,
     hints: dict | None = None,
     policy_note: str = "",
+    revocation_mode: str = "",
+    untrusted_hresult: int = 0,
+    untrusted_message: str = "",
     record_path: str = "",
     record_name: str = "",
 ) -> dict:
     """The user's key is made as IX509PrivateKey is set (``key_length``, ``key_spec``,
-    ``export_policy``): the card refuses a size it cannot make."""
+    ``export_policy``): the card refuses a size it cannot make. The trust check before it is the
+    decision's (revocation mode, failure HResult and message); a missing one reads as $null does."""
     code, text = machine.run_native("certutil.exe", ["-pulse"])
     if code != 0:
         raise WindowsError(f"certutil.exe -pulse failed (exit code {code}): {text.strip()}")
+    trust = (pscast.to_string(revocation_mode), untrusted_hresult, pscast.to_string(untrusted_message))
     sam, record = resolve_user(machine, user)
 
     def job() -> dict:
@@ -234,6 +263,7 @@ def user_enroll(
                 pin,
                 reader,
                 key=(key_length, key_spec, export_policy),
+                trust=trust,
             ),
         }
 
