@@ -228,4 +228,7 @@ def test_the_number_check_sees_an_hresult_the_decision_should_pass():
     legacy = "return @{ ok = $false; hresult = -2146762487; msg = 'x' }"
     assert _wide_numbers(legacy) == {-2146762487}
     assert _wide_numbers("$mask = 0x20000 # 0x40000 in a comment\n<# 0x50000 #>") == {0x20000}
-    assert _wide_numbers("$sid = 'S-1-5-21-3623811015-3361044348-30300820-1013'; $n = 65535; $g = [guid]'0B5E2D1C-1111'") == set()
+    assert (
+        _wide_numbers("$sid = 'S-1-5-21-3623811015-3361044348-30300820-1013'; $n = 65535; $g = [guid]'0B5E2D1C-1111'")
+        == set()
+    )
