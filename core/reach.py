@@ -6,6 +6,9 @@ Central Management Store in SQL on another server, a CA over DCOM) with "An oper
 occurred." or access denied. Tasks declare what they reach (``Task.reaches``); the planner
 refuses such steps before anything runs, naming the ways out, unless the resource is on the host
 itself (``lync2fa_local_resources``) or the step gives its cmdlet an explicit credential.
+Lync finds its CMS through a service connection point in AD (Get-CsConfigurationStoreLocation), so
+a step that reaches the CMS reaches AD too: a Standard Edition server's own CMS is no way out
+unless that server is also a domain controller.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ WAYS_OUT = (
     "use a transport that delegates: ansible_winrm_transport: credssp, or kerberos with "
     "ansible_winrm_kerberos_delegation: true (docs/real-estate.md);",
     f"or, when the resource is on that host itself (a CA on a domain controller, a Standard Edition "
-    f"server holding its CMS), say so with {LOCAL_VAR}: [ad, cms, ca];",
+    f"server holding its CMS), say so with {LOCAL_VAR}: [ad, cms, ca] (Lync finds its CMS through AD, "
+    "so a Standard Edition server's own CMS helps only when that server is also a domain controller: [ad, cms]);",
     "or give an explicit credential where the cmdlet takes one, such as "
     "Install-AdcsCertificationAuthority -Credential (ca_install_user and a vaulted ca_install_password);",
     "with Ansible, become: true and become_method: runas give the task a network logon.",
@@ -46,12 +50,14 @@ def unreachable(step) -> list[str]:
 def needs_network(task, host, param) -> list[str]:
     """What ``task`` on ``host`` reaches beyond the host with the session's own credentials: its
     ``reaches`` less the resources on the host itself and the one an explicit credential covers
-    (``param(name)``: the task's parameter value). The planner and preflight both ask this."""
+    (``param(name)``: the task's parameter value). Reaching the CMS means reaching AD first (its
+    service connection point). The planner and preflight both ask this."""
     covered = local_resources(host)
     resource, user, password = EXPLICIT_CREDENTIALS.get(task.name, (None, "", ""))
     if resource is not None and param(user) and param(password):
         covered.add(resource)
-    return [r for r in task.reaches if r not in covered]
+    reaches = [*task.reaches, *(["ad"] if "cms" in task.reaches and "ad" not in task.reaches else [])]
+    return [r for r in reaches if r not in covered]
 
 
 def local_resources(host) -> set[str]:

@@ -102,10 +102,25 @@ def test_local_resources_on_a_host_that_is_not_a_domain_controller_fails_as_wind
     assert lab.ca_of("ca01") is None
 
 
-def test_ntlm_on_a_standard_edition_server_applies_the_cms_only_lync_tasks(make_lab, run_cli):
+def test_ntlm_on_a_standard_edition_server_that_is_not_a_dc_is_refused_for_the_cms_ad_lookup(make_lab, run_cli):
+    """Lync finds its CMS through a service connection point in AD: a Standard Edition server's own
+    CMS does not spare the second hop to AD, so the plan refuses it with the AD reason, and the lab
+    (asked anyway) fails the AD lookup as Windows does."""
     lab = make_lab(clients=0, transport="ntlm")
     lab.set_machine_props("pool01", cms_local=True)
     lab.inventory_with({"pool01": {"lync2fa_local_resources": ["cms"]}}, lab.inventory.name)
+    refused = cli(run_cli, lab, "plan", "lync.web_service", "--limit", "pool01")
+    assert refused.code == 2 and "pool01: lync.web_service reaches Active Directory," in refused.err
+    assert "only when that server is also a domain controller" in refused.err
+    lab.inventory_with({"pool01": {"lync2fa_local_resources": ["ad", "cms"]}}, lab.inventory.name)  # a false claim
+    applied = cli(run_cli, lab, "apply", "lync.web_service", "--limit", "pool01", "--skip-preflight")
+    assert applied.code != 0 and NETWORK_ERRORS["ad"] in applied.out + applied.err
+
+
+def test_ntlm_on_a_standard_edition_server_that_is_a_dc_applies_the_cms_only_lync_tasks(make_lab, run_cli):
+    lab = make_lab(clients=0, transport="ntlm")
+    lab.set_machine_props("pool01", cms_local=True, product_type=DOMAIN_CONTROLLER)
+    lab.inventory_with({"pool01": {"lync2fa_local_resources": ["ad", "cms"]}}, lab.inventory.name)
     tasks = "lync.web_service,lync.registrar_proxy,lync.edge_proxy"
     applied = cli(run_cli, lab, "apply", tasks, "--limit", "pool01", "--json")  # preflight included
     assert applied.code == 0, applied.out + applied.err
@@ -114,9 +129,6 @@ def test_ntlm_on_a_standard_edition_server_applies_the_cms_only_lync_tasks(make_
         ("lync.registrar_proxy", True),
         ("lync.edge_proxy", True),
     }
-    # lync.ucs_rollback also reaches AD, which a Standard Edition server does not hold: refused.
-    refused = cli(run_cli, lab, "plan", "lync.ucs_rollback", "--limit", "pool01")
-    assert refused.code == 2 and "pool01: lync.ucs_rollback reaches Active Directory" in refused.err
 
 
 # -- the lab's second hop: each resource's own error ------------------------------------------------
@@ -146,18 +158,27 @@ def test_ad_over_a_session_without_credentials_is_an_ldap_operations_error(estat
     assert estate("pool01", True).invoke("Get-CsUser", {})
 
 
-def test_the_cms_over_a_session_without_credentials_is_the_sql_login_failure(estate):
+def test_the_cms_over_a_session_without_credentials_is_first_the_ad_lookup_of_its_location(estate):
     error = _fails(lambda: estate("pool01", False).invoke("Get-CsWebServiceConfiguration", {}))
+    assert error.message == NETWORK_ERRORS["ad"] and error.hresult == errors.OPERATIONS_ERROR
+
+
+def test_the_cms_over_a_session_without_credentials_on_a_dc_is_the_sql_login_failure(estate):
+    pool = estate("pool01", False)
+    pool.set_props(product_type=DOMAIN_CONTROLLER)  # AD is local: the CMS in SQL on another server is not
+    error = _fails(lambda: pool.invoke("Get-CsWebServiceConfiguration", {}))
     assert "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'." in error.message
     assert error.error_id == "System.Data.SqlClient.SqlException" and error.hresult == errors.SQL_EXCEPTION
     assert "operations error" not in error.message
 
 
-def test_a_standard_edition_server_reads_its_own_cms_but_not_ad(estate):
+def test_a_standard_edition_server_reads_its_own_cms_only_when_it_also_holds_ad(estate):
     pool = estate("pool01", False)
     pool.set_props(cms_local=True)
-    assert pool.invoke("Get-CsWebServiceConfiguration", {})
+    assert _fails(lambda: pool.invoke("Get-CsWebServiceConfiguration", {})).message == NETWORK_ERRORS["ad"]
     assert _fails(lambda: pool.invoke("Get-CsUser", {})).message == NETWORK_ERRORS["ad"]
+    pool.set_props(product_type=DOMAIN_CONTROLLER)
+    assert pool.invoke("Get-CsWebServiceConfiguration", {})
 
 
 def test_a_domain_controller_reaches_its_own_ad_without_credentials(estate):

@@ -14,6 +14,7 @@ from lync2fa.lab import control
 from lync2fa.lab.estate import Estate
 from lync2fa.lab.windows import Machine, errors
 from lync2fa.lab.windows import lync as cms
+from lync2fa.lab.windows.machine import DOMAIN_CONTROLLER
 from lync2fa.plugins.lync import scopes
 from lync2fa.plugins.lync.settings import MODULE, WEB
 
@@ -390,13 +391,17 @@ def test_lync_shell_users_and_policies(shell):
 
 def test_lync_shell_needs_network_credentials(shell):
     shell.delegated = False
+    ldap = "An operations error occurred."  # the user objects, and the CMS's location (its SCP), are in AD
     sql = "Login failed for user 'NT AUTHORITY\\ANONYMOUS LOGON'."  # the CMS is in SQL Server
-    for name, params, error in (
-        ("Get-CsWebServiceConfiguration", {}, sql),
-        ("Get-CsUser", {}, "An operations error occurred."),  # the user objects are in AD (LDAP)
-        ("Set-CsProxyConfiguration", {"Identity": "Global", "UseNtlmForClientToProxyAuth": True}, sql),
-    ):
-        assert error in _fails(shell, name, params).message
+    in_cms = (
+        ("Get-CsWebServiceConfiguration", {}),
+        ("Set-CsProxyConfiguration", {"Identity": "Global", "UseNtlmForClientToProxyAuth": True}),
+    )
+    for name, params in (*in_cms, ("Get-CsUser", {})):
+        assert ldap in _fails(shell, name, params).message
+    shell.set_props(product_type=DOMAIN_CONTROLLER)  # AD on the host itself: SQL on another is still a hop
+    for name, params in in_cms:
+        assert sql in _fails(shell, name, params).message
 
 
 def test_scope_rules():

@@ -159,7 +159,11 @@ class Machine:
     def require_network(self, reach: str, call: str = "") -> None:
         """Reaching ``reach`` ("ad", "cms", "ca") beyond this host needs network credentials: the
         double hop (issue 7). ``call`` (e.g. "CCertRequest::Submit") prefixes the error as the
-        failing COM method does."""
+        failing COM method does. A Lync cmdlet finds the CMS through its service connection point
+        in AD first (Get-CsConfigurationStoreLocation's docs), so the CMS needs AD as well: a
+        Standard Edition server's own CMS is reached without credentials only on a domain controller."""
+        if reach == "cms":
+            self.require_network("ad", call)
         message = None if self.holds(reach) else network_error(reach, self.delegated)
         if message is not None:
             raise double_hop(reach, f"{call}: {message}" if call else message)
