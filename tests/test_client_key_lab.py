@@ -17,7 +17,7 @@ from lync2fa.lab.windows import certificates, scheduled_tasks, tpm
 from lync2fa.lab.windows.adcs import ca_of
 from lync2fa.lab.windows.errors import WindowsError
 from lync2fa.lab.windows.machine import Machine
-from lync2fa.plugins.client.decide import VSC_KEY_BITS
+from lync2fa.plugins.client.decide import CHAIN_REVOCATION_MODE, UNTRUSTED_CA, UNTRUSTED_ROOT_HRESULT, VSC_KEY_BITS
 
 TEMPLATE = "TPMVirtualSmartCardLogon"
 CERTSRV_E_KEY_LENGTH = -2146875375  # 0x80094811
@@ -103,6 +103,9 @@ def test_the_lab_refuses_what_windows_refuses_on_the_way(lab1, run_cli):
                 export_policy=0,
                 pin=pin,
                 reader="Lync2FA",
+                revocation_mode=CHAIN_REVOCATION_MODE,
+                untrusted_hresult=UNTRUSTED_ROOT_HRESULT,
+                untrusted_message=UNTRUSTED_CA,
                 record_path="HKLM:\\SOFTWARE\\lync2fa\\Enrolled",
                 record_name="x",
             )
