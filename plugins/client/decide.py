@@ -216,23 +216,22 @@ def cards_fact() -> dict:
     return named_fact("virtual_smartcards")
 
 
-def keys_round(ctx: Context, timeout_s: int) -> More | None:
-    """Once a card is known: the cards again with their key containers, listed in a SYSTEM job
-    (the smart card service refuses the WinRM session's network logon: SCARD_E_NO_SERVICE)."""
-    if "keys" in ctx.facts.raw:
-        return None
-    if find_card(ctx.facts.value("cards") or [], _values(ctx.facts, "created"), ctx.params["card_name"]) is None:
-        return None
-    keys = named_fact(
-        "virtual_smartcard_keys", provider=SMART_CARD_KSP, timeout_s=timeout_s, policy_note=policy_note(ctx.facts)
-    )
-    return More({"keys": keys})
+def keys_fact(timeout_s: int) -> dict:
+    """Every card with its key containers, listed in a SYSTEM job (the smart card service refuses the
+    WinRM session's network logon: SCARD_E_NO_SERVICE). Read with the step's other facts, so that it
+    costs no second round; when the job writes nothing the decision names the execution policy."""
+    return named_fact("virtual_smartcard_keys", provider=SMART_CARD_KSP, timeout_s=timeout_s, policy_note="")
 
 
 def card_with_keys(facts, name: str) -> dict | None:
-    """The configured card with its key containers (null: unknown) once the keys were read."""
-    cards = facts.value("keys") if "keys" in facts.raw else facts.value("cards")
-    return find_card(cards or [], _values(facts, "created"), name)
+    """The configured card (from the session's list) with its key containers from the job's list;
+    containers None (unknown) when the job could not list them."""
+    created = _values(facts, "created")
+    card = find_card(facts.value("cards") or [], created, name)
+    if card is None:
+        return None
+    keyed = find_card(facts.value("keys") or [], created, name) if facts.ok("keys") else None
+    return {**card, "containers": None if keyed is None else keyed.get("containers")}
 
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
@@ -369,6 +368,7 @@ def enrollment_facts(p: dict) -> dict:
         "cards": cards_fact(),
         "created": registry_fact(VSC_KEY),
         "enrolled": registry_fact(ENROLLED_KEY),
+        "keys": keys_fact(p["task_timeout_s"]),
         rec.FACT: rec.records_fact(),
         **job_policy_facts(),
     }
@@ -382,11 +382,15 @@ def key_too_long(bits: int) -> str:
     )
 
 
-def unknown_keys(name: str, card: dict) -> str:
+def unknown_keys(name: str, card: dict, facts) -> str:
+    error = str((facts.error("keys") or {}).get("message") or "").strip()
+    note = policy_note(facts)
     return (
-        f"The key containers on the virtual smart card {name} ({card['instance_id']}) could not be listed: "
-        f"whether it holds the certificate's key, and whether it has room for a new one ({MAX_KEYS} keys at "
-        "most), is unknown."
+        f"The key containers on the virtual smart card {name} ({card['instance_id']}) could not be listed"
+        + (f" ({error})" if error else "")
+        + ": whether it holds the certificate's key, and whether it has room for a new one "
+        + f"({MAX_KEYS} keys at most), is unknown."
+        + (f" {note}" if note else "")
     )
 
 
@@ -400,16 +404,13 @@ def not_signed_in(user: str, host: str) -> str:
 @refusing
 def enrollment_decide(ctx: Context) -> Decision | More:
     p, facts = ctx.params, ctx.facts
-    more = keys_round(ctx, p["task_timeout_s"])
-    if more:
-        return more
     session = facts.value("user")
     card = card_with_keys(facts, p["card_name"])
     keys = None if card is None else card.get("containers")
     state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
     warnings = []
     if card is not None and keys is None:
-        warnings.append(unknown_keys(p["card_name"], card))
+        warnings.append(unknown_keys(p["card_name"], card, facts))
     if state["status"] != "missing" and on_card(entry, card) is False:
         state = {"status": "missing", "thumbprint": None, "not_after": None}
     view = {"user": p["user"], "template": p["template"], "card": p["card_name"]}
@@ -485,6 +486,8 @@ def verify_facts(p: dict) -> dict:
         "created": registry_fact(VSC_KEY),
         "user": user_session_fact(p["user"]),
         "enrolled": registry_fact(ENROLLED_KEY),
+        "keys": keys_fact(KEYS_TIMEOUT_S),
+        **job_policy_facts(),
     }
     out.update({f"policy {v}": registry_fact(POLICY.format(v), list(POLICY_NAMES)) for v in p["office_versions"]})
     out.update({f"store {s}": registry_fact(f"{ENTERPRISE}\\{s}\\Certificates") for s in TRUST_STORES})
@@ -521,14 +524,11 @@ def verify_decide(ctx: Context) -> Decision | More:
     wanted = {k: q for k, q in _store_blobs(facts).items() if k not in facts.raw}
     if wanted:
         return More(wanted)
-    more = keys_round(ctx, KEYS_TIMEOUT_S)
-    if more:
-        return more
     warnings, problems = [], []
     tpm = facts.value("tpm") or {}
     card = card_with_keys(facts, p["card_name"])
     if card is not None and card.get("containers") is None:
-        warnings.append(unknown_keys(p["card_name"], card))
+        warnings.append(unknown_keys(p["card_name"], card, facts))
     session = facts.value("user")
     state, cert, entry = enrolled(session, _values(facts, "enrolled"), p["template"], p["renew_days"])
     certificate = {**state, "on_card": False, "chains_to_ca": False, "smart_card_logon": False}
