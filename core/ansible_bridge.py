@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
@@ -243,7 +245,9 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         )
         endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
         encryption = str(extras.get("ansible_winrm_message_encryption", "auto")).lower()
-        risks = clear_text_risks(scheme, transports, encryption, endpoint, extras.get("ansible_winrm_proxy") or None)
+        risks = clear_text_risks(
+            scheme, transports, encryption, endpoint, _proxy_for(endpoint, extras.get("ansible_winrm_proxy"))
+        )
         warnings += refuse_or_warn(
             host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
         )
@@ -254,7 +258,7 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         scheme = str(option("protocol") or ("http" if port == 5985 else "https")).lower()
         endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
         encryption = str(option("message_encryption", "auto")).lower()
-        risks = clear_text_risks(scheme, [auth], encryption, endpoint, option("proxy") or None)
+        risks = clear_text_risks(scheme, [auth], encryption, endpoint, _proxy_for(endpoint, option("proxy")))
         warnings += refuse_or_warn(
             host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
         )
@@ -268,6 +272,14 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
     return PlaySettings(
         host=host, transport=name, delegates=delegates, endpoint=f"ansible:{kind}://{address}", warnings=tuple(warnings)
     )
+
+
+def _proxy_for(endpoint: str, configured) -> str | None:
+    """The proxy the play's connection goes through: the one configured, else (unlike lync2fa's own
+    client) the environment's (HTTP_PROXY, ..., NO_PROXY): pywinrm and pypsrp use requests' defaults."""
+    if configured:
+        return str(configured)
+    return requests.utils.get_environ_proxies(endpoint).get(urlsplit(endpoint).scheme) or None
 
 
 def _allowed_insecure(action: ActionBase, task_vars: Mapping, host: str) -> bool:
@@ -378,9 +390,12 @@ class EngineAction(ActionBase):
                 or api.DEFAULT_STATE_DIR
             )
         ).expanduser()
-        verify = bool(args.pop("verify", False))
-        force_group = bool(args.pop("force_group", False))
         host = str(task_vars.get("inventory_hostname", self._play_context.remote_addr))
+        try:  # as Ansible reads a module's bool options: "false" is false, "maybe" an error
+            verify = ansible_bool(args.pop("verify", False), "verify", host)
+            force_group = ansible_bool(args.pop("force_group", False), "force_group", host)
+        except ConnectionConfigError as exc:
+            raise AnsibleActionFail(str(exc)) from None
         inventory = PlayInventory(task_vars, host, self._templar.template, self._connection_fallback())
         check_mode = bool(self._task.check_mode)
         outside = groups.outside(task, inventory, host)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -157,7 +158,7 @@ class ConnectionSettings:
             user=user,
             password=password,
             cert_validation=validation,
-            ca_trust_path=host.var("ansible_winrm_ca_trust_path"),
+            ca_trust_path=_ca_trust_path(host, scheme, validation),
             message_encryption=encryption,
             operation_timeout=operation_timeout,
             read_timeout=read_timeout,
@@ -251,6 +252,22 @@ def _stays_on_this_machine(url: str, proxy: str | None = None) -> bool:
     if not is_loopback(hostname):
         return False
     return proxy is None or is_loopback((urlsplit(proxy).hostname or "").lower())
+
+
+def _ca_trust_path(host: HostContext, scheme: str, validation: str) -> str | None:
+    """The CA bundle that validates the host's certificate: a file or a directory of certificates
+    that exists (else every request would fail later as "internal error: OSError ...")."""
+    value = host.var("ansible_winrm_ca_trust_path")
+    if value in (None, ""):
+        return None
+    path = os.path.expanduser(str(value))
+    if scheme == "https" and validation == "validate" and not os.path.exists(path):
+        raise ConnectionConfigError(
+            f"{host.name}: ansible_winrm_ca_trust_path {_short(str(value))} does not exist (a PEM file or a "
+            "directory of CA certificates)",
+            "ansible_winrm_ca_trust_path",
+        )
+    return path
 
 
 def _proxy(host: HostContext) -> str | None:

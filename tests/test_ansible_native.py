@@ -506,3 +506,18 @@ def test_the_ansible_face_refuses_clear_text_before_connecting(tmp_path, connect
     counts = recap(result.stdout)["ca01"]
     assert counts["failed"] == 1 and counts["unreachable"] == 0, result.stdout[-2000:]
     assert refused in result.stdout and "lync2fa_allow_insecure_transport" in result.stdout
+
+
+def test_force_group_is_read_as_ansible_reads_a_boolean(lab, tmp_path):
+    """force_group: "false" (a string, as INI inventories and -a k=v give it) is false, not truthy."""
+    book = write(
+        tmp_path,
+        "forced.yml",
+        "---\n- name: CA on a workstation\n  hosts: cl0001\n  gather_facts: false\n  tasks:\n"
+        "    - name: Not forced\n      lync2fa.twofactor.ca_authority:\n        force_group: 'false'\n"
+        "      check_mode: true\n",
+    )
+    result = playbook(lab, tmp_path, book)
+    assert recap(result.stdout)["cl0001"]["failed"] == 1, result.stdout[-2000:]
+    assert "cl0001 is not in the inventory group 'ca'" in result.stdout
+    assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the workstation"

@@ -393,3 +393,31 @@ def test_a_live_verify_reads_running_though_it_holds_no_run_lock(tmp_path):
     statuses = {r["id"]: r["status"] for r in journal.runs()}
     assert statuses[verify] == "running" and statuses[apply] == "interrupted"
     journal.close()
+
+
+def test_a_missing_ca_trust_path_is_a_configuration_error_naming_the_variable(tmp_path):
+    path = _ca_inventory(tmp_path, {"ansible_winrm_ca_trust_path": str(tmp_path / "no-such-ca.pem")}, "yaml")
+    with pytest.raises(ConnectionConfigError, match="ansible_winrm_ca_trust_path .* does not exist"):
+        ConnectionSettings.from_host(api.load_inventory(path).host(REMOTE))
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = _ca_inventory(tmp_path, {"ansible_winrm_ca_trust_path": str(tmp_path / "ca.pem")}, "yaml")
+    assert ConnectionSettings.from_host(api.load_inventory(path).host(REMOTE)).ca_trust_path == str(tmp_path / "ca.pem")
+
+
+def test_the_ansible_face_judges_loopback_through_the_environments_proxy(monkeypatch):
+    """pywinrm (so Ansible's winrm connection) honours HTTP_PROXY: Basic over http to 127.0.0.1 then
+    leaves the machine through the proxy, and is judged as remote."""
+    from lync2fa.ansible_bridge import _proxy_for
+    from lync2fa.connection import clear_text_risks
+
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    endpoint = "http://127.0.0.1:5985/wsman"
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    assert _proxy_for(endpoint, None) is None and not clear_text_risks("http", ["basic"], "auto", endpoint, None)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    proxy = _proxy_for(endpoint, None)
+    assert proxy == "http://proxy.invalid:3128"
+    assert clear_text_risks("http", ["basic"], "auto", endpoint, proxy)
+    assert _proxy_for(endpoint, "http://127.0.0.1:3128") == "http://127.0.0.1:3128"  # the configured one wins
