@@ -392,6 +392,8 @@ def _note_missing_client_library(inventory: Path, out: Console) -> None:
 
     import yaml
 
+    from .transport import EXTRAS
+
     try:
         transport = yaml.safe_load(inventory.read_text())["all"]["vars"]["ansible_winrm_transport"]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
@@ -399,7 +401,7 @@ def _note_missing_client_library(inventory: Path, out: Console) -> None:
     if transport == "credssp" and importlib.util.find_spec("requests_credssp") is None:
         out.print(
             "note: the inventory uses CredSSP, which needs requests-credssp on this controller: "
-            "pip install 'lync2fa[credssp]' (or lab up --transport ntlm)",
+            f"pip install '{EXTRAS['credssp']}' (or lab up --transport ntlm)",
             highlight=False,
         )
 

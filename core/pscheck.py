@@ -183,7 +183,7 @@ def parser():
         import tree_sitter_powershell
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
-            "lync2fa.pscheck needs tree-sitter and tree-sitter-powershell (pip install 'lync2fa[test]')"
+            "lync2fa.pscheck needs tree-sitter and tree-sitter-powershell (the test extra: pip install -e '.[test]' in the checkout)"
         ) from exc
     return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 

@@ -42,8 +42,10 @@ UTF8_CODEPAGE = 65001
 SHELL_NOT_FOUND = "2150858843"
 
 
-# The client library a transport needs comes with an extra of lync2fa (pywinrm's extras).
-EXTRAS = {"credssp": "credssp", "kerberos": "kerberos"}
+# The client library a transport needs: pywinrm's extra of that name, which lync2fa's extra of that
+# name installs. A message names pywinrm's (on the package index), never lync2fa's: lync2fa is on no
+# index, and a bare name would fetch whatever a stranger registered under it.
+EXTRAS = {"credssp": "pywinrm[credssp]", "kerberos": "pywinrm[kerberos]"}
 try:  # CredSSP refusals come from requests-credssp's auth handler, not as HTTP 401 to pywinrm
     from requests_credssp.exceptions import AuthenticationException, NTStatusException
 
@@ -292,7 +294,7 @@ class WinRMConnection:
         except WinRMError as exc:
             cause = str(exc)
             if "not installed" in cause and self.settings.transport in EXTRAS:
-                cause += f" (install it with: pip install 'lync2fa[{EXTRAS[self.settings.transport]}]')"
+                cause += f" (install it with: pip install '{EXTRAS[self.settings.transport]}')"
             raise TransportError(self.settings.host, operation, cause) from None
 
 
