@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
 
 class ParameterError(ValueError):
-    """Invalid task parameters (a usage/config error: exit code 2)."""
+    """Invalid task parameters (a usage/config error: exit code 2): ``problems``, each one whole
+    (a problem may itself contain "; "), read as ``"<task>: <problem>; <problem>"``."""
+
+    def __init__(self, task: str, problems: list[str]):
+        self.task, self.problems = task, list(problems)
+        super().__init__(f"{task}: " + "; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -109,19 +114,22 @@ class Task:
         wrong = [n for n in sorted(self.secret_params) if values.get(n) is not None and not isinstance(values[n], str)]
         if wrong:
             raise ParameterError(
-                f"{self.name}: {', '.join(wrong)} must be a string (value not shown); quote it "
-                "in YAML: an unquoted number is read as a number (01234567 even as octal)"
+                self.name,
+                [
+                    f"{', '.join(wrong)} must be a string (value not shown); quote it in YAML: an "
+                    "unquoted number is read as a number (01234567 even as octal)"
+                ],
             )
         problems = self._line_breaks(values) or self._untrimmed(values)
         if problems:
-            raise ParameterError(f"{self.name}: " + "; ".join(problems))
+            raise ParameterError(self.name, problems)
         result = ArgumentSpecValidator(self.argument_spec()).validate(dict(values))
         if result.error_messages:
-            raise ParameterError(f"{self.name}: " + "; ".join(clip(m) for m in result.error_messages))
+            raise ParameterError(self.name, [clip(m) for m in result.error_messages])
         params = result.validated_parameters
         problems = self._out_of_bounds(params) or [msg for check in self.checks for msg in check(params)]
         if problems:
-            raise ParameterError(f"{self.name}: " + "; ".join(clip(m) for m in problems))
+            raise ParameterError(self.name, [clip(m) for m in problems])
         return params
 
     def _line_breaks(self, values: dict) -> list[str]:

@@ -387,7 +387,7 @@ class _Validator:
                     params = params_for(task, host)
                 except ParameterError as exc:
                     self.unknown_params.add(key)
-                    self._param_error(task, host, str(exc))
+                    self._param_error(task, host, exc.problems)
                     continue
                 except InventoryError as exc:
                     self.unknown_params.add(key)
@@ -408,10 +408,10 @@ class _Validator:
         severity, message = self._unreadable(str(exc))
         self.add("TEMPLATE", severity, message, self.loc(var, host) if var else None, var, host, task)
 
-    def _param_error(self, task: Task, host, text: str) -> None:
-        text = text.split(": ", 1)[1] if text.startswith(task.name + ": ") else text
+    def _param_error(self, task: Task, host, problems: list[str]) -> None:
+        """Each problem of a refused parameter set, at the variable it names."""
         names = [p.name for p in task.params]
-        for part in text.split("; "):
+        for part in problems:
             if self._names_bad_fqdn(part):
                 continue  # e.g. adfs_pools' default, the pools' lync2fa_fqdn: BAD_FQDN is the finding
             by_var = _first_named(part, {task.var_prefix + n: n for n in names})
