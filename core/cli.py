@@ -28,7 +28,7 @@ from .progress import LinePrinter, ProgressDisplay
 from .reports import to_json, write_all
 from .results import format_diff
 from .runlock import RunLockError
-from .runner import RunReport
+from .runner import RunReport, batch_deadline
 from .task import ParameterError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=300.0,
             metavar="SECONDS",
             help="a host that does not answer a step within this time fails (default 300: "
-            "on-card enrollment); the others go on",
+            "on-card enrollment); the others go on. A host's steps of one stage travel together, "
+            "so each of its requests gets this once per step (4 steps: 4 x SECONDS)",
         )
         p.add_argument(
             "--skip-preflight",
@@ -351,7 +352,7 @@ def _preflight(args, inventory, plan, out: Console, stop) -> bool:
         {t.name: t for t in plan.tasks},
         limit=_limit(args),
         forks=args.forks,
-        deadline_s=args.step_timeout,
+        deadline_s=batch_deadline(args.step_timeout, 1),
         stop=stop,
     )
     if checked.ok:

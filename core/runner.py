@@ -21,12 +21,20 @@ from .hostscript import HostScriptError
 from .journal import Journal, JournalError
 from .plan import Plan, Step
 from .results import Redactor, Result
-from .transport import ConnectionPool, TransportError
+from .transport import ConnectionPool, Deadline, TransportError
 
 # A step's deadline: sized for the slowest one, on-card enrollment (key generation in the TPM,
 # the CA's answer, InstallResponse), with margin. A host that does not answer in time fails
 # with "no answer in N s" and the run goes on with the others.
 DEFAULT_STEP_TIMEOUT_S = 300.0
+
+
+def batch_deadline(step_timeout_s: float, steps: int) -> Deadline:
+    """Each request of a host batch (its fact reads, its one apply carrying every step's
+    operations) may take the batch's steps × the step timeout: several enrollments legitimately
+    take that long together. The message says so, lest "no answer in 20 s" read as a wrong 5."""
+    reckoned = f"{steps} steps × {step_timeout_s:g} s, --step-timeout" if steps > 1 else "--step-timeout"
+    return Deadline(step_timeout_s * steps, reckoned)
 
 
 @dataclass
@@ -416,7 +424,7 @@ class Runner:
             check_mode,
             secrets_of=secret_values,
             started=journal_started,
-            deadline_s=self.step_timeout_s * len(steps),
+            deadline_s=batch_deadline(self.step_timeout_s, len(steps)),
             stop=self.stop,
             facts_cache=facts_cache,
             read_also=read_also,

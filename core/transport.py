@@ -80,6 +80,24 @@ def protocol_kwargs(s: ConnectionSettings) -> dict:
     return kwargs
 
 
+class Deadline(float):
+    """Seconds a host has to answer a request, with how they were reckoned, which the "no answer"
+    message shows: a host batch's requests get ``--step-timeout`` once per step ("4 steps × 5 s")."""
+
+    reckoned: str
+
+    def __new__(cls, seconds: float, reckoned: str) -> Deadline:
+        deadline = super().__new__(cls, seconds)
+        deadline.reckoned = reckoned
+        return deadline
+
+
+def no_answer(deadline_s: float) -> str:
+    """The message "no answer in N s", with how N was reckoned when it was (a Deadline)."""
+    reckoned = f" ({deadline_s.reckoned})" if isinstance(deadline_s, Deadline) else ""
+    return f"no answer in {deadline_s:g} s{reckoned}"
+
+
 class TransportError(Exception):
     """A host could not run a script: names the host, the operation and the cause.
 
@@ -206,9 +224,7 @@ class WinRMConnection:
         stdout, stderr = bytearray(), bytearray()
         while not _answered(stdout):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
-                raise TransportError(
-                    self.settings.host, "receive answer", f"no answer in {deadline_s:g} s", may_have_run=True
-                )
+                raise TransportError(self.settings.host, "receive answer", no_answer(deadline_s), may_have_run=True)
             try:
                 out, err, code, done = self._call(
                     "receive answer", protocol.get_command_output_raw, shell_id, self._session_id, may_have_run=True
