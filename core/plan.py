@@ -9,6 +9,7 @@ from graphlib import CycleError, TopologicalSorter
 from . import reach
 from .connection import ConnectionConfigError, ConnectionSettings
 from .findings import Finding
+from .groups import var_name
 from .inventory import HostContext, Inventory, InventoryError
 from .task import ParameterError, Task
 
@@ -150,7 +151,7 @@ def build_plan(
                     errors.append(error)
     if errors:
         raise PlanError("invalid inventory or parameters:\n  " + "\n  ".join(errors))
-    _check_coverage(inventory, ordered, steps, only, limit)
+    check_coverage(inventory, ordered, steps, only, limit)
     double_hop = reach.refusals(steps)
     if double_hop:
         raise PlanError(reach.message(double_hop))
@@ -158,12 +159,12 @@ def build_plan(
     return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps, warnings=warnings)
 
 
-def _check_coverage(
+def check_coverage(
     inventory: Inventory, chosen: list[Task], steps: list[Step], only: list[str] | None, limit: set[str] | None
 ) -> None:
     """A selected tier (or task) that yields no host is an error, not a silent "0 ok": every tier
     when nothing was selected, the named ones when ``only`` names them; with a ``limit`` alone,
-    at least one step."""
+    at least one step. ``lync2fa validate`` reports the same refusal."""
     covered_tiers = {s.task.tier for s in steps}
     covered_tasks = {s.task.name for s in steps}
     if only:
@@ -182,10 +183,16 @@ def _check_coverage(
     within = " within --limit" if limit is not None else ""
     lines = []
     for name, ts in missing:
-        wanted_groups = sorted({t.group for t in ts})
+        wanted_groups = sorted({_named(inventory, t.group) for t in ts})
         what = name if name == "the selection" else (f"task {name}" if "." in name else f"tier {name}")
         lines.append(f"{what}: no host{within} in inventory group {' or '.join(wanted_groups)}")
     raise PlanError("nothing to run for " + "; ".join(lines) + f" ({known})")
+
+
+def _named(inventory: Inventory, group: str) -> str:
+    """A task group as the inventory names it: ``pki (lync2fa_ca_group)``, or ``ca``."""
+    name = inventory.group_name(group)
+    return name if name == group else f"{name} ({var_name(group)})"
 
 
 def unknown_variables(tasks: dict[str, Task], steps: list[Step]) -> list[str]:

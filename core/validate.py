@@ -24,10 +24,11 @@ from urllib.parse import urlparse
 from .ansible_vars import ANSIBLE_VARS, WINRM_VARS
 from .connection import ConnectionConfigError, ConnectionSettings, redact_url
 from .findings import Finding
-from .inventory import ROLE_GROUPS, HostContext, Inventory, InventoryError, vault_password_file_or_env
+from .groups import DEFAULT_GROUPS, var_name
+from .inventory import HostContext, Inventory, InventoryError, vault_password_file_or_env
 from .inventory_map import Definition, InventoryMap, build, closest
 from .meta import now
-from .plan import Plan, Step, order_tasks, params_for
+from .plan import Plan, PlanError, Step, check_coverage, order_tasks, params_for, select_tasks
 from .plugin_manager import collect_tasks, default_plugin_manager
 from .reach import RESOURCE_NAMES, WAYS_OUT_SHORT, unreachable
 from .results import Redactor
@@ -52,7 +53,9 @@ EXTRA_VARS = {
     "lync2fa_state_dir": "the journal's directory (roles)",
     "lync2fa_allow_insecure": "rules accepted as warnings (roles)",
     "lync2fa_rollback_tiers": "tiers rollback_2fa.yml undoes",
-}
+    "lync2fa_allow_empty_groups": "skip a tier whose group is empty (playbooks)",
+    "lync2fa_force_group": "run a module on a host outside its task's group (modules)",
+} | {var_name(group): f"the inventory's name for the {group} group" for group in DEFAULT_GROUPS}
 
 
 class UnusableInput(Exception):
@@ -268,12 +271,16 @@ class _Validator:
                     self._secrets.add(value)
 
     def check_groups(self) -> None:
+        """The task groups as plan resolves them (``lync2fa_<group>_group``): a group named like one
+        but not it, and what plan refuses (a tier with no host) at the inventory file."""
+        named = {group: self.inventory.group_name(group) for group in DEFAULT_GROUPS}
+        roles = set(named.values())
         for group, where in self.imap.groups.items():
-            if group in ROLE_GROUPS or group in ("all", "ungrouped"):
+            if group in roles or group in ("all", "ungrouped"):
                 continue
-            near = closest(group, ROLE_GROUPS, cutoff=0.8)
+            near = closest(group, roles, cutoff=0.8)
             parents = self.inventory.manager.groups.get(group)
-            under_role = parents is not None and any(a.name in ROLE_GROUPS for a in parents.get_ancestors())
+            under_role = parents is not None and any(a.name in roles for a in parents.get_ancestors())
             if near and not under_role:
                 self.add(
                     "GROUP_NAME",
@@ -283,16 +290,34 @@ class _Validator:
                     group,
                     fix=f"did you mean {near!r}?",
                 )
-        for role in ROLE_GROUPS:
-            if role not in self.group_names or not self.inventory.hosts_in(role):
+        chosen = order_tasks(select_tasks(self.tasks, None))
+        steps = [Step(t, h, {}, None) for t in chosen for h in self.inventory.hosts_in(t.group)]
+        try:
+            check_coverage(self.inventory, chosen, steps, None, None)
+        except PlanError as exc:
+            self.add(
+                "NOTHING_TO_RUN",
+                "error",
+                str(exc),
+                Definition(self._inventory_file(), 1, 1),
+                fix="add the tier's hosts to its group (or name the group with lync2fa_<group>_group in "
+                "group_vars/all), or run only the other tiers (--tasks)",
+            )
+        targeted = {t.group for t in self.tasks.values()}
+        for role, name in named.items():
+            if role not in targeted and not self.inventory.hosts_in(role):
                 self.add(
                     "MISSING_GROUP",
                     "note",
-                    f"no host in group {role}: its tier's tasks have nothing to do",
+                    f"no host in group {name}: no task runs there, and the settings derived from its hosts list none",
                     None,
-                    role,
-                    fix=f"add the {role} hosts, or run only the other tiers (--tasks)",
+                    name,
                 )
+
+    def _inventory_file(self) -> str:
+        """The file that declares the inventory's hosts (a directory's hosts.yml), else the first read."""
+        declared = next(iter(self.imap.hosts.values()), None) or next(iter(self.imap.groups.values()), None)
+        return declared.file if declared else self.imap.first_file()
 
     def check_names(self) -> None:
         prefixes = tuple(f"{t}_" for t in self.tiers) + ("lync2fa_",)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lync2fa import api
+from lync2fa.groups import DEFAULT_GROUPS, var_name
 from lync2fa.plan import PlanError
 from lync2fa.task import ParameterError
 from lync2fa.validate import validate
@@ -70,6 +71,67 @@ def drop_group(hosts: Path, group: str, next_group: str) -> None:
     text = hosts.read_text()
     start, end = text.index(f"    {group}:\n"), text.index(f"    {next_group}:\n")
     hosts.write_text(text[:start] + text[end:])
+
+
+# --- item 5: groups, as plan resolves them ---------------------------------------------------
+
+
+def test_an_inventory_without_groups_is_an_error_with_plans_own_message(tmp_path):
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text("all:\n  hosts:\n    ws01:\n      ansible_host: ws01.contoso.invalid\n")
+    refusal = plan_refusal(hosts)
+    assert refusal.startswith("nothing to run for tier "), refusal
+    errors = [i for i in issues(hosts) if i.severity == "error"]
+    groups = [i for i in errors if i.rule == "NOTHING_TO_RUN"]
+    assert [i.message for i in groups] == [refusal]
+    assert groups[0].file == str(hosts) and groups[0].line == 1
+
+
+def test_an_inventory_missing_the_lync_pools_group_is_an_error_at_the_inventory_file(inv):
+    drop_group(inv / "hosts.yml", "lync_pools", "lync_edge")
+    refusal = plan_refusal(inv)
+    assert "tier lync: no host in inventory group lync_pools" in refusal
+    found = [i for i in issues(inv) if i.rule == "NOTHING_TO_RUN"]
+    assert [(i.severity, i.message, Path(i.file).name) for i in found] == [("error", refusal, "hosts.yml")]
+
+
+def test_a_complete_inventory_has_nothing_plan_refuses_about_groups(inv):
+    assert plan_refusal(inv) == ""
+    assert not [i for i in issues(inv) if i.rule in ("NOTHING_TO_RUN", "MISSING_GROUP", "GROUP_NAME")]
+
+
+def test_renamed_groups_are_what_plan_targets_not_unknown_or_missing(inv):
+    hosts = inv / "hosts.yml"
+    edit(hosts, "    ca:\n", "    pki:\n")
+    edit(hosts, "    clients:\n", "    client:\n")  # a near miss of "clients", named on purpose
+    (inv / "group_vars" / "clients").rename(inv / "group_vars" / "client")
+    append(inv / "group_vars" / "all" / "vars.yml", "lync2fa_ca_group: pki\nlync2fa_clients_group: client\n")
+    assert plan_refusal(inv) == ""
+    found = [(i.rule, i.key, i.message) for i in issues(inv)]
+    assert not [f for f in found if f[0] in ("UNKNOWN_VAR", "MISSING_GROUP", "GROUP_NAME", "NOTHING_TO_RUN")], found
+
+
+def test_a_group_variable_naming_no_group_is_refused_as_plan_refuses_it(inv):
+    # The clients' CA named outright: its default is derived from the CA group's hosts.
+    append(
+        inv / "group_vars" / "all" / "vars.yml",
+        "lync2fa_ca_group: pki\nclient_ca_config: ca01.contoso.com\\Contoso Smart Card Root CA\n",
+    )
+    refusal = plan_refusal(inv)
+    assert "tier ca: no host in inventory group pki (lync2fa_ca_group)" in refusal
+    assert [i.message for i in issues(inv) if i.rule == "NOTHING_TO_RUN"] == [refusal]
+
+
+def test_engine_variables_are_known_to_validate(inv):
+    names = [var_name(g) for g in DEFAULT_GROUPS]
+    append(
+        inv / "group_vars" / "all" / "vars.yml",
+        "".join(f"{name}: {group}\n" for name, group in zip(names, DEFAULT_GROUPS, strict=True))
+        + "lync2fa_allow_empty_groups: false\nlync2fa_force_group: false\n"
+        + "lync2fa_allow_insecure_transport: false\n",
+    )
+    unknown = [(i.key, i.message) for i in issues(inv) if i.rule == "UNKNOWN_VAR"]
+    assert unknown == []
 
 
 # --- item 6: one problem, one finding --------------------------------------------------------
