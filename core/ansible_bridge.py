@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,11 @@ from .plugin_manager import default_plugin_manager
 from .runlock import RunLockError
 from .task import ParameterError, Task
 from .transport import ConnectionPool, TransportError
+
+try:  # ansible-core 2.19: what the task's `timeout:` raises (SIGALRM) in the action's run
+    from ansible._internal._errors._task_timeout import TaskTimeoutError
+except ImportError:  # ansible-core 2.16 - 2.18: the same BaseException, in the task executor
+    from ansible.executor.task_executor import TaskTimeoutError  # type: ignore[attr-defined,no-redef]
 
 COLLECTION = "lync2fa.twofactor"
 BUILTIN_PLUGIN_PACKAGE = "lync2fa.plugins."
@@ -287,16 +294,35 @@ def _allowed_insecure(action: ActionBase, task_vars: Mapping, host: str) -> bool
     return ansible_bool(action._templar.template(task_vars.get(ALLOW_INSECURE_VAR, False)), ALLOW_INSECURE_VAR, host)
 
 
+def engine_budget(timeout: int) -> float:
+    """Of a task's ``timeout`` (s), the time the engine gives the step: it stops a little before
+    Ansible's alarm, so that the task ends with lync2fa's own answer (what was sent, what may have
+    run), not with Ansible's "Timed out" over a step that went on."""
+    return timeout - min(1.0, timeout / 4)
+
+
 class PlayConnection:
     """The engine's connection (``request(request, secrets, deadline_s, idempotent)``) over the
     task's Ansible connection: each request runs the module ``lync2fa.twofactor.host_request``
-    through Ansible's module machinery (exec wrapper, become, async, connection plugin)."""
+    through Ansible's module machinery (exec wrapper, become, async, connection plugin).
 
-    def __init__(self, action: ActionBase, task_vars: Mapping):
+    A request is waited for until its ``deadline_s`` or the task's ``timeout`` (see
+    :func:`engine_budget`), whichever comes first: then it is "no answer in N s" (an apply: its
+    operations may have run), and nothing more is sent on the connection."""
+
+    def __init__(self, action: ActionBase, task_vars: Mapping, host: str | None = None, timeout: int = 0):
         self.action, self.task_vars = action, task_vars
-        self.host = str(task_vars.get("inventory_hostname", ""))
+        self.host = host or str(task_vars.get("inventory_hostname", ""))
         self.unreachable: str | None = None
         self.requests = 0
+        self.timeout = timeout
+        self.deadline_at = time.monotonic() + engine_budget(timeout) if timeout else None
+        self.waiting: str | None = None  # a request left without an answer
+        self.apply_sent = False  # an apply request went to the host: its operations may have run
+
+    def remaining(self) -> float | None:
+        """Seconds left before the task's deadline (None: the task has no timeout)."""
+        return None if self.deadline_at is None else max(0.001, self.deadline_at - time.monotonic())
 
     def request(
         self, request: dict, secrets: dict | None = None, deadline_s: float | None = None, idempotent: bool = False
@@ -305,12 +331,17 @@ class PlayConnection:
             _check_collection_library(self.action)
         if self.unreachable:
             raise TransportError(self.host, "request", self.unreachable, reachable=False)
+        if self.waiting:
+            raise TransportError(self.host, "send request", f"not sent: {self.waiting}")
+        waits = [w for w in (deadline_s, self.deadline_at and self.deadline_at - time.monotonic()) if w is not None]
+        wait = min(waits) if waits else None
+        if wait is not None and wait <= 0:
+            raise TransportError(self.host, "send request", f"not sent: the task's timeout ({self.timeout} s) is near")
         args = ansible_payload.module_args(request, secrets)
         self.requests += 1
+        self.apply_sent = self.apply_sent or not idempotent
         try:
-            result = self.action._execute_module(
-                module_name=ansible_payload.MODULE, module_args=args, task_vars=dict(self.task_vars), wrap_async=False
-            )
+            result = self._execute(args, wait, idempotent)
         except AnsibleConnectionFailure as exc:
             self.unreachable = str(exc)
             raise TransportError(self.host, "request", self.unreachable, reachable=False) from None
@@ -323,6 +354,53 @@ class PlayConnection:
                 detail += ": " + str(result["module_stderr"]).strip()[:500]
             raise hostscript.HostScriptError(f"{ansible_payload.MODULE} failed: {detail}")
         return hostscript.parse_response(str(result.get("response") or ""))
+
+    def _execute(self, args: dict, wait: float | None, idempotent: bool) -> dict:
+        """The module's result; with a ``wait``, given up (left running, in a daemon thread) when
+        it has not come in time: the module call itself cannot be interrupted."""
+
+        def call() -> dict:
+            return self.action._execute_module(
+                module_name=ansible_payload.MODULE, module_args=args, task_vars=dict(self.task_vars), wrap_async=False
+            )
+
+        if wait is None:
+            return call()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"lync2fa-request-{self.host}", daemon=True)
+        worker.start()
+        worker.join(wait)
+        if worker.is_alive():
+            cause = f"no answer in {wait:.3g} s" + (f" (the task's timeout: {self.timeout} s)" if self.timeout else "")
+            self.waiting = f"an earlier request has no answer ({cause})"
+            if not idempotent:
+                cause += "; the operations may have run (the next plan shows the state)"
+            raise TransportError(self.host, "receive answer", cause, may_have_run=not idempotent)
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def timed_out(self) -> dict:
+        """The task's result when Ansible's ``timeout:`` interrupted the step (see ``EngineAction.run``)."""
+        if self.apply_sent:
+            return {
+                "failed": True,
+                "changed": True,
+                "msg": f"Timed out after {self.timeout} second(s) while the host applied the task's operations: "
+                "they may have run. `lync2fa journal` shows what was recorded; running the task again settles it.",
+            }
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": f"Timed out after {self.timeout} second(s), before any operation was sent: nothing was changed.",
+        }
 
     def close(self) -> None:
         pass
@@ -396,8 +474,27 @@ class EngineAction(ActionBase):
             force_group = ansible_bool(args.pop("force_group", False), "force_group", host)
         except ConnectionConfigError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        inventory = PlayInventory(task_vars, host, self._templar.template, self._connection_fallback())
-        check_mode = bool(self._task.check_mode)
+        view: Mapping = task_vars
+        delegated = self._delegated_host(host)
+        if delegated:
+            if not force_group:
+                return {
+                    **result,
+                    "failed": True,
+                    "changed": False,
+                    "msg": f"{self._task.action} on {host} is delegated to {delegated}: lync2fa decides on a host from "
+                    "that host's facts and inventory variables (and journals it), so a task runs on its own host, "
+                    f"not through another; remove delegate_to (or set force_group: true to run it as {delegated}'s "
+                    "task, judged and journaled there)",
+                }
+            # The host reached is the delegated one: its variables, its group check, its journal entry.
+            view = {
+                **(task_vars.get("ansible_delegated_vars") or {}).get(delegated, {}),
+                "groups": task_vars.get("groups", {}),
+                "hostvars": task_vars.get("hostvars", {}),
+            }
+            host = delegated
+        inventory = PlayInventory(view, host, self._templar.template, self._connection_fallback())
         outside = groups.outside(task, inventory, host)
         if outside and not force_group:
             return {
@@ -406,7 +503,35 @@ class EngineAction(ActionBase):
                 "changed": False,
                 "msg": outside + "; set force_group: true to run it there anyway",
             }
-        connection = PlayConnection(self, task_vars)
+        connection = PlayConnection(self, task_vars, host, timeout=int(self._task.timeout or 0))
+        stop = threading.Event()  # set at the task's deadline: no operation is sent after it
+        timer = threading.Timer(connection.remaining() or 0, stop.set) if connection.timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            return self._run_step(result, connection, stop, inventory, host, view, args, allow, state_dir, verify)
+        except TaskTimeoutError:  # Ansible's alarm came first (the engine waited for a request in flight)
+            return {**result, **connection.timed_out()}
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _run_step(
+        self,
+        result: dict,
+        connection: PlayConnection,
+        stop: threading.Event,
+        inventory: Any,  # a PlayInventory: what run_step reads of an Inventory
+        host: str,
+        task_vars: Mapping,
+        args: dict,
+        allow: list,
+        state_dir: Path,
+        verify: bool,
+    ) -> dict:
+        """The engine's step and its result (``run`` set up the host, its connection and deadline)."""
+        check_mode = bool(self._task.check_mode)
         try:
             outcome = api.run_step(
                 inventory,
@@ -420,6 +545,8 @@ class EngineAction(ActionBase):
                 settings=play_settings(self, host, task_vars),
                 pool=ConnectionPool(factory=lambda _settings: connection),
                 gate_cache=self._gate_cache(state_dir),
+                step_timeout_s=connection.remaining(),
+                stop=stop,
             )
         except USAGE_ERRORS as exc:
             msg = str(exc)
@@ -442,7 +569,16 @@ class EngineAction(ActionBase):
                 "msg": f"{host} is unreachable through the play's connection: {connection.unreachable}",
             }
         result.update(to_ansible_result(outcome, check_mode, bool(self._task.diff)))
+        if stop.is_set() and outcome.skipped:
+            result["msg"] = (
+                f"the task's timeout ({connection.timeout} s) came before its operations were sent: nothing was changed"
+            )
         return result
+
+    def _delegated_host(self, host: str) -> str | None:
+        """The host a ``delegate_to`` task reaches instead of ``host`` (None: not delegated)."""
+        delegated = getattr(self._task, "delegate_to", None)
+        return str(delegated) if delegated and str(delegated) != host else None
 
     def _var(self, task_vars: Mapping, name: str):
         if name not in task_vars:

@@ -144,6 +144,8 @@ def run_step(
     settings=None,
     pool=None,
     gate_cache: GateCache | None = None,
+    step_timeout_s: float | None = None,
+    stop=None,
 ) -> Result:
     """Run one task on one host (what an Ansible action plugin does), with explicit params.
 
@@ -156,6 +158,7 @@ def run_step(
     ``run``) let the Ansible face send the step's requests through the play's own connection.
     ``gate_cache`` keeps the gate's view of the inventory across the steps of one play, so that
     a step costs the same whatever the number of hosts (``lync2fa.gate_cache``).
+    ``step_timeout_s`` and ``stop``: as for ``run`` (the Ansible face passes the task's ``timeout``).
     """
     pm = pm or default_plugin_manager()
     tasks = collect_tasks(pm)
@@ -180,6 +183,8 @@ def run_step(
         pm=pm,
         shared_lock=True,
         pool=pool,
+        step_timeout_s=step_timeout_s,
+        stop=stop,
     )
     result = report.results[0]
     result.warnings = list(single.warnings) + list(result.warnings)

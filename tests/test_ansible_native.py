@@ -521,3 +521,95 @@ def test_force_group_is_read_as_ansible_reads_a_boolean(lab, tmp_path):
     assert recap(result.stdout)["cl0001"]["failed"] == 1, result.stdout[-2000:]
     assert "cl0001 is not in the inventory group 'ca'" in result.stdout
     assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the workstation"
+
+
+def _stored_run_statuses(lab) -> list[str]:
+    """The runs' statuses as the journal stores them (``Journal.runs`` shows a dead 'running' run
+    as interrupted: this is what was written)."""
+    import sqlite3
+
+    from lync2fa.journal import Journal
+
+    journal = Journal(lab.state_dir)
+    path = journal.path
+    journal.close()
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT status FROM runs ORDER BY id")]
+
+
+def test_a_task_timeout_is_the_engines_deadline_and_nothing_is_applied_after_it(lab, tmp_path):
+    """Issue 9 item 1: Ansible's ``timeout:`` used to fail the task (changed=0) while the engine went
+    on and applied the change. The task's timeout is now the step's deadline: the host's slow fact
+    read ends the step with lync2fa's own "no answer", before Ansible's alarm, and no operation is
+    sent after it; the run is journaled as ended (never left 'running')."""
+    lab.fault("ca01", latency_s=3)
+    book = write(
+        tmp_path,
+        "timeout.yml",
+        "---\n- name: Slow CA\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
+        "    - name: Autoenroll\n      lync2fa.twofactor.ca_template_permissions: {autoenroll: true}\n"
+        "      timeout: 2\n",
+    )
+    result = playbook(lab, tmp_path, book)
+    counts = recap(result.stdout)["ca01"]
+    assert counts["failed"] == 1, result.stdout[-3000:]
+    [(_name, status, _host, failed)] = results_by_task(result.stdout)
+    assert status == "fatal" and "no answer in" in failed["msg"] and "timeout: 2 s" in failed["msg"], failed
+    assert "Timed out after" not in result.stdout, "Ansible's alarm came before the engine's deadline"
+    assert not [r for r in requests(lab) if r["kind"] == "apply"], "an operation was sent after the timeout"
+    assert counts["changed"] == 0
+    assert _stored_run_statuses(lab) and "running" not in _stored_run_statuses(lab)
+
+
+def test_an_apply_without_an_answer_in_time_may_have_run():
+    """The play's connection stops waiting at the deadline: a fact read is simply unanswered, an
+    apply request already sent is reported as possibly run (never as nothing done)."""
+    import threading
+
+    from lync2fa.ansible_bridge import PlayConnection
+    from lync2fa.transport import TransportError
+
+    release = threading.Event()
+
+    class SlowAction:
+        def _execute_module(self, **_kwargs):
+            release.wait(5)
+            return {"response": json.dumps({"ok": True})}
+
+    connection = PlayConnection(SlowAction(), {"inventory_hostname": "ca01"}, timeout=1)  # type: ignore[arg-type]
+    connection.requests = 1  # the collection's library check is another test's subject
+    try:
+        with pytest.raises(TransportError) as read:
+            connection.request(hostscript.facts_request({}), None, 0.2, idempotent=True)
+        assert "no answer in 0.2 s" in str(read.value) and not read.value.may_have_run
+        assert "may have run" not in str(read.value)
+        with pytest.raises(TransportError) as refused:
+            connection.request(hostscript.apply_request([]), None, 0.2)
+        assert "not sent" in str(refused.value), "a request went out on a connection still waiting for an answer"
+        fresh = PlayConnection(SlowAction(), {"inventory_hostname": "ca01"}, timeout=1)  # type: ignore[arg-type]
+        fresh.requests = 1
+        with pytest.raises(TransportError) as applied:
+            fresh.request(hostscript.apply_request([]), None, 0.2)
+        assert applied.value.may_have_run and "may have run" in str(applied.value)
+        assert fresh.apply_sent
+    finally:
+        release.set()
+
+
+def test_delegate_to_is_refused_naming_both_hosts(lab, tmp_path):
+    """Issue 9 item 2: ``delegate_to`` sent a CA task to a workstation (past the group check, which
+    judged the play's host) and journaled the play's host. lync2fa decides per host from that host's
+    facts and inventory variables, so a delegated task is refused before anything is sent."""
+    book = write(
+        tmp_path,
+        "delegated.yml",
+        "---\n- name: Delegated\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
+        "    - name: CA through a workstation\n      lync2fa.twofactor.ca_authority: {}\n"
+        "      delegate_to: cl0001\n      check_mode: true\n",
+    )
+    result = playbook(lab, tmp_path, book)
+    assert recap(result.stdout)["ca01"]["failed"] == 1, result.stdout[-3000:]
+    [(_name, status, _host, refused)] = results_by_task(result.stdout)
+    assert status == "fatal" and "delegate_to" in refused["msg"], refused
+    assert "ca01" in refused["msg"] and "cl0001" in refused["msg"]
+    assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the delegated host"
