@@ -13,6 +13,9 @@ class Finding:
     severity: str = "error"  # error (refuses the plan) or warning
     host: str = ""
     task: str = ""
+    # The inventory variable that causes it, when the finding's builder knows (validate places the
+    # finding there instead of guessing from the message's words).
+    var: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -717,7 +717,9 @@ class _Validator:
                 )
 
     def _place_finding(self, f: Finding) -> None:
-        candidates = [w for w in WORD.findall(f"{f.message} {f.fix}") if w in self.known or w.startswith("ansible_")]
+        """At the variable the finding names (``var``), else the first the message names."""
+        words = [f.var] if f.var else WORD.findall(f"{f.message} {f.fix}")
+        candidates = [w for w in words if w in self.known or w.startswith("ansible_")]
         loc, key = None, ""
         if f.host:
             for var in candidates:

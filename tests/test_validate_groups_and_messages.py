@@ -156,3 +156,22 @@ def test_parameter_error_lists_its_problems_and_reads_as_before():
     assert sorted(p.split(" ", 1)[0] for p in exc.problems) == ["client_pin", "client_user"]
     assert "; " in next(p for p in exc.problems if p.startswith("client_pin"))
     assert str(exc) == "client.enrollment: " + "; ".join(exc.problems)
+
+
+# --- item 9: a grant's ESC findings at the grant's variable ----------------------------------
+
+
+def test_esc_findings_of_a_grant_point_at_the_granted_template(inv):
+    vars_file = inv / "group_vars" / "all" / "vars.yml"
+    edit(
+        vars_file, "ca_principal: CONTOSO\\Lync 2FA Users", "ca_principal: Authenticated Users\nca_template: WebServer"
+    )
+    found = {i.rule: i for i in issues(inv) if i.rule in ("ESC15", "ESC17")}
+    assert set(found) == {"ESC15", "ESC17"}, found
+    for issue in found.values():
+        assert (Path(issue.file).name, issue.line, issue.key) == (
+            "vars.yml",
+            line_of(vars_file, "ca_template: WebServer"),
+            "ca_template",
+        ), issue
+        assert issue.file == str(vars_file)

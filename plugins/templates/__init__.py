@@ -232,6 +232,12 @@ def builtin_record(name: str) -> dict | None:
     return model.record_from_ad(as_fact(real)) if real else None
 
 
+# The variable that puts a planned template in front of the ESC rules, by the task blamed for it:
+# the CA tier's grant (ca_template, e.g. WebServer) or its published built-ins (ca_templates).
+# This tier's own template has no single cause: validate places it by the message's variables.
+CAUSE = {"ca.template_permissions": "ca_template", "ca.templates_published": "ca_templates"}
+
+
 def planned_templates(plan) -> list[tuple[str, str, dict]]:
     """Every template the plan touches, as it will be after every planned change from every tier
     (issue 12 item 3): (host, task to blame, record). The built-ins the CA tier issues with their
@@ -294,7 +300,7 @@ def lync2fa_tasks():
 def lync2fa_validate_plan(plan):
     findings = []
     for host, task, record in planned_templates(plan):
-        findings += esc.evaluate(record, host=host, task=task)
+        findings += esc.evaluate(record, host=host, task=task, var=CAUSE.get(task, ""))
     for step in plan.steps_for("templates.smartcard"):
         if step.params["profile"] == "vsc" and step.params["exportable_key"]:
             findings.append(

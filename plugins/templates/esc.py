@@ -268,12 +268,13 @@ _CHECKS = {
 }
 
 
-def evaluate(template: dict, host: str = "", task: str = "") -> list[Finding]:
-    """Every ESC rule the template breaks, as error findings, in rule order."""
+def evaluate(template: dict, host: str = "", task: str = "", var: str = "") -> list[Finding]:
+    """Every ESC rule the template breaks, as error findings, in rule order (``var``: the inventory
+    variable that put the template there, when known)."""
     f = facts(template)
     findings = []
     for rule in RULES:
         hit = _CHECKS[rule](f)
         if hit:
-            findings.append(Finding(rule, hit[0], hit[1], severity="error", host=host, task=task))
+            findings.append(Finding(rule, hit[0], hit[1], severity="error", host=host, task=task, var=var))
     return findings
