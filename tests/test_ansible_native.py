@@ -613,3 +613,25 @@ def test_delegate_to_is_refused_naming_both_hosts(lab, tmp_path):
     assert status == "fatal" and "delegate_to" in refused["msg"], refused
     assert "ca01" in refused["msg"] and "cl0001" in refused["msg"]
     assert not [r for r in requests(lab) if r["host"] == "cl0001"], "nothing may reach the delegated host"
+
+
+def test_a_forced_delegated_task_is_judged_and_journaled_as_the_delegated_host(lab, tmp_path):
+    """With force_group, a delegated task is the delegated host's step: the journal names the host
+    that was reached, not the play's host."""
+    from lync2fa.journal import Journal
+
+    book = write(
+        tmp_path,
+        "delegated.yml",
+        "---\n- name: Delegated\n  hosts: ca01\n  gather_facts: false\n  tasks:\n"
+        "    - name: Client task through the CA's play\n      lync2fa.twofactor.client_virtual_smartcard:\n"
+        "        force_group: true\n      delegate_to: cl0001\n      check_mode: true\n",
+    )
+    result = playbook(lab, tmp_path, book)
+    assert recap(result.stdout)["ca01"]["failed"] == 0, result.stdout[-3000:]
+    assert {r["host"] for r in requests(lab)} == {"cl0001"}
+    journal = Journal(lab.state_dir)
+    try:
+        assert {r["host"] for r in journal.results()} == {"cl0001"}
+    finally:
+        journal.close()
