@@ -79,17 +79,23 @@ class Journal:
         # Many Ansible forks may write at once: wait for the lock rather than fail.
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
         try:
+            # Checked and created under the write lock: a fork creating the journal at the same
+            # moment is seen with both tables or none, and a refused file is left untouched.
+            db.execute("BEGIN IMMEDIATE")
+            check_is_journal_or_empty(db, self.path)
             check_schema(db, self.path)
-            # WAL + NORMAL: every result is committed (an interrupted run keeps what it did) without an
-            # fsync per result, which would dominate a run over thousands of clients.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             columns = {(t, row[1]) for t in ("runs",) for row in db.execute(f"PRAGMA table_info({t})")}
             for key, sql in MIGRATIONS.items():
                 if key not in columns:
                     db.execute(sql)
             db.commit()
+            # WAL + NORMAL: every result is committed (an interrupted run keeps what it did) without an
+            # fsync per result, which would dominate a run over thousands of clients.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.DatabaseError, JournalError):
             db.close()
             raise
@@ -286,6 +292,16 @@ def _schema_columns() -> dict[str, tuple[str, ...]]:
         return {t: tuple(row[1] for row in db.execute(f"PRAGMA table_info({t})")) for t in ("runs", "results")}
     finally:
         db.close()
+
+
+def check_is_journal_or_empty(db: sqlite3.Connection, path: Path) -> None:
+    """Before writing: the database holds the journal's tables, or no table at all (a new journal).
+    Another program's database (tables of its own) is refused rather than given ours."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    missing = [t for t in _schema_columns() if t not in tables]
+    if tables and missing:
+        raise JournalError(explain(path, sqlite3.OperationalError(f"no such table: {missing[0]}")))
 
 
 def check_schema(db: sqlite3.Connection, path: Path) -> None:

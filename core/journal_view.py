@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .meta import iso
+from .meta import UNREADABLE, duration, iso, number
 from .results import format_diff
 
 JOURNAL = "journal.sqlite"
@@ -102,11 +102,7 @@ def runs(db: sqlite3.Connection, state_dir: Path | None = None) -> list[dict]:
         run["counts"] = _counts(_final(by_run.get(run["id"], [])))
         run["status"] = _displayed_status(run, state_dir)
         run["check_mode"] = bool(run.get("check_mode"))
-        run["duration_s"] = (
-            round(run["finished_at"] - run["started_at"], 3)
-            if run.get("finished_at") and run.get("started_at")
-            else None
-        )
+        run["duration_s"] = duration(run.get("started_at"), run.get("finished_at"))
         for key in ("started_at", "finished_at"):
             run[key] = iso(run.get(key))
         out.append(run)
@@ -137,12 +133,17 @@ def steps(db: sqlite3.Connection, run_id: int) -> list[dict]:
 def _local(stamp: str | None) -> str:
     if not stamp:
         return "-"
+    if stamp == UNREADABLE:
+        return UNREADABLE
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration(seconds) -> str:
-    if seconds is None:
+def _duration(value) -> str:
+    if value is None:
         return "-"
+    seconds = number(value)
+    if seconds is None:
+        return UNREADABLE
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import math
 import socket
 from datetime import UTC, datetime
+
+# What a time or duration that is not a number (a damaged journal row) is shown as.
+UNREADABLE = "?"
 
 
 def version() -> str:
@@ -17,12 +21,35 @@ def version() -> str:
         return "0+unknown"
 
 
+def number(value: object) -> float | None:
+    """A stored time or duration as seconds, or None when it is not a finite number: a journal's
+    REAL column still holds whatever was written to it (SQLite's type affinity is no constraint)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def iso(ts: float | datetime | None) -> str | None:
-    """ISO-8601 with the UTC offset (local time), or None."""
+    """ISO-8601 with the UTC offset (local time), None for None, UNREADABLE for a value that is no
+    time (text, or a number beyond the calendar)."""
     if ts is None:
         return None
-    moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=UTC)
-    return moment.astimezone().isoformat(timespec="seconds")
+    if isinstance(ts, datetime):
+        return ts.astimezone().isoformat(timespec="seconds")
+    seconds = number(ts)
+    if seconds is None:
+        return UNREADABLE
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return UNREADABLE
+
+
+def duration(started: object, finished: object) -> float | None:
+    """Seconds from ``started`` to ``finished``, or None unless both are numbers (a run still going,
+    or a damaged row)."""
+    start, end = number(started), number(finished)
+    return round(end - start, 3) if start and end else None
 
 
 def now() -> float:
@@ -55,5 +82,5 @@ def run_metadata(
         "check_mode": check_mode,
         "started_at": iso(started),
         "finished_at": iso(finished),
-        "duration_s": round(finished - started, 3) if started and finished else None,
+        "duration_s": duration(started, finished),
     }
