@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("--dir", required=True)
     fault.add_argument("host", nargs="?")
     fault.add_argument("settings", nargs="*", help="e.g. latency_s=0.5 fail_tasks=ca.authority ca_offline=true")
-    fault.add_argument("--clear", action="store_true")
+    fault.add_argument("--clear", action="store_true", help="remove HOST's faults (without HOST, or *: every host's)")
 
     preflight = sub.add_parser(
         "preflight",
@@ -559,6 +559,8 @@ def cmd_validate(args, out: Console, err: Console) -> int:
     from . import validate_format as fmt
     from .validate import UnusableInput, validate
 
+    if args.output:
+        _check_report_dir(args.output)  # before minutes of checks, not after
     try:
         result = validate(args.inventory, vault_password_file=args.vault_password_file)
     except UnusableInput as exc:
@@ -566,8 +568,10 @@ def cmd_validate(args, out: Console, err: Console) -> int:
         return EXIT_USAGE
     if args.format == "human":
         if args.output:
-            with open(args.output, "w") as fh:
-                fmt.print_human(result, Console(file=fh, highlight=False, soft_wrap=True), args.fail_on)
+            _write_report(
+                args.output,
+                lambda fh: fmt.print_human(result, Console(file=fh, highlight=False, soft_wrap=True), args.fail_on),
+            )
         else:
             fmt.print_human(result, out, args.fail_on)
         return result.exit_code(args.fail_on)
@@ -577,11 +581,29 @@ def cmd_validate(args, out: Console, err: Console) -> int:
         "sarif": lambda: fmt.to_sarif(result),
     }[args.format]()
     if args.output:
-        Path(args.output).write_text(doc + "\n")
+        _write_report(args.output, lambda fh: fh.write(doc + "\n"))
         fmt.print_human(result, err, args.fail_on)
     else:
         print(doc)
     return result.exit_code(args.fail_on)
+
+
+def _check_report_dir(path: str) -> None:
+    parent = Path(path).parent
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"cannot write the report to {path}: {parent} {why}")
+
+
+def _write_report(path: str, write) -> None:
+    """Write a report with ``write(file)``; a path that cannot be written is a usage error that says
+    why in words ("not a directory"), not Python's "[Errno 20]"."""
+    try:
+        with open(path, "w") as fh:
+            write(fh)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise UsageError(f"cannot write the report to {path}: {reason}") from None
 
 
 def cmd_preflight(args, out: Console) -> int:

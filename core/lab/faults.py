@@ -159,10 +159,12 @@ class FaultBook:
         return HostFaults(**current)
 
     def clear(self, host: str | None = None) -> None:
+        """``host``'s own faults; None or ``*`` every host's (as ``*`` sets a fault on every host),
+        not only the ones set with ``*``."""
         if host is not None:
             self._check_host(host)
         with self.store.transaction():
-            if host is None:
+            if host in (None, "*"):
                 for key in self.store.items(KIND):
                     self.store.delete(KIND, key)
             else:
