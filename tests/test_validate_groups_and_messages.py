@@ -175,3 +175,23 @@ def test_esc_findings_of_a_grant_point_at_the_granted_template(inv):
             "ca_template",
         ), issue
         assert issue.file == str(vars_file)
+
+
+# --- minor: the report's path -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["human", "sarif"])
+def test_an_output_path_under_a_file_is_a_clear_usage_error(inv, tmp_path, run_cli, fmt):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "x"
+    result = run_cli("validate", "-i", inv, "--vault-password-file", VAULT, "--format", fmt, "-o", out)
+    assert result.code == 2
+    assert "Errno" not in result.err
+    assert f"cannot write the report to {out}" in result.err and "not a directory" in result.err
+
+
+def test_a_report_path_that_cannot_be_opened_is_a_usage_error_in_words(tmp_path):
+    from lync2fa import cli
+
+    with pytest.raises(cli.UsageError, match=r"cannot write the report to .*: is a directory$"):
+        cli._write_report(str(tmp_path), lambda fh: fh.write("report"))
