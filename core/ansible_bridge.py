@@ -8,8 +8,10 @@ resolved by Ansible), validates, gates and decides on the controller with the en
 reads, then the operations it applies) through the task's own Ansible connection: it executes
 the collection's PowerShell module ``lync2fa.twofactor.host_request`` (``lync2fa.ansible_payload``)
 with ``_execute_module``, so ``become``/``runas``, the connection plugin and its settings
-(Kerberos, CredSSP, certificates), ``delegate_to`` and timeouts apply as for ``ansible.windows``
-modules. A host that cannot be reached is ``unreachable``.
+(Kerberos, CredSSP, certificates) and its timeouts apply as for ``ansible.windows`` modules. A
+host that cannot be reached is ``unreachable``. The task's ``timeout:`` is the step's deadline (the
+engine keeps it: see :class:`PlayConnection`); ``delegate_to`` is refused unless ``force_group``,
+which makes the task the delegated host's step (docs/ansible.md).
 
 :class:`PlayInventory` gives the engine the same view of a host that lync2fa's own inventory
 does (``name``, ``fqdn``, ``groups``, ``var``, ``has_var``, ``inventory.hosts_in``), so host-derived
