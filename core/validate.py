@@ -151,7 +151,6 @@ class _Validator:
         finally:
             if self._stubs:  # ansible has read the files; values are in memory
                 self._stubs.cleanup()
-        groups = self.inventory.manager.groups
         self.depths = {
             name: {g.name: g.depth for g in self.inventory.manager.get_host(name).get_groups()} | {"all": 0}
             for name in self.hosts
@@ -159,7 +158,6 @@ class _Validator:
         self.tasks: dict[str, Task] = collect_tasks(pm)
         self.tiers = {t.tier for t in self.tasks.values()}
         self.known = {t.var_prefix + p.name for t in self.tasks.values() for p in t.params} | set(EXTRA_VARS)
-        self.group_names = set(groups)
         self.params: dict[tuple[str, str], dict] = {}
         # (task, host) whose parameters are not known: refused (PARAM, TEMPLATE) or built from a
         # malformed DNS name; the cross-references that need them are skipped, not guessed.
