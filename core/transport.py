@@ -25,7 +25,7 @@ from winrm.exceptions import (
 )
 
 from . import hostscript
-from .connection import ConnectionSettings
+from .connection import ConnectionSettings, missing_ca_bundle
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ class WinRMConnection:
 
     def _shell(self) -> tuple[winrm.Protocol, str]:
         if self._shell_id is None:
+            missing = missing_ca_bundle(self.settings)
+            if missing:  # requests would say only "OSError: Could not find a suitable TLS CA certificate bundle"
+                raise TransportError(self.settings.host, "open shell", missing, reachable=False)
             self._protocol = winrm.Protocol(**protocol_kwargs(self.settings))
             # The proxy is what the inventory says (ansible_winrm_proxy; pywinrm got proxy=None
             # otherwise, so none), and requests must not look the environment up on every call.
