@@ -45,6 +45,7 @@ CREATE INDEX IF NOT EXISTS results_by_step ON results(task, host);
 MIGRATIONS = {
     ("runs", "pid"): "ALTER TABLE runs ADD COLUMN pid INTEGER",
     ("runs", "resumed_from"): "ALTER TABLE runs ADD COLUMN resumed_from INTEGER",
+    ("results", "fingerprint"): "ALTER TABLE results ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''",
 }
 JOURNAL_FILE = "journal.sqlite"
 
@@ -87,7 +88,7 @@ class Journal:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            columns = {(t, row[1]) for t in ("runs",) for row in db.execute(f"PRAGMA table_info({t})")}
+            columns = {(t, row[1]) for t in ("runs", "results") for row in db.execute(f"PRAGMA table_info({t})")}
             for key, sql in MIGRATIONS.items():
                 if key not in columns:
                     db.execute(sql)
@@ -289,7 +290,11 @@ def _schema_columns() -> dict[str, tuple[str, ...]]:
     db = sqlite3.connect(":memory:")
     try:
         db.executescript(SCHEMA)
-        return {t: tuple(row[1] for row in db.execute(f"PRAGMA table_info({t})")) for t in ("runs", "results")}
+        later = {column for _table, column in MIGRATIONS}
+        return {
+            t: tuple(row[1] for row in db.execute(f"PRAGMA table_info({t})") if row[1] not in later)
+            for t in ("runs", "results")
+        }
     finally:
         db.close()
 

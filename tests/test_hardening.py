@@ -600,6 +600,9 @@ def test_an_old_journal_gets_the_pid_column(tmp_path):
     db.executescript("""CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL,
         finished_at REAL, operator TEXT NOT NULL, controller TEXT NOT NULL, command TEXT NOT NULL,
         inventory TEXT NOT NULL, check_mode INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'running');
+        CREATE TABLE results (run_id INTEGER NOT NULL REFERENCES runs(id), host TEXT NOT NULL, task TEXT NOT NULL,
+        status TEXT NOT NULL, changed INTEGER NOT NULL, failed INTEGER NOT NULL, msg TEXT NOT NULL,
+        diff TEXT NOT NULL, warnings TEXT NOT NULL, duration REAL NOT NULL, finished_at REAL NOT NULL);
         INSERT INTO runs(started_at, operator, controller, command, inventory, check_mode)
         VALUES (1, 'op', 'elsewhere', 'apply', 'i', 0);""")
     db.close()
