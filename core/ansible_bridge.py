@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
@@ -288,7 +287,7 @@ def _proxy_for(endpoint: str, configured) -> str | None:
     client) the environment's (HTTP_PROXY, ..., NO_PROXY): pywinrm and pypsrp use requests' defaults."""
     if configured:
         return str(configured)
-    return requests.utils.get_environ_proxies(endpoint).get(urlsplit(endpoint).scheme) or None
+    return requests.utils.select_proxy(endpoint, requests.utils.get_environ_proxies(endpoint)) or None  # ALL_PROXY too
 
 
 def _allowed_insecure(action: ActionBase, task_vars: Mapping, host: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 
 from . import reach
-from .connection import ConnectionConfigError, ConnectionSettings
+from .connection import ConnectionConfigError, ConnectionSettings, ansible_bool
 from .findings import Finding
 from .groups import var_name
 from .inventory import HostContext, Inventory, InventoryError
@@ -159,6 +159,18 @@ def build_plan(
     return Plan(tasks=[t for t in ordered if any(s.task is t for s in steps)], steps=steps, warnings=warnings)
 
 
+ALLOW_EMPTY_GROUPS = "lync2fa_allow_empty_groups"
+
+
+def allows_empty_groups(inventory: Inventory) -> bool:
+    """``lync2fa_allow_empty_groups: true`` (group_vars/all): an inventory for part of the rollout
+    (clients only, say) skips the tiers it has no hosts for, as the playbooks do, instead of refusing."""
+    names = inventory.all_hosts()
+    if not names:
+        return False
+    return ansible_bool(inventory.host(names[0]).var(ALLOW_EMPTY_GROUPS, False), ALLOW_EMPTY_GROUPS, names[0])
+
+
 def check_coverage(
     inventory: Inventory, chosen: list[Task], steps: list[Step], only: list[str] | None, limit: set[str] | None
 ) -> None:
@@ -171,7 +183,7 @@ def check_coverage(
         names = {t.name for t in chosen}
         wanted = [(o, [t for t in chosen if t.name == o or t.tier == o]) for o in only]
         missing = [(o, ts) for o, ts in wanted if not (o in covered_tasks or (o not in names and o in covered_tiers))]
-    elif limit is None:
+    elif limit is None and not allows_empty_groups(inventory):
         tiers = list(dict.fromkeys(t.tier for t in chosen))
         missing = [(tier, [t for t in chosen if t.tier == tier]) for tier in tiers if tier not in covered_tiers]
     else:

@@ -40,6 +40,9 @@ def test_refusal_names_the_explicit_credential_way_out(make_lab):
     text = str(refused.value)
     assert "ca01: ca.authority reaches Active Directory" in text
     assert "Install-AdcsCertificationAuthority -Credential" in text and "ca_install_password" in text
+    # every way out is named: a delegating transport, the resource on the host itself, runas
+    assert "credssp" in text and "ansible_winrm_kerberos_delegation" in text
+    assert "lync2fa_local_resources" in text and "domain controller" in text and "become_method: runas" in text
 
 
 def test_ntlm_with_an_install_credential_plans_and_installs_the_enterprise_ca(make_lab, run_cli):

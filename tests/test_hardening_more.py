@@ -423,3 +423,6 @@ def test_the_ansible_face_judges_loopback_through_the_environments_proxy(monkeyp
     assert proxy == "http://proxy.invalid:3128"
     assert clear_text_risks("http", ["basic"], "auto", endpoint, proxy)
     assert _proxy_for(endpoint, "http://127.0.0.1:3128") == "http://127.0.0.1:3128"  # the configured one wins
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "socks5://proxy.invalid:1080")  # requests (so pywinrm) uses it too
+    assert _proxy_for(endpoint, None) == "socks5://proxy.invalid:1080"

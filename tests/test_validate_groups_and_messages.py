@@ -95,6 +95,15 @@ def test_an_inventory_missing_the_lync_pools_group_is_an_error_at_the_inventory_
     assert [(i.severity, i.message, Path(i.file).name) for i in found] == [("error", refusal, "hosts.yml")]
 
 
+def test_allow_empty_groups_lets_an_inventory_cover_part_of_the_rollout_in_both_plan_and_validate(inv):
+    """The playbooks' lync2fa_allow_empty_groups: an inventory for the clients alone (say) skips the
+    tiers it has no hosts for; plan and validate honour it alike."""
+    drop_group(inv / "hosts.yml", "lync_pools", "lync_edge")
+    append(inv / "group_vars" / "all" / "vars.yml", "lync2fa_allow_empty_groups: true\n")
+    assert plan_refusal(inv) == ""
+    assert not [i for i in issues(inv) if i.rule == "NOTHING_TO_RUN"]
+
+
 def test_a_complete_inventory_has_nothing_plan_refuses_about_groups(inv):
     assert plan_refusal(inv) == ""
     assert not [i for i in issues(inv) if i.rule in ("NOTHING_TO_RUN", "MISSING_GROUP", "GROUP_NAME")]

@@ -103,7 +103,10 @@ function Get-Lync2faError {
     param([System.Management.Automation.ErrorRecord]$ErrorRecord)
     $base = $ErrorRecord.Exception.GetBaseException()
     $text = $ErrorRecord.Exception.Message
-    if ($ErrorRecord.Exception -is [System.Management.Automation.MethodInvocationException]) { $text = $base.Message }
+    $wrapper = $ErrorRecord.Exception
+    if ($wrapper -is [System.Management.Automation.MethodInvocationException] -or $wrapper -is [System.Management.Automation.SetValueInvocationException] -or $wrapper -is [System.Management.Automation.GetValueInvocationException]) {
+        $text = $base.Message  # a .NET/COM call or property: "Exception calling/setting ..." adds nothing
+    }
     return @{
         message  = [string]$text
         hresult  = [int]$base.HResult

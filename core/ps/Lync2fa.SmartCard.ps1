@@ -100,6 +100,7 @@ function Get-Lync2faCardKeys {
     $data = @{ provider = [string]$Arguments['provider']; native = $NativeSource }
     $job = Get-Lync2faJobScript -Functions @('Add-Lync2faNativeMethods', 'Get-Lync2faVirtualSmartCards', 'Invoke-Lync2faCardKeysJob') -Entry 'Invoke-Lync2faCardKeysJob'
     $result = Invoke-Lync2faScheduledJob -Script $job -Data $data -UserId 'SYSTEM' -ReaderSid '' -TimeoutSeconds ([int]$Arguments['timeout_s']) -Hints @{} -PolicyNote ([string]$Arguments['policy_note'])
+    if ($null -eq $result['cards']) { return ,@() }  # an empty list may come back as null from JSON
     return ,@($result['cards'])
 }
 

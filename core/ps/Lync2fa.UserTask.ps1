@@ -348,9 +348,13 @@ function Invoke-Lync2faUserEnrollment {
     param([hashtable]$Arguments, [string]$NativeSource)
     $previous = $ErrorActionPreference
     $ErrorActionPreference = 'Continue'
-    $pulse = @(& certutil.exe -pulse 2>&1 | ForEach-Object { [string]$_ }) -join "`n"
-    $code = $LASTEXITCODE
-    $ErrorActionPreference = $previous
+    try {
+        $pulse = @(& certutil.exe -pulse 2>&1 | ForEach-Object { [string]$_ }) -join "`n"
+        $code = $LASTEXITCODE
+    }
+    finally {
+        $ErrorActionPreference = $previous
+    }
     if ($code -ne 0) { throw ('certutil.exe -pulse failed (exit code ' + $code + '): ' + $pulse.Trim()) }
     $data = @{ ca_config = [string]$Arguments['ca_config']; provider = [string]$Arguments['provider']; key_spec = [int]$Arguments['key_spec']; key_length = [int]$Arguments['key_length']; export_policy = [int]$Arguments['export_policy']; pin = [string]$Arguments['pin']; template = [string]$Arguments['template']; reader = $Arguments['reader']; native = $NativeSource; revocation_mode = [string]$Arguments['revocation_mode']; untrusted_hresult = [int]$Arguments['untrusted_hresult']; untrusted_message = [string]$Arguments['untrusted_message'] }
     $job = Get-Lync2faJobScript -Functions @('Add-Lync2faNativeMethods', 'Invoke-Lync2faEnrollJob') -Entry 'Invoke-Lync2faEnrollJob'

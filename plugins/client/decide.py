@@ -574,6 +574,10 @@ def verify_decide(ctx: Context) -> Decision | More:
             warnings.append(f"the {what} expires on {certificate['not_after']}: run client.enrollment to renew it")
         if certificate["on_card"] is False:
             problems.append(f"the key of the {what} is not on the smart card {p['card_name']!r}")
+        elif certificate["on_card"] is None:  # verify proves; an unconfirmed key is not proof
+            problems.append(
+                f"whether the key of the {what} is on the smart card {p['card_name']!r} could not be confirmed"
+            )
         if not certificate["chains_to_ca"]:
             problems.append(f"the {what} does not chain to the CA {p['ca_config']}")
         if not certificate["smart_card_logon"]:
