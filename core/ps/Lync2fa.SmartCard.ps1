@@ -59,6 +59,7 @@ function Get-Lync2faVirtualSmartCards {
     $readers = @(Get-CimInstance -ClassName 'Win32_PnPEntity' -Filter 'DeviceID LIKE ''ROOT\\SMARTCARDREADER\\%''')
     foreach ($device in $readers) {
         $containers = $null
+        $why = $null
         try {
             if (-not [string]::IsNullOrEmpty($Provider)) {
                 Add-Lync2faNativeMethods -Source $NativeSource
@@ -67,9 +68,10 @@ function Get-Lync2faVirtualSmartCards {
             }
         }
         catch {
-            $containers = $null
+            $containers = $null  # unknown, and why (the decision names it)
+            $why = [string]$_.Exception.GetBaseException().Message
         }
-        [void]$cards.Add(@{ instance_id = [string]$device.DeviceID; name = [string]$device.Name; containers = $containers })
+        [void]$cards.Add(@{ instance_id = [string]$device.DeviceID; name = [string]$device.Name; containers = $containers; containers_error = $why })
     }
     return ,$cards.ToArray()
 }

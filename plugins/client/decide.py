@@ -231,7 +231,9 @@ def card_with_keys(facts, name: str) -> dict | None:
     if card is None:
         return None
     keyed = find_card(facts.value("keys") or [], created, name) if facts.ok("keys") else None
-    return {**card, "containers": None if keyed is None else keyed.get("containers")}
+    if keyed is None:
+        return {**card, "containers": None}
+    return {**card, "containers": keyed.get("containers"), "containers_error": keyed.get("containers_error")}
 
 
 # -- client.virtual_smartcard ----------------------------------------------------------------------
@@ -383,7 +385,7 @@ def key_too_long(bits: int) -> str:
 
 
 def unknown_keys(name: str, card: dict, facts) -> str:
-    error = str((facts.error("keys") or {}).get("message") or "").strip()
+    error = str((facts.error("keys") or {}).get("message") or card.get("containers_error") or "").strip()
     note = policy_note(facts)
     return (
         f"The key containers on the virtual smart card {name} ({card['instance_id']}) could not be listed"

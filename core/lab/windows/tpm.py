@@ -190,6 +190,7 @@ def virtual_smartcards(machine: Machine, provider: str | None = None) -> list[di
             "instance_id": iid,
             "name": card["name"],
             "containers": _containers(machine, card) if provider else None,
+            "containers_error": None,
         }
         for iid, card in sorted(cards(machine).items())
     ]
