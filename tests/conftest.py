@@ -213,3 +213,15 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return runner
+
+
+@pytest.fixture
+def no_connection(monkeypatch):
+    """Nothing may run: a run or a preflight (the first things that connect) fails the test."""
+    from lync2fa import api, preflight
+
+    def tripwire(*_args, **_kwargs):
+        raise AssertionError("a host would have been contacted")
+
+    monkeypatch.setattr(api, "run", tripwire)
+    monkeypatch.setattr(preflight, "run", tripwire)

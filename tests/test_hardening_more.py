@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 from inventory_files import BASE, PASSWORD, REMOTE
+from inventory_files import cli_in_process as _cli
 from inventory_files import good as _good
 from inventory_files import write as _write
 
-from lync2fa import api, cli, preflight
+from lync2fa import api, cli
 from lync2fa.connection import ConnectionConfigError, ConnectionSettings
 from lync2fa.journal import Journal
 from lync2fa.runlock import RunLock
@@ -26,28 +27,6 @@ from lync2fa.validate import validate
 
 CLIENT = "cl01.invalid"
 PIN = "87654321"
-
-
-@pytest.fixture
-def no_connection(monkeypatch):
-    """Nothing may run: a run or a preflight (the first things that connect) fails the test."""
-
-    def tripwire(*_args, **_kwargs):
-        raise AssertionError("a host would have been contacted")
-
-    monkeypatch.setattr(api, "run", tripwire)
-    monkeypatch.setattr(preflight, "run", tripwire)
-
-
-def _cli(capfd, *argv) -> tuple[int, str, str]:
-    """``lync2fa ARGV`` in-process: exit code (argparse's refusals included), stdout, stderr."""
-    capfd.readouterr()
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
 def _ca_inventory(tmp_path: Path, host_vars: dict, fmt: str) -> Path:

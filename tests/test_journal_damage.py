@@ -9,32 +9,11 @@ import json
 import sqlite3
 
 import pytest
+from inventory_files import cli_in_process as _cli
 from inventory_files import good
 
-from lync2fa import api, cli, preflight
 from lync2fa.journal import Journal
 from lync2fa.meta import duration, iso
-
-
-def _cli(capfd, *argv) -> tuple[int, str, str]:
-    capfd.readouterr()
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def no_connection(monkeypatch):
-    """Nothing may run: a run or a preflight (the first things that connect) fails the test."""
-
-    def tripwire(*_args, **_kwargs):
-        raise AssertionError("a host would have been contacted")
-
-    monkeypatch.setattr(api, "run", tripwire)
-    monkeypatch.setattr(preflight, "run", tripwire)
 
 
 def _journal_with_one_run(state, **damage) -> None:

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from inventory_files import append, edit, line_of
 
 from lync2fa.validate import UnusableInput, validate
 
@@ -29,25 +30,6 @@ def inv(tmp_path):
         re.sub(r"(?m)^ansible_winrm_transport: .*$", "ansible_winrm_transport: credssp", vars_file.read_text())
     )
     return dest
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
-
-
-def append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(text)
-
-
-def line_of(path: Path, needle: str) -> int:
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
 
 
 def found(inv: Path, rule: str, **where):

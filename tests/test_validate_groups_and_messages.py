@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from inventory_files import append, edit, line_of
 
 from lync2fa import api
 from lync2fa.groups import DEFAULT_GROUPS, var_name
@@ -34,22 +35,6 @@ def inv(tmp_path):
         re.sub(r"(?m)^ansible_winrm_ca_trust_path: .*$", f"ansible_winrm_ca_trust_path: {trust}", text)
     )
     return dest
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
-
-
-def append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fh.write(text)
-
-
-def line_of(path: Path, needle: str) -> int:
-    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 
 
 def issues(inv: Path):
