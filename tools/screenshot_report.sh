@@ -18,6 +18,6 @@ fi
 mkdir -p "$(dirname "$out")"
 url="file://$(cd "$(dirname "$report")" && pwd)/$(basename "$report")"
 chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
-    --disable-sync --no-first-run --hide-scrollbars --screenshot="$out" --window-size=1280,1600 "$url" \
+    --disable-sync --no-first-run --hide-scrollbars --screenshot="$out" --window-size=1280,3200 "$url" \
     2> >(grep -v -e "dbus" -e "Fontconfig" >&2 || true)
 echo "$out"
