@@ -236,6 +236,7 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
         return default if value is None else value
 
     auth, delegates, warnings = "", False, []
+    wire: tuple | None = None  # (scheme, port, auths, message encryption, configured proxy)
     address = str(option("remote_addr") or getattr(action._play_context, "remote_addr", "") or host)
     if kind == "winrm":
         extras = option("_extras", {}) or {}
@@ -251,22 +252,18 @@ def play_settings(action: ActionBase, host: str, task_vars: Mapping) -> PlaySett
             "kerberos" in transports
             and bool(option("kerberos_delegation", task_vars.get("ansible_winrm_kerberos_delegation", False)))
         )
-        endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
         encryption = str(extras.get("ansible_winrm_message_encryption", "auto")).lower()
-        risks = clear_text_risks(
-            scheme, transports, encryption, endpoint, _proxy_for(endpoint, extras.get("ansible_winrm_proxy"))
-        )
-        warnings += refuse_or_warn(
-            host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
-        )
+        wire = (scheme, port, transports, encryption, extras.get("ansible_winrm_proxy"))
     elif kind == "psrp":
         auth = str(option("auth", "negotiate"))
         delegates = auth == "credssp" or (auth in ("kerberos", "negotiate") and bool(option("negotiate_delegate")))
         port = int(option("port", 5986) or 5986)
         scheme = str(option("protocol") or ("http" if port == 5985 else "https")).lower()
+        wire = (scheme, port, [auth], str(option("message_encryption", "auto")).lower(), option("proxy"))
+    if wire is not None:  # what would cross the network in clear: judged as the CLI judges the inventory
+        scheme, port, auths, encryption, proxy = wire
         endpoint = f"{scheme}://{address}:{port}{option('path') or '/wsman'}"
-        encryption = str(option("message_encryption", "auto")).lower()
-        risks = clear_text_risks(scheme, [auth], encryption, endpoint, _proxy_for(endpoint, option("proxy")))
+        risks = clear_text_risks(scheme, auths, encryption, endpoint, _proxy_for(endpoint, proxy))
         warnings += refuse_or_warn(
             host, endpoint, risks, _allowed_insecure(action, task_vars, host) if risks else False
         )

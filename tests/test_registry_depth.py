@@ -4,6 +4,8 @@ first read alone (no further round trip)."""
 
 from __future__ import annotations
 
+from test_adcs_lab_windows import INSTALL_CA
+
 from lync2fa import adcs, api
 from lync2fa import hostops as h
 from lync2fa.decision import Context, Facts
@@ -58,20 +60,7 @@ def test_ca_authority_decides_from_one_read(ca01):
     )
     _apply(
         ca01,
-        h.cmdlet(
-            "Install-AdcsCertificationAuthority",
-            {
-                "CAType": "EnterpriseRootCA",
-                "CACommonName": "Test Root CA",
-                "KeyLength": 2048,
-                "HashAlgorithmName": "sha256",
-                "CryptoProviderName": "RSA#Microsoft Software Key Storage Provider",
-                "ValidityPeriod": "Years",
-                "ValidityPeriodUnits": 10,
-                "Force": True,
-            },
-            module="ADCSDeployment",
-        ),
+        h.cmdlet("Install-AdcsCertificationAuthority", INSTALL_CA, module="ADCSDeployment"),
     )
     raw = {}
     for name, query in task.facts(params).items():

@@ -285,6 +285,25 @@ def _operation_timeout(header: ET.Element, default: float = 60.0) -> float:
     return min(float(match.group(1)), 3600.0) if match else default
 
 
+def _receive_response(cid: str, stdout: bytes, stderr: bytes, rc: int | None) -> str:
+    """A ReceiveResponse carrying what the command wrote; ``rc`` None: still running, else Done
+    with both streams ended and the exit code."""
+    streams = "".join(
+        f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
+        for name, data in (("stdout", stdout), ("stderr", stderr))
+        if data
+    )
+    if rc is None:
+        return f'<rsp:ReceiveResponse>{streams}<rsp:CommandState CommandId="{cid}" State="{RUNNING}"/></rsp:ReceiveResponse>'
+    return (
+        f"<rsp:ReceiveResponse>{streams}"
+        f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
+        f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
+        f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
+        f"</rsp:CommandState></rsp:ReceiveResponse>"
+    )
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -774,19 +793,7 @@ class WSManServer:
             if output is None:
                 output = cmd.output = self._execute(shell, cmd)
         stdout, stderr, rc = output if first else (b"", b"", output[2])
-        cid = cmd.id
-        streams = "".join(
-            f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
-            for name, data in (("stdout", stdout), ("stderr", stderr))
-            if data
-        )
-        return (
-            f"<rsp:ReceiveResponse>{streams}"
-            f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
-            f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
-            f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
-            f"</rsp:CommandState></rsp:ReceiveResponse>"
-        )
+        return _receive_response(cmd.id, stdout, stderr, rc)
 
     def _receive_session(self, shell: _Shell, cmd: _Command, session: CommandSession) -> str:
         """A running process (``session``, the command's): what it wrote for the stdin received so
@@ -799,25 +806,9 @@ class WSManServer:
         if stderr and not stderr.startswith("#< CLIXML"):
             stderr = render_clixml(stderr)
         out, err = stdout.encode(enc, errors="replace"), stderr.encode(enc, errors="replace")
-        cid = cmd.id
-        streams = "".join(
-            f'<rsp:Stream Name="{name}" CommandId="{cid}">{_b64(data)}</rsp:Stream>'
-            for name, data in (("stdout", out), ("stderr", err))
-            if data
-        )
-        if rc is None:
-            return (
-                f"<rsp:ReceiveResponse>{streams}"
-                f'<rsp:CommandState CommandId="{cid}" State="{RUNNING}"/></rsp:ReceiveResponse>'
-            )
-        cmd.output = (b"", b"", rc)
-        return (
-            f"<rsp:ReceiveResponse>{streams}"
-            f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"/>'
-            f'<rsp:Stream Name="stderr" CommandId="{cid}" End="true"/>'
-            f'<rsp:CommandState CommandId="{cid}" State="{DONE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
-            f"</rsp:CommandState></rsp:ReceiveResponse>"
-        )
+        if rc is not None:
+            cmd.output = (b"", b"", rc)
+        return _receive_response(cmd.id, out, err, rc)
 
     def _execute(self, shell: _Shell, cmd: _Command) -> tuple[bytes, bytes, int]:
         """Run the executor once; its exceptions become exit code 1 with the text on stderr."""
